@@ -1,0 +1,53 @@
+"""What a message can set off, shared by the dispatcher and the chat commands."""
+
+from __future__ import annotations
+
+from bot import messages
+from bot.config import Role
+from bot.deck import Deck
+from bot.runner import Origin
+from bot.text import Piece, rich
+from bot.types import Incoming, Outgoing
+from roster.errors import AgentNotFound, AgentUnavailable
+
+
+async def reply(deck: Deck, incoming: Incoming, *pieces: Piece) -> None:
+    message = Outgoing(chat=incoming.chat, thread=incoming.thread, text=rich(*pieces))
+    await deck.postman.send(message)
+
+
+def agent_for(deck: Deck, chat: str) -> str:
+    """The chat's bound agent, else the default agent."""
+    for binding in deck.config.bindings:
+        if binding.chat == chat:
+            return binding.agent
+    return deck.config.deck.default_agent or next(iter(deck.roster.names()), "")
+
+
+async def ask(deck: Deck, incoming: Incoming, role: Role, agent_name: str, text: str) -> None:
+    """Run an agent on a message, if this user may and the agent can."""
+    if not role.allows(Role.OPERATOR):
+        deck.audit.record(incoming.user, "refused.role", "ask", needed=Role.OPERATOR)
+        await reply(deck, incoming, messages.needs_role("talk to agents", Role.OPERATOR))
+        return
+    try:
+        agent = deck.roster.runnable(agent_name)
+    except (AgentNotFound, AgentUnavailable) as exc:
+        deck.audit.record(incoming.user, "ask.refused", agent_name, reason=str(exc))
+        await reply(deck, incoming, str(exc))
+        return
+    if not text:
+        await reply(deck, incoming, f"What should {agent.name} do? Example: /ask {agent.name} <text>")
+        return
+    origin = Origin(chat=incoming.chat, user=incoming.user, thread=incoming.thread)
+    await deck.runner.start(agent, origin, text)
+
+
+async def decide(deck: Deck, incoming: Incoming, approval_id: str, choice: str, reason: str = "") -> None:
+    """Decide an approval and, once decided, resume the run that waits for it."""
+    verdict = await deck.approvals.decide(approval_id, choice, incoming.user, reason)
+    if verdict.approval is None or verdict.decision is None:
+        await reply(deck, incoming, verdict.message)
+        return
+    resume = deck.runner.resume(verdict.approval, verdict.decision)
+    deck.tasks.spawn(resume, name=f"resume:{verdict.approval.id}")

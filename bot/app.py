@@ -1,0 +1,184 @@
+"""Start-up and shutdown: storage, then the roster and services, then the transports.
+
+Everything is entered into one AsyncExitStack, so a partial start unwinds in reverse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from typing import TextIO
+
+from bot.access import Access
+from bot.approvals import Approvals, card
+from bot.commands import load_all
+from bot.config import Config
+from bot.deck import Deck
+from bot.dispatcher import Dispatcher
+from bot.postman import Postman
+from bot.runner import Runner
+from bot.text import bold, rich
+from bot.transports.console import ConsoleTransport
+from bot.types import Incoming, Outgoing, Transport
+from roster.errors import ReferenceNotFound
+from roster.llm import ModelClient, ModelSettings
+from roster.refs import NoSecrets, SecretSource, resolve
+from roster.roster import Roster
+from roster.tools import RecallTool, RememberTool, RunCommandTool, ToolBox
+from storage.audit import AuditLog
+from storage.clock import Clock, SystemClock
+from storage.db import Database
+from storage.inbox import Inbox
+from storage.memory import Memory
+from storage.writer import WriteBehind
+
+log = logging.getLogger(__name__)
+
+SWEEP_SECONDS = 15.0
+STOP_GRACE_SECONDS = 10.0
+
+
+@contextlib.asynccontextmanager
+async def open_deck(
+    config: Config,
+    *,
+    clock: Clock | None = None,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+) -> AsyncIterator[tuple[Deck, list[Transport]]]:
+    """Build and start everything; on exit, finish work and stop in reverse order."""
+    clock = clock or SystemClock()
+    async with AsyncExitStack() as stack:
+        db = await stack.enter_async_context(Database(config.deck.database()))
+        writer = await stack.enter_async_context(WriteBehind(db))
+        deck = assemble(config, db=db, writer=writer, clock=clock)
+        stack.push_async_callback(deck.model.close)
+        inbox = Inbox(db=db, writer=writer, clock=clock)
+        dispatcher = Dispatcher(deck=deck, commands=load_all(), on_handled=inbox.mark_handled)
+        interrupted = await deck.runner.mark_interrupted()
+        transports = build_transports(config, inbox=inbox, stdin=stdin, stdout=stdout)
+        for transport in transports:
+            deck.postman.add(transport)
+            await transport.start(dispatcher.handle)
+            stack.push_async_callback(transport.stop)
+        stack.push_async_callback(finish_work, deck)
+        deck.started_at = clock.now()
+        sweeper = asyncio.create_task(sweep_expired(deck), name="approval-expiry")
+        stack.push_async_callback(_cancel, sweeper)
+        await report_interrupted(deck, interrupted)
+        await reoffer_console_cards(deck)
+        for item in await inbox.unhandled():
+            await dispatcher.handle(Incoming.from_json(item.payload))
+        yield deck, transports
+
+
+def assemble(config: Config, *, db: Database, writer: WriteBehind, clock: Clock) -> Deck:
+    audit = AuditLog(db=db, writer=writer, clock=clock)
+    memory = Memory(db=db, writer=writer, clock=clock)
+    secrets = NoSecrets()
+    model = ModelClient(model_settings(config, secrets))
+    tools = ToolBox([RunCommandTool(), RememberTool(memory), RecallTool(memory)])
+    roster = Roster.build(config.agents, model=model, tools=tools, secrets=secrets)
+    access = Access(config.users, console_user=config.console.user)
+    postman = Postman()
+    approvals = Approvals(db=db, audit=audit, postman=postman, access=access, clock=clock)
+    runner = Runner(
+        db=db,
+        writer=writer,
+        memory=memory,
+        audit=audit,
+        postman=postman,
+        roster=roster,
+        approvals=approvals,
+        clock=clock,
+        memory_turns=config.deck.memory_turns,
+    )
+    return Deck(
+        config=config,
+        db=db,
+        clock=clock,
+        audit=audit,
+        memory=memory,
+        roster=roster,
+        access=access,
+        postman=postman,
+        approvals=approvals,
+        runner=runner,
+        model=model,
+    )
+
+
+def model_settings(config: Config, secrets: SecretSource) -> ModelSettings:
+    try:
+        key = resolve(config.llm.api_key, secrets) if config.llm.api_key else None
+    except ReferenceNotFound:
+        key = None  # llm agents are then listed as unavailable, with the reason
+    return ModelSettings(
+        base_url=config.llm.base_url or os.environ.get("OPENAI_BASE_URL") or None,
+        api_key=key or None,
+        timeout=config.llm.timeout,
+        max_retries=config.llm.max_retries,
+    )
+
+
+def build_transports(
+    config: Config, *, inbox: Inbox, stdin: TextIO | None, stdout: TextIO | None
+) -> list[Transport]:
+    transports: list[Transport] = []
+    if config.telegram is not None:
+        from bot.transports.telegram import TelegramTransport
+
+        transports.append(TelegramTransport(config.telegram, inbox=inbox))
+    if config.console_enabled():
+        transports.append(ConsoleTransport(user=config.console.user, stdin=stdin, stdout=stdout))
+    return transports
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def finish_work(deck: Deck) -> None:
+    """Let running work finish for a while, then cancel what is left."""
+    try:
+        async with asyncio.timeout(STOP_GRACE_SECONDS):
+            await deck.tasks.drain()
+    except TimeoutError:
+        log.warning("work still running after %s s; cancelling it", STOP_GRACE_SECONDS)
+        await deck.tasks.cancel_all()
+
+
+async def sweep_expired(deck: Deck) -> None:
+    """Expired approvals deny: nothing runs, and the waiting run is told so."""
+    while True:
+        await asyncio.sleep(SWEEP_SECONDS)
+        try:
+            for verdict in await deck.approvals.expire_due():
+                if verdict.approval is not None and verdict.decision is not None:
+                    await deck.runner.resume(verdict.approval, verdict.decision)
+        except Exception:
+            log.exception("sweeping expired approvals failed; trying again later")
+
+
+async def report_interrupted(deck: Deck, runs: list[object]) -> None:
+    from storage.models import Run
+
+    for run in runs:
+        assert isinstance(run, Run)
+        if not deck.postman.knows(run.chat_id):
+            continue
+        text = rich(bold(run.agent), f": this run was interrupted by a restart and did not finish ({run.input[:80]}).")
+        with contextlib.suppress(Exception):
+            await deck.postman.send(Outgoing(chat=run.chat_id, thread=run.thread_id, text=text))
+
+
+async def reoffer_console_cards(deck: Deck) -> None:
+    """The console forgets its prompts on restart; show the pending cards again."""
+    for approval in await deck.approvals.pending():
+        if approval.chat_id.startswith("console:") and deck.postman.knows(approval.chat_id):
+            await deck.postman.send(card(approval))

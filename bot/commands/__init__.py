@@ -1,0 +1,50 @@
+"""Chat commands: a registry of typed specs, filled by the `@command` decorator."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from bot.config import Role
+
+if TYPE_CHECKING:
+    from bot.commands.context import CommandContext
+
+Handler = Callable[["CommandContext"], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec:
+    name: str
+    handler: Handler
+    role: Role
+    help: str
+    usage: str = ""
+    # Runs at once instead of queueing behind the chat's running work (/stop, /approve).
+    immediate: bool = False
+
+
+REGISTRY: dict[str, CommandSpec] = {}
+
+
+def command(
+    name: str, *, role: Role, help: str, usage: str = "", immediate: bool = False
+) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        if not inspect.iscoroutinefunction(handler):
+            raise TypeError(f"/{name}: the handler must be an async function")
+        if name in REGISTRY:
+            raise ValueError(f"/{name} is registered twice")
+        REGISTRY[name] = CommandSpec(name, handler, role, help, usage, immediate)
+        return handler
+
+    return register
+
+
+def load_all() -> dict[str, CommandSpec]:
+    """Import the command modules (registration happens on import) and return the registry."""
+    from bot.commands import agents, approvals, status  # noqa: F401
+
+    return REGISTRY

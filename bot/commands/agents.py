@@ -1,0 +1,92 @@
+"""Commands about agents: /help /agents /ask /stop /enable /disable /forget."""
+
+from __future__ import annotations
+
+from bot import actions
+from bot.commands import REGISTRY, command
+from bot.commands.context import CommandContext
+from bot.config import Role
+from bot.text import Piece, bold, code
+from roster.errors import AgentNotFound
+
+
+@command("help", role=Role.VIEWER, help="what I can do")
+async def help_(ctx: CommandContext) -> None:
+    lines: list[Piece] = [bold("Commands"), "\n"]
+    for spec in sorted(REGISTRY.values(), key=lambda s: s.name):
+        if ctx.role.allows(spec.role):
+            usage = f" {spec.usage}" if spec.usage else ""
+            lines += [code(f"/{spec.name}{usage}"), f" {spec.help}\n"]
+    default = actions.agent_for(ctx.deck, ctx.incoming.chat)
+    lines.append(f"Plain text goes to {default}; `@agent text` or /ask picks another.")
+    await ctx.reply(*lines)
+
+
+@command("agents", role=Role.VIEWER, help="the roster and what each agent needs")
+async def agents(ctx: CommandContext) -> None:
+    lines: list[Piece] = [bold("Agents"), "\n"]
+    for agent in ctx.deck.roster:
+        reason = ctx.deck.roster.unavailable_reason(agent)
+        state = f"unavailable: {reason}" if reason else "ready"
+        kind = getattr(agent.spec, "kind", "?")
+        lines += [bold(agent.name), f" ({kind}, {state}) {agent.spec.description}\n"]
+    await ctx.reply(*lines)
+
+
+@command("ask", role=Role.OPERATOR, help="ask one agent", usage="<agent> <text>")
+async def ask(ctx: CommandContext) -> None:
+    name, _, text = ctx.args.partition(" ")
+    if not name:
+        await ctx.reply("Usage: /ask <agent> <text>. Agents: ", ", ".join(ctx.deck.roster.names()))
+        return
+    await actions.ask(ctx.deck, ctx.incoming, ctx.role, name, text.strip())
+
+
+@command("stop", role=Role.OPERATOR, help="stop an agent's running work, or all", usage="<agent|all>", immediate=True)
+async def stop(ctx: CommandContext) -> None:
+    target = ctx.args.strip().lower()
+    if not target:
+        await ctx.reply("Usage: /stop <agent|all>")
+        return
+    if target != "all" and not await _known(ctx, target):
+        return
+    stopped = ctx.deck.runner.stop(None if target == "all" else target)
+    ctx.deck.audit.record(ctx.user, "stop", target, runs=stopped)
+    await ctx.reply(f"Stopped {stopped} run(s)." if stopped else "Nothing was running.")
+
+
+@command("enable", role=Role.ADMIN, help="switch an agent on", usage="<agent>")
+async def enable(ctx: CommandContext) -> None:
+    await _switch(ctx, on=True)
+
+
+@command("disable", role=Role.ADMIN, help="switch an agent off", usage="<agent>")
+async def disable(ctx: CommandContext) -> None:
+    await _switch(ctx, on=False)
+
+
+async def _switch(ctx: CommandContext, *, on: bool) -> None:
+    name = ctx.args.strip().lower()
+    if not await _known(ctx, name):
+        return
+    agent = ctx.deck.roster.set_enabled(name, on)
+    ctx.deck.audit.record(ctx.user, "agent.enabled" if on else "agent.disabled", agent.name)
+    await ctx.reply(f"{agent.name} is {'enabled' if on else 'disabled'}.")
+
+
+@command("forget", role=Role.OPERATOR, help="clear this chat's conversation memory", usage="[agent]")
+async def forget(ctx: CommandContext) -> None:
+    name = ctx.args.strip().lower() or None
+    if name is not None and not await _known(ctx, name):
+        return
+    removed = await ctx.deck.memory.forget(ctx.incoming.chat, name)
+    await ctx.reply(f"Forgot {removed} message(s){f' with {name}' if name else ''}.")
+
+
+async def _known(ctx: CommandContext, name: str) -> bool:
+    try:
+        ctx.deck.roster.get(name)
+    except AgentNotFound as exc:
+        await ctx.reply(str(exc))
+        return False
+    return True

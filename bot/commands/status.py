@@ -1,0 +1,45 @@
+"""Commands that look: /status /runs."""
+
+from __future__ import annotations
+
+from sqlmodel import col, select
+
+from bot.commands import command
+from bot.commands.context import CommandContext
+from bot.config import Role
+from bot.text import Piece, bold, code
+from storage.models import Run
+
+
+@command("status", role=Role.VIEWER, help="what is running and waiting", immediate=True)
+async def status(ctx: CommandContext) -> None:
+    deck = ctx.deck
+    active = deck.runner.active()
+    pending = await deck.approvals.pending()
+    up = deck.clock.now() - deck.started_at if deck.started_at else None
+    lines: list[Piece] = [bold("Status"), f" · up {str(up).split('.')[0] if up else '?'}\n"]
+    lines.append(f"Running: {', '.join(sorted(set(active.values()))) or 'nothing'} ({len(active)} run(s))\n")
+    lines.append(f"Waiting for approval: {len(pending)}\n")
+    ready = [a.name for a in deck.roster if not deck.roster.unavailable_reason(a)]
+    lines.append(f"Agents ready: {', '.join(ready) or 'none'}\n")
+    lines.append(f"Database: {deck.db.display_url}")
+    await ctx.reply(*lines)
+
+
+@command("runs", role=Role.VIEWER, help="recent runs", usage="[agent]")
+async def runs(ctx: CommandContext) -> None:
+    query = select(Run).order_by(col(Run.started_at).desc()).limit(10)
+    if ctx.args.strip():
+        query = query.where(Run.agent == ctx.args.strip().lower())
+    await ctx.deck.runner.flush()
+    async with ctx.deck.db.session() as session:
+        rows = (await session.exec(query)).all()
+    if not rows:
+        await ctx.reply("No runs yet.")
+        return
+    lines: list[Piece] = [bold("Recent runs"), "\n"]
+    for run in rows:
+        took = f"{(run.finished_at - run.started_at).total_seconds():.1f} s" if run.finished_at else "…"
+        tokens = f" · {run.tokens_in}+{run.tokens_out} tok" if run.tokens_in or run.tokens_out else ""
+        lines += [code(run.id[:8]), f" {run.agent} {run.status} {took}{tokens} · {run.input[:60]}\n"]
+    await ctx.reply(*lines)

@@ -1,0 +1,40 @@
+"""The services one running deck shares; built once in `bot.app`, handed to commands."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bot.access import Access
+from bot.approvals import Approvals
+from bot.config import Config
+from bot.postman import Postman
+from bot.runner import Runner
+from bot.tasks import ChatLanes, TaskSet
+from roster.llm import ModelClient
+from roster.roster import Roster
+from storage.audit import AuditLog
+from storage.clock import Clock
+from storage.db import Database
+from storage.memory import Memory
+
+
+@dataclass(slots=True)
+class Deck:
+    config: Config
+    db: Database
+    clock: Clock
+    audit: AuditLog
+    memory: Memory
+    roster: Roster
+    access: Access
+    postman: Postman
+    approvals: Approvals
+    runner: Runner
+    model: ModelClient
+    tasks: TaskSet = field(default_factory=TaskSet)
+    lanes: ChatLanes = field(init=False)
+    started_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        self.lanes = ChatLanes(self.tasks)

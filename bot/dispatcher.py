@@ -1,0 +1,131 @@
+"""Every message and button press from every transport comes through here.
+
+`handle()` returns at once: work runs as tasks, in order within a chat and
+concurrently across chats; control commands (/stop, /approve) skip the queue so they
+work while the chat's agent is busy.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from bot import actions, messages
+from bot.approvals import ACTION_ID, parse_press
+from bot.commands import CommandSpec
+from bot.commands.context import CommandContext
+from bot.config import Role
+from bot.deck import Deck
+from bot.text import Piece
+from bot.types import Incoming
+
+log = logging.getLogger(__name__)
+
+REFUSAL_REPEAT_SECONDS = 3600.0
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        *,
+        deck: Deck,
+        commands: dict[str, CommandSpec],
+        on_handled: Callable[[str], None] = lambda key: None,
+    ) -> None:
+        self.deck = deck
+        self._commands = commands
+        self._on_handled = on_handled  # marks an inbox row done
+        self._refused: dict[str, float] = {}
+
+    async def handle(self, incoming: Incoming) -> None:
+        """Take one message or press; return as soon as its work is scheduled."""
+        role = self.deck.access.role(incoming.user)
+        if role is None:
+            self._spawn(incoming, self._refuse_stranger(incoming))
+        elif incoming.press is not None:
+            self._spawn(incoming, self._press(incoming))
+        else:
+            self._route_text(incoming, role)
+
+    def _route_text(self, incoming: Incoming, role: Role) -> None:
+        text = incoming.text.strip()
+        limit = self.deck.config.deck.max_message_chars
+        if len(text) > limit:
+            self._queue(incoming, self._reply(incoming, messages.too_long(len(text), limit)))
+        elif text.startswith("/"):
+            name, _, args = text[1:].partition(" ")
+            name = name.split("@", 1)[0].lower()  # Telegram's /cmd@botname
+            spec = self._commands.get(name)
+            if spec is None:
+                self._queue(incoming, self._unknown_command(incoming, name))
+                return
+            work = self._run_command(spec, incoming, args.strip(), role)
+            self._spawn(incoming, work) if spec.immediate else self._queue(incoming, work)
+        elif text.startswith("@") and text[1:].partition(" ")[0].lower() in self.deck.roster:
+            agent, _, rest = text[1:].partition(" ")
+            self._queue(incoming, actions.ask(self.deck, incoming, role, agent, rest.strip()))
+        elif text:
+            agent = actions.agent_for(self.deck, incoming.chat)
+            self._queue(incoming, actions.ask(self.deck, incoming, role, agent, text))
+        else:
+            self._on_handled_key(incoming)
+
+    async def _run_command(self, spec: CommandSpec, incoming: Incoming, args: str, role: Role) -> None:
+        if not role.allows(spec.role):
+            await self._deny_role(incoming, f"use /{spec.name}", spec.role)
+            return
+        self.deck.audit.record(incoming.user, "command", spec.name, args=args[:500], chat=incoming.chat)
+        ctx = CommandContext(deck=self.deck, incoming=incoming, name=spec.name, args=args, role=role)
+        await spec.handler(ctx)
+
+    async def _press(self, incoming: Incoming) -> None:
+        assert incoming.press is not None
+        if incoming.press.action_id != ACTION_ID:
+            self.deck.audit.record(incoming.user, "press.unknown", incoming.press.action_id)
+            await self._reply(incoming, "That button is not known (any more).")
+            return
+        approval_id, choice = parse_press(incoming.press.value)
+        await actions.decide(self.deck, incoming, approval_id, choice)
+
+    async def _refuse_stranger(self, incoming: Incoming) -> None:
+        self.deck.audit.record(incoming.user, "refused.unknown_user", incoming.chat, text=incoming.text[:200])
+        now = time.monotonic()
+        if now - self._refused.get(incoming.user, -REFUSAL_REPEAT_SECONDS) < REFUSAL_REPEAT_SECONDS:
+            return
+        self._refused[incoming.user] = now
+        await self._reply(incoming, messages.STRANGER)
+
+    async def _unknown_command(self, incoming: Incoming, name: str) -> None:
+        self.deck.audit.record(incoming.user, "command.unknown", name)
+        await self._reply(incoming, messages.unknown_command(name, sorted(self._commands)))
+
+    async def _deny_role(self, incoming: Incoming, what: str, needed: Role) -> None:
+        self.deck.audit.record(incoming.user, "refused.role", what, needed=needed)
+        await self._reply(incoming, messages.needs_role(what, needed))
+
+    async def _reply(self, incoming: Incoming, *pieces: Piece) -> None:
+        await actions.reply(self.deck, incoming, *pieces)
+
+    def _spawn(self, incoming: Incoming, work: Awaitable[None]) -> None:
+        self.deck.tasks.spawn(self._guarded(incoming, work), name=f"handle:{incoming.chat}")
+
+    def _queue(self, incoming: Incoming, work: Awaitable[None]) -> None:
+        self.deck.lanes.submit(incoming.chat, self._guarded(incoming, work))
+
+    async def _guarded(self, incoming: Incoming, work: Awaitable[None]) -> None:
+        """Run one piece of work; whatever happens, the user hears something short."""
+        try:
+            await work
+        except Exception:
+            log.exception("handling a message in %s failed", incoming.chat)
+            try:
+                await self._reply(incoming, messages.INTERNAL_ERROR)
+            except Exception:
+                log.exception("could not even report the failure to %s", incoming.chat)
+        finally:
+            self._on_handled_key(incoming)
+
+    def _on_handled_key(self, incoming: Incoming) -> None:
+        if incoming.update_key:
+            self._on_handled(incoming.update_key)

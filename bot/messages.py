@@ -1,0 +1,21 @@
+"""What users read when something is refused or goes wrong: short, and says what to do."""
+
+from __future__ import annotations
+
+from bot.config import Role
+
+STRANGER = "Sorry, I only work for the people listed in my config. Ask an admin to add you."
+INTERNAL_ERROR = "Something went wrong on my side; it is in the log. Nothing else was affected."
+
+
+def unknown_command(name: str, known: list[str]) -> str:
+    listed = " ".join(f"/{n}" for n in known)
+    return f"Unknown command /{name}. Commands: {listed}. /help explains them."
+
+
+def needs_role(what: str, role: Role) -> str:
+    return f"You need the {role} role to {what}."
+
+
+def too_long(size: int, limit: int) -> str:
+    return f"That message is {size:,} characters; the limit is {limit:,}. Send a shorter one."

@@ -1,0 +1,47 @@
+"""Delivers neutral messages to the transport that owns the chat."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from bot.errors import TransportError
+from bot.text import Rich, Span
+from bot.types import MessageRef, Outgoing, Transport
+
+log = logging.getLogger(__name__)
+
+
+class Postman:
+    def __init__(self, redact: Callable[[str], str] = lambda s: s) -> None:
+        self._transports: dict[str, Transport] = {}
+        self._redact = redact
+
+    def add(self, transport: Transport) -> None:
+        self._transports[transport.name] = transport
+
+    def transport_for(self, chat: str) -> Transport:
+        name = chat.partition(":")[0]
+        transport = self._transports.get(name)
+        if transport is None:
+            raise TransportError(f"No transport {name!r} is running for chat {chat}")
+        return transport
+
+    def knows(self, chat: str) -> bool:
+        return chat.partition(":")[0] in self._transports
+
+    async def send(self, message: Outgoing) -> MessageRef:
+        return await self.transport_for(message.chat).send(self._scrubbed(message))
+
+    async def edit(self, ref: MessageRef, message: Outgoing) -> MessageRef:
+        return await self.transport_for(ref.chat).edit(ref, self._scrubbed(message))
+
+    async def typing(self, chat: str) -> None:
+        await self.transport_for(chat).typing(chat)
+
+    async def delete(self, ref: MessageRef) -> None:
+        await self.transport_for(ref.chat).delete(ref)
+
+    def _scrubbed(self, message: Outgoing) -> Outgoing:
+        text: Rich = tuple(Span(self._redact(s.text), s.style, s.url) for s in message.text)
+        return Outgoing(chat=message.chat, text=text, thread=message.thread, buttons=message.buttons)

@@ -1,0 +1,83 @@
+"""Shows a run's progress by editing one message, throttled, and only if it takes a while."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from bot.postman import Postman
+from bot.text import Rich, bold, pre, rich
+from bot.types import MessageRef, Outgoing
+
+log = logging.getLogger(__name__)
+
+SHOW_AFTER_SECONDS = 0.5  # a fast answer needs no "working…" message before it
+EDIT_INTERVAL_SECONDS = 1.0  # about one edit a second per chat (Telegram's pace)
+TAIL_CHARS = 3000  # progress shows the tail of long output; the result shows it all
+
+
+class Progress:
+    def __init__(self, *, postman: Postman, chat: str, thread: str | None, agent: str) -> None:
+        self._postman = postman
+        self._chat = chat
+        self._thread = thread
+        self._agent = agent
+        self._ref: MessageRef | None = None
+        self._latest = ""
+        self._shown = ""
+        self._last_edit = 0.0
+        self._started = time.monotonic()
+        self._flusher: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self._started
+
+    def begin(self) -> None:
+        """Start the clock: after a short while, say that the agent is working."""
+        self._flusher = asyncio.create_task(self._show_later(), name=f"progress:{self._chat}")
+
+    async def progress(self, output: str) -> None:
+        self._latest = output
+
+    async def _show_later(self) -> None:
+        await asyncio.sleep(SHOW_AFTER_SECONDS)
+        while True:
+            await self._show()
+            await asyncio.sleep(EDIT_INTERVAL_SECONDS)
+
+    async def _show(self) -> None:
+        if self._ref is not None and self._latest == self._shown:
+            return
+        body = self._latest[-TAIL_CHARS:]
+        text = rich(bold(self._agent), f" working… {self.elapsed:.0f} s", pre(body) if body.strip() else "")
+        await self._post(Outgoing(chat=self._chat, thread=self._thread, text=text))
+        self._shown = self._latest
+        try:
+            await self._postman.typing(self._chat)
+        except Exception:
+            log.debug("typing indicator failed", exc_info=True)
+
+    async def _post(self, message: Outgoing) -> None:
+        async with self._lock:
+            try:
+                if self._ref is None:
+                    self._ref = await self._postman.send(message)
+                else:
+                    self._ref = await self._postman.edit(self._ref, message)
+            except Exception:
+                log.warning("could not show progress in %s", self._chat, exc_info=True)
+
+    async def finish(self, text: Rich) -> None:
+        """Replace the progress message with the result (or send the result)."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+            await asyncio.gather(self._flusher, return_exceptions=True)
+        message = Outgoing(chat=self._chat, thread=self._thread, text=text)
+        async with self._lock:
+            if self._ref is None:
+                await self._postman.send(message)
+            else:
+                await self._postman.edit(self._ref, message)

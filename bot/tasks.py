@@ -1,0 +1,70 @@
+"""Background tasks with owners: named, held, errors reported, awaited on stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class TaskSet:
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+        return task
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error("task %s failed", task.get_name(), exc_info=exc)
+
+    async def drain(self) -> None:
+        """Wait until no task is left, including tasks spawned while waiting."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def cancel_all(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await self.drain()
+
+
+class ChatLanes:
+    """Run work in order within a chat and concurrently across chats."""
+
+    def __init__(self, tasks: TaskSet) -> None:
+        self._tasks = tasks
+        self._tails: dict[str, asyncio.Task[Any]] = {}
+
+    def submit(self, chat: str, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        previous = self._tails.get(chat)
+        task = self._tasks.spawn(self._after(previous, coro), name=f"lane:{chat}")
+        self._tails[chat] = task
+        task.add_done_callback(lambda done: self._release(chat, done))
+        return task
+
+    def busy(self, chat: str) -> bool:
+        return chat in self._tails
+
+    def _release(self, chat: str, task: asyncio.Task[Any]) -> None:
+        if self._tails.get(chat) is task:
+            del self._tails[chat]
+
+    @staticmethod
+    async def _after(previous: asyncio.Task[Any] | None, coro: Coroutine[Any, Any, Any]) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])
+        await coro

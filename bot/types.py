@@ -1,0 +1,126 @@
+"""The transport-neutral core: what comes in, what goes out, and what a transport is.
+
+Chat and user ids carry their transport as prefix (`telegram:123`, `slack:C0123`,
+`console:local`), so the core never has to ask where something came from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
+
+from bot.text import Rich, rich
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+
+class ButtonStyle(StrEnum):
+    DEFAULT = "default"
+    PRIMARY = "primary"
+    DANGER = "danger"
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    label: str
+    action_id: str
+    value: str
+    style: ButtonStyle = ButtonStyle.DEFAULT
+
+
+@dataclass(frozen=True, slots=True)
+class Press:
+    """A button press: which button, with which value."""
+
+    action_id: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    transport: str
+    chat: str
+    user: str
+    text: str = ""
+    thread: str | None = None
+    message_id: str | None = None
+    press: Press | None = None
+    private: bool = True
+    # The platform's delivery id (`telegram:<update_id>`), stored in the inbox.
+    update_key: str | None = None
+    # Set by a transport that must answer the press itself (Telegram's callback query id).
+    press_id: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        """Plain JSON for the inbox, so an update can be handled again after a restart."""
+        data: dict[str, object] = {
+            "transport": self.transport,
+            "chat": self.chat,
+            "user": self.user,
+            "text": self.text,
+            "thread": self.thread,
+            "message_id": self.message_id,
+            "private": self.private,
+            "update_key": self.update_key,
+        }
+        if self.press is not None:
+            data["press"] = [self.press.action_id, self.press.value]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Incoming:
+        press = data.get("press")
+        return cls(
+            transport=data["transport"],
+            chat=data["chat"],
+            user=data["user"],
+            text=data.get("text", ""),
+            thread=data.get("thread"),
+            message_id=data.get("message_id"),
+            private=bool(data.get("private", True)),
+            update_key=data.get("update_key"),
+            press=Press(press[0], press[1]) if press else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    chat: str
+    text: Rich
+    thread: str | None = None
+    buttons: tuple[Button, ...] = ()
+
+    @classmethod
+    def plain(cls, chat: str, text: str, thread: str | None = None) -> Outgoing:
+        return cls(chat=chat, text=rich(text), thread=thread)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRef:
+    """Where a sent message lives, to edit it later. `message_id` is the transport's."""
+
+    chat: str
+    message_id: str
+    thread: str | None = None
+    extra: tuple[str, ...] = field(default=())  # further ids when a long text was split
+
+
+class Transport(Protocol):
+    """A chat platform adapter. It converts platform updates into `Incoming` and renders
+    `Outgoing`; nothing platform-specific crosses into the core."""
+
+    name: str
+
+    async def start(self, handle: Callable[[Incoming], Awaitable[None]]) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def send(self, message: Outgoing) -> MessageRef: ...
+
+    async def edit(self, ref: MessageRef, message: Outgoing) -> MessageRef: ...
+
+    async def typing(self, chat: str) -> None: ...
+
+    async def delete(self, ref: MessageRef) -> None: ...

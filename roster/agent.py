@@ -1,0 +1,161 @@
+"""What every agent has in common: a request in, an outcome out.
+
+A run either finishes or stops at an action that needs approval. Stopping returns
+the state needed to go on (`NeedsApproval.state`, plain JSON), which the bot stores,
+so a run can resume after a restart as easily as a second later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from roster.spec import AgentBase, Policy, ApprovalMode
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    role: str  # user | assistant | summary
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRequest:
+    run_id: str
+    chat_id: str
+    user_id: str
+    text: str
+    history: Sequence[Turn] = ()
+    hops: tuple[str, ...] = ()  # agents already in this request's chain (delegation)
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """An exact thing an agent wants to do; approvals bind to its hash."""
+
+    agent: str
+    kind: str  # command | tool
+    argv: tuple[str, ...] = ()
+    cwd: str | None = None
+    tool: str | None = None
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+    def digest(self) -> str:
+        body = [self.agent, self.kind, list(self.argv), self.cwd, self.tool, self.arguments]
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "agent": self.agent,
+            "kind": self.kind,
+            "argv": list(self.argv),
+            "cwd": self.cwd,
+            "tool": self.tool,
+            "arguments": self.arguments,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Action:
+        return cls(
+            agent=data["agent"],
+            kind=data["kind"],
+            argv=tuple(data.get("argv") or ()),
+            cwd=data.get("cwd"),
+            tool=data.get("tool"),
+            arguments=dict(data.get("arguments") or {}),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    approved: bool
+    by: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    tokens_in: int = 0
+    tokens_out: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(self.tokens_in + other.tokens_in, self.tokens_out + other.tokens_out)
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    text: str
+    ok: bool = True
+    exit_code: int | None = None
+    usage: Usage = Usage()
+
+
+@dataclass(frozen=True, slots=True)
+class NeedsApproval:
+    action: Action
+    policy: Policy
+    state: dict[str, Any]
+    usage: Usage = Usage()
+
+
+Outcome = Finished | NeedsApproval
+
+
+class RunContext(Protocol):
+    """What the bot offers an agent while it runs."""
+
+    async def progress(self, text: str) -> None:
+        """Show output so far (the transport edits one message, throttled)."""
+
+
+class Agent(ABC):
+    spec: AgentBase
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def unavailable_reason(self) -> str | None:
+        """Why this agent cannot run right now, or None."""
+        return None if self.spec.enabled else "disabled in config"
+
+    def gate(self, request: AgentRequest) -> NeedsApproval | None:
+        """The approval needed before the run starts at all, if any."""
+        return None
+
+    @abstractmethod
+    async def start(self, request: AgentRequest, ctx: RunContext) -> Outcome: ...
+
+    async def resume(
+        self, request: AgentRequest, state: dict[str, Any], decision: Decision, ctx: RunContext
+    ) -> Outcome:
+        """Go on after a decision on the action this agent stopped at."""
+        if not decision.approved:
+            return Finished(_denied_text(decision), ok=False)
+        return await self.start(request, ctx)
+
+
+def needs_approval(policy: Policy, argv: Sequence[str]) -> bool:
+    """Apply a policy to a parsed argv: rules match argv prefixes, never shell text."""
+    if policy.approval is ApprovalMode.NEVER:
+        return False
+    if policy.approval is ApprovalMode.ALWAYS:
+        return True
+    return not any(tuple(argv[: len(rule)]) == rule for rule in policy.allow)
+
+
+def _denied_text(decision: Decision) -> str:
+    reason = f": {decision.reason}" if decision.reason else ""
+    return f"Denied by {decision.by}{reason}. Nothing ran."
+
+
+class EchoAgent(Agent):
+    def __init__(self, spec: AgentBase) -> None:
+        self.spec = spec
+
+    async def start(self, request: AgentRequest, ctx: RunContext) -> Outcome:
+        return Finished(request.text)

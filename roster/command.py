@@ -1,0 +1,151 @@
+"""The command agent: a command line run as a subprocess, its output streamed back."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shlex
+import signal
+
+from roster.agent import (
+    Action,
+    Agent,
+    AgentRequest,
+    Finished,
+    NeedsApproval,
+    Outcome,
+    RunContext,
+    needs_approval,
+)
+from roster.errors import ToolError
+from roster.refs import SecretSource, resolve
+from roster.spec import CommandAgentSpec
+
+READ_CHUNK = 4096
+MAX_KEPT_OUTPUT = 1_000_000  # keep the tail of runaway output, not all of it
+KILL_GRACE_SECONDS = 2.0
+
+
+class CommandAgent(Agent):
+    spec: CommandAgentSpec
+
+    def __init__(self, spec: CommandAgentSpec, *, secrets: SecretSource) -> None:
+        self.spec = spec
+        self._secrets = secrets
+
+    def argv(self, text: str) -> tuple[str, ...]:
+        """The exact argv for a message.
+
+        With `actions`, the first word picks a fixed command line. Without a shell,
+        `{input}` becomes one argument as it is; with `shell = true` it is quoted into
+        the shell line. A template without `{input}` gets the message's words appended.
+        """
+        template = self.spec.command
+        if self.spec.actions:
+            word, _, text = text.strip().partition(" ")
+            template = self.spec.actions.get(word.lower(), ())
+            if not template:
+                raise ToolError(f"Unknown action {word!r}. Try: {', '.join(self.spec.actions)}.")
+        if self.spec.shell:
+            line = " ".join(template).replace("{input}", shlex.quote(text))
+            return ("/bin/sh", "-c", line)
+        argv = tuple(part.replace("{input}", text) for part in template)
+        uses_input = any("{input}" in part for part in template)
+        if not uses_input and text.strip() and not self.spec.stdin and not self.spec.actions:
+            argv += tuple(shlex.split(text)) if _splittable(text) else (text,)
+        return argv
+
+    def action(self, text: str) -> Action:
+        return Action(agent=self.name, kind="command", argv=self.argv(text), cwd=self.spec.cwd)
+
+    def gate(self, request: AgentRequest) -> NeedsApproval | None:
+        action = self.action(request.text)
+        if not needs_approval(self.spec.policy, action.argv):
+            return None
+        return NeedsApproval(action=action, policy=self.spec.policy, state={"text": request.text})
+
+    async def start(self, request: AgentRequest, ctx: RunContext) -> Outcome:
+        argv = self.argv(request.text)
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE if self.spec.stdin else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            cwd=self.spec.cwd,
+            env=self._environment(),
+            start_new_session=True,  # its own process group, so a kill takes its children too
+        )
+        try:
+            output, timed_out = await self._collect(process, request.text, ctx)
+        except asyncio.CancelledError:
+            await _kill_group(process)
+            raise
+        if timed_out:
+            note = f"Timed out after {self.spec.timeout:g} s; the process group was killed."
+            return Finished(_with_note(output, note), ok=False, exit_code=process.returncode)
+        code = process.returncode
+        return Finished(output, ok=code == 0, exit_code=code)
+
+    async def _collect(
+        self, process: asyncio.subprocess.Process, text: str, ctx: RunContext
+    ) -> tuple[str, bool]:
+        chunks: list[str] = []
+        try:
+            async with asyncio.timeout(self.spec.timeout):
+                if self.spec.stdin and process.stdin:
+                    process.stdin.write(text.encode())
+                    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                        await process.stdin.drain()
+                    process.stdin.close()
+                await self._stream(process, chunks, ctx)
+                await process.wait()
+        except TimeoutError:
+            await _kill_group(process)
+            return "".join(chunks), True
+        return "".join(chunks), False
+
+    async def _stream(
+        self, process: asyncio.subprocess.Process, chunks: list[str], ctx: RunContext
+    ) -> None:
+        assert process.stdout is not None
+        kept = 0
+        while data := await process.stdout.read(READ_CHUNK):
+            chunks.append(data.decode(errors="replace"))
+            kept += len(chunks[-1])
+            while kept > MAX_KEPT_OUTPUT and len(chunks) > 1:
+                kept -= len(chunks.pop(0))
+            await ctx.progress("".join(chunks))
+
+    def _environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({key: resolve(value, self._secrets) for key, value in self.spec.env.items()})
+        return env
+
+
+def _splittable(text: str) -> bool:
+    try:
+        shlex.split(text)
+    except ValueError:
+        return False
+    return True
+
+
+async def _kill_group(process: asyncio.subprocess.Process) -> None:
+    """Terminate the whole process group, then kill what is left after a grace period."""
+    for sig, wait in ((signal.SIGTERM, KILL_GRACE_SECONDS), (signal.SIGKILL, None)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        if wait is None:
+            break
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                await process.wait()
+                return
+    with contextlib.suppress(ProcessLookupError):
+        await process.wait()
+
+
+def _with_note(output: str, note: str) -> str:
+    return f"{output.rstrip()}\n{note}" if output.strip() else note
+

@@ -1,0 +1,247 @@
+"""The llm agent: an OpenAI-compatible chat model with a tool-call loop.
+
+The only module that imports `openai`; it does so on first use, so a bot that has
+not talked to a model yet does not pay for loading the SDK.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from roster.agent import (
+    Agent,
+    AgentRequest,
+    Decision,
+    Finished,
+    NeedsApproval,
+    Outcome,
+    RunContext,
+    Usage,
+)
+from roster.errors import ModelError, ToolError
+from roster.spec import LLMAgentSpec
+from roster.tools import Tool, ToolCallContext, parse_arguments
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
+
+Message = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSettings:
+    base_url: str | None
+    api_key: str | None
+    timeout: float = 60.0
+    max_retries: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class ToolRequest:
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    content: str
+    tool_calls: tuple[ToolRequest, ...]
+    usage: Usage
+
+    def as_message(self) -> Message:
+        message: Message = {"role": "assistant", "content": self.content or None}
+        if self.tool_calls:
+            message["tool_calls"] = [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                for c in self.tool_calls
+            ]
+        return message
+
+
+class ModelClient:
+    """One shared AsyncOpenAI client; SDK errors become `ModelError` with a clear text."""
+
+    def __init__(self, settings: ModelSettings) -> None:
+        self.settings = settings
+        self._client: AsyncOpenAI | None = None
+
+    def unavailable_reason(self) -> str | None:
+        if not self.settings.api_key:
+            return "no API key: set OPENAI_API_KEY or [llm] api_key"
+        return None
+
+    async def complete(self, model: str, messages: list[Message], tools: list[Message]) -> Reply:
+        client = self._connect()
+        extra: dict[str, Any] = {"tools": tools} if tools else {}
+        with _model_errors(self.settings.timeout):
+            response = await client.chat.completions.create(model=model, messages=messages, **extra)  # type: ignore[arg-type]
+        if not response.choices:
+            raise ModelError("The model API returned no answer (empty choices).")
+        message = response.choices[0].message
+        calls = tuple(
+            ToolRequest(c.id, c.function.name, c.function.arguments)
+            for c in message.tool_calls or ()
+            if c.type == "function"
+        )
+        usage = response.usage
+        counted = Usage(usage.prompt_tokens, usage.completion_tokens) if usage else Usage()
+        return Reply(message.content or "", calls, counted)
+
+    def _connect(self) -> AsyncOpenAI:
+        if self._client is None:
+            from openai import AsyncOpenAI
+
+            self._client = AsyncOpenAI(
+                api_key=self.settings.api_key,
+                base_url=self.settings.base_url,
+                timeout=self.settings.timeout,
+                max_retries=self.settings.max_retries,
+            )
+        return self._client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+
+
+@contextlib.contextmanager
+def _model_errors(timeout: float) -> Iterator[None]:
+    """Translate the SDK's errors into `ModelError` at this one boundary."""
+    import openai
+
+    try:
+        yield
+    except openai.APITimeoutError as exc:
+        raise ModelError(f"The model API did not answer within {timeout:g} s.") from exc
+    except openai.APIConnectionError as exc:
+        raise ModelError("The model API cannot be reached; check [llm] base_url.") from exc
+    except openai.APIStatusError as exc:
+        raise ModelError(f"The model API answered {exc.status_code}: {_short(exc.message)}") from exc
+    except openai.OpenAIError as exc:
+        raise ModelError(f"The model API failed: {_short(str(exc))}") from exc
+
+
+def _short(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class LLMAgent(Agent):
+    spec: LLMAgentSpec
+
+    def __init__(self, spec: LLMAgentSpec, *, client: ModelClient, tools: Mapping[str, Tool]) -> None:
+        self.spec = spec
+        self._client = client
+        self._tools = dict(tools)
+
+    def unavailable_reason(self) -> str | None:
+        return super().unavailable_reason() or self._client.unavailable_reason()
+
+    async def start(self, request: AgentRequest, ctx: RunContext) -> Outcome:
+        return await self._loop(request, self._opening(request), turns=0, usage=Usage())
+
+    async def resume(
+        self, request: AgentRequest, state: dict[str, Any], decision: Decision, ctx: RunContext
+    ) -> Outcome:
+        messages: list[Message] = state["messages"]
+        pending = [ToolRequest(**call) for call in state["pending"]]
+        first, rest = pending[0], pending[1:]
+        if decision.approved:
+            result = await self._call_tool(request, first)
+        else:
+            why = f" Reason: {decision.reason}" if decision.reason else ""
+            result = f"Denied by {decision.by}; the action did not run.{why}"
+        messages.append(_tool_message(first, result))
+        usage = Usage(**state.get("usage", {}))
+        stopped = await self._run_calls(request, messages, rest, state["turns"], usage)
+        return stopped or await self._loop(request, messages, state["turns"], usage)
+
+    def _opening(self, request: AgentRequest) -> list[Message]:
+        messages: list[Message] = []
+        if self.spec.instructions:
+            messages.append({"role": "system", "content": self.spec.instructions})
+        for turn in request.history:
+            role = "system" if turn.role == "summary" else turn.role
+            messages.append({"role": role, "content": turn.content})
+        messages.append({"role": "user", "content": request.text})
+        return messages
+
+    async def _loop(
+        self, request: AgentRequest, messages: list[Message], turns: int, usage: Usage
+    ) -> Outcome:
+        schemas = [tool.schema() for tool in self._tools.values()]
+        while turns < self.spec.max_turns:
+            reply = await self._client.complete(self.spec.model, messages, schemas)
+            turns += 1
+            usage += reply.usage
+            if not reply.tool_calls:
+                return Finished(reply.content, usage=usage)
+            messages.append(reply.as_message())
+            stopped = await self._run_calls(request, messages, list(reply.tool_calls), turns, usage)
+            if stopped:
+                return stopped
+        return Finished(
+            f"Stopped after {self.spec.max_turns} model turns without a final answer "
+            "(raise max_turns for this agent if it needs more).",
+            ok=False,
+            usage=usage,
+        )
+
+    async def _run_calls(
+        self,
+        request: AgentRequest,
+        messages: list[Message],
+        calls: list[ToolRequest],
+        turns: int,
+        usage: Usage,
+    ) -> NeedsApproval | None:
+        """Run tool calls in order; stop at the first that needs a human's approval."""
+        for index, call in enumerate(calls):
+            gate = self._gate(call)
+            if gate is not None:
+                pending = [_call_json(c) for c in calls[index:]]
+                state = {
+                    "messages": messages,
+                    "pending": pending,
+                    "turns": turns,
+                    "usage": {"tokens_in": usage.tokens_in, "tokens_out": usage.tokens_out},
+                }
+                tool, arguments = gate
+                action = tool.action(self.name, arguments)
+                return NeedsApproval(action=action, policy=tool.policy, state=state, usage=usage)
+            messages.append(_tool_message(call, await self._call_tool(request, call)))
+        return None
+
+    def _gate(self, call: ToolRequest) -> tuple[Tool, dict[str, Any]] | None:
+        tool = self._tools.get(call.name)
+        if tool is None:
+            return None
+        try:
+            arguments = parse_arguments(call.arguments)
+            tool.validate(arguments)
+        except ToolError:
+            return None  # refused when called, before anything runs
+        return (tool, arguments) if tool.needs_approval(arguments) else None
+
+    async def _call_tool(self, request: AgentRequest, call: ToolRequest) -> str:
+        tool = self._tools.get(call.name)
+        if tool is None:
+            return f"error: no tool named {call.name!r}; available: {', '.join(self._tools) or 'none'}"
+        try:
+            arguments = parse_arguments(call.arguments)
+            tool.validate(arguments)
+            return await tool.call(arguments, ToolCallContext(request.run_id, request.chat_id, self.name))
+        except ToolError as exc:
+            return f"error: {exc}"
+
+
+def _call_json(call: ToolRequest) -> dict[str, str]:
+    return {"id": call.id, "name": call.name, "arguments": call.arguments}
+
+
+def _tool_message(call: ToolRequest, content: str) -> Message:
+    return {"role": "tool", "tool_call_id": call.id, "content": content}

@@ -1,0 +1,76 @@
+"""The roster: every agent by name, with what it needs to run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from roster.agent import Agent, EchoAgent
+from roster.command import CommandAgent
+from roster.errors import AgentNotFound, AgentUnavailable
+from roster.llm import LLMAgent, ModelClient
+from roster.refs import SecretSource
+from roster.spec import AgentBase, CommandAgentSpec, EchoAgentSpec, LLMAgentSpec
+from roster.tools import ToolBox
+
+
+class Roster:
+    def __init__(self, agents: Iterable[Agent]) -> None:
+        self._agents = {agent.name: agent for agent in agents}
+        self._disabled: set[str] = set()  # switched off from chat, until switched on again
+
+    @classmethod
+    def build(
+        cls,
+        specs: Iterable[AgentBase],
+        *,
+        model: ModelClient,
+        tools: ToolBox,
+        secrets: SecretSource,
+    ) -> Roster:
+        return cls(_make_agent(spec, model=model, tools=tools, secrets=secrets) for spec in specs)
+
+    def __iter__(self) -> Iterator[Agent]:
+        return iter(self._agents.values())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._agents
+
+    def names(self) -> list[str]:
+        return list(self._agents)
+
+    def get(self, name: str) -> Agent:
+        agent = self._agents.get(name.lower())
+        if agent is None:
+            raise AgentNotFound(name, self.names())
+        return agent
+
+    def runnable(self, name: str) -> Agent:
+        """The agent, if it can run now; otherwise say why not."""
+        agent = self.get(name)
+        reason = self.unavailable_reason(agent)
+        if reason:
+            raise AgentUnavailable(agent.name, reason)
+        return agent
+
+    def unavailable_reason(self, agent: Agent) -> str | None:
+        if agent.name in self._disabled:
+            return "disabled from chat (/enable to switch it on)"
+        return agent.unavailable_reason()
+
+    def set_enabled(self, name: str, enabled: bool) -> Agent:
+        agent = self.get(name)
+        if enabled:
+            self._disabled.discard(agent.name)
+        else:
+            self._disabled.add(agent.name)
+        return agent
+
+
+def _make_agent(spec: AgentBase, *, model: ModelClient, tools: ToolBox, secrets: SecretSource) -> Agent:
+    if isinstance(spec, CommandAgentSpec):
+        return CommandAgent(spec, secrets=secrets)
+    if isinstance(spec, LLMAgentSpec):
+        return LLMAgent(spec, client=model, tools=tools.select(spec.tools))
+    if isinstance(spec, EchoAgentSpec):
+        return EchoAgent(spec)
+    raise TypeError(f"no agent kind for {type(spec).__name__}")

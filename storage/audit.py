@@ -1,0 +1,83 @@
+"""The audit log: append-only rows, each carrying the hash of the previous one."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import text
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.clock import Clock
+from storage.db import Database
+from storage.models import AuditEvent
+from storage.writer import WriteBehind
+
+GENESIS = "0" * 64
+# Held while appending on PostgreSQL so that two processes never fork the chain.
+_PG_AUDIT_LOCK = 7_402_001
+
+
+def event_hash(prev_hash: str, event: AuditEvent) -> str:
+    body = [prev_hash, event.at.isoformat(), event.actor, event.action, event.subject, event.detail]
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class AuditLog:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        writer: WriteBehind,
+        clock: Clock,
+        redact: Callable[[str], str] = lambda s: s,
+    ) -> None:
+        self._db = db
+        self._writer = writer
+        self._clock = clock
+        self._redact = redact
+
+    def record(self, actor: str, action: str, subject: str = "", /, **detail: Any) -> None:
+        """Queue an event; it is written with the next batch, in order."""
+        event = AuditEvent(
+            at=self._clock.now(),
+            actor=actor,
+            action=action,
+            subject=self._redact(subject),
+            detail=json.loads(self._redact(json.dumps(detail, default=str))),
+            prev_hash="",
+            hash="",
+        )
+        self._writer.submit(lambda session: self._append(session, event))
+
+    async def _append(self, session: AsyncSession, event: AuditEvent) -> None:
+        if not self._db.is_sqlite:
+            await session.exec(text(f"SELECT pg_advisory_xact_lock({_PG_AUDIT_LOCK})"))  # type: ignore[call-overload]
+        last = (
+            await session.exec(select(AuditEvent.hash).order_by(col(AuditEvent.id).desc()).limit(1))
+        ).first()
+        event.prev_hash = last or GENESIS
+        event.hash = event_hash(event.prev_hash, event)
+        session.add(event)
+        await session.flush()
+
+    async def tail(self, limit: int = 20) -> Sequence[AuditEvent]:
+        async with self._db.session() as session:
+            query = select(AuditEvent).order_by(col(AuditEvent.id).desc()).limit(limit)
+            rows = (await session.exec(query)).all()
+        return list(reversed(rows))
+
+    async def verify(self) -> AuditEvent | None:
+        """Return the first row whose chain does not hold, or None when intact."""
+        prev = GENESIS
+        async with self._db.session() as session:
+            rows = await session.stream_scalars(select(AuditEvent).order_by(col(AuditEvent.id)))
+            async for row in rows:
+                if row.prev_hash != prev or event_hash(prev, row) != row.hash:
+                    return row
+                prev = row.hash
+        return None

@@ -1,0 +1,118 @@
+"""The database: one async engine, SQLite (WAL) by default or PostgreSQL by URL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.errors import DatabaseUnavailable
+from storage.migrations import HEAD_REVISION
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def sqlite_url(data_dir: Path) -> str:
+    return f"sqlite+aiosqlite:///{data_dir / 'agentdeck.db'}"
+
+
+def async_url(url: str) -> str:
+    """Pick the async driver for a plain URL (`postgresql://` -> asyncpg)."""
+    for plain, driver in (("postgresql://", "postgresql+asyncpg://"), ("sqlite:///", "sqlite+aiosqlite:///")):
+        if url.startswith(plain):
+            return driver + url[len(plain) :]
+    return url
+
+
+class Database:
+    """Owns the engine; `async with Database(url)` connects and migrates to the newest schema."""
+
+    def __init__(self, url: str) -> None:
+        self.url = async_url(url)
+        self.is_sqlite = self.url.startswith("sqlite")
+        self.engine: AsyncEngine = self._create_engine()
+
+    def _create_engine(self) -> AsyncEngine:
+        if not self.is_sqlite:
+            return create_async_engine(self.url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        engine = create_async_engine(self.url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+
+    async def __aenter__(self) -> Database:
+        try:
+            await self.migrate()
+        except (OperationalError, OSError) as exc:
+            await self.engine.dispose()
+            raise DatabaseUnavailable(self.display_url, str(exc).splitlines()[0]) from exc
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.engine.dispose()
+
+    @property
+    def display_url(self) -> str:
+        """The URL without a password, for messages and logs."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        async with AsyncSession(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    async def migrate(self) -> None:
+        """Apply Alembic migrations; skip loading Alembic when already at the head."""
+        if self.is_sqlite:
+            Path(self.engine.url.database or ".").parent.mkdir(parents=True, exist_ok=True)
+        if await self.current_revision() == HEAD_REVISION:
+            return
+        async with self.engine.begin() as conn:
+            await conn.run_sync(_upgrade_to_head)
+
+    async def current_revision(self) -> str | None:
+        try:
+            async with self.engine.connect() as conn:
+                row = (await conn.execute(text("SELECT version_num FROM alembic_version"))).first()
+        except (OperationalError, ProgrammingError) as exc:
+            if "alembic_version" not in str(exc):
+                raise
+            return None
+        return row[0] if row else None
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _upgrade_to_head(connection: Any) -> None:
+    from alembic import command  # heavy: only when the schema is behind
+
+    from storage.migrations import alembic_config
+
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+async def sleep_until_available(db: Database, attempts: int = 30, delay: float = 1.0) -> None:
+    """Wait for a database that is briefly down (a PostgreSQL restart)."""
+    for _ in range(attempts):
+        try:
+            async with db.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            return
+        except (OperationalError, OSError):
+            await asyncio.sleep(delay)
+    raise DatabaseUnavailable(db.display_url, "still unreachable")
