@@ -37,13 +37,17 @@ async def ask(deck: Deck, incoming: Incoming, role: Role, agent_name: str, text:
         await reply(deck, incoming, str(exc))
         return
     if not text:
-        await reply(deck, incoming, f"What should {agent.name} do? Example: /ask {agent.name} <text>")
+        await reply(
+            deck, incoming, f"What should {agent.name} do? Example: /ask {agent.name} <text>"
+        )
         return
     origin = Origin(chat=incoming.chat, user=incoming.user, thread=incoming.thread)
     await deck.runner.start(agent, origin, text)
 
 
-async def decide(deck: Deck, incoming: Incoming, approval_id: str, choice: str, reason: str = "") -> None:
+async def decide(
+    deck: Deck, incoming: Incoming, approval_id: str, choice: str, reason: str = ""
+) -> None:
     """Decide an approval and, once decided, resume the run that waits for it."""
     verdict = await deck.approvals.decide(approval_id, choice, incoming.user, reason)
     if verdict.approval is None or verdict.decision is None:

@@ -34,6 +34,7 @@ from storage.clock import Clock, SystemClock
 from storage.db import Database
 from storage.inbox import Inbox
 from storage.memory import Memory
+from storage.models import Run
 from storage.writer import WriteBehind
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,12 @@ async def open_deck(
     clock: Clock | None = None,
     stdin: TextIO | None = None,
     stdout: TextIO | None = None,
+    transports: list[Transport] | None = None,
 ) -> AsyncIterator[tuple[Deck, list[Transport]]]:
-    """Build and start everything; on exit, finish work and stop in reverse order."""
+    """Build and start everything; on exit, finish work and stop in reverse order.
+
+    `transports` replaces the ones the config names (tests, embedding).
+    """
     clock = clock or SystemClock()
     async with AsyncExitStack() as stack:
         db = await stack.enter_async_context(Database(config.deck.database()))
@@ -60,7 +65,8 @@ async def open_deck(
         inbox = Inbox(db=db, writer=writer, clock=clock)
         dispatcher = Dispatcher(deck=deck, commands=load_all(), on_handled=inbox.mark_handled)
         interrupted = await deck.runner.mark_interrupted()
-        transports = build_transports(config, inbox=inbox, stdin=stdin, stdout=stdout)
+        if transports is None:
+            transports = build_transports(config, inbox=inbox, stdin=stdin, stdout=stdout)
         for transport in transports:
             deck.postman.add(transport)
             await transport.start(dispatcher.handle)
@@ -165,14 +171,14 @@ async def sweep_expired(deck: Deck) -> None:
             log.exception("sweeping expired approvals failed; trying again later")
 
 
-async def report_interrupted(deck: Deck, runs: list[object]) -> None:
-    from storage.models import Run
-
+async def report_interrupted(deck: Deck, runs: list[Run]) -> None:
     for run in runs:
-        assert isinstance(run, Run)
         if not deck.postman.knows(run.chat_id):
             continue
-        text = rich(bold(run.agent), f": this run was interrupted by a restart and did not finish ({run.input[:80]}).")
+        text = rich(
+            bold(run.agent),
+            f": this run was interrupted by a restart and did not finish ({run.input[:80]}).",
+        )
         with contextlib.suppress(Exception):
             await deck.postman.send(Outgoing(chat=run.chat_id, thread=run.thread_id, text=text))
 

@@ -31,7 +31,7 @@ CHOICES = {"approve": ApprovalState.APPROVED, "deny": ApprovalState.DENIED}
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """What a press or command achieved: a text for the presser, and the decision if one was taken."""
+    """What a press achieved: a text for the presser, and the decision if one was taken."""
 
     message: str
     approval: Approval | None = None
@@ -72,7 +72,9 @@ class Approvals:
         async with self._db.session() as session:
             session.add(approval)
             await session.commit()
-        self._audit.record(run.user_id, "approval.requested", approval.id, agent=run.agent, action=approval.action)
+        self._audit.record(
+            run.user_id, "approval.requested", approval.id, agent=run.agent, action=approval.action
+        )
         await self._post_card(approval)
         return approval
 
@@ -85,7 +87,7 @@ class Approvals:
         approval.card = {"chat": ref.chat, "message_id": ref.message_id, "thread": ref.thread}
         async with self._db.session() as session:
             await session.exec(
-                update(Approval).where(col(Approval.id) == approval.id).values(card=approval.card)  # type: ignore[call-overload]
+                update(Approval).where(col(Approval.id) == approval.id).values(card=approval.card)
             )
             await session.commit()
 
@@ -106,12 +108,16 @@ class Approvals:
             return Verdict("You are not one of the approvers of this request.")
         return await self._settle(approval, wanted, user, reason)
 
-    async def _settle(self, approval: Approval, state: ApprovalState, user: str, reason: str) -> Verdict:
+    async def _settle(
+        self, approval: Approval, state: ApprovalState, user: str, reason: str
+    ) -> Verdict:
         now = self._clock.now()
         async with self._db.session() as session:
             result = await session.exec(
-                update(Approval)  # type: ignore[call-overload]
-                .where(col(Approval.id) == approval.id, col(Approval.status) == ApprovalState.PENDING)
+                update(Approval)
+                .where(
+                    col(Approval.id) == approval.id, col(Approval.status) == ApprovalState.PENDING
+                )
                 .values(status=state, decided_by=user, decided_at=now, reason=reason or None)
             )
             await session.commit()
@@ -120,7 +126,9 @@ class Approvals:
             return Verdict(f"Approval {approval.id} was already decided.")
         approval.status, approval.decided_by, approval.decided_at = state, user, now
         approval.reason = reason or None
-        self._audit.record(user, f"approval.{state}", approval.id, agent=approval.agent, reason=reason)
+        self._audit.record(
+            user, f"approval.{state}", approval.id, agent=approval.agent, reason=reason
+        )
         await self._show_outcome(approval)
         decision = Decision(approved=state is ApprovalState.APPROVED, by=user, reason=reason)
         return Verdict(f"{state.capitalize()}.", approval, decision)
@@ -157,7 +165,9 @@ class Approvals:
     async def _show_outcome(self, approval: Approval) -> None:
         if not approval.card:
             return
-        ref = MessageRef(approval.card["chat"], approval.card["message_id"], approval.card.get("thread"))
+        ref = MessageRef(
+            approval.card["chat"], approval.card["message_id"], approval.card.get("thread")
+        )
         try:
             await self._postman.edit(ref, outcome_card(approval))
         except Exception:
@@ -191,7 +201,13 @@ def outcome_card(approval: Approval) -> Outgoing:
         ApprovalState.EXPIRED: f"Expired at {when}; nothing ran",
     }.get(ApprovalState(approval.status), str(approval.status))
     reason = f" ({approval.reason})" if approval.reason else ""
-    text = rich(bold(verdict + reason), f"\n{approval.agent} ", code(approval.id), "\n", pre(describe(action)))
+    text = rich(
+        bold(verdict + reason),
+        f"\n{approval.agent} ",
+        code(approval.id),
+        "\n",
+        pre(describe(action)),
+    )
     return Outgoing(chat=approval.chat_id, thread=approval.thread_id, text=text)
 
 

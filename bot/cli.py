@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -31,7 +32,7 @@ def _load(option: str | None) -> Config:
         _fail(str(exc), code=2)
 
 
-def _fail(message: str, code: int = 1) -> None:
+def _fail(message: str, code: int = 1) -> NoReturn:
     click.echo(f"agentdeck: {message}", err=True)
     sys.exit(code)
 
@@ -42,7 +43,10 @@ def main() -> None:
 
 
 config_option = click.option(
-    "--config", "config_path", metavar="PATH", help="config file (default: $AGENTDECK_CONFIG, else built in)"
+    "--config",
+    "config_path",
+    metavar="PATH",
+    help="config file (default: $AGENTDECK_CONFIG, else built in)",
 )
 
 
@@ -128,7 +132,8 @@ def audit_tail(config_path: str | None, count: int) -> None:
         async with _audit_log(config) as log:
             for event in await log.tail(count):
                 detail = " ".join(f"{k}={v}" for k, v in event.detail.items())
-                click.echo(f"{event.at:%Y-%m-%d %H:%M:%S} {event.actor} {event.action} {event.subject} {detail}".rstrip())
+                when = f"{event.at:%Y-%m-%d %H:%M:%S}"
+                click.echo(f"{when} {event.actor} {event.action} {event.subject} {detail}".rstrip())
 
     _run_storage(tail())
 
@@ -143,10 +148,14 @@ def audit_verify(config_path: str | None) -> None:
     async def verify() -> None:
         async with _audit_log(config) as log:
             bad = await log.verify()
-            result.append("" if bad is None else f"audit chain broken at row {bad.id} ({bad.action} by {bad.actor})")
+            result.append(
+                ""
+                if bad is None
+                else f"audit chain broken at row {bad.id} ({bad.action} by {bad.actor})"
+            )
 
     _run_storage(verify())
-    if result and result[0]:
+    if result:
         _fail(result[0])
     click.echo("audit chain intact")
 

@@ -144,7 +144,9 @@ def load_config(path: Path | None) -> Config:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file (create one with `agentdeck init {path}`)") from None
+        raise ConfigError(
+            f"{path}: no such file (create one with `agentdeck init {path}`)"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
@@ -188,7 +190,7 @@ def _key_path(loc: tuple[int | str, ...], data: object) -> str:
 
 def embedded_default() -> Config:
     """The roster that runs with no config: works offline, shows what needs setting up."""
-    gated = Policy(approval="always")  # type: ignore[arg-type]
+    gated = Policy(approval="always")
     agents = (
         CommandAgentSpec(
             kind="command",

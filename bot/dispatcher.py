@@ -71,12 +71,18 @@ class Dispatcher:
         else:
             self._on_handled_key(incoming)
 
-    async def _run_command(self, spec: CommandSpec, incoming: Incoming, args: str, role: Role) -> None:
+    async def _run_command(
+        self, spec: CommandSpec, incoming: Incoming, args: str, role: Role
+    ) -> None:
         if not role.allows(spec.role):
             await self._deny_role(incoming, f"use /{spec.name}", spec.role)
             return
-        self.deck.audit.record(incoming.user, "command", spec.name, args=args[:500], chat=incoming.chat)
-        ctx = CommandContext(deck=self.deck, incoming=incoming, name=spec.name, args=args, role=role)
+        self.deck.audit.record(
+            incoming.user, "command", spec.name, args=args[:500], chat=incoming.chat
+        )
+        ctx = CommandContext(
+            deck=self.deck, incoming=incoming, name=spec.name, args=args, role=role
+        )
         await spec.handler(ctx)
 
     async def _press(self, incoming: Incoming) -> None:
@@ -89,7 +95,9 @@ class Dispatcher:
         await actions.decide(self.deck, incoming, approval_id, choice)
 
     async def _refuse_stranger(self, incoming: Incoming) -> None:
-        self.deck.audit.record(incoming.user, "refused.unknown_user", incoming.chat, text=incoming.text[:200])
+        self.deck.audit.record(
+            incoming.user, "refused.unknown_user", incoming.chat, text=incoming.text[:200]
+        )
         now = time.monotonic()
         if now - self._refused.get(incoming.user, -REFUSAL_REPEAT_SECONDS) < REFUSAL_REPEAT_SECONDS:
             return

@@ -44,4 +44,6 @@ class Postman:
 
     def _scrubbed(self, message: Outgoing) -> Outgoing:
         text: Rich = tuple(Span(self._redact(s.text), s.style, s.url) for s in message.text)
-        return Outgoing(chat=message.chat, text=text, thread=message.thread, buttons=message.buttons)
+        return Outgoing(
+            chat=message.chat, text=text, thread=message.thread, buttons=message.buttons
+        )

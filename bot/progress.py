@@ -52,7 +52,9 @@ class Progress:
         if self._ref is not None and self._latest == self._shown:
             return
         body = self._latest[-TAIL_CHARS:]
-        text = rich(bold(self._agent), f" working… {self.elapsed:.0f} s", pre(body) if body.strip() else "")
+        text = rich(
+            bold(self._agent), f" working… {self.elapsed:.0f} s", pre(body) if body.strip() else ""
+        )
         await self._post(Outgoing(chat=self._chat, thread=self._thread, text=text))
         self._shown = self._latest
         try:

@@ -93,12 +93,16 @@ class Runner:
         )
         self._writer.submit(_insert(run))
         self._audit.record(origin.user, "run.started", run.id, agent=agent.name, input=text[:500])
-        request = AgentRequest(run.id, origin.chat, origin.user, text, await self._history(agent, run))
+        request = AgentRequest(
+            run.id, origin.chat, origin.user, text, await self._history(agent, run)
+        )
         try:
             gate = agent.gate(request)
         except RosterError as exc:
             progress = self._progress(run)
-            await self._end(run, progress, RunState.FAILED, rich(bold(agent.name), f": {exc}"), error=str(exc))
+            await self._end(
+                run, progress, RunState.FAILED, rich(bold(agent.name), f": {exc}"), error=str(exc)
+            )
             return run
         if gate is not None:
             await self._suspend(run, gate)
@@ -114,14 +118,18 @@ class Runner:
         async with self._db.session() as session:
             run = await session.get(Run, approval.run_id)
         if run is None or run.status != RunState.WAITING:
-            log.warning("approval %s decided, but run %s is not waiting", approval.id, approval.run_id)
+            log.warning(
+                "approval %s decided, but run %s is not waiting", approval.id, approval.run_id
+            )
             return
         agent = self._roster.get(run.agent)
         request = AgentRequest(run.id, run.chat_id, run.user_id, run.input)
         state = dict(run.state)
         run.status = RunState.RUNNING
         self._writer.submit(_set(run.id, status=RunState.RUNNING, state={}))
-        await self._execute(run, agent, lambda progress: agent.resume(request, state, decision, progress))
+        await self._execute(
+            run, agent, lambda progress: agent.resume(request, state, decision, progress)
+        )
 
     async def _history(self, agent: Agent, run: Run) -> tuple[Turn, ...]:
         turns = getattr(agent.spec, "memory_turns", None)
@@ -141,11 +149,18 @@ class Runner:
             await self._end(run, progress, RunState.CANCELLED, rich(bold(agent.name), ": stopped."))
             raise
         except (AgentFailed, RosterError) as exc:
-            await self._end(run, progress, RunState.FAILED, rich(bold(agent.name), f": {exc}"), error=str(exc))
+            await self._end(
+                run, progress, RunState.FAILED, rich(bold(agent.name), f": {exc}"), error=str(exc)
+            )
             return
         except Exception as exc:
             log.exception("run %s of %s failed", run.id, agent.name)
-            text = rich(bold(agent.name), ": failed with an internal error (", code(type(exc).__name__), "); see the log.")
+            text = rich(
+                bold(agent.name),
+                ": failed with an internal error (",
+                code(type(exc).__name__),
+                "); see the log.",
+            )
             await self._end(run, progress, RunState.FAILED, text, error=repr(exc))
             return
         finally:
@@ -157,7 +172,9 @@ class Runner:
         await self._complete(run, agent, progress, outcome)
 
     def _progress(self, run: Run) -> Progress:
-        return Progress(postman=self._postman, chat=run.chat_id, thread=run.thread_id, agent=run.agent)
+        return Progress(
+            postman=self._postman, chat=run.chat_id, thread=run.thread_id, agent=run.agent
+        )
 
     async def _suspend(self, run: Run, gate: NeedsApproval) -> None:
         run.status = RunState.WAITING
@@ -165,7 +182,9 @@ class Runner:
         await self._writer.flush()  # the run must be stored before anyone can press
         await self._approvals.request(run, gate)
 
-    async def _complete(self, run: Run, agent: Agent, progress: Progress, outcome: Finished) -> None:
+    async def _complete(
+        self, run: Run, agent: Agent, progress: Progress, outcome: Finished
+    ) -> None:
         status = RunState.DONE if outcome.ok else RunState.FAILED
         if outcome.exit_code is None and not outcome.ok and outcome.text.startswith("Denied by"):
             status = RunState.DENIED
@@ -203,7 +222,9 @@ class Runner:
             "finished_at": self._clock.now(),
         }
         self._writer.submit(_set(run.id, **values))
-        self._audit.record(run.user_id, f"run.{status}", run.id, agent=run.agent, exit_code=exit_code)
+        self._audit.record(
+            run.user_id, f"run.{status}", run.id, agent=run.agent, exit_code=exit_code
+        )
         try:
             await progress.finish(text)
         except Exception:
@@ -212,10 +233,12 @@ class Runner:
     async def mark_interrupted(self) -> list[Run]:
         """Runs that were executing when the process died: mark them, so they are reported."""
         async with self._db.session() as session:
-            rows = list((await session.exec(select(Run).where(Run.status == RunState.RUNNING))).all())
+            rows = list(
+                (await session.exec(select(Run).where(Run.status == RunState.RUNNING))).all()
+            )
             if rows:
                 await session.exec(
-                    update(Run)  # type: ignore[call-overload]
+                    update(Run)
                     .where(col(Run.status) == RunState.RUNNING)
                     .values(status=RunState.INTERRUPTED, finished_at=self._clock.now())
                 )
@@ -226,7 +249,7 @@ class Runner:
 def result_text(agent: Agent, outcome: Finished, seconds: float) -> Rich:
     body = outcome.text.strip() or "(no output)"
     if outcome.exit_code is None:
-        return rich(bold(agent.name), ": ", body) if outcome.ok else rich(bold(agent.name), ": ", body)
+        return rich(bold(agent.name), ": ", body)
     footer = f"exit {outcome.exit_code} · {seconds:.1f} s"
     return rich(bold(agent.name), "\n", pre(body), footer)
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from roster.spec import AgentBase, Policy, ApprovalMode
+from roster.spec import AgentBase, ApprovalMode, Policy
 
 
 @dataclass(frozen=True, slots=True)

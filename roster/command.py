@@ -148,4 +148,3 @@ async def _kill_group(process: asyncio.subprocess.Process) -> None:
 
 def _with_note(output: str, note: str) -> str:
     return f"{output.rstrip()}\n{note}" if output.strip() else note
-

@@ -1,12 +1,12 @@
 """Errors raised by the roster.
 
-    RosterError(Exception)
-    ├── AgentNotFound(LookupError)    no agent by that name
-    ├── AgentUnavailable              the agent exists but cannot run (disabled, no key)
-    ├── AgentFailed                   a run failed in a way worth telling the user
-    │   └── ModelError                the model API refused, failed or timed out
-    ├── ToolError                     a tool was called wrongly or failed
-    └── ReferenceNotFound(LookupError) an `env:` or `secret:` reference names nothing
+RosterError(Exception)
+├── AgentNotFound(LookupError)    no agent by that name
+├── AgentUnavailable              the agent exists but cannot run (disabled, no key)
+├── AgentFailed                   a run failed in a way worth telling the user
+│   └── ModelError                the model API refused, failed or timed out
+├── ToolError                     a tool was called wrongly or failed
+└── ReferenceNotFound(LookupError) an `env:` or `secret:` reference names nothing
 """
 
 from __future__ import annotations

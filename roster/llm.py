@@ -56,7 +56,11 @@ class Reply:
         message: Message = {"role": "assistant", "content": self.content or None}
         if self.tool_calls:
             message["tool_calls"] = [
-                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": c.arguments},
+                }
                 for c in self.tool_calls
             ]
         return message
@@ -120,7 +124,9 @@ def _model_errors(timeout: float) -> Iterator[None]:
     except openai.APIConnectionError as exc:
         raise ModelError("The model API cannot be reached; check [llm] base_url.") from exc
     except openai.APIStatusError as exc:
-        raise ModelError(f"The model API answered {exc.status_code}: {_short(exc.message)}") from exc
+        raise ModelError(
+            f"The model API answered {exc.status_code}: {_short(exc.message)}"
+        ) from exc
     except openai.OpenAIError as exc:
         raise ModelError(f"The model API failed: {_short(str(exc))}") from exc
 
@@ -133,7 +139,9 @@ def _short(text: str, limit: int = 200) -> str:
 class LLMAgent(Agent):
     spec: LLMAgentSpec
 
-    def __init__(self, spec: LLMAgentSpec, *, client: ModelClient, tools: Mapping[str, Tool]) -> None:
+    def __init__(
+        self, spec: LLMAgentSpec, *, client: ModelClient, tools: Mapping[str, Tool]
+    ) -> None:
         self.spec = spec
         self._client = client
         self._tools = dict(tools)
@@ -230,11 +238,15 @@ class LLMAgent(Agent):
     async def _call_tool(self, request: AgentRequest, call: ToolRequest) -> str:
         tool = self._tools.get(call.name)
         if tool is None:
-            return f"error: no tool named {call.name!r}; available: {', '.join(self._tools) or 'none'}"
+            return (
+                f"error: no tool named {call.name!r}; available: {', '.join(self._tools) or 'none'}"
+            )
         try:
             arguments = parse_arguments(call.arguments)
             tool.validate(arguments)
-            return await tool.call(arguments, ToolCallContext(request.run_id, request.chat_id, self.name))
+            return await tool.call(
+                arguments, ToolCallContext(request.run_id, request.chat_id, self.name)
+            )
         except ToolError as exc:
             return f"error: {exc}"
 

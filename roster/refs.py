@@ -29,7 +29,9 @@ def resolve(value: str, secrets: SecretSource) -> str:
         name = value[4:]
         found = os.environ.get(name)
         if found is None:
-            raise ReferenceNotFound(f"The environment variable {name} is not set (used as {value!r}).")
+            raise ReferenceNotFound(
+                f"The environment variable {name} is not set (used as {value!r})."
+            )
         return found
     if value.startswith("secret:"):
         name = value[7:]

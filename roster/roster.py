@@ -66,7 +66,9 @@ class Roster:
         return agent
 
 
-def _make_agent(spec: AgentBase, *, model: ModelClient, tools: ToolBox, secrets: SecretSource) -> Agent:
+def _make_agent(
+    spec: AgentBase, *, model: ModelClient, tools: ToolBox, secrets: SecretSource
+) -> Agent:
     if isinstance(spec, CommandAgentSpec):
         return CommandAgent(spec, secrets=secrets)
     if isinstance(spec, LLMAgentSpec):

@@ -7,7 +7,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from roster.agent import Action, needs_approval
 from roster.errors import ToolError
@@ -32,7 +32,7 @@ class ToolCallContext:
 class Tool(ABC):
     name: str
     description: str
-    parameters: Mapping[str, Any]
+    parameters: ClassVar[Mapping[str, Any]]
     policy: Policy = Policy()
 
     def schema(self) -> dict[str, Any]:
@@ -97,7 +97,7 @@ class RunCommandTool(Tool):
 
     name = "run_command"
     description = "Run a command on the host (argv list, no shell) and return its output."
-    parameters = {
+    parameters: ClassVar[Mapping[str, Any]] = {
         "type": "object",
         "properties": {"argv": {"type": "array", "items": {"type": "string"}}},
         "required": ["argv"],
@@ -142,7 +142,7 @@ class RunCommandTool(Tool):
 class RememberTool(Tool):
     name = "remember"
     description = "Keep a note about this chat for later conversations."
-    parameters = {
+    parameters: ClassVar[Mapping[str, Any]] = {
         "type": "object",
         "properties": {"text": {"type": "string"}},
         "required": ["text"],
@@ -159,7 +159,7 @@ class RememberTool(Tool):
 class RecallTool(Tool):
     name = "recall"
     description = "Find earlier notes about this chat by keyword, most recent first."
-    parameters = {
+    parameters: ClassVar[Mapping[str, Any]] = {
         "type": "object",
         "properties": {"keyword": {"type": "string"}},
     }
@@ -189,7 +189,9 @@ class ToolBox:
     def select(self, names: Iterable[str]) -> dict[str, Tool]:
         unknown = [name for name in names if name not in self._tools]
         if unknown:
-            raise ToolError(f"unknown tool(s) {', '.join(unknown)}; known: {', '.join(self.names())}")
+            raise ToolError(
+                f"unknown tool(s) {', '.join(unknown)}; known: {', '.join(self.names())}"
+            )
         return {name: self._tools[name] for name in names}
 
 

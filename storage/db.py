@@ -25,7 +25,10 @@ def sqlite_url(data_dir: Path) -> str:
 
 def async_url(url: str) -> str:
     """Pick the async driver for a plain URL (`postgresql://` -> asyncpg)."""
-    for plain, driver in (("postgresql://", "postgresql+asyncpg://"), ("sqlite:///", "sqlite+aiosqlite:///")):
+    for plain, driver in (
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("sqlite:///", "sqlite+aiosqlite:///"),
+    ):
         if url.startswith(plain):
             return driver + url[len(plain) :]
     return url
@@ -42,7 +45,9 @@ class Database:
     def _create_engine(self) -> AsyncEngine:
         if not self.is_sqlite:
             return create_async_engine(self.url, pool_size=10, max_overflow=20, pool_pre_ping=True)
-        engine = create_async_engine(self.url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        engine = create_async_engine(
+            self.url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
 

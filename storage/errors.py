@@ -1,8 +1,8 @@
 """Errors raised by storage.
 
-    StorageError(Exception)
-    ├── DatabaseUnavailable   the database cannot be reached or opened
-    └── AuditChainBroken      `audit verify` found a row whose hash does not match
+StorageError(Exception)
+├── DatabaseUnavailable   the database cannot be reached or opened
+└── AuditChainBroken      `audit verify` found a row whose hash does not match
 """
 
 from __future__ import annotations

@@ -32,9 +32,11 @@ class Inbox:
         now = self._clock.now()
         rows = [{"key": key, "payload": payload, "received_at": now} for key, payload in items]
         insert = sqlite_insert if self._db.is_sqlite else pg_insert
-        statement = insert(InboxItem).values(rows).on_conflict_do_nothing().returning(col(InboxItem.key))
+        statement = (
+            insert(InboxItem).values(rows).on_conflict_do_nothing().returning(col(InboxItem.key))
+        )
         async with self._db.session() as session:
-            result = await session.exec(statement)  # type: ignore[call-overload]
+            result = await session.exec(statement)
             fresh = {row[0] for row in result}
             await session.commit()
         return fresh
@@ -43,7 +45,9 @@ class Inbox:
         now = self._clock.now()
 
         async def op(session: Any) -> None:
-            await session.exec(update(InboxItem).where(col(InboxItem.key) == key).values(handled_at=now))
+            await session.exec(
+                update(InboxItem).where(col(InboxItem.key) == key).values(handled_at=now)
+            )
 
         self._writer.submit(op)
 

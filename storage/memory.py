@@ -20,7 +20,9 @@ class Memory:
 
     def remember_turn(self, chat_id: str, agent: str, role: str, content: str) -> None:
         """Queue one turn; it lands with the next write batch."""
-        row = Message(chat_id=chat_id, agent=agent, role=role, content=content, created_at=self._clock.now())
+        row = Message(
+            chat_id=chat_id, agent=agent, role=role, content=content, created_at=self._clock.now()
+        )
 
         async def add(session):  # type: ignore[no-untyped-def]
             session.add(row)
@@ -58,7 +60,9 @@ class Memory:
             session.add(Note(chat_id=chat_id, agent=agent, text=text, created_at=self._clock.now()))
             await session.commit()
 
-    async def notes(self, chat_id: str, agent: str, keyword: str = "", limit: int = 20) -> Sequence[Note]:
+    async def notes(
+        self, chat_id: str, agent: str, keyword: str = "", limit: int = 20
+    ) -> Sequence[Note]:
         query = select(Note).where(Note.chat_id == chat_id, Note.agent == agent)
         if keyword:
             query = query.where(col(Note.text).icontains(keyword))

@@ -57,7 +57,7 @@ class WriteBehind:
             await asyncio.shield(self._batch_done)
 
     async def _run(self) -> None:
-        while True:
+        while not (self._stopping and not self._ops):
             await self._wake.wait()
             self._wake.clear()
             if self._ops:
@@ -66,8 +66,6 @@ class WriteBehind:
                 await self._apply(ops)
                 if done is not None and not done.done():
                     done.set_result(None)
-            elif self._stopping:
-                return
 
     async def _apply(self, ops: list[Op]) -> None:
         try:

@@ -44,7 +44,11 @@ def command(
 
 
 def load_all() -> dict[str, CommandSpec]:
-    """Import the command modules (registration happens on import) and return the registry."""
-    from bot.commands import agents, approvals, status  # noqa: F401
+    """Import every module in this package (they register on import); return the registry."""
+    import importlib
+    import pkgutil
 
+    for module in pkgutil.iter_modules(__path__):
+        if module.name != "context":
+            importlib.import_module(f"{__name__}.{module.name}")
     return REGISTRY

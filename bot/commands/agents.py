@@ -42,7 +42,13 @@ async def ask(ctx: CommandContext) -> None:
     await actions.ask(ctx.deck, ctx.incoming, ctx.role, name, text.strip())
 
 
-@command("stop", role=Role.OPERATOR, help="stop an agent's running work, or all", usage="<agent|all>", immediate=True)
+@command(
+    "stop",
+    role=Role.OPERATOR,
+    help="stop an agent's running work, or all",
+    usage="<agent|all>",
+    immediate=True,
+)
 async def stop(ctx: CommandContext) -> None:
     target = ctx.args.strip().lower()
     if not target:
@@ -74,7 +80,9 @@ async def _switch(ctx: CommandContext, *, on: bool) -> None:
     await ctx.reply(f"{agent.name} is {'enabled' if on else 'disabled'}.")
 
 
-@command("forget", role=Role.OPERATOR, help="clear this chat's conversation memory", usage="[agent]")
+@command(
+    "forget", role=Role.OPERATOR, help="clear this chat's conversation memory", usage="[agent]"
+)
 async def forget(ctx: CommandContext) -> None:
     name = ctx.args.strip().lower() or None
     if name is not None and not await _known(ctx, name):

@@ -18,7 +18,9 @@ async def status(ctx: CommandContext) -> None:
     pending = await deck.approvals.pending()
     up = deck.clock.now() - deck.started_at if deck.started_at else None
     lines: list[Piece] = [bold("Status"), f" · up {str(up).split('.')[0] if up else '?'}\n"]
-    lines.append(f"Running: {', '.join(sorted(set(active.values()))) or 'nothing'} ({len(active)} run(s))\n")
+    lines.append(
+        f"Running: {', '.join(sorted(set(active.values()))) or 'nothing'} ({len(active)} run(s))\n"
+    )
     lines.append(f"Waiting for approval: {len(pending)}\n")
     ready = [a.name for a in deck.roster if not deck.roster.unavailable_reason(a)]
     lines.append(f"Agents ready: {', '.join(ready) or 'none'}\n")
@@ -39,7 +41,16 @@ async def runs(ctx: CommandContext) -> None:
         return
     lines: list[Piece] = [bold("Recent runs"), "\n"]
     for run in rows:
-        took = f"{(run.finished_at - run.started_at).total_seconds():.1f} s" if run.finished_at else "…"
-        tokens = f" · {run.tokens_in}+{run.tokens_out} tok" if run.tokens_in or run.tokens_out else ""
-        lines += [code(run.id[:8]), f" {run.agent} {run.status} {took}{tokens} · {run.input[:60]}\n"]
+        took = (
+            f"{(run.finished_at - run.started_at).total_seconds():.1f} s"
+            if run.finished_at
+            else "…"
+        )
+        tokens = (
+            f" · {run.tokens_in}+{run.tokens_out} tok" if run.tokens_in or run.tokens_out else ""
+        )
+        lines += [
+            code(run.id[:8]),
+            f" {run.agent} {run.status} {took}{tokens} · {run.input[:60]}\n",
+        ]
     await ctx.reply(*lines)

@@ -67,7 +67,9 @@ class ConsoleTransport:
     async def start(self, handle: Callable[[Incoming], Awaitable[None]]) -> None:
         loop = asyncio.get_running_loop()
         # A daemon thread reads stdin: a blocked read must never hold up the loop or exit.
-        threading.Thread(target=self._read_stdin, args=(loop,), daemon=True, name="console-stdin").start()
+        threading.Thread(
+            target=self._read_stdin, args=(loop,), daemon=True, name="console-stdin"
+        ).start()
         self._reader = asyncio.create_task(self._feed(handle), name="console-reader")
         if not self.scripted:
             self._print("agentdeck console — /help lists commands, Ctrl-D quits.")

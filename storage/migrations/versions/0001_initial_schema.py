@@ -8,7 +8,6 @@ Create Date: 2026-11-22 03:13:04.414771
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
 
 import storage.types
@@ -22,19 +21,19 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "approvals",
-        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-        sa.Column("run_id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
-        sa.Column("agent", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+        sa.Column("id", sa.String(length=16), nullable=False),
+        sa.Column("run_id", sa.String(length=32), nullable=True),
+        sa.Column("agent", sa.String(length=100), nullable=False),
         sa.Column("action", sa.JSON(), nullable=False),
-        sa.Column("action_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("requested_by", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-        sa.Column("chat_id", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-        sa.Column("thread_id", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+        sa.Column("action_hash", sa.String(length=64), nullable=False),
+        sa.Column("requested_by", sa.String(length=200), nullable=False),
+        sa.Column("chat_id", sa.String(length=200), nullable=False),
+        sa.Column("thread_id", sa.String(length=200), nullable=True),
         sa.Column("approvers", sa.JSON(), nullable=False),
         sa.Column("quorum", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("votes", sa.JSON(), nullable=False),
-        sa.Column("decided_by", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+        sa.Column("decided_by", sa.String(length=200), nullable=True),
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("card", sa.JSON(), nullable=False),
         sa.Column("created_at", storage.types.UTCDateTime(timezone=True), nullable=False),
@@ -50,12 +49,12 @@ def upgrade() -> None:
         "audit_events",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("at", storage.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("actor", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-        sa.Column("action", sqlmodel.sql.sqltypes.AutoString(length=60), nullable=False),
-        sa.Column("subject", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("actor", sa.String(length=200), nullable=False),
+        sa.Column("action", sa.String(length=60), nullable=False),
+        sa.Column("subject", sa.String(length=200), nullable=False),
         sa.Column("detail", sa.JSON(), nullable=False),
-        sa.Column("prev_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("prev_hash", sa.String(length=64), nullable=False),
+        sa.Column("hash", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
@@ -64,14 +63,14 @@ def upgrade() -> None:
 
     op.create_table(
         "identities",
-        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-        sa.Column("role", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
-        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("id", sa.String(length=200), nullable=False),
+        sa.Column("role", sa.String(length=20), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_table(
         "inbox",
-        sa.Column("key", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("key", sa.String(length=200), nullable=False),
         sa.Column("payload", sa.JSON(), nullable=False),
         sa.Column("received_at", storage.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("handled_at", storage.types.UTCDateTime(timezone=True), nullable=True),
@@ -82,16 +81,16 @@ def upgrade() -> None:
 
     op.create_table(
         "jobs",
-        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-        sa.Column("agent", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("agent", sa.String(length=100), nullable=False),
         sa.Column("input", sa.Text(), nullable=False),
-        sa.Column("trigger", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
-        sa.Column("spec", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-        sa.Column("timezone", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("chat_id", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-        sa.Column("thread_id", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
-        sa.Column("created_by", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-        sa.Column("source", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("trigger", sa.String(length=20), nullable=False),
+        sa.Column("spec", sa.String(length=200), nullable=False),
+        sa.Column("timezone", sa.String(length=64), nullable=False),
+        sa.Column("chat_id", sa.String(length=200), nullable=False),
+        sa.Column("thread_id", sa.String(length=200), nullable=True),
+        sa.Column("created_by", sa.String(length=200), nullable=False),
+        sa.Column("source", sa.String(length=20), nullable=False),
         sa.Column("paused", sa.Boolean(), nullable=False),
         sa.Column("last_run_at", storage.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("created_at", storage.types.UTCDateTime(timezone=True), nullable=False),
@@ -100,9 +99,9 @@ def upgrade() -> None:
     op.create_table(
         "messages",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("chat_id", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-        sa.Column("agent", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
-        sa.Column("role", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("chat_id", sa.String(length=200), nullable=False),
+        sa.Column("agent", sa.String(length=100), nullable=False),
+        sa.Column("role", sa.String(length=20), nullable=False),
         sa.Column("content", sa.Text(), nullable=False),
         sa.Column("created_at", storage.types.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
@@ -113,8 +112,8 @@ def upgrade() -> None:
     op.create_table(
         "notes",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("chat_id", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-        sa.Column("agent", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+        sa.Column("chat_id", sa.String(length=200), nullable=False),
+        sa.Column("agent", sa.String(length=100), nullable=False),
         sa.Column("text", sa.Text(), nullable=False),
         sa.Column("created_at", storage.types.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
@@ -124,12 +123,12 @@ def upgrade() -> None:
 
     op.create_table(
         "runs",
-        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-        sa.Column("agent", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
-        sa.Column("chat_id", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-        sa.Column("thread_id", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
-        sa.Column("user_id", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-        sa.Column("job_id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("agent", sa.String(length=100), nullable=False),
+        sa.Column("chat_id", sa.String(length=200), nullable=False),
+        sa.Column("thread_id", sa.String(length=200), nullable=True),
+        sa.Column("user_id", sa.String(length=200), nullable=False),
+        sa.Column("job_id", sa.String(length=32), nullable=True),
         sa.Column("input", sa.Text(), nullable=False),
         sa.Column("output", sa.Text(), nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
@@ -152,20 +151,20 @@ def upgrade() -> None:
 
     op.create_table(
         "secrets",
-        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
         sa.Column("ciphertext", sa.LargeBinary(), nullable=False),
-        sa.Column("set_by", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("set_by", sa.String(length=200), nullable=False),
         sa.Column("set_at", storage.types.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("name"),
     )
     op.create_table(
         "tool_calls",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("run_id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-        sa.Column("tool", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+        sa.Column("run_id", sa.String(length=32), nullable=False),
+        sa.Column("tool", sa.String(length=100), nullable=False),
         sa.Column("arguments", sa.JSON(), nullable=False),
         sa.Column("result", sa.Text(), nullable=False),
-        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("created_at", storage.types.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )

@@ -1,0 +1,106 @@
+"""Shared fixtures. Tests talk only to servers on this machine: a guard refuses the rest."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import socket
+import tomllib
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.app import open_deck
+from bot.config import Config, parse_config
+from bot.deck import Deck
+from tests.fakes.chat import ChatRecorder
+from tests.fakes.openai_server import FakeOpenAI
+
+PG_URL = os.environ.get("AGENTDECK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+_real_connect = socket.socket.connect
+
+
+def _loopback_only(self: socket.socket, address: Any) -> Any:
+    if self.family in (socket.AF_INET, socket.AF_INET6):
+        host = address[0]
+        if host != "localhost" and not ipaddress.ip_address(host).is_loopback:
+            raise ConnectionRefusedError(f"tests may not reach {host}: only 127.0.0.1 / ::1")
+    return _real_connect(self, address)
+
+
+@pytest.fixture(autouse=True)
+def _network_guard(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket.socket, "connect", _loopback_only)
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "data"
+    monkeypatch.setenv("AGENTDECK_DATA_DIR", str(path))
+    for name in ("AGENTDECK_CONFIG", "OPENAI_API_KEY", "OPENAI_BASE_URL", "AGENTDECK_MASTER_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    return path
+
+
+@pytest.fixture
+async def fake_openai() -> AsyncIterator[FakeOpenAI]:
+    server = await FakeOpenAI().start()
+    yield server
+    await server.stop()
+
+
+def make_config(text: str, **sections: Any) -> Config:
+    """A config from TOML text; keyword sections are merged on top."""
+    data = tomllib.loads(text)
+    data.update(sections)
+    return parse_config(data, source="test.toml")
+
+
+DeckFactory = Callable[[Config], AbstractAsyncContextManager[tuple[Deck, ChatRecorder]]]
+
+
+@pytest.fixture
+def deck_with_chat() -> DeckFactory:
+    """Open a deck whose only transport is a `ChatRecorder` (chat ids `test:...`)."""
+
+    @asynccontextmanager
+    async def opened(config: Config) -> AsyncIterator[tuple[Deck, ChatRecorder]]:
+        chat = ChatRecorder()
+        async with asyncio.timeout(60), open_deck(config, transports=[chat]) as (deck, _):
+            yield deck, chat
+
+    return opened
+
+
+def postgres_available() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A clean PostgreSQL database; skipped with a reason outside CI when none runs."""
+    if not postgres_available():
+        if os.environ.get("CI") == "true":
+            pytest.fail("PostgreSQL is not running at 127.0.0.1:5432 (CI must start it)")
+        pytest.skip("PostgreSQL is not running at 127.0.0.1:5432")
+    asyncio.run(_reset_pg(PG_URL))
+    yield PG_URL
+
+
+async def _reset_pg(url: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("postgresql://", "postgres://"))
+    try:
+        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+    finally:
+        await conn.close()

@@ -1,0 +1,87 @@
+"""A chat transport for in-process tests: say things as a user, read what the bot sent.
+
+It implements the same `Transport` protocol as Telegram, Slack and the console; the
+transport-specific suites test those against their fake platform servers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from bot.text import plain_text
+from bot.types import Incoming, MessageRef, Outgoing, Press
+
+WAIT_SECONDS = 10.0
+
+
+@dataclass
+class Posted:
+    ref: MessageRef
+    message: Outgoing
+    edits: int = 0
+
+    @property
+    def text(self) -> str:
+        return plain_text(self.message.text)
+
+
+class ChatRecorder:
+    name = "test"
+
+    def __init__(self) -> None:
+        self.posted: list[Posted] = []
+        self._handle: Callable[[Incoming], Awaitable[None]] | None = None
+        self._ids = itertools.count(1)
+        self._changed = asyncio.Condition()
+
+    async def start(self, handle: Callable[[Incoming], Awaitable[None]]) -> None:
+        self._handle = handle
+
+    async def stop(self) -> None:
+        self._handle = None
+
+    async def say(self, text: str, *, user: str = "test:admin", chat: str = "test:chat") -> None:
+        assert self._handle is not None, "the deck is not started"
+        await self._handle(Incoming(transport=self.name, chat=chat, user=user, text=text))
+
+    async def press(self, value: str, *, user: str = "test:admin", chat: str = "test:chat") -> None:
+        assert self._handle is not None
+        press = Press("approval", value)
+        await self._handle(Incoming(transport=self.name, chat=chat, user=user, press=press))
+
+    async def send(self, message: Outgoing) -> MessageRef:
+        ref = MessageRef(chat=message.chat, message_id=str(next(self._ids)), thread=message.thread)
+        async with self._changed:
+            self.posted.append(Posted(ref, message))
+            self._changed.notify_all()
+        return ref
+
+    async def edit(self, ref: MessageRef, message: Outgoing) -> MessageRef:
+        async with self._changed:
+            for posted in self.posted:
+                if posted.ref.message_id == ref.message_id:
+                    posted.message = message
+                    posted.edits += 1
+            self._changed.notify_all()
+        return ref
+
+    async def typing(self, chat: str) -> None:
+        return None
+
+    async def delete(self, ref: MessageRef) -> None:
+        self.posted = [p for p in self.posted if p.ref.message_id != ref.message_id]
+
+    def texts(self, chat: str | None = None) -> list[str]:
+        return [p.text for p in self.posted if chat is None or p.message.chat == chat]
+
+    async def wait_for(self, needle: str, *, chat: str | None = None) -> Posted:
+        """Wait until a message (sent or edited) contains `needle`; fail after a while."""
+        async with asyncio.timeout(WAIT_SECONDS), self._changed:
+            while True:
+                for posted in self.posted:
+                    if needle in posted.text and (chat is None or posted.message.chat == chat):
+                        return posted
+                await self._changed.wait()

@@ -1,0 +1,127 @@
+"""A fake OpenAI-compatible API on 127.0.0.1: `/v1/chat/completions` with scripted replies.
+
+Each request takes the next scripted step: a text answer, tool calls, an HTTP error,
+a delay, or malformed JSON. With nothing scripted it answers `echo: <last user text>`.
+Run it alone for benchmarks: `python -m tests.fakes.openai_server --port 8100 --delay 0`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass
+class Step:
+    content: str | None = None
+    tool_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    status: int = 200
+    delay: float = 0.0
+    raw: str | None = None  # sent as the body as is (malformed responses)
+
+
+def say(content: str, delay: float = 0.0) -> Step:
+    return Step(content=content, delay=delay)
+
+
+def call(name: str, **arguments: Any) -> Step:
+    return Step(tool_calls=[(name, arguments)])
+
+
+def fail(status: int) -> Step:
+    return Step(status=status)
+
+
+class FakeOpenAI:
+    def __init__(self, *, delay: float = 0.0) -> None:
+        self.script: list[Step] = []
+        self.requests: list[dict[str, Any]] = []
+        self.delay = delay
+        self._ids = itertools.count(1)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._complete)
+        return app
+
+    async def start(self, port: int = 0) -> FakeOpenAI:
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _complete(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.requests.append(body)
+        step = self.script.pop(0) if self.script else None
+        delay = step.delay if step and step.delay else self.delay
+        if delay:
+            await asyncio.sleep(delay)
+        if step is not None and step.raw is not None:
+            return web.Response(text=step.raw, content_type="application/json")
+        if step is not None and step.status != 200:
+            error = {
+                "error": {"message": f"scripted failure {step.status}", "type": "server_error"}
+            }
+            return web.json_response(error, status=step.status)
+        return web.json_response(self._completion(body, step))
+
+    def _completion(self, body: dict[str, Any], step: Step | None) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": None}
+        if step is not None and step.tool_calls:
+            message["tool_calls"] = [
+                {
+                    "id": f"call_{next(self._ids)}",
+                    "type": "function",
+                    "function": {"name": name, "arguments": json.dumps(args)},
+                }
+                for name, args in step.tool_calls
+            ]
+            finish = "tool_calls"
+        else:
+            last = next((m for m in reversed(body["messages"]) if m["role"] == "user"), None)
+            message["content"] = (
+                step.content if step else f"echo: {last['content'] if last else ''}"
+            )
+            finish = "stop"
+        return {
+            "id": f"chatcmpl-{next(self._ids)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", "fake"),
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
+        }
+
+
+async def _serve(port: int, delay: float) -> None:
+    server = await FakeOpenAI(delay=delay).start(port)
+    print(f"fake OpenAI on {server.base_url}", flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=8100)
+    parser.add_argument("--delay", type=float, default=0.0)
+    options = parser.parse_args()
+    asyncio.run(_serve(options.port, options.delay))
