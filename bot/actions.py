@@ -50,8 +50,11 @@ async def decide(
 ) -> None:
     """Decide an approval and, once decided, resume the run that waits for it."""
     verdict = await deck.approvals.decide(approval_id, choice, incoming.user, reason)
-    if verdict.approval is None or verdict.decision is None:
+    if incoming.press is not None:
+        await deck.postman.answer_press(incoming, verdict.message, alert=verdict.refused)
+    elif verdict.refused:
         await reply(deck, incoming, verdict.message)
+    if verdict.approval is None or verdict.decision is None:
         return
     resume = deck.runner.resume(verdict.approval, verdict.decision)
     deck.tasks.spawn(resume, name=f"resume:{verdict.approval.id}")

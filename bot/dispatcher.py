@@ -89,7 +89,7 @@ class Dispatcher:
         assert incoming.press is not None
         if incoming.press.action_id != ACTION_ID:
             self.deck.audit.record(incoming.user, "press.unknown", incoming.press.action_id)
-            await self._reply(incoming, "That button is not known (any more).")
+            await self.deck.postman.answer_press(incoming, messages.UNKNOWN_BUTTON, alert=True)
             return
         approval_id, choice = parse_press(incoming.press.value)
         await actions.decide(self.deck, incoming, approval_id, choice)

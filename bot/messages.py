@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.config import Role
 
 STRANGER = "Sorry, I only work for the people listed in my config. Ask an admin to add you."
+UNKNOWN_BUTTON = "That button is not known (any more)."
 INTERNAL_ERROR = "Something went wrong on my side; it is in the log. Nothing else was affected."
 
 

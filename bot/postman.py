@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from bot.errors import TransportError
 from bot.text import Rich, Span
-from bot.types import MessageRef, Outgoing, Transport
+from bot.types import Incoming, MessageRef, Outgoing, Transport
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,9 @@ class Postman:
 
     async def delete(self, ref: MessageRef) -> None:
         await self.transport_for(ref.chat).delete(ref)
+
+    async def answer_press(self, press: Incoming, text: str, *, alert: bool) -> None:
+        await self.transport_for(press.chat).answer_press(press, self._redact(text), alert=alert)
 
     def _scrubbed(self, message: Outgoing) -> Outgoing:
         text: Rich = tuple(Span(self._redact(s.text), s.style, s.url) for s in message.text)

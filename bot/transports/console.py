@@ -148,6 +148,10 @@ class ConsoleTransport:
     async def delete(self, ref: MessageRef) -> None:
         return None
 
+    async def answer_press(self, press: Incoming, text: str, *, alert: bool) -> None:
+        if alert:
+            self._print(text)
+
     def _print(self, text: str) -> None:
         self._stdout.write(text + "\n")
         self._stdout.flush()

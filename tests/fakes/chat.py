@@ -33,6 +33,7 @@ class ChatRecorder:
 
     def __init__(self) -> None:
         self.posted: list[Posted] = []
+        self.press_answers: list[tuple[str, bool]] = []
         self._handle: Callable[[Incoming], Awaitable[None]] | None = None
         self._ids = itertools.count(1)
         self._changed = asyncio.Condition()
@@ -73,6 +74,9 @@ class ChatRecorder:
 
     async def delete(self, ref: MessageRef) -> None:
         self.posted = [p for p in self.posted if p.ref.message_id != ref.message_id]
+
+    async def answer_press(self, press: Incoming, text: str, *, alert: bool) -> None:
+        self.press_answers.append((text, alert))
 
     def texts(self, chat: str | None = None) -> list[str]:
         return [p.text for p in self.posted if chat is None or p.message.chat == chat]
