@@ -7,7 +7,7 @@ import ipaddress
 import os
 import socket
 import tomllib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -86,14 +86,14 @@ def postgres_available() -> bool:
 
 
 @pytest.fixture
-def pg_url() -> Iterator[str]:
+def pg_url() -> str:
     """A clean PostgreSQL database; skipped with a reason outside CI when none runs."""
     if not postgres_available():
         if os.environ.get("CI") == "true":
             pytest.fail("PostgreSQL is not running at 127.0.0.1:5432 (CI must start it)")
         pytest.skip("PostgreSQL is not running at 127.0.0.1:5432")
     asyncio.run(_reset_pg(PG_URL))
-    yield PG_URL
+    return PG_URL
 
 
 async def _reset_pg(url: str) -> None:
