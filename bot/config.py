@@ -176,13 +176,16 @@ def _key_path(loc: tuple[int | str, ...], data: object) -> str:
     """`('agents', 0, 'command', 'timeout')` -> `agents[0].timeout` (drop union tags)."""
     parts: list[str] = []
     node = data
+    skipped_tag = False
     for item in loc:
         if isinstance(item, int):
             parts[-1:] = [f"{parts[-1]}[{item}]"] if parts else [f"[{item}]"]
             node = node[item] if isinstance(node, list) and item < len(node) else None
+            skipped_tag = False
             continue
-        if isinstance(node, dict) and item not in node and item in ("llm", "command", "echo"):
-            continue  # the discriminator's tag, not a key the user wrote
+        if isinstance(node, dict) and node.get("kind") == item and not skipped_tag:
+            skipped_tag = True
+            continue  # the discriminator's tag (`kind`), not a key the user wrote
         parts.append(item)
         node = node.get(item) if isinstance(node, dict) else None
     return ".".join(parts)
