@@ -26,7 +26,8 @@ class WriteBehind:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._ops: list[Op] = []
-        self._batch_done: asyncio.Future[None] | None = None
+        self._batch_done: asyncio.Future[None] | None = None  # the queued batch
+        self._inflight: asyncio.Future[None] | None = None  # the batch being committed
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -53,8 +54,10 @@ class WriteBehind:
         await self.submit(op)
 
     async def flush(self) -> None:
-        if self._batch_done is not None:
-            await asyncio.shield(self._batch_done)
+        """Wait until everything submitted so far is committed."""
+        last = self._batch_done or self._inflight
+        if last is not None:
+            await asyncio.shield(last)
 
     async def _run(self) -> None:
         while not (self._stopping and not self._ops):
@@ -62,8 +65,9 @@ class WriteBehind:
             self._wake.clear()
             if self._ops:
                 ops, done = self._ops, self._batch_done
-                self._ops, self._batch_done = [], None
+                self._ops, self._batch_done, self._inflight = [], None, done
                 await self._apply(ops)
+                self._inflight = None
                 if done is not None and not done.done():
                     done.set_result(None)
 

@@ -1,0 +1,163 @@
+"""The dispatcher: routing, roles, refusals, stopping, and chats that never wait on each other."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from sqlmodel import select
+
+from storage.models import AuditEvent, Run, RunState
+from tests.conftest import DeckFactory, make_config
+
+CONFIG = """
+[deck]
+default_agent = "echo"
+[[users]]
+id = "test:admin"
+role = "admin"
+[[users]]
+id = "test:op"
+role = "operator"
+[[users]]
+id = "test:viewer"
+role = "viewer"
+[[agents]]
+name = "echo"
+kind = "echo"
+[[agents]]
+name = "other"
+kind = "echo"
+[[agents]]
+name = "slow"
+kind = "command"
+command = ["sleep", "{input}"]
+timeout = 30
+[[agents]]
+name = "quick"
+kind = "command"
+command = ["sleep", "{input}"]
+timeout = 0.5
+[[bindings]]
+chat = "test:bound"
+agent = "other"
+"""
+
+
+async def audit_actions(deck) -> list[str]:  # type: ignore[no-untyped-def]
+    await deck.runner.flush()
+    async with deck.db.session() as session:
+        return [e.action for e in (await session.exec(select(AuditEvent))).all()]
+
+
+async def test_routing_ask_mention_binding_default(deck_with_chat: DeckFactory) -> None:
+    async with deck_with_chat(make_config(CONFIG)) as (_deck, chat):
+        await chat.say("/ask other one")
+        await chat.say("@other two")
+        await chat.say("three", chat="test:bound")
+        await chat.say("four")
+        for needle in ("other: one", "other: two", "other: three", "echo: four"):
+            await chat.wait_for(needle)
+
+
+async def test_unknown_user_gets_one_refusal_and_an_audit_event(deck_with_chat: DeckFactory) -> None:
+    async with deck_with_chat(make_config(CONFIG)) as (deck, chat):
+        await chat.say("hello", user="test:stranger")
+        await chat.say("again", user="test:stranger")
+        await chat.wait_for("I only work for the people listed")
+        await deck.tasks.drain()
+        assert len(chat.texts()) == 1
+        assert (await audit_actions(deck)).count("refused.unknown_user") == 2
+
+
+async def test_roles_are_enforced(deck_with_chat: DeckFactory) -> None:
+    async with deck_with_chat(make_config(CONFIG)) as (deck, chat):
+        await chat.say("/ask echo hi", user="test:viewer")
+        await chat.wait_for("You need the operator role to use /ask.")
+        await chat.say("just text", user="test:viewer")
+        await chat.wait_for("You need the operator role to talk to agents.")
+        await chat.say("/disable echo", user="test:op")
+        await chat.wait_for("You need the admin role to use /disable.")
+        await chat.say("/agents", user="test:viewer")
+        await chat.wait_for("echo (echo, ready)")
+        assert "refused.role" in await audit_actions(deck)
+
+
+async def test_unknown_command_and_agent(deck_with_chat: DeckFactory) -> None:
+    async with deck_with_chat(make_config(CONFIG)) as (_deck, chat):
+        await chat.say("/nope")
+        await chat.wait_for("Unknown command /nope. Commands: /agents")
+        await chat.say("/ask ghost hi")
+        await chat.wait_for("No agent named 'ghost'. Agents: echo, other, slow, quick.")
+
+
+async def test_disable_and_enable(deck_with_chat: DeckFactory) -> None:
+    async with deck_with_chat(make_config(CONFIG)) as (_deck, chat):
+        await chat.say("/disable other")
+        await chat.say("/ask other hi")
+        await chat.wait_for("Agent 'other' is unavailable: disabled from chat")
+        await chat.say("/enable other")
+        await chat.say("/ask other back")
+        await chat.wait_for("other: back")
+
+
+async def test_oversized_message_is_refused(deck_with_chat: DeckFactory) -> None:
+    async with deck_with_chat(make_config(CONFIG)) as (_deck, chat):
+        await chat.say("x" * 25_000)
+        await chat.wait_for("That message is 25,000 characters; the limit is 20,000.")
+
+
+async def test_slow_agent_never_delays_another_chat(deck_with_chat: DeckFactory) -> None:
+    async with deck_with_chat(make_config(CONFIG)) as (deck, chat):
+        await chat.say("/ask slow 5", chat="test:a")
+        started = time.monotonic()
+        await chat.say("/ask echo fast", chat="test:b")
+        await chat.wait_for("echo: fast")
+        assert time.monotonic() - started < 2
+        await chat.say("/stop all", chat="test:b")
+        await chat.wait_for("Stopped 1 run(s).")
+        await chat.wait_for("slow: stopped.")
+
+
+async def test_stop_kills_the_process_group(deck_with_chat: DeckFactory, tmp_path: Path) -> None:
+    config = CONFIG + '[[agents]]\nname = "tree"\nkind = "command"\ncommand = ["/bin/sh", "-c", "sleep 30 & echo $! > {input}; wait"]\n'
+    pidfile = tmp_path / "child.pid"
+    async with deck_with_chat(make_config(config)) as (deck, chat):
+        await chat.say(f"/ask tree {pidfile}")
+        while not pidfile.exists() or not pidfile.read_text().strip():
+            await asyncio.sleep(0.05)
+        child = int(pidfile.read_text())
+        await chat.say("/stop tree")
+        await chat.wait_for("tree: stopped.")
+        await deck.tasks.drain()
+        await asyncio.sleep(0.2)
+        assert not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2]
+
+
+async def test_command_timeout_kills_and_says_so(deck_with_chat: DeckFactory) -> None:
+    async with deck_with_chat(make_config(CONFIG)) as (deck, chat):
+        await chat.say("/ask quick 10")
+        await chat.wait_for("Timed out after 0.5 s; the process group was killed.")
+        await deck.runner.flush()
+        async with deck.db.session() as session:
+            run = (await session.exec(select(Run).where(Run.agent == "quick"))).one()
+        assert run.status == RunState.FAILED
+
+
+async def test_runs_lists_recent_work(deck_with_chat: DeckFactory) -> None:
+    async with deck_with_chat(make_config(CONFIG)) as (_deck, chat):
+        await chat.say("hello")
+        await chat.wait_for("echo: hello")
+        await chat.say("/runs")
+        posted = await chat.wait_for("Recent runs")
+        assert " echo done " in posted.text
+
+
+async def test_forget_clears_the_conversation(deck_with_chat: DeckFactory) -> None:
+    async with deck_with_chat(make_config(CONFIG)) as (deck, chat):
+        await chat.say("remember me")
+        await chat.wait_for("echo: remember me")
+        await chat.say("/forget")
+        await chat.wait_for("Forgot 2 message(s).")
+        assert await deck.memory.recent_turns("test:chat", "echo", 5) == []
