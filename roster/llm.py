@@ -129,6 +129,8 @@ def _model_errors(timeout: float) -> Iterator[None]:
         ) from exc
     except openai.OpenAIError as exc:
         raise ModelError(f"The model API failed: {_short(str(exc))}") from exc
+    except ValueError as exc:  # undecodable JSON, or JSON of the wrong shape
+        raise ModelError("The model API sent a malformed response.") from exc
 
 
 def _short(text: str, limit: int = 200) -> str:
