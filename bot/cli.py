@@ -8,7 +8,8 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import NoReturn
+from collections.abc import Coroutine
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -16,6 +17,8 @@ from bot.config import Config, load_config
 from bot.errors import BotError, ConfigError
 from roster.errors import RosterError
 from storage.errors import StorageError
+
+T = TypeVar("T")
 
 EXAMPLE = Path(__file__).with_name("config.example.toml")
 
@@ -143,20 +146,19 @@ def audit_tail(config_path: str | None, count: int) -> None:
 def audit_verify(config_path: str | None) -> None:
     """Check the hash chain; report the first tampered row."""
     config = _load(config_path)
-    result: list[str] = []
 
-    async def verify() -> None:
+    async def verify() -> str:
         async with _audit_log(config) as log:
             bad = await log.verify()
-            result.append(
-                ""
-                if bad is None
-                else f"audit chain broken at row {bad.id} ({bad.action} by {bad.actor})"
-            )
+        return (
+            ""
+            if bad is None
+            else f"audit chain broken at row {bad.id} ({bad.action} by {bad.actor})"
+        )
 
-    _run_storage(verify())
-    if result:
-        _fail(result[0])
+    broken = _run_storage(verify())
+    if broken:
+        _fail(broken)
     click.echo("audit chain intact")
 
 
@@ -176,8 +178,8 @@ def _audit_log(config: Config):  # type: ignore[no-untyped-def]
     return opened()
 
 
-def _run_storage(coro) -> None:  # type: ignore[no-untyped-def]
+def _run_storage(coro: Coroutine[Any, Any, T]) -> T:
     try:
-        asyncio.run(coro)
+        return asyncio.run(coro)
     except StorageError as exc:
         _fail(str(exc))

@@ -1,0 +1,99 @@
+"""Storage: migrations agree with the models, SQLite in WAL, PostgreSQL by URL, the audit chain."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from click.testing import CliRunner
+from sqlalchemy import text
+from sqlmodel import SQLModel
+
+import storage.models  # noqa: F401  (the tables)
+from bot.cli import main
+from storage.audit import AuditLog
+from storage.clock import FakeClock
+from storage.db import Database, sqlite_url
+from storage.migrations import HEAD_REVISION, alembic_config
+from storage.writer import WriteBehind
+
+
+def test_head_revision_constant_matches_the_scripts() -> None:
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == HEAD_REVISION
+
+
+async def assert_schema_matches_models(url: str) -> None:
+    async with Database(url) as db, db.engine.connect() as conn:
+        diff = await conn.run_sync(
+            lambda sync: compare_metadata(MigrationContext.configure(sync), SQLModel.metadata)
+        )
+    assert diff == [], f"models and migrations disagree: {diff}"
+
+
+async def test_migrations_match_models_on_sqlite(data_dir: Path) -> None:
+    await assert_schema_matches_models(sqlite_url(data_dir))
+
+
+async def test_migrations_match_models_on_postgresql(pg_url: str) -> None:
+    await assert_schema_matches_models(pg_url)
+
+
+async def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(data_dir: Path) -> None:
+    async with Database(sqlite_url(data_dir)) as db, db.engine.connect() as conn:
+        assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
+        assert (await conn.execute(text("PRAGMA busy_timeout"))).scalar() == 10_000
+    assert (data_dir / "agentdeck.db").exists()
+
+
+async def test_second_start_skips_migrations(data_dir: Path) -> None:
+    async with Database(sqlite_url(data_dir)) as db:
+        assert await db.current_revision() == HEAD_REVISION
+    async with Database(sqlite_url(data_dir)) as db:
+        assert await db.current_revision() == HEAD_REVISION
+
+
+async def test_unreachable_database_is_one_clear_error() -> None:
+    from storage.errors import DatabaseUnavailable
+
+    try:
+        async with Database("postgresql://nobody@127.0.0.1:1/none"):
+            pass
+    except DatabaseUnavailable as exc:
+        assert str(exc).startswith("Cannot open the database postgresql+asyncpg://nobody@127.0.0.1:1/none")
+    else:
+        raise AssertionError("opened a database that does not exist")
+
+
+async def write_events(url: str, count: int) -> None:
+    async with Database(url) as db, WriteBehind(db) as writer:
+        log = AuditLog(db=db, writer=writer, clock=FakeClock())
+        for n in range(count):
+            log.record("test:admin", "command", "status", n=n, action="nested key named action")
+        await writer.flush()
+        assert await log.verify() is None
+
+
+def test_audit_chain_verifies_and_finds_tampering(data_dir: Path) -> None:
+    url = sqlite_url(data_dir)
+    asyncio.run(write_events(url, 5))
+    runner = CliRunner()
+    ok = runner.invoke(main, ["audit", "verify"])
+    assert (ok.exit_code, ok.output.strip()) == (0, "audit chain intact")
+    tail = runner.invoke(main, ["audit", "tail", "-n", "2"])
+    assert tail.output.count("test:admin command status") == 2
+    asyncio.run(tamper(url))
+    bad = runner.invoke(main, ["audit", "verify"])
+    assert bad.exit_code == 1
+    assert "audit chain broken at row 3 (command by mallory)" in bad.output
+
+
+async def tamper(url: str) -> None:
+    async with Database(url) as db, db.engine.begin() as conn:
+        await conn.execute(text("UPDATE audit_events SET actor = 'mallory' WHERE id = 3"))
+
+
+async def test_audit_chain_on_postgresql(pg_url: str) -> None:
+    await write_events(pg_url, 20)
