@@ -94,6 +94,7 @@ class Run(SQLModel, table=True):
     tokens_in: int = 0
     tokens_out: int = 0
     cost: float = 0.0
+    delivered: bool = False  # the result reached the chat (the transport returned its id)
     state: dict[str, Any] = _json()  # what a suspended run needs to resume
     started_at: datetime = _when(index=True)
     finished_at: datetime | None = _when(nullable=True)
@@ -136,23 +137,98 @@ class Approval(SQLModel, table=True):
     decided_at: datetime | None = _when(nullable=True)
 
 
+class JobState(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    DONE = "done"  # a one-off job that has run
+    REMOVED = "removed"  # kept for its run history; never scheduled again
+
+
 class Job(SQLModel, table=True):
-    """A scheduled agent run; this table, not APScheduler, is the source of truth."""
+    """A scheduled agent run; this table, not APScheduler, is the source of truth.
+
+    `version` grows with every change that matters to the schedule, so the process
+    that runs the scheduler can pick up changes made by other processes.
+    """
 
     __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_state_next_run_at", "state", "next_run_at"),)
     id: str = Field(primary_key=True, max_length=32)
     agent: str = Field(max_length=100)
     input: str = _text()
     trigger: str = Field(max_length=20)  # interval | cron | date
     spec: str = Field(max_length=200)  # "1800" seconds, "0 9 * * 1-5", ISO datetime
     timezone: str = Field(default="UTC", max_length=64)
-    chat_id: str = Field(max_length=200)
+    chat_id: str = Field(max_length=200)  # where it was created
     thread_id: str | None = Field(default=None, max_length=200)
+    report_to: str | None = Field(default=None, max_length=200)  # else chat_id / thread_id
     created_by: str = Field(max_length=200)
     source: str = Field(default="chat", max_length=20)  # chat | config
-    paused: bool = False
-    last_run_at: datetime | None = _when(nullable=True)
+    state: JobState = Field(
+        default=JobState.ACTIVE, sa_column=Column(String(20), nullable=False)
+    )
+    version: int = 1
+    last_run_at: datetime | None = _when(nullable=True)  # the last scheduled time claimed
+    next_run_at: datetime | None = _when(nullable=True)
+    last_status: str | None = Field(default=None, max_length=20)
+    # Missed runs are counted from here (creation, resume), never from before.
+    active_since: datetime = _when()
     created_at: datetime = _when()
+    updated_at: datetime = _when(index=True)
+
+
+class JobFire(SQLModel, table=True):
+    """One claimed firing of a job: the primary key makes each due run fire once.
+
+    Two processes that both believe a run is due race on the insert; one row wins.
+    """
+
+    __tablename__ = "job_fires"
+    job_id: str = Field(primary_key=True, max_length=32)
+    scheduled_for: datetime = Field(sa_column=Column(UTCDateTime(), primary_key=True))
+    kind: str = Field(max_length=20)  # scheduled | catchup | skipped | manual
+    missed: int = 0  # runs coalesced into this one (or skipped) after a downtime
+    run_id: str | None = Field(default=None, max_length=32, index=True)
+    claimed_by: str = Field(max_length=200)
+    claimed_at: datetime = _when(index=True)
+
+
+class SchedulerState(SQLModel, table=True):
+    """Who runs the scheduler, and its heartbeat (one row)."""
+
+    __tablename__ = "scheduler_state"
+    name: str = Field(primary_key=True, max_length=40)
+    holder: str = Field(max_length=200)
+    since: datetime = _when()
+    heartbeat_at: datetime = _when()
+
+
+class OutboxState(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    UNDELIVERED = "undelivered"  # the retries ran out; kept, and the admin chat told
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A message that must reach a chat: kept until the transport returned its id."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_state_next_attempt_at", "state", "next_attempt_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=200, unique=True)  # idempotency key: one row per message
+    chat_id: str = Field(max_length=200)
+    thread_id: str | None = Field(default=None, max_length=200)
+    payload: dict[str, Any] = _json()
+    subject: str = Field(default="", max_length=200)  # what it is about: "run:<id>"
+    state: OutboxState = Field(
+        default=OutboxState.PENDING, sa_column=Column(String(20), nullable=False)
+    )
+    attempts: int = 0
+    next_attempt_at: datetime = _when()
+    last_error: str | None = _text(nullable=True)
+    message_id: str | None = Field(default=None, max_length=200)
+    created_at: datetime = _when()
+    sent_at: datetime | None = _when(nullable=True)
 
 
 class Secret(SQLModel, table=True):
