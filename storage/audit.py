@@ -40,9 +40,10 @@ class AuditLog:
         self._writer = writer
         self._clock = clock
         self._redact = redact
+        self._pending: list[AuditEvent] = []
 
     def record(self, actor: str, action: str, subject: str = "", /, **detail: Any) -> None:
-        """Queue an event; it is written with the next batch, in order."""
+        """Queue an event; it is chained and written with the next batch, in order."""
         event = AuditEvent(
             at=self._clock.now(),
             actor=actor,
@@ -52,17 +53,23 @@ class AuditLog:
             prev_hash="",
             hash="",
         )
-        self._writer.submit(lambda session: self._append(session, event))
+        if not self._pending:
+            events = self._pending
+            self._writer.submit(lambda session: self._append(session, events))
+        self._pending.append(event)
 
-    async def _append(self, session: AsyncSession, event: AuditEvent) -> None:
+    async def _append(self, session: AsyncSession, events: list[AuditEvent]) -> None:
+        """Chain queued events onto the newest row: one read per batch, not per event."""
+        if self._pending is events:
+            self._pending = []  # later events start the next batch
         if not self._db.is_sqlite:
             await session.exec(text(f"SELECT pg_advisory_xact_lock({_PG_AUDIT_LOCK})"))  # type: ignore[call-overload]
-        last = (
-            await session.exec(select(AuditEvent.hash).order_by(col(AuditEvent.id).desc()).limit(1))
-        ).first()
-        event.prev_hash = last or GENESIS
-        event.hash = event_hash(event.prev_hash, event)
-        session.add(event)
+        query = select(AuditEvent.hash).order_by(col(AuditEvent.id).desc()).limit(1)
+        prev = (await session.exec(query)).first() or GENESIS
+        for event in events:
+            event.prev_hash = prev
+            event.hash = prev = event_hash(prev, event)
+        session.add_all(events)
         await session.flush()
 
     async def tail(self, limit: int = 20) -> Sequence[AuditEvent]:

@@ -4,6 +4,10 @@ At hundreds of messages a second a commit per row would make the database the
 bottleneck; queued writes are applied in order, in one transaction, as soon as the
 previous batch is done. `write()` waits for the commit (use it where durability
 matters, like the inbox before an update is acknowledged); `submit()` does not.
+
+Plain inserts (`insert()`) are grouped per table into one executemany and run first in
+their batch, before the other operations in the order they were submitted: an update
+may follow the insert of its row in the same batch, never the other way round.
 """
 
 from __future__ import annotations
@@ -11,8 +15,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
+from sqlalchemy import bindparam, insert
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.db import Database
@@ -26,6 +33,8 @@ class WriteBehind:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._ops: list[Op] = []
+        self._inserts: dict[type[SQLModel], list[dict[str, Any]]] = {}
+        self._updates: dict[_Shape, list[dict[str, Any]]] = {}
         self._batch_done: asyncio.Future[None] | None = None  # the queued batch
         self._inflight: asyncio.Future[None] | None = None  # the batch being committed
         self._wake = asyncio.Event()
@@ -50,6 +59,18 @@ class WriteBehind:
         self._wake.set()
         return self._batch_done
 
+    def insert(self, table: type[SQLModel], row: dict[str, Any]) -> asyncio.Future[None]:
+        """Queue a plain row insert (cheaper than an ORM object: no session bookkeeping)."""
+        self._inserts.setdefault(table, []).append(row)
+        return self.submit(_nothing)
+
+    def update(self, table: type[SQLModel], key: str, row: dict[str, Any]) -> asyncio.Future[None]:
+        """Queue an update of the row whose `key` column equals `row[key]`; same-shaped
+        updates of one batch become one executemany, run after the batch's inserts."""
+        shape = (table, key, tuple(sorted(row)))
+        self._updates.setdefault(shape, []).append(row)
+        return self.submit(_nothing)
+
     async def write(self, op: Op) -> None:
         await self.submit(op)
 
@@ -60,12 +81,13 @@ class WriteBehind:
             await asyncio.shield(last)
 
     async def _run(self) -> None:
-        while not (self._stopping and not self._ops):
+        while not (self._stopping and not self._ops):  # a stop drains the queue first
             await self._wake.wait()
             self._wake.clear()
             if self._ops:
-                ops, done = self._ops, self._batch_done
-                self._ops, self._batch_done, self._inflight = [], None, done
+                ops, done = [_bulk(self._inserts, self._updates), *self._ops], self._batch_done
+                self._ops, self._inserts, self._updates = [], {}, {}
+                self._batch_done, self._inflight = None, done
                 await self._apply(ops)
                 self._inflight = None
                 if done is not None and not done.done():
@@ -87,3 +109,30 @@ class WriteBehind:
             for op in ops:
                 await op(session)
             await session.commit()
+
+
+async def _nothing(_session: AsyncSession) -> None:
+    return None
+
+
+_Shape = tuple[type[SQLModel], str, tuple[str, ...]]
+
+
+def _bulk(
+    inserts: dict[type[SQLModel], list[dict[str, Any]]], updates: dict[_Shape, list[dict[str, Any]]]
+) -> Op:
+    """Core statements, not ORM objects: one executemany per table and shape."""
+
+    async def op(session: AsyncSession) -> None:
+        for table, rows in inserts.items():
+            await session.exec(insert(table.__table__), params=rows)  # type: ignore[attr-defined]
+        for (table, key, columns), rows in updates.items():
+            sa_table = table.__table__  # type: ignore[attr-defined]
+            statement = (
+                sa_table.update()
+                .where(sa_table.c[key] == bindparam(f"_{key}"))
+                .values({c: bindparam(f"_{c}") for c in columns if c != key})
+            )
+            await session.exec(statement, params=[{f"_{c}": v for c, v in r.items()} for r in rows])
+
+    return op
