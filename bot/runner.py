@@ -12,6 +12,7 @@ from typing import Any
 from sqlmodel import col, select, update
 
 from bot.approvals import Approvals
+from bot.conversation import Conversation
 from bot.postman import Postman
 from bot.progress import Progress
 from bot.text import Rich, bold, code, pre, rich
@@ -53,6 +54,7 @@ class Runner:
         approvals: Approvals,
         clock: Clock,
         memory_turns: int,
+        redact: Callable[[str], str] = lambda text: text,
     ) -> None:
         self._db = db
         self._writer = writer
@@ -63,6 +65,8 @@ class Runner:
         self._approvals = approvals
         self._clock = clock
         self._memory_turns = memory_turns
+        self._conversation = Conversation(memory, default_turns=memory_turns)
+        self._redact = redact  # run rows keep no secret's value
         self._active: dict[str, tuple[str, asyncio.Task[Any]]] = {}  # run id -> (agent, task)
 
     async def flush(self) -> None:
@@ -88,10 +92,10 @@ class Runner:
             thread_id=origin.thread,
             user_id=origin.user,
             job_id=origin.job_id,
-            input=text,
+            input=self._redact(text),
             started_at=self._clock.now(),
         )
-        self._writer.submit(_insert(run))
+        self._writer.insert(Run, run.model_dump())
         self._audit.record(origin.user, "run.started", run.id, agent=agent.name, input=text[:500])
         request = AgentRequest(
             run.id, origin.chat, origin.user, text, await self._history(agent, run)
@@ -132,10 +136,7 @@ class Runner:
         )
 
     async def _history(self, agent: Agent, run: Run) -> tuple[Turn, ...]:
-        turns = getattr(agent.spec, "memory_turns", None)
-        turns = self._memory_turns if turns is None else turns
-        rows = await self._memory.recent_turns(run.chat_id, agent.name, turns)
-        return tuple(Turn(row.role, row.content) for row in rows)
+        return await self._conversation.history(agent, run.chat_id)
 
     async def _execute(self, run: Run, agent: Agent, step: Step) -> None:
         progress = self._progress(run)
@@ -197,8 +198,8 @@ class Runner:
             exit_code=outcome.exit_code,
             tokens=(outcome.usage.tokens_in, outcome.usage.tokens_out),
         )
-        self._memory.remember_turn(run.chat_id, agent.name, "user", run.input)
-        self._memory.remember_turn(run.chat_id, agent.name, "assistant", outcome.text)
+        self._conversation.record(agent, run.chat_id, run.input, outcome.text)
+        await self._conversation.fold(agent, run.chat_id)  # after the answer is out
 
     async def _end(
         self,
@@ -214,14 +215,14 @@ class Runner:
     ) -> None:
         values = {
             "status": status,
-            "output": output,
-            "error": error,
+            "output": self._redact(output),
+            "error": None if error is None else self._redact(error),
             "exit_code": exit_code,
             "tokens_in": tokens[0],
             "tokens_out": tokens[1],
             "finished_at": self._clock.now(),
         }
-        self._writer.submit(_set(run.id, **values))
+        self._writer.update(Run, "id", {"id": run.id, **values})
         self._audit.record(
             run.user_id, f"run.{status}", run.id, agent=run.agent, exit_code=exit_code
         )
@@ -252,13 +253,6 @@ def result_text(agent: Agent, outcome: Finished, seconds: float) -> Rich:
         return rich(bold(agent.name), ": ", body)
     footer = f"exit {outcome.exit_code} · {seconds:.1f} s"
     return rich(bold(agent.name), "\n", pre(body), footer)
-
-
-def _insert(run: Run) -> Callable[[Any], Awaitable[None]]:
-    async def op(session: Any) -> None:
-        session.add(run.model_copy())
-
-    return op
 
 
 def _set(run_id: str, **values: Any) -> Callable[[Any], Awaitable[None]]:
