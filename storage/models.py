@@ -132,9 +132,15 @@ class Approval(SQLModel, table=True):
     decided_by: str | None = Field(default=None, max_length=200)
     reason: str | None = _text(nullable=True)
     card: dict[str, Any] = _json()  # where the card was posted, to edit it later
+    # The policy as it was when asked (self_approval, escalate_after_minutes, escalate_to).
+    policy: dict[str, Any] = _json()
+    # "once", or "conversation": identical actions of this agent in this chat run unasked.
+    scope: str = Field(default="once", max_length=20)
+    preview: str = _text()
     created_at: datetime = _when()
     expires_at: datetime = _when()
     decided_at: datetime | None = _when(nullable=True)
+    escalated_at: datetime | None = _when(nullable=True)
 
 
 class JobState(StrEnum):
@@ -164,9 +170,7 @@ class Job(SQLModel, table=True):
     report_to: str | None = Field(default=None, max_length=200)  # else chat_id / thread_id
     created_by: str = Field(max_length=200)
     source: str = Field(default="chat", max_length=20)  # chat | config
-    state: JobState = Field(
-        default=JobState.ACTIVE, sa_column=Column(String(20), nullable=False)
-    )
+    state: JobState = Field(default=JobState.ACTIVE, sa_column=Column(String(20), nullable=False))
     version: int = 1
     last_run_at: datetime | None = _when(nullable=True)  # the last scheduled time claimed
     next_run_at: datetime | None = _when(nullable=True)
