@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
-from collections.abc import Coroutine
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -17,6 +18,10 @@ from bot.config import Config, load_config
 from bot.errors import BotError, ConfigError
 from roster.errors import RosterError
 from storage.errors import StorageError
+
+if TYPE_CHECKING:
+    from storage.audit import AuditLog
+    from storage.secrets import Vault
 
 T = TypeVar("T")
 
@@ -183,3 +188,113 @@ def _run_storage(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)
     except StorageError as exc:
         _fail(str(exc))
+
+
+@main.group()
+def secrets() -> None:
+    """Encrypted secrets for `secret:NAME` references (values are never shown)."""
+
+
+@secrets.command("set")
+@config_option
+@click.argument("name")
+def secrets_set(config_path: str | None, name: str) -> None:
+    """Store a secret; the value comes from a hidden prompt, or stdin when piped."""
+    config = _load(config_path)
+    if sys.stdin.isatty():
+        value = click.prompt(f"Value of {name}", hide_input=True, confirmation_prompt=True)
+    else:
+        value = sys.stdin.read().rstrip("\r\n")
+
+    async def store() -> None:
+        async with _vault(config) as (vault, audit):
+            await vault.set(name, value, by=_cli_user())
+            audit.record(_cli_user(), "secret.set", name, via="cli")
+
+    _run_storage(store())
+    click.echo(f"Stored {name}; use it as secret:{name} (and list it in the agent's secrets).")
+
+
+@secrets.command("list")
+@config_option
+def secrets_list(config_path: str | None) -> None:
+    """Show names, who set them and when; never values."""
+    config = _load(config_path)
+
+    async def listing() -> list[str]:
+        async with _vault(config, load=False) as (vault, _audit):
+            rows = await vault.listing()
+        return [f"{r.name}  set by {r.set_by}  {r.set_at:%Y-%m-%d %H:%M:%S} UTC" for r in rows]
+
+    click.echo("\n".join(_run_storage(listing())) or "no secrets stored")
+
+
+@secrets.command("delete")
+@config_option
+@click.argument("name")
+def secrets_delete(config_path: str | None, name: str) -> None:
+    """Delete a secret (works without the master key, e.g. for a damaged row)."""
+    config = _load(config_path)
+
+    async def remove() -> None:
+        async with _vault(config, load=False) as (vault, audit):
+            await vault.delete(name)
+            audit.record(_cli_user(), "secret.deleted", name, via="cli")
+
+    _run_storage(remove())
+    click.echo(f"Deleted {name}.")
+
+
+@secrets.command("rotate-key")
+@config_option
+def secrets_rotate_key(config_path: str | None) -> None:
+    """Re-encrypt every secret under a new master key; the old key is kept until done."""
+    config = _load(config_path)
+
+    async def rotate() -> str:
+        async with _vault(config) as (vault, audit):
+            keys = await vault.rotate()
+            count = len(vault.names())
+            audit.record(_cli_user(), "secret.key_rotated", keys.where, secrets=count)
+        if keys.path is None:
+            return (
+                f"Re-encrypted {count} secret(s) with the first key of {keys.where}; "
+                "now remove the other key(s) from it."
+            )
+        return f"Re-encrypted {count} secret(s) with a new key in {keys.where}; old key removed."
+
+    click.echo(_run_storage(rotate()))
+
+
+@secrets.command("new-key")
+def secrets_new_key() -> None:
+    """Print a fresh master key (for AGENTDECK_MASTER_KEY)."""
+    from storage.secrets import new_key
+
+    click.echo(new_key())
+
+
+def _cli_user() -> str:
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):
+        return "cli"
+
+
+@contextlib.asynccontextmanager
+async def _vault(config: Config, *, load: bool = True) -> AsyncIterator[tuple[Vault, AuditLog]]:
+    """The vault and the audit log on the configured database, for one CLI command."""
+    from storage.audit import AuditLog
+    from storage.clock import SystemClock
+    from storage.db import Database
+    from storage.secrets import Vault
+    from storage.writer import WriteBehind
+
+    clock = SystemClock()
+    async with Database(config.deck.database()) as db, WriteBehind(db) as writer:
+        vault = Vault(db=db, data_dir=config.deck.data_path(), clock=clock)
+        if load:
+            await vault.load()
+        yield vault, AuditLog(db=db, writer=writer, clock=clock, redact=vault.redact)

@@ -27,6 +27,14 @@ class Postman:
             raise TransportError(f"No transport {name!r} is running for chat {chat}")
         return transport
 
+    def redact(self, text: str) -> str:
+        """Scrub stored secrets' values, as every message sent through here is."""
+        return self._redact(text)
+
+    def names(self) -> list[str]:
+        """The transports messages can go to (chat id prefixes)."""
+        return list(self._transports)
+
     def knows(self, chat: str) -> bool:
         return chat.partition(":")[0] in self._transports
 

@@ -51,7 +51,8 @@ class Progress:
     async def _show(self) -> None:
         if self._ref is not None and self._latest == self._shown:
             return
-        body = self._latest[-TAIL_CHARS:]
+        # Scrub before cutting: a cut through a secret's value would leave its tail unscrubbed.
+        body = self._postman.redact(self._latest)[-TAIL_CHARS:]
         text = rich(
             bold(self._agent), f" working… {self.elapsed:.0f} s", pre(body) if body.strip() else ""
         )
@@ -72,14 +73,13 @@ class Progress:
             except Exception:
                 log.warning("could not show progress in %s", self._chat, exc_info=True)
 
-    async def finish(self, text: Rich) -> None:
-        """Replace the progress message with the result (or send the result)."""
+    async def finish(self, text: Rich) -> MessageRef:
+        """Replace the progress message with the result (or send the result); where it is."""
         if self._flusher is not None:
             self._flusher.cancel()
             await asyncio.gather(self._flusher, return_exceptions=True)
         message = Outgoing(chat=self._chat, thread=self._thread, text=text)
         async with self._lock:
             if self._ref is None:
-                await self._postman.send(message)
-            else:
-                await self._postman.edit(self._ref, message)
+                return await self._postman.send(message)
+            return await self._postman.edit(self._ref, message)

@@ -12,7 +12,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from roster.spec import AgentBase, ApprovalMode, Policy
 
@@ -31,6 +31,7 @@ class AgentRequest:
     text: str
     history: Sequence[Turn] = ()
     hops: tuple[str, ...] = ()  # agents already in this request's chain (delegation)
+    thread: str | None = None  # where in the chat the answer goes
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +82,17 @@ class Decision:
 class Usage:
     tokens_in: int = 0
     tokens_out: int = 0
+    cost: float = 0.0  # priced per call, since a run may switch to its fallback model
 
     def __add__(self, other: Usage) -> Usage:
-        return Usage(self.tokens_in + other.tokens_in, self.tokens_out + other.tokens_out)
+        return Usage(
+            self.tokens_in + other.tokens_in,
+            self.tokens_out + other.tokens_out,
+            self.cost + other.cost,
+        )
+
+    def to_json(self) -> dict[str, float]:
+        return {"tokens_in": self.tokens_in, "tokens_out": self.tokens_out, "cost": self.cost}
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,9 +120,17 @@ class RunContext(Protocol):
     async def progress(self, text: str) -> None:
         """Show output so far (the transport edits one message, throttled)."""
 
+    async def before_model_call(self) -> None:
+        """Raise `BudgetExceeded` when one more model call would pass today's budget."""
+
+    def spent(self, usage: Usage) -> None:
+        """Count what a model call used, at once (budgets see it before the run ends)."""
+
 
 class Agent(ABC):
     spec: AgentBase
+    # Whether `summarise` folds older turns (llm agents); others keep a plain window.
+    summarises: ClassVar[bool] = False
 
     @property
     def name(self) -> str:
@@ -127,8 +144,24 @@ class Agent(ABC):
         """The approval needed before the run starts at all, if any."""
         return None
 
+    def recheck(self, state: dict[str, Any]) -> NeedsApproval | None:
+        """The approval a stored suspension needs by today's definition of this agent.
+
+        A decision binds to the exact action: if the agent's config changed the action
+        since the card was posted, the runner asks again instead of running it.
+        """
+        return None
+
+    async def preview(self, action: Action) -> str:
+        """A dry run shown on the approval card, if this agent defines one."""
+        return ""
+
     @abstractmethod
     async def start(self, request: AgentRequest, ctx: RunContext) -> Outcome: ...
+
+    async def summarise(self, previous: str, turns: Sequence[Turn]) -> str | None:
+        """Fold older turns into a running summary; None keeps a plain window (default)."""
+        return None
 
     async def resume(
         self, request: AgentRequest, state: dict[str, Any], decision: Decision, ctx: RunContext

@@ -4,9 +4,11 @@ RosterError(Exception)
 ├── AgentNotFound(LookupError)    no agent by that name
 ├── AgentUnavailable              the agent exists but cannot run (disabled, no key)
 ├── AgentFailed                   a run failed in a way worth telling the user
-│   └── ModelError                the model API refused, failed or timed out
+│   ├── ModelError                the model API refused, failed or timed out
+│   └── BudgetExceeded            today's token or money budget is spent
 ├── ToolError                     a tool was called wrongly or failed
-└── ReferenceNotFound(LookupError) an `env:` or `secret:` reference names nothing
+├── ReferenceNotFound(LookupError) an `env:` or `secret:` reference names nothing
+└── SecretNotAllowed(PermissionError) an agent used a secret its `secrets` list lacks
 """
 
 from __future__ import annotations
@@ -38,9 +40,23 @@ class ModelError(AgentFailed):
     pass
 
 
+class BudgetExceeded(AgentFailed):
+    """Today's token or money budget is spent; an admin can extend it."""
+
+
 class ToolError(RosterError):
     pass
 
 
 class ReferenceNotFound(RosterError, LookupError):
     pass
+
+
+class SecretNotAllowed(RosterError, PermissionError):
+    def __init__(self, agent: str, name: str) -> None:
+        super().__init__(
+            f"Agent {agent!r} may not use secret {name!r}: add {name!r} to the agent's "
+            "`secrets` list in the config."
+        )
+        self.agent = agent
+        self.name = name

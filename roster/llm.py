@@ -7,7 +7,7 @@ not talked to a model yet does not pay for loading the SDK.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,10 +19,13 @@ from roster.agent import (
     NeedsApproval,
     Outcome,
     RunContext,
+    Turn,
     Usage,
 )
-from roster.errors import ModelError, ToolError
+from roster.errors import ModelError, ReferenceNotFound, SecretNotAllowed, ToolError
+from roster.refs import NoSecrets, SecretSource, resolve_arguments
 from roster.spec import LLMAgentSpec
+from roster.summary import summarise
 from roster.tools import Tool, ToolCallContext, parse_arguments
 
 if TYPE_CHECKING:
@@ -140,19 +143,28 @@ def _short(text: str, limit: int = 200) -> str:
 
 class LLMAgent(Agent):
     spec: LLMAgentSpec
+    summarises = True
 
     def __init__(
-        self, spec: LLMAgentSpec, *, client: ModelClient, tools: Mapping[str, Tool]
+        self,
+        spec: LLMAgentSpec,
+        *,
+        client: ModelClient,
+        tools: Mapping[str, Tool],
+        secrets: SecretSource | None = None,
     ) -> None:
         self.spec = spec
         self._client = client
         self._tools = dict(tools)
+        # Tool arguments resolve `secret:` through it; everything the model reads is
+        # scrubbed by it, so a model never sees a secret's value.
+        self._secrets = secrets or NoSecrets()
 
     def unavailable_reason(self) -> str | None:
         return super().unavailable_reason() or self._client.unavailable_reason()
 
     async def start(self, request: AgentRequest, ctx: RunContext) -> Outcome:
-        return await self._loop(request, self._opening(request), turns=0, usage=Usage())
+        return await self._loop(request, ctx, self._opening(request), turns=0, usage=Usage())
 
     async def resume(
         self, request: AgentRequest, state: dict[str, Any], decision: Decision, ctx: RunContext
@@ -165,10 +177,10 @@ class LLMAgent(Agent):
         else:
             why = f" Reason: {decision.reason}" if decision.reason else ""
             result = f"Denied by {decision.by}; the action did not run.{why}"
-        messages.append(_tool_message(first, result))
+        messages.append(_tool_message(first, self._secrets.redact(result)))
         usage = Usage(**state.get("usage", {}))
         stopped = await self._run_calls(request, messages, rest, state["turns"], usage)
-        return stopped or await self._loop(request, messages, state["turns"], usage)
+        return stopped or await self._loop(request, ctx, messages, state["turns"], usage)
 
     def _opening(self, request: AgentRequest) -> list[Message]:
         messages: list[Message] = []
@@ -176,16 +188,30 @@ class LLMAgent(Agent):
             messages.append({"role": "system", "content": self.spec.instructions})
         for turn in request.history:
             role = "system" if turn.role == "summary" else turn.role
-            messages.append({"role": role, "content": turn.content})
-        messages.append({"role": "user", "content": request.text})
+            content = turn.content
+            if turn.role == "summary":
+                content = f"Summary of the earlier conversation:\n{content}"
+            messages.append({"role": role, "content": self._secrets.redact(content)})
+        messages.append({"role": "user", "content": self._secrets.redact(request.text)})
         return messages
 
+    async def summarise(self, previous: str, turns: Sequence[Turn]) -> str | None:
+        """Fold older turns into the running summary, with this agent's model."""
+        return await summarise(self._client, self.spec.model, previous, turns)
+
     async def _loop(
-        self, request: AgentRequest, messages: list[Message], turns: int, usage: Usage
+        self,
+        request: AgentRequest,
+        ctx: RunContext,
+        messages: list[Message],
+        turns: int,
+        usage: Usage,
     ) -> Outcome:
         schemas = [tool.schema() for tool in self._tools.values()]
         while turns < self.spec.max_turns:
+            await ctx.before_model_call()
             reply = await self._client.complete(self.spec.model, messages, schemas)
+            ctx.spent(reply.usage)
             turns += 1
             usage += reply.usage
             if not reply.tool_calls:
@@ -223,8 +249,19 @@ class LLMAgent(Agent):
                 tool, arguments = gate
                 action = tool.action(self.name, arguments)
                 return NeedsApproval(action=action, policy=tool.policy, state=state, usage=usage)
-            messages.append(_tool_message(call, await self._call_tool(request, call)))
+            result = await self._call_tool(request, call)
+            messages.append(_tool_message(call, self._secrets.redact(result)))
         return None
+
+    def recheck(self, state: dict[str, Any]) -> NeedsApproval | None:
+        pending = [ToolRequest(**call) for call in state.get("pending", ())]
+        gate = self._gate(pending[0]) if pending else None
+        if gate is None:
+            return None
+        tool, arguments = gate
+        return NeedsApproval(
+            action=tool.action(self.name, arguments), policy=tool.policy, state=state
+        )
 
     def _gate(self, call: ToolRequest) -> tuple[Tool, dict[str, Any]] | None:
         tool = self._tools.get(call.name)
@@ -246,10 +283,12 @@ class LLMAgent(Agent):
         try:
             arguments = parse_arguments(call.arguments)
             tool.validate(arguments)
-            return await tool.call(
-                arguments, ToolCallContext(request.run_id, request.chat_id, self.name)
+            resolved = resolve_arguments(arguments, self._secrets)
+            context = ToolCallContext(
+                request.run_id, request.chat_id, self.name, memory=self.spec.memory_key
             )
-        except ToolError as exc:
+            return await tool.call(resolved, context)
+        except (ToolError, ReferenceNotFound, SecretNotAllowed) as exc:
             return f"error: {exc}"
 
 

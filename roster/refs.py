@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-from typing import Protocol
+from collections.abc import Iterable
+from typing import Any, Protocol
 
-from roster.errors import ReferenceNotFound
+from roster.errors import ReferenceNotFound, SecretNotAllowed
 
 
 class SecretSource(Protocol):
@@ -13,10 +14,34 @@ class SecretSource(Protocol):
         """Return the secret's value, or None when there is no such secret."""
         ...
 
+    def redact(self, text: str) -> str:
+        """Return `text` with every stored secret's value replaced by a marker."""
+        ...
+
 
 class NoSecrets:
     def get(self, name: str) -> str | None:
         return None
+
+    def redact(self, text: str) -> str:
+        return text
+
+
+class AllowedSecrets:
+    """The secrets one agent may use: only the names in its `secrets` list."""
+
+    def __init__(self, source: SecretSource, *, agent: str, allowed: Iterable[str]) -> None:
+        self._source = source
+        self._agent = agent
+        self._allowed = frozenset(allowed)
+
+    def get(self, name: str) -> str | None:
+        if name not in self._allowed:
+            raise SecretNotAllowed(self._agent, name)
+        return self._source.get(name)
+
+    def redact(self, text: str) -> str:
+        return self._source.redact(text)
 
 
 def is_reference(value: str) -> bool:
@@ -34,11 +59,34 @@ def resolve(value: str, secrets: SecretSource) -> str:
             )
         return found
     if value.startswith("secret:"):
-        name = value[7:]
-        secret = secrets.get(name)
-        if secret is None:
-            raise ReferenceNotFound(
-                f"No secret named {name!r}. Set it with: agentdeck secrets set {name}"
-            )
-        return secret
+        return resolve_secret(value[7:], secrets)
     return value
+
+
+def resolve_secret(name: str, secrets: SecretSource) -> str:
+    secret = secrets.get(name)
+    if secret is None:
+        raise ReferenceNotFound(
+            f"No secret named {name!r}. Set it with: agentdeck secrets set {name}"
+        )
+    return secret
+
+
+def resolve_arguments(value: Any, secrets: SecretSource) -> Any:
+    """Replace every `secret:NAME` string in tool arguments, at any depth, by its value.
+
+    Only `secret:` is resolved here: tool arguments are written by a model, and an
+    `env:` reference would let it read any variable of this process.
+    """
+    if isinstance(value, str):
+        return resolve_secret(value[7:], secrets) if value.startswith("secret:") else value
+    if isinstance(value, list):
+        return [resolve_arguments(item, secrets) for item in value]
+    if isinstance(value, dict):
+        return {key: resolve_arguments(item, secrets) for key, item in value.items()}
+    return value
+
+
+def secret_names(values: Iterable[str]) -> list[str]:
+    """The secret names that `secret:NAME` references among `values` point at."""
+    return [value[7:] for value in values if value.startswith("secret:")]

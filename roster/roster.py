@@ -8,7 +8,7 @@ from roster.agent import Agent, EchoAgent
 from roster.command import CommandAgent
 from roster.errors import AgentNotFound, AgentUnavailable
 from roster.llm import LLMAgent, ModelClient
-from roster.refs import SecretSource
+from roster.refs import AllowedSecrets, SecretSource
 from roster.spec import AgentBase, CommandAgentSpec, EchoAgentSpec, LLMAgentSpec
 from roster.tools import ToolBox
 
@@ -69,10 +69,11 @@ class Roster:
 def _make_agent(
     spec: AgentBase, *, model: ModelClient, tools: ToolBox, secrets: SecretSource
 ) -> Agent:
+    allowed = AllowedSecrets(secrets, agent=spec.name, allowed=spec.secrets)
     if isinstance(spec, CommandAgentSpec):
-        return CommandAgent(spec, secrets=secrets)
+        return CommandAgent(spec, secrets=allowed)
     if isinstance(spec, LLMAgentSpec):
-        return LLMAgent(spec, client=model, tools=tools.select(spec.tools))
+        return LLMAgent(spec, client=model, tools=tools.select(spec.tools), secrets=allowed)
     if isinstance(spec, EchoAgentSpec):
         return EchoAgent(spec)
     raise TypeError(f"no agent kind for {type(spec).__name__}")

@@ -8,6 +8,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 AGENT_NAME = r"^[a-z][a-z0-9_-]{0,39}$"
+SECRET_NAME = r"^[A-Za-z][A-Za-z0-9_.-]{0,99}$"  # noqa: S105 (a pattern, not a password)
+# The memory key of agents that share one memory per chat: no agent name starts with "@".
+CHAT_MEMORY = "@chat"
 
 
 class Strict(BaseModel):
@@ -20,6 +23,11 @@ class ApprovalMode(StrEnum):
     RULES = "rules"  # run unasked when the argv matches an `allow` rule
 
 
+class MemoryScope(StrEnum):
+    AGENT = "agent"  # each agent remembers its own conversation in a chat
+    CHAT = "chat"  # the agents marked so share one conversation and notes per chat
+
+
 class Policy(Strict):
     """When an action needs a human's yes, and whose."""
 
@@ -29,16 +37,32 @@ class Policy(Strict):
     # User ids (`telegram:123`) or roles (`admin`) who may decide.
     approvers: tuple[str, ...] = ("admin",)
     quorum: int = Field(default=1, ge=1, le=10)
+    # False for high-risk actions: whoever asked cannot approve their own request.
     self_approval: bool = True
     expires_minutes: float = Field(default=30, gt=0)
+    # Unanswered after this long, the card is posted again to `escalate_to` (a chat or user id).
+    escalate_after_minutes: float | None = Field(default=None, gt=0)
+    escalate_to: str = ""
 
 
 class AgentBase(Strict):
     name: str = Field(pattern=AGENT_NAME)
     description: str = ""
+    # Words that send free text to this agent when no router model decides.
+    keywords: tuple[str, ...] = ()
     enabled: bool = True
     policy: Policy = Policy()
     memory_turns: int | None = Field(default=None, ge=0, le=200)
+    memory: MemoryScope = MemoryScope.AGENT
+    # A run's wall-clock limit, tool calls and approvals waits excluded.
+    run_timeout: float = Field(default=900, gt=0)
+    # The only vault secrets this agent may use (`secret:NAME` in env or tool arguments).
+    secrets: tuple[Annotated[str, Field(pattern=SECRET_NAME)], ...] = ()
+
+    @property
+    def memory_key(self) -> str:
+        """Whose memory this agent reads and writes: its own, or the chat's shared one."""
+        return CHAT_MEMORY if self.memory is MemoryScope.CHAT else self.name
 
     @model_validator(mode="before")
     @classmethod
@@ -67,6 +91,8 @@ class CommandAgentSpec(AgentBase):
 
     kind: Literal["command"]
     command: tuple[str, ...] = ()
+    # A read-only dry run shown on the approval card (`["git", "diff", "--stat"]`).
+    preview: tuple[str, ...] = ()
     # Named fixed command lines; the message's first word picks one (`/ask host disk`).
     actions: dict[str, tuple[str, ...]] = {}
     shell: bool = False
@@ -86,12 +112,25 @@ class CommandAgentSpec(AgentBase):
             raise ValueError("a command agent needs `command` or `actions`")
         return self
 
+    @model_validator(mode="after")
+    def _env_secrets_are_allowed(self) -> CommandAgentSpec:
+        for key, value in self.env.items():
+            name = value.removeprefix("secret:")
+            if value.startswith("secret:") and name not in self.secrets:
+                raise ValueError(
+                    f"env.{key} uses secret:{name}, which is not in this agent's `secrets` "
+                    f"list; add it: secrets = [{name!r}]"
+                )
+        return self
+
 
 class LLMAgentSpec(AgentBase):
     """An OpenAI-compatible chat model with instructions and tools."""
 
     kind: Literal["llm"]
     model: str = Field(min_length=1)
+    # Used for a call when `model` still fails after the client's retries.
+    fallback_model: str | None = Field(default=None, min_length=1)
     instructions: str = ""
     tools: tuple[str, ...] = ()
     max_turns: int = Field(default=5, ge=1, le=50)

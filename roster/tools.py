@@ -27,6 +27,14 @@ class ToolCallContext:
     run_id: str
     chat_id: str
     agent: str
+    memory: str = ""  # the memory key: the agent's name, or the chat's shared memory
+    user: str = ""  # who asked for the run
+    thread: str | None = None
+    hops: tuple[str, ...] = ()  # the agents before this one in a delegation chain
+
+    @property
+    def memory_key(self) -> str:
+        return self.memory or self.agent
 
 
 class Tool(ABC):
@@ -152,13 +160,16 @@ class RememberTool(Tool):
         self._notes = notes
 
     async def call(self, arguments: dict[str, Any], ctx: ToolCallContext) -> str:
-        await self._notes.add_note(ctx.chat_id, ctx.agent, arguments["text"])
+        await self._notes.add_note(ctx.chat_id, ctx.memory_key, arguments["text"])
         return "noted"
 
 
 class RecallTool(Tool):
     name = "recall"
-    description = "Find earlier notes about this chat by keyword, most recent first."
+    description = (
+        "Find earlier notes about this chat, most recent first. `keyword`: words that must "
+        "all appear in a note (empty: the latest notes)."
+    )
     parameters: ClassVar[Mapping[str, Any]] = {
         "type": "object",
         "properties": {"keyword": {"type": "string"}},
@@ -168,7 +179,8 @@ class RecallTool(Tool):
         self._notes = notes
 
     async def call(self, arguments: dict[str, Any], ctx: ToolCallContext) -> str:
-        rows = await self._notes.notes(ctx.chat_id, ctx.agent, arguments.get("keyword", ""))
+        keyword = arguments.get("keyword", "")
+        rows = await self._notes.notes(ctx.chat_id, ctx.memory_key, keyword)
         return "\n".join(f"- {row.text}" for row in rows) or "no notes"
 
 

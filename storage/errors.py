@@ -1,8 +1,13 @@
 """Errors raised by storage.
 
 StorageError(Exception)
-├── DatabaseUnavailable   the database cannot be reached or opened
-└── AuditChainBroken      `audit verify` found a row whose hash does not match
+├── DatabaseUnavailable          the database cannot be reached or opened
+├── AuditChainBroken             `audit verify` found a row whose hash does not match
+└── VaultError                   the secrets vault cannot do what was asked
+    ├── MasterKeyError           the master key is missing, malformed or wrong
+    ├── SecretUnreadable         stored rows do not decrypt with a key that reads others
+    ├── SecretNotFound(LookupError)   no secret by that name
+    └── SecretRejected(ValueError)    a name or value that cannot be stored
 """
 
 from __future__ import annotations
@@ -16,3 +21,32 @@ class DatabaseUnavailable(StorageError):
     def __init__(self, url: str, reason: str) -> None:
         super().__init__(f"Cannot open the database {url}: {reason}")
         self.url = url
+
+
+class VaultError(StorageError):
+    pass
+
+
+class MasterKeyError(VaultError):
+    pass
+
+
+class SecretUnreadable(VaultError):
+    def __init__(self, names: list[str]) -> None:
+        listed = ", ".join(names)
+        super().__init__(
+            f"Secret(s) {listed} cannot be decrypted although the master key reads the others: "
+            f"the stored rows are damaged. Delete and set them again: "
+            f"agentdeck secrets delete {names[0]} && agentdeck secrets set {names[0]}"
+        )
+        self.names = names
+
+
+class SecretNotFound(VaultError, LookupError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"No secret named {name!r}. `agentdeck secrets list` shows the names.")
+        self.name = name
+
+
+class SecretRejected(VaultError, ValueError):
+    pass

@@ -24,20 +24,28 @@ class CommandSpec:
     usage: str = ""
     # Runs at once instead of queueing behind the chat's running work (/stop, /approve).
     immediate: bool = False
+    # The arguments may hold a value that must not be stored (/secret set): not audited.
+    private_args: bool = False
 
 
 REGISTRY: dict[str, CommandSpec] = {}
 
 
 def command(
-    name: str, *, role: Role, help: str, usage: str = "", immediate: bool = False
+    name: str,
+    *,
+    role: Role,
+    help: str,
+    usage: str = "",
+    immediate: bool = False,
+    private_args: bool = False,
 ) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
         if not inspect.iscoroutinefunction(handler):
             raise TypeError(f"/{name}: the handler must be an async function")
         if name in REGISTRY:
             raise ValueError(f"/{name} is registered twice")
-        REGISTRY[name] = CommandSpec(name, handler, role, help, usage, immediate)
+        REGISTRY[name] = CommandSpec(name, handler, role, help, usage, immediate, private_args)
         return handler
 
     return register

@@ -1,4 +1,4 @@
-"""Commands about agents: /help /agents /ask /stop /enable /disable /forget."""
+"""Commands about agents: /help /agents /ask /stop /enable /disable."""
 
 from __future__ import annotations
 
@@ -78,17 +78,6 @@ async def _switch(ctx: CommandContext, *, on: bool) -> None:
     agent = ctx.deck.roster.set_enabled(name, on)
     ctx.deck.audit.record(ctx.user, "agent.enabled" if on else "agent.disabled", agent.name)
     await ctx.reply(f"{agent.name} is {'enabled' if on else 'disabled'}.")
-
-
-@command(
-    "forget", role=Role.OPERATOR, help="clear this chat's conversation memory", usage="[agent]"
-)
-async def forget(ctx: CommandContext) -> None:
-    name = ctx.args.strip().lower() or None
-    if name is not None and not await _known(ctx, name):
-        return
-    removed = await ctx.deck.memory.forget(ctx.incoming.chat, name)
-    await ctx.reply(f"Forgot {removed} message(s){f' with {name}' if name else ''}.")
 
 
 async def _known(ctx: CommandContext, name: str) -> bool:

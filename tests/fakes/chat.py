@@ -34,6 +34,7 @@ class ChatRecorder:
     def __init__(self) -> None:
         self.posted: list[Posted] = []
         self.press_answers: list[tuple[str, bool]] = []
+        self.deleted: list[MessageRef] = []
         self._handle: Callable[[Incoming], Awaitable[None]] | None = None
         self._ids = itertools.count(1)
         self._changed = asyncio.Condition()
@@ -44,9 +45,25 @@ class ChatRecorder:
     async def stop(self) -> None:
         self._handle = None
 
-    async def say(self, text: str, *, user: str = "test:admin", chat: str = "test:chat") -> None:
+    async def say(
+        self,
+        text: str,
+        *,
+        user: str = "test:admin",
+        chat: str = "test:chat",
+        private: bool = True,
+        message_id: str | None = None,
+    ) -> None:
         assert self._handle is not None, "the deck is not started"
-        await self._handle(Incoming(transport=self.name, chat=chat, user=user, text=text))
+        incoming = Incoming(
+            transport=self.name,
+            chat=chat,
+            user=user,
+            text=text,
+            private=private,
+            message_id=message_id,
+        )
+        await self._handle(incoming)
 
     async def press(self, value: str, *, user: str = "test:admin", chat: str = "test:chat") -> None:
         assert self._handle is not None
@@ -73,6 +90,7 @@ class ChatRecorder:
         return None
 
     async def delete(self, ref: MessageRef) -> None:
+        self.deleted.append(ref)
         self.posted = [p for p in self.posted if p.ref.message_id != ref.message_id]
 
     async def answer_press(self, press: Incoming, text: str, *, alert: bool) -> None:

@@ -1,0 +1,435 @@
+"""The scheduler service: one leader fires the jobs; every process can change them.
+
+Lifecycle, as an async context manager: a background election asks for the
+scheduler lock (a PostgreSQL advisory lock; always granted on SQLite). The winner
+loads the active jobs from the `jobs` table, makes up for runs missed while nobody
+was leading (one coalesced run per job, or a note when they are older than the grace
+time), then lets APScheduler fire. Changes made in this process apply at once;
+changes made by other processes are picked up by polling `jobs.updated_at`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Protocol
+
+from apscheduler.triggers.base import BaseTrigger
+
+from scheduler.claims import Claims
+from scheduler.engine import Engine
+from scheduler.errors import JobFromConfig, JobNotFound, JobNotRunnable
+from scheduler.pacing import paced
+from scheduler.plan import Missed, Plan, TriggerKind, missed, next_after
+from scheduler.watch import Watch
+from storage.clock import Clock
+from storage.jobs import Claim, FireKind, JobStore
+from storage.locks import AdvisoryLock
+from storage.models import Job, JobState
+
+log = logging.getLogger(__name__)
+
+LOCK_KEY = 7_402_008  # the scheduler's advisory lock (the audit log uses 7_402_001)
+SYNC_MARGIN = timedelta(seconds=30)  # re-read recent changes: clocks of processes differ
+CLAIM_CHUNK = 500
+
+
+class Role(StrEnum):
+    STOPPED = "stopped"
+    STANDBY = "standby"  # another process leads; this one waits to take over
+    LOADING = "loading"  # leading, catching up on missed runs before firing
+    LEADER = "leader"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    timezone: str = "UTC"
+    grace: timedelta = timedelta(hours=1)  # older missed runs are reported, not run
+    heartbeat_seconds: float = 30.0
+    stall: timedelta = timedelta(minutes=2)  # a due run this late means firing stopped
+    sync_seconds: float = 2.0
+    takeover_seconds: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Fire:
+    """A claimed firing, handed to the bot: the job as it was, and the claim."""
+
+    job: Job
+    claim: Claim
+
+    @property
+    def run_id(self) -> str | None:
+        return self.claim.run_id
+
+
+class JobHooks(Protocol):
+    """What the bot does for the scheduler; none of these may block."""
+
+    def launch(self, fire: Fire) -> asyncio.Future[Any]:
+        """Start the job's run (its id is `fire.run_id`); the future ends with the run."""
+        ...
+
+    def skipped(self, fire: Fire) -> None:
+        """Tell the job's chat that missed runs were too old to run."""
+        ...
+
+    def alert(self, text: str) -> None:
+        """Tell the admin chat."""
+        ...
+
+
+@dataclass(slots=True)
+class _Loaded:
+    job: Job
+    plan: Plan
+    trigger: BaseTrigger
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    role: Role
+    holder: str | None
+    since: datetime | None
+    heartbeat_at: datetime | None
+    loaded: int
+    next_runs: list[Job] = field(default_factory=list)
+
+
+def plan_of(job: Job) -> Plan:
+    return Plan(TriggerKind(job.trigger), job.spec, job.timezone)
+
+
+def process_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Scheduler:
+    def __init__(
+        self,
+        *,
+        store: JobStore,
+        lock: AdvisoryLock,
+        hooks: JobHooks,
+        clock: Clock,
+        settings: Settings,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.holder = process_name()
+        self.role = Role.STOPPED
+        self.ready = asyncio.Event()  # set once leading and firing
+        self._lock = lock
+        self._hooks = hooks
+        self._clock = clock
+        self._engine: Engine | None = None
+        self._claims: Claims | None = None
+        self._loaded: dict[str, _Loaded] = {}
+        self._in_flight: set[str] = set()
+        self._since: datetime | None = None
+        self._watermark: datetime | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._leading_tasks: set[asyncio.Task[None]] = set()
+        self._watch = Watch(
+            store=store, clock=clock, alert=hooks.alert, settings=settings, holder=self.holder
+        )
+
+    async def __aenter__(self) -> Scheduler:
+        self.role = Role.STANDBY
+        self._spawn(self._elections(), "scheduler-election", self._tasks)
+        self._spawn(self._watch.run(self._leading_since), "scheduler-watch", self._tasks)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.halt()
+        await _cancel(self._tasks)
+        await self._lock.release()
+        self.role = Role.STOPPED
+
+    def _leading_since(self) -> datetime | None:
+        return self._since if self.role is Role.LEADER else None
+
+    async def halt(self) -> None:
+        """Stop firing (before the deck drains its work); safe to call twice."""
+        await self._step_down()
+
+    # --- leading ---------------------------------------------------------------------
+
+    async def _elections(self) -> None:
+        while True:
+            try:
+                await self._elect()
+            except Exception:
+                log.exception("scheduler election failed; trying again")
+            await asyncio.sleep(self.settings.takeover_seconds)
+
+    async def _elect(self) -> None:
+        if self.role in (Role.LEADER, Role.LOADING):
+            if not await self._lock.still_held():
+                self._hooks.alert(
+                    f"The scheduler lost its lock in {self.holder}; another process may take over."
+                )
+                await self._step_down()
+            return
+        if await self._lock.try_acquire():
+            await self._take_over()
+
+    async def _take_over(self) -> None:
+        self.role = Role.LOADING
+        self._since = self._clock.now()
+        self._watermark = self._since
+        engine = Engine(self._due)
+        claims = Claims(
+            store=self.store,
+            holder=self.holder,
+            prepare=self._prepare,
+            claimed=self._on_claimed,
+            failed=self._on_claim_failed,
+        )
+        self._engine, self._claims = engine, claims
+        self._spawn(claims.run(), "scheduler-claims", self._leading_tasks)
+        engine.start()
+        await self._load(await self.store.active())
+        engine.resume()
+        self.role = Role.LEADER
+        self.ready.set()
+        self._spawn(self._syncing(), "scheduler-sync", self._leading_tasks)
+        await self.store.beat("scheduler", self.holder, self._since)
+        log.info("this process (%s) runs the scheduler: %d job(s)", self.holder, len(self._loaded))
+
+    async def _step_down(self) -> None:
+        if self.role not in (Role.LEADER, Role.LOADING):
+            return
+        self.role = Role.STANDBY
+        self.ready.clear()
+        if self._engine is not None:
+            await self._engine.stop()
+        if self._claims is not None:
+            try:
+                async with asyncio.timeout(5):
+                    await self._claims.settled()
+            except TimeoutError:
+                log.warning("due runs still being claimed at stop; they will count as missed")
+        await _cancel(self._leading_tasks)
+        self._engine, self._claims = None, None
+        self._loaded.clear()
+
+    async def _load(self, jobs: list[Job]) -> None:
+        """Schedule the jobs; first make up for what fell due while nobody led."""
+        assert self._engine is not None
+        now = self._clock.now()
+        catchups: list[Claim] = []
+        entries: list[tuple[str, BaseTrigger, datetime]] = []
+        next_runs: list[tuple[str, datetime | None]] = []
+        async for job in paced(jobs):
+            loaded = self._remember(job)
+            due = missed(loaded.trigger, last_run=job.last_run_at, since=job.active_since, now=now)
+            if due.count:
+                catchups.append(self._catchup(job, due, now))
+            if due.next_run is not None:
+                entries.append((job.id, loaded.trigger, due.next_run))
+            if due.next_run != job.next_run_at and not due.count:
+                next_runs.append((job.id, due.next_run))
+        for start in range(0, len(catchups), CLAIM_CHUNK):
+            chunk = catchups[start : start + CLAIM_CHUNK]
+            self._on_claimed(await self.store.claim(chunk, self.holder))
+        await self._engine.load(entries)
+        for start in range(0, len(next_runs), CLAIM_CHUNK):
+            await self.store.set_next_runs(next_runs[start : start + CLAIM_CHUNK])
+
+    def _catchup(self, job: Job, due: Missed, now: datetime) -> Claim:
+        assert due.latest is not None
+        if now - due.latest > self.settings.grace:
+            return Claim(job.id, due.latest, FireKind.SKIPPED, due.next_run, missed=due.count)
+        run_id = uuid.uuid4().hex
+        return Claim(job.id, due.latest, FireKind.CATCHUP, due.next_run, run_id, due.count)
+
+    def _remember(self, job: Job) -> _Loaded:
+        plan = plan_of(job)
+        loaded = _Loaded(job, plan, plan.trigger(job.created_at))
+        self._loaded[job.id] = loaded
+        return loaded
+
+    # --- firing ----------------------------------------------------------------------
+
+    def _due(self, job_id: str, due: datetime) -> None:
+        if self._claims is not None:
+            self._claims.add(job_id, due)
+
+    def _prepare(self, job_id: str, due: datetime) -> Claim | None:
+        loaded = self._loaded.get(job_id)
+        if loaded is None:
+            return None
+        following = next_after(loaded.trigger, due)
+        if job_id in self._in_flight:
+            # The last run still goes; a second one at once would only pile up.
+            log.warning("job %s is still running at its next due time; skipping one run", job_id)
+            return Claim(job_id, due, FireKind.BUSY, following, missed=1)
+        return Claim(job_id, due, FireKind.SCHEDULED, following, uuid.uuid4().hex)
+
+    def _on_claimed(self, claims: list[Claim]) -> None:
+        for claim in claims:
+            loaded = self._loaded.get(claim.job_id)
+            if loaded is None:
+                continue
+            if claim.next_run_at is None:
+                self._loaded.pop(claim.job_id, None)
+            fire = Fire(loaded.job, claim)
+            if claim.kind is FireKind.SKIPPED:
+                self._hooks.skipped(fire)
+            elif claim.run_id is not None:
+                self._launch(fire)
+
+    def _launch(self, fire: Fire) -> None:
+        job_id = fire.job.id
+        self._in_flight.add(job_id)
+        try:
+            running = self._hooks.launch(fire)
+        except Exception:
+            self._in_flight.discard(job_id)
+            log.exception("could not start a run of job %s", job_id)
+            self._hooks.alert(f"Job {job_id} was due but its run could not start; see the log.")
+            return
+        running.add_done_callback(lambda _done: self._in_flight.discard(job_id))
+
+    def _on_claim_failed(self, claims: list[Claim], error: str) -> None:
+        listed = ", ".join(sorted({c.job_id for c in claims})[:10])
+        self._hooks.alert(
+            f"{len(claims)} due run(s) could not be recorded and did not run ({listed}): {error}"
+        )
+
+    # --- picking up changes ----------------------------------------------------------
+
+    async def _syncing(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.sync_seconds)
+            try:
+                await self.sync()
+            except Exception:
+                log.exception("picking up job changes failed; trying again")
+
+    async def sync(self) -> None:
+        """Apply job changes made since the last look (by any process)."""
+        assert self._watermark is not None
+        rows = await self.store.changed_since(self._watermark - SYNC_MARGIN)
+        for job in rows:
+            self._watermark = max(self._watermark, job.updated_at)
+            known = self._loaded.get(job.id)
+            if known is None or known.job.version != job.version:
+                await self._apply(job)
+
+    async def _apply(self, job: Job) -> None:
+        if self._engine is None or self.role is not Role.LEADER:
+            return
+        if job.state is not JobState.ACTIVE:
+            self._loaded.pop(job.id, None)
+            self._engine.drop(job.id)
+            return
+        loaded = self._remember(job)
+        due = missed(
+            loaded.trigger, last_run=job.last_run_at, since=job.active_since, now=self._clock.now()
+        )
+        upcoming = due.next_run
+        if due.count and due.latest is not None:
+            upcoming = due.latest  # due while it was being changed: fire it now
+        if upcoming is None:
+            self._engine.drop(job.id)
+            return
+        self._engine.put(job.id, loaded.trigger, upcoming)
+        await self.store.set_next_runs([(job.id, upcoming)])
+
+    # --- what chat commands call -----------------------------------------------------
+
+    async def create(self, job: Job) -> Job:
+        """Store a new job and schedule it (here when leading, else by the leader)."""
+        plan = plan_of(job)
+        job.next_run_at = next_after(plan.trigger(job.created_at), job.created_at)
+        await self.store.add(job)
+        await self._apply(job)
+        return job
+
+    async def get(self, job_id: str) -> Job:
+        job = await self.store.get(job_id)
+        if job is None or job.state is JobState.REMOVED:
+            raise JobNotFound(job_id)
+        return job
+
+    async def pause(self, job_id: str) -> Job:
+        return await self._move(job_id, JobState.PAUSED, {JobState.ACTIVE})
+
+    async def resume(self, job_id: str) -> Job:
+        return await self._move(job_id, JobState.ACTIVE, {JobState.PAUSED})
+
+    async def remove(self, job_id: str) -> Job:
+        job = await self.get(job_id)
+        if job.source == "config":
+            raise JobFromConfig(job_id)
+        allowed = {JobState.ACTIVE, JobState.PAUSED, JobState.DONE}
+        return await self._move(job_id, JobState.REMOVED, allowed)
+
+    async def _move(self, job_id: str, state: JobState, allowed: set[JobState]) -> Job:
+        job = await self.get(job_id)
+        if job.state not in allowed:
+            raise JobNotRunnable(f"Job {job_id} is {job.state}; that cannot become {state}.")
+        if not await self.store.set_state(job_id, state, allowed=allowed):
+            raise JobNotRunnable(f"Job {job_id} changed meanwhile; look again with /jobs {job_id}.")
+        changed = await self.get(job_id) if state is not JobState.REMOVED else job
+        if state is JobState.REMOVED:
+            changed.state = JobState.REMOVED
+        await self._apply(changed)
+        return changed
+
+    async def run_now(self, job_id: str) -> Fire:
+        """Run a job at once, outside its schedule (which does not move)."""
+        job = await self.get(job_id)
+        now = self._clock.now()
+        claim = Claim(job.id, now, FireKind.MANUAL, job.next_run_at, uuid.uuid4().hex)
+        won = await self.store.claim([claim], self.holder)
+        if not won:
+            raise JobNotRunnable(f"Job {job_id} was just started; try again in a second.")
+        fire = Fire(job, claim)
+        self._launch(fire)
+        return fire
+
+    async def status(self) -> Status:
+        beat = await self.store.heartbeat("scheduler")
+        return Status(
+            role=self.role,
+            holder=beat.holder if beat else None,
+            since=beat.since if beat else None,
+            heartbeat_at=beat.heartbeat_at if beat else None,
+            loaded=len(self._loaded),
+            next_runs=await self.store.next_runs(3),
+        )
+
+    def engine(self) -> Engine | None:
+        return self._engine
+
+    # --- tasks -----------------------------------------------------------------------
+
+    def _spawn(
+        self, coro: Coroutine[Any, Any, None], name: str, owner: set[asyncio.Task[None]]
+    ) -> None:
+        task = asyncio.create_task(coro, name=name)
+        owner.add(task)
+        task.add_done_callback(lambda done: _finished(done, owner))
+
+
+def _finished(task: asyncio.Task[None], owner: set[asyncio.Task[None]]) -> None:
+    owner.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.error("scheduler task %s failed", task.get_name(), exc_info=task.exception())
+
+
+async def _cancel(tasks: set[asyncio.Task[None]]) -> None:
+    pending = list(tasks)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)

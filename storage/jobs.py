@@ -1,0 +1,323 @@
+"""The jobs table and its claims: what the scheduler reads and writes, and nothing else.
+
+A due run is *claimed* by inserting its `(job_id, scheduled_for)` row into
+`job_fires`; the primary key makes the claim succeed once, whichever process (or
+stale leader) tries. The same transaction moves `jobs.last_run_at` forward, which
+is what missed runs are counted from after a downtime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import bindparam, or_
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import col, delete, select, update
+
+from storage.clock import Clock
+from storage.db import Database
+from storage.models import Job, JobFire, JobState, Run, SchedulerState
+
+# Fields that, when changed by config, change what or when a job runs.
+_DEFINITION = ("agent", "input", "trigger", "spec", "timezone", "report_to", "chat_id")
+
+
+class FireKind(StrEnum):
+    SCHEDULED = "scheduled"  # fired on time by the running scheduler
+    CATCHUP = "catchup"  # one run for the runs missed during a downtime
+    SKIPPED = "skipped"  # missed runs too old to run (past the grace time): reported only
+    BUSY = "busy"  # due while the job's previous run still went: not started
+    MANUAL = "manual"  # /run: does not move the schedule
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A due run someone wants to start; `next_run_at` None means the job is done."""
+
+    job_id: str
+    scheduled_for: datetime
+    kind: FireKind
+    next_run_at: datetime | None
+    run_id: str | None = None
+    missed: int = 0
+
+    @property
+    def key(self) -> tuple[str, float]:
+        return self.job_id, self.scheduled_for.timestamp()
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+
+class JobStore:
+    def __init__(self, *, db: Database, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+
+    async def add(self, job: Job) -> None:
+        async with self._db.session() as session:
+            session.add(job)
+            await session.commit()
+
+    async def get(self, job_id: str) -> Job | None:
+        async with self._db.session() as session:
+            return await session.get(Job, job_id)
+
+    async def listed(self, *, limit: int = 50) -> tuple[list[Job], int]:
+        """Jobs that are still scheduled or paused, soonest first, and how many there are."""
+        live = col(Job.state).in_([JobState.ACTIVE, JobState.PAUSED])
+        query = (
+            select(Job)
+            .where(live)
+            .order_by(col(Job.state), col(Job.next_run_at), col(Job.id))
+            .limit(limit)
+        )
+        async with self._db.session() as session:
+            rows = list((await session.exec(query)).all())
+            total = len(rows)
+            if total == limit:
+                total = len((await session.exec(select(Job.id).where(live))).all())
+        return rows, total
+
+    async def active(self) -> list[Job]:
+        query = select(Job).where(Job.state == JobState.ACTIVE)
+        async with self._db.session() as session:
+            return list((await session.exec(query)).all())
+
+    async def changed_since(self, since: datetime) -> list[Job]:
+        query = select(Job).where(col(Job.updated_at) >= since)
+        async with self._db.session() as session:
+            return list((await session.exec(query)).all())
+
+    async def set_state(self, job_id: str, state: JobState, *, allowed: set[JobState]) -> bool:
+        """Change a job's state if it is in one of `allowed`; False when it was not."""
+        now = self._clock.now()
+        values: dict[str, Any] = {"state": state, "version": Job.version + 1, "updated_at": now}
+        if state is JobState.ACTIVE:
+            values["active_since"] = now  # runs missed while paused are not owed
+        query = (
+            update(Job)
+            .where(col(Job.id) == job_id, col(Job.state).in_(list(allowed)))
+            .values(**values)
+        )
+        async with self._db.session() as session:
+            result = await session.exec(query)
+            await session.commit()
+        return bool(result.rowcount)
+
+    async def claim(self, claims: Sequence[Claim], holder: str) -> list[Claim]:
+        """Insert the claims; return those this call won, with the jobs moved forward."""
+        unique = list({claim.key: claim for claim in claims}.values())
+        if not unique:
+            return []
+        async with self._db.session() as session:
+            won = await self._insert_fires(session, unique, holder)
+            claimed = [claim for claim in unique if claim.key in won]
+            await self._advance(session, [c for c in claimed if c.kind is not FireKind.MANUAL])
+            await session.commit()
+        return claimed
+
+    async def _insert_fires(
+        self, session: Any, claims: list[Claim], holder: str
+    ) -> set[tuple[str, float]]:
+        now = self._clock.now()
+        rows = [
+            {
+                "job_id": c.job_id,
+                "scheduled_for": c.scheduled_for,
+                "kind": c.kind,
+                "missed": c.missed,
+                "run_id": c.run_id,
+                "claimed_by": holder,
+                "claimed_at": now,
+            }
+            for c in claims
+        ]
+        insert = sqlite_insert if self._db.is_sqlite else pg_insert
+        statement = (
+            insert(JobFire)
+            .values(rows)
+            .on_conflict_do_nothing()
+            .returning(col(JobFire.job_id), col(JobFire.scheduled_for))
+        )
+        result = await session.exec(statement)
+        return {(row[0], row[1].timestamp()) for row in result}
+
+    async def _advance(self, session: Any, claims: list[Claim]) -> None:
+        """Move last_run_at (never backwards) and next_run_at; a job with no next is done."""
+        going = [c for c in claims if c.next_run_at is not None]
+        done = [c for c in claims if c.next_run_at is None]
+        connection = await session.connection()
+        never_back = or_(col(Job.last_run_at).is_(None), col(Job.last_run_at) < bindparam("b_last"))
+        if going:
+            statement = (
+                update(Job)
+                .where(col(Job.id) == bindparam("b_id"), never_back)
+                .values(last_run_at=bindparam("b_last"), next_run_at=bindparam("b_next"))
+            )
+            params = [
+                {"b_id": c.job_id, "b_last": c.scheduled_for, "b_next": c.next_run_at}
+                for c in going
+            ]
+            await connection.execute(statement, params)
+        if done:
+            statement = (
+                update(Job)
+                .where(col(Job.id) == bindparam("b_id"), never_back)
+                .values(last_run_at=bindparam("b_last"), next_run_at=None, state=JobState.DONE)
+            )
+            params = [{"b_id": c.job_id, "b_last": c.scheduled_for} for c in done]
+            await connection.execute(statement, params)
+
+    async def set_next_runs(self, pairs: Sequence[tuple[str, datetime | None]]) -> None:
+        """Record when each job runs next (what /jobs shows and the watchdog checks)."""
+        if not pairs:
+            return
+        statement = (
+            update(Job)
+            .where(col(Job.id) == bindparam("b_id"))
+            .values(next_run_at=bindparam("b_next"))
+        )
+        async with self._db.session() as session:
+            connection = await session.connection()
+            await connection.execute(statement, [{"b_id": i, "b_next": t} for i, t in pairs])
+            await session.commit()
+
+    async def add_run(self, run: Run) -> None:
+        async with self._db.session() as session:
+            session.add(run)
+            await session.commit()
+
+    async def set_delivered(self, run_id: str) -> None:
+        async with self._db.session() as session:
+            await session.exec(update(Run).where(col(Run.id) == run_id).values(delivered=True))
+            await session.commit()
+
+    async def set_last_status(self, job_id: str, status: str) -> None:
+        async with self._db.session() as session:
+            await session.exec(update(Job).where(col(Job.id) == job_id).values(last_status=status))
+            await session.commit()
+
+    async def overdue(self, before: datetime, limit: int = 10) -> list[Job]:
+        """Active jobs whose next run is older than `before`: the scheduler is not firing."""
+        query = (
+            select(Job)
+            .where(Job.state == JobState.ACTIVE, col(Job.next_run_at) < before)
+            .order_by(col(Job.next_run_at))
+            .limit(limit)
+        )
+        async with self._db.session() as session:
+            return list((await session.exec(query)).all())
+
+    async def next_runs(self, limit: int = 3) -> list[Job]:
+        query = (
+            select(Job)
+            .where(Job.state == JobState.ACTIVE, col(Job.next_run_at).is_not(None))
+            .order_by(col(Job.next_run_at))
+            .limit(limit)
+        )
+        async with self._db.session() as session:
+            return list((await session.exec(query)).all())
+
+    async def recent_runs(self, job_id: str, limit: int = 10) -> list[tuple[Run, JobFire | None]]:
+        """The job's latest runs, each with the claim that started it (missed count, kind)."""
+        query = (
+            select(Run, JobFire)
+            .join(JobFire, col(JobFire.run_id) == col(Run.id), isouter=True)
+            .where(Run.job_id == job_id)
+            .order_by(col(Run.started_at).desc())
+            .limit(limit)
+        )
+        async with self._db.session() as session:
+            return [(run, fire) for run, fire in (await session.exec(query)).all()]
+
+    async def fire_of_run(self, run_id: str) -> JobFire | None:
+        async with self._db.session() as session:
+            return (await session.exec(select(JobFire).where(JobFire.run_id == run_id))).first()
+
+    async def prune_fires(self, before: datetime) -> int:
+        """Forget claims older than any run could still be claimed again."""
+        async with self._db.session() as session:
+            result = await session.exec(delete(JobFire).where(col(JobFire.claimed_at) < before))
+            await session.commit()
+        return int(result.rowcount or 0)
+
+    async def sync_config(self, wanted: Sequence[Job]) -> SyncResult:
+        """Make the config's jobs exist as declared; keep their pause state and history."""
+        now = self._clock.now()
+        async with self._db.session() as session:
+            query = select(Job).where(
+                col(Job.id).in_([j.id for j in wanted]) | (Job.source == "config")
+            )
+            stored = {job.id: job for job in (await session.exec(query)).all()}
+            added, changed = _apply_wanted(session, stored, wanted, now)
+            removed = _remove_unwanted(stored, {j.id for j in wanted}, now)
+            for job in stored.values():
+                session.add(job)
+            await session.commit()
+        return SyncResult(tuple(added), tuple(changed), tuple(removed))
+
+    async def beat(self, name: str, holder: str, since: datetime) -> None:
+        """Write the scheduler's heartbeat (and who holds it)."""
+        now = self._clock.now()
+        async with self._db.session() as session:
+            row = await session.get(SchedulerState, name)
+            if row is None:
+                row = SchedulerState(name=name, holder=holder, since=since, heartbeat_at=now)
+            row.holder, row.since, row.heartbeat_at = holder, since, now
+            session.add(row)
+            await session.commit()
+
+    async def heartbeat(self, name: str) -> SchedulerState | None:
+        async with self._db.session() as session:
+            return await session.get(SchedulerState, name)
+
+
+def _apply_wanted(
+    session: Any, stored: dict[str, Job], wanted: Sequence[Job], now: datetime
+) -> tuple[list[str], list[str]]:
+    added: list[str] = []
+    changed: list[str] = []
+    for job in wanted:
+        current = stored.get(job.id)
+        if current is None:
+            session.add(job)
+            added.append(job.id)
+            continue
+        differs = {f for f in _DEFINITION if getattr(current, f) != getattr(job, f)}
+        # Back in the config after a removal, or a one-off given a new time: schedule it again.
+        revive = current.state is JobState.REMOVED or (
+            current.state is JobState.DONE and bool(differs)
+        )
+        if not differs and not revive and current.source == "config":
+            continue
+        for field in (*_DEFINITION, "source", "created_by"):
+            setattr(current, field, getattr(job, field))
+        if revive:
+            current.state = JobState.ACTIVE
+        if revive or {"trigger", "spec", "timezone"} & differs:
+            current.active_since = now  # a new schedule owes nothing from the old one
+        current.version += 1
+        current.updated_at = now
+        changed.append(job.id)
+    return added, changed
+
+
+def _remove_unwanted(stored: dict[str, Job], wanted: set[str], now: datetime) -> list[str]:
+    removed: list[str] = []
+    for job in stored.values():
+        if job.source == "config" and job.id not in wanted and job.state != JobState.REMOVED:
+            job.state = JobState.REMOVED
+            job.version += 1
+            job.updated_at = now
+            removed.append(job.id)
+    return removed
