@@ -49,7 +49,9 @@ async def decide(
     deck: Deck, incoming: Incoming, approval_id: str, choice: str, reason: str = ""
 ) -> None:
     """Decide an approval and, once decided, resume the run that waits for it."""
-    verdict = await deck.approvals.decide(approval_id, choice, incoming.user, reason)
+    verdict = await deck.approvals.decide(
+        approval_id, choice, incoming.user, reason, chat=incoming.chat
+    )
     if incoming.press is not None:
         await deck.postman.answer_press(incoming, verdict.message, alert=verdict.refused)
     elif verdict.refused:
@@ -58,3 +60,11 @@ async def decide(
         return
     resume = deck.runner.resume(verdict.approval, verdict.decision)
     deck.tasks.spawn(resume, name=f"resume:{verdict.approval.id}")
+
+
+async def sweep_approvals(deck: Deck) -> None:
+    """Expire what is past its time (the waiting run is told: nothing ran); escalate the rest."""
+    for verdict in await deck.approvals.expire_due():
+        if verdict.approval is not None and verdict.decision is not None:
+            await deck.runner.resume(verdict.approval, verdict.decision)
+    await deck.approvals.escalate_due()

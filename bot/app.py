@@ -13,20 +13,26 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from typing import TextIO
 
+from bot import actions
 from bot.access import Access
-from bot.approvals import Approvals, card
+from bot.approvals import Approvals
+from bot.brakes import Brakes
+from bot.breaker import Breaker
+from bot.budget import Budgets
 from bot.commands import load_all
 from bot.config import Config
 from bot.deck import Deck
 from bot.dispatcher import Dispatcher
+from bot.jobruns import halt_scheduler, open_scheduler
 from bot.postman import Postman
+from bot.redaction import redacting_logs
 from bot.runner import Runner
 from bot.text import bold, rich
 from bot.transports.console import ConsoleTransport
 from bot.types import Incoming, Outgoing, Transport
 from roster.errors import ReferenceNotFound
 from roster.llm import ModelClient, ModelSettings
-from roster.refs import NoSecrets, SecretSource, resolve
+from roster.refs import SecretSource, resolve
 from roster.roster import Roster
 from roster.tools import RecallTool, RememberTool, RunCommandTool, ToolBox
 from storage.audit import AuditLog
@@ -35,6 +41,7 @@ from storage.db import Database
 from storage.inbox import Inbox
 from storage.memory import Memory
 from storage.models import Run
+from storage.secrets import Vault
 from storage.writer import WriteBehind
 
 log = logging.getLogger(__name__)
@@ -60,38 +67,53 @@ async def open_deck(
     async with AsyncExitStack() as stack:
         db = await stack.enter_async_context(Database(config.deck.database()))
         writer = await stack.enter_async_context(WriteBehind(db))
-        deck = assemble(config, db=db, writer=writer, clock=clock)
+        vault = await Vault(db=db, data_dir=config.deck.data_path(), clock=clock).load()
+        stack.enter_context(redacting_logs(vault.redact))
+        deck = assemble(config, db=db, writer=writer, clock=clock, vault=vault)
         stack.push_async_callback(deck.model.close)
         inbox = Inbox(db=db, writer=writer, clock=clock)
         dispatcher = Dispatcher(deck=deck, commands=load_all(), on_handled=inbox.mark_handled)
         interrupted = await deck.runner.mark_interrupted()
+        await deck.brakes.budgets.load()
         if transports is None:
             transports = build_transports(config, inbox=inbox, stdin=stdin, stdout=stdout)
         for transport in transports:
             deck.postman.add(transport)
+        await stack.enter_async_context(open_scheduler(deck, [t.name for t in transports]))
+        for transport in transports:
             await transport.start(dispatcher.handle)
             stack.push_async_callback(transport.stop)
         stack.push_async_callback(finish_work, deck)
+        stack.push_async_callback(halt_scheduler, deck)  # no new job runs while work drains
         deck.started_at = clock.now()
         sweeper = asyncio.create_task(sweep_expired(deck), name="approval-expiry")
         stack.push_async_callback(_cancel, sweeper)
         await report_interrupted(deck, interrupted)
-        await reoffer_console_cards(deck)
+        await repost_lost_cards(deck)
         for item in await inbox.unhandled():
             await dispatcher.handle(Incoming.from_json(item.payload))
         yield deck, transports
 
 
-def assemble(config: Config, *, db: Database, writer: WriteBehind, clock: Clock) -> Deck:
-    audit = AuditLog(db=db, writer=writer, clock=clock)
-    memory = Memory(db=db, writer=writer, clock=clock)
-    secrets = NoSecrets()
-    model = ModelClient(model_settings(config, secrets))
+def assemble(
+    config: Config, *, db: Database, writer: WriteBehind, clock: Clock, vault: Vault
+) -> Deck:
+    audit = AuditLog(db=db, writer=writer, clock=clock, redact=vault.redact)
+    memory = Memory(db=db, writer=writer, clock=clock, redact=vault.redact)
+    model = ModelClient(model_settings(config, vault))
     tools = ToolBox([RunCommandTool(), RememberTool(memory), RecallTool(memory)])
-    roster = Roster.build(config.agents, model=model, tools=tools, secrets=secrets)
-    access = Access(config.users, console_user=config.console.user)
-    postman = Postman()
+    roster = Roster.build(config.agents, model=model, tools=tools, secrets=vault)
+    access = Access(config.users, console_user=config.console.user, chat_roles=config.chat_roles())
+    postman = Postman(redact=vault.redact)
     approvals = Approvals(db=db, audit=audit, postman=postman, access=access, clock=clock)
+    brakes = Brakes(
+        budgets=Budgets(db=db, clock=clock, entries=config.budgets),
+        breaker=Breaker(config.deck.breaker_failures),
+        roster=roster,
+        postman=postman,
+        audit=audit,
+        admin_chat=config.deck.admin_chat,
+    )
     runner = Runner(
         db=db,
         writer=writer,
@@ -102,6 +124,8 @@ def assemble(config: Config, *, db: Database, writer: WriteBehind, clock: Clock)
         approvals=approvals,
         clock=clock,
         memory_turns=config.deck.memory_turns,
+        brakes=brakes,
+        redact=vault.redact,
     )
     return Deck(
         config=config,
@@ -114,7 +138,9 @@ def assemble(config: Config, *, db: Database, writer: WriteBehind, clock: Clock)
         postman=postman,
         approvals=approvals,
         runner=runner,
+        brakes=brakes,
         model=model,
+        vault=vault,
     )
 
 
@@ -139,6 +165,10 @@ def build_transports(
         from bot.transports.telegram import TelegramTransport
 
         transports.append(TelegramTransport(config.telegram, inbox=inbox))
+    if config.slack is not None:
+        from bot.transports.slack import SlackTransport
+
+        transports.append(SlackTransport(config.slack, inbox=inbox))
     if config.console_enabled():
         transports.append(ConsoleTransport(user=config.console.user, stdin=stdin, stdout=stdout))
     return transports
@@ -160,15 +190,13 @@ async def finish_work(deck: Deck) -> None:
 
 
 async def sweep_expired(deck: Deck) -> None:
-    """Expired approvals deny: nothing runs, and the waiting run is told so."""
+    """Now and then: expired approvals deny (nothing runs), overdue ones escalate."""
     while True:
         await asyncio.sleep(SWEEP_SECONDS)
         try:
-            for verdict in await deck.approvals.expire_due():
-                if verdict.approval is not None and verdict.decision is not None:
-                    await deck.runner.resume(verdict.approval, verdict.decision)
+            await actions.sweep_approvals(deck)
         except Exception:
-            log.exception("sweeping expired approvals failed; trying again later")
+            log.exception("sweeping approvals failed; trying again later")
 
 
 async def report_interrupted(deck: Deck, runs: list[Run]) -> None:
@@ -183,8 +211,9 @@ async def report_interrupted(deck: Deck, runs: list[Run]) -> None:
             await deck.postman.send(Outgoing(chat=run.chat_id, thread=run.thread_id, text=text))
 
 
-async def reoffer_console_cards(deck: Deck) -> None:
-    """The console forgets its prompts on restart; show the pending cards again."""
+async def repost_lost_cards(deck: Deck) -> None:
+    """Post pending cards again where they were lost (the console forgets its prompts)."""
     for approval in await deck.approvals.pending():
-        if approval.chat_id.startswith("console:") and deck.postman.knows(approval.chat_id):
-            await deck.postman.send(card(approval))
+        lost = not approval.card.get("copies") or approval.chat_id.startswith("console:")
+        if lost and deck.postman.knows(approval.chat_id):
+            await deck.approvals.post_card(approval)

@@ -1,11 +1,14 @@
 """Approvals: a risky action waits, as a database row, for the people allowed to decide.
 
-The row is the truth: a decision is a compare-and-set on `status = 'pending'`, so it
-is taken once even with two presses at the same instant or two processes.
+The row is the truth: a decision is a compare-and-set on `status = 'pending'`, so it is
+taken once even with two presses at the same instant or on two processes. Every
+attempt — a stranger's press, a second press, a forged payload, a press after expiry —
+changes nothing and leaves an audit event.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from dataclasses import dataclass
@@ -14,10 +17,10 @@ from datetime import timedelta
 from sqlmodel import col, select, update
 
 from bot.access import Access
+from bot.cards import Choice, card, outcome_card
 from bot.postman import Postman
-from bot.text import bold, code, pre, rich
-from bot.types import Button, ButtonStyle, MessageRef, Outgoing
-from roster.agent import Action, Decision, NeedsApproval
+from bot.types import Incoming, MessageRef, Outgoing
+from roster.agent import Decision, NeedsApproval
 from storage.audit import AuditLog
 from storage.clock import Clock
 from storage.db import Database
@@ -25,8 +28,8 @@ from storage.models import Approval, ApprovalState, Run
 
 log = logging.getLogger(__name__)
 
-ACTION_ID = "approval"
-CHOICES = {"approve": ApprovalState.APPROVED, "deny": ApprovalState.DENIED}
+CONVERSATION = "conversation"
+ENDED = "conversation-ended"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +54,13 @@ class Approvals:
         self._postman = postman
         self._access = access
         self._clock = clock
+        self._lock = asyncio.Lock()  # one vote at a time in this process (quorum counting)
+        self._awaiting_reason: dict[tuple[str, str], str] = {}  # (chat, user) -> approval id
 
-    async def request(self, run: Run, gate: NeedsApproval) -> Approval:
+    async def request(self, run: Run, gate: NeedsApproval, preview: str = "") -> Approval:
         """Store the approval, then post its card where the run was asked for."""
         now = self._clock.now()
+        policy = gate.policy
         approval = Approval(
             id=secrets.token_hex(4),
             run_id=run.id,
@@ -64,10 +70,14 @@ class Approvals:
             requested_by=run.user_id,
             chat_id=run.chat_id,
             thread_id=run.thread_id,
-            approvers=list(gate.policy.approvers),
-            quorum=gate.policy.quorum,
+            approvers=list(policy.approvers),
+            quorum=policy.quorum,
+            policy=policy.model_dump(
+                include={"self_approval", "escalate_after_minutes", "escalate_to"}
+            ),
+            preview=preview,
             created_at=now,
-            expires_at=now + timedelta(minutes=gate.policy.expires_minutes),
+            expires_at=now + timedelta(minutes=policy.expires_minutes),
         )
         async with self._db.session() as session:
             session.add(approval)
@@ -75,83 +85,196 @@ class Approvals:
         self._audit.record(
             run.user_id, "approval.requested", approval.id, agent=run.agent, action=approval.action
         )
-        await self._post_card(approval)
+        async with self._lock:  # a press that beats the card's stored ref would not edit it
+            await self.post_card(approval)
         return approval
 
-    async def _post_card(self, approval: Approval) -> None:
+    async def granted(self, chat: str, agent: str, action_hash: str) -> Approval | None:
+        """An "approve for this conversation" that covers this exact action, if any."""
+        query = select(Approval).where(
+            Approval.chat_id == chat,
+            Approval.agent == agent,
+            Approval.action_hash == action_hash,
+            Approval.scope == CONVERSATION,
+            Approval.status == ApprovalState.APPROVED,
+        )
+        async with self._db.session() as session:
+            return (await session.exec(query.limit(1))).first()
+
+    async def end_conversation(self, chat: str) -> None:
+        """Conversation-wide approvals end with the conversation (/forget)."""
+        async with self._db.session() as session:
+            await session.exec(
+                update(Approval)
+                .where(col(Approval.chat_id) == chat, col(Approval.scope) == CONVERSATION)
+                .values(scope=ENDED)
+            )
+            await session.commit()
+
+    async def post_card(self, approval: Approval, chat: str | None = None) -> None:
+        """Post the card (again, or to another chat) and remember where it is."""
+        message = card(approval)
+        if chat is not None:
+            message = Outgoing(chat=chat, text=message.text, buttons=message.buttons)
         try:
-            ref = await self._postman.send(card(approval))
+            ref = await self._postman.send(message)
         except Exception:  # the card can be listed again with /approvals
             log.exception("could not post the card for approval %s", approval.id)
             return
-        approval.card = {"chat": ref.chat, "message_id": ref.message_id, "thread": ref.thread}
+        refs = [*approval.card.get("copies", []), _ref_json(ref)]
+        approval.card = {"copies": refs}
         async with self._db.session() as session:
             await session.exec(
                 update(Approval).where(col(Approval.id) == approval.id).values(card=approval.card)
             )
             await session.commit()
 
-    async def decide(self, approval_id: str, choice: str, user: str, reason: str = "") -> Verdict:
-        """Take a decision if this user may and it is still open; audit every attempt."""
-        wanted = CHOICES.get(choice)
-        approval = await self.get(approval_id) if wanted else None
-        if approval is None or wanted is None:
+    def asks_reason(self, incoming: Incoming) -> str | None:
+        """The approval this message is the denial reason for, if the user was asked for one."""
+        return self._awaiting_reason.pop((incoming.chat, incoming.user), None)
+
+    async def decide(
+        self, approval_id: str, choice: str, user: str, reason: str = "", chat: str = ""
+    ) -> Verdict:
+        """Take a decision (or a vote) if this user may and it is still open."""
+        async with self._lock:
+            return await self._decide(approval_id, choice, user, reason, chat)
+
+    async def _decide(
+        self, approval_id: str, choice: str, user: str, reason: str, chat: str
+    ) -> Verdict:
+        approval = await self.get(approval_id)
+        known = (Choice.APPROVE, Choice.APPROVE_CONVERSATION, Choice.DENY, Choice.DENY_WITH_REASON)
+        if approval is None or choice not in known:
             self._audit.record(user, "approval.forged", approval_id, choice=choice)
             return Verdict("No such approval request.")
+        refusal = self._refusal(approval, user, choice)
+        if refusal is not None:
+            return refusal
+        if self._clock.now() >= approval.expires_at:
+            return await self._expire(approval)
+        if choice == Choice.DENY_WITH_REASON and not reason:
+            self._awaiting_reason[(chat or approval.chat_id, user)] = approval.id
+            return Verdict("Send the reason as your next message; it goes back to the agent.")
+        if choice in (Choice.DENY, Choice.DENY_WITH_REASON):
+            return await self._settle(approval, ApprovalState.DENIED, user, reason)
+        return await self._vote(approval, user, choice)
+
+    def _refusal(self, approval: Approval, user: str, choice: str) -> Verdict | None:
         if approval.status != ApprovalState.PENDING:
             self._audit.record(user, "approval.late", approval.id, status=approval.status)
             return Verdict(f"Approval {approval.id} was already decided: {approval.status}.")
-        if self._clock.now() >= approval.expires_at:
-            return await self._expire(approval)
-        if not self._access.is_approver(user, approval.approvers):
+        if not self._access.is_approver(user, approval.approvers, approval.chat_id):
             self._audit.record(user, "approval.refused", approval.id, reason="not an approver")
             return Verdict("You are not one of the approvers of this request.")
-        return await self._settle(approval, wanted, user, reason)
+        approving = choice in (Choice.APPROVE, Choice.APPROVE_CONVERSATION)
+        if (
+            approving
+            and user == approval.requested_by
+            and approval.policy.get("self_approval") is False
+        ):
+            self._audit.record(user, "approval.refused", approval.id, reason="self-approval")
+            return Verdict("You asked for this; someone else has to approve it.")
+        if approving and user in approval.votes:
+            self._audit.record(user, "approval.refused", approval.id, reason="second vote")
+            return Verdict("You approved this already; it needs another approver.")
+        return None
+
+    async def _vote(self, approval: Approval, user: str, choice: str) -> Verdict:
+        votes = [*approval.votes, user]
+        scope = CONVERSATION if choice == Choice.APPROVE_CONVERSATION else "once"
+        if len(votes) >= approval.quorum:
+            return await self._settle(
+                approval, ApprovalState.APPROVED, user, "", votes=votes, scope=scope
+            )
+        async with self._db.session() as session:
+            await session.exec(
+                update(Approval).where(col(Approval.id) == approval.id).values(votes=votes)
+            )
+            await session.commit()
+        approval.votes = votes
+        self._audit.record(
+            user, "approval.vote", approval.id, votes=len(votes), quorum=approval.quorum
+        )
+        await self._edit_cards(approval, card(approval))
+        return Verdict(f"Vote counted: {len(votes)} of {approval.quorum}.")
 
     async def _settle(
-        self, approval: Approval, state: ApprovalState, user: str, reason: str
+        self,
+        approval: Approval,
+        state: ApprovalState,
+        user: str,
+        reason: str,
+        *,
+        votes: list[str] | None = None,
+        scope: str = "once",
     ) -> Verdict:
         now = self._clock.now()
+        values = {"status": state, "decided_by": user, "decided_at": now, "reason": reason or None}
+        if votes is not None:
+            values |= {"votes": votes, "scope": scope}
         async with self._db.session() as session:
             result = await session.exec(
                 update(Approval)
                 .where(
                     col(Approval.id) == approval.id, col(Approval.status) == ApprovalState.PENDING
                 )
-                .values(status=state, decided_by=user, decided_at=now, reason=reason or None)
+                .values(**values)
             )
             await session.commit()
         if result.rowcount != 1:
             self._audit.record(user, "approval.late", approval.id)
             return Verdict(f"Approval {approval.id} was already decided.")
-        approval.status, approval.decided_by, approval.decided_at = state, user, now
-        approval.reason = reason or None
+        for key, value in values.items():
+            setattr(approval, key, value)
         self._audit.record(
             user, f"approval.{state}", approval.id, agent=approval.agent, reason=reason
         )
-        await self._show_outcome(approval)
+        await self._edit_cards(approval, outcome_card(approval))
         decision = Decision(approved=state is ApprovalState.APPROVED, by=user, reason=reason)
         return Verdict(f"{state.capitalize()}.", approval, decision)
 
     async def _expire(self, approval: Approval) -> Verdict:
         verdict = await self._settle(approval, ApprovalState.EXPIRED, "expiry", "")
-        if verdict.decision is None:
+        if verdict.approval is None:
             return verdict
         decision = Decision(approved=False, by="expiry", reason="the request expired")
         return Verdict("This request has expired; nothing ran.", verdict.approval, decision)
 
     async def expire_due(self) -> list[Verdict]:
         """Settle every pending approval past its expiry (denied: nothing runs)."""
+        query = select(Approval).where(
+            Approval.status == ApprovalState.PENDING, col(Approval.expires_at) <= self._clock.now()
+        )
         async with self._db.session() as session:
-            rows = (
-                await session.exec(
-                    select(Approval).where(
-                        Approval.status == ApprovalState.PENDING,
-                        col(Approval.expires_at) <= self._clock.now(),
-                    )
-                )
-            ).all()
-        return [await self._expire(row) for row in rows]
+            rows = (await session.exec(query)).all()
+        async with self._lock:
+            return [await self._expire(row) for row in rows]
+
+    async def escalate_due(self) -> list[Approval]:
+        """Post unanswered cards again to `escalate_to` once their wait passes the limit."""
+        now = self._clock.now()
+        escalated = []
+        for approval in await self.pending():
+            after = approval.policy.get("escalate_after_minutes")
+            target = approval.policy.get("escalate_to")
+            if not after or not target or approval.escalated_at is not None:
+                continue
+            if now < approval.created_at + timedelta(minutes=after):
+                continue
+            await self._mark_escalated(approval, now)
+            self._audit.record("escalation", "approval.escalated", approval.id, to=target)
+            await self.post_card(approval, chat=target)
+            escalated.append(approval)
+        return escalated
+
+    async def _mark_escalated(self, approval: Approval, now: object) -> None:
+        approval.escalated_at = now  # type: ignore[assignment]
+        async with self._db.session() as session:
+            await session.exec(
+                update(Approval).where(col(Approval.id) == approval.id).values(escalated_at=now)
+            )
+            await session.commit()
 
     async def get(self, approval_id: str) -> Approval | None:
         async with self._db.session() as session:
@@ -162,67 +285,17 @@ class Approvals:
             query = select(Approval).where(Approval.status == ApprovalState.PENDING)
             return list((await session.exec(query.order_by(col(Approval.created_at)))).all())
 
-    async def _show_outcome(self, approval: Approval) -> None:
-        if not approval.card:
-            return
-        ref = MessageRef(
-            approval.card["chat"], approval.card["message_id"], approval.card.get("thread")
-        )
-        try:
-            await self._postman.edit(ref, outcome_card(approval))
-        except Exception:
-            log.exception("could not update the card of approval %s", approval.id)
+    async def _edit_cards(self, approval: Approval, message: Outgoing) -> None:
+        for copy in approval.card.get("copies", []):
+            ref = MessageRef(copy["chat"], copy["message_id"], copy.get("thread"))
+            shown = Outgoing(
+                chat=ref.chat, thread=ref.thread, text=message.text, buttons=message.buttons
+            )
+            try:
+                await self._postman.edit(ref, shown)
+            except Exception:
+                log.exception("could not update a card of approval %s", approval.id)
 
 
-def card(approval: Approval) -> Outgoing:
-    action = Action.from_json(approval.action)
-    lines = rich(
-        bold("Approval needed"),
-        f" ({approval.id})\n",
-        f"{approval.requested_by} asks agent ",
-        bold(approval.agent),
-        " to run:\n",
-        pre(describe(action)),
-        f"Expires {approval.expires_at:%Y-%m-%d %H:%M} UTC.",
-    )
-    buttons = (
-        Button("Approve", ACTION_ID, f"{approval.id}:approve", ButtonStyle.PRIMARY),
-        Button("Deny", ACTION_ID, f"{approval.id}:deny", ButtonStyle.DANGER),
-    )
-    return Outgoing(chat=approval.chat_id, thread=approval.thread_id, text=lines, buttons=buttons)
-
-
-def outcome_card(approval: Approval) -> Outgoing:
-    action = Action.from_json(approval.action)
-    when = f"{approval.decided_at:%Y-%m-%d %H:%M:%S} UTC" if approval.decided_at else ""
-    verdict = {
-        ApprovalState.APPROVED: f"Approved by {approval.decided_by} at {when}",
-        ApprovalState.DENIED: f"Denied by {approval.decided_by} at {when}",
-        ApprovalState.EXPIRED: f"Expired at {when}; nothing ran",
-    }.get(ApprovalState(approval.status), str(approval.status))
-    reason = f" ({approval.reason})" if approval.reason else ""
-    text = rich(
-        bold(verdict + reason),
-        f"\n{approval.agent} ",
-        code(approval.id),
-        "\n",
-        pre(describe(action)),
-    )
-    return Outgoing(chat=approval.chat_id, thread=approval.thread_id, text=text)
-
-
-def describe(action: Action) -> str:
-    """The exact action, as the approver should read it."""
-    import shlex
-
-    if action.argv:
-        line = shlex.join(action.argv)
-        return f"{line}\n(in {action.cwd})" if action.cwd else line
-    args = ", ".join(f"{k}={v!r}" for k, v in action.arguments.items())
-    return f"{action.tool}({args})"
-
-
-def parse_press(value: str) -> tuple[str, str]:
-    """`"ab12cd34:approve"` -> `("ab12cd34", "approve")`; anything else is forged."""
-    approval_id, _, choice = value.partition(":")
-    return approval_id[:32], choice[:16]
+def _ref_json(ref: MessageRef) -> dict[str, str | None]:
+    return {"chat": ref.chat, "message_id": ref.message_id, "thread": ref.thread}

@@ -9,12 +9,19 @@ import os
 import tomllib
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bot.errors import ConfigError
+from roster.pricing import Price
 from roster.spec import AgentSpec, CommandAgentSpec, LLMAgentSpec, Policy
+from roster.toolkit.registry import BUILTIN_NAMES
+from roster.toolkit.templated import CommandToolSpec
+
+if TYPE_CHECKING:
+    from scheduler.plan import Plan
 
 DEFAULT_DATA_DIR = "~/.local/share/agentdeck"
 CONSOLE_USER = "console:local"
@@ -45,6 +52,20 @@ class DeckSection(Section):
     admin_chat: str = ""
     memory_turns: int = Field(default=10, ge=0, le=200)
     max_message_chars: int = Field(default=20_000, ge=100)
+    # Delegations (`ask_agent`) one request may chain, the router's hand-off included.
+    max_hops: int = Field(default=5, ge=1, le=20)
+    # Brakes: messages a user may send per minute; consecutive failures that disable an agent.
+    rate_limit_per_minute: int = Field(default=30, ge=0)
+    breaker_failures: int = Field(default=5, ge=0)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (e.g. Europe/Berlin)") from None
+        return value
 
     def data_path(self) -> Path:
         raw = self.data_dir or os.environ.get("AGENTDECK_DATA_DIR") or DEFAULT_DATA_DIR
@@ -94,14 +115,109 @@ class TelegramSection(Section):
     listen: str = "127.0.0.1"
     port: int = Field(default=8443, ge=1, le=65535)
     path: str = "/telegram"
-    secret_token: str = ""
+    secret_token: str = ""  # a value or an env:/secret: reference; empty: a random one
     max_connections: int = Field(default=64, ge=1, le=1024)
+    # Telegram's flood limits; 0 switches a limit off (a self-hosted Bot API server).
+    messages_per_second: float = Field(default=30, ge=0)
+    group_messages_per_minute: float = Field(default=20, ge=0)
 
     @model_validator(mode="after")
     def _webhook_needs_url(self) -> TelegramSection:
         if self.mode is TelegramMode.WEBHOOK and not self.webhook_url:
             raise ValueError("webhook mode needs webhook_url")
         return self
+
+
+class SlackMode(StrEnum):
+    SOCKET = "socket"  # a WebSocket from here to Slack: no public URL needed
+    HTTP = "http"  # the Events API POSTs to listen:port/path
+
+
+class SlackSection(Section):
+    bot_token: str = Field(default="env:SLACK_BOT_TOKEN", pattern=r"^(env|secret):.+$")
+    app_token: str = Field(default="env:SLACK_APP_TOKEN", pattern=r"^(env|secret):.+$")
+    signing_secret: str = Field(default="env:SLACK_SIGNING_SECRET", pattern=r"^(env|secret):.+$")
+    mode: SlackMode = SlackMode.SOCKET
+    listen: str = "127.0.0.1"
+    port: int = Field(default=3000, ge=0, le=65535)
+    path: str = Field(default="/slack/events", pattern=r"^/")
+    base_url: str = ""
+    command: str = Field(default="/deck", pattern=r"^/[a-z0-9_-]+$")
+    timeout: float = Field(default=15, gt=0)
+    # Everyone who writes in a channel named in [[bindings]] gets this role there.
+    channel_members: Role | None = None
+
+    @model_validator(mode="after")
+    def _members_are_not_admins(self) -> SlackSection:
+        if self.channel_members is Role.ADMIN:
+            raise ValueError("channel_members may be operator or viewer; list admins in [[users]]")
+        return self
+
+
+class SchedulerSection(Section):
+    enabled: bool = True
+    # Runs missed during a downtime are made up by one run when the newest of them is
+    # at most this old; older ones are reported, not run.
+    misfire_grace_minutes: float = Field(default=60, ge=0)
+    heartbeat_seconds: float = Field(default=30, gt=0)
+    # A due run this late means the scheduler stopped firing: the admin chat is told.
+    stall_seconds: float = Field(default=120, gt=0)
+    sync_seconds: float = Field(default=2, gt=0)
+    takeover_seconds: float = Field(default=5, gt=0)
+
+
+class JobEntry(Section):
+    """A job declared in `[[jobs]]`: synced at start; chat may pause it, not remove it."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]{1,31}$")
+    agent: str
+    input: str = ""
+    every: str = ""
+    cron: str = ""
+    at: str = ""
+    timezone: str = ""  # default: [deck] timezone
+    report_to: str = Field(default="", pattern=r"^([a-z]+:.+)?$")  # default: [deck] admin_chat
+
+    @model_validator(mode="after")
+    def _one_readable_schedule(self) -> JobEntry:
+        from scheduler.errors import ScheduleError
+
+        try:
+            self.schedule("UTC")
+        except ScheduleError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def schedule(self, default_timezone: str) -> Plan:
+        from scheduler.parse import parse_config_schedule
+
+        pairs = (("every", self.every), ("cron", self.cron), ("at", self.at))
+        given = {kind: text for kind, text in pairs if text}
+        return parse_config_schedule(given, timezone=self.timezone or default_timezone)
+
+
+class BudgetEntry(Section):
+    """A daily cap for one agent, chat or job; at the cap, work waits for an admin's extension."""
+
+    agent: str = ""
+    chat: str = ""
+    job: str = ""
+    daily_tokens: int | None = Field(default=None, gt=0)
+    daily_cost: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_target_one_cap(self) -> BudgetEntry:
+        if sum(bool(t) for t in (self.agent, self.chat, self.job)) != 1:
+            raise ValueError("a budget names exactly one of agent, chat or job")
+        if self.daily_tokens is None and self.daily_cost is None:
+            raise ValueError("a budget needs daily_tokens or daily_cost")
+        return self
+
+    @property
+    def scope(self) -> tuple[str, str]:
+        if self.agent:
+            return ("agent", self.agent)
+        return ("chat", self.chat) if self.chat else ("job", self.job)
 
 
 class Config(Section):
@@ -112,6 +228,15 @@ class Config(Section):
     bindings: tuple[Binding, ...] = ()
     console: ConsoleSection = ConsoleSection()
     telegram: TelegramSection | None = None
+    scheduler: SchedulerSection = SchedulerSection()
+    jobs: tuple[JobEntry, ...] = ()
+    slack: SlackSection | None = None
+    budgets: tuple[BudgetEntry, ...] = ()
+    tools: tuple[CommandToolSpec, ...] = ()
+    # Approval policy per tool name, over the tool's own default (`[tool_policy.notify]`).
+    tool_policy: dict[str, Policy] = {}
+    # Per million tokens, by model name (`[prices."gpt-4o-mini"] input = 0.15`).
+    prices: dict[str, Price] = {}
     source: str = Field(default="(embedded default)", exclude=True)
 
     @model_validator(mode="after")
@@ -125,16 +250,48 @@ class Config(Section):
                 raise ValueError(f"{where} names agent {name!r}, which is not in [[agents]]")
         return self
 
+    @model_validator(mode="after")
+    def _tools_fit_together(self) -> Config:
+        names = [tool.name for tool in self.tools]
+        clashes = sorted({n for n in names if names.count(n) > 1 or n in BUILTIN_NAMES})
+        if clashes:
+            raise ValueError(f"tools: names must be unique and not built-in: {', '.join(clashes)}")
+        routers = [a.name for a in self.agents if isinstance(a, LLMAgentSpec) and a.router]
+        if len(routers) > 1:
+            raise ValueError(f"only one agent may be the router; marked: {', '.join(routers)}")
+        return self
+
+    @model_validator(mode="after")
+    def _jobs_fit_together(self) -> Config:
+        names = [job.name for job in self.jobs]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"job names must be unique; repeated: {', '.join(duplicates)}")
+        for i, job in enumerate(self.jobs):
+            if not (job.report_to or self.deck.admin_chat):
+                raise ValueError(
+                    f"jobs[{i}].report_to: say where the job reports (or set [deck] admin_chat)"
+                )
+        return self
+
     def _agent_references(self) -> list[tuple[str, str]]:
         refs = [(f"bindings[{i}].agent", b.agent) for i, b in enumerate(self.bindings)]
+        refs += [(f"jobs[{i}].agent", job.agent) for i, job in enumerate(self.jobs)]
         if self.deck.default_agent:
             refs.append(("deck.default_agent", self.deck.default_agent))
         return refs
 
     def console_enabled(self) -> bool:
         if self.console.enabled == "auto":
-            return self.telegram is None
+            return self.telegram is None and self.slack is None
         return bool(self.console.enabled)
+
+    def chat_roles(self) -> dict[str, Role]:
+        """Roles that come with writing in a chat (Slack's `channel_members`), by chat id."""
+        if self.slack is None or self.slack.channel_members is None:
+            return {}
+        role = self.slack.channel_members
+        return {b.chat: role for b in self.bindings if b.chat.startswith("slack:")}
 
 
 def load_config(path: Path | None) -> Config:

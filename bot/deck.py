@@ -7,16 +7,20 @@ from datetime import datetime
 
 from bot.access import Access
 from bot.approvals import Approvals
+from bot.brakes import Brakes
 from bot.config import Config
+from bot.outbox import Outbox
 from bot.postman import Postman
 from bot.runner import Runner
 from bot.tasks import ChatLanes, TaskSet
 from roster.llm import ModelClient
 from roster.roster import Roster
+from scheduler.service import Scheduler
 from storage.audit import AuditLog
 from storage.clock import Clock
 from storage.db import Database
 from storage.memory import Memory
+from storage.secrets import Vault
 
 
 @dataclass(slots=True)
@@ -31,10 +35,14 @@ class Deck:
     postman: Postman
     approvals: Approvals
     runner: Runner
+    brakes: Brakes
     model: ModelClient
+    vault: Vault
     tasks: TaskSet = field(default_factory=TaskSet)
     lanes: ChatLanes = field(init=False)
     started_at: datetime | None = None
+    scheduler: Scheduler | None = None  # None when [scheduler] enabled = false
+    outbox: Outbox | None = None
 
     def __post_init__(self) -> None:
         self.lanes = ChatLanes(self.tasks)

@@ -12,11 +12,12 @@ import time
 from collections.abc import Awaitable, Callable
 
 from bot import actions, messages
-from bot.approvals import ACTION_ID, parse_press
+from bot.cards import ACTION_ID, parse_press
 from bot.commands import CommandSpec
 from bot.commands.context import CommandContext
 from bot.config import Role
 from bot.deck import Deck
+from bot.ratelimit import RateLimit
 from bot.text import Piece
 from bot.types import Incoming
 
@@ -37,16 +38,26 @@ class Dispatcher:
         self._commands = commands
         self._on_handled = on_handled  # marks an inbox row done
         self._refused: dict[str, float] = {}
+        self._rate = RateLimit(deck.config.deck.rate_limit_per_minute)
 
     async def handle(self, incoming: Incoming) -> None:
         """Take one message or press; return as soon as its work is scheduled."""
-        role = self.deck.access.role(incoming.user)
+        role = self.deck.access.role(incoming.user, incoming.chat)
         if role is None:
             self._spawn(incoming, self._refuse_stranger(incoming))
         elif incoming.press is not None:
             self._spawn(incoming, self._press(incoming))
+        elif (approval_id := self.deck.approvals.asks_reason(incoming)) is not None:
+            reason = incoming.text.strip()[:500]
+            self._spawn(incoming, actions.decide(self.deck, incoming, approval_id, "deny", reason))
+        elif not self._rate.allow(incoming.user):
+            self._spawn(incoming, self._slow_down(incoming))
         else:
             self._route_text(incoming, role)
+
+    async def _slow_down(self, incoming: Incoming) -> None:
+        self.deck.audit.record(incoming.user, "refused.rate_limit", incoming.chat)
+        await self._reply(incoming, messages.SLOW_DOWN)
 
     def _route_text(self, incoming: Incoming, role: Role) -> None:
         text = incoming.text.strip()
@@ -77,9 +88,8 @@ class Dispatcher:
         if not role.allows(spec.role):
             await self._deny_role(incoming, f"use /{spec.name}", spec.role)
             return
-        self.deck.audit.record(
-            incoming.user, "command", spec.name, args=args[:500], chat=incoming.chat
-        )
+        shown = "(not recorded)" if spec.private_args else args[:500]
+        self.deck.audit.record(incoming.user, "command", spec.name, args=shown, chat=incoming.chat)
         ctx = CommandContext(
             deck=self.deck, incoming=incoming, name=spec.name, args=args, role=role
         )

@@ -5,6 +5,10 @@ from __future__ import annotations
 from bot.config import Role
 
 STRANGER = "Sorry, I only work for the people listed in my config. Ask an admin to add you."
+ACTION_CHANGED = (
+    "The action changed since it was approved (the agent's config changed); asking again."
+)
+SLOW_DOWN = "You are sending messages faster than this bot accepts; wait a minute and try again."
 UNKNOWN_BUTTON = "That button is not known (any more)."
 INTERNAL_ERROR = "Something went wrong on my side; it is in the log. Nothing else was affected."
 

@@ -7,16 +7,28 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlmodel import col, select, update
 
+from bot import messages
 from bot.approvals import Approvals
+from bot.brakes import Brakes, LiveRun
 from bot.conversation import Conversation
 from bot.postman import Postman
 from bot.progress import Progress
 from bot.text import Rich, bold, code, pre, rich
-from roster.agent import Agent, AgentRequest, Decision, Finished, NeedsApproval, Outcome, Turn
+from bot.types import Outgoing
+from roster.agent import (
+    Action,
+    Agent,
+    AgentRequest,
+    Decision,
+    Finished,
+    NeedsApproval,
+    Outcome,
+    Turn,
+)
 from roster.errors import AgentFailed, RosterError
 from roster.roster import Roster
 from storage.audit import AuditLog
@@ -28,7 +40,7 @@ from storage.writer import WriteBehind
 
 log = logging.getLogger(__name__)
 
-Step = Callable[[Progress], Awaitable[Outcome]]
+Step = Callable[[LiveRun], Awaitable[Outcome]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +51,14 @@ class Origin:
     user: str
     thread: str | None = None
     job_id: str | None = None
+    run_id: str | None = None  # chosen in advance by the scheduler, whose claim names the run
+    hops: tuple[str, ...] = ()  # the agents that handed this request on (router, delegation)
+
+
+class JobReports(Protocol):
+    """Delivers the result of a job's run (`bot.jobruns`): headline, retries, escalation."""
+
+    async def report(self, run: Run, status: RunState, text: Rich, progress: Progress) -> None: ...
 
 
 class Runner:
@@ -54,6 +74,7 @@ class Runner:
         approvals: Approvals,
         clock: Clock,
         memory_turns: int,
+        brakes: Brakes,
         redact: Callable[[str], str] = lambda text: text,
     ) -> None:
         self._db = db
@@ -65,8 +86,10 @@ class Runner:
         self._approvals = approvals
         self._clock = clock
         self._memory_turns = memory_turns
+        self._brakes = brakes
         self._conversation = Conversation(memory, default_turns=memory_turns)
         self._redact = redact  # run rows keep no secret's value
+        self.job_reports: JobReports | None = None
         self._active: dict[str, tuple[str, asyncio.Task[Any]]] = {}  # run id -> (agent, task)
 
     async def flush(self) -> None:
@@ -86,7 +109,7 @@ class Runner:
 
     async def start(self, agent: Agent, origin: Origin, text: str) -> Run:
         run = Run(
-            id=uuid.uuid4().hex,
+            id=origin.run_id or uuid.uuid4().hex,
             agent=agent.name,
             chat_id=origin.chat,
             thread_id=origin.thread,
@@ -97,25 +120,32 @@ class Runner:
         )
         self._writer.insert(Run, run.model_dump())
         self._audit.record(origin.user, "run.started", run.id, agent=agent.name, input=text[:500])
+        await self._begin(run, agent, text, origin.hops)
+        return run
+
+    async def _begin(self, run: Run, agent: Agent, text: str, hops: tuple[str, ...] = ()) -> None:
+        """Check the brakes and the agent's own gate, then run (or suspend)."""
+        history = await self._history(agent, run)
         request = AgentRequest(
-            run.id, origin.chat, origin.user, text, await self._history(agent, run)
+            run.id, run.chat_id, run.user_id, text, history, hops=hops, thread=run.thread_id
         )
         try:
-            gate = agent.gate(request)
+            gate = self._brakes.budget_gate(run) or agent.gate(request)
         except RosterError as exc:
-            progress = self._progress(run)
-            await self._end(
-                run, progress, RunState.FAILED, rich(bold(agent.name), f": {exc}"), error=str(exc)
-            )
-            return run
+            text_ = rich(bold(agent.name), f": {exc}")
+            await self._end(run, self._progress(run), RunState.FAILED, text_, error=str(exc))
+            return
         if gate is not None:
-            await self._suspend(run, gate)
+            await self._suspend(run, agent, gate)
         else:
-            await self._execute(run, agent, lambda progress: agent.start(request, progress))
-        return run
+            await self._execute(run, agent, lambda live: agent.start(request, live))
 
     async def resume(self, approval: Approval, decision: Decision) -> None:
         """Continue the run an approval held, in this process or after a restart."""
+        if decision.approved and self._brakes.budgets.extend(Action.from_json(approval.action)):
+            self._audit.record(
+                decision.by, "budget.extended", approval.agent, action=approval.action
+            )
         if approval.run_id is None:
             return
         await self._writer.flush()
@@ -127,13 +157,35 @@ class Runner:
             )
             return
         agent = self._roster.get(run.agent)
-        request = AgentRequest(run.id, run.chat_id, run.user_id, run.input)
         state = dict(run.state)
         run.status = RunState.RUNNING
-        self._writer.submit(_set(run.id, status=RunState.RUNNING, state={}))
-        await self._execute(
-            run, agent, lambda progress: agent.resume(request, state, decision, progress)
-        )
+        self._writer.update(Run, "id", {"id": run.id, "status": RunState.RUNNING, "state": {}})
+        if state.get("stage") == "start":  # held before it began (a spent budget)
+            if decision.approved:
+                await self._begin(run, agent, run.input)
+            else:
+                await self._refused(run, agent, decision)
+            return
+        current = agent.recheck(state)
+        if current is not None and current.action.digest() != approval.action_hash:
+            self._audit.record(decision.by, "approval.stale", approval.id, run=run.id)
+            await self._postman.send(
+                Outgoing.plain(run.chat_id, messages.ACTION_CHANGED, run.thread_id)
+            )
+            await self._suspend(run, agent, current)
+            return
+        await self._continue(run, agent, state, decision)
+
+    async def _continue(
+        self, run: Run, agent: Agent, state: dict[str, Any], decision: Decision
+    ) -> None:
+        request = AgentRequest(run.id, run.chat_id, run.user_id, run.input)
+        await self._execute(run, agent, lambda live: agent.resume(request, state, decision, live))
+
+    async def _refused(self, run: Run, agent: Agent, decision: Decision) -> None:
+        reason = f": {decision.reason}" if decision.reason else ""
+        text = rich(bold(agent.name), f": denied by {decision.by}{reason}. Nothing ran.")
+        await self._end(run, self._progress(run), RunState.DENIED, text)
 
     async def _history(self, agent: Agent, run: Run) -> tuple[Turn, ...]:
         return await self._conversation.history(agent, run.chat_id)
@@ -144,15 +196,18 @@ class Runner:
         assert current is not None
         self._active[run.id] = (agent.name, current)
         progress.begin()
+        live = self._brakes.live(run, progress)
         try:
-            outcome = await step(progress)
+            outcome = await _within(agent.spec.run_timeout, step(live))
         except asyncio.CancelledError:
             await self._end(run, progress, RunState.CANCELLED, rich(bold(agent.name), ": stopped."))
             raise
         except (AgentFailed, RosterError) as exc:
-            await self._end(
-                run, progress, RunState.FAILED, rich(bold(agent.name), f": {exc}"), error=str(exc)
-            )
+            text = rich(bold(agent.name), f": {exc}")
+            await self._end(run, progress, RunState.FAILED, text, error=str(exc), cost=live.cost)
+            extension = self._brakes.extension_gate(live, run)
+            if extension is not None:
+                await self._approvals.request(run, extension)
             return
         except Exception as exc:
             log.exception("run %s of %s failed", run.id, agent.name)
@@ -168,23 +223,35 @@ class Runner:
             self._active.pop(run.id, None)
         if isinstance(outcome, NeedsApproval):
             await progress.finish(rich(bold(agent.name), ": waiting for approval."))
-            await self._suspend(run, outcome)
+            await self._suspend(run, agent, outcome)
             return
-        await self._complete(run, agent, progress, outcome)
+        await self._complete(run, agent, progress, outcome, live.cost)
 
     def _progress(self, run: Run) -> Progress:
         return Progress(
             postman=self._postman, chat=run.chat_id, thread=run.thread_id, agent=run.agent
         )
 
-    async def _suspend(self, run: Run, gate: NeedsApproval) -> None:
+    async def _suspend(self, run: Run, agent: Agent, gate: NeedsApproval) -> None:
+        """Store the run and post the card; or go on at once if this chat already said yes."""
+        grant = None
+        if gate.action.kind != "budget":
+            grant = await self._approvals.granted(run.chat_id, run.agent, gate.action.digest())
+        if grant is not None:
+            self._audit.record(run.user_id, "approval.reused", grant.id, run=run.id)
+            by = grant.decided_by or "an approver"
+            await self._continue(run, agent, gate.state, Decision(approved=True, by=by))
+            return
+        preview = await agent.preview(gate.action)
         run.status = RunState.WAITING
-        self._writer.submit(_set(run.id, status=RunState.WAITING, state=gate.state))
+        self._writer.update(
+            Run, "id", {"id": run.id, "status": RunState.WAITING, "state": gate.state}
+        )
         await self._writer.flush()  # the run must be stored before anyone can press
-        await self._approvals.request(run, gate)
+        await self._approvals.request(run, gate, preview)
 
     async def _complete(
-        self, run: Run, agent: Agent, progress: Progress, outcome: Finished
+        self, run: Run, agent: Agent, progress: Progress, outcome: Finished, cost: float
     ) -> None:
         status = RunState.DONE if outcome.ok else RunState.FAILED
         if outcome.exit_code is None and not outcome.ok and outcome.text.startswith("Denied by"):
@@ -197,6 +264,7 @@ class Runner:
             output=outcome.text,
             exit_code=outcome.exit_code,
             tokens=(outcome.usage.tokens_in, outcome.usage.tokens_out),
+            cost=cost,
         )
         self._conversation.record(agent, run.chat_id, run.input, outcome.text)
         await self._conversation.fold(agent, run.chat_id)  # after the answer is out
@@ -212,6 +280,7 @@ class Runner:
         error: str | None = None,
         exit_code: int | None = None,
         tokens: tuple[int, int] = (0, 0),
+        cost: float = 0.0,
     ) -> None:
         values = {
             "status": status,
@@ -220,12 +289,17 @@ class Runner:
             "exit_code": exit_code,
             "tokens_in": tokens[0],
             "tokens_out": tokens[1],
+            "cost": cost,
             "finished_at": self._clock.now(),
         }
         self._writer.update(Run, "id", {"id": run.id, **values})
         self._audit.record(
             run.user_id, f"run.{status}", run.id, agent=run.agent, exit_code=exit_code
         )
+        await self._brakes.after_run(run, status)
+        if run.job_id is not None and self.job_reports is not None:
+            await self.job_reports.report(run, status, text, progress)
+            return
         try:
             await progress.finish(text)
         except Exception:
@@ -247,16 +321,21 @@ class Runner:
         return rows
 
 
+async def _within(seconds: float, work: Awaitable[Outcome]) -> Outcome:
+    """Await a run's work under its wall-clock limit; our own expiry is the run's failure."""
+    limit = asyncio.timeout(seconds)
+    try:
+        async with limit:
+            return await work
+    except TimeoutError:
+        if limit.expired():
+            raise AgentFailed(f"ran longer than {seconds:g} s and was stopped.") from None
+        raise
+
+
 def result_text(agent: Agent, outcome: Finished, seconds: float) -> Rich:
     body = outcome.text.strip() or "(no output)"
     if outcome.exit_code is None:
         return rich(bold(agent.name), ": ", body)
     footer = f"exit {outcome.exit_code} · {seconds:.1f} s"
     return rich(bold(agent.name), "\n", pre(body), footer)
-
-
-def _set(run_id: str, **values: Any) -> Callable[[Any], Awaitable[None]]:
-    async def op(session: Any) -> None:
-        await session.exec(update(Run).where(col(Run.id) == run_id).values(**values))
-
-    return op

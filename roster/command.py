@@ -7,6 +7,7 @@ import contextlib
 import os
 import shlex
 import signal
+from typing import Any
 
 from roster.agent import (
     Action,
@@ -25,6 +26,7 @@ from roster.spec import CommandAgentSpec
 READ_CHUNK = 4096
 MAX_KEPT_OUTPUT = 1_000_000  # keep the tail of runaway output, not all of it
 KILL_GRACE_SECONDS = 2.0
+PREVIEW_TIMEOUT_SECONDS = 10.0
 
 
 class CommandAgent(Agent):
@@ -64,6 +66,30 @@ class CommandAgent(Agent):
         if not needs_approval(self.spec.policy, action.argv):
             return None
         return NeedsApproval(action=action, policy=self.spec.policy, state={"text": request.text})
+
+    def recheck(self, state: dict[str, Any]) -> NeedsApproval | None:
+        text = state.get("text", "")
+        return NeedsApproval(action=self.action(text), policy=self.spec.policy, state=state)
+
+    async def preview(self, action: Action) -> str:
+        """Run the agent's read-only `preview` command line, briefly, for the card."""
+        if not self.spec.preview:
+            return ""
+        process = await asyncio.create_subprocess_exec(
+            *self.spec.preview,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            cwd=self.spec.cwd,
+            start_new_session=True,
+        )
+        try:
+            async with asyncio.timeout(PREVIEW_TIMEOUT_SECONDS):
+                out, _ = await process.communicate()
+        except TimeoutError:
+            await _kill_group(process)
+            return f"(the preview did not finish within {PREVIEW_TIMEOUT_SECONDS:g} s)"
+        return out.decode(errors="replace")
 
     async def start(self, request: AgentRequest, ctx: RunContext) -> Outcome:
         argv = self.argv(request.text)

@@ -23,6 +23,8 @@ from roster.agent import (
     Usage,
 )
 from roster.errors import ModelError, ReferenceNotFound, SecretNotAllowed, ToolError
+from roster.fallback import complete
+from roster.pricing import NO_PRICES, PriceTable
 from roster.refs import NoSecrets, SecretSource, resolve_arguments
 from roster.spec import LLMAgentSpec
 from roster.summary import summarise
@@ -152,10 +154,12 @@ class LLMAgent(Agent):
         client: ModelClient,
         tools: Mapping[str, Tool],
         secrets: SecretSource | None = None,
+        prices: PriceTable = NO_PRICES,
     ) -> None:
         self.spec = spec
         self._client = client
         self._tools = dict(tools)
+        self._prices = prices
         # Tool arguments resolve `secret:` through it; everything the model reads is
         # scrubbed by it, so a model never sees a secret's value.
         self._secrets = secrets or NoSecrets()
@@ -210,7 +214,14 @@ class LLMAgent(Agent):
         schemas = [tool.schema() for tool in self._tools.values()]
         while turns < self.spec.max_turns:
             await ctx.before_model_call()
-            reply = await self._client.complete(self.spec.model, messages, schemas)
+            reply = await complete(
+                self._client,
+                model=self.spec.model,
+                fallback=self.spec.fallback_model,
+                messages=messages,
+                tools=schemas,
+                prices=self._prices,
+            )
             ctx.spent(reply.usage)
             turns += 1
             usage += reply.usage
@@ -244,7 +255,7 @@ class LLMAgent(Agent):
                     "messages": messages,
                     "pending": pending,
                     "turns": turns,
-                    "usage": {"tokens_in": usage.tokens_in, "tokens_out": usage.tokens_out},
+                    "usage": usage.to_json(),
                 }
                 tool, arguments = gate
                 action = tool.action(self.name, arguments)
@@ -285,7 +296,13 @@ class LLMAgent(Agent):
             tool.validate(arguments)
             resolved = resolve_arguments(arguments, self._secrets)
             context = ToolCallContext(
-                request.run_id, request.chat_id, self.name, memory=self.spec.memory_key
+                request.run_id,
+                request.chat_id,
+                self.name,
+                memory=self.spec.memory_key,
+                user=request.user_id,
+                thread=request.thread,
+                hops=request.hops,
             )
             return await tool.call(resolved, context)
         except (ToolError, ReferenceNotFound, SecretNotAllowed) as exc:

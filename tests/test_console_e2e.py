@@ -37,7 +37,7 @@ async def test_the_quick_start_script(data_dir: Path) -> None:
     assert "assistant (llm, unavailable: no API key" in out
     assert "load average" in out  # real uptime output
     assert "Approval needed" in out
-    assert "[1] Approve  [2] Deny" in out
+    assert "[1] Approve  [2] Approve for this conversation  [3] Deny  [4] Deny with reason" in out
     assert out.rstrip().splitlines()[-2].strip() == "hi"
     assert out.index("Approval needed") < out.index("Approved by console:local")
 

@@ -76,6 +76,7 @@ async def _switch(ctx: CommandContext, *, on: bool) -> None:
     if not await _known(ctx, name):
         return
     agent = ctx.deck.roster.set_enabled(name, on)
+    ctx.deck.brakes.reset(agent.name)  # a fresh start for the circuit breaker
     ctx.deck.audit.record(ctx.user, "agent.enabled" if on else "agent.disabled", agent.name)
     await ctx.reply(f"{agent.name} is {'enabled' if on else 'disabled'}.")
 

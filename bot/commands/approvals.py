@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot import actions
-from bot.approvals import describe
+from bot.cards import describe
 from bot.commands import command
 from bot.commands.context import CommandContext
 from bot.config import Role

@@ -1,0 +1,135 @@
+"""Daily budgets in tokens and money, per agent, chat and job, checked before model calls.
+
+Spend is counted in memory as each model call reports it (so a long run is stopped
+mid-way), seeded at start from today's runs. An admin extends a spent budget by
+approving an "extend" card; approved extensions are approval rows, so they survive
+restarts like everything else.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, time
+
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from bot.config import BudgetEntry
+from roster.agent import Action
+from roster.spec import Policy
+from storage.clock import Clock
+from storage.db import Database
+from storage.models import Approval, ApprovalState, Run
+
+Scope = tuple[str, str]  # ("agent" | "chat" | "job", name)
+
+
+@dataclass(slots=True)
+class Spend:
+    tokens: int = 0
+    cost: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Overrun:
+    """A budget that is spent, and the extension an admin may approve."""
+
+    entry: BudgetEntry
+    spent: Spend
+
+    def describe(self) -> str:
+        kind, name = self.entry.scope
+        caps = []
+        if self.entry.daily_tokens is not None:
+            caps.append(f"{self.spent.tokens:,} of {self.entry.daily_tokens:,} tokens")
+        if self.entry.daily_cost is not None:
+            caps.append(f"${self.spent.cost:.2f} of ${self.entry.daily_cost:.2f}")
+        return f"today's budget of {kind} {name} is spent ({', '.join(caps)})"
+
+    def extension(self, agent: str) -> Action:
+        kind, name = self.entry.scope
+        arguments = {
+            "scope": kind,
+            "name": name,
+            "tokens": self.entry.daily_tokens or 0,
+            "cost": self.entry.daily_cost or 0.0,
+        }
+        return Action(agent=agent, kind="budget", tool="extend_budget", arguments=arguments)
+
+
+ADMINS_DECIDE = Policy(approval="always", approvers=("admin",), expires_minutes=12 * 60)
+
+
+class Budgets:
+    def __init__(self, *, db: Database, clock: Clock, entries: tuple[BudgetEntry, ...]) -> None:
+        self._db = db
+        self._clock = clock
+        self._entries = entries
+        self._spent: dict[tuple[date, Scope], Spend] = defaultdict(Spend)
+        self._extra: dict[tuple[date, Scope], Spend] = defaultdict(Spend)
+
+    @property
+    def active(self) -> bool:
+        return bool(self._entries)
+
+    async def load(self) -> None:
+        """Seed today's spend from the runs table and extensions from approved cards."""
+        if not self._entries:
+            return
+        today = self._clock.now().date()
+        since = datetime.combine(today, time(), tzinfo=self._clock.now().tzinfo)
+        async with self._db.session() as session:
+            for kind, column in (("agent", Run.agent), ("chat", Run.chat_id), ("job", Run.job_id)):
+                query = (
+                    select(column, func.sum(Run.tokens_in + Run.tokens_out), func.sum(Run.cost))
+                    .where(col(Run.started_at) >= since)
+                    .group_by(column)
+                )
+                for name, tokens, cost in (await session.exec(query)).all():
+                    if name:
+                        self._spent[(today, (kind, name))] = Spend(
+                            int(tokens or 0), float(cost or 0)
+                        )
+            approved = select(Approval).where(
+                Approval.status == ApprovalState.APPROVED, col(Approval.decided_at) >= since
+            )
+            for approval in (await session.exec(approved)).all():
+                self.extend(Action.from_json(approval.action))
+
+    def scopes(self, agent: str, chat: str, job: str | None) -> list[Scope]:
+        scopes = [("agent", agent), ("chat", chat)]
+        return [*scopes, ("job", job)] if job else scopes
+
+    def spend(self, scopes: list[Scope], tokens: int, cost: float) -> None:
+        today = self._clock.now().date()
+        for scope in scopes:
+            spend = self._spent[(today, scope)]
+            spend.tokens += tokens
+            spend.cost += cost
+
+    def overrun(self, scopes: list[Scope]) -> Overrun | None:
+        """The first budget among these scopes that is spent, if any."""
+        today = self._clock.now().date()
+        for entry in self._entries:
+            if entry.scope not in scopes:
+                continue
+            spent = self._spent[(today, entry.scope)]
+            extra = self._extra[(today, entry.scope)]
+            over_tokens = (
+                entry.daily_tokens is not None and spent.tokens >= entry.daily_tokens + extra.tokens
+            )
+            over_cost = entry.daily_cost is not None and spent.cost >= entry.daily_cost + extra.cost
+            if over_tokens or over_cost:
+                return Overrun(entry, Spend(spent.tokens, spent.cost))
+        return None
+
+    def extend(self, action: Action) -> bool:
+        """Apply an approved extension card; other actions are not budget extensions."""
+        if action.kind != "budget":
+            return False
+        args = action.arguments
+        extra = self._extra[(self._clock.now().date(), (args["scope"], args["name"]))]
+        extra.tokens += int(args.get("tokens", 0))
+        extra.cost += float(args.get("cost", 0.0))
+        return True

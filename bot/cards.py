@@ -1,0 +1,106 @@
+"""Approval cards: what an approver reads before deciding, and what the card says after."""
+
+from __future__ import annotations
+
+import shlex
+
+from bot.text import Piece, bold, code, pre, rich
+from bot.types import Button, ButtonStyle, Outgoing
+from roster.agent import Action
+from storage.models import Approval, ApprovalState
+
+ACTION_ID = "approval"
+PREVIEW_CHARS = 1500
+
+
+class Choice:
+    """The button values after `<approval id>:`."""
+
+    APPROVE = "approve"
+    APPROVE_CONVERSATION = "session"
+    DENY = "deny"
+    DENY_WITH_REASON = "reason"
+
+
+def card(approval: Approval) -> Outgoing:
+    action = Action.from_json(approval.action)
+    pieces: list[Piece] = [
+        bold("Approval needed"),
+        f" ({approval.id})\n",
+        f"{approval.requested_by} asks agent ",
+        bold(approval.agent),
+        " to run:\n",
+        pre(describe(action)),
+    ]
+    if approval.preview:
+        pieces += ["Preview:\n", pre(approval.preview[-PREVIEW_CHARS:])]
+    pieces.append(_terms(approval))
+    return Outgoing(
+        chat=approval.chat_id,
+        thread=approval.thread_id,
+        text=rich(*pieces),
+        buttons=buttons(approval.id),
+    )
+
+
+def buttons(approval_id: str) -> tuple[Button, ...]:
+    def button(label: str, choice: str, style: ButtonStyle) -> Button:
+        return Button(label, ACTION_ID, f"{approval_id}:{choice}", style)
+
+    return (
+        button("Approve", Choice.APPROVE, ButtonStyle.PRIMARY),
+        button("Approve for this conversation", Choice.APPROVE_CONVERSATION, ButtonStyle.DEFAULT),
+        button("Deny", Choice.DENY, ButtonStyle.DANGER),
+        button("Deny with reason", Choice.DENY_WITH_REASON, ButtonStyle.DANGER),
+    )
+
+
+def _terms(approval: Approval) -> str:
+    terms = [f"Expires {approval.expires_at:%Y-%m-%d %H:%M} UTC."]
+    if approval.quorum > 1:
+        terms.append(f"Needs {approval.quorum} approvers ({len(approval.votes)} so far).")
+    if approval.policy.get("self_approval") is False:
+        terms.append("The requester cannot approve it.")
+    return " ".join(terms)
+
+
+def outcome_card(approval: Approval) -> Outgoing:
+    action = Action.from_json(approval.action)
+    when = f"{approval.decided_at:%Y-%m-%d %H:%M:%S} UTC" if approval.decided_at else ""
+    by = ", ".join(approval.votes) if approval.votes else approval.decided_by
+    verdict = {
+        ApprovalState.APPROVED: f"Approved by {by} at {when}",
+        ApprovalState.DENIED: f"Denied by {approval.decided_by} at {when}",
+        ApprovalState.EXPIRED: f"Expired at {when}; nothing ran",
+    }.get(ApprovalState(approval.status), str(approval.status))
+    if approval.scope == "conversation":
+        verdict += " (for this conversation)"
+    reason = f": {approval.reason}" if approval.reason else ""
+    text = rich(
+        bold(verdict + reason),
+        f"\n{approval.agent} ",
+        code(approval.id),
+        "\n",
+        pre(describe(action)),
+    )
+    return Outgoing(chat=approval.chat_id, thread=approval.thread_id, text=text)
+
+
+def progress_card(approval: Approval) -> Outgoing:
+    """A card that still waits, showing the votes so far (quorum)."""
+    return card(approval)
+
+
+def describe(action: Action) -> str:
+    """The exact action, as the approver should read it; secrets appear by name only."""
+    if action.argv:
+        line = shlex.join(action.argv)
+        return f"{line}\n(in {action.cwd})" if action.cwd else line
+    args = ", ".join(f"{k}={v!r}" for k, v in action.arguments.items())
+    return f"{action.tool}({args})"
+
+
+def parse_press(value: str) -> tuple[str, str]:
+    """`"ab12cd34:approve"` -> `("ab12cd34", "approve")`; anything else is forged."""
+    approval_id, _, choice = value.partition(":")
+    return approval_id[:32], choice[:16]
