@@ -2,26 +2,39 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from bot.config import Role, UserEntry
 
 
 class Access:
-    def __init__(self, users: Iterable[UserEntry], *, console_user: str) -> None:
+    def __init__(
+        self,
+        users: Iterable[UserEntry],
+        *,
+        console_user: str,
+        chat_roles: Mapping[str, Role] | None = None,
+    ) -> None:
         self._roles = {user.id: user.role for user in users}
         self._roles.setdefault(console_user, Role.ADMIN)  # the person at the terminal
+        self._chat_roles = dict(chat_roles or {})
 
-    def role(self, user: str) -> Role | None:
-        return self._roles.get(user)
+    def role(self, user: str, chat: str | None = None) -> Role | None:
+        """The user's role; in a chat that grants one to its members, the higher of the two."""
+        listed = self._roles.get(user)
+        granted = self._chat_roles.get(chat or "")
+        # Only people of the chat's own platform can be its members.
+        if granted is None or not user.startswith(str(chat).partition(":")[0] + ":"):
+            return listed
+        return granted if listed is None or granted.rank > listed.rank else listed
 
     def allows(self, user: str, needed: Role) -> bool:
         role = self.role(user)
         return role is not None and role.allows(needed)
 
-    def is_approver(self, user: str, approvers: Iterable[str]) -> bool:
+    def is_approver(self, user: str, approvers: Iterable[str], chat: str | None = None) -> bool:
         """Approvers are listed by user id or by role name; admins always qualify."""
-        role = self.role(user)
+        role = self.role(user, chat)
         if role is None:
             return False
         listed = set(approvers)
