@@ -1,0 +1,181 @@
+"""Slack payloads (events, slash commands, button actions) -> our `Incoming`.
+
+Pure functions over the JSON Slack sends; nothing here talks to the network. Ids:
+users `slack:<user>`, chats `slack:<channel>`, threads `slack:<channel>/<thread_ts>`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bot.transports.slack.render import press_of
+from bot.types import Incoming
+
+TRANSPORT = "slack"
+THREADS_REMEMBERED = 10_000
+# Message subtypes that are still a person writing; the rest are edits, joins, bots…
+PERSON_SUBTYPES = frozenset({"file_share", "thread_broadcast"})
+
+_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
+_LINK = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|([^>]*))?>")
+_CHANNEL = re.compile(r"<#([CGD][A-Z0-9]+)(?:\|([^>]*))?>")
+_SPECIAL = re.compile(r"<!([^|>]+)(?:\|([^>]*))?>")
+_ADDRESSED = re.compile(r"^(?:/ask\s+|@)([a-z][a-z0-9_-]{0,39})(?:\s|$)")
+
+Payload = Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class BotIdentity:
+    """Who the bot is in this workspace (from `auth.test`)."""
+
+    user_id: str
+    bot_id: str
+    team_id: str
+    name: str
+
+
+def chat_id(channel: str) -> str:
+    return f"{TRANSPORT}:{channel}"
+
+
+def thread_id(channel: str, ts: str | None) -> str | None:
+    return f"{TRANSPORT}:{channel}/{ts}" if ts else None
+
+
+def channel_of(chat: str) -> str:
+    return chat.removeprefix(f"{TRANSPORT}:")
+
+
+def thread_ts_of(thread: str | None, channel: str) -> str | None:
+    """The `thread_ts` of one of our thread ids, if it belongs to this channel."""
+    if not thread:
+        return None
+    where, _, ts = channel_of(thread).partition("/")
+    return ts if where == channel and ts else None
+
+
+class ThreadMemory:
+    """Which agent each thread talks to, so a follow-up there goes to the same agent.
+
+    Kept in memory (the newest threads, bounded): after a restart a thread goes back
+    to the channel's agent until someone names an agent in it again.
+    """
+
+    def __init__(self, size: int = THREADS_REMEMBERED) -> None:
+        self._agents: OrderedDict[str, str] = OrderedDict()
+        self._size = size
+
+    def route(self, thread: str | None, text: str) -> str:
+        """Remember an agent named in a thread; address the thread's agent when none is."""
+        if thread is None or not text:
+            return text
+        named = _ADDRESSED.match(text)
+        if named:
+            self._agents[thread] = named.group(1)
+            self._agents.move_to_end(thread)
+            while len(self._agents) > self._size:
+                self._agents.popitem(last=False)
+            return text
+        agent = self._agents.get(thread)
+        if agent is None or text.startswith(("/", "@")):
+            return text
+        return f"@{agent} {text}"
+
+    def agent(self, thread: str) -> str | None:
+        return self._agents.get(thread)
+
+
+def clean_text(text: str, bot_user: str) -> str:
+    """Slack's wire format -> what the person typed, without the mention of the bot."""
+    text = _MENTION.sub(lambda m: "" if m.group(1) == bot_user else f"slack:{m.group(1)}", text)
+    text = _LINK.sub(lambda m: _link_text(m.group(1), m.group(2)), text)
+    text = _CHANNEL.sub(lambda m: f"#{m.group(2) or m.group(1)}", text)
+    text = _SPECIAL.sub(lambda m: m.group(2) or f"@{m.group(1).split('^')[0]}", text)
+    text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    return text.strip()
+
+
+def from_event(body: Payload, me: BotIdentity, threads: ThreadMemory) -> Incoming | None:
+    """A mention in a channel or a direct message; None for everything else."""
+    event = body.get("event") or {}
+    user = event.get("user")
+    if not user or user == me.user_id or event.get("bot_id"):
+        return None  # our own messages and other bots'
+    if event.get("subtype") and event["subtype"] not in PERSON_SUBTYPES:
+        return None
+    channel = str(event.get("channel", ""))
+    ts = event.get("ts")
+    if event.get("type") == "app_mention" and not channel.startswith("D"):
+        thread, private = thread_id(channel, event.get("thread_ts") or ts), False
+    elif event.get("type") == "message" and event.get("channel_type") == "im":
+        thread, private = thread_id(channel, event.get("thread_ts")), True
+    else:
+        return None
+    text = threads.route(thread, clean_text(str(event.get("text") or ""), me.user_id))
+    event_id = body.get("event_id")
+    return Incoming(
+        transport=TRANSPORT,
+        chat=chat_id(channel),
+        user=f"{TRANSPORT}:{user}",
+        text=text,
+        thread=thread,
+        message_id=ts,
+        private=private,
+        update_key=f"{TRANSPORT}:{event_id}" if event_id else None,
+    )
+
+
+def from_command(body: Payload, me: BotIdentity, commands: Collection[str]) -> Incoming:
+    """`/deck ask ops uptime` -> `/ask ops uptime`; `/deck` alone -> `/help`.
+
+    A first word that is not a command leaves the text as it is, for the chat's agent.
+    """
+    text = clean_text(str(body.get("text") or ""), me.user_id)
+    word, _, rest = text.partition(" ")
+    if not text:
+        text = "/help"
+    elif word.lower() in commands:
+        text = f"/{word.lower()} {rest.strip()}".rstrip()
+    channel = str(body.get("channel_id", ""))
+    return Incoming(
+        transport=TRANSPORT,
+        chat=chat_id(channel),
+        user=f"{TRANSPORT}:{body.get('user_id', '')}",
+        text=text,
+        private=channel.startswith("D") or body.get("channel_name") == "directmessage",
+        update_key=f"{TRANSPORT}:command:{body['trigger_id']}" if body.get("trigger_id") else None,
+    )
+
+
+def from_action(body: Payload) -> Incoming | None:
+    """A Block Kit button press (`block_actions`)."""
+    actions = body.get("actions") or []
+    user = (body.get("user") or {}).get("id")
+    if body.get("type") != "block_actions" or not actions or not user:
+        return None
+    action = actions[0]
+    container = body.get("container") or {}
+    message = body.get("message") or {}
+    channel = str((body.get("channel") or {}).get("id") or container.get("channel_id") or "")
+    trigger = body.get("trigger_id")
+    return Incoming(
+        transport=TRANSPORT,
+        chat=chat_id(channel),
+        user=f"{TRANSPORT}:{user}",
+        thread=thread_id(channel, message.get("thread_ts") or container.get("thread_ts")),
+        message_id=message.get("ts") or container.get("message_ts"),
+        press=press_of(str(action.get("action_id", "")), str(action.get("value", ""))),
+        private=channel.startswith("D"),
+        update_key=f"{TRANSPORT}:action:{trigger}" if trigger else None,
+    )
+
+
+def _link_text(target: str, label: str | None) -> str:
+    if target.startswith("mailto:"):
+        return label or target.removeprefix("mailto:")
+    return target

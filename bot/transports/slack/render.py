@@ -1,0 +1,181 @@
+"""Neutral rich text -> Slack mrkdwn in section blocks; buttons -> a Block Kit actions block.
+
+Slack's mrkdwn has only three characters to escape (`& < >`); escaping them keeps
+user and agent text from turning into links or `<!channel>` pings. Formatting marks
+(`*`, `` ` ``) are only written around spans that can hold them; a span that cannot
+is shown plain. Sections hold at most 3,000 characters and a message 50 blocks; a
+text that needs more goes as a file, with its start shown in the message.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bot.text import Rich, Span, Style, plain_text, split_rich
+from bot.types import Button, ButtonStyle, Outgoing, Press
+
+SECTION_CHARS = 3000
+MAX_BLOCKS = 50
+FALLBACK_CHARS = 300  # the notification text shown next to blocks
+BUTTON_LABEL_CHARS = 75
+BUTTON_VALUE_CHARS = 2000
+ACTIONS_BLOCK_ID = "deck-buttons"
+
+Block = dict[str, Any]
+
+# `slack:U024BE7LH` in our texts becomes a mention: approvers read names, not ids.
+_USER_ID = re.compile(r"\bslack:([UW][A-Z0-9]{2,})\b")
+_URL_UNSAFE = {"|": "%7C", "<": "%3C", ">": "%3E", " ": "%20"}
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A message as the Web API takes it."""
+
+    text: str  # the notification text (escaped mrkdwn)
+    blocks: tuple[Block, ...]
+    attachment: str | None = None  # the full text, when it is uploaded as a file
+
+
+def escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def mrkdwn(span: Span) -> str:
+    """One span as mrkdwn (a code block without the line breaks around it)."""
+    if span.style is Style.BOLD:
+        return _bold(span.text)
+    if span.style is Style.CODE:
+        return _code(span.text)
+    if span.style is Style.PRE:
+        return _pre(span.text)
+    if span.style is Style.LINK and span.url:
+        return f"<{_url(span.url)}|{escape(span.text)}>"
+    return _with_mentions(span.text)
+
+
+def render(text: Rich) -> str:
+    return _join(text, mrkdwn).strip("\n")
+
+
+def plain(text: Rich) -> str:
+    """The text without marks, code blocks on lines of their own (for a file)."""
+    return _join(text, lambda span: span.text.strip("\n") if span.style is Style.PRE else span.text)
+
+
+def _join(text: Rich, show: Callable[[Span], str]) -> str:
+    parts: list[str] = []
+    for span in text:
+        piece = show(span)
+        if span.style is Style.PRE and piece:
+            lead = "" if not parts or parts[-1].endswith("\n") else "\n"
+            piece = f"{lead}{piece}\n"
+        parts.append(piece)
+    return "".join(parts)
+
+
+def sections(text: Rich, limit: int = SECTION_CHARS) -> list[str]:
+    """Cut rendered text into section-sized pieces at paragraph or line boundaries."""
+    out: list[str] = []
+    for chunk in split_rich(text, limit, _measure):
+        rendered = render(chunk)
+        if len(rendered) > SECTION_CHARS:  # escaping grew it past the cut: cut finer
+            out.extend(sections(chunk, limit // 2))
+        elif rendered.strip():
+            out.append(rendered)
+    return out
+
+
+def render_message(message: Outgoing) -> Rendered:
+    """Blocks for a message; a text too long for one message keeps its start and a file."""
+    parts = sections(message.text)
+    room = MAX_BLOCKS - (1 if message.buttons else 0)
+    attachment = None
+    if len(parts) > room:
+        attachment = plain(message.text)
+        note = f"… {len(attachment):,} characters in all: the full text is in the file below."
+        parts = [parts[0], escape(note)]
+    blocks: list[Block] = [section(part) for part in parts]
+    if message.buttons:
+        blocks.append(actions(message.buttons))
+    return Rendered(text=fallback(message.text), blocks=tuple(blocks), attachment=attachment)
+
+
+def fallback(text: Rich) -> str:
+    plain = " ".join(plain_text(text).split())
+    if len(plain) > FALLBACK_CHARS:
+        plain = plain[: FALLBACK_CHARS - 1] + "…"
+    return _with_mentions(plain) or "…"
+
+
+def section(text: str) -> Block:
+    # verbatim: no automatic linking of channel names or `@here` in agent output.
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": True}}
+
+
+def actions(buttons: tuple[Button, ...]) -> Block:
+    """Buttons in one actions block; action ids must be unique there, so they get `#n`."""
+    return {
+        "type": "actions",
+        "block_id": ACTIONS_BLOCK_ID,
+        "elements": [_button(button, n) for n, button in enumerate(buttons)],
+    }
+
+
+def press_of(action_id: str, value: str) -> Press:
+    """Our press back from a Block Kit action (`approval#0` -> `approval`)."""
+    return Press(action_id.partition("#")[0], value)
+
+
+def _button(button: Button, n: int) -> Block:
+    assert len(button.value) <= BUTTON_VALUE_CHARS, "a Block Kit button value holds 2,000 chars"
+    element: Block = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": button.label[:BUTTON_LABEL_CHARS]},
+        "action_id": f"{button.action_id}#{n}",
+        "value": button.value,
+    }
+    if button.style is not ButtonStyle.DEFAULT:
+        element["style"] = button.style.value
+    return element
+
+
+def _measure(span: Span) -> int:
+    return len(mrkdwn(span)) + (2 if span.style is Style.PRE else 0)
+
+
+def _bold(text: str) -> str:
+    core = text.strip()
+    if not core or "*" in core or "\n" in core:
+        return escape(text)
+    lead = text[: len(text) - len(text.lstrip())]
+    trail = text[len(text.rstrip()) :]
+    return f"{lead}*{_with_mentions(core)}*{trail}"
+
+
+def _with_mentions(text: str) -> str:
+    return _USER_ID.sub(r"<@\1>", escape(text))
+
+
+def _code(text: str) -> str:
+    if not text.strip() or "`" in text or "\n" in text:
+        return escape(text)
+    return f"`{escape(text)}`"
+
+
+def _pre(text: str) -> str:
+    body = text.strip("\n")
+    if not body.strip():
+        return ""
+    # A ``` inside would close the block early; a zero-width space keeps it literal.
+    return "```" + escape(body).replace("```", "`\u200b``") + "```"
+
+
+def _url(url: str) -> str:
+    url = url.replace("&", "&amp;")
+    for char, code in _URL_UNSAFE.items():
+        url = url.replace(char, code)
+    return url

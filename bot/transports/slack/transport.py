@@ -1,0 +1,312 @@
+"""The Slack transport: slack-bolt's `AsyncApp` in, the Web API out.
+
+Every event, slash command and button press is acknowledged at once; before the
+answer leaves, the update is stored in the inbox (a redelivered `event_id` or a
+retry is found there and skipped) and handed to the dispatcher, which only queues
+the work. Socket Mode (the default) needs no public URL; HTTP mode serves the Events
+API on our own aiohttp site, with bolt checking each request's signature and age.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+
+from bot.commands import load_all
+from bot.config import SlackMode, SlackSection
+from bot.errors import TransportError, TransportStartError
+from bot.tasks import TaskSet
+from bot.text import Rich, code, rich
+from bot.transports.slack import inbound
+from bot.transports.slack.inbound import BotIdentity, ThreadMemory
+from bot.transports.slack.render import Rendered, escape, render_message
+from bot.transports.slack.web import SlackRefused, SlackWeb, make_client
+from bot.types import Incoming, MessageRef, Outgoing
+from roster.errors import ReferenceNotFound
+from roster.refs import NoSecrets, SecretSource, resolve
+from storage.inbox import Inbox
+
+log = logging.getLogger(__name__)
+
+Handle = Callable[[Incoming], Awaitable[None]]
+
+STORE_SECONDS = 2.0  # the inbox write, inside Slack's 3 s to acknowledge
+STOP_SECONDS = 10.0
+REFUSED_TOKEN = {"invalid_auth", "not_authed", "account_inactive", "token_revoked"}
+NOT_A_MEMBER = "I can't post in this conversation. Invite me first: /invite @{name}"
+
+
+class SlackTransport:
+    name = inbound.TRANSPORT
+
+    def __init__(
+        self, settings: SlackSection, *, inbox: Inbox, secrets: SecretSource | None = None
+    ) -> None:
+        self._settings = settings
+        self._inbox = inbox
+        self._secrets = secrets or NoSecrets()
+        self._threads = ThreadMemory()
+        self._tasks = TaskSet()
+        self._handle: Handle | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._web: SlackWeb | None = None
+        self._me = BotIdentity("", "", "", "")
+        self._site: web.AppRunner | None = None
+        self._socket: AsyncSocketModeHandler | None = None
+        self.address = ""  # HTTP mode: where Slack posts to (`http://host:port/path`)
+
+    @property
+    def me(self) -> BotIdentity:
+        return self._me
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def start(self, handle: Handle) -> None:
+        """Check the tokens (`auth.test`), then listen; any failure is one clear line."""
+        bot_token = self._credential("bot_token")
+        self._handle = handle
+        self._session = aiohttp.ClientSession()
+        try:
+            client = make_client(
+                bot_token,
+                base_url=self._settings.base_url,
+                timeout=self._settings.timeout,
+                session=self._session,
+            )
+            self._web = SlackWeb(client)
+            self._me = await self._check_token(self._web)
+            app = self._bolt_app(self._web)
+            if self._settings.mode is SlackMode.HTTP:
+                await self._serve_http(app)
+            else:
+                await self._connect_socket(app, self._web)
+        except BaseException:
+            await self.stop()
+            raise
+        log.info("slack: connected as %s (%s mode)", self._me.name, self._settings.mode)
+
+    async def stop(self) -> None:
+        if self._socket is not None:
+            await self._socket.close_async()  # type: ignore[no-untyped-call]  # bolt is untyped here
+            self._socket = None
+        if self._site is not None:
+            await self._site.cleanup()
+            self._site = None
+        try:
+            async with asyncio.timeout(STOP_SECONDS):
+                await self._tasks.drain()
+        except TimeoutError:
+            await self._tasks.cancel_all()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        self._handle = None
+
+    def _credential(self, key: str) -> str:
+        reference = str(getattr(self._settings, key))
+        try:
+            return resolve(reference, self._secrets)
+        except ReferenceNotFound as exc:
+            raise TransportStartError(f"slack.{key}: {exc}") from None
+
+    async def _check_token(self, web_api: SlackWeb) -> BotIdentity:
+        try:
+            return await web_api.whoami()
+        except SlackRefused as exc:
+            if exc.code in REFUSED_TOKEN:
+                raise TransportStartError(
+                    f"Slack refused the bot token ({exc.code}): check slack.bot_token "
+                    "(a bot token starts with xoxb-)"
+                ) from None
+            raise TransportStartError(f"Slack auth.test failed: {exc.code}") from None
+        except TransportError as exc:
+            where = self._settings.base_url or "the Slack Web API"
+            raise TransportStartError(f"Cannot reach {where}: {exc}") from None
+
+    def _bolt_app(self, web_api: SlackWeb) -> AsyncApp:
+        http = self._settings.mode is SlackMode.HTTP
+        app = AsyncApp(
+            name="agentdeck",
+            client=web_api.client,
+            signing_secret=self._credential("signing_secret") if http else "",
+            request_verification_enabled=http,
+            # Our listeners only store and queue, so bolt answers Slack when they return
+            # and starts no tasks of its own.
+            process_before_response=True,
+            logger=_bolt_logger(),
+        )
+        app.event("app_mention")(self._on_event)
+        app.event("message")(self._on_event)
+        app.command(self._settings.command)(self._on_command)
+        app.action(re.compile(".+"))(self._on_action)
+        return app
+
+    async def _serve_http(self, app: AsyncApp) -> None:
+        async def dispatch(request: web.Request) -> web.Response:
+            return await to_aiohttp_response(
+                await app.async_dispatch(await to_bolt_request(request))
+            )
+
+        server = web.Application()
+        server.router.add_post(self._settings.path, dispatch)
+        self._site = web.AppRunner(server, access_log=None)
+        await self._site.setup()
+        listen, port = self._settings.listen, self._settings.port
+        try:
+            await web.TCPSite(self._site, listen, port).start()
+        except OSError as exc:
+            raise TransportStartError(
+                f"slack: cannot listen on {listen}:{port}: {exc.strerror}"
+            ) from None
+        host, bound = self._site.addresses[0][:2]
+        self.address = f"http://{host}:{bound}{self._settings.path}"
+
+    async def _connect_socket(self, app: AsyncApp, web_api: SlackWeb) -> None:
+        app_token = self._credential("app_token")
+        try:
+            url = await web_api.open_socket(app_token)
+        except SlackRefused as exc:
+            raise TransportStartError(
+                f"Slack refused the app token ({exc.code}): check slack.app_token "
+                "(an app-level token with connections:write, starting with xapp-)"
+            ) from None
+        except TransportError as exc:
+            raise TransportStartError(f"Slack Socket Mode: {exc}") from None
+        self._socket = AsyncSocketModeHandler(app, app_token, web_client=web_api.client)
+        self._socket.client.wss_uri = url  # the URL just issued: no second call
+        try:
+            async with asyncio.timeout(self._settings.timeout):
+                await self._socket.connect_async()  # type: ignore[no-untyped-call]
+        except TimeoutError:
+            raise TransportStartError(
+                f"Slack Socket Mode: no WebSocket connection after {self._settings.timeout:g} s"
+            ) from None
+
+    # -- inbound --------------------------------------------------------------------
+
+    async def _on_event(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        incoming = inbound.from_event(body, self._me, self._threads)
+        if incoming is not None:
+            await self._deliver(incoming)
+
+    async def _on_action(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        incoming = inbound.from_action(body)
+        if incoming is not None:
+            await self._deliver(incoming)
+
+    async def _on_command(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        incoming = inbound.from_command(body, self._me, load_all())
+        typed = f"{self._settings.command} {body.get('text') or ''}".strip()
+        opening = self._open_thread(incoming, typed, str(body.get("response_url") or ""))
+        self._tasks.spawn(opening, name=f"slack-command:{incoming.chat}")
+
+    async def _open_thread(self, incoming: Incoming, typed: str, response_url: str) -> None:
+        """Post the command where everyone sees it; its answers go into that message's thread."""
+        channel = inbound.channel_of(incoming.chat)
+        said = rich(incoming.user, " ", code(typed))
+        try:
+            ts = await self._require_web().post(channel, render_message_text(said), None)
+        except TransportError as exc:
+            log.info("slack: cannot post the command in %s: %s", channel, exc)
+            await self._tell_sender(response_url)
+            return
+        thread = inbound.thread_id(channel, ts)
+        text = self._threads.route(thread, incoming.text)
+        await self._deliver(dataclasses.replace(incoming, thread=thread, text=text))
+
+    async def _tell_sender(self, response_url: str) -> None:
+        if not response_url:
+            return
+        try:
+            await self._require_web().respond(response_url, NOT_A_MEMBER.format(name=self._me.name))
+        except TransportError:
+            log.warning("slack: could not answer a slash command", exc_info=True)
+
+    async def _deliver(self, incoming: Incoming) -> None:
+        """Store the update (skipping one seen before), then hand it to the dispatcher."""
+        if incoming.update_key is not None:
+            async with asyncio.timeout(STORE_SECONDS):
+                fresh = await self._inbox.accept([(incoming.update_key, incoming.to_json())])
+            if incoming.update_key not in fresh:
+                log.info("slack: %s was already received; skipped", incoming.update_key)
+                return
+        if self._handle is not None:
+            await self._handle(incoming)
+
+    # -- outbound -------------------------------------------------------------------
+
+    async def send(self, message: Outgoing) -> MessageRef:
+        channel = inbound.channel_of(message.chat)
+        thread_ts = inbound.thread_ts_of(message.thread, channel)
+        rendered = render_message(message)
+        ts = await self._require_web().post(channel, rendered, thread_ts)
+        if rendered.attachment is not None:
+            await self._require_web().upload(channel, thread_ts, rendered.attachment)
+        return MessageRef(chat=message.chat, message_id=ts, thread=message.thread)
+
+    async def edit(self, ref: MessageRef, message: Outgoing) -> MessageRef:
+        channel = inbound.channel_of(ref.chat)
+        rendered = render_message(message)
+        try:
+            await self._require_web().update(channel, ref.message_id, rendered)
+        except SlackRefused as exc:
+            if exc.code != "message_not_found":
+                raise
+            return await self.send(message)  # deleted meanwhile: say it anew
+        if rendered.attachment is not None:
+            thread_ts = inbound.thread_ts_of(ref.thread, channel)
+            await self._require_web().upload(channel, thread_ts, rendered.attachment)
+        return ref
+
+    async def typing(self, chat: str) -> None:
+        return None  # Slack shows no typing indicator for bots; "working…" says it
+
+    async def delete(self, ref: MessageRef) -> None:
+        await self._require_web().delete(inbound.channel_of(ref.chat), ref.message_id)
+
+    async def answer_press(self, press: Incoming, text: str, *, alert: bool) -> None:
+        """A refusal is shown to the presser alone; an accepted press shows on the card."""
+        if not alert:
+            return
+        channel = inbound.channel_of(press.chat)
+        user = press.user.removeprefix(f"{inbound.TRANSPORT}:")
+        thread_ts = inbound.thread_ts_of(press.thread, channel)
+        await self._require_web().ephemeral(channel, user, escape(text), thread_ts)
+
+    def _require_web(self) -> SlackWeb:
+        if self._web is None:
+            raise TransportError("The Slack transport is not started")
+        return self._web
+
+
+class _OurClientWins(logging.Filter):
+    """bolt reads SLACK_BOT_TOKEN by itself and warns that the client's token is used
+    instead; that is how we want it, so the warning is noise at every start."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("As you gave `client` as well")
+
+
+def _bolt_logger() -> logging.Logger:
+    logger = logging.getLogger(f"{__name__}.bolt")
+    if not any(isinstance(f, _OurClientWins) for f in logger.filters):
+        logger.addFilter(_OurClientWins())
+    return logger
+
+
+def render_message_text(text: Rich) -> Rendered:
+    return render_message(Outgoing(chat="", text=text))

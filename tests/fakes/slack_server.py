@@ -1,0 +1,360 @@
+"""A fake Slack on 127.0.0.1: the Web API, file uploads, response URLs and Socket Mode.
+
+It speaks the real wire protocol (bearer tokens, `ok`/`error` JSON, HTTP 429 with
+`Retry-After`, the Socket Mode envelope and ack), records every call, and can fail
+the next call of a method with a 429 or a dropped connection. The other direction
+(Slack calling the bot in HTTP mode) is `sign()`: a request signed like Slack's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import WSMsgType, web
+
+BOT_TOKEN = "xoxb-test-token"
+APP_TOKEN = "xapp-test-token"
+SIGNING_SECRET = "test-signing-secret"
+BOT_USER = "UBOT"
+BOT_ID = "BBOT"
+TEAM = "T0TEAM"
+WAIT_SECONDS = 10.0
+
+
+@dataclass
+class Call:
+    method: str
+    args: dict[str, Any]
+    token: str
+
+
+@dataclass
+class Message:
+    channel: str
+    ts: str
+    text: str
+    blocks: list[dict[str, Any]]
+    thread_ts: str | None = None
+    edits: int = 0
+    history: list[str] = field(default_factory=list)
+
+    @property
+    def shown(self) -> str:
+        """The text a person would read: the sections' mrkdwn joined, else `text`."""
+        parts = [b["text"]["text"] for b in self.blocks if b.get("type") == "section"]
+        return "\n".join(parts) if parts else self.text
+
+    @property
+    def buttons(self) -> list[dict[str, Any]]:
+        return [e for b in self.blocks if b.get("type") == "actions" for e in b["elements"]]
+
+
+class FakeSlack:
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self.messages: dict[str, Message] = {}
+        self.uploads: dict[str, bytes] = {}
+        self.responses: list[dict[str, Any]] = []  # posted to response URLs
+        self.acks: list[dict[str, Any]] = []  # Socket Mode acks from the bot
+        self._failures: dict[str, list[str]] = {}
+        self._ts = itertools.count(1)
+        self._changed = asyncio.Condition()
+        self._sockets: list[web.WebSocketResponse] = []
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    # -- running ----------------------------------------------------------------------
+
+    async def start(self) -> FakeSlack:
+        app = web.Application()
+        app.router.add_post("/api/{method}", self._api)
+        app.router.add_post("/upload/{file_id}", self._upload)
+        app.router.add_post("/respond/{token}", self._respond)
+        app.router.add_get("/link", self._socket)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = self._runner.addresses[0][:2]
+        self.url = f"http://{host}:{port}"
+        return self
+
+    async def stop(self) -> None:
+        for ws in self._sockets:
+            await ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/api/"
+
+    # -- what a test arranges -----------------------------------------------------------
+
+    def fail_next(self, method: str, how: str = "429") -> None:
+        """Make the next call of `method` answer 429 (Retry-After: 1) or drop the connection."""
+        self._failures.setdefault(method, []).append(how)
+
+    async def socket_send(self, envelope: dict[str, Any]) -> None:
+        """Deliver a Socket Mode envelope over the newest WebSocket."""
+        await self._sockets[-1].send_json(envelope)
+
+    # -- what a test reads ----------------------------------------------------------------
+
+    def called(self, method: str) -> list[Call]:
+        return [call for call in self.calls if call.method == method]
+
+    def in_thread(self, channel: str, thread_ts: str) -> list[Message]:
+        return [
+            m for m in self.messages.values() if m.channel == channel and m.thread_ts == thread_ts
+        ]
+
+    async def wait_for(self, check: Callable[[FakeSlack], Any]) -> Any:
+        """Wait until `check(self)` returns something truthy; return it."""
+        async with asyncio.timeout(WAIT_SECONDS), self._changed:
+            while not (found := check(self)):
+                await self._changed.wait()
+            return found
+
+    async def wait_for_text(self, needle: str) -> Message:
+        def find(fake: FakeSlack) -> Message | None:
+            return next((m for m in fake.messages.values() if needle in m.shown), None)
+
+        message: Message = await self.wait_for(find)
+        return message
+
+    # -- the Web API ----------------------------------------------------------------------
+
+    async def _api(self, request: web.Request) -> web.StreamResponse:
+        method = request.match_info["method"]
+        args = await _arguments(request)
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        failure = self._failures.get(method, [None]).pop(0) if self._failures.get(method) else None
+        await self._record(Call(method, args, token))
+        if failure == "429":
+            body = {"ok": False, "error": "ratelimited"}
+            return web.json_response(body, status=429, headers={"Retry-After": "1"})
+        if failure == "drop":
+            assert request.transport is not None
+            request.transport.close()  # the client sees a dropped connection
+            return web.Response()
+        return web.json_response(await self._answer(method, args, token))
+
+    async def _answer(self, method: str, args: dict[str, Any], token: str) -> dict[str, Any]:
+        wanted = APP_TOKEN if method == "apps.connections.open" else BOT_TOKEN
+        if token != wanted:
+            return {"ok": False, "error": "invalid_auth"}
+        handler = getattr(self, "_" + method.replace(".", "_"), None)
+        if handler is None:
+            return {"ok": False, "error": "unknown_method"}
+        answer: dict[str, Any] = await handler(args)
+        return answer
+
+    async def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "url": "https://fake.slack.test/",
+            "team": "Fake",
+            "user": "deck",
+            "team_id": TEAM,
+            "user_id": BOT_USER,
+            "bot_id": BOT_ID,
+        }
+
+    async def _apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "url": self.url.replace("http://", "ws://") + "/link"}
+
+    async def _chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = args.get("channel", "")
+        if channel.startswith("CNOTIN"):
+            return {"ok": False, "error": "not_in_channel"}
+        ts = f"1712345678.{next(self._ts):06d}"
+        message = Message(
+            channel, ts, args.get("text", ""), _blocks(args), args.get("thread_ts") or None
+        )
+        async with self._changed:
+            self.messages[ts] = message
+            self._changed.notify_all()
+        return {"ok": True, "channel": channel, "ts": ts, "message": {"text": message.text}}
+
+    async def _chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        message = self.messages.get(args.get("ts", ""))
+        if message is None or message.channel != args.get("channel"):
+            return {"ok": False, "error": "message_not_found"}
+        async with self._changed:
+            message.history.append(message.shown)
+            message.text, message.blocks = args.get("text", ""), _blocks(args)
+            message.edits += 1
+            self._changed.notify_all()
+        return {"ok": True, "channel": message.channel, "ts": message.ts}
+
+    async def _chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "message_ts": f"1712345679.{next(self._ts):06d}"}
+
+    async def _chat_delete(self, args: dict[str, Any]) -> dict[str, Any]:
+        async with self._changed:
+            found = self.messages.pop(args.get("ts", ""), None)
+            self._changed.notify_all()
+        return {"ok": found is not None} if found else {"ok": False, "error": "message_not_found"}
+
+    async def _files_getUploadURLExternal(self, args: dict[str, Any]) -> dict[str, Any]:
+        file_id = f"F{next(self._ts):08d}"
+        return {"ok": True, "upload_url": f"{self.url}/upload/{file_id}", "file_id": file_id}
+
+    async def _files_completeUploadExternal(self, args: dict[str, Any]) -> dict[str, Any]:
+        files = args["files"]
+        files = json.loads(files) if isinstance(files, str) else files
+        missing = [f["id"] for f in files if f["id"] not in self.uploads]
+        if missing:
+            return {"ok": False, "error": "file_not_found"}
+        return {"ok": True, "files": [{"id": f["id"], "title": f.get("title")} for f in files]}
+
+    # -- uploads, response URLs, Socket Mode ------------------------------------------------
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        async with self._changed:
+            self.uploads[request.match_info["file_id"]] = await request.read()
+            self._changed.notify_all()
+        return web.Response(text="OK - 0")
+
+    async def _respond(self, request: web.Request) -> web.Response:
+        async with self._changed:
+            self.responses.append(await request.json())
+            self._changed.notify_all()
+        return web.Response(text="ok")
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        await ws.send_json(
+            {
+                "type": "hello",
+                "num_connections": 1,
+                "debug_info": {"host": "fake", "approximate_connection_time": 3600},
+                "connection_info": {"app_id": "AFAKE"},
+            }
+        )
+        async for frame in ws:
+            if frame.type is WSMsgType.TEXT:
+                async with self._changed:
+                    self.acks.append(json.loads(frame.data))
+                    self._changed.notify_all()
+        return ws
+
+    async def _record(self, call: Call) -> None:
+        async with self._changed:
+            self.calls.append(call)
+            self._changed.notify_all()
+
+
+async def _arguments(request: web.Request) -> dict[str, Any]:
+    """Slack takes arguments as a query, a form or JSON; so does the fake."""
+    args: dict[str, Any] = dict(request.query)
+    if request.content_type == "application/json":
+        args.update(await request.json())
+    elif request.can_read_body:
+        args.update(await request.post())
+    return args
+
+
+def _blocks(args: dict[str, Any]) -> list[dict[str, Any]]:
+    blocks = args.get("blocks") or []
+    result: list[dict[str, Any]] = json.loads(blocks) if isinstance(blocks, str) else blocks
+    return result
+
+
+# -- Slack calling the bot (HTTP mode) ----------------------------------------------------
+
+
+def sign(
+    body: str, *, secret: str = SIGNING_SECRET, timestamp: int | None = None
+) -> dict[str, str]:
+    """The headers Slack sends: `X-Slack-Signature` over `v0:<timestamp>:<body>`."""
+    stamp = str(int(time.time()) if timestamp is None else timestamp)
+    digest = hmac.new(secret.encode(), f"v0:{stamp}:{body}".encode(), hashlib.sha256)
+    return {
+        "X-Slack-Request-Timestamp": stamp,
+        "X-Slack-Signature": f"v0={digest.hexdigest()}",
+    }
+
+
+def event_body(event: dict[str, Any], *, event_id: str) -> str:
+    return json.dumps(
+        {
+            "token": "unused",
+            "team_id": TEAM,
+            "api_app_id": "AFAKE",
+            "type": "event_callback",
+            "event_id": event_id,
+            "event_time": int(time.time()),
+            "authorizations": [{"team_id": TEAM, "user_id": BOT_USER, "is_bot": True}],
+            "event": event,
+        }
+    )
+
+
+def command_body(
+    text: str, *, user: str, channel: str, trigger: str, response_url: str = ""
+) -> str:
+    return urlencode(
+        {
+            "token": "unused",
+            "team_id": TEAM,
+            "channel_id": channel,
+            "channel_name": "ops",
+            "user_id": user,
+            "user_name": user.lower(),
+            "command": "/deck",
+            "text": text,
+            "api_app_id": "AFAKE",
+            "response_url": response_url,
+            "trigger_id": trigger,
+        }
+    )
+
+
+def action_body(message: Message, button: dict[str, Any], *, user: str, trigger: str) -> str:
+    payload = {
+        "type": "block_actions",
+        "team": {"id": TEAM, "domain": "fake"},
+        "user": {"id": user, "username": user.lower(), "team_id": TEAM},
+        "api_app_id": "AFAKE",
+        "trigger_id": trigger,
+        "container": {
+            "type": "message",
+            "message_ts": message.ts,
+            "channel_id": message.channel,
+            "is_ephemeral": False,
+            "thread_ts": message.thread_ts,
+        },
+        "channel": {"id": message.channel, "name": "ops"},
+        "message": {
+            "type": "message",
+            "ts": message.ts,
+            "thread_ts": message.thread_ts,
+            "text": message.text,
+            "blocks": message.blocks,
+            "bot_id": BOT_ID,
+        },
+        "response_url": "",
+        "actions": [
+            {
+                "type": "button",
+                "action_id": button["action_id"],
+                "block_id": "deck-buttons",
+                "value": button["value"],
+                "action_ts": str(time.time()),
+            }
+        ],
+    }
+    return urlencode({"payload": json.dumps(payload)})

@@ -1,0 +1,468 @@
+"""The Slack transport end to end: the real slack-bolt app and slack_sdk client against a
+fake Slack on 127.0.0.1, with requests signed like Slack's (HTTP mode) or envelopes
+over a WebSocket (Socket Mode)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import itertools
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+import pytest
+from sqlmodel import select
+
+from bot.app import open_deck
+from bot.deck import Deck
+from bot.errors import TransportStartError
+from bot.transports.slack import SlackTransport
+from storage.models import AuditEvent
+from tests.conftest import make_config
+from tests.fakes.slack_server import (
+    APP_TOKEN,
+    BOT_TOKEN,
+    BOT_USER,
+    SIGNING_SECRET,
+    FakeSlack,
+    Message,
+    action_body,
+    command_body,
+    event_body,
+    sign,
+)
+
+CONFIG = """
+[deck]
+default_agent = "echo"
+[[users]]
+id = "slack:UADMIN"
+role = "admin"
+[[users]]
+id = "slack:UOP"
+role = "operator"
+[[agents]]
+name = "echo"
+kind = "echo"
+[[agents]]
+name = "other"
+kind = "echo"
+[[agents]]
+name = "shell"
+kind = "command"
+command = ["/bin/sh", "-c", "{input}"]
+timeout = 20
+approval = "always"
+approvers = ["admin"]
+[[agents]]
+name = "slow"
+kind = "command"
+command = ["/bin/sh", "-c", "echo starting; sleep 1.6; echo finished"]
+timeout = 20
+[[agents]]
+name = "big"
+kind = "command"
+command = ["seq", "1", "{input}"]
+timeout = 20
+[[bindings]]
+chat = "slack:CBOUND"
+agent = "other"
+"""
+
+
+@pytest.fixture
+async def fake_slack() -> AsyncIterator[FakeSlack]:
+    server = await FakeSlack().start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _tokens(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
+    monkeypatch.setenv("SLACK_APP_TOKEN", APP_TOKEN)
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", SIGNING_SECRET)
+
+
+def slack_section(fake: FakeSlack, mode: str = "http", **extra: Any) -> dict[str, Any]:
+    return {"mode": mode, "port": 0, "base_url": fake.api_url, **extra}
+
+
+class Slack:
+    """Plays Slack's side: posts signed events, commands and presses to the bot."""
+
+    def __init__(self, transport: SlackTransport, http: aiohttp.ClientSession) -> None:
+        self.transport = transport
+        self._http = http
+        self._ids = itertools.count(1)
+        self._ts = itertools.count(1)
+
+    async def post(
+        self, body: str, content_type: str, headers: dict[str, str] | None = None
+    ) -> aiohttp.ClientResponse:
+        headers = {"Content-Type": content_type, **(headers or sign(body))}
+        async with self._http.post(self.transport.address, data=body, headers=headers) as resp:
+            await resp.read()
+            return resp
+
+    async def event(
+        self, event: dict[str, Any], *, event_id: str | None = None, retry: int | None = None
+    ) -> aiohttp.ClientResponse:
+        body = event_body(event, event_id=event_id or f"Ev{next(self._ids)}")
+        headers = sign(body)
+        if retry is not None:
+            headers |= {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"}
+        return await self.post(body, "application/json", headers)
+
+    async def mention(
+        self, text: str, *, user: str = "UOP", channel: str = "C1", thread_ts: str | None = None
+    ) -> str:
+        """Mention the bot; return the message's ts (the thread of the answer)."""
+        ts = f"1700000000.{next(self._ts):06d}"
+        event = {
+            "type": "app_mention",
+            "user": user,
+            "text": f"<@{BOT_USER}> {text}",
+            "ts": ts,
+            "channel": channel,
+            "event_ts": ts,
+        }
+        if thread_ts:
+            event["thread_ts"] = thread_ts
+        resp = await self.event(event)
+        assert resp.status == 200
+        return ts
+
+    async def command(self, text: str, *, user: str = "UOP", channel: str = "C1", **kw: str) -> Any:
+        body = command_body(text, user=user, channel=channel, trigger=f"T{next(self._ids)}", **kw)
+        return await self.post(body, "application/x-www-form-urlencoded")
+
+    async def press(self, message: Message, label: str, *, user: str) -> aiohttp.ClientResponse:
+        button = next(b for b in message.buttons if b["text"]["text"] == label)
+        body = action_body(message, button, user=user, trigger=f"T{next(self._ids)}")
+        resp = await self.post(body, "application/x-www-form-urlencoded")
+        assert resp.status == 200
+        return resp
+
+
+@asynccontextmanager
+async def slack_deck(
+    fake: FakeSlack, config_text: str = CONFIG, **slack: Any
+) -> AsyncIterator[tuple[Deck, Slack]]:
+    config = make_config(config_text, slack=slack_section(fake, **slack))
+    async with (
+        asyncio.timeout(60),
+        open_deck(config) as (deck, transports),
+        aiohttp.ClientSession() as http,
+    ):
+        (transport,) = transports
+        assert isinstance(transport, SlackTransport)
+        yield deck, Slack(transport, http)
+
+
+def replies(fake: FakeSlack, channel: str, thread_ts: str) -> list[str]:
+    return [m.shown for m in fake.in_thread(channel, thread_ts)]
+
+
+async def audit_actions(deck: Deck) -> list[str]:
+    await deck.runner.flush()
+    async with deck.db.session() as session:
+        return [e.action for e in (await session.exec(select(AuditEvent))).all()]
+
+
+# -- conversations ----------------------------------------------------------------------
+
+
+async def test_mention_is_answered_in_its_thread(fake_slack: FakeSlack) -> None:
+    async with slack_deck(fake_slack) as (_deck, slack):
+        started = time.monotonic()
+        ts = await slack.mention("hello <there> & co")
+        assert time.monotonic() - started < 1.0  # acknowledged at once
+        answer = await fake_slack.wait_for_text("echo")
+        assert (answer.channel, answer.thread_ts) == ("C1", ts)
+        # Slack sent `&lt;there&gt; &amp;`: the agent saw `<there> &`, Slack gets it escaped.
+        assert answer.shown == "*echo*: hello &lt;there&gt; &amp; co"
+        assert fake_slack.called("chat.postMessage")[0].token == BOT_TOKEN
+
+
+async def test_thread_remembers_its_agent_and_channels_their_binding(
+    fake_slack: FakeSlack,
+) -> None:
+    async with slack_deck(fake_slack) as (_deck, slack):
+        ts = await slack.mention("@other first")
+        await fake_slack.wait_for_text("other*: first")
+        await slack.mention("second", thread_ts=ts)
+        await fake_slack.wait_for_text("other*: second")
+        await slack.mention("elsewhere")
+        await fake_slack.wait_for_text("echo*: elsewhere")
+        await slack.mention("bound", channel="CBOUND")
+        await fake_slack.wait_for_text("other*: bound")
+
+
+async def test_direct_message_is_answered_in_place(fake_slack: FakeSlack) -> None:
+    async with slack_deck(fake_slack) as (_deck, slack):
+        dm = {"type": "message", "channel_type": "im", "channel": "D1", "user": "UOP"}
+        await slack.event({**dm, "text": "psst", "ts": "1700000001.000001"})
+        answer = await fake_slack.wait_for_text("echo*: psst")
+        assert (answer.channel, answer.thread_ts) == ("D1", None)
+
+
+async def test_own_messages_other_bots_and_chatter_are_ignored(fake_slack: FakeSlack) -> None:
+    async with slack_deck(fake_slack) as (deck, slack):
+        base = {"type": "message", "channel_type": "im", "channel": "D1", "ts": "1.1"}
+        await slack.event({**base, "user": BOT_USER, "text": "mine"})
+        await slack.event({**base, "user": "UX", "bot_id": "BOTHER", "text": "a bot"})
+        await slack.event({**base, "user": "UOP", "subtype": "message_changed", "text": "e"})
+        await slack.event({**base, "channel_type": "channel", "channel": "C1", "user": "UOP"})
+        await slack.mention("real")
+        await fake_slack.wait_for_text("echo*: real")
+        await deck.tasks.drain()
+        assert [m.shown for m in fake_slack.messages.values()] == ["*echo*: real"]
+
+
+async def test_retried_event_is_handled_once(fake_slack: FakeSlack) -> None:
+    async with slack_deck(fake_slack) as (deck, slack):
+        event = {"type": "app_mention", "user": "UOP", "channel": "C1", "ts": "1700000002.1"}
+        event["text"] = f"<@{BOT_USER}> once"
+        first = await slack.event(event, event_id="EvSAME")
+        again = await slack.event(event, event_id="EvSAME", retry=1)
+        assert (first.status, again.status) == (200, 200)
+        await fake_slack.wait_for_text("echo*: once")
+        await deck.tasks.drain()
+        assert len(fake_slack.called("chat.postMessage")) == 1
+
+
+async def test_forged_and_stale_requests_are_refused(fake_slack: FakeSlack) -> None:
+    async with slack_deck(fake_slack) as (deck, slack):
+        body = event_body(
+            {"type": "app_mention", "user": "UOP", "channel": "C1", "ts": "1.2", "text": "hi"},
+            event_id="EvBAD",
+        )
+        forged = await slack.post(body, "application/json", sign(body, secret="wrong"))
+        stale = await slack.post(
+            body, "application/json", sign(body, timestamp=int(time.time()) - 600)
+        )
+        assert (forged.status, stale.status) == (401, 401)
+        challenge = json.dumps({"type": "url_verification", "challenge": "c-123"})
+        async with slack._http.post(
+            slack.transport.address,
+            data=challenge,
+            headers={"Content-Type": "application/json", **sign(challenge)},
+        ) as resp:
+            assert resp.status == 200
+            assert "c-123" in await resp.text()
+        await deck.tasks.drain()
+        assert fake_slack.called("chat.postMessage") == []
+
+
+async def test_slash_commands_open_a_thread(fake_slack: FakeSlack) -> None:
+    async with slack_deck(fake_slack) as (_deck, slack):
+        resp = await slack.command("agents")
+        assert resp.status == 200
+        opened = await fake_slack.wait_for_text("/deck agents")
+        assert opened.shown.startswith("<@UOP> `/deck agents`")
+        listing = await fake_slack.wait_for(
+            lambda f: [t for t in replies(f, "C1", opened.ts) if "shell" in t]
+        )
+        assert "echo" in listing[0]
+        await slack.command("ask other uptime")
+        await fake_slack.wait_for_text("other*: uptime")
+        await slack.command("")
+        bare = await fake_slack.wait_for_text("<@UOP> `/deck`")
+        await fake_slack.wait_for(lambda f: [t for t in replies(f, "C1", bare.ts) if "/ask" in t])
+
+
+async def test_slash_command_where_the_bot_is_not_a_member(fake_slack: FakeSlack) -> None:
+    async with slack_deck(fake_slack) as (_deck, slack):
+        await slack.command("agents", channel="CNOTIN1", response_url=f"{fake_slack.url}/respond/1")
+        answer = await fake_slack.wait_for(lambda f: f.responses)
+        assert answer[0]["response_type"] == "ephemeral"
+        assert "/invite @deck" in answer[0]["text"]
+
+
+async def test_channel_members_may_act_as_operators_in_bound_channels(
+    fake_slack: FakeSlack,
+) -> None:
+    async with slack_deck(fake_slack, channel_members="operator") as (deck, slack):
+        await slack.mention("member here", user="UNEW", channel="CBOUND")
+        await fake_slack.wait_for_text("other*: member here")
+        await slack.mention("member there", user="UNEW", channel="C1")
+        await fake_slack.wait_for_text("I only work for the people listed")
+        assert "refused.unknown_user" in await audit_actions(deck)
+
+
+# -- approvals ----------------------------------------------------------------------------
+
+
+async def test_approval_with_buttons_in_the_thread(fake_slack: FakeSlack) -> None:
+    async with slack_deck(fake_slack) as (deck, slack):
+        ts = await slack.mention("@shell echo approved-run", user="UADMIN")
+        card = await fake_slack.wait_for_text("Approval needed")
+        assert card.thread_ts == ts
+        styles = {b["text"]["text"]: b.get("style") for b in card.buttons}
+        assert (styles["Approve"], styles["Deny"]) == ("primary", "danger")
+        assert len({b["action_id"] for b in card.buttons}) == len(card.buttons)  # unique
+
+        stale = copy.deepcopy(card)  # what a slow client still shows after the decision
+        await slack.press(card, "Approve", user="UOP")
+        refusal = await fake_slack.wait_for(lambda f: f.called("chat.postEphemeral"))
+        assert refusal[0].args["user"] == "UOP"
+        assert "not one of the approvers" in refusal[0].args["text"]
+        assert refusal[0].args["thread_ts"] == ts
+        assert card.edits == 0
+
+        await slack.press(card, "Approve", user="UADMIN")
+        await fake_slack.wait_for(lambda f: "Approved by" in card.shown)
+        assert "Approved by <@UADMIN> at " in card.shown
+        assert card.buttons == []
+        await fake_slack.wait_for(
+            lambda f: [t for t in replies(f, "C1", ts) if "approved-run" in t and "exit 0" in t]
+        )
+
+        await slack.press(stale, "Deny", user="UADMIN")
+        late = await fake_slack.wait_for(lambda f: f.called("chat.postEphemeral")[1:])
+        assert "already decided" in late[0].args["text"]
+        await deck.tasks.drain()
+        assert card.edits == 1
+        assert "approval.late" in await audit_actions(deck)
+
+
+# -- working feel -------------------------------------------------------------------------
+
+
+async def test_working_message_is_edited_into_the_result(fake_slack: FakeSlack) -> None:
+    async with slack_deck(fake_slack) as (_deck, slack):
+        started = time.monotonic()
+        ts = await slack.mention("@slow go")
+        working = await fake_slack.wait_for_text("working…")
+        assert time.monotonic() - started < 1.0
+        assert (working.thread_ts, working.shown.split(" working…")[0]) == (ts, "*slow*")
+        await fake_slack.wait_for(lambda f: "finished" in working.shown)
+        assert working.edits >= 1
+        assert working.shown.startswith("*slow*\n```starting\nfinished```\nexit 0 · ")
+        assert len(fake_slack.in_thread("C1", ts)) == 1  # one message, edited
+
+
+async def test_long_output_is_split_into_sections(fake_slack: FakeSlack) -> None:
+    async with slack_deck(fake_slack) as (_deck, slack):
+        await slack.mention("@big 3000")
+        result = await fake_slack.wait_for_text("exit 0")
+        texts = [b["text"]["text"] for b in result.blocks]
+        assert len(texts) >= 5
+        assert all(len(text) <= 3000 for text in texts)
+        assert all(text.count("```") % 2 == 0 for text in texts)  # no block cut open
+        numbers = "".join(texts).partition("exit 0")[0].replace("```", "\n").split()
+        assert numbers[:3] == ["*big*", "1", "2"]
+        assert [n for n in numbers if n.isdigit()] == [str(n) for n in range(1, 3001)]
+
+
+async def test_very_long_output_goes_as_a_file(fake_slack: FakeSlack) -> None:
+    async with slack_deck(fake_slack) as (_deck, slack):
+        ts = await slack.mention("@big 40000")
+        result = await fake_slack.wait_for_text("the full text is in the file below")
+        assert len(result.blocks) == 2
+        await fake_slack.wait_for(lambda f: f.called("files.completeUploadExternal"))
+        (done,) = fake_slack.called("files.completeUploadExternal")
+        assert (done.args["channel_id"], done.args["thread_ts"]) == ("C1", ts)
+        (content,) = fake_slack.uploads.values()
+        lines = content.decode().splitlines()
+        assert lines[:3] == ["big", "1", "2"]
+        assert lines[40_000:] == ["40000", lines[-1]]
+        assert lines[-1].startswith("exit 0 · ")
+
+
+# -- limits and start-up ------------------------------------------------------------------
+
+
+async def test_rate_limit_is_waited_out_and_dropped_connections_retried(
+    fake_slack: FakeSlack,
+) -> None:
+    async with slack_deck(fake_slack) as (_deck, slack):
+        fake_slack.fail_next("chat.postMessage", "429")
+        await slack.mention("patience")
+        await fake_slack.wait_for_text("echo*: patience")
+        first, second = fake_slack.called("chat.postMessage")
+        assert first.args == second.args
+        fake_slack.fail_next("chat.postMessage", "drop")
+        await slack.mention("again")
+        await fake_slack.wait_for_text("echo*: again")
+        assert len(fake_slack.called("chat.postMessage")) == 4
+
+
+async def test_rate_limit_waits_for_retry_after(fake_slack: FakeSlack) -> None:
+    async with slack_deck(fake_slack) as (_deck, slack):
+        fake_slack.fail_next("chat.postMessage", "429")
+        started = time.monotonic()
+        await slack.mention("slowly")
+        await fake_slack.wait_for_text("echo*: slowly")
+        assert time.monotonic() - started >= 1.0
+
+
+@pytest.mark.parametrize(
+    ("env", "slack", "expected"),
+    [
+        ({"SLACK_BOT_TOKEN": None}, {}, "slack.bot_token: The environment variable"),
+        ({"SLACK_BOT_TOKEN": "xoxb-wrong"}, {}, "Slack refused the bot token (invalid_auth)"),
+        ({}, {"base_url": "http://127.0.0.1:9/api/"}, "Cannot reach http://127.0.0.1:9/api/"),
+        ({"SLACK_APP_TOKEN": "xapp-wrong"}, {"mode": "socket"}, "refused the app token"),
+        ({"SLACK_SIGNING_SECRET": None}, {}, "slack.signing_secret: The environment variable"),
+    ],
+)
+async def test_bad_start_is_one_clear_error(
+    fake_slack: FakeSlack,
+    monkeypatch: pytest.MonkeyPatch,
+    env: dict[str, str | None],
+    slack: dict[str, str],
+    expected: str,
+) -> None:
+    for name, value in env.items():
+        if value is None:
+            monkeypatch.delenv(name)
+        else:
+            monkeypatch.setenv(name, value)
+    config = make_config(CONFIG, slack=slack_section(fake_slack) | slack)
+    with pytest.raises(TransportStartError) as caught:
+        async with asyncio.timeout(20), open_deck(config):
+            pass
+    message = str(caught.value)
+    assert expected in message
+    assert "\n" not in message
+    assert BOT_TOKEN not in message
+    assert "xoxb-wrong" not in message
+
+
+# -- Socket Mode --------------------------------------------------------------------------
+
+
+async def test_socket_mode_delivers_an_event_and_gets_the_ack(fake_slack: FakeSlack) -> None:
+    async with slack_deck(fake_slack, mode="socket") as (_deck, _slack):
+        (opened,) = fake_slack.called("apps.connections.open")
+        assert opened.token == APP_TOKEN
+        event = {
+            "type": "app_mention",
+            "user": "UOP",
+            "text": f"<@{BOT_USER}> over the socket",
+            "ts": "1700000009.000001",
+            "channel": "C1",
+        }
+        envelope = {
+            "envelope_id": "env-1",
+            "type": "events_api",
+            "accepts_response_payload": False,
+            "retry_attempt": 0,
+            "retry_reason": "",
+            "payload": json.loads(event_body(event, event_id="EvSOCK")),
+        }
+        await fake_slack.socket_send(envelope)
+        acks = await fake_slack.wait_for(lambda f: f.acks)
+        assert acks[0] == {"envelope_id": "env-1"}
+        answer = await fake_slack.wait_for_text("echo*: over the socket")
+        assert answer.thread_ts == "1700000009.000001"
+        await fake_slack.socket_send({**envelope, "envelope_id": "env-2", "retry_attempt": 1})
+        await fake_slack.wait_for(lambda f: len(f.acks) == 2)
+        await asyncio.sleep(0.2)
+        assert len(fake_slack.called("chat.postMessage")) == 1  # redelivery: acked, skipped
