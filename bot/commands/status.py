@@ -6,6 +6,7 @@ from sqlmodel import col, select
 
 from bot.commands import command
 from bot.commands.context import CommandContext
+from bot.commands.jobs import scheduler_lines
 from bot.config import Role
 from bot.text import Piece, bold, code
 from storage.models import Run
@@ -25,6 +26,7 @@ async def status(ctx: CommandContext) -> None:
     ready = [a.name for a in deck.roster if not deck.roster.unavailable_reason(a)]
     lines.append(f"Agents ready: {', '.join(ready) or 'none'}\n")
     lines.append(f"Database: {deck.db.display_url}")
+    lines += await scheduler_lines(deck)
     await ctx.reply(*lines)
 
 

@@ -1,0 +1,272 @@
+"""Job runs, the bot's side: start them through the Runner and make their reports arrive.
+
+The scheduler claims a due run and calls `launch`; the run goes through the Runner
+like any other (approval-gated actions go to the approvers), with its report in the
+job's chat. The Runner hands the result back to `report`: a report counts as
+delivered when the transport returned the message's id; otherwise it goes to the
+outbox. A failed run is also escalated to the admin chat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from bot.errors import ConfigError
+from bot.outbox import Outbox
+from bot.progress import Progress
+from bot.runner import Origin
+from bot.text import Rich, bold, plain_text, rich
+from bot.types import MessageRef, Outgoing
+from roster.errors import AgentNotFound, AgentUnavailable
+from scheduler.service import LOCK_KEY, Fire, Scheduler, Settings, plan_of
+from storage.jobs import FireKind, JobStore, SyncResult
+from storage.locks import AdvisoryLock
+from storage.models import Job, OutboxMessage, Run, RunState
+from storage.outbox import OutboxStore
+
+if TYPE_CHECKING:
+    from bot.config import Config, JobEntry
+    from bot.deck import Deck
+
+log = logging.getLogger(__name__)
+
+REPORT_TIMEOUT_SECONDS = 30.0
+ESCALATE = {RunState.FAILED, RunState.INTERRUPTED}
+
+
+def report_target(job: Job) -> tuple[str, str | None]:
+    """Where a job reports: its `report_to`, else the chat (and thread) it was made in."""
+    if job.report_to:
+        return job.report_to, None
+    return job.chat_id, job.thread_id
+
+
+class JobRuns:
+    def __init__(self, *, deck: Deck, outbox: Outbox, store: JobStore) -> None:
+        self._deck = deck
+        self._outbox = outbox
+        self._store = store
+        self._fires: dict[str, Fire] = {}  # run id -> its firing, while the run goes
+
+    # --- JobHooks --------------------------------------------------------------------
+
+    def launch(self, fire: Fire) -> asyncio.Future[Any]:
+        return self._deck.tasks.spawn(self._run(fire), name=f"job:{fire.job.id}")
+
+    def skipped(self, fire: Fire) -> None:
+        chat, thread = report_target(fire.job)
+        upcoming = fire.claim.next_run_at
+        text = rich(
+            bold(f"Job {fire.job.id}"),
+            f" ({fire.job.agent} {fire.job.input}): {_runs(fire.claim.missed)} fell due while "
+            f"the scheduler was down, the last at {fire.claim.scheduled_for:%Y-%m-%d %H:%M} UTC, "
+            f"longer ago than the grace time, so none ran.",
+            f" Next run: {upcoming:%Y-%m-%d %H:%M} UTC." if upcoming else "",
+        )
+        key = f"skipped:{fire.job.id}:{fire.claim.scheduled_for.isoformat()}"
+        self._spawn(self._outbox.put(key, Outgoing(chat=chat, thread=thread, text=text)), key)
+
+    def alert(self, text: str) -> None:
+        key = f"alert:{self._deck.clock.now().isoformat()}:{hash(text)}"
+        self._spawn(self._outbox.tell_admin(key, text), "alert")
+
+    def _spawn(self, work: Any, name: str) -> None:
+        self._deck.tasks.spawn(work, name=f"jobs:{name}")
+
+    # --- running ---------------------------------------------------------------------
+
+    async def _run(self, fire: Fire) -> None:
+        job, run_id = fire.job, fire.run_id
+        assert run_id is not None
+        chat, thread = report_target(job)
+        origin = Origin(chat=chat, user=job.created_by, thread=thread, job_id=job.id, run_id=run_id)
+        self._fires[run_id] = fire
+        try:
+            agent = self._deck.roster.runnable(job.agent)
+        except (AgentNotFound, AgentUnavailable) as exc:
+            await self._refused(fire, origin, str(exc))
+            return
+        try:
+            await self._deck.runner.start(agent, origin, job.input)
+        finally:
+            self._fires.pop(run_id, None)
+
+    async def _refused(self, fire: Fire, origin: Origin, reason: str) -> None:
+        """The agent cannot run: record a failed run, and report it like one."""
+        now = self._deck.clock.now()
+        run = Run(
+            id=fire.run_id or "",
+            agent=fire.job.agent,
+            chat_id=origin.chat,
+            thread_id=origin.thread,
+            user_id=origin.user,
+            job_id=fire.job.id,
+            input=fire.job.input,
+            status=RunState.FAILED,
+            error=reason,
+            started_at=now,
+            finished_at=now,
+        )
+        await self._store.add_run(run)
+        progress = Progress(
+            postman=self._deck.postman, chat=origin.chat, thread=origin.thread, agent=run.agent
+        )
+        await self.report(run, RunState.FAILED, rich(bold(run.agent), f": {reason}"), progress)
+        self._fires.pop(run.id, None)
+
+    # --- JobReports (the Runner calls this when a job's run ends) --------------------
+
+    async def report(self, run: Run, status: RunState, text: Rich, progress: Progress) -> None:
+        assert run.job_id is not None
+        message = (*await self._headline(run), *text)
+        ref = await self._post(run, progress, message)
+        await self._deck.runner.flush()  # the run's row is written behind; it must exist
+        if ref is not None:
+            await self._store.set_delivered(run.id)
+        else:
+            outgoing = Outgoing(chat=run.chat_id, thread=run.thread_id, text=message)
+            await self._outbox.put(f"run:{run.id}", outgoing, subject=f"run:{run.id}")
+        await self._store.set_last_status(run.job_id, status)
+        if status in ESCALATE:
+            await self._outbox.tell_admin(
+                f"escalate:{run.id}",
+                f"Job {run.job_id} failed ({run.agent}, run {run.id[:8]}): "
+                f"{plain_text(text)[:500]}",
+            )
+
+    async def _post(self, run: Run, progress: Progress, message: Rich) -> MessageRef | None:
+        try:
+            async with asyncio.timeout(REPORT_TIMEOUT_SECONDS):
+                return await progress.finish(message)
+        except Exception as exc:
+            log.warning("the report of run %s was not delivered (%s); outbox", run.id, exc)
+            return None
+
+    async def delivered(self, row: OutboxMessage, ref: MessageRef) -> None:
+        """An outbox message went out; a run's report makes its run delivered."""
+        if row.subject.startswith("run:"):
+            await self._store.set_delivered(row.subject.removeprefix("run:"))
+
+    async def _headline(self, run: Run) -> Rich:
+        fire = self._fires.get(run.id)
+        job, claim = (fire.job, fire.claim) if fire else await self._stored(run)
+        if job is None:
+            return rich(bold(f"Job {run.job_id}"), "\n")
+        return rich(bold(f"Job {job.id}"), f" · {plan_of(job).describe()}", _note(claim), "\n")
+
+    async def _stored(self, run: Run) -> tuple[Job | None, Any]:
+        """After a restart (a run resumed by an approval) the firing is in the database."""
+        assert run.job_id is not None
+        return await self._store.get(run.job_id), await self._store.fire_of_run(run.id)
+
+
+def _note(claim: Any) -> str:
+    if claim is None:
+        return ""
+    kind, missed = claim.kind, claim.missed
+    if kind == FireKind.MANUAL:
+        return " · run by hand"
+    if kind == FireKind.CATCHUP:
+        due = f"{claim.scheduled_for:%Y-%m-%d %H:%M} UTC"
+        if missed == 1:
+            return f" · due {due} while the scheduler was down: run late"
+        return f" · {_runs(missed)} fell due while the scheduler was down; this run stands for all"
+    return ""
+
+
+def _runs(count: int) -> str:
+    plus = "+" if count >= 1000 else ""
+    return f"{count}{plus} run" + ("" if count == 1 else "s")
+
+
+def scheduler_settings(config: Config) -> Settings:
+    section = config.scheduler
+    return Settings(
+        timezone=config.deck.timezone,
+        grace=timedelta(minutes=section.misfire_grace_minutes),
+        heartbeat_seconds=section.heartbeat_seconds,
+        stall=timedelta(seconds=section.stall_seconds),
+        sync_seconds=section.sync_seconds,
+        takeover_seconds=section.takeover_seconds,
+    )
+
+
+def config_jobs(config: Config, transports: Sequence[str], now: Any) -> list[Job]:
+    """The `[[jobs]]` as rows; a report target no running transport serves is an error."""
+    jobs: list[Job] = []
+    for i, entry in enumerate(config.jobs):
+        target = entry.report_to or config.deck.admin_chat
+        if target.partition(":")[0] not in transports:
+            raise ConfigError(
+                f"{config.source}: jobs[{i}].report_to: no transport "
+                f"{target.partition(':')[0]!r} runs here to post to {target} "
+                f"(running: {', '.join(transports) or 'none'})"
+            )
+        jobs.append(_config_row(entry, target, config.deck.timezone, now))
+    return jobs
+
+
+def _config_row(entry: JobEntry, target: str, timezone: str, now: Any) -> Job:
+    plan = entry.schedule(timezone)
+    return Job(
+        id=entry.name,
+        agent=entry.agent,
+        input=entry.input,
+        trigger=plan.kind,
+        spec=plan.spec,
+        timezone=plan.timezone,
+        chat_id=target,
+        created_by="config",
+        source="config",
+        active_since=now,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+@asynccontextmanager
+async def open_scheduler(deck: Deck, transports: Sequence[str]) -> AsyncIterator[None]:
+    """The outbox, the job runs and (unless switched off) the scheduler, on the deck."""
+    config, clock = deck.config, deck.clock
+    async with AsyncExitStack() as stack:
+        outbox = Outbox(
+            store=OutboxStore(db=deck.db, clock=clock),
+            postman=deck.postman,
+            clock=clock,
+            admin_chat=config.deck.admin_chat,
+        )
+        deck.outbox = await stack.enter_async_context(outbox)
+        store = JobStore(db=deck.db, clock=clock)
+        runs = JobRuns(deck=deck, outbox=outbox, store=store)
+        outbox.on_delivered(runs.delivered)
+        deck.runner.job_reports = runs
+        synced = await store.sync_config(config_jobs(config, transports, clock.now()))
+        log.info("config jobs: added %s, changed %s, removed %s", *_listed(synced))
+        if config.scheduler.enabled:
+            scheduler = Scheduler(
+                store=store,
+                lock=AdvisoryLock(deck.db, key=LOCK_KEY),
+                hooks=runs,
+                clock=clock,
+                settings=scheduler_settings(config),
+            )
+            deck.scheduler = await stack.enter_async_context(scheduler)
+        try:
+            yield
+        finally:
+            deck.scheduler = None
+
+
+async def halt_scheduler(deck: Deck) -> None:
+    """Stop firing jobs (before the deck waits for its running work)."""
+    if deck.scheduler is not None:
+        await deck.scheduler.halt()
+
+
+def _listed(synced: SyncResult) -> tuple[str, str, str]:
+    return tuple(", ".join(ids) or "none" for ids in (synced.added, synced.changed, synced.removed))  # type: ignore[return-value]
