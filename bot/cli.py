@@ -101,7 +101,8 @@ def _setup_logging(config: Config) -> None:
     console.setLevel(logging.WARNING)
     console.setFormatter(logging.Formatter("agentdeck: %(levelname)s %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler, console], force=True)
-    for noisy in ("httpx", "httpcore", "aiosqlite", "telegram.ext.Updater"):
+    # APScheduler logs every job it adds at INFO: thousands of lines at each start.
+    for noisy in ("httpx", "httpcore", "aiosqlite", "telegram.ext.Updater", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
