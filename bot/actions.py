@@ -17,14 +17,22 @@ async def reply(deck: Deck, incoming: Incoming, *pieces: Piece) -> None:
 
 
 def agent_for(deck: Deck, chat: str) -> str:
-    """The chat's bound agent, else the default agent."""
+    """The chat's bound agent, else the default agent (free text may be routed elsewhere)."""
     for binding in deck.config.bindings:
         if binding.chat == chat:
             return binding.agent
     return deck.config.deck.default_agent or next(iter(deck.roster.names()), "")
 
 
-async def ask(deck: Deck, incoming: Incoming, role: Role, agent_name: str, text: str) -> None:
+async def ask(
+    deck: Deck,
+    incoming: Incoming,
+    role: Role,
+    agent_name: str,
+    text: str,
+    *,
+    hops: tuple[str, ...] = (),
+) -> None:
     """Run an agent on a message, if this user may and the agent can."""
     if not role.allows(Role.OPERATOR):
         deck.audit.record(incoming.user, "refused.role", "ask", needed=Role.OPERATOR)
@@ -41,7 +49,7 @@ async def ask(deck: Deck, incoming: Incoming, role: Role, agent_name: str, text:
             deck, incoming, f"What should {agent.name} do? Example: /ask {agent.name} <text>"
         )
         return
-    origin = Origin(chat=incoming.chat, user=incoming.user, thread=incoming.thread)
+    origin = Origin(chat=incoming.chat, user=incoming.user, thread=incoming.thread, hops=hops)
     await deck.runner.start(agent, origin, text)
 
 
@@ -54,7 +62,7 @@ async def decide(
     )
     if incoming.press is not None:
         await deck.postman.answer_press(incoming, verdict.message, alert=verdict.refused)
-    elif verdict.refused:
+    elif verdict.decision is None:  # the card shows decisions; say the rest in chat
         await reply(deck, incoming, verdict.message)
     if verdict.approval is None or verdict.decision is None:
         return

@@ -26,15 +26,17 @@ from bot.dispatcher import Dispatcher
 from bot.jobruns import halt_scheduler, open_scheduler
 from bot.postman import Postman
 from bot.redaction import redacting_logs
+from bot.routing import routing_for
 from bot.runner import Runner
 from bot.text import bold, rich
+from bot.toolhost import ToolHost, toolbox_for
 from bot.transports.console import ConsoleTransport
 from bot.types import Incoming, Outgoing, Transport
 from roster.errors import ReferenceNotFound
 from roster.llm import ModelClient, ModelSettings
+from roster.pricing import PriceTable
 from roster.refs import SecretSource, resolve
 from roster.roster import Roster
-from roster.tools import RecallTool, RememberTool, RunCommandTool, ToolBox
 from storage.audit import AuditLog
 from storage.clock import Clock, SystemClock
 from storage.db import Database
@@ -76,7 +78,9 @@ async def open_deck(
         interrupted = await deck.runner.mark_interrupted()
         await deck.brakes.budgets.load()
         if transports is None:
-            transports = build_transports(config, inbox=inbox, stdin=stdin, stdout=stdout)
+            transports = build_transports(
+                config, inbox=inbox, stdin=stdin, stdout=stdout, secrets=vault
+            )
         for transport in transports:
             deck.postman.add(transport)
         await stack.enter_async_context(open_scheduler(deck, [t.name for t in transports]))
@@ -101,8 +105,10 @@ def assemble(
     audit = AuditLog(db=db, writer=writer, clock=clock, redact=vault.redact)
     memory = Memory(db=db, writer=writer, clock=clock, redact=vault.redact)
     model = ModelClient(model_settings(config, vault))
-    tools = ToolBox([RunCommandTool(), RememberTool(memory), RecallTool(memory)])
-    roster = Roster.build(config.agents, model=model, tools=tools, secrets=vault)
+    host = ToolHost()
+    prices = PriceTable(config.prices)
+    tools = toolbox_for(config, notes=memory, host=host)
+    roster = Roster.build(config.agents, model=model, tools=tools, secrets=vault, prices=prices)
     access = Access(config.users, console_user=config.console.user, chat_roles=config.chat_roles())
     postman = Postman(redact=vault.redact)
     approvals = Approvals(db=db, audit=audit, postman=postman, access=access, clock=clock)
@@ -113,6 +119,7 @@ def assemble(
         postman=postman,
         audit=audit,
         admin_chat=config.deck.admin_chat,
+        price=lambda _agent, usage: usage.cost,  # priced per call, by the model that answered
     )
     runner = Runner(
         db=db,
@@ -127,7 +134,10 @@ def assemble(
         brakes=brakes,
         redact=vault.redact,
     )
-    return Deck(
+    routing = routing_for(
+        config, roster=roster, model=model, prices=prices, audit=audit, clock=clock
+    )
+    deck = Deck(
         config=config,
         db=db,
         clock=clock,
@@ -141,7 +151,10 @@ def assemble(
         brakes=brakes,
         model=model,
         vault=vault,
+        routing=routing,
     )
+    host.bind(deck)
+    return deck
 
 
 def model_settings(config: Config, secrets: SecretSource) -> ModelSettings:
@@ -158,17 +171,23 @@ def model_settings(config: Config, secrets: SecretSource) -> ModelSettings:
 
 
 def build_transports(
-    config: Config, *, inbox: Inbox, stdin: TextIO | None, stdout: TextIO | None
+    config: Config,
+    *,
+    inbox: Inbox,
+    stdin: TextIO | None,
+    stdout: TextIO | None,
+    secrets: SecretSource,
 ) -> list[Transport]:
+    """The transports the config names; their tokens may be `secret:` references."""
     transports: list[Transport] = []
     if config.telegram is not None:
         from bot.transports.telegram import TelegramTransport
 
-        transports.append(TelegramTransport(config.telegram, inbox=inbox))
+        transports.append(TelegramTransport(config.telegram, inbox=inbox, secrets=secrets))
     if config.slack is not None:
         from bot.transports.slack import SlackTransport
 
-        transports.append(SlackTransport(config.slack, inbox=inbox))
+        transports.append(SlackTransport(config.slack, inbox=inbox, secrets=secrets))
     if config.console_enabled():
         transports.append(ConsoleTransport(user=config.console.user, stdin=stdin, stdout=stdout))
     return transports

@@ -11,6 +11,7 @@ from bot.brakes import Brakes
 from bot.config import Config
 from bot.outbox import Outbox
 from bot.postman import Postman
+from bot.routing import Routing
 from bot.runner import Runner
 from bot.tasks import ChatLanes, TaskSet
 from roster.llm import ModelClient
@@ -38,6 +39,7 @@ class Deck:
     brakes: Brakes
     model: ModelClient
     vault: Vault
+    routing: Routing
     tasks: TaskSet = field(default_factory=TaskSet)
     lanes: ChatLanes = field(init=False)
     started_at: datetime | None = None

@@ -11,13 +11,14 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from bot import actions, messages
+from bot import actions, free_text, messages
 from bot.cards import ACTION_ID, parse_press
 from bot.commands import CommandSpec
 from bot.commands.context import CommandContext
 from bot.config import Role
 from bot.deck import Deck
 from bot.ratelimit import RateLimit
+from bot.routing import ROUTE_ACTION
 from bot.text import Piece
 from bot.types import Incoming
 
@@ -46,7 +47,7 @@ class Dispatcher:
         if role is None:
             self._spawn(incoming, self._refuse_stranger(incoming))
         elif incoming.press is not None:
-            self._spawn(incoming, self._press(incoming))
+            self._spawn(incoming, self._press(incoming, role))
         elif (approval_id := self.deck.approvals.asks_reason(incoming)) is not None:
             reason = incoming.text.strip()[:500]
             self._spawn(incoming, actions.decide(self.deck, incoming, approval_id, "deny", reason))
@@ -77,8 +78,7 @@ class Dispatcher:
             agent, _, rest = text[1:].partition(" ")
             self._queue(incoming, actions.ask(self.deck, incoming, role, agent, rest.strip()))
         elif text:
-            agent = actions.agent_for(self.deck, incoming.chat)
-            self._queue(incoming, actions.ask(self.deck, incoming, role, agent, text))
+            self._queue(incoming, free_text.route_text(self.deck, incoming, role, text))
         else:
             self._on_handled_key(incoming)
 
@@ -95,8 +95,11 @@ class Dispatcher:
         )
         await spec.handler(ctx)
 
-    async def _press(self, incoming: Incoming) -> None:
+    async def _press(self, incoming: Incoming, role: Role) -> None:
         assert incoming.press is not None
+        if incoming.press.action_id == ROUTE_ACTION:
+            await free_text.pick(self.deck, incoming, role)
+            return
         if incoming.press.action_id != ACTION_ID:
             self.deck.audit.record(incoming.user, "press.unknown", incoming.press.action_id)
             await self.deck.postman.answer_press(incoming, messages.UNKNOWN_BUTTON, alert=True)
@@ -108,6 +111,9 @@ class Dispatcher:
         self.deck.audit.record(
             incoming.user, "refused.unknown_user", incoming.chat, text=incoming.text[:200]
         )
+        if incoming.press is not None:  # a press is always answered, never with a chat message
+            await self.deck.postman.answer_press(incoming, messages.STRANGER, alert=True)
+            return
         now = time.monotonic()
         if now - self._refused.get(incoming.user, -REFUSAL_REPEAT_SECONDS) < REFUSAL_REPEAT_SECONDS:
             return

@@ -10,6 +10,7 @@ ACTION_CHANGED = (
 )
 SLOW_DOWN = "You are sending messages faster than this bot accepts; wait a minute and try again."
 UNKNOWN_BUTTON = "That button is not known (any more)."
+NO_AGENT_READY = "No agent can take this right now; /agents shows why."
 INTERNAL_ERROR = "Something went wrong on my side; it is in the log. Nothing else was affected."
 
 

@@ -28,6 +28,7 @@ from roster.agent import (
     NeedsApproval,
     Outcome,
     Turn,
+    Usage,
 )
 from roster.errors import AgentFailed, RosterError
 from roster.roster import Roster
@@ -304,6 +305,29 @@ class Runner:
             await progress.finish(text)
         except Exception:
             log.exception("could not deliver the result of run %s", run.id)
+
+    def record_call(self, agent: str, origin: Origin, text: str, answer: str, usage: Usage) -> None:
+        """Record a model call made outside a run (the router's), so /cost and budgets see it."""
+        now = self._clock.now()
+        run = Run(
+            id=uuid.uuid4().hex,
+            agent=agent,
+            chat_id=origin.chat,
+            thread_id=origin.thread,
+            user_id=origin.user,
+            input=self._redact(text),
+            output=self._redact(answer),
+            status=RunState.DONE,
+            tokens_in=usage.tokens_in,
+            tokens_out=usage.tokens_out,
+            cost=usage.cost,
+            started_at=now,
+            finished_at=now,
+        )
+        self._writer.insert(Run, run.model_dump())
+        budgets = self._brakes.budgets
+        tokens = usage.tokens_in + usage.tokens_out
+        budgets.spend(budgets.scopes(agent, origin.chat, None), tokens, usage.cost)
 
     async def mark_interrupted(self) -> list[Run]:
         """Runs that were executing when the process died: mark them, so they are reported."""

@@ -8,6 +8,7 @@ from roster.agent import Agent, EchoAgent
 from roster.command import CommandAgent
 from roster.errors import AgentNotFound, AgentUnavailable
 from roster.llm import LLMAgent, ModelClient
+from roster.pricing import NO_PRICES, PriceTable
 from roster.refs import AllowedSecrets, SecretSource
 from roster.spec import AgentBase, CommandAgentSpec, EchoAgentSpec, LLMAgentSpec
 from roster.tools import ToolBox
@@ -26,8 +27,12 @@ class Roster:
         model: ModelClient,
         tools: ToolBox,
         secrets: SecretSource,
+        prices: PriceTable = NO_PRICES,
     ) -> Roster:
-        return cls(_make_agent(spec, model=model, tools=tools, secrets=secrets) for spec in specs)
+        return cls(
+            _make_agent(spec, model=model, tools=tools, secrets=secrets, prices=prices)
+            for spec in specs
+        )
 
     def __iter__(self) -> Iterator[Agent]:
         return iter(self._agents.values())
@@ -67,13 +72,20 @@ class Roster:
 
 
 def _make_agent(
-    spec: AgentBase, *, model: ModelClient, tools: ToolBox, secrets: SecretSource
+    spec: AgentBase,
+    *,
+    model: ModelClient,
+    tools: ToolBox,
+    secrets: SecretSource,
+    prices: PriceTable,
 ) -> Agent:
     allowed = AllowedSecrets(secrets, agent=spec.name, allowed=spec.secrets)
     if isinstance(spec, CommandAgentSpec):
         return CommandAgent(spec, secrets=allowed)
     if isinstance(spec, LLMAgentSpec):
-        return LLMAgent(spec, client=model, tools=tools.select(spec.tools), secrets=allowed)
+        return LLMAgent(
+            spec, client=model, tools=tools.select(spec.tools), secrets=allowed, prices=prices
+        )
     if isinstance(spec, EchoAgentSpec):
         return EchoAgent(spec)
     raise TypeError(f"no agent kind for {type(spec).__name__}")

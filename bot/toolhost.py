@@ -1,0 +1,168 @@
+"""The bot's side of the built-in tools that reach outside one agent.
+
+`ask_agent` (through `Delegate`), `notify` (through `Notifier`) and `schedule_job` /
+`list_jobs` (through `JobBook`) are defined in `roster.toolkit` against small
+protocols; `ToolHost` fulfils them with the deck's services. The tools are built
+before the deck exists, so the deck is bound afterwards (`bind`).
+
+Delegation runs the asked agent through the Runner like any other run: it is
+recorded (tokens, cost), watched by the brakes, and shown in the chat, starting with
+the chain (`router → researcher → host`). An agent that stops for approval is
+suspended as usual, its card goes to the chat, and its result is posted there once
+decided; the asking agent hears "needs approval" and can tell the user so.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import TYPE_CHECKING
+
+from sqlmodel import col, select
+
+from bot.config import Config
+from bot.runner import Origin
+from bot.text import bold, rich
+from bot.types import Outgoing
+from roster.errors import AgentNotFound, AgentUnavailable, ToolError
+from roster.toolkit.delegation import ARROW, chain_of
+from roster.toolkit.registry import Services, build_toolbox
+from roster.tools import NoteStore, ToolBox, ToolCallContext
+from scheduler.errors import SchedulerError
+from scheduler.parse import parse_schedule
+from storage.models import Approval, ApprovalState, Job, Run, RunState
+
+if TYPE_CHECKING:
+    from bot.deck import Deck
+
+log = logging.getLogger(__name__)
+
+MAX_ANSWER = 16_000
+SCHEDULE_KINDS = ("every", "cron", "at")
+
+
+class ToolHost:
+    def __init__(self) -> None:
+        self._bound: Deck | None = None
+
+    def bind(self, deck: Deck) -> None:
+        self._bound = deck
+
+    @property
+    def _deck(self) -> Deck:
+        if self._bound is None:
+            raise ToolError("the deck is not started yet")
+        return self._bound
+
+    # --- Delegate ----------------------------------------------------------------------
+
+    async def ask(self, agent: str, text: str, ctx: ToolCallContext) -> str:
+        deck = self._deck
+        try:
+            target = deck.roster.runnable(agent)
+        except (AgentNotFound, AgentUnavailable) as exc:
+            return f"error: {exc}"
+        chain = (*chain_of(ctx), target.name)
+        deck.audit.record(ctx.user, "agent.delegated", target.name, chain=list(chain))
+        line = rich(bold(ARROW.join(chain)), ": ", text[:300])
+        await deck.postman.send(Outgoing(chat=ctx.chat_id, thread=ctx.thread, text=line))
+        origin = Origin(chat=ctx.chat_id, user=ctx.user, thread=ctx.thread, hops=chain_of(ctx))
+        run = await deck.runner.start(target, origin, text)
+        return await self._answer(run.id, target.name)
+
+    async def _answer(self, run_id: str, agent: str) -> str:
+        """What the asked agent's run came to, as the asking model should read it."""
+        deck = self._deck
+        await deck.runner.flush()
+        async with deck.db.session() as session:
+            run = await session.get(Run, run_id)
+            waiting = select(Approval.id).where(
+                Approval.run_id == run_id, Approval.status == ApprovalState.PENDING
+            )
+            card = (await session.exec(waiting.order_by(col(Approval.created_at)))).first()
+        if run is None:
+            return f"error: the run of {agent} was not recorded"
+        if run.status == RunState.DONE:
+            return run.output[:MAX_ANSWER] or "(no output)"
+        if run.status == RunState.WAITING:
+            return (
+                f"needs approval: card {card or '?'} is in the chat; {agent} will post its "
+                "result there once an approver decides. Tell the user so."
+            )
+        why = f": {run.error}" if run.error else ""
+        return f"error: {agent} ended {run.status}{why}"[:2000]
+
+    # --- Notifier ----------------------------------------------------------------------
+
+    async def notify(self, chat: str, text: str, *, agent: str) -> None:
+        deck = self._deck
+        if not deck.postman.knows(chat):
+            raise ToolError(f"no transport runs for {chat}")
+        message = Outgoing(chat=chat, text=rich(bold(agent), ": ", text))
+        try:
+            await deck.postman.send(message)
+        except Exception as exc:  # the platform refused; the model hears why, briefly
+            raise ToolError(f"could not post to {chat} ({type(exc).__name__})") from exc
+        deck.audit.record(agent, "tool.notify", chat, text=text[:200])
+
+    # --- JobBook -----------------------------------------------------------------------
+
+    async def schedule(self, *, agent: str, text: str, when: str, chat: str, user: str) -> str:
+        deck = self._deck
+        if deck.scheduler is None:
+            raise ToolError("the scheduler is switched off")
+        kind, _, spec = when.strip().partition(" ")
+        if kind.lower() not in SCHEDULE_KINDS:
+            raise ToolError("`when` starts with every, cron or at (e.g. 'every 30m')")
+        try:
+            name = deck.roster.get(agent).name
+            zone = deck.config.deck.timezone
+            plan = parse_schedule(kind.lower(), spec, timezone=zone, now=deck.clock.now())
+        except (AgentNotFound, SchedulerError) as exc:
+            raise ToolError(str(exc)) from exc
+        now = deck.clock.now()
+        job = Job(
+            id=secrets.token_hex(3),
+            agent=name,
+            input=text,
+            trigger=plan.kind,
+            spec=plan.spec,
+            timezone=plan.timezone,
+            chat_id=chat,
+            created_by=user,
+            active_since=now,
+            created_at=now,
+            updated_at=now,
+        )
+        await deck.scheduler.create(job)
+        deck.audit.record(user, "job.created", job.id, agent=name, plan=job.spec, by="tool")
+        return f"job {job.id} created: {plan.kind} {plan.spec} runs {name}"
+
+    async def listing(self, chat: str) -> str:
+        deck = self._deck
+        if deck.scheduler is None:
+            raise ToolError("the scheduler is switched off")
+        rows, _ = await deck.scheduler.store.listed(limit=200)
+        mine = [job for job in rows if chat in (job.chat_id, job.report_to)]
+        return "\n".join(
+            f"{job.id} {job.state} {job.trigger} {job.spec} {job.agent}: {job.input[:80]}"
+            for job in mine
+        )
+
+
+def toolbox_for(config: Config, *, notes: NoteStore, host: ToolHost) -> ToolBox:
+    """Every tool the config can reach: built-ins, `[[tools]]`, entry-point plugins.
+
+    `schedule_job` and `list_jobs` exist only while the scheduler is switched on.
+    """
+    services = Services(
+        notes=notes,
+        delegate=host,
+        notifier=host,
+        jobs=host if config.scheduler.enabled else None,
+        max_hops=config.deck.max_hops,
+    )
+    built = build_toolbox(services, declared=config.tools, policies=config.tool_policy)
+    for problem in built.problems:
+        log.warning("tools: %s", problem)
+    return built.toolbox

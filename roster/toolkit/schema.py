@@ -1,0 +1,31 @@
+"""Full JSON Schema for tool arguments (`jsonschema`), with short messages for the model."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError, best_match
+
+from roster.errors import ToolError
+
+
+def check_schema(schema: Mapping[str, Any]) -> None:
+    """Refuse a schema that is not valid JSON Schema, or does not describe an object."""
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        raise ValueError(f"not a valid JSON Schema: {exc.message}") from None
+    if schema.get("type") != "object":
+        raise ValueError('the arguments schema must have "type": "object"')
+
+
+def validate_schema(schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> None:
+    """Raise `ToolError` naming the first (most relevant) problem, before anything runs."""
+    error = best_match(Draft202012Validator(schema).iter_errors(arguments))
+    if error is None:
+        return
+    where = "/".join(str(part) for part in error.absolute_path)
+    prefix = f"argument {where!r}: " if where else "arguments: "
+    raise ToolError(prefix + error.message[:300])
