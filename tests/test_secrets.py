@@ -68,7 +68,9 @@ async def test_a_readable_key_file_is_warned_about_with_the_fix(
     assert "mode 644" in caplog.text
 
 
-async def test_wrong_key_is_one_clear_error(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_wrong_key_is_one_clear_error(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     async with opened(data_dir) as vault:
         await vault.set("TOKEN", VALUE, by="x")
         await vault.set("OTHER", "other-value", by="x")
@@ -86,7 +88,9 @@ async def test_missing_key_with_stored_secrets_is_an_error_not_a_new_key(data_di
     async with opened(data_dir) as vault:
         await vault.set("TOKEN", VALUE, by="x")
     (data_dir / KEY_FILE).unlink()
-    with pytest.raises(MasterKeyError, match=r"1 secret\(s\) are stored but there is no master key"):
+    with pytest.raises(
+        MasterKeyError, match=r"1 secret\(s\) are stored but there is no master key"
+    ):
         async with opened(data_dir):
             pass
     assert not (data_dir / KEY_FILE).exists()

@@ -7,6 +7,7 @@ from bot.commands.context import CommandContext
 from bot.config import Role
 from bot.text import Piece, bold, code
 from roster.errors import AgentNotFound
+from roster.spec import CHAT_MEMORY
 
 NOTES_SHOWN = 30
 
@@ -24,7 +25,7 @@ async def memory(ctx: CommandContext) -> None:
         return
     lines: list[Piece] = [bold(f"Notes{whose}"), " (newest first)\n"]
     for note in rows:
-        owner = "" if name else f"{note.agent} · "
+        owner = "" if name else f"{'shared' if note.agent == CHAT_MEMORY else note.agent} · "
         lines += [code(f"{note.created_at:%Y-%m-%d %H:%M}"), f" {owner}{note.text}\n"]
     await ctx.reply(*lines)
 
@@ -50,6 +51,7 @@ async def forget(ctx: CommandContext) -> None:
         await ctx.reply(f"Forgot {removed} note(s){with_whom}.")
         return
     removed = await ctx.deck.memory.forget(chat, key)
+    await ctx.deck.approvals.end_conversation(chat)  # "approve for this conversation" ends too
     ctx.deck.audit.record(ctx.user, "memory.forgotten", chat, key=key, rows=removed)
     await ctx.reply(f"Forgot {removed} message(s){with_whom}.")
 
