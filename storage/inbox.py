@@ -42,11 +42,15 @@ class Inbox:
         return fresh
 
     def mark_handled(self, key: str) -> None:
+        """Mark an update done and drop its payload: the key alone stops a redelivery, and
+        the text may hold a value typed for `/secret set` that must not stay stored."""
         now = self._clock.now()
 
         async def op(session: Any) -> None:
             await session.exec(
-                update(InboxItem).where(col(InboxItem.key) == key).values(handled_at=now)
+                update(InboxItem)
+                .where(col(InboxItem.key) == key)
+                .values(handled_at=now, payload={})
             )
 
         self._writer.submit(op)

@@ -192,3 +192,24 @@ async def test_log_lines_and_tracebacks_are_scrubbed(
     assert "the agent printed [redacted:TOKEN]" in text
     assert "RuntimeError: failed with [redacted:TOKEN]" in text
     assert VALUE not in text
+
+
+async def test_a_handled_update_keeps_no_text(data_dir: Path) -> None:
+    """A `/secret set` typed on Telegram or Slack sits in the inbox until it is handled."""
+    from storage.clock import FakeClock
+    from storage.db import Database, sqlite_url
+    from storage.inbox import Inbox
+    from storage.models import InboxItem
+    from storage.writer import WriteBehind
+
+    payload = {"transport": "t", "chat": "t:1", "user": "t:1", "text": f"/secret set X {VALUE}"}
+    async with Database(sqlite_url(data_dir)) as db, WriteBehind(db) as writer:
+        inbox = Inbox(db=db, writer=writer, clock=FakeClock())
+        assert await inbox.accept([("t:1", payload)]) == {"t:1"}
+        inbox.mark_handled("t:1")
+        await writer.flush()
+        async with db.session() as session:
+            row = await session.get(InboxItem, "t:1")
+        assert await inbox.accept([("t:1", payload)]) == set()  # still deduplicated
+    assert row is not None
+    assert (row.payload, row.handled_at is not None) == ({}, True)
