@@ -12,7 +12,7 @@ import asyncio
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlmodel import col, select, update
 
@@ -39,10 +39,7 @@ class Verdict:
     message: str
     approval: Approval | None = None
     decision: Decision | None = None
-
-    @property
-    def refused(self) -> bool:
-        return self.decision is None
+    refused: bool = True  # False for decisions, votes and prompts: nothing was turned down
 
 
 class Approvals:
@@ -155,7 +152,9 @@ class Approvals:
             return await self._expire(approval)
         if choice == Choice.DENY_WITH_REASON and not reason:
             self._awaiting_reason[(chat or approval.chat_id, user)] = approval.id
-            return Verdict("Send the reason as your next message; it goes back to the agent.")
+            return Verdict(
+                "Send the reason as your next message; it goes back to the agent.", refused=False
+            )
         if choice in (Choice.DENY, Choice.DENY_WITH_REASON):
             return await self._settle(approval, ApprovalState.DENIED, user, reason)
         return await self._vote(approval, user, choice)
@@ -197,7 +196,7 @@ class Approvals:
             user, "approval.vote", approval.id, votes=len(votes), quorum=approval.quorum
         )
         await self._edit_cards(approval, card(approval))
-        return Verdict(f"Vote counted: {len(votes)} of {approval.quorum}.")
+        return Verdict(f"Vote counted: {len(votes)} of {approval.quorum}.", refused=False)
 
     async def _settle(
         self,
@@ -232,28 +231,33 @@ class Approvals:
         )
         await self._edit_cards(approval, outcome_card(approval))
         decision = Decision(approved=state is ApprovalState.APPROVED, by=user, reason=reason)
-        return Verdict(f"{state.capitalize()}.", approval, decision)
+        return Verdict(f"{state.capitalize()}.", approval, decision, refused=False)
 
     async def _expire(self, approval: Approval) -> Verdict:
         verdict = await self._settle(approval, ApprovalState.EXPIRED, "expiry", "")
         if verdict.approval is None:
             return verdict
         decision = Decision(approved=False, by="expiry", reason="the request expired")
-        return Verdict("This request has expired; nothing ran.", verdict.approval, decision)
+        return Verdict(
+            "This request has expired; nothing ran.", verdict.approval, decision, refused=True
+        )
 
     async def expire_due(self) -> list[Verdict]:
         """Settle every pending approval past its expiry (denied: nothing runs)."""
         query = select(Approval).where(
             Approval.status == ApprovalState.PENDING, col(Approval.expires_at) <= self._clock.now()
         )
-        async with self._db.session() as session:
-            rows = (await session.exec(query)).all()
         async with self._lock:
+            async with self._db.session() as session:
+                rows = (await session.exec(query)).all()
             return [await self._expire(row) for row in rows]
 
     async def escalate_due(self) -> list[Approval]:
         """Post unanswered cards again to `escalate_to` once their wait passes the limit."""
-        now = self._clock.now()
+        async with self._lock:
+            return await self._escalate_due(self._clock.now())
+
+    async def _escalate_due(self, now: datetime) -> list[Approval]:
         escalated = []
         for approval in await self.pending():
             after = approval.policy.get("escalate_after_minutes")
@@ -268,8 +272,8 @@ class Approvals:
             escalated.append(approval)
         return escalated
 
-    async def _mark_escalated(self, approval: Approval, now: object) -> None:
-        approval.escalated_at = now  # type: ignore[assignment]
+    async def _mark_escalated(self, approval: Approval, now: datetime) -> None:
+        approval.escalated_at = now
         async with self._db.session() as session:
             await session.exec(
                 update(Approval).where(col(Approval.id) == approval.id).values(escalated_at=now)
