@@ -34,22 +34,30 @@ def test_the_example_config_is_valid() -> None:
 
 def test_unknown_key_is_named(tmp_path: Path) -> None:
     message = error_of(tmp_path, "[deck]\ndefualt_agent = 'host'\n")
-    assert message.endswith("agentdeck.toml: deck.defualt_agent: unknown key (check the spelling against config.example.toml)")
+    assert message.endswith(
+        "agentdeck.toml: deck.defualt_agent: unknown key (check the spelling against config.example.toml)"
+    )
 
 
 def test_wrong_value_names_the_agent_key(tmp_path: Path) -> None:
     text = '[[agents]]\nname = "a"\nkind = "llm"\nmodel = "m"\nmax_turns = 0\n'
-    assert "agents[0].max_turns: Input should be greater than or equal to 1" in error_of(tmp_path, text)
+    assert "agents[0].max_turns: Input should be greater than or equal to 1" in error_of(
+        tmp_path, text
+    )
 
 
 def test_unknown_kind(tmp_path: Path) -> None:
     text = '[[agents]]\nname = "a"\nkind = "robot"\n'
-    assert "agents[0]: Input tag 'robot' found using 'kind' does not match" in error_of(tmp_path, text)
+    assert "agents[0]: Input tag 'robot' found using 'kind' does not match" in error_of(
+        tmp_path, text
+    )
 
 
 def test_binding_to_a_missing_agent(tmp_path: Path) -> None:
     text = '[[bindings]]\nchat = "telegram:1"\nagent = "ghost"\n'
-    assert "bindings[0].agent names agent 'ghost', which is not in [[agents]]" in error_of(tmp_path, text)
+    assert "bindings[0].agent names agent 'ghost', which is not in [[agents]]" in error_of(
+        tmp_path, text
+    )
 
 
 def test_credentials_must_be_references(tmp_path: Path) -> None:
@@ -79,6 +87,8 @@ def test_check_reports_ok_and_errors(tmp_path: Path) -> None:
     ok = runner.invoke(main, ["check", "--config", str(ROOT / "config.example.toml")])
     assert ok.exit_code == 0
     assert "OK (3 agents" in ok.output
-    bad = runner.invoke(main, ["check", "--config", str(write(tmp_path, "[deck]\nmemory_turns = -1\n"))])
+    bad = runner.invoke(
+        main, ["check", "--config", str(write(tmp_path, "[deck]\nmemory_turns = -1\n"))]
+    )
     assert bad.exit_code == 2
     assert "deck.memory_turns: Input should be greater than or equal to 0" in bad.output

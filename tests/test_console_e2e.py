@@ -10,7 +10,9 @@ from pathlib import Path
 AGENTDECK = [sys.executable, "-m", "bot"]
 
 
-async def run_console(lines: list[str], data_dir: Path, *args: str, timeout: float = 60) -> tuple[int, str, str]:
+async def run_console(
+    lines: list[str], data_dir: Path, *args: str, timeout: float = 60
+) -> tuple[int, str, str]:
     env = {**os.environ, "AGENTDECK_DATA_DIR": str(data_dir)}
     process = await asyncio.create_subprocess_exec(
         *AGENTDECK,
@@ -70,7 +72,9 @@ async def test_pending_approval_survives_a_restart(data_dir: Path) -> None:
 
 async def test_bad_config_is_one_line_and_exit_2(data_dir: Path, tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
-    config.write_text('[[agents]]\nname = "x"\nkind = "command"\ncommand = ["true"]\ntimeout = "soon"\n')
+    config.write_text(
+        '[[agents]]\nname = "x"\nkind = "command"\ncommand = ["true"]\ntimeout = "soon"\n'
+    )
     code, out, err = await run_console([], data_dir, "--config", str(config))
     assert code == 2
     assert err.strip().splitlines() == [

@@ -61,7 +61,9 @@ async def test_routing_ask_mention_binding_default(deck_with_chat: DeckFactory) 
             await chat.wait_for(needle)
 
 
-async def test_unknown_user_gets_one_refusal_and_an_audit_event(deck_with_chat: DeckFactory) -> None:
+async def test_unknown_user_gets_one_refusal_and_an_audit_event(
+    deck_with_chat: DeckFactory,
+) -> None:
     async with deck_with_chat(make_config(CONFIG)) as (deck, chat):
         await chat.say("hello", user="test:stranger")
         await chat.say("again", user="test:stranger")
@@ -121,7 +123,10 @@ async def test_slow_agent_never_delays_another_chat(deck_with_chat: DeckFactory)
 
 
 async def test_stop_kills_the_process_group(deck_with_chat: DeckFactory, tmp_path: Path) -> None:
-    config = CONFIG + '[[agents]]\nname = "tree"\nkind = "command"\ncommand = ["/bin/sh", "-c", "sleep 30 & echo $! > {input}; wait"]\n'
+    config = (
+        CONFIG
+        + '[[agents]]\nname = "tree"\nkind = "command"\ncommand = ["/bin/sh", "-c", "sleep 30 & echo $! > {input}; wait"]\n'
+    )
     pidfile = tmp_path / "child.pid"
     async with deck_with_chat(make_config(config)) as (deck, chat):
         await chat.say(f"/ask tree {pidfile}")
@@ -132,7 +137,10 @@ async def test_stop_kills_the_process_group(deck_with_chat: DeckFactory, tmp_pat
         await chat.wait_for("tree: stopped.")
         await deck.tasks.drain()
         await asyncio.sleep(0.2)
-        assert not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2]
+        assert (
+            not Path(f"/proc/{child}").exists()
+            or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2]
+        )
 
 
 async def test_command_timeout_kills_and_says_so(deck_with_chat: DeckFactory) -> None:

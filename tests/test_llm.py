@@ -10,7 +10,9 @@ from tests.conftest import DeckFactory, make_config
 from tests.fakes.openai_server import FakeOpenAI, Step, call, fail, say
 
 
-def llm_config(server: FakeOpenAI, *, max_turns: int = 5, timeout: float = 5, extra: str = "") -> str:
+def llm_config(
+    server: FakeOpenAI, *, max_turns: int = 5, timeout: float = 5, extra: str = ""
+) -> str:
     return f"""
 [deck]
 default_agent = "bot"
@@ -39,7 +41,9 @@ def _key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEST_OPENAI_KEY", "sk-test")
 
 
-async def test_answer_with_instructions_and_usage(deck_with_chat: DeckFactory, fake_openai: FakeOpenAI) -> None:
+async def test_answer_with_instructions_and_usage(
+    deck_with_chat: DeckFactory, fake_openai: FakeOpenAI
+) -> None:
     fake_openai.script = [say("hello operator")]
     async with deck_with_chat(make_config(llm_config(fake_openai))) as (deck, chat):
         await chat.say("hi")
@@ -51,12 +55,22 @@ async def test_answer_with_instructions_and_usage(deck_with_chat: DeckFactory, f
     assert request["model"] == "fake-model"
     assert request["messages"][0] == {"role": "system", "content": "Be brief."}
     assert request["messages"][-1] == {"role": "user", "content": "hi"}
-    assert {t["function"]["name"] for t in request["tools"]} == {"remember", "recall", "run_command"}
+    assert {t["function"]["name"] for t in request["tools"]} == {
+        "remember",
+        "recall",
+        "run_command",
+    }
     assert (run.tokens_in, run.tokens_out, run.status) == (11, 7, RunState.DONE)
 
 
-async def test_tool_loop_uses_tools_then_answers(deck_with_chat: DeckFactory, fake_openai: FakeOpenAI) -> None:
-    fake_openai.script = [call("remember", text="the disk is sda"), call("recall", keyword="disk"), say("done")]
+async def test_tool_loop_uses_tools_then_answers(
+    deck_with_chat: DeckFactory, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.script = [
+        call("remember", text="the disk is sda"),
+        call("recall", keyword="disk"),
+        say("done"),
+    ]
     async with deck_with_chat(make_config(llm_config(fake_openai))) as (_deck, chat):
         await chat.say("note the disk")
         await chat.wait_for("bot: done")
@@ -79,7 +93,9 @@ async def test_bad_tool_arguments_are_refused_before_running(
     ]
 
 
-async def test_max_turns_stops_the_loop(deck_with_chat: DeckFactory, fake_openai: FakeOpenAI) -> None:
+async def test_max_turns_stops_the_loop(
+    deck_with_chat: DeckFactory, fake_openai: FakeOpenAI
+) -> None:
     fake_openai.script = [call("recall"), call("recall"), call("recall")]
     async with deck_with_chat(make_config(llm_config(fake_openai, max_turns=2))) as (_deck, chat):
         await chat.say("loop forever")
@@ -87,7 +103,9 @@ async def test_max_turns_stops_the_loop(deck_with_chat: DeckFactory, fake_openai
     assert len(fake_openai.requests) == 2
 
 
-async def test_server_error_becomes_a_clear_message(deck_with_chat: DeckFactory, fake_openai: FakeOpenAI) -> None:
+async def test_server_error_becomes_a_clear_message(
+    deck_with_chat: DeckFactory, fake_openai: FakeOpenAI
+) -> None:
     fake_openai.script = [fail(500)]
     async with deck_with_chat(make_config(llm_config(fake_openai))) as (deck, chat):
         await chat.say("hi")
@@ -99,21 +117,27 @@ async def test_server_error_becomes_a_clear_message(deck_with_chat: DeckFactory,
     assert run.status == RunState.FAILED
 
 
-async def test_timeout_becomes_a_clear_message(deck_with_chat: DeckFactory, fake_openai: FakeOpenAI) -> None:
+async def test_timeout_becomes_a_clear_message(
+    deck_with_chat: DeckFactory, fake_openai: FakeOpenAI
+) -> None:
     fake_openai.script = [Step(content="late", delay=3)]
     async with deck_with_chat(make_config(llm_config(fake_openai, timeout=0.5))) as (_deck, chat):
         await chat.say("hi")
         await chat.wait_for("bot: The model API did not answer within 0.5 s.")
 
 
-async def test_malformed_response_is_reported(deck_with_chat: DeckFactory, fake_openai: FakeOpenAI) -> None:
+async def test_malformed_response_is_reported(
+    deck_with_chat: DeckFactory, fake_openai: FakeOpenAI
+) -> None:
     fake_openai.script = [Step(raw="{not json")]
     async with deck_with_chat(make_config(llm_config(fake_openai))) as (_deck, chat):
         await chat.say("hi")
         await chat.wait_for("bot: The model API")
 
 
-async def test_history_is_given_within_memory_turns(deck_with_chat: DeckFactory, fake_openai: FakeOpenAI) -> None:
+async def test_history_is_given_within_memory_turns(
+    deck_with_chat: DeckFactory, fake_openai: FakeOpenAI
+) -> None:
     async with deck_with_chat(make_config(llm_config(fake_openai))) as (_deck, chat):
         for word in ("one", "two", "three"):
             await chat.say(word)
@@ -146,11 +170,13 @@ async def test_gated_tool_waits_for_approval_then_runs(
         approval_id = card.text.split("(")[1].split(")")[0]
         await chat.press(f"{approval_id}:approve")
         await chat.wait_for("bot: it printed")
-    tool = [m for m in fake_openai.requests[1]["messages"] if m["role"] == "tool"][0]
+    tool = next(m for m in fake_openai.requests[1]["messages"] if m["role"] == "tool")
     assert tool["content"] == "exit code 0\napproved-output\n"
 
 
-async def test_denied_tool_tells_the_model(deck_with_chat: DeckFactory, fake_openai: FakeOpenAI) -> None:
+async def test_denied_tool_tells_the_model(
+    deck_with_chat: DeckFactory, fake_openai: FakeOpenAI
+) -> None:
     fake_openai.script = [call("run_command", argv=["rm", "-rf", "/tmp/x"]), say("understood")]
     async with deck_with_chat(make_config(llm_config(fake_openai))) as (_deck, chat):
         await chat.say("clean up")
@@ -158,5 +184,5 @@ async def test_denied_tool_tells_the_model(deck_with_chat: DeckFactory, fake_ope
         approval_id = card.text.split("(")[1].split(")")[0]
         await chat.say(f"/deny {approval_id} too risky")
         await chat.wait_for("bot: understood")
-    tool = [m for m in fake_openai.requests[1]["messages"] if m["role"] == "tool"][0]
+    tool = next(m for m in fake_openai.requests[1]["messages"] if m["role"] == "tool")
     assert tool["content"] == "Denied by test:admin; the action did not run. Reason: too risky"

@@ -62,7 +62,9 @@ async def test_unreachable_database_is_one_clear_error() -> None:
         async with Database("postgresql://nobody@127.0.0.1:1/none"):
             pass
     except DatabaseUnavailable as exc:
-        assert str(exc).startswith("Cannot open the database postgresql+asyncpg://nobody@127.0.0.1:1/none")
+        assert str(exc).startswith(
+            "Cannot open the database postgresql+asyncpg://nobody@127.0.0.1:1/none"
+        )
     else:
         raise AssertionError("opened a database that does not exist")
 

@@ -65,9 +65,16 @@ class ChatRecorder:
         )
         await self._handle(incoming)
 
-    async def press(self, value: str, *, user: str = "test:admin", chat: str = "test:chat") -> None:
+    async def press(
+        self,
+        value: str,
+        *,
+        user: str = "test:admin",
+        chat: str = "test:chat",
+        action_id: str = "approval",
+    ) -> None:
         assert self._handle is not None
-        press = Press("approval", value)
+        press = Press(action_id, value)
         await self._handle(Incoming(transport=self.name, chat=chat, user=user, press=press))
 
     async def send(self, message: Outgoing) -> MessageRef:

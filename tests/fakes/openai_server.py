@@ -1,6 +1,6 @@
 """A fake OpenAI-compatible API on 127.0.0.1: `/v1/chat/completions` with scripted replies.
 
-Each request takes the next scripted step: a text answer, tool calls, an HTTP error,
+Each request takes the next scripted step (from `by_model[model]` first): a text answer, tool calls, an HTTP error,
 a delay, or malformed JSON. With nothing scripted it answers `echo: <last user text>`.
 Run it alone for benchmarks: `python -m tests.fakes.openai_server --port 8100 --delay 0`.
 """
@@ -42,6 +42,8 @@ def fail(status: int) -> Step:
 class FakeOpenAI:
     def __init__(self, *, delay: float = 0.0) -> None:
         self.script: list[Step] = []
+        # Steps for one model name, taken before `script` (a router and agents side by side).
+        self.by_model: dict[str, list[Step]] = {}
         self.requests: list[dict[str, Any]] = []
         self.delay = delay
         self._ids = itertools.count(1)
@@ -72,7 +74,7 @@ class FakeOpenAI:
     async def _complete(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.requests.append(body)
-        step = self.script.pop(0) if self.script else None
+        step = self._next_step(body.get("model", ""))
         delay = step.delay if step and step.delay else self.delay
         if delay:
             await asyncio.sleep(delay)
@@ -84,6 +86,12 @@ class FakeOpenAI:
             }
             return web.json_response(error, status=step.status)
         return web.json_response(self._completion(body, step))
+
+    def _next_step(self, model: str) -> Step | None:
+        own = self.by_model.get(model)
+        if own:
+            return own.pop(0)
+        return self.script.pop(0) if self.script else None
 
     def _completion(self, body: dict[str, Any], step: Step | None) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": None}
