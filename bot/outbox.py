@@ -86,7 +86,7 @@ class Outbox:
             key,
             chat=message.chat,
             thread=message.thread,
-            payload=to_payload(message),
+            payload=to_payload(self._postman.scrub(message)),  # stored: no secret values
             subject=subject,
         )
         self._wake.set()

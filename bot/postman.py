@@ -39,10 +39,10 @@ class Postman:
         return chat.partition(":")[0] in self._transports
 
     async def send(self, message: Outgoing) -> MessageRef:
-        return await self.transport_for(message.chat).send(self._scrubbed(message))
+        return await self.transport_for(message.chat).send(self.scrub(message))
 
     async def edit(self, ref: MessageRef, message: Outgoing) -> MessageRef:
-        return await self.transport_for(ref.chat).edit(ref, self._scrubbed(message))
+        return await self.transport_for(ref.chat).edit(ref, self.scrub(message))
 
     async def typing(self, chat: str) -> None:
         await self.transport_for(chat).typing(chat)
@@ -53,7 +53,8 @@ class Postman:
     async def answer_press(self, press: Incoming, text: str, *, alert: bool) -> None:
         await self.transport_for(press.chat).answer_press(press, self._redact(text), alert=alert)
 
-    def _scrubbed(self, message: Outgoing) -> Outgoing:
+    def scrub(self, message: Outgoing) -> Outgoing:
+        """The message with stored secrets' values scrubbed (before it is stored or sent)."""
         text: Rich = tuple(Span(self._redact(s.text), s.style, s.url) for s in message.text)
         return Outgoing(
             chat=message.chat, text=text, thread=message.thread, buttons=message.buttons

@@ -322,9 +322,10 @@ class Runner:
             tokens_out=usage.tokens_out,
             cost=usage.cost,
             started_at=now,
-            finished_at=now,
         )
+        # Inserted in the shape of every other run row (a batch is one executemany).
         self._writer.insert(Run, run.model_dump())
+        self._writer.update(Run, "id", {"id": run.id, "finished_at": now})
         budgets = self._brakes.budgets
         tokens = usage.tokens_in + usage.tokens_out
         budgets.spend(budgets.scopes(agent, origin.chat, None), tokens, usage.cost)

@@ -76,13 +76,20 @@ def split_rich(text: Rich, limit: int, measure: Callable[[Span], int]) -> list[R
 def _pieces(text: Iterable[Span], limit: int, measure: Callable[[Span], int]) -> Iterable[Span]:
     """Yield spans no bigger than `limit`, cutting the big ones at good boundaries."""
     for span in text:
-        if measure(span) <= limit:
-            yield span
-            continue
-        overhead = measure(Span("", span.style, span.url))
-        budget = max(limit - overhead, 1)
-        for part in _cut(span.text, budget):
-            yield Span(part, span.style, span.url)
+        yield from _fit(span, limit, measure)
+
+
+def _fit(span: Span, limit: int, measure: Callable[[Span], int]) -> Iterable[Span]:
+    size = measure(span)
+    if size <= limit or len(span.text) <= 1:
+        yield span
+        return
+    overhead = measure(Span("", span.style, span.url))
+    # Rendering can grow the text (escaping `<` to `&lt;`): cut in raw characters scaled
+    # by that growth, and cut again any part that still renders too big.
+    budget = max((limit - overhead) * len(span.text) // max(size - overhead, 1), 1)
+    for part in _cut(span.text, budget):
+        yield from _fit(Span(part, span.style, span.url), limit, measure)
 
 
 def _cut(text: str, budget: int) -> Iterable[str]:

@@ -328,7 +328,7 @@ class Scheduler:
     async def _apply(self, job: Job) -> None:
         if self._engine is None or self.role is not Role.LEADER:
             return
-        if job.state is not JobState.ACTIVE:
+        if job.state != JobState.ACTIVE:
             self._loaded.pop(job.id, None)
             self._engine.drop(job.id)
             return
@@ -357,7 +357,7 @@ class Scheduler:
 
     async def get(self, job_id: str) -> Job:
         job = await self.store.get(job_id)
-        if job is None or job.state is JobState.REMOVED:
+        if job is None or job.state == JobState.REMOVED:
             raise JobNotFound(job_id)
         return job
 

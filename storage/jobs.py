@@ -295,8 +295,8 @@ def _apply_wanted(
             continue
         differs = {f for f in _DEFINITION if getattr(current, f) != getattr(job, f)}
         # Back in the config after a removal, or a one-off given a new time: schedule it again.
-        revive = current.state is JobState.REMOVED or (
-            current.state is JobState.DONE and bool(differs)
+        revive = current.state == JobState.REMOVED or (
+            current.state == JobState.DONE and bool(differs)
         )
         if not differs and not revive and current.source == "config":
             continue

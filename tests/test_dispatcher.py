@@ -111,7 +111,7 @@ async def test_oversized_message_is_refused(deck_with_chat: DeckFactory) -> None
 
 
 async def test_slow_agent_never_delays_another_chat(deck_with_chat: DeckFactory) -> None:
-    async with deck_with_chat(make_config(CONFIG)) as (deck, chat):
+    async with deck_with_chat(make_config(CONFIG)) as (_deck, chat):
         await chat.say("/ask slow 5", chat="test:a")
         started = time.monotonic()
         await chat.say("/ask echo fast", chat="test:b")

@@ -8,6 +8,7 @@ from pathlib import Path
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
 from sqlmodel import SQLModel
@@ -58,15 +59,12 @@ async def test_second_start_skips_migrations(data_dir: Path) -> None:
 async def test_unreachable_database_is_one_clear_error() -> None:
     from storage.errors import DatabaseUnavailable
 
-    try:
+    with pytest.raises(
+        DatabaseUnavailable,
+        match=r"^Cannot open the database postgresql\+asyncpg://nobody@127.0.0.1:1/none",
+    ):
         async with Database("postgresql://nobody@127.0.0.1:1/none"):
             pass
-    except DatabaseUnavailable as exc:
-        assert str(exc).startswith(
-            "Cannot open the database postgresql+asyncpg://nobody@127.0.0.1:1/none"
-        )
-    else:
-        raise AssertionError("opened a database that does not exist")
 
 
 async def write_events(url: str, count: int) -> None:

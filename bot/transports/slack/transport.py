@@ -30,6 +30,7 @@ from bot.tasks import TaskSet
 from bot.text import Rich, code, rich
 from bot.transports.slack import inbound
 from bot.transports.slack.inbound import BotIdentity, ThreadMemory
+from bot.transports.slack.intake import Intake
 from bot.transports.slack.render import Rendered, escape, render_message
 from bot.transports.slack.web import SlackRefused, SlackWeb, make_client
 from bot.types import Incoming, MessageRef, Outgoing
@@ -41,7 +42,7 @@ log = logging.getLogger(__name__)
 
 Handle = Callable[[Incoming], Awaitable[None]]
 
-STORE_SECONDS = 2.0  # the inbox write, inside Slack's 3 s to acknowledge
+ADMIT_SECONDS = 2.0  # Slack's answer waits this long at most for the inbox write
 STOP_SECONDS = 10.0
 REFUSED_TOKEN = {"invalid_auth", "not_authed", "account_inactive", "token_revoked"}
 NOT_A_MEMBER = "I can't post in this conversation. Invite me first: /invite @{name}"
@@ -54,10 +55,10 @@ class SlackTransport:
         self, settings: SlackSection, *, inbox: Inbox, secrets: SecretSource | None = None
     ) -> None:
         self._settings = settings
-        self._inbox = inbox
         self._secrets = secrets or NoSecrets()
         self._threads = ThreadMemory()
         self._tasks = TaskSet()
+        self._intake = Intake(inbox, self._tasks)
         self._handle: Handle | None = None
         self._session: aiohttp.ClientSession | None = None
         self._web: SlackWeb | None = None
@@ -226,7 +227,7 @@ class SlackTransport:
             return
         thread = inbound.thread_id(channel, ts)
         text = self._threads.route(thread, incoming.text)
-        await self._deliver(dataclasses.replace(incoming, thread=thread, text=text))
+        await self._admit(dataclasses.replace(incoming, thread=thread, text=text))
 
     async def _tell_sender(self, response_url: str) -> None:
         if not response_url:
@@ -237,13 +238,22 @@ class SlackTransport:
             log.warning("slack: could not answer a slash command", exc_info=True)
 
     async def _deliver(self, incoming: Incoming) -> None:
+        """Admit the update before Slack is answered, but never make Slack wait past 3 s.
+
+        A store that fails in time makes the answer a 500, so Slack sends the update
+        again; a slow one goes on after the answer and still hands the update over.
+        """
+        admitted = self._tasks.spawn(self._admit(incoming), name=f"slack-admit:{incoming.chat}")
+        done, _ = await asyncio.wait({admitted}, timeout=ADMIT_SECONDS)
+        if done and not admitted.cancelled() and admitted.exception() is not None:
+            raise TransportError("could not store a Slack update; Slack will send it again")
+
+    async def _admit(self, incoming: Incoming) -> None:
         """Store the update (skipping one seen before), then hand it to the dispatcher."""
-        if incoming.update_key is not None:
-            async with asyncio.timeout(STORE_SECONDS):
-                fresh = await self._inbox.accept([(incoming.update_key, incoming.to_json())])
-            if incoming.update_key not in fresh:
-                log.info("slack: %s was already received; skipped", incoming.update_key)
-                return
+        key = incoming.update_key
+        if key is not None and not await self._intake.is_new(key, incoming.to_json()):
+            log.info("slack: %s was already received; skipped", key)
+            return
         if self._handle is not None:
             await self._handle(incoming)
 
