@@ -215,23 +215,25 @@ async def test_a_handled_update_keeps_no_text(data_dir: Path) -> None:
     assert (row.payload, row.handled_at is not None) == ({}, True)
 
 
-async def test_a_job_report_is_stored_in_the_outbox_without_the_value(
+async def test_a_failed_job_escalates_through_the_outbox_without_the_value(
     deck_with_chat: DeckFactory, data_dir: Path
 ) -> None:
     from storage.models import OutboxMessage
 
-    async with deck_with_chat(make_config(BASE)) as (deck, chat):
+    failing = BASE.replace("echo token=$TOKEN", "echo token=$TOKEN; exit 3")
+    config = make_config(failing.replace("[deck]", '[deck]\nadmin_chat = "test:admins"'))
+    async with deck_with_chat(config) as (deck, chat):
         await chat.say(f"/secret set TOKEN {VALUE}")
         await chat.wait_for("Stored TOKEN")
-        await chat.say("/every 1s printer go")
-        await chat.wait_for("/pause")
-        report = await chat.wait_for("token=[redacted:TOKEN]")
-        await chat.say("/unschedule " + report.text.split("Job ")[1].split(" ")[0])
+        await chat.say("/every 1h printer go")
+        made = await chat.wait_for("/pause")
+        job_id = made.text.split("/pause ")[1][:6]
+        await chat.say(f"/run {job_id}")
+        await chat.wait_for("failed (printer", chat="test:admins")
+        await chat.say(f"/unschedule {job_id}")
         await chat.wait_for("removed")
-        await deck.runner.flush()
         async with deck.db.session() as session:
-            stored = json.dumps([r.payload for r in (await session.exec(select(OutboxMessage)))])
-    assert "token=[redacted:TOKEN]" in stored
+            rows = (await session.exec(select(OutboxMessage))).all()
+            stored = json.dumps([row.payload for row in rows])
+    assert "token=[redacted:TOKEN]" in stored  # the escalation carries the output
     assert VALUE not in stored
-    for path in data_dir.glob("agentdeck.db*"):
-        assert VALUE.encode() not in path.read_bytes()
