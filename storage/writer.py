@@ -18,13 +18,19 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import bindparam, insert
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.db import Database
 
 log = logging.getLogger(__name__)
+
+RETRY_FIRST_SECONDS = 0.1
+RETRY_MAX_SECONDS = 5.0
+GIVE_UP_WHEN_STOPPING_SECONDS = 30.0
+# The database is down or restarting, not refusing this write: wait and try again.
+_UNREACHABLE = (OperationalError, InterfaceError, OSError)
 
 Op = Callable[[AsyncSession], Awaitable[None]]
 
@@ -94,15 +100,31 @@ class WriteBehind:
                     done.set_result(None)
 
     async def _apply(self, ops: list[Op]) -> None:
-        try:
-            await self._commit(ops)
-        except SQLAlchemyError:
-            # One bad write must not take the rest of the batch with it.
-            for op in ops:
-                try:
-                    await self._commit([op])
-                except SQLAlchemyError:
-                    log.exception("a queued database write failed and was dropped")
+        """Commit a batch; wait out an unreachable database; isolate a bad write."""
+        delay = RETRY_FIRST_SECONDS
+        waited = 0.0
+        while True:
+            try:
+                await self._commit(ops)
+                return
+            except _UNREACHABLE as exc:
+                if self._stopping and waited >= GIVE_UP_WHEN_STOPPING_SECONDS:
+                    log.error("database still unreachable at shutdown; %d writes lost", len(ops))
+                    return
+                log.warning(
+                    "database unreachable (%s); retrying in %.1f s", _first_line(exc), delay
+                )
+                await asyncio.sleep(delay)
+                waited += delay
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
+            except SQLAlchemyError:
+                break
+        # One bad write must not take the rest of the batch with it.
+        for op in ops:
+            try:
+                await self._commit([op])
+            except SQLAlchemyError:
+                log.exception("a queued database write failed and was dropped")
 
     async def _commit(self, ops: list[Op]) -> None:
         async with self._db.session() as session:
@@ -136,3 +158,7 @@ def _bulk(
             await session.exec(statement, params=[{f"_{c}": v for c, v in r.items()} for r in rows])
 
     return op
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
