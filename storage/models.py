@@ -271,3 +271,12 @@ class InboxItem(SQLModel, table=True):
     payload: dict[str, Any] = _json()
     received_at: datetime = _when()
     handled_at: datetime | None = _when(nullable=True, index=True)
+
+
+class DashboardLink(SQLModel, table=True):
+    """A dashboard sign-in link that was used: the primary key makes each link work once."""
+
+    __tablename__ = "dashboard_links"
+    id: str = Field(primary_key=True, max_length=64)
+    user_id: str = Field(max_length=200)
+    used_at: datetime = _when(index=True)
