@@ -92,10 +92,7 @@ async def open_deck(
         deck.started_at = clock.now()
         sweeper = asyncio.create_task(sweep_expired(deck), name="approval-expiry")
         stack.push_async_callback(_cancel, sweeper)
-        await report_interrupted(deck, interrupted)
-        await repost_lost_cards(deck)
-        for item in await inbox.unhandled():
-            await dispatcher.handle(Incoming.from_json(item.payload))
+        await recover(deck, dispatcher, inbox, interrupted)
         yield deck, transports
 
 
@@ -218,6 +215,25 @@ async def sweep_expired(deck: Deck) -> None:
             log.exception("sweeping approvals failed; trying again later")
 
 
+async def recover(deck: Deck, dispatcher: Dispatcher, inbox: Inbox, interrupted: list[Run]) -> None:
+    """Pick up what the last process left: interrupted runs, lost cards, unhandled updates."""
+    await report_interrupted(deck, interrupted)
+    cards = await repost_lost_cards(deck)
+    unhandled = await inbox.unhandled()
+    for item in unhandled:
+        await dispatcher.handle(Incoming.from_json(item.payload))
+    pending = len(await deck.approvals.pending())
+    note = (
+        f"agentdeck is back. Interrupted runs: {len(interrupted)}; approvals waiting: {pending}"
+        f" ({cards} card(s) posted again); updates handled again: {len(unhandled)}."
+    )
+    log.info(note)
+    admin = deck.config.deck.admin_chat
+    if admin and deck.postman.knows(admin):
+        with contextlib.suppress(Exception):
+            await deck.postman.send(Outgoing.plain(admin, note))
+
+
 async def report_interrupted(deck: Deck, runs: list[Run]) -> None:
     for run in runs:
         if not deck.postman.knows(run.chat_id):
@@ -230,9 +246,12 @@ async def report_interrupted(deck: Deck, runs: list[Run]) -> None:
             await deck.postman.send(Outgoing(chat=run.chat_id, thread=run.thread_id, text=text))
 
 
-async def repost_lost_cards(deck: Deck) -> None:
+async def repost_lost_cards(deck: Deck) -> int:
     """Post pending cards again where they were lost (the console forgets its prompts)."""
+    posted = 0
     for approval in await deck.approvals.pending():
         lost = not approval.card.get("copies") or approval.chat_id.startswith("console:")
         if lost and deck.postman.knows(approval.chat_id):
             await deck.approvals.post_card(approval)
+            posted += 1
+    return posted

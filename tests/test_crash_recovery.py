@@ -1,0 +1,74 @@
+"""kill -9 in the middle: after a restart nothing is lost, interrupted runs are reported."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+from tests.test_console_e2e import run_console
+
+CONFIG = """
+[deck]
+admin_chat = "console:local"
+[[agents]]
+name = "sleeper"
+kind = "command"
+command = ["sleep", "{input}"]
+[[agents]]
+name = "shell"
+kind = "command"
+command = ["/bin/sh", "-c", "{input}"]
+approval = "always"
+"""
+
+
+async def start_then_kill(lines: list[str], marker: str, data_dir: Path, config: Path) -> str:
+    """Run the bot with stdin held open, wait for `marker` on stdout, then SIGKILL it."""
+    env = {**os.environ, "AGENTDECK_DATA_DIR": str(data_dir)}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "run",
+        "--config",
+        str(config),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    assert process.stdin is not None and process.stdout is not None
+    process.stdin.write("".join(line + "\n" for line in lines).encode())
+    await process.stdin.drain()
+    seen = ""
+    async with asyncio.timeout(30):
+        while marker not in seen:
+            seen += (await process.stdout.readline()).decode()
+    process.send_signal(signal.SIGKILL)
+    await process.wait()
+    return seen
+
+
+async def test_kill_during_a_run_reports_it_interrupted(data_dir: Path, tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(CONFIG)
+    await start_then_kill(["/ask sleeper 30"], "sleeper working", data_dir, config)
+    code, out, err = await run_console(["/runs"], data_dir, "--config", str(config))
+    assert code == 0, err
+    assert "sleeper: this run was interrupted by a restart and did not finish (30)." in out
+    assert "agentdeck is back. Interrupted runs: 1" in out
+    assert " sleeper interrupted " in out
+
+
+async def test_kill_during_an_approval_wait_loses_nothing(data_dir: Path, tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(CONFIG)
+    first = await start_then_kill(["/ask shell echo survived"], "[1] Approve", data_dir, config)
+    assert "Approval needed" in first
+    code, out, err = await run_console(["1"], data_dir, "--config", str(config))
+    assert code == 0, err
+    assert "approvals waiting: 1 (1 card(s) posted again)" in out
+    assert "Approved by console:local" in out
+    assert out.rstrip().splitlines()[-2].strip() == "survived"
