@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from storage.secrets import ENV_KEY, KEY_FILE, new_key
+from storage.clock import SystemClock
+from storage.db import Database, sqlite_url
+from storage.secrets import ENV_KEY, KEY_FILE, Vault, new_key
 from tests.test_console_e2e import run_console
 
 VALUE = "s3cr3t-Plaintext-7c1e9b"
@@ -49,6 +51,14 @@ async def agentdeck(
     return process.returncode, out.decode(), err.decode()
 
 
+async def store(data_dir: Path, **values: str) -> None:
+    """Set secrets in-process (the CLI's `set` is exercised by the tests that need it)."""
+    async with Database(sqlite_url(data_dir)) as db:
+        vault = await Vault(db=db, data_dir=data_dir, clock=SystemClock()).load()
+        for name, value in values.items():
+            await vault.set(name, value, by="cli:test")
+
+
 @pytest.fixture
 def config_file(tmp_path: Path) -> Path:
     path = tmp_path / "deck.toml"
@@ -78,8 +88,7 @@ async def test_no_plaintext_in_chat_log_or_database(data_dir: Path, config_file:
 
 
 async def test_cli_list_and_delete(data_dir: Path) -> None:
-    await agentdeck("secrets", "set", "TOKEN", data_dir=data_dir, stdin=VALUE)
-    await agentdeck("secrets", "set", "OTHER", data_dir=data_dir, stdin="other-value\n")
+    await store(data_dir, TOKEN=VALUE, OTHER="other-value")
     code, out, _ = await agentdeck("secrets", "list", data_dir=data_dir)
     assert code == 0
     assert [line.split()[0] for line in out.splitlines()] == ["OTHER", "TOKEN"]
@@ -95,7 +104,7 @@ async def test_cli_list_and_delete(data_dir: Path) -> None:
 
 
 async def test_cli_rotate_key(data_dir: Path, config_file: Path) -> None:
-    await agentdeck("secrets", "set", "TOKEN", data_dir=data_dir, stdin=VALUE)
+    await store(data_dir, TOKEN=VALUE)
     old_key = (data_dir / KEY_FILE).read_text()
     code, out, err = await agentdeck("secrets", "rotate-key", data_dir=data_dir)
     assert code == 0, err
@@ -111,7 +120,7 @@ async def test_cli_rotate_key(data_dir: Path, config_file: Path) -> None:
 async def test_wrong_key_is_one_line_and_the_bot_does_not_start(
     data_dir: Path, config_file: Path
 ) -> None:
-    await agentdeck("secrets", "set", "TOKEN", data_dir=data_dir, stdin=VALUE)
+    await store(data_dir, TOKEN=VALUE)
     wrong = {ENV_KEY: new_key()}
     code, _, err = await agentdeck(
         "secrets", "set", "MORE", data_dir=data_dir, stdin="v4lue", env=wrong
@@ -133,5 +142,5 @@ async def test_wrong_key_is_one_line_and_the_bot_does_not_start(
 async def test_empty_stdin_stores_nothing(data_dir: Path) -> None:
     code, _, err = await agentdeck("secrets", "set", "TOKEN", data_dir=data_dir, stdin="\n")
     assert (code, err.strip()) == (1, "agentdeck: The value is empty; nothing was stored.")
-    code, out, _ = await agentdeck("secrets", "list", data_dir=data_dir)
-    assert out.strip() == "no secrets stored"
+    async with Database(sqlite_url(data_dir)) as db:
+        assert await Vault(db=db, data_dir=data_dir, clock=SystemClock()).listing() == []
