@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 LOCK_KEY = 7_402_008  # the scheduler's advisory lock (the audit log uses 7_402_001)
 SYNC_MARGIN = timedelta(seconds=30)  # re-read recent changes: clocks of processes differ
 CLAIM_CHUNK = 500
+# Jobs due within this are handed to APScheduler before firing starts; the rest after.
+LOAD_AHEAD = timedelta(minutes=1)
 
 
 class Role(StrEnum):
@@ -91,6 +93,13 @@ class _Loaded:
     job: Job
     plan: Plan
     trigger: BaseTrigger
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    next_run: datetime
+    job_id: str
+    loaded: _Loaded
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,12 +205,13 @@ class Scheduler:
         self._engine, self._claims = engine, claims
         self._spawn(claims.run(), "scheduler-claims", self._leading_tasks)
         engine.start()
-        await self._load(await self.store.active())
+        later = await self._load(await self.store.active())
         engine.resume()
         self.role = Role.LEADER
         self.ready.set()
-        self._spawn(self._syncing(), "scheduler-sync", self._leading_tasks)
         await self.store.beat("scheduler", self.holder, self._since)
+        await self._load_later(later)
+        self._spawn(self._syncing(), "scheduler-sync", self._leading_tasks)
         log.info("this process (%s) runs the scheduler: %d job(s)", self.holder, len(self._loaded))
 
     async def _step_down(self) -> None:
@@ -221,12 +231,16 @@ class Scheduler:
         self._engine, self._claims = None, None
         self._loaded.clear()
 
-    async def _load(self, jobs: list[Job]) -> None:
-        """Schedule the jobs; first make up for what fell due while nobody led."""
+    async def _load(self, jobs: list[Job]) -> list[_Entry]:
+        """Make up for what fell due while nobody led, and schedule what is due soon.
+
+        Returns the jobs due later, to be scheduled once firing has started: with
+        thousands of jobs, handing them all to APScheduler takes seconds.
+        """
         assert self._engine is not None
         now = self._clock.now()
         catchups: list[Claim] = []
-        entries: list[tuple[str, BaseTrigger, datetime]] = []
+        entries: list[_Entry] = []
         next_runs: list[tuple[str, datetime | None]] = []
         async for job in paced(jobs):
             loaded = self._remember(job)
@@ -234,15 +248,25 @@ class Scheduler:
             if due.count:
                 catchups.append(self._catchup(job, due, now))
             if due.next_run is not None:
-                entries.append((job.id, loaded.trigger, due.next_run))
+                entries.append(_Entry(due.next_run, job.id, loaded))
             if due.next_run != job.next_run_at and not due.count:
                 next_runs.append((job.id, due.next_run))
         for start in range(0, len(catchups), CLAIM_CHUNK):
             chunk = catchups[start : start + CLAIM_CHUNK]
             self._on_claimed(await self.store.claim(chunk, self.holder))
-        await self._engine.load(entries)
         for start in range(0, len(next_runs), CLAIM_CHUNK):
             await self.store.set_next_runs(next_runs[start : start + CLAIM_CHUNK])
+        entries.sort(key=lambda entry: entry.next_run)
+        horizon = self._clock.now() + LOAD_AHEAD
+        soon = [entry for entry in entries if entry.next_run <= horizon]
+        await self._load_later(soon)
+        return entries[len(soon) :]
+
+    async def _load_later(self, entries: list[_Entry]) -> None:
+        async for entry in paced(entries):
+            # A job changed from chat meanwhile was scheduled (or dropped) by that change.
+            if self._engine is not None and self._loaded.get(entry.job_id) is entry.loaded:
+                self._engine.put(entry.job_id, entry.loaded.trigger, entry.next_run)
 
     def _catchup(self, job: Job, due: Missed, now: datetime) -> Claim:
         assert due.latest is not None

@@ -88,10 +88,19 @@ class JobStore:
                 total = len((await session.exec(select(Job.id).where(live))).all())
         return rows, total
 
-    async def active(self) -> list[Job]:
-        query = select(Job).where(Job.state == JobState.ACTIVE)
-        async with self._db.session() as session:
-            return list((await session.exec(query)).all())
+    async def active(self, chunk: int = 500) -> list[Job]:
+        """Every active job, read in chunks: building thousands of rows at once would hold
+        the event loop (SQLAlchemy's async layer builds them in the loop's thread)."""
+        jobs: list[Job] = []
+        while True:
+            query = select(Job).where(Job.state == JobState.ACTIVE).order_by(col(Job.id))
+            if jobs:
+                query = query.where(col(Job.id) > jobs[-1].id)
+            async with self._db.session() as session:
+                rows = list((await session.exec(query.limit(chunk))).all())
+            jobs += rows
+            if len(rows) < chunk:
+                return jobs
 
     async def changed_since(self, since: datetime) -> list[Job]:
         query = select(Job).where(col(Job.updated_at) >= since)
