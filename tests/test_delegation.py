@@ -1,0 +1,160 @@
+"""Agents ask each other (`ask_agent`): the chain in chat, the hop limit, cycles, approvals."""
+
+from __future__ import annotations
+
+import pytest
+
+from roster.toolkit.delegation import refusal
+from tests.conftest import DeckFactory, make_config
+from tests.fakes.openai_server import FakeOpenAI, call, say
+
+
+def llm(name: str, tools: str = '["ask_agent"]', extra: str = "") -> str:
+    return f"""
+[[agents]]
+name = "{name}"
+kind = "llm"
+model = "{name}-model"
+description = "Agent {name}"
+tools = {tools}
+{extra}"""
+
+
+def config(server: FakeOpenAI, *agents: str, max_hops: int = 5) -> str:
+    return f"""
+[deck]
+default_agent = "a"
+max_hops = {max_hops}
+[llm]
+base_url = "{server.base_url}"
+api_key = "env:TEST_OPENAI_KEY"
+timeout = 5
+max_retries = 0
+[[users]]
+id = "test:admin"
+role = "admin"
+[[agents]]
+name = "host"
+kind = "command"
+description = "Host checks"
+command = ["echo", "host says: {{input}}"]
+[[agents]]
+name = "shell"
+kind = "command"
+description = "Runs a shell line, after approval"
+command = ["echo", "shell ran: {{input}}"]
+approval = "always"
+{"".join(agents)}
+"""
+
+
+@pytest.fixture(autouse=True)
+def _key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_OPENAI_KEY", "sk-test")
+
+
+def tool_results(server: FakeOpenAI, model: str) -> list[str]:
+    """What the tools answered, as the last request of `model` shows it."""
+    last = [r for r in server.requests if r["model"] == model][-1]
+    return [m["content"] for m in last["messages"] if m["role"] == "tool"]
+
+
+def test_refusal_counts_hops_and_spots_cycles() -> None:
+    assert refusal(("a",), "b", max_hops=1) is None
+    assert "hop limit of 1" in (refusal(("a", "b"), "c", max_hops=1) or "")
+    assert "a → b → a would be a cycle" in (refusal(("a", "b"), "a", max_hops=5) or "")
+
+
+async def test_an_agent_asks_another_and_uses_its_answer(
+    deck_with_chat: DeckFactory, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.by_model["a-model"] = [
+        call("ask_agent", agent="host", text="disk"),
+        say("the host is fine"),
+    ]
+    async with deck_with_chat(make_config(config(fake_openai, llm("a")))) as (_deck, chat):
+        await chat.say("@a is the host fine?")
+        await chat.wait_for("a → host: disk")
+        await chat.wait_for("host says: disk")
+        await chat.wait_for("a: the host is fine")
+    assert tool_results(fake_openai, "a-model") == ["host says: disk\n"]
+
+
+async def test_the_chat_shows_the_chain_from_the_router(
+    deck_with_chat: DeckFactory, fake_openai: FakeOpenAI
+) -> None:
+    router = llm("router", tools="[]", extra="router = true")
+    fake_openai.by_model["router-model"] = [call("route", agent="a", reason="research")]
+    fake_openai.by_model["a-model"] = [call("ask_agent", agent="host", text="uptime"), say("ok")]
+    async with deck_with_chat(make_config(config(fake_openai, router, llm("a")))) as (_d, chat):
+        await chat.say("find out the uptime")
+        await chat.wait_for("router → a: research")
+        await chat.wait_for("router → a → host: uptime")
+        await chat.wait_for("a: ok")
+
+
+async def test_the_hop_limit_stops_a_long_chain(
+    deck_with_chat: DeckFactory, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.by_model.update(
+        {
+            "a-model": [call("ask_agent", agent="b", text="go on"), say("a done")],
+            "b-model": [call("ask_agent", agent="c", text="go on"), say("b done")],
+            "c-model": [call("ask_agent", agent="d", text="go on"), say("c gave up")],
+            "d-model": [say("d should never run")],
+        }
+    )
+    agents = (llm("a"), llm("b"), llm("c"), llm("d"))
+    async with deck_with_chat(make_config(config(fake_openai, *agents, max_hops=2))) as (_d, chat):
+        await chat.say("@a start")
+        await chat.wait_for("a: a done")
+    assert tool_results(fake_openai, "c-model") == [
+        "refused: a → b → c → d is more than the hop limit of 2 delegations"
+    ]
+    assert tool_results(fake_openai, "a-model") == ["b done"]
+    assert "d-model" not in {r["model"] for r in fake_openai.requests}
+
+
+async def test_a_cycle_is_refused(deck_with_chat: DeckFactory, fake_openai: FakeOpenAI) -> None:
+    fake_openai.by_model.update(
+        {
+            "a-model": [call("ask_agent", agent="b", text="ask me back"), say("a done")],
+            "b-model": [call("ask_agent", agent="A", text="loop"), say("b stopped")],
+        }
+    )
+    async with deck_with_chat(make_config(config(fake_openai, llm("a"), llm("b")))) as (_d, chat):
+        await chat.say("@a start")
+        await chat.wait_for("a: a done")
+    assert tool_results(fake_openai, "b-model") == [
+        "refused: a → b → a would be a cycle (a is already in this request)"
+    ]
+    assert len([r for r in fake_openai.requests if r["model"] == "a-model"]) == 2
+
+
+async def test_a_delegated_agent_that_needs_approval_goes_through_approvals(
+    deck_with_chat: DeckFactory, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.by_model["a-model"] = [
+        call("ask_agent", agent="shell", text="restart nginx"),
+        say("shell is waiting for your approval"),
+    ]
+    async with deck_with_chat(make_config(config(fake_openai, llm("a")))) as (_deck, chat):
+        await chat.say("@a restart nginx")
+        card = await chat.wait_for("Approval needed")
+        await chat.wait_for("a: shell is waiting for your approval")
+        assert not any("exit 0" in text for text in chat.texts())  # nothing ran yet
+        approval_id = card.text.split("(")[1].split(")")[0]
+        await chat.press(f"{approval_id}:approve")
+        await chat.wait_for("exit 0")
+    answer = tool_results(fake_openai, "a-model")[0]
+    assert answer.startswith(f"needs approval: card {approval_id} is in the chat")
+
+
+async def test_an_unknown_agent_is_an_error_for_the_model(
+    deck_with_chat: DeckFactory, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.by_model["a-model"] = [call("ask_agent", agent="ghost", text="boo"), say("no")]
+    async with deck_with_chat(make_config(config(fake_openai, llm("a")))) as (_deck, chat):
+        await chat.say("@a ask ghost")
+        await chat.wait_for("a: no")
+    assert tool_results(fake_openai, "a-model")[0].startswith("error: No agent named 'ghost'")
