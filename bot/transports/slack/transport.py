@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 Handle = Callable[[Incoming], Awaitable[None]]
 
-ADMIT_SECONDS = 2.0  # Slack's answer waits this long at most for the inbox write
+ADMIT_SECONDS = 0.5  # Slack's answer waits this long at most for the inbox write
 STOP_SECONDS = 10.0
 REFUSED_TOKEN = {"invalid_auth", "not_authed", "account_inactive", "token_revoked"}
 NOT_A_MEMBER = "I can't post in this conversation. Invite me first: /invite @{name}"
