@@ -32,7 +32,9 @@ async def main() -> None:
     due = (start + timedelta(seconds=LEAD_SECONDS)).replace(microsecond=0)
     hour = timedelta(hours=1)
     # As after a restart: each job knows its next run (the scheduler wrote it).
-    quiet = [job(f"q{i:05}", "3600", start, next_run_at=start + hour) for i in range(TOTAL - AT_ONCE)]
+    quiet = [
+        job(f"q{i:05}", "3600", start, next_run_at=start + hour) for i in range(TOTAL - AT_ONCE)
+    ]
     # Hourly jobs made an hour before `due`: their first run falls on that second.
     busy = [job(f"b{i:05}", "3600", due - hour, next_run_at=due) for i in range(AT_ONCE)]
     db = await database_with(quiet + busy)
