@@ -316,3 +316,32 @@ class _NoNotes:
         self, chat_id: str, agent: str, keyword: str = "", limit: int = 20
     ) -> list[str]:
         return []
+
+
+async def test_schedule_job_asks_then_creates_and_list_jobs_shows_it(
+    deck_with_chat: DeckFactory, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.script = [
+        call("schedule_job", agent="bot", input="daily report", when="every 30m"),
+        call("list_jobs"),
+        call("schedule_job", agent="bot", input="x", when="x"),
+        say("scheduled"),
+    ]
+    config = make_config(tools_config(fake_openai, '["schedule_job", "list_jobs"]'))
+    async with deck_with_chat(config) as (deck, chat):
+        await chat.say("report every half hour")
+        card = await chat.wait_for("Approval needed")
+        assert "when='every 30m'" in card.text
+        approval_id = card.text.split("(")[1].split(")")[0]
+        await chat.press(f"{approval_id}:approve")
+        await chat.wait_for("bot: scheduled")
+        assert deck.scheduler is not None
+        jobs, _ = await deck.scheduler.store.listed()
+    assert [(job.agent, job.input, job.chat_id) for job in jobs] == [
+        ("bot", "daily report", "test:chat")
+    ]
+    created, listed, refused = tool_results(fake_openai)
+    assert created.startswith(f"job {jobs[0].id} created")
+    assert listed.startswith(f"{jobs[0].id} ")
+    assert "daily report" in listed
+    assert refused == "error: argument 'when': 'x' is too short"  # refused before asking
