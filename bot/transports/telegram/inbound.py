@@ -1,0 +1,102 @@
+"""Telegram updates -> `Incoming`, and what a group chat may say to the bot.
+
+Private chats: every text. Groups: only commands, `@bot` mentions (the mention is
+stripped) and replies to the bot's own messages; the rest of a group's chatter is
+not ours. Button presses become `Incoming(press=...)` with the callback query id.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from telegram import CallbackQuery, Chat, Message, Update
+
+from bot.transports.telegram.render import parse_callback_data
+from bot.types import Incoming, Press
+
+NAME = "telegram"
+ALLOWED_UPDATES = ("message", "callback_query")
+
+
+@dataclass(frozen=True, slots=True)
+class BotIdentity:
+    id: int
+    username: str
+
+    def mention(self) -> re.Pattern[str]:
+        return re.compile(rf"(?<![\w@])@{re.escape(self.username)}\b", re.IGNORECASE)
+
+
+def update_key(update_id: int) -> str:
+    return f"{NAME}:{update_id}"
+
+
+class Inbound:
+    """Converts updates for one bot (it needs the bot's id and name for groups)."""
+
+    def __init__(self, me: BotIdentity) -> None:
+        self._me = me
+        self._mention = me.mention()
+
+    def convert(self, update: Update) -> Incoming | None:
+        """The update as our `Incoming`, or None when it is not something we take."""
+        if update.callback_query is not None:
+            return self._press(update.update_id, update.callback_query)
+        if update.message is not None:
+            return self._message(update.update_id, update.message)
+        return None
+
+    def _message(self, update_id: int, message: Message) -> Incoming | None:
+        user = message.from_user
+        if user is None or user.is_bot or not message.text:
+            return None
+        private = message.chat.type == Chat.PRIVATE
+        text = message.text if private else self._group_text(message)
+        if text is None:
+            return None
+        return Incoming(
+            transport=NAME,
+            chat=f"{NAME}:{message.chat.id}",
+            user=f"{NAME}:{user.id}",
+            text=text,
+            thread=_thread(message),
+            message_id=str(message.message_id),
+            private=private,
+            update_key=update_key(update_id),
+        )
+
+    def _group_text(self, message: Message) -> str | None:
+        """What a group message says to us, or None when it is not for us."""
+        text = message.text or ""
+        if text.startswith("/"):
+            command = text.split(None, 1)[0]
+            addressee = command.partition("@")[2]
+            return text if not addressee or addressee.lower() == self._me.username.lower() else None
+        if self._mention.search(text):
+            return " ".join(self._mention.sub(" ", text).split())
+        replied = message.reply_to_message
+        if replied is not None and replied.from_user is not None:
+            return text if replied.from_user.id == self._me.id else None
+        return None
+
+    def _press(self, update_id: int, query: CallbackQuery) -> Incoming | None:
+        message = query.message
+        if message is None or not query.data:
+            return None  # an inline-mode message or a game: not ours
+        action_id, value = parse_callback_data(query.data)
+        return Incoming(
+            transport=NAME,
+            chat=f"{NAME}:{message.chat.id}",
+            user=f"{NAME}:{query.from_user.id}",
+            message_id=str(message.message_id),
+            press=Press(action_id, value),
+            private=message.chat.type == Chat.PRIVATE,
+            update_key=update_key(update_id),
+            press_id=query.id,
+        )
+
+
+def _thread(message: Message) -> str | None:
+    """Forum topics are threads; the General topic and ordinary chats have none."""
+    return str(message.message_thread_id) if message.is_topic_message else None

@@ -1,0 +1,240 @@
+"""Sending, editing and deleting messages through the Bot API, within Telegram's limits.
+
+Every message-producing call waits for the pacer, is retried on 429 / network errors,
+falls back to plain text when Telegram rejects the HTML, and treats a chat that
+blocked the bot as gone (logged, skipped, never raised into the core).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+from telegram import Bot, InlineKeyboardMarkup
+from telegram.constants import ChatAction, ParseMode
+from telegram.error import BadRequest, Forbidden, TelegramError
+
+from bot.errors import TransportError
+from bot.text import plain_text
+from bot.transports.telegram import render
+from bot.transports.telegram.limits import Pacer, retrying
+from bot.types import MessageRef, Outgoing
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+DOCUMENT_AFTER_PAGES = 3  # longer output goes as a file: nobody scrolls through 4+ messages
+DOCUMENT_NAME = "output.txt"
+GONE = ""  # the message id of a message that could not be delivered (chat blocked us)
+
+
+def chat_id(chat: str) -> int:
+    """`telegram:-100123` -> -100123."""
+    try:
+        return int(chat.partition(":")[2])
+    except ValueError:
+        raise TransportError(f"Not a Telegram chat id: {chat!r}") from None
+
+
+def _thread_id(thread: str | None) -> int | None:
+    return int(thread) if thread else None
+
+
+def _says(exc: BadRequest, *needles: str) -> bool:
+    text = exc.message.lower()
+    return any(needle in text for needle in needles)
+
+
+class Outbox:
+    def __init__(self, bot: Bot, pacer: Pacer) -> None:
+        self._bot = bot
+        self._pacer = pacer
+
+    async def send(self, message: Outgoing) -> MessageRef:
+        target = chat_id(message.chat)
+        pages = render.pages(message.text)
+        markup = render.keyboard(message.buttons)
+        if len(pages) > DOCUMENT_AFTER_PAGES:
+            return await self._send_document(message, markup)
+        ids: list[str] = []
+        for number, page in enumerate(pages, 1):
+            last = number == len(pages)
+            sent = await self._send_page(target, page, message.thread, markup if last else None)
+            if sent == GONE:
+                return MessageRef(message.chat, GONE, message.thread)
+            ids.append(sent)
+        return MessageRef(message.chat, ids[0], message.thread, tuple(ids[1:]))
+
+    async def edit(self, ref: MessageRef, message: Outgoing) -> MessageRef:
+        if ref.message_id == GONE:
+            return ref
+        target = chat_id(ref.chat)
+        pages = render.pages(message.text)
+        markup = render.keyboard(message.buttons)
+        old = [ref.message_id, *ref.extra]
+        if len(pages) > DOCUMENT_AFTER_PAGES:
+            await self.delete(ref)
+            return await self._send_document(message, markup)
+        ids: list[str] = []
+        for number, page in enumerate(pages, 1):
+            keys = markup if number == len(pages) else None
+            if number <= len(old):
+                ids.append(await self._edit_page(target, old[number - 1], page, ref.thread, keys))
+            else:
+                ids.append(await self._send_page(target, page, ref.thread, keys))
+        for leftover in old[len(pages) :]:
+            await self._delete_one(target, leftover)
+        return MessageRef(ref.chat, ids[0], ref.thread, tuple(ids[1:]))
+
+    async def delete(self, ref: MessageRef) -> None:
+        if ref.message_id == GONE:
+            return
+        target = chat_id(ref.chat)
+        for message_id in (ref.message_id, *ref.extra):
+            await self._delete_one(target, message_id)
+
+    async def typing(self, chat: str) -> None:
+        target = chat_id(chat)
+        await self._call(
+            lambda: self._bot.send_chat_action(target, ChatAction.TYPING), what="typing"
+        )
+
+    async def answer_press(self, press_id: str, text: str, *, alert: bool) -> bool:
+        """Answer a callback query; False when Telegram no longer takes the answer."""
+        try:
+            await retrying(
+                lambda: self._bot.answer_callback_query(
+                    press_id, text=text[: render.CAPTION_CHARS] or None, show_alert=alert
+                ),
+                what="answerCallbackQuery",
+            )
+        except BadRequest as exc:  # "query is too old": the press came before a restart
+            log.info("could not answer a button press: %s", exc.message)
+            return False
+        return True
+
+    async def _send_page(
+        self,
+        target: int,
+        page: render.Page,
+        thread: str | None,
+        markup: InlineKeyboardMarkup | None,
+    ) -> str:
+        html, text = page
+
+        def send(plain: bool) -> Awaitable[int]:
+            return self._send_text(
+                target, plain_text(text) if plain else html, plain, thread, markup
+            )
+
+        sent = await self._with_plain_fallback(send, what="sendMessage")
+        return GONE if sent is None else str(sent)
+
+    async def _send_text(
+        self,
+        target: int,
+        body: str,
+        plain: bool,
+        thread: str | None,
+        markup: InlineKeyboardMarkup | None,
+    ) -> int:
+        await self._pacer.wait(str(target), new_message=True)
+        sent = await self._bot.send_message(
+            target,
+            body,
+            parse_mode=None if plain else ParseMode.HTML,
+            message_thread_id=_thread_id(thread),
+            reply_markup=markup,
+        )
+        return sent.message_id
+
+    async def _edit_page(
+        self,
+        target: int,
+        message_id: str,
+        page: render.Page,
+        thread: str | None,
+        markup: InlineKeyboardMarkup | None,
+    ) -> str:
+        html, text = page
+
+        async def edit(plain: bool) -> int:
+            await self._pacer.wait(str(target), new_message=False)
+            await self._bot.edit_message_text(
+                plain_text(text) if plain else html,
+                chat_id=target,
+                message_id=int(message_id),
+                parse_mode=None if plain else ParseMode.HTML,
+                reply_markup=markup,
+            )
+            return int(message_id)
+
+        try:
+            await self._with_plain_fallback(edit, what="editMessageText")
+        except BadRequest as exc:
+            if _says(exc, "message is not modified"):
+                return message_id
+            if not _says(exc, "message to edit not found", "message can't be edited"):
+                raise
+            return await self._send_page(target, page, thread, markup)  # gone: post it anew
+        return message_id
+
+    async def _send_document(
+        self, message: Outgoing, markup: InlineKeyboardMarkup | None
+    ) -> MessageRef:
+        target = chat_id(message.chat)
+        body = plain_text(message.text).encode()
+
+        async def send() -> int:
+            await self._pacer.wait(str(target), new_message=True)
+            sent = await self._bot.send_document(
+                target,
+                body,
+                filename=DOCUMENT_NAME,
+                caption=render.caption(message.text),
+                message_thread_id=_thread_id(message.thread),
+                reply_markup=markup,
+            )
+            return sent.message_id
+
+        sent = await self._call(send, what="sendDocument")
+        return MessageRef(message.chat, GONE if sent is None else str(sent), message.thread)
+
+    async def _with_plain_fallback(
+        self, call: Callable[[bool], Awaitable[T]], *, what: str
+    ) -> T | None:
+        """HTML first; when Telegram cannot parse the entities, the same text plain."""
+        try:
+            return await self._call(lambda: call(False), what=what)
+        except BadRequest as exc:
+            if not _says(exc, "can't parse entities", "can't find end"):
+                raise
+            log.info("%s: Telegram rejected the HTML (%s); sending plain text", what, exc.message)
+        return await self._call(lambda: call(True), what=what)
+
+    async def _delete_one(self, target: int, message_id: str) -> None:
+        try:
+            await self._call(
+                lambda: self._bot.delete_message(target, int(message_id)), what="deleteMessage"
+            )
+        except BadRequest as exc:  # already deleted, or too old to delete: nothing to do
+            log.info("could not delete message %s: %s", message_id, exc.message)
+
+    async def _call(self, call: Callable[[], Awaitable[T]], *, what: str) -> T | None:
+        """Retried call; a chat that blocked the bot (403) is logged and yields None."""
+        try:
+            return await retrying(call, what=what)
+        except Forbidden as exc:
+            log.warning("%s skipped: %s", what, exc.message)
+            return None
+
+
+@contextmanager
+def translated(what: str) -> Iterator[None]:
+    """Bot API errors leave the transport as our `TransportError`, never as PTB's."""
+    try:
+        yield
+    except TelegramError as exc:
+        raise TransportError(f"Telegram refused {what}: {exc.message}") from exc

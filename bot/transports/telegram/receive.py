@@ -1,0 +1,124 @@
+"""Getting updates: our own long-polling loop, or a small webhook server.
+
+Exactly once: Telegram treats updates as delivered when the next `getUpdates` asks
+for a higher offset (PTB's `Updater` does that before handling), so this loop hands
+each batch to `take` — which stores it in the inbox — and only then moves the offset.
+The webhook answers 200 only after the update is stored; anything else makes
+Telegram deliver it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+from aiohttp import web
+from telegram import Bot, Update
+from telegram.error import Conflict, InvalidToken, RetryAfter, TelegramError
+
+from bot.transports.telegram.inbound import ALLOWED_UPDATES
+from bot.transports.telegram.limits import retry_after_seconds
+
+log = logging.getLogger(__name__)
+
+Take = Callable[[Sequence[Update]], Awaitable[None]]
+
+POLL_SECONDS = 25  # long polling: Telegram holds the request open until updates come
+BACKOFF_START_SECONDS = 0.5
+BACKOFF_MAX_SECONDS = 30.0
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 (a header name)
+MAX_BODY_BYTES = 1 << 20
+
+
+class Poller:
+    def __init__(self, bot: Bot, take: Take, *, poll_seconds: int = POLL_SECONDS) -> None:
+        self._bot = bot
+        self._take = take
+        self._poll_seconds = poll_seconds
+        self._offset: int | None = None
+        self._failures = 0
+
+    async def run(self) -> None:
+        """Poll until cancelled; errors are logged and retried with backoff, never raised."""
+        while True:
+            try:
+                await self._once()
+                self._failures = 0
+            except asyncio.CancelledError:
+                raise
+            except RetryAfter as exc:
+                await asyncio.sleep(retry_after_seconds(exc))
+            except Exception as exc:  # the loop must survive anything; it is the bot's ears
+                await self._back_off(exc)
+
+    async def _once(self) -> None:
+        updates = await self._bot.get_updates(
+            offset=self._offset,
+            timeout=self._poll_seconds,
+            allowed_updates=list(ALLOWED_UPDATES),
+        )
+        if not updates:
+            return
+        await self._take(updates)  # stored before the next call confirms them
+        self._offset = max(update.update_id for update in updates) + 1
+
+    async def _back_off(self, exc: Exception) -> None:
+        self._failures += 1
+        wait = min(BACKOFF_START_SECONDS * 2 ** (self._failures - 1), BACKOFF_MAX_SECONDS)
+        if isinstance(exc, Conflict):
+            reason = "another process is polling with this token, or a webhook is set"
+        elif isinstance(exc, InvalidToken):
+            reason = "the token was revoked"
+        elif isinstance(exc, TelegramError):
+            reason = exc.message
+        else:
+            log.error("handling received updates failed", exc_info=exc)
+            reason = type(exc).__name__
+        log.warning("getUpdates failed (%s); trying again in %.1f s", reason, wait)
+        await asyncio.sleep(wait)
+
+
+class WebhookServer:
+    """Takes `POST <path>` from Telegram, checks the secret token header, stores, answers."""
+
+    def __init__(
+        self, bot: Bot, take: Take, *, listen: str, port: int, path: str, secret: str
+    ) -> None:
+        self._bot = bot
+        self._take = take
+        self._listen = listen
+        self._port = port
+        self._path = path
+        self._secret = secret.encode()
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        app.router.add_post(self._path, self._post)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self._listen, self._port).start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _post(self, request: web.Request) -> web.Response:
+        given = request.headers.get(SECRET_HEADER, "").encode()
+        if not hmac.compare_digest(given, self._secret):
+            log.warning("webhook call with a wrong secret token from %s", request.remote)
+            return web.Response(status=403, text="forbidden")
+        try:
+            update = Update.de_json(json.loads(await request.read()), self._bot)
+        except (ValueError, TypeError, KeyError):
+            return web.Response(status=400, text="not an update")
+        try:
+            await self._take([update])
+        except Exception:  # not stored: a non-200 makes Telegram deliver it again
+            log.exception("could not store a webhook update")
+            return web.Response(status=500, text="try again")
+        return web.Response(text="ok")

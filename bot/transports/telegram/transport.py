@@ -1,0 +1,259 @@
+"""The Telegram transport: python-telegram-bot's `Bot` for every call, our own loop around it.
+
+Start: resolve the token, `getMe` (a bad token or an unreachable API is one clear
+`TransportStartError`), register the command menu, then poll or serve the webhook.
+Every update is stored in the inbox before Telegram may consider it delivered, and
+only updates not seen before are handed to the dispatcher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import secrets as random
+from collections.abc import Awaitable, Callable, Sequence
+
+from telegram import Bot, BotCommand, Update
+from telegram.error import InvalidToken, NetworkError, TelegramError
+
+from bot.commands import load_all
+from bot.config import TelegramMode, TelegramSection
+from bot.errors import TransportStartError
+from bot.tasks import TaskSet
+from bot.transports.telegram.inbound import ALLOWED_UPDATES, NAME, BotIdentity, Inbound
+from bot.transports.telegram.limits import Pacer
+from bot.transports.telegram.outbound import Outbox, translated
+from bot.transports.telegram.receive import Poller, WebhookServer
+from bot.transports.telegram.request import AiohttpRequest
+from bot.types import Incoming, MessageRef, Outgoing
+from roster.errors import ReferenceNotFound
+from roster.refs import NoSecrets, SecretSource, resolve
+from storage.inbox import Inbox
+
+log = logging.getLogger(__name__)
+
+Handle = Callable[[Incoming], Awaitable[None]]
+
+DEFAULT_BASE_URL = "https://api.telegram.org/bot"
+DEFAULT_FILE_URL = "https://api.telegram.org/file/bot"
+PRESS_ANSWER_SECONDS = 8.0  # a press the core left unanswered is answered quietly by then
+_COMMAND_NAME = re.compile(r"^[a-z0-9_]{1,32}$")
+
+
+class TelegramTransport:
+    name = NAME
+
+    def __init__(
+        self, settings: TelegramSection, *, inbox: Inbox, secrets: SecretSource | None = None
+    ) -> None:
+        self._settings = settings
+        self._inbox = inbox
+        self._secrets = secrets or NoSecrets()
+        self._bot: Bot | None = None
+        self._outbox: Outbox | None = None
+        self._inbound: Inbound | None = None
+        self._handle: Handle | None = None
+        self._poller: asyncio.Task[None] | None = None
+        self._webhook: WebhookServer | None = None
+        self._tasks = TaskSet()
+        self._unanswered: set[str] = set()
+        self.username = ""
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def start(self, handle: Handle) -> None:
+        # Opt in to PTB 23's time periods (timedelta); without it PTB warns on every 429.
+        os.environ.setdefault("PTB_TIMEDELTA", "true")
+        self._handle = handle
+        bot = self._bot = self._make_bot(self._token())
+        try:
+            me = await self._introduce(bot)
+            self._inbound = Inbound(me)
+            self._outbox = Outbox(bot, self._pacer())
+            await self._register_commands(bot)
+            await self._start_receiving(bot)
+        except BaseException:
+            await self._close()
+            raise
+        log.info("telegram: running as @%s (%s)", me.username, self._settings.mode)
+
+    async def stop(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            await asyncio.gather(self._poller, return_exceptions=True)
+            self._poller = None
+        if self._webhook is not None:
+            await self._webhook.stop()
+            self._webhook = None
+        await self._tasks.cancel_all()
+        await self._close()
+
+    async def _close(self) -> None:
+        if self._bot is not None:
+            try:
+                await self._bot.shutdown()
+            except TelegramError:
+                log.debug("closing the Bot API session failed", exc_info=True)
+
+    def _token(self) -> str:
+        try:
+            return resolve(self._settings.token, self._secrets)
+        except ReferenceNotFound as exc:
+            raise TransportStartError(f"[telegram] token: {exc}") from None
+
+    def _make_bot(self, token: str) -> Bot:
+        connections = self._settings.max_connections
+        return Bot(
+            token,
+            base_url=self._settings.base_url or DEFAULT_BASE_URL,
+            base_file_url=self._settings.base_file_url or DEFAULT_FILE_URL,
+            request=AiohttpRequest(connections=connections),
+            get_updates_request=AiohttpRequest(connections=1),
+        )
+
+    def _pacer(self) -> Pacer:
+        return Pacer(
+            per_second=self._settings.messages_per_second,
+            group_per_minute=self._settings.group_messages_per_minute,
+        )
+
+    async def _introduce(self, bot: Bot) -> BotIdentity:
+        """`getMe`, which also proves the token and the API address."""
+        where = self._settings.base_url or DEFAULT_BASE_URL
+        try:
+            await bot.initialize()
+        except InvalidToken:
+            raise TransportStartError(
+                "Telegram rejected the bot token (401 Unauthorized): check [telegram] token"
+            ) from None
+        except NetworkError as exc:
+            raise TransportStartError(
+                f"Cannot reach the Telegram Bot API at {where}: {exc.message}"
+            ) from None
+        except TelegramError as exc:
+            raise TransportStartError(f"Telegram refused getMe: {exc.message}") from None
+        return BotIdentity(bot.bot.id, bot.bot.username or "")
+
+    async def _register_commands(self, bot: Bot) -> None:
+        """The command menu the Telegram client shows: every chat command, with its help."""
+        commands = [
+            BotCommand(spec.name, spec.help[:256] or spec.name)
+            for spec in sorted(load_all().values(), key=lambda spec: spec.name)
+            if _COMMAND_NAME.match(spec.name)
+        ]
+        try:
+            await bot.set_my_commands(commands)
+        except TelegramError as exc:  # a missing menu is no reason not to run
+            log.warning("setMyCommands failed: %s", exc.message)
+
+    async def _start_receiving(self, bot: Bot) -> None:
+        settings = self._settings
+        if settings.mode is TelegramMode.POLLING:
+            with translated("deleteWebhook"):
+                await bot.delete_webhook()
+            poller = Poller(bot, self._take)
+            self._poller = asyncio.create_task(poller.run(), name="telegram-poller")
+            return
+        secret = self._webhook_secret()
+        self._webhook = WebhookServer(
+            bot,
+            self._take,
+            listen=settings.listen,
+            port=settings.port,
+            path=settings.path,
+            secret=secret,
+        )
+        await self._webhook.start()
+        try:
+            await bot.set_webhook(
+                settings.webhook_url, secret_token=secret, allowed_updates=list(ALLOWED_UPDATES)
+            )
+        except TelegramError as exc:
+            raise TransportStartError(f"Telegram refused setWebhook: {exc.message}") from None
+
+    def _webhook_secret(self) -> str:
+        raw = self._settings.secret_token
+        if not raw:
+            return random.token_urlsafe(32)  # nobody else knows it; Telegram learns it now
+        try:
+            return resolve(raw, self._secrets)
+        except ReferenceNotFound as exc:
+            raise TransportStartError(f"[telegram] secret_token: {exc}") from None
+
+    # -- receiving ---------------------------------------------------------------
+
+    async def _take(self, updates: Sequence[Update]) -> None:
+        """Store what is ours in the inbox, then hand over only what was not seen before."""
+        assert self._inbound is not None
+        assert self._handle is not None
+        batch: dict[str, Incoming] = {}
+        for update in updates:
+            incoming = self._inbound.convert(update)
+            if incoming is not None and incoming.update_key is not None:
+                batch.setdefault(incoming.update_key, incoming)
+            elif update.callback_query is not None:
+                self._answer_quietly(update.callback_query.id)
+        if not batch:
+            return
+        fresh = await self._inbox.accept([(key, item.to_json()) for key, item in batch.items()])
+        for key, incoming in batch.items():
+            if key in fresh:
+                self._expect_answer(incoming)
+                await self._handle(incoming)
+            elif incoming.press_id:
+                self._answer_quietly(incoming.press_id)  # a redelivered press: handled before
+
+    def _expect_answer(self, incoming: Incoming) -> None:
+        """Every press must be answered, or the client spins; the core should, we make sure."""
+        if incoming.press_id is None:
+            return
+        self._unanswered.add(incoming.press_id)
+        self._tasks.spawn(self._answer_late(incoming.press_id), name="telegram-press-deadline")
+
+    async def _answer_late(self, press_id: str) -> None:
+        await asyncio.sleep(PRESS_ANSWER_SECONDS)
+        if press_id in self._unanswered:
+            self._unanswered.discard(press_id)
+            await self._outbox_ready().answer_press(press_id, "", alert=False)
+
+    def _answer_quietly(self, press_id: str) -> None:
+        outbox = self._outbox_ready()
+        self._tasks.spawn(
+            outbox.answer_press(press_id, "", alert=False), name="telegram-press-answer"
+        )
+
+    # -- sending -----------------------------------------------------------------
+
+    def _outbox_ready(self) -> Outbox:
+        if self._outbox is None:
+            raise TransportStartError("The Telegram transport is not started")
+        return self._outbox
+
+    async def send(self, message: Outgoing) -> MessageRef:
+        with translated("sendMessage"):
+            return await self._outbox_ready().send(message)
+
+    async def edit(self, ref: MessageRef, message: Outgoing) -> MessageRef:
+        with translated("editMessageText"):
+            return await self._outbox_ready().edit(ref, message)
+
+    async def delete(self, ref: MessageRef) -> None:
+        with translated("deleteMessage"):
+            await self._outbox_ready().delete(ref)
+
+    async def typing(self, chat: str) -> None:
+        with translated("sendChatAction"):
+            await self._outbox_ready().typing(chat)
+
+    async def answer_press(self, press: Incoming, text: str, *, alert: bool) -> None:
+        """Answer the callback query; a press replayed after a restart gets a message."""
+        outbox = self._outbox_ready()
+        answered = False
+        if press.press_id is not None and press.press_id in self._unanswered:
+            self._unanswered.discard(press.press_id)
+            with translated("answerCallbackQuery"):
+                answered = await outbox.answer_press(press.press_id, text, alert=alert)
+        if not answered and alert and text:
+            await self.send(Outgoing.plain(press.chat, text, press.thread))
