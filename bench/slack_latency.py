@@ -39,11 +39,11 @@ from tests.fakes.slack_server import (
 )
 
 CONFIG = {
-    "deck": {"default_agent": "echo"},
+    "deck": {"default_agent": "echo", "rate_limit_per_minute": 0},  # the load is one user
     "users": [{"id": "slack:UOP", "role": "operator"}],
     "agents": [
         {"name": "echo", "kind": "echo"},
-        {"name": "slow", "kind": "command", "command": ["sleep", "3"], "timeout": 20},
+        {"name": "slow", "kind": "command", "command": ["sleep", "{input}"], "timeout": 20},
     ],
 }
 
@@ -77,6 +77,11 @@ async def mention(
 
 async def answered(fake: FakeSlack, channel: str, ts: str, started: float) -> float:
     await fake.wait_for(lambda f: f.in_thread(channel, ts))
+    return time.perf_counter() - started
+
+
+async def shown(fake: FakeSlack, channel: str, ts: str, needle: str, started: float) -> float:
+    await fake.wait_for(lambda f: [m for m in f.in_thread(channel, ts) if needle in m.shown])
     return time.perf_counter() - started
 
 
@@ -120,8 +125,8 @@ async def bench(events: int, channels: int) -> None:
             work = [one(http, fake, address, n, f"C{n % channels}") for n in range(1, events + 1)]
             results = await asyncio.gather(*work)
             started = time.perf_counter()
-            ts, _ = await mention(http, address, events + 1, "CSLOW", "@slow now")
-            working = await answered(fake, "CSLOW", ts, started)
+            ts, _ = await mention(http, address, events + 1, "CSLOW", "@slow 3")
+            working = await shown(fake, "CSLOW", ts, "working…", started)
     finally:
         bot.stdin.close()
         await bot.wait()
