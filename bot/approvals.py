@@ -14,22 +14,18 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlmodel import col, select, update
-
 from bot.access import Access
 from bot.cards import Choice, card, outcome_card
 from bot.postman import Postman
 from bot.types import Incoming, MessageRef, Outgoing
 from roster.agent import Decision, NeedsApproval
+from storage.approvals import CONVERSATION, ApprovalStore
 from storage.audit import AuditLog
 from storage.clock import Clock
 from storage.db import Database
 from storage.models import Approval, ApprovalState, Run
 
 log = logging.getLogger(__name__)
-
-CONVERSATION = "conversation"
-ENDED = "conversation-ended"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +42,7 @@ class Approvals:
     def __init__(
         self, *, db: Database, audit: AuditLog, postman: Postman, access: Access, clock: Clock
     ) -> None:
-        self._db = db
+        self._store = ApprovalStore(db)
         self._audit = audit
         self._postman = postman
         self._access = access
@@ -76,9 +72,7 @@ class Approvals:
             created_at=now,
             expires_at=now + timedelta(minutes=policy.expires_minutes),
         )
-        async with self._db.session() as session:
-            session.add(approval)
-            await session.commit()
+        await self._store.add(approval)
         self._audit.record(
             run.user_id, "approval.requested", approval.id, agent=run.agent, action=approval.action
         )
@@ -88,25 +82,11 @@ class Approvals:
 
     async def granted(self, chat: str, agent: str, action_hash: str) -> Approval | None:
         """An "approve for this conversation" that covers this exact action, if any."""
-        query = select(Approval).where(
-            Approval.chat_id == chat,
-            Approval.agent == agent,
-            Approval.action_hash == action_hash,
-            Approval.scope == CONVERSATION,
-            Approval.status == ApprovalState.APPROVED,
-        )
-        async with self._db.session() as session:
-            return (await session.exec(query.limit(1))).first()
+        return await self._store.granted(chat, agent, action_hash)
 
     async def end_conversation(self, chat: str) -> None:
         """Conversation-wide approvals end with the conversation (/forget)."""
-        async with self._db.session() as session:
-            await session.exec(
-                update(Approval)
-                .where(col(Approval.chat_id) == chat, col(Approval.scope) == CONVERSATION)
-                .values(scope=ENDED)
-            )
-            await session.commit()
+        await self._store.end_conversation(chat)
 
     async def post_card(self, approval: Approval, chat: str | None = None) -> None:
         """Post the card (again, or to another chat) and remember where it is."""
@@ -120,11 +100,7 @@ class Approvals:
             return
         refs = [*approval.card.get("copies", []), _ref_json(ref)]
         approval.card = {"copies": refs}
-        async with self._db.session() as session:
-            await session.exec(
-                update(Approval).where(col(Approval.id) == approval.id).values(card=approval.card)
-            )
-            await session.commit()
+        await self._store.change(approval.id, card=approval.card)
 
     def asks_reason(self, incoming: Incoming) -> str | None:
         """The approval this message is the denial reason for, if the user was asked for one."""
@@ -186,11 +162,7 @@ class Approvals:
             return await self._settle(
                 approval, ApprovalState.APPROVED, user, "", votes=votes, scope=scope
             )
-        async with self._db.session() as session:
-            await session.exec(
-                update(Approval).where(col(Approval.id) == approval.id).values(votes=votes)
-            )
-            await session.commit()
+        await self._store.change(approval.id, votes=votes)
         approval.votes = votes
         self._audit.record(
             user, "approval.vote", approval.id, votes=len(votes), quorum=approval.quorum
@@ -212,16 +184,7 @@ class Approvals:
         values = {"status": state, "decided_by": user, "decided_at": now, "reason": reason or None}
         if votes is not None:
             values |= {"votes": votes, "scope": scope}
-        async with self._db.session() as session:
-            result = await session.exec(
-                update(Approval)
-                .where(
-                    col(Approval.id) == approval.id, col(Approval.status) == ApprovalState.PENDING
-                )
-                .values(**values)
-            )
-            await session.commit()
-        if result.rowcount != 1:
+        if not await self._store.settle(approval.id, **values):
             self._audit.record(user, "approval.late", approval.id)
             return Verdict(f"Approval {approval.id} was already decided.")
         for key, value in values.items():
@@ -244,12 +207,8 @@ class Approvals:
 
     async def expire_due(self) -> list[Verdict]:
         """Settle every pending approval past its expiry (denied: nothing runs)."""
-        query = select(Approval).where(
-            Approval.status == ApprovalState.PENDING, col(Approval.expires_at) <= self._clock.now()
-        )
         async with self._lock:
-            async with self._db.session() as session:
-                rows = (await session.exec(query)).all()
+            rows = await self._store.pending(due_by=self._clock.now())
             return [await self._expire(row) for row in rows]
 
     async def escalate_due(self) -> list[Approval]:
@@ -274,20 +233,13 @@ class Approvals:
 
     async def _mark_escalated(self, approval: Approval, now: datetime) -> None:
         approval.escalated_at = now
-        async with self._db.session() as session:
-            await session.exec(
-                update(Approval).where(col(Approval.id) == approval.id).values(escalated_at=now)
-            )
-            await session.commit()
+        await self._store.change(approval.id, escalated_at=now)
 
     async def get(self, approval_id: str) -> Approval | None:
-        async with self._db.session() as session:
-            return await session.get(Approval, approval_id)
+        return await self._store.get(approval_id)
 
     async def pending(self) -> list[Approval]:
-        async with self._db.session() as session:
-            query = select(Approval).where(Approval.status == ApprovalState.PENDING)
-            return list((await session.exec(query.order_by(col(Approval.created_at)))).all())
+        return list(await self._store.pending())
 
     async def _edit_cards(self, approval: Approval, message: Outgoing) -> None:
         for copy in approval.card.get("copies", []):

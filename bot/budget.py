@@ -12,15 +12,13 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time
 
-from sqlalchemy import func
-from sqlmodel import col, select
-
 from bot.config import BudgetEntry
 from roster.agent import Action
 from roster.spec import Policy
+from storage.approvals import ApprovalStore
 from storage.clock import Clock
 from storage.db import Database
-from storage.models import Approval, ApprovalState, Run
+from storage.runs import RunStore
 
 Scope = tuple[str, str]  # ("agent" | "chat" | "job", name)
 
@@ -79,23 +77,10 @@ class Budgets:
             return
         today = self._clock.now().date()
         since = datetime.combine(today, time(), tzinfo=self._clock.now().tzinfo)
-        async with self._db.session() as session:
-            for kind, column in (("agent", Run.agent), ("chat", Run.chat_id), ("job", Run.job_id)):
-                query = (
-                    select(column, func.sum(Run.tokens_in + Run.tokens_out), func.sum(Run.cost))
-                    .where(col(Run.started_at) >= since)
-                    .group_by(column)
-                )
-                for name, tokens, cost in (await session.exec(query)).all():
-                    if name:
-                        self._spent[(today, (kind, name))] = Spend(
-                            int(tokens or 0), float(cost or 0)
-                        )
-            approved = select(Approval).where(
-                Approval.status == ApprovalState.APPROVED, col(Approval.decided_at) >= since
-            )
-            for approval in (await session.exec(approved)).all():
-                self.extend(Action.from_json(approval.action))
+        for kind, name, tokens, cost in await RunStore(self._db).spend_since(since):
+            self._spent[(today, (kind, name))] = Spend(tokens, cost)
+        for approval in await ApprovalStore(self._db).approved_since(since):
+            self.extend(Action.from_json(approval.action))
 
     def scopes(self, agent: str, chat: str, job: str | None) -> list[Scope]:
         scopes = [("agent", agent), ("chat", chat)]

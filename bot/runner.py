@@ -9,8 +9,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlmodel import col, select, update
-
 from bot import messages
 from bot.approvals import Approvals
 from bot.brakes import Brakes, LiveRun
@@ -37,6 +35,7 @@ from storage.clock import Clock
 from storage.db import Database
 from storage.memory import Memory
 from storage.models import Approval, Run, RunState
+from storage.runs import RunStore
 from storage.writer import WriteBehind
 
 log = logging.getLogger(__name__)
@@ -78,7 +77,7 @@ class Runner:
         brakes: Brakes,
         redact: Callable[[str], str] = lambda text: text,
     ) -> None:
-        self._db = db
+        self._runs = RunStore(db)
         self._writer = writer
         self._memory = memory
         self._audit = audit
@@ -150,8 +149,7 @@ class Runner:
         if approval.run_id is None:
             return
         await self._writer.flush()
-        async with self._db.session() as session:
-            run = await session.get(Run, approval.run_id)
+        run = await self._runs.get(approval.run_id)
         if run is None or run.status != RunState.WAITING:
             log.warning(
                 "approval %s decided, but run %s is not waiting", approval.id, approval.run_id
@@ -332,18 +330,7 @@ class Runner:
 
     async def mark_interrupted(self) -> list[Run]:
         """Runs that were executing when the process died: mark them, so they are reported."""
-        async with self._db.session() as session:
-            rows = list(
-                (await session.exec(select(Run).where(Run.status == RunState.RUNNING))).all()
-            )
-            if rows:
-                await session.exec(
-                    update(Run)
-                    .where(col(Run.status) == RunState.RUNNING)
-                    .values(status=RunState.INTERRUPTED, finished_at=self._clock.now())
-                )
-                await session.commit()
-        return rows
+        return await self._runs.interrupt_running(self._clock.now())
 
 
 async def _within(seconds: float, work: Awaitable[Outcome]) -> Outcome:

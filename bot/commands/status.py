@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from sqlmodel import col, select
-
 from bot.commands import command
 from bot.commands.context import CommandContext
 from bot.commands.jobs import scheduler_lines
 from bot.config import Role
 from bot.text import Piece, bold, code
-from storage.models import Run
+from storage.runs import RunStore
 
 
 @command("status", role=Role.VIEWER, help="what is running and waiting", immediate=True)
@@ -32,12 +30,8 @@ async def status(ctx: CommandContext) -> None:
 
 @command("runs", role=Role.VIEWER, help="recent runs", usage="[agent]")
 async def runs(ctx: CommandContext) -> None:
-    query = select(Run).order_by(col(Run.started_at).desc()).limit(10)
-    if ctx.args.strip():
-        query = query.where(Run.agent == ctx.args.strip().lower())
     await ctx.deck.runner.flush()
-    async with ctx.deck.db.session() as session:
-        rows = (await session.exec(query)).all()
+    rows = await RunStore(ctx.deck.db).recent(ctx.args.strip().lower() or None)
     if not rows:
         await ctx.reply("No runs yet.")
         return

@@ -1,0 +1,74 @@
+"""Approval rows: the queries the approvals service needs, and nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import col, select, update
+
+from storage.db import Database
+from storage.models import Approval, ApprovalState
+
+CONVERSATION = "conversation"
+ENDED = "conversation-ended"
+
+
+class ApprovalStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def add(self, approval: Approval) -> None:
+        async with self._db.session() as session:
+            session.add(approval)
+            await session.commit()
+
+    async def get(self, approval_id: str) -> Approval | None:
+        async with self._db.session() as session:
+            return await session.get(Approval, approval_id)
+
+    async def pending(self, *, due_by: datetime | None = None) -> Sequence[Approval]:
+        """Pending approvals, oldest first; with `due_by`, only those expired by then."""
+        query = select(Approval).where(Approval.status == ApprovalState.PENDING)
+        if due_by is not None:
+            query = query.where(col(Approval.expires_at) <= due_by)
+        async with self._db.session() as session:
+            return (await session.exec(query.order_by(col(Approval.created_at)))).all()
+
+    async def granted(self, chat: str, agent: str, action_hash: str) -> Approval | None:
+        query = select(Approval).where(
+            Approval.chat_id == chat,
+            Approval.agent == agent,
+            Approval.action_hash == action_hash,
+            Approval.scope == CONVERSATION,
+            Approval.status == ApprovalState.APPROVED,
+        )
+        async with self._db.session() as session:
+            return (await session.exec(query.limit(1))).first()
+
+    async def approved_since(self, since: datetime) -> Sequence[Approval]:
+        query = select(Approval).where(
+            Approval.status == ApprovalState.APPROVED, col(Approval.decided_at) >= since
+        )
+        async with self._db.session() as session:
+            return (await session.exec(query)).all()
+
+    async def end_conversation(self, chat: str) -> None:
+        await self._set(
+            (col(Approval.chat_id) == chat, col(Approval.scope) == CONVERSATION), scope=ENDED
+        )
+
+    async def change(self, approval_id: str, **values: Any) -> None:
+        await self._set((col(Approval.id) == approval_id,), **values)
+
+    async def settle(self, approval_id: str, **values: Any) -> bool:
+        """Compare-and-set on `pending`: True only for the one writer that decided it."""
+        where = (col(Approval.id) == approval_id, col(Approval.status) == ApprovalState.PENDING)
+        return await self._set(where, **values) == 1
+
+    async def _set(self, where: tuple[Any, ...], **values: Any) -> int:
+        async with self._db.session() as session:
+            result = await session.exec(update(Approval).where(*where).values(**values))
+            await session.commit()
+        return int(result.rowcount or 0)

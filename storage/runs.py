@@ -1,0 +1,60 @@
+"""Run rows read back: a run to resume, recent runs, today's spend, runs a crash cut short."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func
+from sqlmodel import col, select, update
+
+from storage.db import Database
+from storage.models import Run, RunState
+
+SPEND_KEYS = {"agent": Run.agent, "chat": Run.chat_id, "job": Run.job_id}
+
+
+class RunStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def get(self, run_id: str) -> Run | None:
+        async with self._db.session() as session:
+            return await session.get(Run, run_id)
+
+    async def recent(self, agent: str | None = None, limit: int = 10) -> Sequence[Run]:
+        query = select(Run).order_by(col(Run.started_at).desc()).limit(limit)
+        if agent:
+            query = query.where(Run.agent == agent)
+        async with self._db.session() as session:
+            return (await session.exec(query)).all()
+
+    async def spend_since(self, since: datetime) -> list[tuple[str, str, int, float]]:
+        """(kind, name, tokens, cost) per agent, chat and job, for runs started since then."""
+        rows: list[tuple[str, str, int, float]] = []
+        async with self._db.session() as session:
+            for kind, column in SPEND_KEYS.items():
+                query = (
+                    select(column, func.sum(Run.tokens_in + Run.tokens_out), func.sum(Run.cost))
+                    .where(col(Run.started_at) >= since)
+                    .group_by(column)
+                )
+                for name, tokens, cost in (await session.exec(query)).all():
+                    if name:
+                        rows.append((kind, name, int(tokens or 0), float(cost or 0)))
+        return rows
+
+    async def interrupt_running(self, now: datetime) -> list[Run]:
+        """Mark runs left `running` by a process that died; return them for reporting."""
+        async with self._db.session() as session:
+            rows = list(
+                (await session.exec(select(Run).where(Run.status == RunState.RUNNING))).all()
+            )
+            if rows:
+                await session.exec(
+                    update(Run)
+                    .where(col(Run.id).in_([r.id for r in rows]))
+                    .values(status=RunState.INTERRUPTED, finished_at=now)
+                )
+                await session.commit()
+        return rows
