@@ -17,6 +17,7 @@ from storage.errors import DatabaseUnavailable
 from storage.migrations import HEAD_REVISION
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+_PG_MIGRATION_LOCK = 7_402_002
 
 
 def sqlite_url(data_dir: Path) -> str:
@@ -79,6 +80,10 @@ class Database:
         if await self.current_revision() == HEAD_REVISION:
             return
         async with self.engine.begin() as conn:
+            if not self.is_sqlite:
+                # Two processes starting on a fresh database: one migrates, the other waits
+                # here and then finds nothing left to do (Alembic checks again inside).
+                await conn.execute(text(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})"))
             await conn.run_sync(_upgrade_to_head)
 
     async def current_revision(self) -> str | None:

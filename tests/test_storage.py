@@ -97,3 +97,14 @@ async def tamper(url: str) -> None:
 
 async def test_audit_chain_on_postgresql(pg_url: str) -> None:
     await write_events(pg_url, 20)
+
+
+async def test_two_processes_migrating_a_fresh_postgresql_at_once(pg_url: str) -> None:
+    first, second = Database(pg_url), Database(pg_url)
+    async with asyncio.timeout(60):
+        await asyncio.gather(first.__aenter__(), second.__aenter__())
+    try:
+        assert await first.current_revision() == await second.current_revision() == HEAD_REVISION
+    finally:
+        await first.__aexit__(None, None, None)
+        await second.__aexit__(None, None, None)
