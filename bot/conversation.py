@@ -47,6 +47,8 @@ class Conversation:
         if window <= 0 or not agent.summarises:
             return False
         key = agent.spec.memory_key
+        if await self._memory.unsummarised_count(chat, key) <= 2 * _ceiling(window):
+            return False  # the common case, answered without reading the database
         previous, rows = await self._memory.unsummarised(chat, key)
         if len(rows) <= 2 * _ceiling(window):
             return False

@@ -7,9 +7,10 @@ value that shows up in a conversation never reaches the database.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlmodel import col, delete, select
 from sqlmodel.sql.expression import SelectOfScalar
@@ -20,6 +21,16 @@ from storage.models import Message, Note
 from storage.writer import WriteBehind
 
 SUMMARY = "summary"
+CACHED_TURNS = 400  # messages kept in memory per chat and key; windows are at most 200 exchanges
+
+
+@dataclass(slots=True)
+class _Window:
+    """What the database holds for one chat and key, mirrored to spare a read per message."""
+
+    summary: Message | None
+    turns: deque[Message]
+    unsummarised: int  # turns not folded into the summary (may exceed what `turns` keeps)
 
 
 def _unchanged(text: str) -> str:
@@ -39,26 +50,52 @@ class Memory:
         self._writer = writer
         self._clock = clock
         self._redact = redact
+        # One process owns a SQLite file; on a shared PostgreSQL another process may write
+        # the same chat, so there every read goes to the database.
+        self._cache: dict[tuple[str, str], _Window] | None = {} if db.is_sqlite else None
 
     def remember_turn(self, chat_id: str, agent: str, role: str, content: str) -> None:
         """Queue one turn; it lands with the next write batch."""
         row = self._message(chat_id, agent, role, content)
-
-        async def add(session: Any) -> None:
-            session.add(row)
-
-        self._writer.submit(add)
+        self._writer.insert(Message, row.model_dump(exclude={"id"}))
+        window = self._cache.get((chat_id, agent)) if self._cache is not None else None
+        if window is not None:
+            window.turns.append(row)
+            window.unsummarised += 1
 
     async def recent_turns(self, chat_id: str, agent: str, turns: int) -> Sequence[Message]:
         """The running summary (if any), then the last `turns` exchanges, oldest first."""
         if turns <= 0:
             return []
+        window = await self._window(chat_id, agent)
+        recent = list(window.turns)[-turns * 2 :]
+        return ([window.summary] if window.summary else []) + recent
+
+    async def unsummarised_count(self, chat_id: str, agent: str) -> int:
+        return (await self._window(chat_id, agent)).unsummarised
+
+    async def _window(self, chat_id: str, agent: str) -> _Window:
+        cached = self._cache.get((chat_id, agent)) if self._cache is not None else None
+        if cached is not None:
+            return cached
         await self._writer.flush()
-        window = self._turns(chat_id, agent).order_by(col(Message.id).desc()).limit(turns * 2)
+        newest = self._turns(chat_id, agent).order_by(col(Message.id).desc())
         async with self._db.session() as session:
-            rows = list((await session.exec(window)).all())
+            rows = list((await session.exec(newest.limit(CACHED_TURNS))).all())
             summary = (await session.exec(self._summary(chat_id, agent))).first()
-        return ([summary] if summary else []) + list(reversed(rows))
+            count = len(rows)
+            if count == CACHED_TURNS:
+                count = len((await session.exec(self._turns(chat_id, agent))).all())
+        window = _Window(summary, deque(reversed(rows), maxlen=CACHED_TURNS), count)
+        if self._cache is not None:
+            self._cache[(chat_id, agent)] = window
+        return window
+
+    def _drop(self, chat_id: str, agent: str | None) -> None:
+        if self._cache is None:
+            return
+        for key in [k for k in self._cache if k[0] == chat_id and agent in (None, k[1])]:
+            del self._cache[key]
 
     async def unsummarised(self, chat_id: str, agent: str) -> tuple[str, list[Message]]:
         """The running summary's text and every turn not folded into it yet."""
@@ -77,6 +114,7 @@ class Memory:
             await session.exec(delete(Message).where(*where, col(Message.id) <= upto_id))
             session.add(self._message(chat_id, agent, SUMMARY, summary))
             await session.commit()
+        self._drop(chat_id, agent)
 
     async def forget(self, chat_id: str, agent: str | None = None) -> int:
         """Drop the conversation in a chat (one memory key's or all); returns rows removed."""
@@ -87,6 +125,7 @@ class Memory:
         async with self._db.session() as session:
             result = await session.exec(query)
             await session.commit()
+        self._drop(chat_id, agent)
         return int(result.rowcount or 0)
 
     async def add_note(self, chat_id: str, agent: str, text: str) -> None:
