@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import signal
 import sys
@@ -93,17 +92,9 @@ async def _serve(config: Config) -> None:
 
 
 def _setup_logging(config: Config) -> None:
-    data = config.deck.data_path()
-    data.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(data / "agentdeck.log", encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    console = logging.StreamHandler()
-    console.setLevel(logging.WARNING)
-    console.setFormatter(logging.Formatter("agentdeck: %(levelname)s %(message)s"))
-    logging.basicConfig(level=logging.INFO, handlers=[handler, console], force=True)
-    # APScheduler logs every job it adds at INFO: thousands of lines at each start.
-    for noisy in ("httpx", "httpcore", "aiosqlite", "telegram.ext.Updater", "apscheduler"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from bot.logs import setup_logging
+
+    setup_logging(config.deck.data_path(), config.deck.log_format)
 
 
 @main.command()
@@ -123,6 +114,24 @@ def check(config_path: str | None) -> None:
     """Validate a config file without starting anything."""
     config = _load(config_path)
     click.echo(f"{config.source}: OK ({len(config.agents)} agents, {len(config.users)} users)")
+
+
+@main.command()
+@config_option
+def doctor(config_path: str | None) -> None:
+    """Check config, database, master key, transports and the model API; say what to fix."""
+    from bot.doctor import examine, failed
+
+    try:
+        config = load_config(_config_path(config_path))
+    except ConfigError as exc:
+        click.echo(f"FAIL  config: {exc}")
+        sys.exit(1)
+    findings = asyncio.run(examine(config))
+    for finding in findings:
+        click.echo(finding.line())
+    if failed(findings):
+        sys.exit(1)
 
 
 @main.group()

@@ -44,6 +44,11 @@ class Role(StrEnum):
         return self.rank >= needed.rank
 
 
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
 class DeckSection(Section):
     data_dir: str = ""
     database_url: str = ""
@@ -57,6 +62,8 @@ class DeckSection(Section):
     # Brakes: messages a user may send per minute; consecutive failures that disable an agent.
     rate_limit_per_minute: int = Field(default=30, ge=0)
     breaker_failures: int = Field(default=5, ge=0)
+    # "json": one JSON object per log line (time, level, logger, message, run and chat).
+    log_format: LogFormat = LogFormat.TEXT
 
     @field_validator("timezone")
     @classmethod
@@ -75,6 +82,14 @@ class DeckSection(Section):
         from storage.db import sqlite_url
 
         return self.database_url or sqlite_url(self.data_path())
+
+
+class MetricsSection(Section):
+    """A Prometheus text endpoint (`/metrics`): runs, latency, approvals, errors, queues."""
+
+    enabled: bool = False
+    listen: str = "127.0.0.1"
+    port: int = Field(default=9464, ge=0, le=65535)  # 0: any free port (tests)
 
 
 class LLMSection(Section):
@@ -166,6 +181,18 @@ class SchedulerSection(Section):
     takeover_seconds: float = Field(default=5, gt=0)
 
 
+class DashboardSection(Section):
+    """The operator's web dashboard, served by the bot itself; sign-in by a link from chat."""
+
+    enabled: bool = False
+    listen: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=0, le=65535)  # 0: any free port (tests)
+    # Where operators reach it (a reverse proxy); empty: http://listen:port.
+    public_url: str = Field(default="", pattern=r"^(https?://[^\s]+)?$")
+    link_minutes: float = Field(default=5, gt=0, le=60)
+    session_hours: float = Field(default=12, gt=0, le=24 * 30)
+
+
 class JobEntry(Section):
     """A job declared in `[[jobs]]`: synced at start; chat may pause it, not remove it."""
 
@@ -231,6 +258,8 @@ class Config(Section):
     scheduler: SchedulerSection = SchedulerSection()
     jobs: tuple[JobEntry, ...] = ()
     slack: SlackSection | None = None
+    dashboard: DashboardSection = DashboardSection()
+    metrics: MetricsSection = MetricsSection()
     budgets: tuple[BudgetEntry, ...] = ()
     tools: tuple[CommandToolSpec, ...] = ()
     # Approval policy per tool name, over the tool's own default (`[tool_policy.notify]`).

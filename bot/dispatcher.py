@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from bot import actions, free_text, messages
+from bot import actions, free_text, logs, messages
 from bot.cards import ACTION_ID, parse_press
 from bot.commands import CommandSpec
 from bot.commands.context import CommandContext
@@ -139,6 +139,7 @@ class Dispatcher:
 
     async def _guarded(self, incoming: Incoming, work: Awaitable[None]) -> None:
         """Run one piece of work; whatever happens, the user hears something short."""
+        where = logs.enter(chat=incoming.chat)  # JSON log lines name the chat
         try:
             await work
         except Exception:
@@ -149,6 +150,7 @@ class Dispatcher:
                 log.exception("could not even report the failure to %s", incoming.chat)
         finally:
             self._on_handled_key(incoming)
+            logs.leave(where)
 
     def _on_handled_key(self, incoming: Incoming) -> None:
         if incoming.update_key:

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from bot import messages
+from bot import logs, messages
 from bot.approvals import Approvals
 from bot.brakes import Brakes, LiveRun
 from bot.conversation import Conversation
@@ -194,6 +194,7 @@ class Runner:
         current = asyncio.current_task()
         assert current is not None
         self._active[run.id] = (agent.name, current)
+        where = logs.enter(run=run.id, chat=run.chat_id)  # JSON log lines name the run
         progress.begin()
         live = self._brakes.live(run, progress)
         try:
@@ -220,6 +221,7 @@ class Runner:
             return
         finally:
             self._active.pop(run.id, None)
+            logs.leave(where)
         if isinstance(outcome, NeedsApproval):
             await progress.finish(rich(bold(agent.name), ": waiting for approval."))
             await self._suspend(run, agent, outcome)

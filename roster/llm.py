@@ -100,6 +100,12 @@ class ModelClient:
         counted = Usage(usage.prompt_tokens, usage.completion_tokens) if usage else Usage()
         return Reply(message.content or "", calls, counted)
 
+    async def models(self) -> list[str]:
+        """The model names the endpoint offers (`GET /models`): a cheap check of URL and key."""
+        client = self._connect()
+        with _model_errors(self.settings.timeout):
+            return [model.id async for model in client.models.list()]
+
     def _connect(self) -> AsyncOpenAI:
         if self._client is None:
             from openai import AsyncOpenAI

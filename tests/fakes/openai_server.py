@@ -1,4 +1,5 @@
-"""A fake OpenAI-compatible API on 127.0.0.1: `/v1/chat/completions` with scripted replies.
+"""A fake OpenAI-compatible API on 127.0.0.1: `/v1/chat/completions` with scripted replies,
+and `/v1/models`.
 
 Each request takes the next scripted step (from `by_model[model]` first): a text answer, tool calls, an HTTP error,
 a delay, or malformed JSON. With nothing scripted it answers `echo: <last user text>`.
@@ -46,6 +47,9 @@ class FakeOpenAI:
         self.by_model: dict[str, list[Step]] = {}
         self.requests: list[dict[str, Any]] = []
         self.delay = delay
+        # `GET /v1/models` lists these; with `api_key` set, any other key gets a 401 there.
+        self.models = ["gpt-4o-mini", "gpt-4o"]
+        self.api_key: str | None = None
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -57,6 +61,7 @@ class FakeOpenAI:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._complete)
+        app.router.add_get("/v1/models", self._models)
         return app
 
     async def start(self, port: int = 0) -> FakeOpenAI:
@@ -86,6 +91,16 @@ class FakeOpenAI:
             }
             return web.json_response(error, status=step.status)
         return web.json_response(self._completion(body, step))
+
+    async def _models(self, request: web.Request) -> web.Response:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if self.api_key is not None and given != self.api_key:
+            error = {"message": "Incorrect API key provided", "type": "invalid_request_error"}
+            return web.json_response({"error": error}, status=401)
+        listed = [
+            {"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.models
+        ]
+        return web.json_response({"object": "list", "data": listed})
 
     def _next_step(self, model: str) -> Step | None:
         own = self.by_model.get(model)

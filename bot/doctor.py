@@ -1,0 +1,229 @@
+"""`agentdeck doctor`: check what a start needs, one line per check, and say what to fix.
+
+Checks, in order: the config (already loaded by the caller), the database (reachable,
+which schema), the master key and the stored secrets (do they decrypt?), each
+configured transport's credentials (Telegram `getMe`, Slack `auth.test`) and the model
+endpoint (`GET /models`). Nothing is started, created or migrated; every network call
+has a deadline. A check that cannot run because an earlier one failed says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import stat
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.app import model_settings
+from bot.config import Config
+from bot.errors import BotError
+from roster.errors import RosterError
+from roster.llm import ModelClient
+from roster.refs import NoSecrets, SecretSource
+from roster.spec import LLMAgentSpec
+from storage.clock import SystemClock
+from storage.db import Database
+from storage.errors import StorageError
+from storage.migrations import HEAD_REVISION
+from storage.secrets import KeySource, MasterKeys, Vault, read_keys
+
+CHECK_SECONDS = 15.0
+
+
+class Verdict(StrEnum):
+    OK = "ok"
+    WARN = "warn"  # works, but worth a look; does not fail the doctor
+    FAIL = "FAIL"
+    SKIP = "skip"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    check: str
+    verdict: Verdict
+    detail: str
+
+    def line(self) -> str:
+        return f"{self.verdict.value:<4}  {self.check}: {self.detail}"
+
+
+def ok(check: str, detail: str) -> Finding:
+    return Finding(check, Verdict.OK, detail)
+
+
+def failed(findings: list[Finding]) -> bool:
+    return any(f.verdict is Verdict.FAIL for f in findings)
+
+
+async def examine(config: Config) -> list[Finding]:
+    """Run every check against this config; the findings in order."""
+    findings = [ok("config", f"{config.source}: {_counts(config)}")]
+    db = Database(config.deck.database())
+    try:
+        schema = await _database(db, config)
+        findings.append(schema.finding)
+        vault, keys = await _keys(db if schema.readable else None, config)
+        findings.append(keys)
+        secrets: SecretSource = vault or NoSecrets()
+        findings += [await _guarded(name, check(secrets)) for name, check in _transports(config)]
+        findings.append(await _guarded("llm", _llm(config, secrets)))
+    finally:
+        await db.engine.dispose()
+    return findings
+
+
+def _counts(config: Config) -> str:
+    return f"{len(config.agents)} agents, {len(config.users)} users, valid"
+
+
+async def _guarded(check: str, work: Awaitable[Finding]) -> Finding:
+    """Await one check under its deadline; whatever goes wrong becomes its FAIL line."""
+    try:
+        async with asyncio.timeout(CHECK_SECONDS):
+            return await work
+    except TimeoutError:
+        return Finding(check, Verdict.FAIL, f"no answer within {CHECK_SECONDS:g} s")
+    except (BotError, RosterError, StorageError) as exc:
+        return Finding(check, Verdict.FAIL, str(exc))
+    except Exception as exc:  # a diagnosis must report, not crash, on what it did not foresee
+        return Finding(check, Verdict.FAIL, f"{type(exc).__name__}: {exc}")
+
+
+# --- database ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Schema:
+    finding: Finding
+    readable: bool  # tables exist: the vault can be read
+
+
+async def _database(db: Database, config: Config) -> Schema:
+    where = db.display_url
+    if db.is_sqlite and not await asyncio.to_thread(Path(db.engine.url.database or "").exists):
+        return Schema(
+            ok("database", f"{where}: not created yet; the first start creates it"), False
+        )
+    try:
+        async with asyncio.timeout(CHECK_SECONDS):
+            revision = await db.current_revision()
+    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        hint = "[deck] database_url" if config.deck.database_url else "[deck] data_dir"
+        return Schema(Finding("database", Verdict.FAIL, f"{where}: {reason} (check {hint})"), False)
+    return Schema(_schema_finding(where, revision), revision is not None)
+
+
+def _schema_finding(where: str, revision: str | None) -> Finding:
+    if revision is None:
+        return ok("database", f"{where}: empty; the first start creates the schema")
+    if revision == HEAD_REVISION:
+        return ok("database", f"{where}: schema {revision} (current)")
+    if revision < HEAD_REVISION:
+        detail = f"{where}: schema {revision}; the next start migrates it to {HEAD_REVISION}"
+        return Finding("database", Verdict.WARN, detail)
+    detail = (
+        f"{where}: schema {revision} is newer than this agentdeck knows ({HEAD_REVISION}); "
+        "upgrade agentdeck or point it at the right database"
+    )
+    return Finding("database", Verdict.FAIL, detail)
+
+
+# --- master key and secrets ------------------------------------------------------------
+
+
+async def _keys(db: Database | None, config: Config) -> tuple[Vault | None, Finding]:
+    data_dir = config.deck.data_path()
+    try:
+        keys = await asyncio.to_thread(read_keys, data_dir, create=False)
+        vault = (
+            None
+            if db is None
+            else await Vault(db=db, data_dir=data_dir, clock=SystemClock()).load()
+        )
+        stored = None if vault is None else len(vault.names())
+        return vault, await asyncio.to_thread(_key_finding, keys, stored)  # stats the key file
+    except (StorageError, SQLAlchemyError, OSError) as exc:
+        return None, Finding("secrets", Verdict.FAIL, str(exc))
+
+
+def _key_finding(keys: MasterKeys | None, stored: int | None) -> Finding:
+    count = "" if stored is None else f"; {stored} stored secret(s) decrypt"
+    if keys is None:
+        return ok("secrets", "no master key yet (the first `secrets set` creates one)" + count)
+    if keys.path is not None and keys.source is KeySource.FILE:
+        mode = stat.S_IMODE(keys.path.stat().st_mode)
+        if mode & 0o077:
+            detail = f"{keys.path} is readable by other users (mode {mode:03o}): chmod 600 it"
+            return Finding("secrets", Verdict.WARN, detail)
+    return ok("secrets", f"master key from {keys.where}{count}")
+
+
+# --- transports ----------------------------------------------------------------------
+
+Probe = Callable[[SecretSource], Awaitable[Finding]]
+
+
+def _transports(config: Config) -> list[tuple[str, Probe]]:
+    """A probe per configured transport; each imports its SDK only when it runs."""
+    probes: list[tuple[str, Probe]] = []
+    if config.telegram is not None:
+        settings = config.telegram
+
+        async def telegram(secrets: SecretSource) -> Finding:
+            from bot.transports.telegram.probe import probe
+
+            return ok("telegram", await probe(settings, secrets))
+
+        probes.append(("telegram", telegram))
+    if config.slack is not None:
+        slack_settings = config.slack
+
+        async def slack(secrets: SecretSource) -> Finding:
+            from bot.transports.slack.probe import probe
+
+            return ok("slack", await probe(slack_settings, secrets))
+
+        probes.append(("slack", slack))
+    return probes
+
+
+# --- model endpoint ------------------------------------------------------------------
+
+
+async def _llm(config: Config, secrets: SecretSource) -> Finding:
+    agents = [a for a in config.agents if isinstance(a, LLMAgentSpec)]
+    if not agents:
+        return Finding("llm", Verdict.SKIP, "no llm agents configured")
+    settings = model_settings(config, secrets)
+    if not settings.api_key:
+        names = ", ".join(a.name for a in agents)
+        detail = f"no API key for {names}: set OPENAI_API_KEY or [llm] api_key"
+        return Finding("llm", Verdict.FAIL, detail)
+    # One quick try: the doctor reports a failure, the bot's own retries would hide it.
+    quick = dataclasses.replace(settings, max_retries=0, timeout=min(settings.timeout, 10.0))
+    client = ModelClient(quick)
+    try:
+        offered = set(await client.models())
+    finally:
+        await client.close()
+    return _models_finding(settings.base_url or "api.openai.com", agents, offered)
+
+
+def _models_finding(where: str, agents: list[LLMAgentSpec], offered: set[str]) -> Finding:
+    wanted = {a.model for a in agents} | {a.fallback_model for a in agents if a.fallback_model}
+    missing = sorted(wanted - offered)
+    if missing:
+        detail = (
+            f"{where} answers, but does not list {', '.join(missing)}: check the agents' "
+            "model names (some gateways list fewer models than they serve)"
+        )
+        return Finding("llm", Verdict.WARN, detail)
+    return ok(
+        "llm", f"{where}: {len(offered)} models offered, {', '.join(sorted(wanted))} among them"
+    )
