@@ -3,18 +3,25 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test check lint bench clean
+.PHONY: run test check lint bench clean browser
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(MAKE) browser
 	touch $@
+
+# The dashboard's browser tests drive Debian's Chromium through its chromedriver;
+# installed here, once (we run as root on CI and dev machines), never by the tests.
+browser:
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || \
+		{ apt-get update && apt-get install -y chromium chromium-driver; }
 
 run: $(BIN)/.installed
 	$(BIN)/agentdeck run
 
-test: $(BIN)/.installed lint
+test: $(BIN)/.installed browser lint
 	$(BIN)/python -m pytest
 
 lint: $(BIN)/.installed

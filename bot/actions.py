@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot import messages
+from bot.approvals import Verdict
 from bot.config import Role
 from bot.deck import Deck
 from bot.runner import Origin
@@ -57,6 +58,13 @@ async def decide(
     deck: Deck, incoming: Incoming, approval_id: str, choice: str, reason: str = ""
 ) -> None:
     """Decide an approval and, once decided, resume the run that waits for it."""
+    await take_decision(deck, incoming, approval_id, choice, reason)
+
+
+async def take_decision(
+    deck: Deck, incoming: Incoming, approval_id: str, choice: str, reason: str = ""
+) -> Verdict:
+    """`decide`, returning what the press achieved (the dashboard shows it on the page)."""
     verdict = await deck.approvals.decide(
         approval_id, choice, incoming.user, reason, chat=incoming.chat
     )
@@ -65,9 +73,10 @@ async def decide(
     elif verdict.decision is None:  # the card shows decisions; say the rest in chat
         await reply(deck, incoming, verdict.message)
     if verdict.approval is None or verdict.decision is None:
-        return
+        return verdict
     resume = deck.runner.resume(verdict.approval, verdict.decision)
     deck.tasks.spawn(resume, name=f"resume:{verdict.approval.id}")
+    return verdict
 
 
 async def sweep_approvals(deck: Deck) -> None:

@@ -89,6 +89,10 @@ async def open_deck(
             stack.push_async_callback(transport.stop)
         stack.push_async_callback(finish_work, deck)
         stack.push_async_callback(halt_scheduler, deck)  # no new job runs while work drains
+        if config.dashboard.enabled:  # stops first: no new presses while work drains
+            from bot.dashboard import Dashboard
+
+            deck.dashboard = await stack.enter_async_context(Dashboard(deck))
         deck.started_at = clock.now()
         sweeper = asyncio.create_task(sweep_expired(deck), name="approval-expiry")
         stack.push_async_callback(_cancel, sweeper)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from bot.access import Access
 from bot.approvals import Approvals
@@ -22,6 +23,9 @@ from storage.clock import Clock
 from storage.db import Database
 from storage.memory import Memory
 from storage.secrets import Vault
+
+if TYPE_CHECKING:
+    from bot.dashboard import Dashboard
 
 
 @dataclass(slots=True)
@@ -45,6 +49,7 @@ class Deck:
     started_at: datetime | None = None
     scheduler: Scheduler | None = None  # None when [scheduler] enabled = false
     outbox: Outbox | None = None
+    dashboard: Dashboard | None = None  # None when [dashboard] enabled = false
 
     def __post_init__(self) -> None:
         self.lanes = ChatLanes(self.tasks)

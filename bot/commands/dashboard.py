@@ -1,0 +1,33 @@
+"""/dashboard: a one-time link that signs this chat identity in to the web dashboard."""
+
+from __future__ import annotations
+
+from bot.commands import command
+from bot.commands.context import CommandContext
+from bot.config import Role
+from bot.text import link
+
+OFF = "The dashboard is switched off ([dashboard] enabled = false in the config)."
+NOT_PRIVATE = "Ask me for the dashboard link in a private chat: the link signs in whoever opens it."
+
+
+@command(
+    "dashboard", role=Role.OPERATOR, help="a sign-in link to the web dashboard", immediate=True
+)
+async def dashboard(ctx: CommandContext) -> None:
+    deck = ctx.deck
+    if deck.dashboard is None:
+        await ctx.reply(OFF)
+        return
+    if not ctx.incoming.private:
+        deck.audit.record(ctx.user, "dashboard.refused", ctx.incoming.chat, reason="not private")
+        await ctx.reply(NOT_PRIVATE)
+        return
+    url = deck.dashboard.link_for(ctx.user, ctx.incoming.chat)
+    minutes = deck.config.dashboard.link_minutes
+    deck.audit.record(ctx.user, "dashboard.link", ctx.incoming.chat)  # never the link itself
+    await ctx.reply(
+        "Your dashboard sign-in link:\n",
+        link(url, url),
+        f"\nIt works once, within {minutes:g} minutes.",
+    )

@@ -1,0 +1,1 @@
+"""The dashboard's pages, one module each: a GET handler and the forms it posts."""

@@ -1,0 +1,93 @@
+"""Approvals: the waiting cards as chat shows them; a decision here is a chat press.
+
+The press is built as an `Incoming` from the signed-in chat identity and goes through
+the same decision path as a button in chat (`bot.actions`): approvers, quorum,
+self-approval, expiry and the audit apply unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+from markupsafe import Markup
+
+from bot import actions
+from bot.cards import ACTION_ID, Choice, card, outcome_card
+from bot.config import Role
+from bot.dashboard.auth import Viewer
+from bot.dashboard.web import DECK, action, page, render, rich_html, see_other
+from bot.deck import Deck
+from bot.types import Incoming, Press
+from storage import history
+from storage.models import Approval
+
+MAX_REASON_CHARS = 500
+
+
+@dataclass(frozen=True, slots=True)
+class CardView:
+    approval: Approval
+    html: Markup
+    may_decide: bool
+
+
+@page()
+async def approvals(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    deck = request.app[DECK]
+    pending = [_view(deck, viewer, row) for row in await deck.approvals.pending()]
+    decided = [_decided(deck, row) for row in await history.decided_approvals(deck.db, 20)]
+    return render(
+        request,
+        "approvals.html",
+        viewer,
+        pending=pending,
+        decided=decided,
+        may_operate=viewer.may(Role.OPERATOR),
+    )
+
+
+@action(Role.OPERATOR)
+async def decide(request: web.Request, viewer: Viewer, form: dict[str, str]) -> web.StreamResponse:
+    """POST /approvals/{approval_id}: choice (and reason), as a press in the viewer's chat."""
+    deck = request.app[DECK]
+    approval_id = request.match_info["approval_id"][:32]
+    choice = form.get("choice", "")[:16]
+    reason = " ".join(form.get("reason", "").split())[:MAX_REASON_CHARS]
+    if choice == Choice.DENY_WITH_REASON and not reason:
+        see_other(request, viewer, "/approvals", "Write the reason first, then deny with it.")
+    if not deck.postman.knows(viewer.chat):
+        deck.audit.record(viewer.user, "dashboard.refused", approval_id, reason="chat unreachable")
+        see_other(
+            request,
+            viewer,
+            "/approvals",
+            f"The chat you signed in from ({viewer.chat}) is not reachable now; decide in chat.",
+        )
+    press = _press(viewer, approval_id, choice)
+    deck.audit.record(viewer.user, "dashboard.press", approval_id, choice=choice)
+    verdict = await actions.take_decision(deck, press, approval_id, choice, reason)
+    see_other(request, viewer, "/approvals", verdict.message)
+
+
+def _press(viewer: Viewer, approval_id: str, choice: str) -> Incoming:
+    """The button press this form stands for, made by the viewer's chat identity."""
+    return Incoming(
+        transport=viewer.chat.partition(":")[0],
+        chat=viewer.chat,
+        user=viewer.user,
+        press=Press(ACTION_ID, f"{approval_id}:{choice}"),
+        private=True,
+    )
+
+
+def _view(deck: Deck, viewer: Viewer, approval: Approval) -> CardView:
+    shown = deck.postman.scrub(card(approval))
+    may = viewer.may(Role.OPERATOR) and deck.access.is_approver(
+        viewer.user, approval.approvers, approval.chat_id
+    )
+    return CardView(approval, rich_html(shown.text), may)
+
+
+def _decided(deck: Deck, approval: Approval) -> CardView:
+    return CardView(approval, rich_html(deck.postman.scrub(outcome_card(approval)).text), False)

@@ -1,0 +1,85 @@
+"""Overview: agents and their state, live work, waiting cards, next jobs, transports, spend."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from aiohttp import web
+
+from bot.dashboard.auth import Viewer
+from bot.dashboard.pages.cost import today_spend
+from bot.dashboard.web import DECK, page, render
+from bot.deck import Deck
+from storage import history
+from storage.history import RunFilter
+from storage.models import RunState
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRow:
+    name: str
+    kind: str
+    description: str
+    state: str  # ready | running | unavailable
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TransportRow:
+    name: str
+    pending: int
+    undelivered: int
+    last_sent_at: datetime | None
+
+    @property
+    def healthy(self) -> bool:
+        return self.undelivered == 0
+
+
+@page()
+async def overview(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    deck = request.app[DECK]
+    await deck.runner.flush()
+    active = deck.runner.active()
+    next_jobs = await deck.scheduler.store.next_runs(5) if deck.scheduler else None
+    return render(
+        request,
+        "overview.html",
+        viewer,
+        agents=agent_rows(deck, active),
+        running=await history.runs_by_id(deck.db, list(active)),
+        waiting=await history.runs(deck.db, RunFilter(status=RunState.WAITING, limit=20)),
+        pending=await deck.approvals.pending(),
+        next_jobs=next_jobs,
+        transports=await transport_rows(deck),
+        spend=await today_spend(deck),
+        started_at=deck.started_at,
+    )
+
+
+def agent_rows(deck: Deck, active: dict[str, str]) -> list[AgentRow]:
+    running: dict[str, int] = {}
+    for name in active.values():
+        running[name] = running.get(name, 0) + 1
+    rows = []
+    for agent in deck.roster:
+        reason = deck.roster.unavailable_reason(agent)
+        if reason:
+            state, note = "unavailable", reason
+        elif agent.name in running:
+            state, note = "running", f"{running[agent.name]} run(s)"
+        else:
+            state, note = "ready", ""
+        kind = str(getattr(agent.spec, "kind", ""))  # every concrete spec has its tag
+        rows.append(AgentRow(agent.name, kind, agent.spec.description, state, note))
+    return rows
+
+
+async def transport_rows(deck: Deck) -> list[TransportRow]:
+    outbox = await history.deliveries(deck.db)
+    rows = []
+    for name in deck.postman.names():
+        seen = outbox.get(name, history.Delivery())
+        rows.append(TransportRow(name, seen.pending, seen.undelivered, seen.last_sent_at))
+    return rows

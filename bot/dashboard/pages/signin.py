@@ -1,0 +1,64 @@
+"""Signing in with a link from chat, and out again.
+
+Opening the link shows a button; only pressing it uses the link up. Chat apps fetch
+links to draw previews, and such a fetch must not spend a one-time link.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from aiohttp import web
+
+from bot.config import Role
+from bot.dashboard.auth import COOKIE, Viewer
+from bot.dashboard.errors import SignInRefused
+from bot.dashboard.web import AUTH, DECK, action, render, sign_in_hint
+
+
+async def signin_page(request: web.Request) -> web.StreamResponse:
+    """GET /signin?t=...: who the link signs in, and a button to do it."""
+    token = request.query.get("t", "")
+    try:
+        claims = request.app[AUTH].check_link(token)
+    except SignInRefused as exc:
+        return _refused(request, exc)
+    return render(request, "signin.html", None, token=token, user=claims.user)
+
+
+async def signin(request: web.Request) -> web.StreamResponse:
+    """POST /signin: use the link up and open a session."""
+    form = await request.post()
+    token = str(form.get("t", ""))
+    deck = request.app[DECK]
+    try:
+        claims, cookie = await request.app[AUTH].redeem(token)
+    except SignInRefused as exc:
+        return _refused(request, exc)
+    deck.audit.record(claims.user, "dashboard.signin", claims.chat)
+    response = web.HTTPSeeOther("/")
+    hours = deck.config.dashboard.session_hours
+    response.set_cookie(
+        COOKIE,
+        cookie,
+        max_age=int(timedelta(hours=hours).total_seconds()),
+        path="/",
+        httponly=True,
+        samesite="Strict",
+        secure=deck.config.dashboard.public_url.startswith("https://"),
+    )
+    raise response
+
+
+@action(Role.VIEWER)
+async def signout(request: web.Request, viewer: Viewer, form: dict[str, str]) -> web.StreamResponse:
+    request.app[DECK].audit.record(viewer.user, "dashboard.signout", viewer.chat)
+    response = web.HTTPSeeOther("/")
+    response.del_cookie(COOKIE, path="/")
+    raise response
+
+
+def _refused(request: web.Request, exc: SignInRefused) -> web.Response:
+    reason = type(exc).__name__
+    request.app[DECK].audit.record("dashboard", "dashboard.signin_refused", "", reason=reason)
+    return sign_in_hint(request, str(exc), status=403)

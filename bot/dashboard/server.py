@@ -1,0 +1,104 @@
+"""The dashboard's lifecycle: an aiohttp server inside the bot's process and event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+
+from bot.dashboard.auth import Auth
+from bot.dashboard.errors import DashboardStartError
+from bot.dashboard.live import Pulse
+from bot.dashboard.routes import table
+from bot.dashboard.tokens import Signer, load_key
+from bot.dashboard.web import AUTH, DECK, FLASH, TEMPLATES, environment, security_headers
+from bot.deck import Deck
+from storage.links import UsedLinks
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+SHUTDOWN_SECONDS = 3.0
+
+
+class Dashboard:
+    """`async with Dashboard(deck)`: listening until the block ends."""
+
+    def __init__(self, deck: Deck, *, pulse_seconds: float = 1.0) -> None:
+        self._deck = deck
+        self._settings = deck.config.dashboard
+        self._pulse = Pulse(deck, every=pulse_seconds)
+        self._runner: web.AppRunner | None = None
+        self._auth: Auth | None = None
+        self.port = self._settings.port
+
+    @property
+    def base_url(self) -> str:
+        """Where operators open it: `public_url`, else the address it listens on."""
+        if self._settings.public_url:
+            return self._settings.public_url.rstrip("/")
+        host = self._settings.listen
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def auth(self) -> Auth:
+        if self._auth is None:
+            raise RuntimeError("the dashboard is not started")
+        return self._auth
+
+    def link_for(self, user: str, chat: str) -> str:
+        """A one-time sign-in link for a chat identity (the `/dashboard` command)."""
+        return self.auth.link(self.base_url, user, chat)
+
+    async def __aenter__(self) -> Dashboard:
+        deck = self._deck
+        key = await asyncio.to_thread(load_key, deck.config.deck.data_path())
+        self._auth = Auth(
+            signer=Signer(key),
+            used=UsedLinks(deck.db),
+            access=deck.access,
+            audit=deck.audit,
+            clock=deck.clock,
+            settings=self._settings,
+        )
+        await self._auth.prune()
+        self._runner = web.AppRunner(
+            self._app(), access_log=None, shutdown_timeout=SHUTDOWN_SECONDS
+        )
+        await self._runner.setup()
+        await self._listen(self._runner)
+        self._pulse.start()
+        log.info("dashboard at %s", self.base_url)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._pulse.close()  # open event streams end first, so the server stops at once
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def _listen(self, runner: web.AppRunner) -> None:
+        site = web.TCPSite(runner, self._settings.listen, self._settings.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            address = f"{self._settings.listen}:{self._settings.port}"
+            raise DashboardStartError(address, exc.strerror or str(exc)) from None
+        self.port = int(runner.addresses[0][1])
+
+    def _app(self) -> web.Application:
+        # Access logs are off: a sign-in link's token travels in the query string.
+        app = web.Application(middlewares=[security_headers], client_max_size=64 * 1024)
+        app[DECK] = self._deck
+        app[AUTH] = self.auth
+        app[TEMPLATES] = environment(ZoneInfo(self._deck.config.deck.timezone))
+        app[FLASH] = {}
+        app.router.add_routes(table())
+        app.router.add_get("/events", self._pulse.stream)
+        app.router.add_static("/static", STATIC)
+        return app

@@ -1,0 +1,143 @@
+"""Helpers for the dashboard tests: a deck with the dashboard on a free port, HTTP clients."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+import aiohttp
+
+from bot.app import open_deck
+from bot.config import Config
+from bot.deck import Deck
+from storage.clock import Clock
+from tests.conftest import make_config
+from tests.fakes.chat import ChatRecorder
+
+USERS = """
+[[users]]
+id = "test:admin"
+role = "admin"
+[[users]]
+id = "test:ada"
+role = "operator"
+[[users]]
+id = "test:bob"
+role = "operator"
+[[users]]
+id = "test:carl"
+role = "operator"
+[[users]]
+id = "test:viewer"
+role = "viewer"
+"""
+
+AGENTS = """
+[deck]
+default_agent = "echo"
+[[agents]]
+name = "echo"
+kind = "command"
+command = ["echo", "{input}"]
+description = "Says it back"
+[[agents]]
+name = "slow"
+kind = "command"
+command = ["sh", "-c", "sleep 1.5; echo slow $0", "{input}"]
+[[agents]]
+name = "deploy"
+kind = "command"
+command = ["echo", "deployed {input}"]
+approval = "always"
+approvers = ["test:ada", "admin"]
+"""
+
+DASHBOARD = """
+[dashboard]
+enabled = true
+port = 0
+"""
+
+TIMEOUT = aiohttp.ClientTimeout(total=10)
+LINK = re.compile(r"http://127\.0\.0\.1:\d+/signin\?t=[A-Za-z0-9_\-.%]+")
+CSRF = re.compile(r'name="csrf" value="([0-9a-f]{64})"')
+
+
+def dashboard_config(extra: str = "") -> Config:
+    return make_config(USERS + AGENTS + DASHBOARD + extra)
+
+
+@dataclass
+class Dash:
+    deck: Deck
+    chat: ChatRecorder
+
+    @property
+    def base(self) -> str:
+        assert self.deck.dashboard is not None
+        return self.deck.dashboard.base_url
+
+    async def link_from_chat(self, user: str) -> str:
+        """Ask for a link as a chat user would, and read it from the reply."""
+        before = len(self.chat.posted)
+        await self.chat.say("/dashboard", user=user, chat=user)
+        posted = await self.chat.wait_for("/signin?t=", chat=user)
+        assert self.chat.posted.index(posted) >= before
+        found = LINK.search(posted.text)
+        assert found, posted.text
+        return found[0]
+
+    def link_for(self, user: str) -> str:
+        """A link as the command would mint it (for identities chat does not give one)."""
+        assert self.deck.dashboard is not None
+        return self.deck.dashboard.link_for(user, user)
+
+    @asynccontextmanager
+    async def client(self) -> AsyncIterator[aiohttp.ClientSession]:
+        # unsafe: keep cookies for an IP address host (127.0.0.1)
+        jar = aiohttp.CookieJar(unsafe=True)
+        async with aiohttp.ClientSession(self.base, timeout=TIMEOUT, cookie_jar=jar) as session:
+            yield session
+
+    @asynccontextmanager
+    async def signed_in(self, user: str) -> AsyncIterator[aiohttp.ClientSession]:
+        link = await self.link_from_chat(user) if user != "test:viewer" else self.link_for(user)
+        async with self.client() as session:
+            await redeem(session, link)
+            yield session
+
+
+async def redeem(session: aiohttp.ClientSession, link: str) -> aiohttp.ClientResponse:
+    token = link.split("t=", 1)[1]
+    response = await session.post("/signin", data={"t": unquote(token)}, allow_redirects=False)
+    await response.read()
+    return response
+
+
+async def page(session: aiohttp.ClientSession, path: str, status: int = 200) -> str:
+    async with session.get(path, allow_redirects=False) as response:
+        body = await response.text()
+        assert response.status == status, (path, response.status, body[:500])
+        return body
+
+
+def csrf_of(body: str) -> str:
+    found = CSRF.search(body)
+    assert found, body[:500]
+    return found[1]
+
+
+@asynccontextmanager
+async def dashboard_deck(
+    config: Config | None = None, clock: Clock | None = None
+) -> AsyncIterator[Dash]:
+    chat = ChatRecorder()
+    async with (
+        asyncio.timeout(60),
+        open_deck(config or dashboard_config(), clock=clock, transports=[chat]) as (deck, _),
+    ):
+        yield Dash(deck, chat)
