@@ -48,7 +48,7 @@ def cost_chart(rows: list[DaySpend], *, first: date, days: int) -> Markup:
         by_day[row.day].append(row)
     top = _nice_max(max((sum(r.cost for r in v) for v in by_day.values()), default=0.0))
     slot = (WIDTH - LEFT - RIGHT) / days
-    parts = [_axis(top)]
+    parts = [_axis(top) if top else _empty()]
     for i in range(days):
         day = first + timedelta(days=i)
         x = LEFT + i * slot
@@ -93,6 +93,16 @@ def _axis(top: float) -> str:
         )
         parts.append(_label(LEFT - 6, y + 4, _money(value), anchor="end"))
     return "".join(parts)
+
+
+def _empty() -> str:
+    baseline = HEIGHT - BOTTOM
+    return (
+        f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{baseline}" y2="{baseline}" '
+        f'stroke="#dddddd" stroke-width="1"/>'
+        + _label(LEFT - 6, baseline + 4, "$0", anchor="end")
+        + _label((LEFT + WIDTH - RIGHT) / 2, (TOP + baseline) / 2, "No spend in this span")
+    )
 
 
 def _label(x: float, y: float, text: str, anchor: str = "middle") -> str:
