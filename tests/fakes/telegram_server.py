@@ -477,21 +477,29 @@ def control_routes(app: web.Application, fake: FakeTelegram) -> None:
         ids = [fake.user_says(m["text"], user=m["user"], chat=m.get("chat")) for m in body]
         return web.json_response(ids)
 
+    def matching(query: Any) -> list[Call]:
+        """Successful calls to any of `methods` whose text holds `needle` (if given)."""
+        methods = query.get("methods", "sendMessage").split(",")
+        needle = query.get("needle", "")
+        return [
+            c
+            for c in fake.calls
+            if c.method in methods and c.status == 200 and needle in str(c.params.get("text", ""))
+        ]
+
     async def wait(request: web.Request) -> web.Response:
-        method = request.query.get("method", "sendMessage")
         count = int(request.query["count"])
         timeout = float(request.query.get("timeout", "60"))
         try:
-            await fake.wait_for(method, count, timeout)
+            await fake.wait_until(lambda: len(matching(request.query)) >= count, timeout)
         except TimeoutError:
-            return web.json_response({"timeout": True, "count": len(fake.calls_to(method))})
+            return web.json_response({"timeout": True, "count": len(matching(request.query))})
         return web.json_response({"timeout": False, "count": count})
 
     async def timings(request: web.Request) -> web.Response:
         """Enqueue times of the updates and arrival times of the calls (perf_counter)."""
-        method = request.query.get("method", "sendMessage")
         enqueued = {q.update_id: q.enqueued_at for q in fake.history}
-        calls = [{"at": c.at, "chat": c.params.get("chat_id")} for c in fake.calls_to(method)]
+        calls = [{"at": c.at, "chat": c.params.get("chat_id")} for c in matching(request.query)]
         body = {"enqueued": enqueued, "calls": calls, "first_poll": fake.first_poll_at}
         return web.json_response(body)
 
