@@ -108,13 +108,16 @@ class ModelClient:
 
     def _connect(self) -> AsyncOpenAI:
         if self._client is None:
-            from openai import AsyncOpenAI
+            from openai import AsyncOpenAI, DefaultAioHttpClient
 
             self._client = AsyncOpenAI(
                 api_key=self.settings.api_key,
                 base_url=self.settings.base_url,
                 timeout=self.settings.timeout,
                 max_retries=self.settings.max_retries,
+                # aiohttp underneath: measured here about twice the calls per second of the
+                # default httpx transport with 50 requests in flight.
+                http_client=DefaultAioHttpClient(),
             )
         return self._client
 
@@ -187,9 +190,11 @@ class LLMAgent(Agent):
         else:
             why = f" Reason: {decision.reason}" if decision.reason else ""
             result = f"Denied by {decision.by}; the action did not run.{why}"
-        messages.append(_tool_message(first, self._secrets.redact(result)))
+        self._reply_to_call(ctx, messages, first, result, denied=not decision.approved)
         usage = Usage(**state.get("usage", {}))
-        stopped = await self._run_calls(request, messages, rest, state["turns"], usage)
+        stopped = await self._run_calls(
+            request, ctx, messages, rest, turns=state["turns"], usage=usage
+        )
         return stopped or await self._loop(request, ctx, messages, state["turns"], usage)
 
     def _opening(self, request: AgentRequest) -> list[Message]:
@@ -234,7 +239,9 @@ class LLMAgent(Agent):
             if not reply.tool_calls:
                 return Finished(reply.content, usage=usage)
             messages.append(reply.as_message())
-            stopped = await self._run_calls(request, messages, list(reply.tool_calls), turns, usage)
+            stopped = await self._run_calls(
+                request, ctx, messages, list(reply.tool_calls), turns=turns, usage=usage
+            )
             if stopped:
                 return stopped
         return Finished(
@@ -247,8 +254,10 @@ class LLMAgent(Agent):
     async def _run_calls(
         self,
         request: AgentRequest,
+        ctx: RunContext,
         messages: list[Message],
         calls: list[ToolRequest],
+        *,
         turns: int,
         usage: Usage,
     ) -> NeedsApproval | None:
@@ -267,8 +276,23 @@ class LLMAgent(Agent):
                 action = tool.action(self.name, arguments)
                 return NeedsApproval(action=action, policy=tool.policy, state=state, usage=usage)
             result = await self._call_tool(request, call)
-            messages.append(_tool_message(call, self._secrets.redact(result)))
+            self._reply_to_call(ctx, messages, call, result)
         return None
+
+    def _reply_to_call(
+        self,
+        ctx: RunContext,
+        messages: list[Message],
+        call: ToolRequest,
+        result: str,
+        *,
+        denied: bool = False,
+    ) -> None:
+        """Hand the (scrubbed) result to the model, and record the call for the run."""
+        shown = self._secrets.redact(result)
+        messages.append(_tool_message(call, shown))
+        status = "denied" if denied else "error" if shown.startswith("error:") else "done"
+        ctx.tool_called(call.name, self._secrets.redact(call.arguments), shown, status=status)
 
     def recheck(self, state: dict[str, Any]) -> NeedsApproval | None:
         pending = [ToolRequest(**call) for call in state.get("pending", ())]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from bot.text import plain_text
 from bot.types import Incoming, MessageRef, Outgoing, Press
 
-WAIT_SECONDS = 10.0
+WAIT_SECONDS = 20.0
 
 
 @dataclass
