@@ -15,9 +15,19 @@ class Access:
         console_user: str,
         chat_roles: Mapping[str, Role] | None = None,
     ) -> None:
-        self._roles = {user.id: user.role for user in users}
-        self._roles.setdefault(console_user, Role.ADMIN)  # the person at the terminal
-        self._chat_roles = dict(chat_roles or {})
+        self.replace(users, console_user=console_user, chat_roles=chat_roles)
+
+    def replace(
+        self,
+        users: Iterable[UserEntry],
+        *,
+        console_user: str,
+        chat_roles: Mapping[str, Role] | None = None,
+    ) -> None:
+        """Swap in new users and roles (a config reload), in place: every holder sees it."""
+        roles = {user.id: user.role for user in users}
+        roles.setdefault(console_user, Role.ADMIN)  # the person at the terminal
+        self._roles, self._chat_roles = roles, dict(chat_roles or {})
 
     def role(self, user: str, chat: str | None = None) -> Role | None:
         """The user's role; in a chat that grants one to its members, the higher of the two."""

@@ -71,10 +71,22 @@ class Budgets:
     def active(self) -> bool:
         return bool(self._entries)
 
+    async def replace(self, entries: tuple[BudgetEntry, ...]) -> None:
+        """New caps (a config reload); today's spend and extensions carry over.
+
+        Without caps before, nothing was seeded at start: seed now, then switch.
+        """
+        if entries and not self._entries:
+            self._extra.clear()
+            await self._seed()
+        self._entries = entries
+
     async def load(self) -> None:
         """Seed today's spend from the runs table and extensions from approved cards."""
-        if not self._entries:
-            return
+        if self._entries:
+            await self._seed()
+
+    async def _seed(self) -> None:
         today = self._clock.now().date()
         since = datetime.combine(today, time(), tzinfo=self._clock.now().tzinfo)
         for kind, name, tokens, cost in await RunStore(self._db).spend_since(since):

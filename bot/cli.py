@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import sys
@@ -73,13 +74,20 @@ def run(config_path: str | None) -> None:
 
 async def _serve(config: Config) -> None:
     from bot.app import open_deck
+    from bot.reload import reload_on_signal
     from bot.transports.console import ConsoleTransport
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with open_deck(config) as (_deck, transports):
+    # SIGHUP's default would end the process: while starting or stopping it is only logged.
+    loop.add_signal_handler(signal.SIGHUP, _hup_ignored)
+    async with open_deck(config) as (deck, transports):
+        # SIGHUP re-reads the config file (validated first; invalid changes nothing).
+        loop.add_signal_handler(
+            signal.SIGHUP, lambda: deck.tasks.spawn(reload_on_signal(deck), name="reload")
+        )
         waits = [asyncio.create_task(stop.wait(), name="signal")]
         waits += [
             asyncio.create_task(t.finished.wait(), name="console-eof")
@@ -89,6 +97,11 @@ async def _serve(config: Config) -> None:
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         for task in waits:
             task.cancel()
+        loop.add_signal_handler(signal.SIGHUP, _hup_ignored)
+
+
+def _hup_ignored() -> None:
+    logging.getLogger(__name__).warning("SIGHUP ignored: not running (starting or stopping)")
 
 
 def _setup_logging(config: Config) -> None:

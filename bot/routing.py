@@ -97,13 +97,17 @@ class Routing:
         audit: AuditLog,
         clock: Clock,
     ) -> None:
-        self._bindings = {b.chat: b.agent for b in config.bindings}
-        self._default = config.deck.default_agent
         self._roster = roster
-        self._router = router
         self._audit = audit
         self._clock = clock
         self._waiting: dict[str, _Question] = {}
+        self.replace(config, router)
+
+    def replace(self, config: Config, router: ModelRouter | None) -> None:
+        """New bindings, default agent and router (a config reload); open questions stay."""
+        self._bindings = {b.chat: b.agent for b in config.bindings}
+        self._default = config.deck.default_agent
+        self._router = router
 
     async def route(self, chat: str, user: str, text: str) -> tuple[Route, Spent | None]:
         """Decide where `text` goes; also the router call to record, if one was made."""
@@ -212,6 +216,11 @@ def routing_for(
     clock: Clock,
 ) -> Routing:
     """The routing service, with the router model when an agent is marked `router = true`."""
-    spec = next((a for a in config.agents if isinstance(a, LLMAgentSpec) and a.router), None)
-    router = None if spec is None else ModelRouter(spec, client=model, prices=prices)
+    router = router_for(config, model=model, prices=prices)
     return Routing(config=config, roster=roster, router=router, audit=audit, clock=clock)
+
+
+def router_for(config: Config, *, model: ModelClient, prices: PriceTable) -> ModelRouter | None:
+    """The router model, when an agent is marked `router = true`."""
+    spec = next((a for a in config.agents if isinstance(a, LLMAgentSpec) and a.router), None)
+    return None if spec is None else ModelRouter(spec, client=model, prices=prices)

@@ -34,6 +34,15 @@ class Roster:
             for spec in specs
         )
 
+    def replace(self, agents: Iterable[Agent]) -> None:
+        """Swap in a new set of agents (a config reload), in place: every holder sees it.
+
+        A run that started before keeps the agent object it holds; an agent switched
+        off from chat stays off under the same name.
+        """
+        self._agents = {agent.name: agent for agent in agents}
+        self._disabled &= set(self._agents)
+
     def __iter__(self) -> Iterator[Agent]:
         return iter(self._agents.values())
 

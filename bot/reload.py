@@ -1,0 +1,177 @@
+"""Config reload without a restart (SIGHUP or /reload): validate first, then swap in place.
+
+The file named by `Config.source` is read and validated; an invalid file changes
+nothing and the answer is its one-line error. A valid one is applied to the
+services every holder shares (`Roster.replace`, `Access.replace`, `Routing.replace`,
+`Budgets.replace`, then `deck.config`): agents, tools and prices, users and roles,
+bindings, the default agent, budgets. Everything new is built before the first swap,
+so a message arriving during a reload sees the old set or the new one, never a mix.
+A run that started before keeps the agent object it holds.
+
+What only a restart can change (transports, database, data directory, model endpoint,
+scheduler and jobs, dashboard, metrics, some `[deck]` keys) is kept as it runs, and
+the answer says that a restart is needed for it. `deck.config` therefore always
+describes what is in effect, so the next reload compares against the truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.config import Config, load_config
+from bot.deck import Deck
+from bot.errors import ConfigError
+from bot.routing import router_for
+from bot.text import rich
+from bot.toolhost import ToolHost, toolbox_for
+from bot.types import Outgoing
+from roster.pricing import PriceTable
+from roster.roster import Roster
+
+log = logging.getLogger(__name__)
+
+RELOADED = "config.reloaded"  # audit actions
+REFUSED = "config.reload_refused"
+
+# Sections and [deck] keys read once at start: a reload keeps them as they run.
+RESTART_SECTIONS = (
+    "telegram",
+    "slack",
+    "console",
+    "llm",
+    "scheduler",
+    "jobs",
+    "dashboard",
+    "metrics",
+)
+RESTART_DECK_KEYS = (
+    "data_dir",
+    "database_url",
+    "admin_chat",
+    "rate_limit_per_minute",
+    "breaker_failures",
+    "memory_turns",
+    "log_format",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    applied: tuple[str, ...]  # what changed and is now in effect
+    restart: tuple[str, ...]  # what changed and waits for a restart
+
+    def describe(self) -> str:
+        if not self.applied and not self.restart:
+            return "no changes"
+        parts = [f"applied: {', '.join(self.applied)}"] if self.applied else []
+        if self.restart:
+            parts.append(f"needs a restart to take effect: {', '.join(self.restart)}")
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Reloaded:
+    ok: bool
+    text: str  # one line, for the chat, the log and the terminal
+    changes: Changes | None = None
+
+
+def compare(running: Config, new: Config) -> Changes:
+    """What differs between two configs, split into live-applicable and restart-only."""
+    applied: list[str] = []
+    restart: list[str] = []
+    for name in Config.model_fields:
+        if name in ("source", "deck"):
+            continue
+        old_value, new_value = getattr(running, name), getattr(new, name)
+        if _dump(old_value) == _dump(new_value):
+            continue
+        target = restart if name in RESTART_SECTIONS else applied
+        target.append(_agents_delta(running, new) if name == "agents" else name)
+    for key in type(running.deck).model_fields:
+        if getattr(running.deck, key) != getattr(new.deck, key):
+            (restart if key in RESTART_DECK_KEYS else applied).append(f"deck.{key}")
+    return Changes(tuple(applied), tuple(restart))
+
+
+def in_effect(running: Config, new: Config) -> Config:
+    """The new config, with what only a restart can change kept as it runs."""
+    deck = new.deck.model_copy(update={k: getattr(running.deck, k) for k in RESTART_DECK_KEYS})
+    kept = {name: getattr(running, name) for name in RESTART_SECTIONS}
+    return new.model_copy(update={**kept, "deck": deck})
+
+
+async def reload_config(deck: Deck, *, by: str) -> Reloaded:
+    """Re-read `deck.config.source`; apply it if valid, else change nothing. Audited."""
+    source = deck.config.source
+    try:
+        new = await asyncio.to_thread(_read, source)
+    except ConfigError as exc:
+        deck.audit.record(by, REFUSED, source, error=str(exc)[:500])
+        return Reloaded(False, f"Not reloaded, nothing changed: {exc}")
+    changes = compare(deck.config, new)
+    await apply(deck, in_effect(deck.config, new))
+    deck.audit.record(
+        by, RELOADED, source, applied=list(changes.applied), restart=list(changes.restart)
+    )
+    return Reloaded(True, f"Reloaded {source}: {changes.describe()}.", changes)
+
+
+def _read(source: str) -> Config:
+    if source == Config.model_fields["source"].default:
+        raise ConfigError(
+            f"{source}: not a config file on disk (start with --config FILE to reload one)"
+        )
+    return load_config(Path(source))
+
+
+async def apply(deck: Deck, config: Config) -> None:
+    """Build the new roster, tools and router, then swap them in with no await between."""
+    host = ToolHost()
+    host.bind(deck)
+    prices = PriceTable(config.prices)
+    tools = toolbox_for(config, notes=deck.memory, host=host)
+    agents = Roster.build(
+        config.agents, model=deck.model, tools=tools, secrets=deck.vault, prices=prices
+    )
+    router = router_for(config, model=deck.model, prices=prices)
+    await deck.brakes.budgets.replace(config.budgets)  # may seed from the database first
+    deck.roster.replace(agents)
+    deck.access.replace(
+        config.users, console_user=config.console.user, chat_roles=config.chat_roles()
+    )
+    deck.routing.replace(config, router)
+    deck.config = config
+
+
+async def reload_on_signal(deck: Deck) -> None:
+    """SIGHUP: reload, log the outcome and tell the admin chat."""
+    result = await reload_config(deck, by="signal:SIGHUP")
+    (log.info if result.ok else log.warning)("SIGHUP: %s", result.text)
+    admin = deck.config.deck.admin_chat
+    if admin and deck.postman.knows(admin):
+        with contextlib.suppress(Exception):  # the log line above is the record
+            await deck.postman.send(Outgoing(chat=admin, text=rich(result.text)))
+
+
+def _dump(value: object) -> object:
+    if isinstance(value, tuple):
+        return [_dump(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _dump(item) for key, item in value.items()}
+    dump = getattr(value, "model_dump", None)
+    return dump(mode="json") if callable(dump) else value
+
+
+def _agents_delta(running: Config, new: Config) -> str:
+    """`agents (+ops, -old, ~writer)`: added, removed, changed."""
+    before = {a.name: _dump(a) for a in running.agents}
+    after = {a.name: _dump(a) for a in new.agents}
+    marks = [f"+{n}" for n in after if n not in before]
+    marks += [f"-{n}" for n in before if n not in after]
+    marks += [f"~{n}" for n in after if n in before and before[n] != after[n]]
+    return f"agents ({', '.join(marks)})" if marks else "agents"
