@@ -16,7 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.errors import DatabaseUnavailable
 from storage.migrations import HEAD_REVISION
 
-SQLITE_BUSY_TIMEOUT_MS = 10_000
+SQLITE_BUSY_TIMEOUT_MS = 30_000
 _PG_MIGRATION_LOCK = 7_402_002
 
 
