@@ -65,6 +65,10 @@ class ChatLanes:
 
     @staticmethod
     async def _after(previous: asyncio.Task[Any] | None, coro: Coroutine[Any, Any, Any]) -> None:
-        if previous is not None:
-            await asyncio.wait([previous])
+        try:
+            if previous is not None:
+                await asyncio.wait([previous])
+        except BaseException:
+            coro.close()  # cancelled while queued: the work never starts, and says so cleanly
+            raise
         await coro
