@@ -43,6 +43,8 @@ class CommandAgent(Agent):
         `{input}` becomes one argument as it is; with `shell = true` it is quoted into
         the shell line. A template without `{input}` gets the message's words appended.
         """
+        if "\x00" in text:
+            raise ToolError("The message holds a NUL character, which no command line can carry.")
         template = self.spec.command
         if self.spec.actions:
             word, _, text = text.strip().partition(" ")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
@@ -12,6 +11,7 @@ from typing import Any, ClassVar, Protocol
 from roster.agent import Action, needs_approval
 from roster.errors import ToolError
 from roster.spec import ApprovalMode, Policy
+from roster.toolkit.process import run_argv
 
 MAX_TOOL_OUTPUT = 16_000
 
@@ -129,22 +129,7 @@ class RunCommandTool(Tool):
             raise ToolError("argv must be a non-empty list of strings")
 
     async def call(self, arguments: dict[str, Any], ctx: ToolCallContext) -> str:
-        process = await asyncio.create_subprocess_exec(
-            *arguments["argv"],
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            async with asyncio.timeout(self.timeout):
-                out, _ = await process.communicate()
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-            return f"timed out after {self.timeout:g} s"
-        text = out.decode(errors="replace")[-MAX_TOOL_OUTPUT:]
-        return f"exit code {process.returncode}\n{text}"
+        return await run_argv(arguments["argv"], limit=self.timeout)
 
 
 class RememberTool(Tool):

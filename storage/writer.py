@@ -39,7 +39,7 @@ class WriteBehind:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._ops: list[Op] = []
-        self._inserts: dict[type[SQLModel], list[dict[str, Any]]] = {}
+        self._inserts: dict[tuple[type[SQLModel], tuple[str, ...]], list[dict[str, Any]]] = {}
         self._updates: dict[_Shape, list[dict[str, Any]]] = {}
         self._batch_done: asyncio.Future[None] | None = None  # the queued batch
         self._inflight: asyncio.Future[None] | None = None  # the batch being committed
@@ -67,7 +67,8 @@ class WriteBehind:
 
     def insert(self, table: type[SQLModel], row: dict[str, Any]) -> asyncio.Future[None]:
         """Queue a plain row insert (cheaper than an ORM object: no session bookkeeping)."""
-        self._inserts.setdefault(table, []).append(row)
+        # Rows of one shape share an executemany; a row missing a key gets its own group.
+        self._inserts.setdefault((table, tuple(sorted(row))), []).append(row)
         return self.submit(_nothing)
 
     def update(self, table: type[SQLModel], key: str, row: dict[str, Any]) -> asyncio.Future[None]:
@@ -141,12 +142,13 @@ _Shape = tuple[type[SQLModel], str, tuple[str, ...]]
 
 
 def _bulk(
-    inserts: dict[type[SQLModel], list[dict[str, Any]]], updates: dict[_Shape, list[dict[str, Any]]]
+    inserts: dict[tuple[type[SQLModel], tuple[str, ...]], list[dict[str, Any]]],
+    updates: dict[_Shape, list[dict[str, Any]]],
 ) -> Op:
     """Core statements, not ORM objects: one executemany per table and shape."""
 
     async def op(session: AsyncSession) -> None:
-        for table, rows in inserts.items():
+        for (table, _columns), rows in inserts.items():
             await session.exec(insert(table.__table__), params=rows)  # type: ignore[attr-defined]
         for (table, key, columns), rows in updates.items():
             sa_table = table.__table__  # type: ignore[attr-defined]

@@ -21,6 +21,8 @@ async def run_argv(argv: Sequence[str], *, limit: float, cwd: str | None = None)
         )
     except OSError as exc:
         return f"cannot start {argv[0]!r}: {exc.strerror or exc}"
+    except ValueError:  # a NUL byte in an argument
+        return "cannot start: an argument holds a NUL character"
     try:
         async with asyncio.timeout(limit):
             out, _ = await process.communicate()
