@@ -39,7 +39,8 @@ async def start_then_kill(lines: list[str], marker: str, data_dir: Path, config:
         stdout=asyncio.subprocess.PIPE,
         env=env,
     )
-    assert process.stdin is not None and process.stdout is not None
+    assert process.stdin is not None
+    assert process.stdout is not None
     process.stdin.write("".join(line + "\n" for line in lines).encode())
     await process.stdin.drain()
     seen = ""
