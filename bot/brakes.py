@@ -25,6 +25,7 @@ from storage.models import Run, RunState
 log = logging.getLogger(__name__)
 
 Pricer = Callable[[str, Usage], float]  # (agent, usage) -> money
+RecordCall = Callable[[str, str, str, str], None]  # (tool, arguments, result, status)
 
 
 class LiveRun:
@@ -37,11 +38,13 @@ class LiveRun:
         budgets: Budgets,
         scopes: list[Scope],
         price: Callable[[Usage], float],
+        record_call: RecordCall | None = None,
     ) -> None:
         self._progress = progress
         self._budgets = budgets
         self._scopes = scopes
         self._price = price
+        self._record_call = record_call
         self.cost = 0.0
         self.overrun: Overrun | None = None
 
@@ -57,6 +60,10 @@ class LiveRun:
         cost = self._price(usage)
         self.cost += cost
         self._budgets.spend(self._scopes, usage.tokens_in + usage.tokens_out, cost)
+
+    def tool_called(self, tool: str, arguments: str, result: str, *, status: str) -> None:
+        if self._record_call is not None:
+            self._record_call(tool, arguments, result, status)
 
 
 class Brakes:
@@ -94,13 +101,14 @@ class Brakes:
         action = live.overrun.extension(run.agent)
         return NeedsApproval(action=action, policy=ADMINS_DECIDE, state={})
 
-    def live(self, run: Run, progress: Progress) -> LiveRun:
+    def live(self, run: Run, progress: Progress, record_call: RecordCall | None = None) -> LiveRun:
         scopes = self.budgets.scopes(run.agent, run.chat_id, run.job_id)
         return LiveRun(
             progress=progress,
             budgets=self.budgets,
             scopes=scopes,
             price=lambda usage: self._price(run.agent, usage),
+            record_call=record_call,
         )
 
     async def after_run(self, run: Run, status: RunState) -> None:

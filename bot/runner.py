@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -34,11 +35,13 @@ from storage.audit import AuditLog
 from storage.clock import Clock
 from storage.db import Database
 from storage.memory import Memory
-from storage.models import Approval, Run, RunState
+from storage.models import Approval, Run, RunState, ToolCall
 from storage.runs import RunStore
 from storage.writer import WriteBehind
 
 log = logging.getLogger(__name__)
+
+MAX_RECORDED_RESULT = 4000  # of a tool call's result, kept with the run
 
 Step = Callable[[LiveRun], Awaitable[Outcome]]
 
@@ -196,7 +199,7 @@ class Runner:
         self._active[run.id] = (agent.name, current)
         where = logs.enter(run=run.id, chat=run.chat_id)  # JSON log lines name the run
         progress.begin()
-        live = self._brakes.live(run, progress)
+        live = self._brakes.live(run, progress, record_call=self._call_recorder(run))
         try:
             outcome = await _within(agent.spec.run_timeout, step(live))
         except asyncio.CancelledError:
@@ -227,6 +230,22 @@ class Runner:
             await self._suspend(run, agent, outcome)
             return
         await self._complete(run, agent, progress, outcome, live.cost)
+
+    def _call_recorder(self, run: Run) -> Callable[[str, str, str, str], None]:
+        """Tool calls are written with the run's other rows (the run page lists them)."""
+
+        def record(tool: str, arguments: str, result: str, status: str) -> None:
+            row = ToolCall(
+                run_id=run.id,
+                tool=tool[:100],
+                arguments=_arguments(self._redact(arguments)),
+                result=self._redact(result)[:MAX_RECORDED_RESULT],
+                status=status,
+                created_at=self._clock.now(),
+            )
+            self._writer.insert(ToolCall, row.model_dump(exclude={"id"}))
+
+        return record
 
     def _progress(self, run: Run) -> Progress:
         return Progress(
@@ -333,6 +352,15 @@ class Runner:
     async def mark_interrupted(self) -> list[Run]:
         """Runs that were executing when the process died: mark them, so they are reported."""
         return await self._runs.interrupt_running(self._clock.now())
+
+
+def _arguments(raw: str) -> dict[str, Any]:
+    """A tool call's arguments as stored: the JSON object the model sent, or the raw text."""
+    try:
+        value = json.loads(raw or "{}")
+    except json.JSONDecodeError:
+        return {"raw": raw[:MAX_RECORDED_RESULT]}
+    return value if isinstance(value, dict) else {"raw": raw[:MAX_RECORDED_RESULT]}
 
 
 async def _within(seconds: float, work: Awaitable[Outcome]) -> Outcome:

@@ -126,6 +126,9 @@ class RunContext(Protocol):
     def spent(self, usage: Usage) -> None:
         """Count what a model call used, at once (budgets see it before the run ends)."""
 
+    def tool_called(self, tool: str, arguments: str, result: str, *, status: str) -> None:
+        """Record a tool call and its (scrubbed) result, for the run's history."""
+
 
 class Agent(ABC):
     spec: AgentBase

@@ -25,10 +25,12 @@ from tests.dashkit import (
     USERS,
     Dash,
     csrf_of,
+    dashboard_config,
     dashboard_deck,
     page,
     redeem,
 )
+from tests.fakes.openai_server import FakeOpenAI, call, say
 
 PAGES = ("/", "/runs", "/runs/nothing", "/jobs", "/approvals", "/audit", "/cost")
 
@@ -440,3 +442,45 @@ async def test_stopping_ends_open_event_streams() -> None:
         assert b"event" not in rest
         with pytest.raises(aiohttp.ClientConnectionError):
             await client.get("/")
+
+
+# --- tool calls -------------------------------------------------------------------------
+
+
+async def test_a_run_page_lists_its_tool_calls_with_secrets_scrubbed(
+    fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_OPENAI_KEY", "sk-test")
+    llm = f"""
+[llm]
+base_url = "{fake_openai.base_url}"
+api_key = "env:TEST_OPENAI_KEY"
+max_retries = 0
+[[agents]]
+name = "helper"
+kind = "llm"
+model = "fake-model"
+tools = ["remember", "run_command"]
+"""
+    fake_openai.script = [
+        call("remember", text="the door code is 4711-secret-door"),
+        call("run_command", argv=["echo", "hi"]),
+        say("noted, and I did not run it"),
+    ]
+    async with dashboard_deck(dashboard_config(llm)) as dash:
+        await dash.deck.vault.set("DOOR", "4711-secret-door", by="test:admin")
+        await dash.chat.say("/ask helper remember the door", user="test:ada")
+        card = await dash.chat.wait_for("Approval needed")
+        approval_id = re.search(r"\(([0-9a-f]{8})\)", card.text)[1]  # type: ignore[index]
+        await dash.chat.press(f"{approval_id}:deny", user="test:admin")
+        await dash.chat.wait_for("noted, and I did not run it")
+        await dash.deck.runner.flush()
+        async with dash.deck.db.session() as session:
+            run = (await session.exec(select(Run).where(Run.agent == "helper"))).one()
+        async with dash.signed_in("test:admin") as client:
+            detail = await page(client, f"/runs/{run.id}")
+        assert "tool remember · done" in detail
+        assert "tool run_command · denied" in detail
+        assert "Denied by test:admin" in detail
+        assert "4711-secret-door" not in detail
+        assert "[redacted:DOOR]" in detail
