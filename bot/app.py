@@ -73,6 +73,10 @@ async def open_deck(
         stack.enter_context(redacting_logs(vault.redact))
         deck = assemble(config, db=db, writer=writer, clock=clock, vault=vault)
         stack.push_async_callback(deck.model.close)
+        if config.metrics.enabled:  # first in, last out: counts the whole start and stop
+            from bot.metrics import MetricsServer
+
+            deck.metrics = await stack.enter_async_context(MetricsServer(deck))
         inbox = Inbox(db=db, writer=writer, clock=clock)
         dispatcher = Dispatcher(deck=deck, commands=load_all(), on_handled=inbox.mark_handled)
         interrupted = await deck.runner.mark_interrupted()

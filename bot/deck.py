@@ -26,6 +26,7 @@ from storage.secrets import Vault
 
 if TYPE_CHECKING:
     from bot.dashboard import Dashboard
+    from bot.metrics import MetricsServer
 
 
 @dataclass(slots=True)
@@ -50,6 +51,7 @@ class Deck:
     scheduler: Scheduler | None = None  # None when [scheduler] enabled = false
     outbox: Outbox | None = None
     dashboard: Dashboard | None = None  # None when [dashboard] enabled = false
+    metrics: MetricsServer | None = None  # None when [metrics] enabled = false
 
     def __post_init__(self) -> None:
         self.lanes = ChatLanes(self.tasks)

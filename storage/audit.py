@@ -41,6 +41,12 @@ class AuditLog:
         self._clock = clock
         self._redact = redact
         self._pending: list[AuditEvent] = []
+        self._observers: list[Callable[[AuditEvent], None]] = []
+
+    def observe(self, observer: Callable[[AuditEvent], None]) -> Callable[[], None]:
+        """Call `observer` with every event as it is recorded (metrics); returns the undo."""
+        self._observers.append(observer)
+        return lambda: self._observers.remove(observer)
 
     def record(self, actor: str, action: str, subject: str = "", /, **detail: Any) -> None:
         """Queue an event; it is chained and written with the next batch, in order."""
@@ -53,6 +59,8 @@ class AuditLog:
             prev_hash="",
             hash="",
         )
+        for observer in self._observers:
+            observer(event)
         if not self._pending:
             events = self._pending
             self._writer.submit(lambda session: self._append(session, events))

@@ -1,0 +1,172 @@
+"""The Prometheus endpoint, scraped over HTTP: runs by agent and status, latency, approvals,
+errors, queue lengths, open tasks; and the text format itself."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from datetime import timedelta
+
+import aiohttp
+import pytest
+
+from bot.app import open_deck
+from bot.deck import Deck
+from bot.metrics.registry import Counter, Gauge, Histogram, render
+from bot.metrics.server import MetricsStartError
+from storage.models import InboxItem, OutboxMessage
+from tests.conftest import DeckFactory, make_config
+
+CONFIG = """
+[deck]
+default_agent = "echo"
+[metrics]
+enabled = true
+port = 0
+[[users]]
+id = "test:admin"
+role = "admin"
+[[users]]
+id = "test:op"
+role = "operator"
+[[agents]]
+name = "echo"
+kind = "echo"
+[[agents]]
+name = "broken"
+kind = "command"
+command = ["/bin/sh", "-c", "exit 3"]
+[[agents]]
+name = "deploy"
+kind = "command"
+command = ["echo", "deployed {input}"]
+approval = "always"
+approvers = ["admin"]
+"""
+
+
+async def scrape(url: str) -> tuple[str, dict[str, float]]:
+    """The content type and every sample line as `name{labels}` -> value."""
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        assert response.status == 200
+        body = await response.text()
+        kind = response.headers["Content-Type"]
+    samples = {}
+    for line in body.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return kind, samples
+
+
+async def waiting_card(deck: Deck) -> str:
+    """The id of the approval waiting now, once it is there."""
+    async with asyncio.timeout(10):
+        while not (pending := await deck.approvals.pending()):
+            await asyncio.sleep(0.01)
+    return pending[0].id
+
+
+async def test_runs_latency_approvals_errors_queues_and_tasks(
+    deck_with_chat: DeckFactory,
+) -> None:
+    async with deck_with_chat(make_config(CONFIG)) as (deck, chat):
+        assert deck.metrics is not None
+        await chat.say("one", user="test:op")
+        await chat.say("two", user="test:op")
+        await chat.say("/ask broken now", user="test:op")
+        await chat.wait_for("echo: two")
+        await chat.wait_for("exit 3")
+        await chat.say("/ask deploy v1", user="test:op")
+        await chat.press(f"{await waiting_card(deck)}:approve")
+        await chat.wait_for("exit 0")
+        await chat.say("/ask deploy v2", user="test:op")
+        await chat.press(f"{await waiting_card(deck)}:deny")
+        await chat.wait_for("Nothing ran.")
+        await chat.say("/ask deploy v3", user="test:op")  # left waiting
+        await waiting_card(deck)
+        logging.getLogger("test.boom").error("something broke")
+        async with deck.db.session() as session:
+            session.add(InboxItem(key="test:unhandled", payload={}, received_at=deck.clock.now()))
+            later = deck.clock.now() + timedelta(days=1)  # not tried during the test
+            session.add(
+                OutboxMessage(
+                    key="k1",
+                    chat_id="test:gone",
+                    payload={},
+                    next_attempt_at=later,
+                    created_at=later,
+                )
+            )
+            await session.commit()
+
+        kind, samples = await scrape(deck.metrics.url)
+
+    assert kind == "text/plain; version=0.0.4; charset=utf-8"
+    assert samples['agentdeck_runs_total{agent="echo",status="done"}'] == 2
+    assert samples['agentdeck_runs_total{agent="broken",status="failed"}'] == 1
+    assert samples['agentdeck_runs_total{agent="deploy",status="done"}'] == 1
+    assert samples['agentdeck_runs_total{agent="deploy",status="denied"}'] == 1
+    assert samples['agentdeck_runs_started_total{agent="deploy"}'] == 3
+    assert samples['agentdeck_run_duration_seconds_count{agent="echo"}'] == 2
+    assert samples['agentdeck_run_duration_seconds_bucket{agent="echo",le="+Inf"}'] == 2
+    assert samples['agentdeck_run_duration_seconds_bucket{agent="echo",le="60"}'] == 2
+    assert 0 < samples['agentdeck_run_duration_seconds_sum{agent="echo"}'] < 60
+    assert samples['agentdeck_approvals_total{outcome="requested"}'] == 3
+    assert samples['agentdeck_approvals_total{outcome="approved"}'] == 1
+    assert samples['agentdeck_approvals_total{outcome="denied"}'] == 1
+    assert samples['agentdeck_errors_total{logger="test.boom"}'] == 1
+    assert samples['agentdeck_queue_length{queue="approvals"}'] == 1
+    assert samples['agentdeck_queue_length{queue="inbox"}'] == 1
+    assert samples['agentdeck_queue_length{queue="outbox"}'] == 1
+    assert samples['agentdeck_queue_length{queue="outbox_undelivered"}'] == 0
+    assert samples["agentdeck_runs_active"] == 0
+    assert samples['agentdeck_tasks{scope="all"}'] >= samples['agentdeck_tasks{scope="deck"}']
+    assert samples["process_resident_memory_bytes"] > 10_000_000
+
+
+async def test_off_by_default_and_a_busy_port_is_one_clear_error(
+    deck_with_chat: DeckFactory,
+) -> None:
+    async with deck_with_chat(make_config(CONFIG.replace("enabled = true", ""))) as (deck, _):
+        assert deck.metrics is None
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = make_config(CONFIG.replace("port = 0", f"port = {port}"))
+        with pytest.raises(MetricsStartError) as caught:
+            async with open_deck(config, transports=[]):
+                pass
+    assert str(caught.value).startswith(f"The metrics endpoint cannot listen on 127.0.0.1:{port}: ")
+    assert str(caught.value).endswith("Change [metrics] listen/port, or stop what uses it.")
+
+
+def test_the_text_format() -> None:
+    runs = Counter("runs_total", "Runs.\nBy agent.", ("agent",))
+    runs.inc(agent='we"ird\\')
+    runs.inc(2, agent="echo")
+    depth = Gauge("depth", "Depth.")
+    depth.set(0.5)
+    latency = Histogram("latency_seconds", "Latency.", (0.1, 1), ("agent",))
+    for value in (0.05, 0.1, 0.7, 3):
+        latency.observe(value, agent="echo")
+    assert render([runs, depth, latency]) == (
+        "# HELP runs_total Runs.\\nBy agent.\n"
+        "# TYPE runs_total counter\n"
+        'runs_total{agent="echo"} 2\n'
+        'runs_total{agent="we\\"ird\\\\"} 1\n'
+        "# HELP depth Depth.\n"
+        "# TYPE depth gauge\n"
+        "depth 0.5\n"
+        "# HELP latency_seconds Latency.\n"
+        "# TYPE latency_seconds histogram\n"
+        'latency_seconds_bucket{agent="echo",le="0.1"} 2\n'
+        'latency_seconds_bucket{agent="echo",le="1"} 3\n'
+        'latency_seconds_bucket{agent="echo",le="+Inf"} 4\n'
+        'latency_seconds_sum{agent="echo"} 3.85\n'
+        'latency_seconds_count{agent="echo"} 4\n'
+    )
+    with pytest.raises(ValueError, match=r"runs_total takes labels \('agent',\)"):
+        runs.inc(chat="x")
