@@ -35,7 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 AGENTDECK = str(Path(PYTHON).with_name("agentdeck"))
-TOKEN = "123456:TEST-token"
+TOKEN = "123456:TEST-token"  # noqa: S105 (the fake server's token)
 CHATS = 50
 USERS = [2000 + n for n in range(CHATS)]
 
@@ -48,7 +48,8 @@ def free_port() -> int:
 
 def http(url: str, body: Any = None, timeout: float = 120) -> Any:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    request = urllib.request.Request(url, data=data, headers=headers)  # noqa: S310 (loopback)
     with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (loopback)
         return json.loads(response.read())
 
@@ -138,7 +139,9 @@ group_messages_per_minute = 0
 
 
 @contextlib.contextmanager
-def agentdeck(fake: Fake, agent: str, llm_url: str) -> Iterator[tuple[subprocess.Popen[bytes], float]]:
+def agentdeck(
+    fake: Fake, agent: str, llm_url: str
+) -> Iterator[tuple[subprocess.Popen[bytes], float]]:
     """Run `agentdeck run` on a fresh data dir; yield it and its start time."""
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "agentdeck.toml"
@@ -226,7 +229,9 @@ def run(only: set[str]) -> list[tuple[str, str, str]]:
     with (
         process(PYTHON, "-m", "tests.fakes.telegram_server", "--port", str(tg_port)),
         process(PYTHON, "-m", "tests.fakes.openai_server", "--port", str(ai_port)),
-        process(PYTHON, "-m", "tests.fakes.openai_server", "--port", str(slow_port), "--delay", "1"),
+        process(
+            PYTHON, "-m", "tests.fakes.openai_server", "--port", str(slow_port), "--delay", "1"
+        ),
     ):
         for port in (tg_port, ai_port, slow_port):
             wait_for_port(port)
@@ -237,11 +242,13 @@ def run(only: set[str]) -> list[tuple[str, str, str]]:
                 theirs = burst(fake)
             rows.append(("1,000 msgs / 50 chats, echo agent", f"{ours:.0f} msg/s", "≥ bare PTB"))
             rows.append(("same, bare PTB echo bot (defaults)", f"{theirs:.0f} msg/s", ""))
-            rows.append(("ratio agentdeck / bare PTB", f"{ours / theirs:.2f}×", "≥ 1"))
+            rows.append(("ratio agentdeck / bare PTB", f"{ours / theirs:.2f}x", "≥ 1"))
         if "llm" in only:
             with agentdeck(fake, "llm", llm_url):
                 llm = burst(fake)
-            rows.append(("1,000 msgs / 50 chats, llm agent (instant model)", f"{llm:.0f} msg/s", "≥ 300"))
+            rows.append(
+                ("1,000 msgs / 50 chats, llm agent (instant model)", f"{llm:.0f} msg/s", "≥ 300")
+            )
         if "latency" in only:
             with agentdeck(fake, "llm", llm_url):
                 lat = one_at_a_time(fake)
@@ -253,12 +260,16 @@ def run(only: set[str]) -> list[tuple[str, str, str]]:
                 first = fake.wait_polling()
                 time.sleep(3)
                 rss = rss_mb(child.pid)
-            rows.append(("start → first getUpdates, llm agent", f"{first - started:.2f} s", "< 0.8 s"))
+            rows.append(
+                ("start → first getUpdates, llm agent", f"{first - started:.2f} s", "< 0.8 s")
+            )
             rows.append(("idle RSS after start, llm agent", f"{rss:.0f} MB", "< 90 MB"))
         if "slow" in only:
             with agentdeck(fake, "llm", slow_url):
                 wall = slow_model(fake)
-            rows.append(("50 chats at once, model takes 1 s: all answered", f"{wall:.2f} s", "< 1.3 s"))
+            rows.append(
+                ("50 chats at once, model takes 1 s: all answered", f"{wall:.2f} s", "< 1.3 s")
+            )
     return rows
 
 
