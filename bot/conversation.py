@@ -29,6 +29,8 @@ class Conversation:
         return self._default_turns if turns is None else turns
 
     async def history(self, agent: Agent, chat: str) -> tuple[Turn, ...]:
+        if not agent.reads_history:
+            return ()
         window = self.window(agent)
         shown = _ceiling(window) if agent.summarises else window
         rows = await self._memory.recent_turns(chat, agent.spec.memory_key, shown)

@@ -134,6 +134,8 @@ class Agent(ABC):
     spec: AgentBase
     # Whether `summarise` folds older turns (llm agents); others keep a plain window.
     summarises: ClassVar[bool] = False
+    # Whether the conversation so far is read for each request (commands and echo don't).
+    reads_history: ClassVar[bool] = False
 
     @property
     def name(self) -> str:

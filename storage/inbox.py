@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import col, select, update
+from sqlmodel import col, select
 
 from storage.clock import Clock
 from storage.db import Database
@@ -44,16 +44,8 @@ class Inbox:
     def mark_handled(self, key: str) -> None:
         """Mark an update done and drop its payload: the key alone stops a redelivery, and
         the text may hold a value typed for `/secret set` that must not stay stored."""
-        now = self._clock.now()
-
-        async def op(session: Any) -> None:
-            await session.exec(
-                update(InboxItem)
-                .where(col(InboxItem.key) == key)
-                .values(handled_at=now, payload={})
-            )
-
-        self._writer.submit(op)
+        row = {"key": key, "handled_at": self._clock.now(), "payload": {}}
+        self._writer.update(InboxItem, "key", row)  # one executemany per write batch
 
     async def unhandled(self) -> list[InboxItem]:
         query = select(InboxItem).where(col(InboxItem.handled_at).is_(None))
