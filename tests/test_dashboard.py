@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import timedelta
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -17,8 +18,19 @@ from sqlmodel import select
 
 from bot.dashboard import Dashboard
 from bot.dashboard.errors import DashboardStartError
+from storage import history
 from storage.clock import FakeClock
-from storage.models import ApprovalState, AuditEvent, Job, JobState, Run
+from storage.db import Database, sqlite_url
+from storage.links import UsedLinks
+from storage.models import (
+    ApprovalState,
+    AuditEvent,
+    Job,
+    JobState,
+    OutboxMessage,
+    OutboxState,
+    Run,
+)
 from tests.conftest import make_config
 from tests.dashkit import (
     AGENTS,
@@ -484,3 +496,48 @@ tools = ["remember", "run_command"]
         assert "Denied by test:admin" in detail
         assert "4711-secret-door" not in detail
         assert "[redacted:DOOR]" in detail
+
+
+# --- storage on both databases ----------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_db_url(request: pytest.FixtureRequest, data_dir: Path) -> str:
+    if request.param == "sqlite":
+        return sqlite_url(data_dir)
+    return str(request.getfixturevalue("pg_url"))
+
+
+async def test_links_and_history_queries_on_both_databases(any_db_url: str) -> None:
+    clock = FakeClock()
+    async with Database(any_db_url) as db:
+        used = UsedLinks(db)
+        assert await used.claim("link-1", "test:ada", clock.now())
+        assert not await used.claim("link-1", "test:ada", clock.now())
+        await used.prune(clock.now() + timedelta(seconds=1))
+        assert await used.claim("link-1", "test:ada", clock.now())  # pruned: the id is free
+        before = await history.pulse(db)
+        async with db.session() as session:
+            session.add(
+                Run(
+                    id="r1",
+                    agent="echo",
+                    chat_id="test:a",
+                    user_id="test:a",
+                    started_at=clock.now(),
+                )
+            )
+            session.add(
+                OutboxMessage(
+                    key="k1",
+                    chat_id="test:a",
+                    next_attempt_at=clock.now(),
+                    created_at=clock.now(),
+                    state=OutboxState.UNDELIVERED,
+                )
+            )
+            await session.commit()
+        assert await history.pulse(db) != before
+        delivered = await history.deliveries(db)
+        assert delivered["test"].undelivered == 1
+        assert [r.id for r in await history.runs(db, history.RunFilter(chat="test:a"))] == ["r1"]

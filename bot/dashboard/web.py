@@ -36,6 +36,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",  # a sign-in link must not leak through Referer
     "Cache-Control": "no-store",
 }
+MAX_FLASHES = 1000
 NAV = (
     ("/", "Overview"),
     ("/runs", "Runs"),
@@ -125,7 +126,10 @@ def render(
 
 def see_other(request: web.Request, viewer: Viewer, where: str, said: str) -> NoReturn:
     """After a form: show what happened once, on the page the operator came from."""
-    request.app[FLASH][viewer.session] = said
+    flash = request.app[FLASH]
+    if len(flash) >= MAX_FLASHES:  # sessions that posted and never looked again
+        flash.clear()
+    flash[viewer.session] = said
     raise web.HTTPSeeOther(where)
 
 
