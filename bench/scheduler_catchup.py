@@ -25,6 +25,7 @@ async def main() -> None:
         for i in range(TOTAL)
     ]
     db = await database_with(jobs)
+    del jobs  # a restarted process does not hold these: only what it loads
     hooks = Recorder(expected=TOTAL)
     meter = StallMeter()
     meter.start()

@@ -110,7 +110,8 @@ def percentile(values: list[float], share: float) -> float:
 def describe_ms(values: list[float]) -> str:
     ms = [v * 1000 for v in values]
     return (
-        f"p50 {percentile(ms, 0.5):.1f} ms, p99 {percentile(ms, 0.99):.1f} ms, "
+        f"min {min(ms):.1f} ms, p50 {percentile(ms, 0.5):.1f} ms, "
+        f"p99 {percentile(ms, 0.99):.1f} ms, "
         f"max {max(ms):.1f} ms, mean {statistics.fmean(ms):.1f} ms"
     )
 

@@ -1,16 +1,17 @@
-"""Due runs are claimed in batches: everything due in the same instant, one transaction.
+"""Due runs are claimed in batches: what is due together, a few hundred per transaction.
 
 Firing a thousand jobs at the same second must not mean a thousand commits; a batch
 is taken as soon as the previous one is written (the group-commit idea of
-`storage.writer`). A claim the database refuses was fired by someone else.
+`storage.writer`). A long queue is cut into chunks so the first runs start while
+the rest are still being written, and the loop gets a turn between chunks. A claim
+the database refuses was fired by someone else.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Sequence
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 1.0
 ATTEMPTS = 3
+CHUNK = 250
 
 
 class Claims:
@@ -28,24 +30,23 @@ class Claims:
         *,
         store: JobStore,
         holder: str,
-        prepare: Callable[[str, datetime], Claim | None],
         claimed: Callable[[list[Claim]], None],
         failed: Callable[[list[Claim], str], None],
+        chunk: int = CHUNK,
     ) -> None:
         self._store = store
         self._holder = holder
-        self._prepare = prepare  # job id + due time -> the claim to make (None: job gone)
         self._claimed = claimed
         self._failed = failed
+        self._chunk = chunk
         self._pending: list[Claim] = []
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def add(self, job_id: str, due: datetime) -> None:
-        claim = self._prepare(job_id, due)
-        if claim is not None:
-            self._pending.append(claim)
+    def add(self, claims: Sequence[Claim]) -> None:
+        if claims:
+            self._pending.extend(claims)
             self._idle.clear()
             self._wake.set()
 
@@ -57,11 +58,11 @@ class Claims:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            batch, self._pending = self._pending, []
-            if batch:
+            while self._pending:
+                batch = self._pending[: self._chunk]
+                del self._pending[: self._chunk]
                 await self._write(batch)
-            if not self._pending:
-                self._idle.set()
+            self._idle.set()
 
     async def _write(self, batch: list[Claim]) -> None:
         for attempt in range(1, ATTEMPTS + 1):

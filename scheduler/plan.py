@@ -7,7 +7,7 @@ runs after a downtime can be computed (and tested) for any moment.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -43,6 +43,13 @@ class Plan:
         if self.kind is TriggerKind.CRON:
             return cron_trigger(self.spec, zone)
         return DateTrigger(run_date=datetime.fromisoformat(self.spec), timezone=zone)
+
+    def key(self, anchor: datetime) -> str:
+        """Equal for plans whose triggers fire at the same times: their jobs share a timer."""
+        base = f"{self.kind}|{self.spec}|{self.timezone}"
+        if self.kind is TriggerKind.INTERVAL:
+            return f"{base}|{anchor.astimezone(UTC).isoformat()}"
+        return base
 
     def describe(self) -> str:
         zone = "" if self.timezone == "UTC" else f" ({self.timezone})"

@@ -15,7 +15,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -26,7 +26,7 @@ from apscheduler.triggers.base import BaseTrigger
 from scheduler.claims import Claims
 from scheduler.engine import Engine
 from scheduler.errors import JobFromConfig, JobNotFound, JobNotRunnable
-from scheduler.pacing import paced
+from scheduler.pacing import long_lived, paced
 from scheduler.plan import Missed, Plan, TriggerKind, missed, next_after
 from scheduler.watch import Watch
 from storage.clock import Clock
@@ -93,6 +93,7 @@ class _Loaded:
     job: Job
     plan: Plan
     trigger: BaseTrigger
+    key: str  # equal for jobs whose triggers fire at the same times
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +142,7 @@ class Scheduler:
         self._engine: Engine | None = None
         self._claims: Claims | None = None
         self._loaded: dict[str, _Loaded] = {}
+        self._versions: dict[str, int] = {}  # the version of each job last scheduled
         self._in_flight: set[str] = set()
         self._since: datetime | None = None
         self._watermark: datetime | None = None
@@ -198,19 +200,19 @@ class Scheduler:
         claims = Claims(
             store=self.store,
             holder=self.holder,
-            prepare=self._prepare,
             claimed=self._on_claimed,
             failed=self._on_claim_failed,
         )
         self._engine, self._claims = engine, claims
         self._spawn(claims.run(), "scheduler-claims", self._leading_tasks)
         engine.start()
-        later = await self._load(await self.store.active())
-        engine.resume()
-        self.role = Role.LEADER
-        self.ready.set()
-        await self.store.beat("scheduler", self.holder, self._since)
-        await self._load_later(later)
+        with long_lived():
+            later = await self._load(await self.store.active())
+            engine.resume()
+            self.role = Role.LEADER
+            self.ready.set()
+            await self.store.beat("scheduler", self.holder, self._since)
+            await self._load_later(later)
         self._spawn(self._syncing(), "scheduler-sync", self._leading_tasks)
         log.info("this process (%s) runs the scheduler: %d job(s)", self.holder, len(self._loaded))
 
@@ -230,6 +232,7 @@ class Scheduler:
         await _cancel(self._leading_tasks)
         self._engine, self._claims = None, None
         self._loaded.clear()
+        self._versions.clear()
 
     async def _load(self, jobs: list[Job]) -> list[_Entry]:
         """Make up for what fell due while nobody led, and schedule what is due soon.
@@ -266,7 +269,8 @@ class Scheduler:
         async for entry in paced(entries):
             # A job changed from chat meanwhile was scheduled (or dropped) by that change.
             if self._engine is not None and self._loaded.get(entry.job_id) is entry.loaded:
-                self._engine.put(entry.job_id, entry.loaded.trigger, entry.next_run)
+                loaded = entry.loaded
+                self._engine.put(entry.job_id, loaded.key, loaded.trigger, entry.next_run)
 
     def _catchup(self, job: Job, due: Missed, now: datetime) -> Claim:
         assert due.latest is not None
@@ -277,21 +281,31 @@ class Scheduler:
 
     def _remember(self, job: Job) -> _Loaded:
         plan = plan_of(job)
-        loaded = _Loaded(job, plan, plan.trigger(job.created_at))
+        loaded = _Loaded(job, plan, plan.trigger(job.created_at), plan.key(job.created_at))
         self._loaded[job.id] = loaded
+        self._versions[job.id] = job.version
         return loaded
 
     # --- firing ----------------------------------------------------------------------
 
-    def _due(self, job_id: str, due: datetime) -> None:
+    def _due(self, job_ids: Sequence[str], due: datetime) -> None:
         if self._claims is not None:
-            self._claims.add(job_id, due)
+            self._claims.add(self._prepare(job_ids, due))
 
-    def _prepare(self, job_id: str, due: datetime) -> Claim | None:
-        loaded = self._loaded.get(job_id)
-        if loaded is None:
-            return None
-        following = next_after(loaded.trigger, due)
+    def _prepare(self, job_ids: Sequence[str], due: datetime) -> list[Claim]:
+        """The claims for jobs due together (they share a trigger, so its next time)."""
+        claims: list[Claim] = []
+        following: dict[str, datetime | None] = {}
+        for job_id in job_ids:
+            loaded = self._loaded.get(job_id)
+            if loaded is None:
+                continue
+            if loaded.key not in following:
+                following[loaded.key] = next_after(loaded.trigger, due)
+            claims.append(self._claim(job_id, due, following[loaded.key]))
+        return claims
+
+    def _claim(self, job_id: str, due: datetime, following: datetime | None) -> Claim:
         if job_id in self._in_flight:
             # The last run still goes; a second one at once would only pile up.
             log.warning("job %s is still running at its next due time; skipping one run", job_id)
@@ -342,16 +356,20 @@ class Scheduler:
     async def sync(self) -> None:
         """Apply job changes made since the last look (by any process)."""
         assert self._watermark is not None
-        rows = await self.store.changed_since(self._watermark - SYNC_MARGIN)
-        for job in rows:
-            self._watermark = max(self._watermark, job.updated_at)
-            known = self._loaded.get(job.id)
-            if known is None or known.job.version != job.version:
-                await self._apply(job)
+        changed: list[str] = []
+        for job_id, version, updated_at in await self.store.versions_since(
+            self._watermark - SYNC_MARGIN
+        ):
+            self._watermark = max(self._watermark, updated_at)
+            if self._versions.get(job_id) != version:
+                changed.append(job_id)
+        for job in await self.store.jobs(changed) if changed else []:
+            await self._apply(job)
 
     async def _apply(self, job: Job) -> None:
         if self._engine is None or self.role is not Role.LEADER:
             return
+        self._versions[job.id] = job.version
         if job.state != JobState.ACTIVE:
             self._loaded.pop(job.id, None)
             self._engine.drop(job.id)
@@ -366,7 +384,7 @@ class Scheduler:
         if upcoming is None:
             self._engine.drop(job.id)
             return
-        self._engine.put(job.id, loaded.trigger, upcoming)
+        self._engine.put(job.id, loaded.key, loaded.trigger, upcoming)
         await self.store.set_next_runs([(job.id, upcoming)])
 
     # --- what chat commands call -----------------------------------------------------

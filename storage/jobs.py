@@ -8,21 +8,23 @@ is what missed runs are counted from after a downtime.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import bindparam, or_
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import bindparam
 from sqlmodel import col, delete, select, update
 
 from storage.clock import Clock
 from storage.db import Database
+from storage.fires import advance_jobs, insert_fires
 from storage.models import Job, JobFire, JobState, Run, SchedulerState
 
+ROW_CHUNK = 100
+VERSION_CHUNK = 1000
 # Fields that, when changed by config, change what or when a job runs.
 _DEFINITION = ("agent", "input", "trigger", "spec", "timezone", "report_to", "chat_id")
 
@@ -88,24 +90,42 @@ class JobStore:
                 total = len((await session.exec(select(Job.id).where(live))).all())
         return rows, total
 
-    async def active(self, chunk: int = 500) -> list[Job]:
+    async def active(self) -> list[Job]:
         """Every active job, read in chunks: building thousands of rows at once would hold
-        the event loop (SQLAlchemy's async layer builds them in the loop's thread)."""
-        jobs: list[Job] = []
-        while True:
-            query = select(Job).where(Job.state == JobState.ACTIVE).order_by(col(Job.id))
-            if jobs:
-                query = query.where(col(Job.id) > jobs[-1].id)
-            async with self._db.session() as session:
-                rows = list((await session.exec(query.limit(chunk))).all())
-            jobs += rows
-            if len(rows) < chunk:
-                return jobs
+        the event loop (SQLAlchemy's async layer builds them in the loop's thread; a
+        job row costs ~0.1-0.6 ms to build, so a chunk of 100 holds it for at most ~60)."""
+        return await self._chunked(select(Job).where(Job.state == JobState.ACTIVE))
 
-    async def changed_since(self, since: datetime) -> list[Job]:
-        query = select(Job).where(col(Job.updated_at) >= since)
-        async with self._db.session() as session:
-            return list((await session.exec(query)).all())
+    async def jobs(self, ids: Sequence[str]) -> list[Job]:
+        """The jobs with these ids, read in chunks."""
+        found: list[Job] = []
+        for start in range(0, len(ids), ROW_CHUNK):
+            query = select(Job).where(col(Job.id).in_(ids[start : start + ROW_CHUNK]))
+            async with self._db.session() as session:
+                found += (await session.exec(query)).all()
+            await asyncio.sleep(0)
+        return found
+
+    async def versions_since(self, since: datetime) -> list[tuple[str, int, datetime]]:
+        """`(id, version, updated_at)` of the jobs changed since `since`: light rows, so
+        that looking for changes stays cheap when thousands changed recently."""
+        query = select(Job.id, Job.version, Job.updated_at).where(col(Job.updated_at) >= since)
+        return await self._chunked(query, chunk=VERSION_CHUNK)
+
+    async def _chunked(self, query: Any, chunk: int = ROW_CHUNK) -> list[Any]:
+        """All rows of `query`, a chunk at a time in id order (keyset pages)."""
+        rows: list[Any] = []
+        last: str | None = None
+        while True:
+            page = query.order_by(col(Job.id)).limit(chunk)
+            if last is not None:
+                page = page.where(col(Job.id) > last)
+            async with self._db.session() as session:
+                got = list((await session.exec(page)).all())
+            rows += got
+            if len(got) < chunk:
+                return rows
+            last = got[-1].id
 
     async def set_state(self, job_id: str, state: JobState, *, allowed: set[JobState]) -> bool:
         """Change a job's state if it is in one of `allowed`; False when it was not."""
@@ -129,63 +149,12 @@ class JobStore:
         if not unique:
             return []
         async with self._db.session() as session:
-            won = await self._insert_fires(session, unique, holder)
-            claimed = [claim for claim in unique if claim.key in won]
-            await self._advance(session, [c for c in claimed if c.kind is not FireKind.MANUAL])
+            connection = await session.connection()
+            claimed = await insert_fires(connection, unique, holder, self._clock.now())
+            moving = [c for c in claimed if c.kind is not FireKind.MANUAL]
+            await advance_jobs(connection, moving)
             await session.commit()
         return claimed
-
-    async def _insert_fires(
-        self, session: Any, claims: list[Claim], holder: str
-    ) -> set[tuple[str, float]]:
-        now = self._clock.now()
-        rows = [
-            {
-                "job_id": c.job_id,
-                "scheduled_for": c.scheduled_for,
-                "kind": c.kind,
-                "missed": c.missed,
-                "run_id": c.run_id,
-                "claimed_by": holder,
-                "claimed_at": now,
-            }
-            for c in claims
-        ]
-        insert = sqlite_insert if self._db.is_sqlite else pg_insert
-        statement = (
-            insert(JobFire)
-            .values(rows)
-            .on_conflict_do_nothing()
-            .returning(col(JobFire.job_id), col(JobFire.scheduled_for))
-        )
-        result = await session.exec(statement)
-        return {(row[0], row[1].timestamp()) for row in result}
-
-    async def _advance(self, session: Any, claims: list[Claim]) -> None:
-        """Move last_run_at (never backwards) and next_run_at; a job with no next is done."""
-        going = [c for c in claims if c.next_run_at is not None]
-        done = [c for c in claims if c.next_run_at is None]
-        connection = await session.connection()
-        never_back = or_(col(Job.last_run_at).is_(None), col(Job.last_run_at) < bindparam("b_last"))
-        if going:
-            statement = (
-                update(Job)
-                .where(col(Job.id) == bindparam("b_id"), never_back)
-                .values(last_run_at=bindparam("b_last"), next_run_at=bindparam("b_next"))
-            )
-            params = [
-                {"b_id": c.job_id, "b_last": c.scheduled_for, "b_next": c.next_run_at}
-                for c in going
-            ]
-            await connection.execute(statement, params)
-        if done:
-            statement = (
-                update(Job)
-                .where(col(Job.id) == bindparam("b_id"), never_back)
-                .values(last_run_at=bindparam("b_last"), next_run_at=None, state=JobState.DONE)
-            )
-            params = [{"b_id": c.job_id, "b_last": c.scheduled_for} for c in done]
-            await connection.execute(statement, params)
 
     async def set_next_runs(self, pairs: Sequence[tuple[str, datetime | None]]) -> None:
         """Record when each job runs next (what /jobs shows and the watchdog checks)."""
