@@ -349,8 +349,9 @@ def parse_config(data: dict[str, object], source: str) -> Config:
 
 def _describe(exc: ValidationError, source: str, data: dict[str, object]) -> str:
     first = exc.errors()[0]
-    path = _key_path(first["loc"], data)
-    message = first["msg"].removeprefix("Value error, ")
+    # Keys come from the file: escape control characters so the error stays one line.
+    path = _key_path(first["loc"], data).encode("unicode_escape").decode("ascii")
+    message = " ".join(first["msg"].removeprefix("Value error, ").split())
     if first["type"] == "extra_forbidden":
         message = "unknown key (check the spelling against config.example.toml)"
     where = f"{path}: " if path else ""
