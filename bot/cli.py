@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import signal
 import sys
@@ -20,6 +19,7 @@ from roster.errors import RosterError
 from storage.errors import StorageError
 
 if TYPE_CHECKING:
+    from bot.deck import Deck
     from storage.audit import AuditLog
     from storage.secrets import Vault
 
@@ -74,34 +74,39 @@ def run(config_path: str | None) -> None:
 
 async def _serve(config: Config) -> None:
     from bot.app import open_deck
-    from bot.reload import reload_on_signal
+    from bot.reload import write_snapshot
     from bot.transports.console import ConsoleTransport
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    # SIGHUP's default would end the process: while starting or stopping it is only logged.
-    loop.add_signal_handler(signal.SIGHUP, _hup_ignored)
+    # SIGHUP re-reads the config; one that comes while starting is applied once running.
+    hup = asyncio.Event()
+    loop.add_signal_handler(signal.SIGHUP, hup.set)
     async with open_deck(config) as (deck, transports):
-        # SIGHUP re-reads the config file (validated first; invalid changes nothing).
-        loop.add_signal_handler(
-            signal.SIGHUP, lambda: deck.tasks.spawn(reload_on_signal(deck), name="reload")
-        )
+        await asyncio.to_thread(write_snapshot, deck.config)  # `agentdeck check` compares
         waits = [asyncio.create_task(stop.wait(), name="signal")]
         waits += [
             asyncio.create_task(t.finished.wait(), name="console-eof")
             for t in transports
             if isinstance(t, ConsoleTransport)
         ]
+        reloads = asyncio.create_task(_reload_on_hup(deck, hup), name="sighup")
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        for task in waits:
+        for task in [*waits, reloads]:
             task.cancel()
-        loop.add_signal_handler(signal.SIGHUP, _hup_ignored)
+        await asyncio.gather(reloads, return_exceptions=True)
 
 
-def _hup_ignored() -> None:
-    logging.getLogger(__name__).warning("SIGHUP ignored: not running (starting or stopping)")
+async def _reload_on_hup(deck: Deck, hup: asyncio.Event) -> None:
+    """One reload per SIGHUP (signals during a reload are folded into the next one)."""
+    from bot.reload import reload_on_signal
+
+    while True:
+        await hup.wait()
+        hup.clear()
+        await reload_on_signal(deck)
 
 
 def _setup_logging(config: Config) -> None:
@@ -124,9 +129,15 @@ def init(path: str) -> None:
 @main.command()
 @config_option
 def check(config_path: str | None) -> None:
-    """Validate a config file without starting anything."""
+    """Validate a config file without starting anything; say what a reload would change."""
+    from bot.reload import compare, read_snapshot
+
     config = _load(config_path)
     click.echo(f"{config.source}: OK ({len(config.agents)} agents, {len(config.users)} users)")
+    running = read_snapshot(config.deck.data_path())
+    if running is not None and running.source == config.source:
+        changes = compare(running, config).describe()
+        click.echo(f"Against the config the bot last ran with: {changes}.")
 
 
 @main.command()

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.config import Config, load_config
+from bot.config import Config, load_config, parse_config
 from bot.deck import Deck
 from bot.errors import ConfigError
 from bot.routing import router_for
@@ -36,6 +38,7 @@ log = logging.getLogger(__name__)
 
 RELOADED = "config.reloaded"  # audit actions
 REFUSED = "config.reload_refused"
+SNAPSHOT = "config.running.json"  # in the data directory: what `agentdeck check` compares with
 
 # Sections and [deck] keys read once at start: a reload keeps them as they run.
 RESTART_SECTIONS = (
@@ -115,10 +118,35 @@ async def reload_config(deck: Deck, *, by: str) -> Reloaded:
         return Reloaded(False, f"Not reloaded, nothing changed: {exc}")
     changes = compare(deck.config, new)
     await apply(deck, in_effect(deck.config, new))
+    await asyncio.to_thread(write_snapshot, deck.config)
     deck.audit.record(
         by, RELOADED, source, applied=list(changes.applied), restart=list(changes.restart)
     )
     return Reloaded(True, f"Reloaded {source}: {changes.describe()}.", changes)
+
+
+def write_snapshot(config: Config) -> None:
+    """Record the config in effect in the data directory, for `agentdeck check` to compare.
+
+    Blocking file I/O: call it in a thread. Mode 0600, replaced atomically: it holds
+    what the config file holds (references, not secret values, but still private).
+    """
+    path = config.deck.data_path() / SNAPSHOT
+    body = json.dumps({"source": config.source, "config": config.model_dump(mode="json")})
+    staging = path.with_name(path.name + ".new")
+    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(body)
+    os.replace(staging, path)
+
+
+def read_snapshot(data_dir: Path) -> Config | None:
+    """The config the bot last ran with, if it left a readable snapshot."""
+    try:
+        data = json.loads((data_dir / SNAPSHOT).read_text(encoding="utf-8"))
+        return parse_config(data["config"], source=str(data["source"]))
+    except (OSError, ValueError, KeyError, TypeError, ConfigError):
+        return None
 
 
 def _read(source: str) -> Config:

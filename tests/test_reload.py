@@ -200,6 +200,35 @@ async def test_sighup_reloads_a_running_process(tmp_path: Path, data_dir: Path) 
     assert "SIGHUP: Not reloaded, nothing changed" in log
     assert "SIGHUP: Reloaded" in log
 
+    # `agentdeck check` compares the file with the config the bot last ran with.
+    env = {**os.environ, "AGENTDECK_DATA_DIR": str(data_dir)}
+    assert (await agentdeck_check(path, env)).endswith(
+        "Against the config the bot last ran with: no changes.\n"
+    )
+    text = path.read_text().replace("[deck]\n", "[deck]\nrate_limit_per_minute = 5\n")
+    path.write_text(text + '[[agents]]\nname = "more"\nkind = "echo"\n')
+    assert (await agentdeck_check(path, env)).splitlines()[-1] == (
+        "Against the config the bot last ran with: applied: agents (+more); "
+        "needs a restart to take effect: deck.rate_limit_per_minute."
+    )
+
+
+async def agentdeck_check(path: Path, env: dict[str, str]) -> str:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "check",
+        "--config",
+        str(path),
+        stdout=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    async with asyncio.timeout(60):
+        out, _ = await process.communicate()
+    assert process.returncode == 0
+    return out.decode()
+
 
 async def read_until(stream: asyncio.StreamReader, needle: str) -> str:
     seen = []
