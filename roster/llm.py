@@ -141,7 +141,9 @@ def _model_errors(timeout: float) -> Iterator[None]:
     try:
         yield
     except openai.APITimeoutError as exc:
-        raise ModelError(f"The model API did not answer within {timeout:g} s.") from exc
+        if not _refused(exc):
+            raise ModelError(f"The model API did not answer within {timeout:g} s.") from exc
+        raise ModelError("The model API cannot be reached; check [llm] base_url.") from exc
     except openai.APIConnectionError as exc:
         raise ModelError("The model API cannot be reached; check [llm] base_url.") from exc
     except openai.APIStatusError as exc:
@@ -152,6 +154,22 @@ def _model_errors(timeout: float) -> Iterator[None]:
         raise ModelError(f"The model API failed: {_short(str(exc))}") from exc
     except ValueError as exc:  # undecodable JSON, or JSON of the wrong shape
         raise ModelError("The model API sent a malformed response.") from exc
+
+
+def _refused(exc: BaseException) -> bool:
+    """A "timeout" that was a refused or failed connection underneath.
+
+    httpx-aiohttp maps every aiohttp `ClientConnectionError` to `ConnectTimeout`, so a
+    closed port reads as a timeout; the OS error at the bottom of the chain tells.
+    """
+    seen: set[int] = set()
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, OSError) and not isinstance(cause, TimeoutError):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def _short(text: str, limit: int = 200) -> str:
