@@ -313,3 +313,31 @@ async def test_update_stored_but_not_handled_is_handled_after_restart(
         await fake_telegram.wait_for("sendMessage")
         await deck.tasks.drain()
     assert texts_to(fake_telegram, ADMIN) == ["<b>echo</b>: survive the crash"]
+
+
+async def test_approval_survives_a_restart_between_request_and_press(
+    fake_telegram: FakeTelegram,
+) -> None:
+    config = config_for(fake_telegram)
+    async with running(config):
+        fake_telegram.user_says("/ask shell echo after a restart", user=ADMIN)
+        await fake_telegram.wait_until(
+            lambda: any("Approval needed" in t for t in fake_telegram.sent_texts())
+        )
+        message_id = (await _message_ids(fake_telegram, "Approval needed"))[0]
+        card = fake_telegram.messages[(ADMIN, message_id)]
+        approve = next(
+            b["callback_data"]
+            for row in card["reply_markup"]["inline_keyboard"]
+            for b in row
+            if b["text"] == "Approve"
+        )
+    async with running(config) as deck:  # a new process: the run waits in the database
+        fake_telegram.press(approve, message_id=message_id, chat=ADMIN, user=ADMIN)
+        await fake_telegram.wait_until(
+            lambda: any("after a restartexit 0" in t for t in fake_telegram.sent_texts(ADMIN))
+        )
+        await deck.tasks.drain()
+        assert fake_telegram.messages[(ADMIN, message_id)]["text"].startswith(
+            f"Approved by telegram:{ADMIN}"
+        )

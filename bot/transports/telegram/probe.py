@@ -9,12 +9,11 @@ from __future__ import annotations
 import os
 
 from telegram import Bot
-from telegram.error import InvalidToken, NetworkError, TelegramError
 
 from bot.config import TelegramMode, TelegramSection
 from bot.errors import TransportStartError
 from bot.transports.telegram.request import AiohttpRequest
-from bot.transports.telegram.transport import DEFAULT_BASE_URL, DEFAULT_FILE_URL
+from bot.transports.telegram.transport import DEFAULT_BASE_URL, DEFAULT_FILE_URL, introduce
 from roster.errors import ReferenceNotFound
 from roster.refs import SecretSource, resolve
 
@@ -36,17 +35,7 @@ async def probe(settings: TelegramSection, secrets: SecretSource) -> str:
         get_updates_request=request,
     )
     try:
-        await bot.initialize()
-    except InvalidToken:
-        raise TransportStartError(
-            "Telegram rejected the bot token (401 Unauthorized): check [telegram] token"
-        ) from None
-    except NetworkError as exc:
-        raise TransportStartError(
-            f"Cannot reach the Telegram Bot API at {where}: {exc.message}"
-        ) from None
-    except TelegramError as exc:
-        raise TransportStartError(f"Telegram refused getMe: {exc.message}") from None
+        await introduce(bot, where)
     finally:
         await request.shutdown()
     mode = settings.mode

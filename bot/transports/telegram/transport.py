@@ -120,20 +120,7 @@ class TelegramTransport:
         )
 
     async def _introduce(self, bot: Bot) -> BotIdentity:
-        """`getMe`, which also proves the token and the API address."""
-        where = self._settings.base_url or DEFAULT_BASE_URL
-        try:
-            await bot.initialize()
-        except InvalidToken:
-            raise TransportStartError(
-                "Telegram rejected the bot token (401 Unauthorized): check [telegram] token"
-            ) from None
-        except NetworkError as exc:
-            raise TransportStartError(
-                f"Cannot reach the Telegram Bot API at {where}: {exc.message}"
-            ) from None
-        except TelegramError as exc:
-            raise TransportStartError(f"Telegram refused getMe: {exc.message}") from None
+        await introduce(bot, self._settings.base_url or DEFAULT_BASE_URL)
         return BotIdentity(bot.bot.id, bot.bot.username or "")
 
     async def _register_commands(self, bot: Bot) -> None:
@@ -257,3 +244,19 @@ class TelegramTransport:
                 answered = await outbox.answer_press(press.press_id, text, alert=alert)
         if not answered and alert and text:
             await self.send(Outgoing.plain(press.chat, text, press.thread))
+
+
+async def introduce(bot: Bot, where: str) -> None:
+    """`getMe`, which also proves the token and the API address; one clear error if not."""
+    try:
+        await bot.initialize()
+    except InvalidToken:
+        raise TransportStartError(
+            "Telegram rejected the bot token (401 Unauthorized): check [telegram] token"
+        ) from None
+    except NetworkError as exc:
+        raise TransportStartError(
+            f"Cannot reach the Telegram Bot API at {where}: {exc.message}"
+        ) from None
+    except TelegramError as exc:
+        raise TransportStartError(f"Telegram refused getMe: {exc.message}") from None
