@@ -42,6 +42,7 @@ class Database:
         self.url = async_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         self.engine: AsyncEngine = self._create_engine()
+        self._write_lock: asyncio.Lock | None = None
 
     def _create_engine(self) -> AsyncEngine:
         if not self.is_sqlite:
@@ -71,6 +72,23 @@ class Database:
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with AsyncSession(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    @asynccontextmanager
+    async def write_session(self) -> AsyncIterator[AsyncSession]:
+        """A session for the hot write paths, taken one at a time on SQLite.
+
+        SQLite allows one writer; a second one sleeps in SQLite's busy handler, in steps of
+        up to tens of milliseconds, even when the lock frees a moment later. Queueing our
+        own writers on an asyncio lock instead hands the lock over at once.
+        """
+        if not self.is_sqlite:
+            async with self.session() as session:
+                yield session
+            return
+        if self._write_lock is None:
+            self._write_lock = asyncio.Lock()
+        async with self._write_lock, self.session() as session:
             yield session
 
     async def migrate(self) -> None:

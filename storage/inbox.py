@@ -35,7 +35,7 @@ class Inbox:
         statement = (
             insert(InboxItem).values(rows).on_conflict_do_nothing().returning(col(InboxItem.key))
         )
-        async with self._db.session() as session:
+        async with self._db.write_session() as session:
             result = await session.exec(statement)
             fresh = {row[0] for row in result}
             await session.commit()

@@ -128,7 +128,7 @@ class WriteBehind:
                 log.exception("a queued database write failed and was dropped")
 
     async def _commit(self, ops: list[Op]) -> None:
-        async with self._db.session() as session:
+        async with self._db.write_session() as session:
             for op in ops:
                 await op(session)
             await session.commit()
