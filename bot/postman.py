@@ -44,6 +44,10 @@ class Postman:
     async def edit(self, ref: MessageRef, message: Outgoing) -> MessageRef:
         return await self.transport_for(ref.chat).edit(ref, self.scrub(message))
 
+    def has_typing(self, chat: str) -> bool:
+        """Whether the chat's platform shows a "typing…" indicator of its own."""
+        return bool(getattr(self.transport_for(chat), "has_typing", False))
+
     async def typing(self, chat: str) -> None:
         await self.transport_for(chat).typing(chat)
 

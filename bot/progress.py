@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 SHOW_AFTER_SECONDS = 0.5  # a fast answer needs no "working…" message before it
 EDIT_INTERVAL_SECONDS = 1.0  # about one edit a second per chat (Telegram's pace)
 TAIL_CHARS = 3000  # progress shows the tail of long output; the result shows it all
+TYPING_LASTS_SECONDS = 4.0  # Telegram shows "typing…" for about five seconds
 
 
 class Progress:
@@ -27,6 +28,7 @@ class Progress:
         self._latest = ""
         self._shown = ""
         self._last_edit = 0.0
+        self._typed_at = -TYPING_LASTS_SECONDS
         self._started = time.monotonic()
         self._flusher: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -49,6 +51,9 @@ class Progress:
             await asyncio.sleep(EDIT_INTERVAL_SECONDS)
 
     async def _show(self) -> None:
+        if not self._latest.strip() and self._postman.has_typing(self._chat):
+            await self._typing()  # the platform's own "typing…" says enough until output comes
+            return
         if self._ref is not None and self._latest == self._shown:
             return
         # Scrub before cutting: a cut through a secret's value would leave its tail unscrubbed.
@@ -58,6 +63,12 @@ class Progress:
         )
         await self._post(Outgoing(chat=self._chat, thread=self._thread, text=text))
         self._shown = self._latest
+        await self._typing()
+
+    async def _typing(self) -> None:
+        if time.monotonic() - self._typed_at < TYPING_LASTS_SECONDS:
+            return
+        self._typed_at = time.monotonic()
         try:
             await self._postman.typing(self._chat)
         except Exception:

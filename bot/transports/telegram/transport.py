@@ -44,6 +44,8 @@ _COMMAND_NAME = re.compile(r"^[a-z0-9_]{1,32}$")
 
 class TelegramTransport:
     name = NAME
+    # Telegram shows "typing…" itself: a run shows a message only once it has output.
+    has_typing = True
 
     def __init__(
         self, settings: TelegramSection, *, inbox: Inbox, secrets: SecretSource | None = None
