@@ -43,12 +43,13 @@ class Access:
         return role is not None and role.allows(needed)
 
     def is_approver(self, user: str, approvers: Iterable[str], chat: str | None = None) -> bool:
-        """Approvers are listed by user id or by role name; admins always qualify."""
+        """Approvers are listed by user id or by role name; only those listed count
+        (the default list is `["admin"]`)."""
         role = self.role(user, chat)
         if role is None:
             return False
         listed = set(approvers)
-        return user in listed or role.value in listed or role is Role.ADMIN
+        return user in listed or role.value in listed
 
     def users_with(self, role: Role) -> list[str]:
         return [user for user, has in self._roles.items() if has is role]

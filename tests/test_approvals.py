@@ -324,3 +324,25 @@ kind = "python"
         for _ in range(3):
             await chat.say("/agents", user="test:ada")
         await chat.wait_for("You are sending messages faster than this bot accepts")
+
+
+async def test_only_listed_approvers_count_even_admins() -> None:
+    config = make_config(
+        USERS
+        + """
+[[agents]]
+name = "payroll"
+kind = "command"
+command = ["echo", "{input}"]
+approval = "always"
+approvers = ["test:bob"]
+"""
+    )
+    async with deck_for(config) as (deck, chat):
+        await chat.say("/ask payroll run", user="test:ada")
+        aid = approval_id(await chat.wait_for("Approval needed"))
+        await chat.press(f"{aid}:approve", user="test:admin")
+        await deck.tasks.drain()
+        assert chat.press_answers[-1] == ("You are not one of the approvers of this request.", True)
+        await chat.press(f"{aid}:approve", user="test:bob")
+        await chat.wait_for("payroll\nrun")
