@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from roster.agent import (
+    Action,
     Agent,
     AgentRequest,
     Decision,
@@ -319,6 +320,10 @@ class LLMAgent(Agent):
         messages.append(_tool_message(call, shown))
         status = "denied" if denied else "error" if shown.startswith("error:") else "done"
         ctx.tool_called(call.name, self._secrets.redact(call.arguments), shown, status=status)
+
+    async def preview(self, action: Action) -> str:
+        tool = self._tools.get(action.tool or "")
+        return await tool.preview(action.arguments) if tool is not None else ""
 
     def recheck(self, state: dict[str, Any]) -> NeedsApproval | None:
         pending = [ToolRequest(**call) for call in state.get("pending", ())]

@@ -64,6 +64,10 @@ class Tool(ABC):
         """Refuse arguments that do not fit the schema, before anything runs."""
         validate_arguments(self.parameters, arguments)
 
+    async def preview(self, arguments: dict[str, Any]) -> str:
+        """A dry run or a diff for the approval card; tools that can, say what would happen."""
+        return ""
+
     @abstractmethod
     async def call(self, arguments: dict[str, Any], ctx: ToolCallContext) -> str: ...
 

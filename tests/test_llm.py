@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
 import pytest
 from sqlmodel import select
 
+from roster.spec import ApprovalMode, Policy
+from roster.tools import Tool, ToolCallContext
 from storage.models import Run, RunState
 from tests.conftest import DeckFactory, make_config
 from tests.fakes.openai_server import FakeOpenAI, Step, call, fail, say
@@ -186,3 +191,33 @@ async def test_denied_tool_tells_the_model(
         await chat.wait_for("bot: understood")
     tool = next(m for m in fake_openai.requests[1]["messages"] if m["role"] == "tool")
     assert tool["content"] == "Denied by test:admin; the action did not run. Reason: too risky"
+
+
+class _DeployTool(Tool):
+    name = "deploy"
+    description = "Deploy a version."
+    parameters: ClassVar[Mapping[str, Any]] = {
+        "type": "object",
+        "properties": {"version": {"type": "string"}},
+        "required": ["version"],
+    }
+    policy = Policy(approval=ApprovalMode.ALWAYS)
+
+    async def preview(self, arguments: dict[str, Any]) -> str:
+        return f"would change 3 files to {arguments['version']}"
+
+    async def call(self, arguments: dict[str, Any], ctx: ToolCallContext) -> str:
+        return f"deployed {arguments['version']}"
+
+
+async def test_a_tools_preview_is_on_the_card(
+    deck_with_chat: DeckFactory, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.script = [call("deploy", version="v7"), say("deployed it")]
+    async with deck_with_chat(make_config(llm_config(fake_openai))) as (deck, chat):
+        deck.roster.get("bot")._tools["deploy"] = _DeployTool()  # type: ignore[attr-defined]
+        await chat.say("ship v7")
+        card = await chat.wait_for("Approval needed")
+        assert "Preview:\nwould change 3 files to v7" in card.text
+        await chat.press(f"{card.text.split('(')[1].split(')')[0]}:approve")
+        await chat.wait_for("bot: deployed it")
