@@ -45,6 +45,19 @@ class Policy(Strict):
     escalate_to: str = ""
 
 
+def lift_policy_keys(data: object) -> object:
+    """Let `approval = "always"` and friends sit directly in `[[agents]]` or `[[tools]]`."""
+    if not isinstance(data, dict):
+        return data
+    keys = set(Policy.model_fields) & set(data)
+    if not keys:
+        return data
+    lifted = dict(data)
+    policy = dict(lifted.pop("policy", {}) or {})
+    policy.update({k: lifted.pop(k) for k in keys})
+    return {**lifted, "policy": policy}
+
+
 class AgentBase(Strict):
     name: str = Field(pattern=AGENT_NAME)
     description: str = ""
@@ -67,17 +80,7 @@ class AgentBase(Strict):
     @model_validator(mode="before")
     @classmethod
     def _policy_keys_at_top_level(cls, data: object) -> object:
-        """Let `approval = "always"` and friends sit directly in `[[agents]]`."""
-        if not isinstance(data, dict):
-            return data
-        keys = set(Policy.model_fields) & set(data)
-        if not keys:
-            return data
-        data = dict(data)
-        policy = dict(data.pop("policy", {}) or {})
-        policy.update({k: data.pop(k) for k in keys})
-        data["policy"] = policy
-        return data
+        return lift_policy_keys(data)
 
 
 class EchoAgentSpec(AgentBase):

@@ -26,7 +26,7 @@ from pydantic import Field, model_validator
 
 from roster.agent import Action, needs_approval
 from roster.errors import ToolError
-from roster.spec import Policy, Strict
+from roster.spec import Policy, Strict, lift_policy_keys
 from roster.toolkit.process import run_argv
 from roster.toolkit.schema import check_schema, validate_schema
 from roster.tools import Tool, ToolCallContext
@@ -48,16 +48,7 @@ class CommandToolSpec(Strict):
     @model_validator(mode="before")
     @classmethod
     def _policy_keys_at_top_level(cls, data: object) -> object:
-        """Let `approval = "always"` and friends sit directly in `[[tools]]`."""
-        if not isinstance(data, dict):
-            return data
-        keys = set(Policy.model_fields) & set(data)
-        if not keys:
-            return data
-        data = dict(data)
-        policy = dict(data.pop("policy", {}) or {})
-        policy.update({k: data.pop(k) for k in keys})
-        return {**data, "policy": policy}
+        return lift_policy_keys(data)
 
     @model_validator(mode="after")
     def _template_fits_schema(self) -> CommandToolSpec:
