@@ -67,8 +67,12 @@ async def test_cost_is_recorded_per_run(
         await deck.runner.flush()
         async with deck.db.session() as session:
             run = (await session.exec(select(Run))).one()
+        await chat.say("/runs")
+        listing = await chat.wait_for("Recent runs")
     assert (run.tokens_in, run.tokens_out) == (11, 7)
     assert run.cost == pytest.approx(11 * 1.0 + 7 * 2.0)
+    assert " bot done " in listing.text
+    assert "11+7 tok · $25.0000 · hi" in listing.text
 
 
 async def test_the_fallback_model_answers_when_the_primary_fails(

@@ -45,8 +45,9 @@ async def runs(ctx: CommandContext) -> None:
         tokens = (
             f" · {run.tokens_in}+{run.tokens_out} tok" if run.tokens_in or run.tokens_out else ""
         )
+        cost = f" · ${run.cost:.4f}" if run.cost else ""
         lines += [
             code(run.id[:8]),
-            f" {run.agent} {run.status} {took}{tokens} · {run.input[:60]}\n",
+            f" {run.agent} {run.status} {took}{tokens}{cost} · {run.input[:60]}\n",
         ]
     await ctx.reply(*lines)
