@@ -8,9 +8,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, inspect, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.errors import DatabaseUnavailable
@@ -102,7 +103,7 @@ class Database:
                 # Two processes starting on a fresh database: one migrates, the other waits
                 # here and then finds nothing left to do (Alembic checks again inside).
                 await conn.execute(text(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})"))
-            await conn.run_sync(_upgrade_to_head)
+            await conn.run_sync(_create_or_upgrade)
 
     async def current_revision(self) -> str | None:
         try:
@@ -124,7 +125,28 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _upgrade_to_head(connection: Any) -> None:
+def _create_or_upgrade(connection: Any) -> None:
+    """An empty database gets the newest schema in one step; an older one is migrated.
+
+    Creating from the models is what the migrations arrive at (a test compares the two),
+    and it spares a first start loading Alembic and replaying every revision.
+    """
+    if inspect(connection).get_table_names():
+        upgrade_to_head(connection)
+        return
+    import storage.models  # noqa: F401  (the tables, on the metadata)
+
+    SQLModel.metadata.create_all(connection)
+    connection.execute(
+        text(
+            "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL,"
+            " CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+        )
+    )
+    connection.execute(text("INSERT INTO alembic_version VALUES (:head)"), {"head": HEAD_REVISION})
+
+
+def upgrade_to_head(connection: Any) -> None:
     from alembic import command  # heavy: only when the schema is behind
 
     from storage.migrations import alembic_config

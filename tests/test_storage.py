@@ -17,7 +17,7 @@ import storage.models  # noqa: F401  (the tables)
 from bot.cli import main
 from storage.audit import AuditLog
 from storage.clock import FakeClock
-from storage.db import Database, sqlite_url
+from storage.db import Database, sqlite_url, upgrade_to_head
 from storage.migrations import HEAD_REVISION, alembic_config
 from storage.writer import WriteBehind
 
@@ -27,14 +27,22 @@ def test_head_revision_constant_matches_the_scripts() -> None:
 
 
 async def assert_schema_matches_models(url: str) -> None:
-    async with Database(url) as db, db.engine.connect() as conn:
-        diff = await conn.run_sync(
-            lambda sync: compare_metadata(MigrationContext.configure(sync), SQLModel.metadata)
-        )
+    """Replay every migration on an empty database, then compare with the models."""
+    db = Database(url)
+    try:
+        async with db.engine.begin() as conn:
+            await conn.run_sync(upgrade_to_head)
+        async with db.engine.connect() as conn:
+            diff = await conn.run_sync(
+                lambda sync: compare_metadata(MigrationContext.configure(sync), SQLModel.metadata)
+            )
+    finally:
+        await db.engine.dispose()
     assert diff == [], f"models and migrations disagree: {diff}"
 
 
 async def test_migrations_match_models_on_sqlite(data_dir: Path) -> None:
+    data_dir.mkdir(parents=True)
     await assert_schema_matches_models(sqlite_url(data_dir))
 
 
