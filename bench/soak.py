@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,17 +31,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from bench.telegram_bench import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 AGENTDECK = str(Path(sys.executable).with_name("agentdeck"))
 TOKEN = "123456:TEST-token"  # noqa: S105 (the fake server's token)
 CHATS = 50
 USERS = [3000 + n for n in range(CHATS)]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def get(url: str, body: Any = None, timeout: float = 150) -> bytes:

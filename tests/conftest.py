@@ -104,3 +104,14 @@ async def _reset_pg(url: str) -> None:
         await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
     finally:
         await conn.close()
+
+
+async def audit_actions(deck: Deck) -> list[str]:
+    """Every audit event's action so far, oldest first (queued writes flushed first)."""
+    from sqlmodel import select
+
+    from storage.models import AuditEvent
+
+    await deck.runner.flush()
+    async with deck.db.session() as session:
+        return [e.action for e in (await session.exec(select(AuditEvent))).all()]

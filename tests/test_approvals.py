@@ -13,8 +13,8 @@ from bot.app import open_deck
 from bot.config import Config
 from bot.deck import Deck
 from storage.clock import FakeClock
-from storage.models import AuditEvent, Run, RunState
-from tests.conftest import make_config
+from storage.models import Run, RunState
+from tests.conftest import audit_actions, make_config
 from tests.fakes.chat import ChatRecorder, Posted
 from tests.fakes.openai_server import FakeOpenAI
 
@@ -60,12 +60,6 @@ async def deck_for(
 
 def approval_id(card: Posted) -> str:
     return card.text.split("(", 1)[1].split(")", 1)[0]
-
-
-async def audit_actions(deck: Deck) -> list[str]:
-    await deck.runner.flush()
-    async with deck.db.session() as session:
-        return [e.action for e in (await session.exec(select(AuditEvent))).all()]
 
 
 async def test_quorum_of_two_distinct_approvers() -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from storage.models import AuditEvent, Run, RunState
-from tests.conftest import DeckFactory, make_config
+from storage.models import Run, RunState
+from tests.conftest import DeckFactory, audit_actions, make_config
 
 CONFIG = """
 [deck]
@@ -43,12 +43,6 @@ timeout = 0.5
 chat = "test:bound"
 agent = "other"
 """
-
-
-async def audit_actions(deck) -> list[str]:  # type: ignore[no-untyped-def]
-    await deck.runner.flush()
-    async with deck.db.session() as session:
-        return [e.action for e in (await session.exec(select(AuditEvent))).all()]
 
 
 async def test_routing_ask_mention_binding_default(deck_with_chat: DeckFactory) -> None:

@@ -15,14 +15,12 @@ from typing import Any
 
 import aiohttp
 import pytest
-from sqlmodel import select
 
 from bot.app import open_deck
 from bot.deck import Deck
 from bot.errors import TransportStartError
 from bot.transports.slack import SlackTransport
-from storage.models import AuditEvent
-from tests.conftest import make_config
+from tests.conftest import audit_actions, make_config
 from tests.fakes.slack_server import (
     APP_TOKEN,
     BOT_TOKEN,
@@ -166,12 +164,6 @@ async def slack_deck(
 
 def replies(fake: FakeSlack, channel: str, thread_ts: str) -> list[str]:
     return [m.shown for m in fake.in_thread(channel, thread_ts)]
-
-
-async def audit_actions(deck: Deck) -> list[str]:
-    await deck.runner.flush()
-    async with deck.db.session() as session:
-        return [e.action for e in (await session.exec(select(AuditEvent))).all()]
 
 
 # -- conversations ----------------------------------------------------------------------

@@ -14,8 +14,8 @@ from sqlmodel import select
 from bot.app import open_deck
 from bot.config import Config
 from bot.deck import Deck
-from storage.models import AuditEvent, InboxItem
-from tests.conftest import make_config
+from storage.models import InboxItem
+from tests.conftest import audit_actions, make_config
 from tests.fakes.telegram_server import BOT_USERNAME, FakeTelegram
 
 ADMIN = 1001
@@ -67,12 +67,6 @@ def config_for(fake: FakeTelegram, extra: str = "") -> Config:
 async def running(config: Config) -> AsyncIterator[Deck]:
     async with asyncio.timeout(30), open_deck(config) as (deck, _):
         yield deck
-
-
-async def audit_actions(deck: Deck) -> list[str]:
-    await deck.runner.flush()
-    async with deck.db.session() as session:
-        return [e.action for e in (await session.exec(select(AuditEvent))).all()]
 
 
 def texts_to(fake: FakeTelegram, chat: int) -> list[str]:
