@@ -47,7 +47,7 @@ description = "Says it back"
 [[agents]]
 name = "slow"
 kind = "command"
-command = ["sh", "-c", "sleep 1; echo slow $0", "{input}"]
+command = ["sh", "-c", "sleep 3; echo slow $0", "{input}"]  # long enough to be seen running
 [[agents]]
 name = "deploy"
 kind = "command"
