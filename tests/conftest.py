@@ -7,7 +7,8 @@ import ipaddress
 import os
 import socket
 import tomllib
-from collections.abc import AsyncIterator, Callable
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -86,22 +87,29 @@ def postgres_available() -> bool:
 
 
 @pytest.fixture
-def pg_url() -> str:
-    """A clean PostgreSQL database; skipped with a reason outside CI when none runs."""
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database of its own (so parallel runs don't meet), dropped after.
+
+    Skipped with a reason outside CI when no PostgreSQL runs; in CI it must.
+    """
     if not postgres_available():
         if os.environ.get("CI") == "true":
             pytest.fail("PostgreSQL is not running at 127.0.0.1:5432 (CI must start it)")
         pytest.skip("PostgreSQL is not running at 127.0.0.1:5432")
-    asyncio.run(_reset_pg(PG_URL))
-    return PG_URL
+    name = f"agentdeck_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin_sql(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PG_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        asyncio.run(_admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-async def _reset_pg(url: str) -> None:
+async def _admin_sql(statement: str) -> None:
     import asyncpg
 
-    conn = await asyncpg.connect(url.replace("postgresql://", "postgres://"))
+    conn = await asyncpg.connect(PG_URL.replace("postgresql://", "postgres://"))
     try:
-        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+        await conn.execute(statement)
     finally:
         await conn.close()
 
