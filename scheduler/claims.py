@@ -4,18 +4,19 @@ Firing a thousand jobs at the same second must not mean a thousand commits; a ba
 is taken as soon as the previous one is written (the group-commit idea of
 `storage.writer`). A long queue is cut into chunks so the first runs start while
 the rest are still being written, and the loop gets a turn between chunks. A claim
-the database refuses was fired by someone else.
+the database refuses was fired by someone else. The same queue writes what became of
+runs claimed ahead (`JobStore.settle`), batched the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from storage.jobs import Claim, JobStore
+from storage.jobs import Claim
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +29,12 @@ class Claims:
     def __init__(
         self,
         *,
-        store: JobStore,
-        holder: str,
+        write: Callable[[list[Claim]], Awaitable[list[Claim]]],
         claimed: Callable[[list[Claim]], None],
         failed: Callable[[list[Claim], str], None],
         chunk: int = CHUNK,
     ) -> None:
-        self._store = store
-        self._holder = holder
+        self._write_batch = write  # returns the claims it won
         self._claimed = claimed
         self._failed = failed
         self._chunk = chunk
@@ -67,10 +66,10 @@ class Claims:
     async def _write(self, batch: list[Claim]) -> None:
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                won = await self._store.claim(batch, self._holder)
+                won = await self._write_batch(batch)
             except (SQLAlchemyError, OSError) as exc:
                 log.warning(
-                    "claiming %d due run(s) failed (attempt %d): %s", len(batch), attempt, exc
+                    "writing %d due run(s) failed (attempt %d): %s", len(batch), attempt, exc
                 )
                 error = str(exc).splitlines()[0]
                 await asyncio.sleep(RETRY_SECONDS * attempt)

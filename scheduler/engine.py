@@ -9,6 +9,10 @@ times, next fire time, `Job._modify`, the store's re-sort) runs once, not a thou
 times. The job function is the top-level `fire`, given the timer's id; a small
 executor calls it in the event loop with the time the run was due, and the sink gets
 the timer's jobs.
+
+With a `lead`, every timer goes off that long before its jobs are due (their runs are
+claimed ahead); the sink is still told the due time. The shift lives here only: what
+goes in and comes out of the engine are due times.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import inspect
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.events import EVENT_JOB_REMOVED, JobEvent
@@ -58,6 +62,21 @@ class HandOver(BaseExecutor):  # type: ignore[misc]
         job.func(*job.args, due=run_times[-1], **job.kwargs)
 
 
+class Early(BaseTrigger):  # type: ignore[misc]
+    """Fires `lead` before `trigger` would: APScheduler sees these times, not the due ones."""
+
+    def __init__(self, trigger: BaseTrigger, lead: timedelta) -> None:
+        self.trigger = trigger
+        self.lead = lead
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        previous = None if previous_fire_time is None else previous_fire_time + self.lead
+        found: datetime | None = self.trigger.get_next_fire_time(previous, now + self.lead)
+        return None if found is None else found - self.lead
+
+
 @dataclass(eq=False, slots=True)
 class _Timer:
     id: str
@@ -66,8 +85,9 @@ class _Timer:
 
 
 class Engine:
-    def __init__(self, sink: DueSink) -> None:
+    def __init__(self, sink: DueSink, *, lead: timedelta = timedelta(0)) -> None:
         self._sink = sink
+        self._lead = lead
         self._timers: dict[str, _Timer] = {}  # APScheduler job id -> the timer
         self._keyed: dict[str, list[_Timer]] = {}  # trigger key -> its timers
         self._timer_of: dict[str, _Timer] = {}  # our job id -> its timer
@@ -140,23 +160,23 @@ class Engine:
         self._keyed.setdefault(key, []).append(timer)
         self._aps.add_job(
             fire,
-            trigger=trigger,
+            trigger=Early(trigger, self._lead) if self._lead else trigger,
             args=(timer.id,),
             kwargs={"sink": self._fired},
             id=timer.id,
             name=key,
-            next_run_time=next_run,
+            next_run_time=next_run - self._lead,
         )
         return timer
 
     def _next(self, timer: _Timer) -> datetime | None:
         job = self._aps.get_job(timer.id)
-        return None if job is None else job.next_run_time
+        return None if job is None or job.next_run_time is None else job.next_run_time + self._lead
 
-    def _fired(self, timer_id: str, due: datetime) -> None:
+    def _fired(self, timer_id: str, early: datetime) -> None:
         timer = self._timers.get(timer_id)
         if timer is not None and timer.jobs:
-            self._sink(tuple(timer.jobs), due)
+            self._sink(tuple(timer.jobs), early + self._lead)
 
     def _removed(self, event: JobEvent) -> None:
         timer = self._timers.get(event.job_id)

@@ -4,8 +4,13 @@ Lifecycle, as an async context manager: a background election asks for the
 scheduler lock (a PostgreSQL advisory lock; always granted on SQLite). The winner
 loads the active jobs from the `jobs` table, makes up for runs missed while nobody
 was leading (one coalesced run per job, or a note when they are older than the grace
-time), then lets APScheduler fire. Changes made in this process apply at once;
-changes made by other processes are picked up by polling `jobs.updated_at`.
+time), takes over the runs an earlier leader claimed ahead but never handed over,
+then lets APScheduler fire. Changes made in this process apply at once; changes made
+by other processes are picked up by polling `jobs.updated_at`.
+
+Firing: a run is claimed `claim_ahead` before it is due and held (`scheduler.ahead`);
+at the due instant it is handed to the bot, unless its job changed meanwhile or its
+previous run still goes (checked then, not at the claim). The claim row says which.
 """
 
 from __future__ import annotations
@@ -16,13 +21,14 @@ import os
 import socket
 import uuid
 from collections.abc import Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
 from apscheduler.triggers.base import BaseTrigger
 
+from scheduler.ahead import Holding
 from scheduler.claims import Claims
 from scheduler.engine import Engine
 from scheduler.errors import JobFromConfig, JobNotFound, JobNotRunnable
@@ -58,6 +64,8 @@ class Settings:
     stall: timedelta = timedelta(minutes=2)  # a due run this late means firing stopped
     sync_seconds: float = 2.0
     takeover_seconds: float = 5.0
+    # Runs are claimed this long before they are due, so that they start on time.
+    claim_ahead: timedelta = timedelta(seconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +149,8 @@ class Scheduler:
         self._clock = clock
         self._engine: Engine | None = None
         self._claims: Claims | None = None
+        self._marks: Claims | None = None  # what became of runs claimed ahead
+        self._holding: Holding[Fire] | None = None
         self._loaded: dict[str, _Loaded] = {}
         self._versions: dict[str, int] = {}  # the version of each job last scheduled
         self._in_flight: set[str] = set()
@@ -196,15 +206,17 @@ class Scheduler:
         self.role = Role.LOADING
         self._since = self._clock.now()
         self._watermark = self._since
-        engine = Engine(self._due)
+        engine = Engine(self._due, lead=self.settings.claim_ahead)
         claims = Claims(
-            store=self.store,
-            holder=self.holder,
+            write=lambda batch: self.store.claim(batch, self.holder),
             claimed=self._on_claimed,
             failed=self._on_claim_failed,
         )
-        self._engine, self._claims = engine, claims
+        marks = Claims(write=self._mark, claimed=_written, failed=self._on_mark_failed)
+        self._engine, self._claims, self._marks = engine, claims, marks
+        self._holding = Holding(clock=self._clock, due=_due_of, release=self._release)
         self._spawn(claims.run(), "scheduler-claims", self._leading_tasks)
+        self._spawn(marks.run(), "scheduler-marks", self._leading_tasks)
         engine.start()
         with long_lived():
             later = await self._load(await self.store.active())
@@ -229,8 +241,16 @@ class Scheduler:
                     await self._claims.settled()
             except TimeoutError:
                 log.warning("due runs still being claimed at stop; they will count as missed")
+        if self._holding is not None and (held := self._holding.drop()):
+            log.info("%d run(s) claimed ahead are left to the next leader", held)
+        if self._marks is not None:
+            try:
+                async with asyncio.timeout(5):
+                    await self._marks.settled()
+            except TimeoutError:
+                log.warning("runs handed over are not all marked; a restart checks their rows")
         await _cancel(self._leading_tasks)
-        self._engine, self._claims = None, None
+        self._engine, self._claims, self._marks, self._holding = None, None, None, None
         self._loaded.clear()
         self._versions.clear()
 
@@ -257,6 +277,7 @@ class Scheduler:
         for start in range(0, len(catchups), CLAIM_CHUNK):
             chunk = catchups[start : start + CLAIM_CHUNK]
             self._on_claimed(await self.store.claim(chunk, self.holder))
+        await self._recover(now)
         for start in range(0, len(next_runs), CLAIM_CHUNK):
             await self.store.set_next_runs(next_runs[start : start + CLAIM_CHUNK])
         entries.sort(key=lambda entry: entry.next_run)
@@ -306,24 +327,98 @@ class Scheduler:
         return claims
 
     def _claim(self, job_id: str, due: datetime, following: datetime | None) -> Claim:
-        if job_id in self._in_flight:
-            # The last run still goes; a second one at once would only pile up.
-            log.warning("job %s is still running at its next due time; skipping one run", job_id)
-            return Claim(job_id, due, FireKind.BUSY, following, missed=1)
-        return Claim(job_id, due, FireKind.SCHEDULED, following, uuid.uuid4().hex)
+        return Claim(job_id, due, FireKind.AHEAD, following, uuid.uuid4().hex)
 
     def _on_claimed(self, claims: list[Claim]) -> None:
+        ahead: list[Fire] = []
         for claim in claims:
             loaded = self._loaded.get(claim.job_id)
             if loaded is None:
+                if claim.kind is FireKind.AHEAD:  # paused or removed while being claimed
+                    self._settle([_withdrawn(claim)])
                 continue
             if claim.next_run_at is None:
                 self._loaded.pop(claim.job_id, None)
             fire = Fire(loaded.job, claim)
             if claim.kind is FireKind.SKIPPED:
                 self._hooks.skipped(fire)
+            elif claim.kind is FireKind.AHEAD:
+                ahead.append(fire)
             elif claim.run_id is not None:
                 self._launch(fire)
+        if ahead and self._holding is not None:
+            self._holding.add(ahead)
+
+    def _release(self, fires: list[Fire]) -> None:
+        """The due instant of runs claimed ahead: hand them over, or say why not."""
+        outcomes: list[Claim] = []
+        for fire in fires:
+            job = self._still_wanted(fire)
+            if job is None:
+                outcomes.append(_withdrawn(fire.claim))
+            elif job.id in self._in_flight:
+                # The last run still goes; a second one at once would only pile up.
+                log.warning(
+                    "job %s is still running at its next due time; skipping one run", job.id
+                )
+                outcomes.append(replace(fire.claim, kind=FireKind.BUSY, run_id=None, missed=1))
+            else:
+                claim = replace(fire.claim, kind=FireKind.SCHEDULED)
+                self._launch(Fire(job, claim))
+                outcomes.append(claim)
+        self._settle(outcomes)
+
+    def _still_wanted(self, fire: Fire) -> Job | None:
+        """The job as it is now, if its run claimed ahead should still start."""
+        job = fire.job
+        if self._versions.get(job.id, job.version) == job.version:
+            return job  # unchanged since the claim (a finished one-off is no longer loaded)
+        loaded = self._loaded.get(job.id)
+        if loaded is not None and loaded.key == plan_of(job).key(job.created_at):
+            return loaded.job  # changed, but not when it runs: run it as it is now
+        return None  # paused, removed or rescheduled since
+
+    def _settle(self, outcomes: list[Claim]) -> None:
+        if self._marks is not None:
+            self._marks.add(outcomes)
+
+    async def _mark(self, outcomes: list[Claim]) -> list[Claim]:
+        await self.store.settle(outcomes, self.holder)
+        return outcomes
+
+    def _on_mark_failed(self, outcomes: list[Claim], error: str) -> None:
+        # The rows stay `ahead`: the next leader finds them, and runs rows it finds none for.
+        log.error("could not record what became of %d run(s): %s", len(outcomes), error)
+
+    async def _recover(self, now: datetime) -> None:
+        """Take over runs an earlier leader claimed ahead and stopped before handing over."""
+        since = now - self.settings.grace - self.settings.claim_ahead - SYNC_MARGIN
+        rows = await self.store.reown(self.holder, since)
+        if not rows:
+            return
+        log.warning("taking over %d run(s) claimed ahead by a scheduler that stopped", len(rows))
+        jobs = {job.id: job for job in await self.store.jobs([row.job_id for row in rows])}
+        held: list[Fire] = []
+        for row in rows:
+            job = jobs.get(row.job_id)
+            claim = Claim(
+                row.job_id,
+                row.scheduled_for,
+                FireKind.AHEAD,
+                job.next_run_at if job else None,
+                row.run_id,
+                row.missed,
+            )
+            if job is None or not _owed(job, claim):
+                self._settle([_withdrawn(claim)])
+            elif now - claim.scheduled_for > self.settings.grace:
+                skipped = replace(claim, kind=FireKind.SKIPPED, run_id=None, missed=1)
+                self._settle([skipped])
+                self._hooks.skipped(Fire(job, skipped))
+            else:
+                held.append(Fire(job, claim))
+        if held and self._holding is not None:
+            self._holding.add(held)  # those already due start at once
 
     def _launch(self, fire: Fire) -> None:
         job_id = fire.job.id
@@ -462,6 +557,25 @@ class Scheduler:
         task = asyncio.create_task(coro, name=name)
         owner.add(task)
         task.add_done_callback(lambda done: _finished(done, owner))
+
+
+def _due_of(fire: Fire) -> datetime:
+    return fire.claim.scheduled_for
+
+
+def _written(_claims: list[Claim]) -> None:
+    pass
+
+
+def _withdrawn(claim: Claim) -> Claim:
+    return replace(claim, kind=FireKind.WITHDRAWN, run_id=None)
+
+
+def _owed(job: Job, claim: Claim) -> bool:
+    """A run claimed ahead is still owed if its job was not paused, removed or
+    rescheduled since (each of those moves `active_since` or leaves the job inactive)."""
+    live = job.state in (JobState.ACTIVE, JobState.DONE)
+    return live and job.active_since <= claim.scheduled_for
 
 
 def _finished(task: asyncio.Task[None], owner: set[asyncio.Task[None]]) -> None:

@@ -122,3 +122,41 @@ async def advance_jobs(connection: AsyncConnection, claims: Sequence[Claim]) -> 
     ]
     advance = _SQLITE_ADVANCE if connection.dialect.name == "sqlite" else _PG_ADVANCE
     await connection.execute(advance, {"rows": json.dumps(rows)})
+
+
+# Only rows still waiting for their due instant, and only the claimer's own: a fire
+# another process took over is that process's to settle.
+_SQLITE_SETTLE = text("""
+UPDATE job_fires SET kind = r.kind, run_id = r.run_id, missed = r.missed
+FROM (SELECT json_extract(value, '$.job_id') AS job_id, json_extract(value, '$.at') AS at,
+    json_extract(value, '$.kind') AS kind, json_extract(value, '$.run_id') AS run_id,
+    json_extract(value, '$.missed') AS missed
+    FROM json_each(:rows)) AS r
+WHERE job_fires.job_id = r.job_id AND job_fires.scheduled_for = r.at
+    AND job_fires.kind = 'ahead' AND job_fires.claimed_by = :holder""")
+
+_PG_SETTLE = text("""
+UPDATE job_fires SET kind = r.kind, run_id = r.run_id, missed = r.missed
+FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+    AS r(job_id text, at timestamptz, kind text, run_id text, missed int)
+WHERE job_fires.job_id = r.job_id AND job_fires.scheduled_for = r.at
+    AND job_fires.kind = 'ahead' AND job_fires.claimed_by = CAST(:holder AS text)""")
+
+
+async def settle_fires(connection: AsyncConnection, claims: Sequence[Claim], holder: str) -> None:
+    """Record what became of runs claimed ahead: handed over, busy, or withdrawn."""
+    if not claims:
+        return
+    stamps = _Stamps(connection.dialect)
+    rows = [
+        {
+            "job_id": c.job_id,
+            "at": stamps(c.scheduled_for),
+            "kind": str(c.kind),
+            "run_id": c.run_id,
+            "missed": c.missed,
+        }
+        for c in claims
+    ]
+    settle = _SQLITE_SETTLE if connection.dialect.name == "sqlite" else _PG_SETTLE
+    await connection.execute(settle, {"rows": json.dumps(rows), "holder": holder})

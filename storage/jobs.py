@@ -4,6 +4,10 @@ A due run is *claimed* by inserting its `(job_id, scheduled_for)` row into
 `job_fires`; the primary key makes the claim succeed once, whichever process (or
 stale leader) tries. The same transaction moves `jobs.last_run_at` forward, which
 is what missed runs are counted from after a downtime.
+
+A scheduled run is claimed shortly *before* it is due (kind `ahead`) and handed to the
+bot at its due instant; the row then says what became of it (`settle`). A row still
+`ahead` after its claimer stopped is taken over by the next leader (`reown`).
 """
 
 from __future__ import annotations
@@ -15,12 +19,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, exists
 from sqlmodel import col, delete, select, update
 
 from storage.clock import Clock
 from storage.db import Database
-from storage.fires import advance_jobs, insert_fires
+from storage.fires import advance_jobs, insert_fires, settle_fires
 from storage.models import Job, JobFire, JobState, Run, SchedulerState
 
 ROW_CHUNK = 100
@@ -30,11 +34,13 @@ _DEFINITION = ("agent", "input", "trigger", "spec", "timezone", "report_to", "ch
 
 
 class FireKind(StrEnum):
+    AHEAD = "ahead"  # claimed ahead of its due time; not handed over yet
     SCHEDULED = "scheduled"  # fired on time by the running scheduler
     CATCHUP = "catchup"  # one run for the runs missed during a downtime
     SKIPPED = "skipped"  # missed runs too old to run (past the grace time): reported only
     BUSY = "busy"  # due while the job's previous run still went: not started
     MANUAL = "manual"  # /run: does not move the schedule
+    WITHDRAWN = "withdrawn"  # claimed ahead, then paused, removed or rescheduled: not run
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +161,36 @@ class JobStore:
             await advance_jobs(connection, moving)
             await session.commit()
         return claimed
+
+    async def settle(self, claims: Sequence[Claim], holder: str) -> None:
+        """Record what became of runs claimed ahead (each claim carries its final kind)."""
+        if not claims:
+            return
+        async with self._db.session() as session:
+            await settle_fires(await session.connection(), claims, holder)
+            await session.commit()
+
+    async def reown(self, holder: str, since: datetime) -> list[JobFire]:
+        """Take over the runs claimed ahead (since `since`) that were never handed over.
+
+        Call only while holding the scheduler lock: whoever claimed them stopped leading.
+        A run whose row exists was handed over and only its mark was lost; it stays done.
+        """
+        ahead = (col(JobFire.kind) == FireKind.AHEAD, col(JobFire.claimed_at) >= since)
+        started = exists().where(col(Run.id) == col(JobFire.run_id))
+        taking = (
+            update(JobFire)
+            .where(*ahead, ~started)
+            .values(claimed_by=holder, claimed_at=self._clock.now())
+            .returning(JobFire)
+        )
+        async with self._db.session() as session:
+            await session.exec(
+                update(JobFire).where(*ahead, started).values(kind=FireKind.SCHEDULED)
+            )
+            taken = list((await session.exec(taking)).scalars())
+            await session.commit()
+        return taken
 
     async def set_next_runs(self, pairs: Sequence[tuple[str, datetime | None]]) -> None:
         """Record when each job runs next (what /jobs shows and the watchdog checks)."""

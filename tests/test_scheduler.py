@@ -233,7 +233,9 @@ async def test_a_job_every_second_fires_each_second_once(db: Database) -> None:
         from sqlmodel import select
 
         claimed = (await session.exec(select(JobFire).where(JobFire.job_id == "tick"))).all()
-    assert len(claimed) == len(times)
+    handed = [fire for fire in claimed if fire.kind != FireKind.AHEAD]
+    assert len(handed) == len(times)
+    assert len(claimed) - len(handed) <= 1  # claimed ahead, left for the next start
 
 
 async def test_a_job_made_while_leading_fires(db: Database) -> None:
