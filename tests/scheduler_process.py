@@ -1,0 +1,61 @@
+"""A scheduler alone in a process, for tests that kill it: prints each run it hands over.
+
+    python -m tests.scheduler_process DATABASE_URL CLAIM_AHEAD_SECONDS LOCK_KEY
+
+Prints `leading` once it fires, and `launched <job id> <due time>` for each run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import timedelta
+from typing import Any
+
+from scheduler.service import Fire, Scheduler, Settings
+from storage.clock import SystemClock
+from storage.db import Database
+from storage.jobs import JobStore
+from storage.locks import AdvisoryLock
+
+
+class PrintingHooks:
+    def launch(self, fire: Fire) -> asyncio.Future[Any]:
+        print(f"launched {fire.job.id} {fire.claim.scheduled_for.isoformat()}", flush=True)
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    def skipped(self, fire: Fire) -> None:
+        print(f"skipped {fire.job.id}", flush=True)
+
+    def alert(self, text: str) -> None:
+        print(f"alert {text}", flush=True)
+
+
+def scheduler(db: Database, hooks: Any, claim_ahead: float, lock_key: int) -> Scheduler:
+    settings = Settings(
+        heartbeat_seconds=30,
+        sync_seconds=0.2,
+        takeover_seconds=0.2,
+        claim_ahead=timedelta(seconds=claim_ahead),
+    )
+    return Scheduler(
+        store=JobStore(db=db, clock=SystemClock()),
+        lock=AdvisoryLock(db, lock_key),
+        hooks=hooks,
+        clock=SystemClock(),
+        settings=settings,
+    )
+
+
+async def main(url: str, claim_ahead: float, lock_key: int) -> None:
+    hooks = PrintingHooks()
+    async with Database(url) as db, scheduler(db, hooks, claim_ahead, lock_key) as service:
+        await service.ready.wait()
+        print("leading", flush=True)
+        await asyncio.Event().wait()  # until killed
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], float(sys.argv[2]), int(sys.argv[3])))
