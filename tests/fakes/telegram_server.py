@@ -74,8 +74,11 @@ class Queued:
 
 
 class FakeTelegram:
-    def __init__(self, *, token: str = TOKEN) -> None:
+    def __init__(self, *, token: str = TOKEN, connection_per_update: bool = False) -> None:
         self.token = token
+        # Webhook POSTs on a fresh connection each, so a balancer in front of several
+        # processes spreads them (its choice is per connection).
+        self._connection_per_update = connection_per_update
         self.port = 0
         self.calls: list[Call] = []
         self.chats: dict[int, dict[str, Any]] = {}
@@ -405,7 +408,7 @@ class FakeTelegram:
         assert self.webhook is not None
         url, secret = self.webhook
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            self._session = self._client()
         while True:
             async with self._changed:
                 await self._changed.wait_for(lambda: bool(self._queue))
@@ -419,7 +422,7 @@ class FakeTelegram:
     async def post_update(self, update: dict[str, Any], *, url: str, secret: str) -> int:
         """POST one update to a webhook as Telegram would (the secret in its header)."""
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            self._session = self._client()
         timeout = aiohttp.ClientTimeout(total=5)
         headers = {SECRET_HEADER: secret} if secret else {}
         try:
@@ -432,6 +435,10 @@ class FakeTelegram:
         self.webhook_statuses.append(status)
         await self._notify()
         return status
+
+    def _client(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(force_close=self._connection_per_update)
+        return aiohttp.ClientSession(connector=connector)
 
     async def _stop_pusher(self) -> None:
         if self._pusher is not None:

@@ -1,0 +1,62 @@
+"""A round-robin TCP balancer on 127.0.0.1: each new connection goes to the next backend.
+
+What a load balancer in front of several bot processes does, at the connection level:
+a client that wants each request to reach the next process opens a connection per
+request (Telegram and Slack do not promise to reuse one). `picks` records where each
+connection went, so a test can tell which process got what.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+
+
+class RoundRobin:
+    def __init__(self, backend_ports: list[int]) -> None:
+        self.backends = list(backend_ports)
+        self._next = itertools.cycle(backend_ports)
+        self._server: asyncio.Server | None = None
+        self._pipes: set[asyncio.Task[None]] = set()
+        self.picks: list[int] = []  # the backend port of each connection, in order
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> RoundRobin:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for pipe in list(self._pipes):
+            pipe.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        backend = next(self._next)
+        self.picks.append(backend)
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", backend)
+        except OSError:
+            writer.transport.abort()  # a dead backend: the client sees a reset, and retries
+            return
+        for source, sink in ((reader, up_writer), (up_reader, writer)):
+            pipe = asyncio.create_task(self._pipe(source, sink), name=f"balancer:{backend}")
+            self._pipes.add(pipe)
+            pipe.add_done_callback(self._pipes.discard)
+
+    @staticmethod
+    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        with contextlib.suppress(OSError):
+            writer.close()  # one side is done: so is the other direction
