@@ -1,12 +1,17 @@
 """The llm agent: an OpenAI-compatible chat model with a tool-call loop.
 
 The only module that imports `openai`; it does so on first use, so a bot that has
-not talked to a model yet does not pay for loading the SDK.
+not talked to a model yet does not pay for loading the SDK. The import takes about a
+third of a second of CPU here, seconds on a busy small machine, so it runs in a worker
+thread, never on the event loop: `ModelClient.load_sdk` (`agentdeck run` calls it as
+soon as the deck runs, when it has an llm agent).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -35,6 +40,16 @@ if TYPE_CHECKING:
     from openai import AsyncOpenAI
 
 Message = dict[str, Any]
+
+_SDK_LOADED = threading.Event()
+
+
+def _import_sdk() -> None:
+    """What a model call imports; blocking, for a worker thread."""
+    from openai import AsyncOpenAI, DefaultAioHttpClient  # noqa: F401
+    from openai.types.chat import ChatCompletion  # noqa: F401
+
+    _SDK_LOADED.set()
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +99,15 @@ class ModelClient:
             return "no API key: set OPENAI_API_KEY or [llm] api_key"
         return None
 
+    async def load_sdk(self) -> None:
+        """Import the SDK in a worker thread; the loop carries on meanwhile."""
+        if not _SDK_LOADED.is_set():
+            # Callers at once each wait in a thread; Python's import lock runs it once.
+            await asyncio.to_thread(_import_sdk)
+
     async def complete(self, model: str, messages: list[Message], tools: list[Message]) -> Reply:
+        if self._client is None:
+            await self.load_sdk()
         from openai.types.chat import ChatCompletion
 
         client = self._connect()
@@ -110,6 +133,7 @@ class ModelClient:
 
     async def models(self) -> list[str]:
         """The model names the endpoint offers (`GET /models`): a cheap check of URL and key."""
+        await self.load_sdk()
         client = self._connect()
         with _model_errors(self.settings.timeout):
             return [model.id async for model in client.models.list()]

@@ -13,11 +13,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Loaded only when configured or first used: the dashboard, Slack, migrations of an older
-# database, the model SDK, JSON Schema for tool arguments, the vault's crypto; and never:
-# httpx's command-line client (rich, pygments).
+# Loaded only when configured or first used: the dashboard, Slack, the webhook server,
+# migrations of an older database, the model SDK (in a thread, once the deck runs), JSON
+# Schema for tool arguments, the vault's crypto; and never: httpx's command-line client.
 NOT_AT_START = (
     "bot.dashboard",
+    "aiohttp.web",
     "jinja2",
     "bot.transports.slack",
     "slack_bolt",

@@ -14,13 +14,16 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 
-from aiohttp import web
 from telegram import Bot, Update
 from telegram.error import Conflict, InvalidToken, RetryAfter, TelegramError
 
 from bot.transports.telegram.inbound import ALLOWED_UPDATES
 from bot.transports.telegram.limits import retry_after_seconds
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +99,8 @@ class WebhookServer:
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
+        from aiohttp import web  # the server side of aiohttp: only in webhook mode
+
         app = web.Application(client_max_size=MAX_BODY_BYTES)
         app.router.add_post(self._path, self._post)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -108,6 +113,8 @@ class WebhookServer:
             self._runner = None
 
     async def _post(self, request: web.Request) -> web.Response:
+        from aiohttp import web
+
         given = request.headers.get(SECRET_HEADER, "").encode()
         if not hmac.compare_digest(given, self._secret):
             log.warning("webhook call with a wrong secret token from %s", request.remote)
