@@ -11,6 +11,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from datetime import timedelta
 from typing import TextIO
 
 from bot import actions
@@ -24,11 +25,11 @@ from bot.config import Config
 from bot.deck import Deck
 from bot.dispatcher import Dispatcher
 from bot.jobruns import halt_scheduler, open_scheduler
+from bot.liveness import Liveness, describe, report_interrupted
 from bot.postman import Postman
 from bot.redaction import redacting_logs
 from bot.routing import routing_for
 from bot.runner import Runner
-from bot.text import bold, rich
 from bot.toolhost import ToolHost, toolbox_for
 from bot.transports.console import ConsoleTransport
 from bot.types import Incoming, Outgoing, Transport
@@ -43,7 +44,9 @@ from storage.db import Database
 from storage.inbox import Inbox
 from storage.memory import Memory
 from storage.models import Run
+from storage.processes import Processes, process_id
 from storage.secrets import Vault
+from storage.threads import ThreadAgents
 from storage.writer import WriteBehind
 
 log = logging.getLogger(__name__)
@@ -71,19 +74,21 @@ async def open_deck(
         writer = await stack.enter_async_context(WriteBehind(db))
         vault = await Vault(db=db, data_dir=config.deck.data_path(), clock=clock).load()
         stack.enter_context(redacting_logs(vault.redact))
-        deck = assemble(config, db=db, writer=writer, clock=clock, vault=vault)
+        processes = await beating_process(config, db=db, clock=clock)
+        deck = assemble(config, db=db, writer=writer, clock=clock, vault=vault, processes=processes)
         stack.push_async_callback(deck.model.close)
         if config.metrics.enabled:  # first in, last out: counts the whole start and stop
             from bot.metrics import MetricsServer
 
             deck.metrics = await stack.enter_async_context(MetricsServer(deck))
-        inbox = Inbox(db=db, writer=writer, clock=clock)
+        inbox = Inbox(db=db, writer=writer, clock=clock, processes=processes)
         dispatcher = Dispatcher(deck=deck, commands=load_all(), on_handled=inbox.mark_handled)
         interrupted = await deck.runner.mark_interrupted()
         await deck.brakes.budgets.load()
         if transports is None:
+            threads = ThreadAgents(db=db, clock=clock)
             transports = build_transports(
-                config, inbox=inbox, stdin=stdin, stdout=stdout, secrets=vault
+                config, inbox=inbox, threads=threads, stdin=stdin, stdout=stdout, secrets=vault
             )
         for transport in transports:
             deck.postman.add(transport)
@@ -91,6 +96,8 @@ async def open_deck(
         for transport in transports:
             await transport.start(dispatcher.handle)
             stack.push_async_callback(transport.stop)
+        liveness = Liveness(deck=deck, processes=processes, inbox=inbox, handle=dispatcher.handle)
+        await stack.enter_async_context(liveness)  # beats until the work below has finished
         stack.push_async_callback(finish_work, deck)
         stack.push_async_callback(halt_scheduler, deck)  # no new job runs while work drains
         if config.dashboard.enabled:  # stops first: no new presses while work drains
@@ -104,8 +111,22 @@ async def open_deck(
         yield deck, transports
 
 
+async def beating_process(config: Config, *, db: Database, clock: Clock) -> Processes:
+    """This process, with its first heartbeat written (before it takes any run over)."""
+    stale = timedelta(seconds=config.deck.process_stale_seconds)
+    processes = Processes(db=db, clock=clock, me=process_id(), stale_after=stale)
+    await processes.beat()
+    return processes
+
+
 def assemble(
-    config: Config, *, db: Database, writer: WriteBehind, clock: Clock, vault: Vault
+    config: Config,
+    *,
+    db: Database,
+    writer: WriteBehind,
+    clock: Clock,
+    vault: Vault,
+    processes: Processes,
 ) -> Deck:
     audit = AuditLog(db=db, writer=writer, clock=clock, redact=vault.redact)
     memory = Memory(db=db, writer=writer, clock=clock, redact=vault.redact)
@@ -137,6 +158,7 @@ def assemble(
         clock=clock,
         memory_turns=config.deck.memory_turns,
         brakes=brakes,
+        processes=processes,
         redact=vault.redact,
     )
     routing = routing_for(
@@ -179,6 +201,7 @@ def build_transports(
     config: Config,
     *,
     inbox: Inbox,
+    threads: ThreadAgents,
     stdin: TextIO | None,
     stdout: TextIO | None,
     secrets: SecretSource,
@@ -192,7 +215,9 @@ def build_transports(
     if config.slack is not None:
         from bot.transports.slack import SlackTransport
 
-        transports.append(SlackTransport(config.slack, inbox=inbox, secrets=secrets))
+        transports.append(
+            SlackTransport(config.slack, inbox=inbox, threads=threads, secrets=secrets)
+        )
     if config.console_enabled():
         transports.append(ConsoleTransport(user=config.console.user, stdin=stdin, stdout=stdout))
     return transports
@@ -227,12 +252,13 @@ async def recover(deck: Deck, dispatcher: Dispatcher, inbox: Inbox, interrupted:
     """Pick up what the last process left: interrupted runs, lost cards, unhandled updates."""
     await report_interrupted(deck, interrupted)
     cards = await repost_lost_cards(deck)
-    unhandled = await inbox.unhandled()
+    unhandled = await inbox.take_over()
     for item in unhandled:
         await dispatcher.handle(Incoming.from_json(item.payload))
     pending = len(await deck.approvals.pending())
     note = (
-        f"agentdeck is back. Interrupted runs: {len(interrupted)}; approvals waiting: {pending}"
+        f"agentdeck is back. Interrupted runs: {describe(interrupted)};"
+        f" approvals waiting: {pending}"
         f" ({cards} card(s) posted again); updates handled again: {len(unhandled)}."
     )
     log.info(note)
@@ -240,18 +266,6 @@ async def recover(deck: Deck, dispatcher: Dispatcher, inbox: Inbox, interrupted:
     if admin and deck.postman.knows(admin):
         with contextlib.suppress(Exception):
             await deck.postman.send(Outgoing.plain(admin, note))
-
-
-async def report_interrupted(deck: Deck, runs: list[Run]) -> None:
-    for run in runs:
-        if not deck.postman.knows(run.chat_id):
-            continue
-        text = rich(
-            bold(run.agent),
-            f": this run was interrupted by a restart and did not finish ({run.input[:80]}).",
-        )
-        with contextlib.suppress(Exception):
-            await deck.postman.send(Outgoing(chat=run.chat_id, thread=run.thread_id, text=text))
 
 
 async def repost_lost_cards(deck: Deck) -> int:

@@ -64,6 +64,18 @@ class DeckSection(Section):
     breaker_failures: int = Field(default=5, ge=0)
     # "json": one JSON object per log line (time, level, logger, message, run and chat).
     log_format: LogFormat = LogFormat.TEXT
+    # Several processes on one database: each beats a heartbeat row; one silent for
+    # `process_stale_seconds` is gone, and a live one takes over its runs and updates.
+    process_heartbeat_seconds: float = Field(default=10, gt=0)
+    process_stale_seconds: float = Field(default=60, gt=0)
+
+    @model_validator(mode="after")
+    def _stale_after_several_beats(self) -> DeckSection:
+        if self.process_stale_seconds < 2 * self.process_heartbeat_seconds:
+            raise ValueError(
+                "process_stale_seconds must be at least twice process_heartbeat_seconds"
+            )
+        return self
 
     @field_validator("timezone")
     @classmethod
@@ -130,7 +142,7 @@ class TelegramSection(Section):
     listen: str = "127.0.0.1"
     port: int = Field(default=8443, ge=1, le=65535)
     path: str = "/telegram"
-    secret_token: str = ""  # a value or an env:/secret: reference; empty: a random one
+    secret_token: str = ""  # a value or an env:/secret: reference; empty: from the token
     max_connections: int = Field(default=64, ge=1, le=1024)
     # Telegram's flood limits; 0 switches a limit off (a self-hosted Bot API server).
     messages_per_second: float = Field(default=30, ge=0)

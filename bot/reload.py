@@ -59,6 +59,8 @@ RESTART_DECK_KEYS = (
     "breaker_failures",
     "memory_turns",
     "log_format",
+    "process_heartbeat_seconds",
+    "process_stale_seconds",
 )
 
 

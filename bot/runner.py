@@ -36,6 +36,7 @@ from storage.clock import Clock
 from storage.db import Database
 from storage.memory import Memory
 from storage.models import Approval, Run, RunState, ToolCall
+from storage.processes import Processes
 from storage.runs import RunStore
 from storage.writer import WriteBehind
 
@@ -78,9 +79,11 @@ class Runner:
         clock: Clock,
         memory_turns: int,
         brakes: Brakes,
+        processes: Processes,
         redact: Callable[[str], str] = lambda text: text,
     ) -> None:
         self._runs = RunStore(db)
+        self._processes = processes  # runs name this process as their owner
         self._writer = writer
         self._memory = memory
         self._audit = audit
@@ -120,6 +123,7 @@ class Runner:
             job_id=origin.job_id,
             input=self._redact(text),
             started_at=self._clock.now(),
+            owner=self._processes.me,
         )
         self._writer.insert(Run, run.model_dump())
         self._audit.record(origin.user, "run.started", run.id, agent=agent.name, input=text[:500])
@@ -160,8 +164,10 @@ class Runner:
             return
         agent = self._roster.get(run.agent)
         state = dict(run.state)
-        run.status = RunState.RUNNING
-        self._writer.update(Run, "id", {"id": run.id, "status": RunState.RUNNING, "state": {}})
+        run.status, run.owner = RunState.RUNNING, self._processes.me  # resumed here, run here
+        self._writer.update(
+            Run, "id", {"id": run.id, "status": RunState.RUNNING, "state": {}, "owner": run.owner}
+        )
         if state.get("stage") == "start":  # held before it began (a spent budget)
             if decision.approved:
                 await self._begin(run, agent, run.input)
@@ -350,8 +356,9 @@ class Runner:
         budgets.spend(budgets.scopes(agent, origin.chat, None), tokens, usage.cost)
 
     async def mark_interrupted(self) -> list[Run]:
-        """Runs that were executing when the process died: mark them, so they are reported."""
-        return await self._runs.interrupt_running(self._clock.now())
+        """Runs left running by a process that is gone (never a live one's): mark them
+        interrupted, and return them to be reported."""
+        return await self._runs.interrupt_orphaned(self._processes, self._clock.now())
 
 
 def _arguments(raw: str) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """The inbox: updates stored before the platform is told they arrived.
 
-A redelivered update finds its key already here and is skipped; an update stored
-but never handled (the process died) is handed out again at the next start.
+A redelivered update finds its key already here and is skipped, whichever process it
+reaches (the key is the primary key: a second insert is a conflict, so it is taken).
+An update stored but never handled because its process died is handed out again by a
+live process, once that process is seen to be gone (`storage.processes`).
 """
 
 from __future__ import annotations
@@ -9,28 +11,42 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import true
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import col, select
+from sqlmodel import col, update
 
 from storage.clock import Clock
 from storage.db import Database
 from storage.models import InboxItem
+from storage.processes import Processes
 from storage.writer import WriteBehind
 
 
 class Inbox:
-    def __init__(self, *, db: Database, writer: WriteBehind, clock: Clock) -> None:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        writer: WriteBehind,
+        clock: Clock,
+        processes: Processes | None = None,  # None: one process, whose start takes all
+    ) -> None:
         self._db = db
         self._writer = writer
         self._clock = clock
+        self._processes = processes
+        self._owner = processes.me if processes else None  # written on what it takes
 
     async def accept(self, items: Sequence[tuple[str, dict[str, Any]]]) -> set[str]:
         """Store new updates durably; return the keys that were not seen before."""
         if not items:
             return set()
         now = self._clock.now()
-        rows = [{"key": key, "payload": payload, "received_at": now} for key, payload in items]
+        rows = [
+            {"key": key, "payload": payload, "received_at": now, "owner": self._owner}
+            for key, payload in items
+        ]
         insert = sqlite_insert if self._db.is_sqlite else pg_insert
         statement = (
             insert(InboxItem).values(rows).on_conflict_do_nothing().returning(col(InboxItem.key))
@@ -47,7 +63,18 @@ class Inbox:
         row = {"key": key, "handled_at": self._clock.now(), "payload": {}}
         self._writer.update(InboxItem, "key", row)  # one executemany per write batch
 
-    async def unhandled(self) -> list[InboxItem]:
-        query = select(InboxItem).where(col(InboxItem.handled_at).is_(None))
-        async with self._db.session() as session:
-            return list((await session.exec(query.order_by(col(InboxItem.received_at)))).all())
+    async def take_over(self) -> list[InboxItem]:
+        """Take the unhandled updates of processes that are gone, oldest first; each
+        goes to one taker."""
+        owner = col(InboxItem.owner)
+        orphaned = self._processes.orphaned(owner) if self._processes else true()
+        statement = (
+            update(InboxItem)
+            .where(col(InboxItem.handled_at).is_(None), orphaned)
+            .values(owner=self._owner)
+            .returning(InboxItem)
+        )
+        async with self._db.write_session() as session:
+            rows = list((await session.exec(statement)).scalars())
+            await session.commit()
+        return sorted(rows, key=lambda row: row.received_at)

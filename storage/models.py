@@ -98,6 +98,9 @@ class Run(SQLModel, table=True):
     state: dict[str, Any] = _json()  # what a suspended run needs to resume
     started_at: datetime = _when(index=True)
     finished_at: datetime | None = _when(nullable=True)
+    # The process that runs it (`ProcessBeat.id`): when that process stops beating, another
+    # one marks the run interrupted; a live process's runs are left alone.
+    owner: str | None = Field(default=None, max_length=200, index=True)
 
 
 class ToolCall(SQLModel, table=True):
@@ -271,6 +274,26 @@ class InboxItem(SQLModel, table=True):
     payload: dict[str, Any] = _json()
     received_at: datetime = _when()
     handled_at: datetime | None = _when(nullable=True, index=True)
+    # The process that took it: only a dead process's unhandled updates are taken over.
+    owner: str | None = Field(default=None, max_length=200)
+
+
+class ProcessBeat(SQLModel, table=True):
+    """A running agentdeck process and its heartbeat; one row per process while it runs."""
+
+    __tablename__ = "processes"
+    id: str = Field(primary_key=True, max_length=200)  # host:pid:random, see `process_id`
+    started_at: datetime = _when()
+    heartbeat_at: datetime = _when(index=True)
+
+
+class ThreadAgent(SQLModel, table=True):
+    """The agent a chat thread talks to, shared by every process serving the chat."""
+
+    __tablename__ = "thread_agents"
+    thread_id: str = Field(primary_key=True, max_length=200)
+    agent: str = Field(max_length=100)
+    updated_at: datetime = _when(index=True)
 
 
 class DashboardLink(SQLModel, table=True):

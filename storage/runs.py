@@ -10,6 +10,7 @@ from sqlmodel import col, select, update
 
 from storage.db import Database
 from storage.models import Run, RunState
+from storage.processes import Processes
 
 SPEND_KEYS = {"agent": Run.agent, "chat": Run.chat_id, "job": Run.job_id}
 
@@ -44,17 +45,16 @@ class RunStore:
                         rows.append((kind, name, int(tokens or 0), float(cost or 0)))
         return rows
 
-    async def interrupt_running(self, now: datetime) -> list[Run]:
-        """Mark runs left `running` by a process that died; return them for reporting."""
-        async with self._db.session() as session:
-            rows = list(
-                (await session.exec(select(Run).where(Run.status == RunState.RUNNING))).all()
-            )
-            if rows:
-                await session.exec(
-                    update(Run)
-                    .where(col(Run.id).in_([r.id for r in rows]))
-                    .values(status=RunState.INTERRUPTED, finished_at=now)
-                )
-                await session.commit()
+    async def interrupt_orphaned(self, processes: Processes, now: datetime) -> list[Run]:
+        """Mark running runs whose process is gone interrupted; return them for reporting.
+        Each row is marked, and so reported, by one process."""
+        statement = (
+            update(Run)
+            .where(col(Run.status) == RunState.RUNNING, processes.orphaned(col(Run.owner)))
+            .values(status=RunState.INTERRUPTED, finished_at=now)
+            .returning(Run)
+        )
+        async with self._db.write_session() as session:
+            rows = list((await session.exec(statement)).scalars())
+            await session.commit()
         return rows

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.text import bold, code, link, pre, rich
 from bot.transports.slack.inbound import (
     BotIdentity,
-    ThreadMemory,
     clean_text,
     from_command,
     thread_ts_of,
@@ -21,7 +22,11 @@ from bot.transports.slack.render import (
     render_message,
     sections,
 )
+from bot.transports.slack.threads import ThreadMemory
 from bot.types import Button, ButtonStyle, Outgoing, Press
+from storage.clock import SystemClock
+from storage.db import Database, sqlite_url
+from storage.threads import ThreadAgents
 
 ME = BotIdentity(user_id="UBOT", bot_id="BBOT", team_id="T1", name="deck")
 COMMANDS = {"agents", "ask", "help", "jobs"}
@@ -124,17 +129,17 @@ def test_deck_command_maps_to_our_commands() -> None:
     assert mapped("how is the disk?") == "how is the disk?"
 
 
-def test_thread_memory_addresses_the_agent_named_last() -> None:
-    threads = ThreadMemory(size=2)
-    assert threads.route("slack:C1/1.0", "@ops uptime") == "@ops uptime"
-    assert threads.route("slack:C1/1.0", "and disk") == "@ops and disk"
-    assert threads.route("slack:C1/1.0", "/ask dev build") == "/ask dev build"
-    assert threads.route("slack:C1/1.0", "status?") == "@dev status?"
-    assert threads.route("slack:C1/1.0", "/agents") == "/agents"
-    assert threads.route(None, "no thread") == "no thread"
-    threads.route("slack:C1/2.0", "@a x")
-    threads.route("slack:C1/3.0", "@b x")
-    assert threads.agent("slack:C1/1.0") is None  # the oldest is forgotten
+async def test_thread_memory_addresses_the_agent_named_last(data_dir: Path) -> None:
+    async with Database(sqlite_url(data_dir)) as db:
+        store = ThreadAgents(db=db, clock=SystemClock())
+        threads, elsewhere = ThreadMemory(store), ThreadMemory(store)  # two processes
+        assert await threads.route("slack:C1/1.0", "@ops uptime") == "@ops uptime"
+        assert await elsewhere.route("slack:C1/1.0", "and disk") == "@ops and disk"
+        assert await elsewhere.route("slack:C1/1.0", "/ask dev build") == "/ask dev build"
+        assert await threads.route("slack:C1/1.0", "status?") == "@dev status?"
+        assert await threads.route("slack:C1/1.0", "/agents") == "/agents"
+        assert await threads.route("slack:C1/2.0", "fresh") == "fresh"
+        assert await threads.route(None, "no thread") == "no thread"
 
 
 def test_thread_ids_belong_to_their_channel() -> None:

@@ -7,7 +7,6 @@ users `slack:<user>`, chats `slack:<channel>`, threads `slack:<channel>/<thread_
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +15,6 @@ from bot.transports.slack.render import press_of
 from bot.types import Incoming
 
 TRANSPORT = "slack"
-THREADS_REMEMBERED = 10_000
 # Message subtypes that are still a person writing; the rest are edits, joins, bots…
 PERSON_SUBTYPES = frozenset({"file_share", "thread_broadcast"})
 
@@ -24,7 +22,6 @@ _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 _LINK = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|([^>]*))?>")
 _CHANNEL = re.compile(r"<#([CGD][A-Z0-9]+)(?:\|([^>]*))?>")
 _SPECIAL = re.compile(r"<!([^|>]+)(?:\|([^>]*))?>")
-_ADDRESSED = re.compile(r"^(?:/ask\s+|@)([a-z][a-z0-9_-]{0,39})(?:\s|$)")
 
 Payload = Mapping[str, Any]
 
@@ -59,37 +56,6 @@ def thread_ts_of(thread: str | None, channel: str) -> str | None:
     return ts if where == channel and ts else None
 
 
-class ThreadMemory:
-    """Which agent each thread talks to, so a follow-up there goes to the same agent.
-
-    Kept in memory (the newest threads, bounded): after a restart a thread goes back
-    to the channel's agent until someone names an agent in it again.
-    """
-
-    def __init__(self, size: int = THREADS_REMEMBERED) -> None:
-        self._agents: OrderedDict[str, str] = OrderedDict()
-        self._size = size
-
-    def route(self, thread: str | None, text: str) -> str:
-        """Remember an agent named in a thread; address the thread's agent when none is."""
-        if thread is None or not text:
-            return text
-        named = _ADDRESSED.match(text)
-        if named:
-            self._agents[thread] = named.group(1)
-            self._agents.move_to_end(thread)
-            while len(self._agents) > self._size:
-                self._agents.popitem(last=False)
-            return text
-        agent = self._agents.get(thread)
-        if agent is None or text.startswith(("/", "@")):
-            return text
-        return f"@{agent} {text}"
-
-    def agent(self, thread: str) -> str | None:
-        return self._agents.get(thread)
-
-
 def clean_text(text: str, bot_user: str) -> str:
     """Slack's wire format -> what the person typed, without the mention of the bot."""
     text = _MENTION.sub(lambda m: "" if m.group(1) == bot_user else f"slack:{m.group(1)}", text)
@@ -100,7 +66,7 @@ def clean_text(text: str, bot_user: str) -> str:
     return text.strip()
 
 
-def from_event(body: Payload, me: BotIdentity, threads: ThreadMemory) -> Incoming | None:
+def from_event(body: Payload, me: BotIdentity) -> Incoming | None:
     """A mention in a channel or a direct message; None for everything else."""
     event = body.get("event") or {}
     user = event.get("user")
@@ -116,7 +82,7 @@ def from_event(body: Payload, me: BotIdentity, threads: ThreadMemory) -> Incomin
         thread, private = thread_id(channel, event.get("thread_ts")), True
     else:
         return None
-    text = threads.route(thread, clean_text(str(event.get("text") or ""), me.user_id))
+    text = clean_text(str(event.get("text") or ""), me.user_id)
     event_id = body.get("event_id")
     return Incoming(
         transport=TRANSPORT,

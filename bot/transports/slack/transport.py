@@ -29,9 +29,10 @@ from bot.errors import TransportError, TransportStartError
 from bot.tasks import TaskSet
 from bot.text import Rich, code, rich
 from bot.transports.slack import inbound
-from bot.transports.slack.inbound import BotIdentity, ThreadMemory
+from bot.transports.slack.inbound import BotIdentity
 from bot.transports.slack.intake import Intake
 from bot.transports.slack.render import Rendered, escape, render_message
+from bot.transports.slack.threads import ThreadAgentStore, ThreadMemory
 from bot.transports.slack.web import SlackRefused, SlackWeb, make_client
 from bot.types import Incoming, MessageRef, Outgoing
 from roster.errors import ReferenceNotFound
@@ -52,11 +53,16 @@ class SlackTransport:
     name = inbound.TRANSPORT
 
     def __init__(
-        self, settings: SlackSection, *, inbox: Inbox, secrets: SecretSource | None = None
+        self,
+        settings: SlackSection,
+        *,
+        inbox: Inbox,
+        threads: ThreadAgentStore,
+        secrets: SecretSource | None = None,
     ) -> None:
         self._settings = settings
         self._secrets = secrets or NoSecrets()
-        self._threads = ThreadMemory()
+        self._threads = ThreadMemory(threads)
         self._tasks = TaskSet()
         self._intake = Intake(inbox, self._tasks)
         self._handle: Handle | None = None
@@ -198,7 +204,7 @@ class SlackTransport:
 
     async def _on_event(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        incoming = inbound.from_event(body, self._me, self._threads)
+        incoming = inbound.from_event(body, self._me)
         if incoming is not None:
             await self._deliver(incoming)
 
@@ -225,9 +231,7 @@ class SlackTransport:
             log.info("slack: cannot post the command in %s: %s", channel, exc)
             await self._tell_sender(response_url)
             return
-        thread = inbound.thread_id(channel, ts)
-        text = self._threads.route(thread, incoming.text)
-        await self._admit(dataclasses.replace(incoming, thread=thread, text=text))
+        await self._admit(dataclasses.replace(incoming, thread=inbound.thread_id(channel, ts)))
 
     async def _tell_sender(self, response_url: str) -> None:
         if not response_url:
@@ -249,7 +253,13 @@ class SlackTransport:
             raise TransportError("could not store a Slack update; Slack will send it again")
 
     async def _admit(self, incoming: Incoming) -> None:
-        """Store the update (skipping one seen before), then hand it to the dispatcher."""
+        """Store the update (skipping one seen before), then hand it to the dispatcher.
+
+        A thread's follow-up is addressed to the thread's agent first, so the stored
+        update is handed out the same way if this process dies before handling it.
+        """
+        text = await self._threads.route(incoming.thread, incoming.text)
+        incoming = dataclasses.replace(incoming, text=text)
         key = incoming.update_key
         if key is not None and not await self._intake.is_new(key, incoming.to_json()):
             log.info("slack: %s was already received; skipped", key)

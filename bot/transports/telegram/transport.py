@@ -9,10 +9,10 @@ only updates not seen before are handed to the dispatcher.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import re
-import secrets as random
 from collections.abc import Awaitable, Callable, Sequence
 
 from telegram import Bot, BotCommand, Update
@@ -165,7 +165,10 @@ class TelegramTransport:
     def _webhook_secret(self) -> str:
         raw = self._settings.secret_token
         if not raw:
-            return random.token_urlsafe(32)  # nobody else knows it; Telegram learns it now
+            # Derived from the bot token, not random: every process of this bot behind one
+            # webhook URL must accept what Telegram sends, and only the token's holder knows it.
+            digest = hashlib.sha256(b"agentdeck webhook secret:" + self._token().encode())
+            return digest.hexdigest()
         try:
             return resolve(raw, self._secrets)
         except ReferenceNotFound as exc:

@@ -1,0 +1,118 @@
+"""This process's heartbeat, and taking over what processes that stopped beating left.
+
+Several processes share one PostgreSQL database, so "the process died" can no longer
+mean "every run still marked running": only a process whose heartbeat is older than
+`[deck] process_stale_seconds` is gone. At start and at every beat, a live process
+marks that process's running runs interrupted (and says so in their chats) and
+handles its unhandled updates; the database hands each row to one taker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from types import TracebackType
+
+from bot.deck import Deck
+from bot.text import bold, rich
+from bot.types import Incoming, Outgoing
+from storage.inbox import Inbox
+from storage.models import Run
+from storage.processes import Processes
+
+log = logging.getLogger(__name__)
+
+Handle = Callable[[Incoming], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Leftovers:
+    """What processes that are gone left behind, now taken over by this one."""
+
+    runs: list[Run]
+    updates: int
+
+    def __bool__(self) -> bool:
+        return bool(self.runs or self.updates)
+
+
+class Liveness:
+    """`async with`: beats until exit, then removes this process's heartbeat row."""
+
+    def __init__(self, *, deck: Deck, processes: Processes, inbox: Inbox, handle: Handle) -> None:
+        self._deck = deck
+        self._processes = processes
+        self._inbox = inbox
+        self._handle = handle
+        self._every = deck.config.deck.process_heartbeat_seconds
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Liveness:
+        self._task = asyncio.create_task(self._beating(), name="process-heartbeat")
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        with contextlib.suppress(Exception):  # a stale row would only delay nothing
+            await self._processes.leave()
+
+    async def take_over(self) -> Leftovers:
+        """Mark and report the runs of processes that are gone; handle their updates."""
+        runs = await self._deck.runner.mark_interrupted()
+        await report_interrupted(self._deck, runs)
+        updates = await self._inbox.take_over()
+        for item in updates:
+            await self._handle(Incoming.from_json(item.payload))
+        return Leftovers(runs, len(updates))
+
+    async def _beating(self) -> None:
+        while True:
+            await asyncio.sleep(self._every)
+            try:
+                await self._processes.beat()
+                leftovers = await self.take_over()
+                await self._processes.forget_dead()
+            except Exception:
+                log.exception("heartbeat or take-over failed; trying again at the next beat")
+                continue
+            if leftovers:
+                await self._tell_admin(leftovers)
+
+    async def _tell_admin(self, leftovers: Leftovers) -> None:
+        note = (
+            f"Another agentdeck process stopped (no heartbeat for"
+            f" {self._processes.stale_after.total_seconds():g} s). Interrupted runs:"
+            f" {describe(leftovers.runs)}; updates handled here: {leftovers.updates}."
+        )
+        log.warning(note)
+        admin = self._deck.config.deck.admin_chat
+        if admin and self._deck.postman.knows(admin):
+            with contextlib.suppress(Exception):
+                await self._deck.postman.send(Outgoing.plain(admin, note))
+
+
+def describe(runs: list[Run]) -> str:
+    """`2 (sleeper 1a2b3c4d, ops 5e6f7a8b)`: how many, and which."""
+    if not runs:
+        return "0"
+    return f"{len(runs)} ({', '.join(f'{run.agent} {run.id[:8]}' for run in runs)})"
+
+
+async def report_interrupted(deck: Deck, runs: list[Run]) -> None:
+    """Tell each run's chat that it did not finish."""
+    for run in runs:
+        if not deck.postman.knows(run.chat_id):
+            continue
+        text = rich(
+            bold(run.agent),
+            f": this run was interrupted by a restart and did not finish ({run.input[:80]}).",
+        )
+        with contextlib.suppress(Exception):
+            await deck.postman.send(Outgoing(chat=run.chat_id, thread=run.thread_id, text=text))

@@ -1,0 +1,77 @@
+"""Process heartbeats in storage: what a live process leaves alone, what it takes over."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from sqlmodel import select
+
+from storage.clock import FakeClock
+from storage.db import Database, sqlite_url
+from storage.inbox import Inbox
+from storage.models import ProcessBeat, Run
+from storage.processes import Processes
+from storage.runs import RunStore
+from storage.writer import WriteBehind
+
+STALE = timedelta(seconds=30)
+
+
+def _process(db: Database, clock: FakeClock, name: str) -> Processes:
+    return Processes(db=db, clock=clock, me=name, stale_after=STALE)
+
+
+async def _add_running_run(db: Database, clock: FakeClock, owner: str | None) -> str:
+    run = Run(id=uuid.uuid4().hex, agent="a", chat_id="c", user_id="u", started_at=clock.now())
+    run.owner = owner
+    async with db.session() as session:
+        session.add(run)
+        await session.commit()
+    return run.id
+
+
+async def test_on_postgresql_only_a_silent_process_is_taken_over(pg_url: str) -> None:
+    clock = FakeClock()
+    async with Database(pg_url) as db, WriteBehind(db) as writer:
+        first, second = _process(db, clock, "h:1:a"), _process(db, clock, "h:2:b")
+        await first.beat()
+        await second.beat()
+        runs = RunStore(db)
+        mine = await _add_running_run(db, clock, first.me)
+        legacy = await _add_running_run(db, clock, None)  # from before runs had owners
+        inbox = Inbox(db=db, writer=writer, clock=clock, processes=first)
+        assert await inbox.accept([("telegram:1", {"text": "hi"})]) == {"telegram:1"}
+        takeover = Inbox(db=db, writer=writer, clock=clock, processes=second)
+
+        assert [r.id for r in await runs.interrupt_orphaned(second, clock.now())] == [legacy]
+        assert await takeover.take_over() == []  # the first process still beats
+
+        clock.advance(STALE + timedelta(seconds=1))
+        await second.beat()  # the first one did not
+        assert [r.id for r in await runs.interrupt_orphaned(second, clock.now())] == [mine]
+        assert [item.key for item in await takeover.take_over()] == ["telegram:1"]
+        assert await runs.interrupt_orphaned(second, clock.now()) == []  # once
+        assert await takeover.take_over() == []  # now the second process's own
+
+        await second.forget_dead()
+        assert await _beating(db) == ["h:2:b"]
+        await second.leave()  # a clean stop
+        assert await _beating(db) == []
+
+
+async def _beating(db: Database) -> list[str]:
+    async with db.session() as session:
+        return [row.id for row in (await session.exec(select(ProcessBeat))).all()]
+
+
+async def test_on_sqlite_every_other_owner_is_gone(data_dir: Path) -> None:
+    clock = FakeClock()
+    async with Database(sqlite_url(data_dir)) as db:
+        before, now = _process(db, clock, "h:1:a"), _process(db, clock, "h:1:b")
+        await before.beat()  # a restart a moment after a crash: the heartbeat is fresh
+        await now.beat()
+        lost = await _add_running_run(db, clock, before.me)
+        await _add_running_run(db, clock, now.me)
+        assert [r.id for r in await RunStore(db).interrupt_orphaned(now, clock.now())] == [lost]
