@@ -14,6 +14,7 @@ import pytest
 from bot.doctor import Verdict, examine, failed
 from storage.clock import SystemClock
 from storage.db import Database
+from storage.migrations import HEAD_REVISION
 from storage.secrets import Vault, new_key
 from tests.conftest import make_config
 from tests.fakes.openai_server import FakeOpenAI
@@ -94,7 +95,7 @@ async def test_everything_configured_and_working_is_ok(servers, data_dir: Path) 
     ]
     assert all(f.verdict is Verdict.OK for f in findings), [f.line() for f in findings]
     assert seen["config"][1] == "test.toml: 2 agents, 0 users, valid"
-    assert seen["database"][1].endswith("schema 0004 (current)")
+    assert seen["database"][1].endswith(f"schema {HEAD_REVISION} (current)")
     assert seen["secrets"][1] == "master key from AGENTDECK_MASTER_KEY; 1 stored secret(s) decrypt"
     assert seen["telegram"][1] == f"@{BOT_USERNAME} (polling)"
     assert seen["slack"][1] == "@deck in team T0TEAM (socket)"
