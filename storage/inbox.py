@@ -12,8 +12,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import true
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, update
 
 from storage.clock import Clock
@@ -47,7 +45,7 @@ class Inbox:
             {"key": key, "payload": payload, "received_at": now, "owner": self._owner}
             for key, payload in items
         ]
-        insert = sqlite_insert if self._db.is_sqlite else pg_insert
+        insert = self._db.insert
         statement = (
             insert(InboxItem).values(rows).on_conflict_do_nothing().returning(col(InboxItem.key))
         )

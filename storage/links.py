@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import delete
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col
 
 from storage.db import Database
@@ -19,7 +17,7 @@ class UsedLinks:
 
     async def claim(self, link_id: str, user: str, now: datetime) -> bool:
         """Record the link as used; False when it was used before (here or by another process)."""
-        insert = sqlite_insert if self._db.is_sqlite else pg_insert
+        insert = self._db.insert
         statement = (
             insert(DashboardLink)
             .values(id=link_id, user_id=user, used_at=now)

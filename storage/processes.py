@@ -18,8 +18,6 @@ import socket
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, delete, or_
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped
 from sqlmodel import col, select
 
@@ -44,7 +42,7 @@ class Processes:
     async def beat(self) -> None:
         """Write this process's heartbeat (the row is created by the first one)."""
         now = self._clock.now()
-        insert = sqlite_insert if self._db.is_sqlite else pg_insert
+        insert = self._db.insert
         statement = (
             insert(ProcessBeat)
             .values(id=self.me, started_at=now, heartbeat_at=now)

@@ -7,9 +7,6 @@ one that saw the name, so the name is not kept in memory.
 
 from __future__ import annotations
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
 from storage.clock import Clock
 from storage.db import Database
 from storage.models import ThreadAgent
@@ -23,7 +20,7 @@ class ThreadAgents:
     async def remember(self, thread: str, agent: str) -> None:
         """From now on the thread talks to `agent` (the newest name wins)."""
         now = self._clock.now()
-        insert = sqlite_insert if self._db.is_sqlite else pg_insert
+        insert = self._db.insert
         statement = (
             insert(ThreadAgent)
             .values(thread_id=thread, agent=agent, updated_at=now)
