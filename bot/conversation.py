@@ -63,8 +63,7 @@ class Conversation:
             return False
         if summary is None:
             return False
-        assert older[-1].id is not None
-        await self._memory.fold(chat, key, older[-1].id, summary)
+        self._memory.fold(chat, key, len(older), summary)
         return True
 
 

@@ -7,9 +7,8 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Connection, insert, text
 from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.clock import Clock
 from storage.db import Database
@@ -42,6 +41,9 @@ class AuditLog:
         self._redact = redact
         self._pending: list[AuditEvent] = []
         self._observers: list[Callable[[AuditEvent], None]] = []
+        # SQLite: this process is the only writer, so the chain's head is known after the
+        # first read. PostgreSQL may be shared: there it is read (under a lock) every time.
+        self._head: str | None = None
 
     def observe(self, observer: Callable[[AuditEvent], None]) -> Callable[[], None]:
         """Call `observer` with every event as it is recorded (metrics); returns the undo."""
@@ -63,22 +65,26 @@ class AuditLog:
             observer(event)
         if not self._pending:
             events = self._pending
-            self._writer.submit(lambda session: self._append(session, events))
+            self._writer.submit(lambda conn: self._append(conn, events))
         self._pending.append(event)
 
-    async def _append(self, session: AsyncSession, events: list[AuditEvent]) -> None:
+    def _append(self, conn: Connection, events: list[AuditEvent]) -> None:
         """Chain queued events onto the newest row: one read per batch, not per event."""
         if self._pending is events:
             self._pending = []  # later events start the next batch
         if not self._db.is_sqlite:
-            await session.exec(text(f"SELECT pg_advisory_xact_lock({_PG_AUDIT_LOCK})"))  # type: ignore[call-overload]
-        query = select(AuditEvent.hash).order_by(col(AuditEvent.id).desc()).limit(1)
-        prev = (await session.exec(query)).first() or GENESIS
+            conn.execute(text(f"SELECT pg_advisory_xact_lock({_PG_AUDIT_LOCK})"))
+        retried = bool(events[0].hash)  # a batch tried before: the cached head may be ahead
+        prev = self._head if self._db.is_sqlite and not retried else None
+        if prev is None:
+            query = select(AuditEvent.hash).order_by(col(AuditEvent.id).desc()).limit(1)
+            prev = conn.execute(query).scalar() or GENESIS
         for event in events:
             event.prev_hash = prev
             event.hash = prev = event_hash(prev, event)
-        session.add_all(events)
-        await session.flush()
+        self._head = prev
+        rows = [event.model_dump(exclude={"id"}) for event in events]
+        conn.execute(insert(AuditEvent.__table__), rows)  # type: ignore[attr-defined]
 
     async def tail(self, limit: int = 20) -> Sequence[AuditEvent]:
         async with self._db.session() as session:

@@ -4,11 +4,17 @@ A redelivered update finds its key already here and is skipped, whichever proces
 reaches (the key is the primary key: a second insert is a conflict, so it is taken).
 An update stored but never handled because its process died is handed out again by a
 live process, once that process is seen to be gone (`storage.processes`).
+
+On SQLite one process owns the file, so once it has stored a batch the durable way it
+can tell new updates from redeliveries by the keys it has seen, and hand them out
+while their rows are still being written (`accept_quickly`); the caller still waits
+for the write before it acknowledges them to the platform.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import true
@@ -19,6 +25,8 @@ from storage.db import Database
 from storage.models import InboxItem
 from storage.processes import Processes
 from storage.writer import WriteBehind
+
+RECENT_KEYS = 10_000  # a redelivery repeats what the last poll brought, not older updates
 
 
 class Inbox:
@@ -35,11 +43,15 @@ class Inbox:
         self._clock = clock
         self._processes = processes
         self._owner = processes.me if processes else None  # written on what it takes
+        self._seen: dict[str, None] = {}  # recent keys, oldest first
+        self._trusts_seen = False  # set once a batch went through the database's check
 
     async def accept(self, items: Sequence[tuple[str, dict[str, Any]]]) -> set[str]:
         """Store new updates durably; return the keys that were not seen before."""
         if not items:
             return set()
+        self._remember(key for key, _ in items)
+        self._trusts_seen = self._db.is_sqlite
         now = self._clock.now()
         rows = [
             {"key": key, "payload": payload, "received_at": now, "owner": self._owner}
@@ -54,6 +66,29 @@ class Inbox:
             fresh = {row[0] for row in result}
             await session.commit()
         return fresh
+
+    def accept_quickly(
+        self, items: Sequence[tuple[str, dict[str, Any]]]
+    ) -> tuple[set[str], Awaitable[None]] | None:
+        """New keys at once, and the write to wait for before acknowledging them; None
+        where only the database can tell (PostgreSQL, or nothing stored since start)."""
+        if not self._trusts_seen:
+            return None
+        now = self._clock.now()
+        fresh = {key for key, _ in items if key not in self._seen}
+        stored: Awaitable[None] = _done()
+        for key, payload in items:
+            if key in fresh:
+                row = {"key": key, "payload": payload, "received_at": now, "owner": self._owner}
+                stored = self._writer.insert(InboxItem, row, ignore_conflict=True)
+        self._remember(fresh)
+        return fresh, stored
+
+    def _remember(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            self._seen[key] = None
+        while len(self._seen) > RECENT_KEYS:
+            del self._seen[next(iter(self._seen))]
 
     def mark_handled(self, key: str) -> None:
         """Mark an update done and drop its payload: the key alone stops a redelivery, and
@@ -76,3 +111,9 @@ class Inbox:
             rows = list((await session.exec(statement)).scalars())
             await session.commit()
         return sorted(rows, key=lambda row: row.received_at)
+
+
+def _done() -> Awaitable[None]:
+    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    future.set_result(None)
+    return future

@@ -11,7 +11,10 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy import Connection
+from sqlalchemy import select as sa_select
 from sqlmodel import col, delete, select
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -98,23 +101,34 @@ class Memory:
             del self._cache[key]
 
     async def unsummarised(self, chat_id: str, agent: str) -> tuple[str, list[Message]]:
-        """The running summary's text and every turn not folded into it yet."""
+        """The running summary's text and every turn not folded into it yet, oldest first."""
+        window = self._cache.get((chat_id, agent)) if self._cache is not None else None
+        if window is not None and window.unsummarised <= len(window.turns):
+            summary = window.summary.content if window.summary else ""
+            return summary, list(window.turns)[-window.unsummarised :]
         await self._writer.flush()
         async with self._db.session() as session:
             rows = (await session.exec(self._turns(chat_id, agent).order_by(col(Message.id)))).all()
-            summary = (await session.exec(self._summary(chat_id, agent))).first()
-        return (summary.content if summary else ""), list(rows)
+            summary_row = (await session.exec(self._summary(chat_id, agent))).first()
+        return (summary_row.content if summary_row else ""), list(rows)
 
-    async def fold(self, chat_id: str, agent: str, upto_id: int, summary: str) -> None:
-        """Replace the turns up to `upto_id` and the old summary by a new summary."""
-        await self._writer.flush()
-        where = (col(Message.chat_id) == chat_id, col(Message.agent) == agent)
-        async with self._db.session() as session:
-            await session.exec(delete(Message).where(*where, col(Message.role) == SUMMARY))
-            await session.exec(delete(Message).where(*where, col(Message.id) <= upto_id))
-            session.add(self._message(chat_id, agent, SUMMARY, summary))
-            await session.commit()
-        self._drop(chat_id, agent)
+    def fold(self, chat_id: str, agent: str, folded: int, summary: str) -> None:
+        """Replace the oldest `folded` turns and the old summary by a new summary.
+
+        Queued like the turns themselves, so it lands after them, in order; nothing waits.
+        """
+        row = self._message(chat_id, agent, SUMMARY, summary)
+        values = row.model_dump(exclude={"id"})
+        self._writer.submit(
+            lambda conn: _replace_with_summary(conn, chat_id, agent, folded, values)
+        )
+        window = self._cache.get((chat_id, agent)) if self._cache is not None else None
+        if window is None:
+            return
+        window.summary = row
+        for _ in range(min(folded, len(window.turns))):
+            window.turns.popleft()
+        window.unsummarised = max(0, window.unsummarised - folded)
 
     async def forget(self, chat_id: str, agent: str | None = None) -> int:
         """Drop the conversation in a chat (one memory key's or all); returns rows removed."""
@@ -185,3 +199,20 @@ class Memory:
             .order_by(col(Message.id).desc())
             .limit(1)
         )
+
+
+def _replace_with_summary(
+    conn: Connection, chat_id: str, agent: str, folded: int, summary: dict[str, Any]
+) -> None:
+    table = Message.__table__  # type: ignore[attr-defined]
+    mine = (table.c.chat_id == chat_id, table.c.agent == agent)
+    oldest = (
+        sa_select(table.c.id)
+        .where(*mine, table.c.role != SUMMARY)
+        .order_by(table.c.id)
+        .limit(folded)
+        .scalar_subquery()
+    )
+    conn.execute(table.delete().where(*mine, table.c.role == SUMMARY))
+    conn.execute(table.delete().where(table.c.id.in_(oldest)))
+    conn.execute(table.insert(), [summary])

@@ -7,20 +7,22 @@ matters, like the inbox before an update is acknowledged); `submit()` does not.
 
 Plain inserts (`insert()`) are grouped per table into one executemany and run first in
 their batch, before the other operations in the order they were submitted: an update
-may follow the insert of its row in the same batch, never the other way round.
+may follow the insert of its row in the same batch, never the other way round. An
+insert may ignore rows whose key is taken already (the inbox's redelivered updates).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import bindparam, insert
+from sqlalchemy import Connection, bindparam, insert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlmodel import SQLModel
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.db import Database
 
@@ -32,14 +34,16 @@ GIVE_UP_WHEN_STOPPING_SECONDS = 30.0
 # The database is down or restarting, not refusing this write: wait and try again.
 _UNREACHABLE = (OperationalError, InterfaceError, OSError)
 
-Op = Callable[[AsyncSession], Awaitable[None]]
+# A queued write: plain SQLAlchemy Core on a connection inside the batch's transaction
+# (it runs in a writer thread on SQLite, through the async driver on PostgreSQL).
+Op = Callable[[Connection], None]
 
 
 class WriteBehind:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._ops: list[Op] = []
-        self._inserts: dict[tuple[type[SQLModel], tuple[str, ...]], list[dict[str, Any]]] = {}
+        self._inserts: dict[_InsertShape, list[dict[str, Any]]] = {}
         self._updates: dict[_Shape, list[dict[str, Any]]] = {}
         self._batch_done: asyncio.Future[None] | None = None  # the queued batch
         self._inflight: asyncio.Future[None] | None = None  # the batch being committed
@@ -65,10 +69,15 @@ class WriteBehind:
         self._wake.set()
         return self._batch_done
 
-    def insert(self, table: type[SQLModel], row: dict[str, Any]) -> asyncio.Future[None]:
-        """Queue a plain row insert (cheaper than an ORM object: no session bookkeeping)."""
+    def insert(
+        self, table: type[SQLModel], row: dict[str, Any], *, ignore_conflict: bool = False
+    ) -> asyncio.Future[None]:
+        """Queue a plain row insert (cheaper than an ORM object: no session bookkeeping).
+
+        With `ignore_conflict`, a row whose primary key exists already is skipped."""
         # Rows of one shape share an executemany; a row missing a key gets its own group.
-        self._inserts.setdefault((table, tuple(sorted(row))), []).append(row)
+        shape = (table, tuple(sorted(row)), ignore_conflict)
+        self._inserts.setdefault(shape, []).append(row)
         return self.submit(_nothing)
 
     def update(self, table: type[SQLModel], key: str, row: dict[str, Any]) -> asyncio.Future[None]:
@@ -92,7 +101,8 @@ class WriteBehind:
             await self._wake.wait()
             self._wake.clear()
             if self._ops:
-                ops, done = [_bulk(self._inserts, self._updates), *self._ops], self._batch_done
+                bulk = _bulk(self._inserts, self._updates, sqlite=self._db.is_sqlite)
+                ops, done = [bulk, *self._ops], self._batch_done
                 self._ops, self._inserts, self._updates = [], {}, {}
                 self._batch_done, self._inflight = None, done
                 await self._apply(ops)
@@ -128,28 +138,38 @@ class WriteBehind:
                 log.exception("a queued database write failed and was dropped")
 
     async def _commit(self, ops: list[Op]) -> None:
-        async with self._db.write_session() as session:
+        def run_all(conn: Connection) -> None:
             for op in ops:
-                await op(session)
-            await session.commit()
+                op(conn)
+
+        await self._db.write_batch(run_all)
 
 
-async def _nothing(_session: AsyncSession) -> None:
+def _nothing(_conn: Connection) -> None:
     return None
 
 
+_InsertShape = tuple[type[SQLModel], tuple[str, ...], bool]  # table, columns, ignore conflict
 _Shape = tuple[type[SQLModel], str, tuple[str, ...]]
 
 
 def _bulk(
-    inserts: dict[tuple[type[SQLModel], tuple[str, ...]], list[dict[str, Any]]],
+    inserts: dict[_InsertShape, list[dict[str, Any]]],
     updates: dict[_Shape, list[dict[str, Any]]],
+    *,
+    sqlite: bool,
 ) -> Op:
     """Core statements, not ORM objects: one executemany per table and shape."""
 
-    async def op(session: AsyncSession) -> None:
-        for (table, _columns), rows in inserts.items():
-            await session.exec(insert(table.__table__), params=rows)  # type: ignore[attr-defined]
+    def op(conn: Connection) -> None:
+        for (table, _columns, ignore_conflict), rows in inserts.items():
+            sa_table = table.__table__  # type: ignore[attr-defined]
+            if ignore_conflict:
+                dialect_insert = sqlite_insert if sqlite else pg_insert
+                statement: Any = dialect_insert(sa_table).on_conflict_do_nothing()
+            else:
+                statement = insert(sa_table)
+            conn.execute(statement, rows)
         for (table, key, columns), rows in updates.items():
             sa_table = table.__table__  # type: ignore[attr-defined]
             statement = (
@@ -157,7 +177,7 @@ def _bulk(
                 .where(sa_table.c[key] == bindparam(f"_{key}"))
                 .values({c: bindparam(f"_{c}") for c in columns if c != key})
             )
-            await session.exec(statement, params=[{f"_{c}": v for c, v in r.items()} for r in rows])
+            conn.execute(statement, [{f"_{c}": v for c, v in r.items()} for r in rows])
 
     return op
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from datetime import datetime
 
+from sqlalchemy import Connection, insert
 from sqlmodel import select
 
 from storage.db import Database
@@ -37,8 +40,9 @@ async def test_writes_wait_for_a_restarted_database(pg_url: str) -> None:
     assert texts == ["before", "during"]
 
 
-def _note(text: str, now: object):  # type: ignore[no-untyped-def]
-    async def op(session):  # type: ignore[no-untyped-def]
-        session.add(Note(chat_id="c", agent="a", text=text, created_at=now))
+def _note(text: str, now: datetime) -> Callable[[Connection], None]:
+    def op(conn: Connection) -> None:
+        row = {"chat_id": "c", "agent": "a", "text": text, "created_at": now}
+        conn.execute(insert(Note.__table__), [row])  # type: ignore[attr-defined]
 
     return op

@@ -142,7 +142,7 @@ class TelegramTransport:
         if settings.mode is TelegramMode.POLLING:
             with translated("deleteWebhook"):
                 await bot.delete_webhook()
-            poller = Poller(bot, self._take)
+            poller = Poller(bot, self._take_polled)
             self._poller = asyncio.create_task(poller.run(), name="telegram-poller")
             return
         secret = self._webhook_secret()
@@ -178,8 +178,26 @@ class TelegramTransport:
 
     async def _take(self, updates: Sequence[Update]) -> None:
         """Store what is ours in the inbox, then hand over only what was not seen before."""
+        batch = self._ours(updates)
+        if batch:
+            fresh = await self._inbox.accept([(key, item.to_json()) for key, item in batch.items()])
+            await self._hand_over(batch, fresh)
+
+    async def _take_polled(self, updates: Sequence[Update]) -> None:
+        """Polling: where the inbox can tell new from seen at once, the work starts while
+        the rows are written; the next `getUpdates` (the acknowledgement) waits for them."""
+        batch = self._ours(updates)
+        items = [(key, item.to_json()) for key, item in batch.items()]
+        quick = self._inbox.accept_quickly(items) if batch else None
+        if quick is None:
+            await self._take(updates)
+            return
+        fresh, stored = quick
+        await self._hand_over(batch, fresh)
+        await stored
+
+    def _ours(self, updates: Sequence[Update]) -> dict[str, Incoming]:
         assert self._inbound is not None
-        assert self._handle is not None
         batch: dict[str, Incoming] = {}
         for update in updates:
             incoming = self._inbound.convert(update)
@@ -187,9 +205,10 @@ class TelegramTransport:
                 batch.setdefault(incoming.update_key, incoming)
             elif update.callback_query is not None:
                 self._answer_quietly(update.callback_query.id)
-        if not batch:
-            return
-        fresh = await self._inbox.accept([(key, item.to_json()) for key, item in batch.items()])
+        return batch
+
+    async def _hand_over(self, batch: dict[str, Incoming], fresh: set[str]) -> None:
+        assert self._handle is not None
         for key, incoming in batch.items():
             if key in fresh:
                 self._expect_answer(incoming)
