@@ -108,28 +108,20 @@ class ModelClient:
     async def complete(self, model: str, messages: list[Message], tools: list[Message]) -> Reply:
         if self._client is None:
             await self.load_sdk()
-        from openai.types.chat import ChatCompletion
-
         client = self._connect()
         body: dict[str, Any] = {"model": model, "messages": messages}
         if tools:
             body["tools"] = tools
         with _model_errors(self.settings.timeout):
-            # The SDK's own request path (retries, errors, parsing) without
-            # `chat.completions.create`'s walk over every parameter: our messages are
-            # plain JSON already, and that walk was a third of the bot's CPU per message.
-            response = await client.post("/chat/completions", body=body, cast_to=ChatCompletion)
-        if not response.choices:
-            raise ModelError("The model API returned no answer (empty choices).")
-        message = response.choices[0].message
-        calls = tuple(
-            ToolRequest(c.id, c.function.name, c.function.arguments)
-            for c in message.tool_calls or ()
-            if c.type == "function"
-        )
-        usage = response.usage
-        counted = Usage(usage.prompt_tokens, usage.completion_tokens) if usage else Usage()
-        return Reply(message.content or "", calls, counted)
+            # The SDK's own request path (retries, errors, status handling) without
+            # `chat.completions.create`'s walk over every parameter (our messages are
+            # plain JSON already) or building its response models: the few fields we
+            # read are read from the JSON, and their shape is checked here.
+            response = await client.post("/chat/completions", body=body, cast_to=dict)
+        try:
+            return _reply(response)
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+            raise ModelError("The model API sent a malformed response.") from exc
 
     async def models(self) -> list[str]:
         """The model names the endpoint offers (`GET /models`): a cheap check of URL and key."""
@@ -177,8 +169,31 @@ def _model_errors(timeout: float) -> Iterator[None]:
         ) from exc
     except openai.OpenAIError as exc:
         raise ModelError(f"The model API failed: {_short(str(exc))}") from exc
-    except ValueError as exc:  # undecodable JSON, or JSON of the wrong shape
+    except ValueError as exc:  # undecodable JSON
         raise ModelError("The model API sent a malformed response.") from exc
+
+
+def _reply(response: Any) -> Reply:
+    """The answer, tool calls and token counts of a chat completion, from its JSON.
+
+    A missing or mistyped field raises ValueError (reported as a malformed response)."""
+    if not isinstance(response, dict):
+        raise ValueError("not a JSON object")
+    choices = response.get("choices")
+    if not choices:
+        raise ModelError("The model API returned no answer (empty choices).")
+    message = choices[0]["message"]
+    content = message.get("content") or ""
+    calls = []
+    for call in message.get("tool_calls") or ():
+        if call.get("type", "function") == "function":
+            function = call["function"]
+            calls.append(ToolRequest(call["id"], function["name"], function.get("arguments") or ""))
+    usage = response.get("usage") or {}
+    counted = Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+    if not isinstance(content, str):
+        raise ValueError("content is not text")
+    return Reply(content, tuple(calls), counted)
 
 
 def _refused(exc: BaseException) -> bool:

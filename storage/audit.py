@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, text
 from sqlmodel import col, select
 
+from storage import batchsql
 from storage.clock import Clock
 from storage.db import Database
 from storage.models import AuditEvent
@@ -84,7 +85,11 @@ class AuditLog:
             event.hash = prev = event_hash(prev, event)
         self._head = prev
         rows = [event.model_dump(exclude={"id"}) for event in events]
-        conn.execute(insert(AuditEvent.__table__), rows)  # type: ignore[attr-defined]
+        table = AuditEvent.__table__  # type: ignore[attr-defined]
+        if self._db.is_sqlite:
+            batchsql.insert_many(conn, table, tuple(rows[0]), rows, ignore_conflict=False)
+        else:
+            conn.execute(insert(table), rows)
 
     async def tail(self, limit: int = 20) -> Sequence[AuditEvent]:
         async with self._db.session() as session:

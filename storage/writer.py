@@ -20,10 +20,10 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlmodel import SQLModel
 
+from storage import batchsql
 from storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -162,16 +162,20 @@ def _bulk(
     """Core statements, not ORM objects: one executemany per table and shape."""
 
     def op(conn: Connection) -> None:
-        for (table, _columns, ignore_conflict), rows in inserts.items():
+        for (table, columns, ignore_conflict), rows in inserts.items():
             sa_table = table.__table__  # type: ignore[attr-defined]
+            if sqlite:
+                batchsql.insert_many(conn, sa_table, columns, rows, ignore_conflict=ignore_conflict)
+                continue
+            statement: Any = insert(sa_table)
             if ignore_conflict:
-                dialect_insert = sqlite_insert if sqlite else pg_insert
-                statement: Any = dialect_insert(sa_table).on_conflict_do_nothing()
-            else:
-                statement = insert(sa_table)
+                statement = pg_insert(sa_table).on_conflict_do_nothing()
             conn.execute(statement, rows)
         for (table, key, columns), rows in updates.items():
             sa_table = table.__table__  # type: ignore[attr-defined]
+            if sqlite:
+                batchsql.update_many(conn, sa_table, key, columns, rows)
+                continue
             statement = (
                 sa_table.update()
                 .where(sa_table.c[key] == bindparam(f"_{key}"))
