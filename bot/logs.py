@@ -25,7 +25,15 @@ from bot.config import LogFormat
 LOG_FILE = "agentdeck.log"
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # APScheduler logs every job it adds at INFO: thousands of lines at each start.
-NOISY = ("httpx", "httpcore", "aiosqlite", "telegram.ext.Updater", "apscheduler", "aiohttp.access")
+NOISY = (
+    "httpx",
+    "httpx2",
+    "httpcore",
+    "aiosqlite",
+    "telegram.ext.Updater",
+    "apscheduler",
+    "aiohttp.access",
+)
 
 _where: contextvars.ContextVar[tuple[tuple[str, str], ...]] = contextvars.ContextVar(
     "agentdeck_log_where", default=()

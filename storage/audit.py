@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, insert, text
@@ -21,7 +23,32 @@ GENESIS = "0" * 64
 _PG_AUDIT_LOCK = 7_402_001
 
 
-def event_hash(prev_hash: str, event: AuditEvent) -> str:
+@dataclass(slots=True)
+class Event:
+    """An event as recorded, before it is chained and written (a plain object: the
+    table model's instrumentation cost more than the rest of `record`)."""
+
+    at: datetime
+    actor: str
+    action: str
+    subject: str
+    detail: dict[str, Any]
+    prev_hash: str = ""
+    hash: str = ""
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "at": self.at,
+            "actor": self.actor,
+            "action": self.action,
+            "subject": self.subject,
+            "detail": self.detail,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
+
+
+def event_hash(prev_hash: str, event: Event | AuditEvent) -> str:
     body = [prev_hash, event.at.isoformat(), event.actor, event.action, event.subject, event.detail]
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -40,27 +67,25 @@ class AuditLog:
         self._writer = writer
         self._clock = clock
         self._redact = redact
-        self._pending: list[AuditEvent] = []
-        self._observers: list[Callable[[AuditEvent], None]] = []
+        self._pending: list[Event] = []
+        self._observers: list[Callable[[Event], None]] = []
         # SQLite: this process is the only writer, so the chain's head is known after the
         # first read. PostgreSQL may be shared: there it is read (under a lock) every time.
         self._head: str | None = None
 
-    def observe(self, observer: Callable[[AuditEvent], None]) -> Callable[[], None]:
+    def observe(self, observer: Callable[[Event], None]) -> Callable[[], None]:
         """Call `observer` with every event as it is recorded (metrics); returns the undo."""
         self._observers.append(observer)
         return lambda: self._observers.remove(observer)
 
     def record(self, actor: str, action: str, subject: str = "", /, **detail: Any) -> None:
         """Queue an event; it is chained and written with the next batch, in order."""
-        event = AuditEvent(
+        event = Event(
             at=self._clock.now(),
             actor=actor,
             action=action,
             subject=self._redact(subject),
             detail=json.loads(self._redact(json.dumps(detail, default=str))),
-            prev_hash="",
-            hash="",
         )
         for observer in self._observers:
             observer(event)
@@ -69,7 +94,7 @@ class AuditLog:
             self._writer.submit(lambda conn: self._append(conn, events))
         self._pending.append(event)
 
-    def _append(self, conn: Connection, events: list[AuditEvent]) -> None:
+    def _append(self, conn: Connection, events: list[Event]) -> None:
         """Chain queued events onto the newest row: one read per batch, not per event."""
         if self._pending is events:
             self._pending = []  # later events start the next batch
@@ -84,7 +109,7 @@ class AuditLog:
             event.prev_hash = prev
             event.hash = prev = event_hash(prev, event)
         self._head = prev
-        rows = [event.model_dump(exclude={"id"}) for event in events]
+        rows = [event.row() for event in events]
         table = AuditEvent.__table__  # type: ignore[attr-defined]
         if self._db.is_sqlite:
             batchsql.insert_many(conn, table, tuple(rows[0]), rows, ignore_conflict=False)

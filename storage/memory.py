@@ -27,12 +27,20 @@ SUMMARY = "summary"
 CACHED_TURNS = 400  # messages kept in memory per chat and key; windows are at most 200 exchanges
 
 
+@dataclass(frozen=True, slots=True)
+class StoredTurn:
+    """One remembered message (or the running summary), as the agents read it."""
+
+    role: str
+    content: str
+
+
 @dataclass(slots=True)
 class _Window:
     """What the database holds for one chat and key, mirrored to spare a read per message."""
 
-    summary: Message | None
-    turns: deque[Message]
+    summary: StoredTurn | None
+    turns: deque[StoredTurn]
     unsummarised: int  # turns not folded into the summary (may exceed what `turns` keeps)
 
 
@@ -59,14 +67,14 @@ class Memory:
 
     def remember_turn(self, chat_id: str, agent: str, role: str, content: str) -> None:
         """Queue one turn; it lands with the next write batch."""
-        row = self._message(chat_id, agent, role, content)
-        self._writer.insert(Message, row.model_dump(exclude={"id"}))
+        row = self._row(chat_id, agent, role, content)
+        self._writer.insert(Message, row)
         window = self._cache.get((chat_id, agent)) if self._cache is not None else None
         if window is not None:
-            window.turns.append(row)
+            window.turns.append(StoredTurn(role, row["content"]))
             window.unsummarised += 1
 
-    async def recent_turns(self, chat_id: str, agent: str, turns: int) -> Sequence[Message]:
+    async def recent_turns(self, chat_id: str, agent: str, turns: int) -> Sequence[StoredTurn]:
         """The running summary (if any), then the last `turns` exchanges, oldest first."""
         if turns <= 0:
             return []
@@ -89,7 +97,8 @@ class Memory:
             count = len(rows)
             if count == CACHED_TURNS:
                 count = len((await session.exec(self._turns(chat_id, agent))).all())
-        window = _Window(summary, deque(reversed(rows), maxlen=CACHED_TURNS), count)
+        turns = deque((_turn(row) for row in reversed(rows)), maxlen=CACHED_TURNS)
+        window = _Window(_turn(summary) if summary else None, turns, count)
         if self._cache is not None:
             self._cache[(chat_id, agent)] = window
         return window
@@ -100,7 +109,7 @@ class Memory:
         for key in [k for k in self._cache if k[0] == chat_id and agent in (None, k[1])]:
             del self._cache[key]
 
-    async def unsummarised(self, chat_id: str, agent: str) -> tuple[str, list[Message]]:
+    async def unsummarised(self, chat_id: str, agent: str) -> tuple[str, list[StoredTurn]]:
         """The running summary's text and every turn not folded into it yet, oldest first."""
         window = self._cache.get((chat_id, agent)) if self._cache is not None else None
         if window is not None and window.unsummarised <= len(window.turns):
@@ -110,22 +119,19 @@ class Memory:
         async with self._db.session() as session:
             rows = (await session.exec(self._turns(chat_id, agent).order_by(col(Message.id)))).all()
             summary_row = (await session.exec(self._summary(chat_id, agent))).first()
-        return (summary_row.content if summary_row else ""), list(rows)
+        return (summary_row.content if summary_row else ""), [_turn(row) for row in rows]
 
     def fold(self, chat_id: str, agent: str, folded: int, summary: str) -> None:
         """Replace the oldest `folded` turns and the old summary by a new summary.
 
         Queued like the turns themselves, so it lands after them, in order; nothing waits.
         """
-        row = self._message(chat_id, agent, SUMMARY, summary)
-        values = row.model_dump(exclude={"id"})
-        self._writer.submit(
-            lambda conn: _replace_with_summary(conn, chat_id, agent, folded, values)
-        )
+        row = self._row(chat_id, agent, SUMMARY, summary)
+        self._writer.submit(lambda conn: _replace_with_summary(conn, chat_id, agent, folded, row))
         window = self._cache.get((chat_id, agent)) if self._cache is not None else None
         if window is None:
             return
-        window.summary = row
+        window.summary = StoredTurn(SUMMARY, row["content"])
         for _ in range(min(folded, len(window.turns))):
             window.turns.popleft()
         window.unsummarised = max(0, window.unsummarised - folded)
@@ -173,14 +179,14 @@ class Memory:
             await session.commit()
         return int(result.rowcount or 0)
 
-    def _message(self, chat_id: str, agent: str, role: str, content: str) -> Message:
-        return Message(
-            chat_id=chat_id,
-            agent=agent,
-            role=role,
-            content=self._redact(content),
-            created_at=self._now(),
-        )
+    def _row(self, chat_id: str, agent: str, role: str, content: str) -> dict[str, Any]:
+        return {
+            "chat_id": chat_id,
+            "agent": agent,
+            "role": role,
+            "content": self._redact(content),
+            "created_at": self._now(),
+        }
 
     def _now(self) -> datetime:
         return self._clock.now()
@@ -199,6 +205,10 @@ class Memory:
             .order_by(col(Message.id).desc())
             .limit(1)
         )
+
+
+def _turn(row: Message) -> StoredTurn:
+    return StoredTurn(row.role, row.content)
 
 
 def _replace_with_summary(

@@ -84,12 +84,14 @@ async def test_window_overflow_is_summarised_and_the_prompt_stays_bounded(
         ("assistant", "a4"),
         ("user", "m5"),
     ]
-    assert [(r.role, r.content) for r in rows] == [
+    # The fold is queued behind the turns it saw; later turns may share its batch, so the
+    # summary's place among the rows is not fixed: there is one, and the rest are turns.
+    assert [r.content for r in rows if r.role == "summary"] == ["SUMMARY-1"]
+    assert [(r.role, r.content) for r in rows if r.role != "summary"] == [
         ("user", "m3"),
         ("assistant", "a3"),
         ("user", "m4"),
         ("assistant", "a4"),
-        ("summary", "SUMMARY-1"),
         ("user", "m5"),
         ("assistant", "a5"),
     ]

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.metrics.registry import Counter, Family, Gauge, Histogram
-from storage.models import AuditEvent, RunState
+from storage.audit import Event
+from storage.models import RunState
 from storage.queues import queue_lengths
 
 if TYPE_CHECKING:
@@ -89,7 +90,7 @@ class DeckMetrics:
 
     # -- fed as things happen -----------------------------------------------------------
 
-    def on_audit(self, event: AuditEvent) -> None:
+    def on_audit(self, event: Event) -> None:
         """An audit observer: counts runs and approvals from the events that record them."""
         kind, _, what = event.action.partition(".")
         if kind == "run":
@@ -97,7 +98,7 @@ class DeckMetrics:
         elif kind == "approval" and what in APPROVAL_OUTCOMES:
             self.approvals.inc(outcome=what)
 
-    def _on_run(self, event: AuditEvent, what: str) -> None:
+    def _on_run(self, event: Event, what: str) -> None:
         agent = str(event.detail.get("agent") or "?")
         if what == "started":
             self.runs_started.inc(agent=agent)
