@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+T = TypeVar("T")
 _PG_MIGRATION_LOCK = 7_402_002
 
 
@@ -51,6 +52,8 @@ class Database:
         self._write_lock: asyncio.Lock | None = None
         self._batch_engine: Engine | None = None  # SQLite: batches written in one thread hop
         self._batch_thread: ThreadPoolExecutor | None = None
+        self._read_engine: Engine | None = None  # SQLite: hot-path reads in one thread hop
+        self._read_threads: ThreadPoolExecutor | None = None
 
     def _create_engine(self) -> AsyncEngine:
         if not self.is_sqlite:
@@ -71,10 +74,12 @@ class Database:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.engine.dispose()
-        if self._batch_thread is not None:
-            self._batch_thread.shutdown(wait=True)
-        if self._batch_engine is not None:
-            self._batch_engine.dispose()
+        for threads in (self._batch_thread, self._read_threads):
+            if threads is not None:
+                threads.shutdown(wait=True)
+        for sync_engine in (self._batch_engine, self._read_engine):
+            if sync_engine is not None:
+                sync_engine.dispose()
 
     def insert(self, table: Any) -> SqliteInsert | PostgresInsert:
         """`INSERT` with this database's `ON CONFLICT` clauses (SQLite's or PostgreSQL's).
@@ -133,19 +138,42 @@ class Database:
             self._write_lock = asyncio.Lock()
         if self._batch_thread is None:
             self._batch_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+            self._batch_engine = self._sync_engine()
         loop = asyncio.get_running_loop()
         async with self._write_lock:
             await loop.run_in_executor(self._batch_thread, self._write_in_thread, work)
 
     def _write_in_thread(self, work: Callable[[Connection], None]) -> None:
-        if self._batch_engine is None:
-            url = self.engine.url.set(drivername="sqlite")
-            self._batch_engine = create_engine(
-                url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
-            )
-            event.listen(self._batch_engine, "connect", _sqlite_pragmas)
+        assert self._batch_engine is not None
         with self._batch_engine.begin() as conn:
             work(conn)
+
+    async def read(self, work: Callable[[Connection], T]) -> T:
+        """Run a read on a connection and return what `work` returns.
+
+        On SQLite in a reader thread, in one hop (see `write_batch`): fifty chats opening
+        their memory at once took a third of a second through aiosqlite, a few
+        milliseconds this way. On PostgreSQL through the async driver.
+        """
+        if not self.is_sqlite:
+            async with self.engine.connect() as conn:
+                return await conn.run_sync(work)
+        if self._read_threads is None:
+            self._read_threads = ThreadPoolExecutor(2, thread_name_prefix="sqlite-reader")
+            self._read_engine = self._sync_engine()  # no connection yet: made here, used there
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._read_threads, self._read_in_thread, work)
+
+    def _read_in_thread(self, work: Callable[[Connection], T]) -> T:
+        assert self._read_engine is not None
+        with self._read_engine.connect() as conn:
+            return work(conn)
+
+    def _sync_engine(self) -> Engine:
+        url = self.engine.url.set(drivername="sqlite")
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
 
     async def migrate(self) -> None:
         """Apply Alembic migrations; skip loading Alembic when already at the head."""

@@ -7,13 +7,14 @@ value that shows up in a conversation never reaches the database.
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, func
 from sqlalchemy import select as sa_select
 from sqlmodel import col, delete, select
 from sqlmodel.sql.expression import SelectOfScalar
@@ -64,15 +65,34 @@ class Memory:
         # One process owns a SQLite file; on a shared PostgreSQL another process may write
         # the same chat, so there every read goes to the database.
         self._cache: dict[tuple[str, str], _Window] | None = {} if db.is_sqlite else None
+        # Turns queued for a key that has no window yet: reading it waits for this write
+        # only, not for every queued write (50 new chats at once each read their window).
+        self._unwritten: dict[tuple[str, str], asyncio.Future[None]] = {}
+        # SQLite: the keys the database held at the first read, and those written since;
+        # a key in neither has no memory, and its (empty) window needs no read.
+        self._stored_keys: asyncio.Task[set[tuple[str, str]]] | None = None
+        self._written_keys: set[tuple[str, str]] = set()
 
     def remember_turn(self, chat_id: str, agent: str, role: str, content: str) -> None:
         """Queue one turn; it lands with the next write batch."""
         row = self._row(chat_id, agent, role, content)
-        self._writer.insert(Message, row)
+        written = self._writer.insert(Message, row)
+        self._written_keys.add((chat_id, agent))
         window = self._cache.get((chat_id, agent)) if self._cache is not None else None
-        if window is not None:
+        if window is None:
+            self._wait_before_reading((chat_id, agent), written)
+        else:
             window.turns.append(StoredTurn(role, row["content"]))
             window.unsummarised += 1
+
+    def _wait_before_reading(self, key: tuple[str, str], written: asyncio.Future[None]) -> None:
+        self._unwritten[key] = written
+
+        def written_now(done: asyncio.Future[None]) -> None:
+            if self._unwritten.get(key) is done:
+                del self._unwritten[key]
+
+        written.add_done_callback(written_now)
 
     async def recent_turns(self, chat_id: str, agent: str, turns: int) -> Sequence[StoredTurn]:
         """The running summary (if any), then the last `turns` exchanges, oldest first."""
@@ -89,19 +109,31 @@ class Memory:
         cached = self._cache.get((chat_id, agent)) if self._cache is not None else None
         if cached is not None:
             return cached
-        await self._writer.flush()
-        newest = self._turns(chat_id, agent).order_by(col(Message.id).desc())
-        async with self._db.session() as session:
-            rows = list((await session.exec(newest.limit(CACHED_TURNS))).all())
-            summary = (await session.exec(self._summary(chat_id, agent))).first()
-            count = len(rows)
-            if count == CACHED_TURNS:
-                count = len((await session.exec(self._turns(chat_id, agent))).all())
-        turns = deque((_turn(row) for row in reversed(rows)), maxlen=CACHED_TURNS)
-        window = _Window(_turn(summary) if summary else None, turns, count)
+        if self._cache is not None and not await self._may_have_turns(chat_id, agent):
+            window = self._cache[(chat_id, agent)] = _Window(None, deque(maxlen=CACHED_TURNS), 0)
+            return window
+        pending = self._unwritten.pop((chat_id, agent), None)
+        if pending is not None:
+            await asyncio.shield(pending)
+        summary, turns, count = await self._db.read(lambda conn: _read_window(conn, chat_id, agent))
+        window = _Window(summary, deque(turns, maxlen=CACHED_TURNS), count)
         if self._cache is not None:
             self._cache[(chat_id, agent)] = window
         return window
+
+    async def _may_have_turns(self, chat_id: str, agent: str) -> bool:
+        key = (chat_id, agent)
+        if key in self._written_keys:
+            return True
+        if self._stored_keys is None:
+            self._stored_keys = asyncio.ensure_future(self._db.read(_keys_with_turns))
+        loading = self._stored_keys
+        try:
+            return key in await asyncio.shield(loading)
+        except Exception:
+            if self._stored_keys is loading:
+                self._stored_keys = None  # the next message asks the database again
+            raise
 
     def _drop(self, chat_id: str, agent: str | None) -> None:
         if self._cache is None:
@@ -127,9 +159,12 @@ class Memory:
         Queued like the turns themselves, so it lands after them, in order; nothing waits.
         """
         row = self._row(chat_id, agent, SUMMARY, summary)
-        self._writer.submit(lambda conn: _replace_with_summary(conn, chat_id, agent, folded, row))
+        written = self._writer.submit(
+            lambda conn: _replace_with_summary(conn, chat_id, agent, folded, row)
+        )
         window = self._cache.get((chat_id, agent)) if self._cache is not None else None
         if window is None:
+            self._wait_before_reading((chat_id, agent), written)
             return
         window.summary = StoredTurn(SUMMARY, row["content"])
         for _ in range(min(folded, len(window.turns))):
@@ -205,6 +240,40 @@ class Memory:
             .order_by(col(Message.id).desc())
             .limit(1)
         )
+
+
+def _keys_with_turns(conn: Connection) -> set[tuple[str, str]]:
+    table = Message.__table__  # type: ignore[attr-defined]
+    rows = conn.execute(sa_select(table.c.chat_id, table.c.agent).distinct())
+    return {(chat_id, agent) for chat_id, agent in rows}
+
+
+def _read_window(
+    conn: Connection, chat_id: str, agent: str
+) -> tuple[StoredTurn | None, list[StoredTurn], int]:
+    """The summary, up to CACHED_TURNS newest turns (oldest first) and how many turns."""
+    table = Message.__table__  # type: ignore[attr-defined]
+    mine = (table.c.chat_id == chat_id, table.c.agent == agent)
+    newest = (
+        sa_select(table.c.role, table.c.content)
+        .where(*mine, table.c.role != SUMMARY)
+        .order_by(table.c.id.desc())
+        .limit(CACHED_TURNS)
+    )
+    turns = [StoredTurn(role, content) for role, content in conn.execute(newest)]
+    turns.reverse()
+    count = len(turns)
+    if count == CACHED_TURNS:
+        everything = sa_select(func.count()).where(*mine, table.c.role != SUMMARY)
+        count = int(conn.execute(everything).scalar() or 0)
+    summary_query = (
+        sa_select(table.c.content)
+        .where(*mine, table.c.role == SUMMARY)
+        .order_by(table.c.id.desc())
+        .limit(1)
+    )
+    summary = conn.execute(summary_query).scalar()
+    return (StoredTurn(SUMMARY, summary) if summary is not None else None), turns, count
 
 
 def _turn(row: Message) -> StoredTurn:
