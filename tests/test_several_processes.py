@@ -78,7 +78,7 @@ async def finished_run(db: Database, agent: str) -> Run:
         while True:
             async with db.session() as session:
                 (run,) = (await session.exec(select(Run).where(Run.agent == agent))).all()
-            if run.status != RunState.RUNNING:
+            if run.status not in (RunState.RUNNING, RunState.WAITING):
                 return run
             await asyncio.sleep(0.1)
 
