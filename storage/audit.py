@@ -112,7 +112,7 @@ class AuditLog:
         rows = [event.row() for event in events]
         table = AuditEvent.__table__  # type: ignore[attr-defined]
         if self._db.is_sqlite:
-            batchsql.insert_many(conn, table, tuple(rows[0]), rows, ignore_conflict=False)
+            batchsql.insert_many(conn, table, tuple(rows[0]), rows, or_ignore=False)
         else:
             conn.execute(insert(table), rows)
 

@@ -34,19 +34,19 @@ def insert_many(
     columns: tuple[str, ...],
     rows: Sequence[dict[str, Any]],
     *,
-    ignore_conflict: bool,
+    or_ignore: bool,
 ) -> None:
-    shape = ("insert", table.name, columns, ignore_conflict)
+    shape = ("insert", table.name, columns, or_ignore)
     compiled = _cache.get(shape)
     if compiled is None:
         missing = [c.name for c in table.columns if c.default is not None and c.name not in columns]
         if missing:  # SQLAlchemy fills Python-side defaults; leave those rows to it
-            statement: Any = sqlite_insert(table) if ignore_conflict else insert(table)
-            if ignore_conflict:
+            statement: Any = sqlite_insert(table) if or_ignore else insert(table)
+            if or_ignore:
                 statement = statement.on_conflict_do_nothing()
             conn.execute(statement, list(rows))
             return
-        base = sqlite_insert(table).on_conflict_do_nothing() if ignore_conflict else insert(table)
+        base = sqlite_insert(table).on_conflict_do_nothing() if or_ignore else insert(table)
         statement = base.values({c: bindparam(c) for c in columns})
         compiled = _cache[shape] = _compile(conn, statement, table, lambda name: name)
     _run(conn, compiled, rows)

@@ -80,7 +80,7 @@ class Inbox:
         for key, payload in items:
             if key in fresh:
                 row = {"key": key, "payload": payload, "received_at": now, "owner": self._owner}
-                stored = self._writer.insert(InboxItem, row, ignore_conflict=True, urgent=True)
+                stored = self._writer.insert(InboxItem, row, or_ignore=True, urgent=True)
         self._remember(fresh)
         return fresh, stored
 

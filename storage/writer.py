@@ -83,14 +83,14 @@ class WriteBehind:
         table: type[SQLModel],
         row: dict[str, Any],
         *,
-        ignore_conflict: bool = False,
+        or_ignore: bool = False,
         urgent: bool = False,
     ) -> asyncio.Future[None]:
         """Queue a plain row insert (cheaper than an ORM object: no session bookkeeping).
 
-        With `ignore_conflict`, a row whose primary key exists already is skipped."""
+        With `or_ignore`, a row whose primary key exists already is skipped."""
         # Rows of one shape share an executemany; a row missing a key gets its own group.
-        shape = (table, tuple(sorted(row)), ignore_conflict)
+        shape = (table, tuple(sorted(row)), or_ignore)
         self._inserts.setdefault(shape, []).append(row)
         return self.submit(_nothing, urgent=urgent)
 
@@ -186,13 +186,13 @@ def _bulk(
     """Core statements, not ORM objects: one executemany per table and shape."""
 
     def op(conn: Connection) -> None:
-        for (table, columns, ignore_conflict), rows in inserts.items():
+        for (table, columns, or_ignore), rows in inserts.items():
             sa_table = table.__table__  # type: ignore[attr-defined]
             if sqlite:
-                batchsql.insert_many(conn, sa_table, columns, rows, ignore_conflict=ignore_conflict)
+                batchsql.insert_many(conn, sa_table, columns, rows, or_ignore=or_ignore)
                 continue
             statement: Any = insert(sa_table)
-            if ignore_conflict:
+            if or_ignore:
                 statement = pg_insert(sa_table).on_conflict_do_nothing()
             conn.execute(statement, rows)
         for (table, key, columns), rows in updates.items():
