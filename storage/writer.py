@@ -39,7 +39,7 @@ class WriteBehind:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._ops: list[Op] = []
-        self._inserts: dict[tuple[type[SQLModel], tuple[str, ...]], list[dict[str, Any]]] = {}
+        self._inserts: dict[_Group, list[dict[str, Any]]] = {}
         self._updates: dict[_Shape, list[dict[str, Any]]] = {}
         self._batch_done: asyncio.Future[None] | None = None  # the queued batch
         self._inflight: asyncio.Future[None] | None = None  # the batch being committed
@@ -65,10 +65,15 @@ class WriteBehind:
         self._wake.set()
         return self._batch_done
 
-    def insert(self, table: type[SQLModel], row: dict[str, Any]) -> asyncio.Future[None]:
-        """Queue a plain row insert (cheaper than an ORM object: no session bookkeeping)."""
+    def insert(
+        self, table: type[SQLModel], row: dict[str, Any], *, or_ignore: bool = False
+    ) -> asyncio.Future[None]:
+        """Queue a plain row insert (cheaper than an ORM object: no session bookkeeping).
+
+        `or_ignore`: a row whose unique key exists already is skipped, not an error.
+        """
         # Rows of one shape share an executemany; a row missing a key gets its own group.
-        self._inserts.setdefault((table, tuple(sorted(row))), []).append(row)
+        self._inserts.setdefault((table, tuple(sorted(row)), or_ignore), []).append(row)
         return self.submit(_nothing)
 
     def update(self, table: type[SQLModel], key: str, row: dict[str, Any]) -> asyncio.Future[None]:
@@ -92,7 +97,8 @@ class WriteBehind:
             await self._wake.wait()
             self._wake.clear()
             if self._ops:
-                ops, done = [_bulk(self._inserts, self._updates), *self._ops], self._batch_done
+                bulk = _bulk(self._inserts, self._updates, self._db)
+                ops, done = [bulk, *self._ops], self._batch_done
                 self._ops, self._inserts, self._updates = [], {}, {}
                 self._batch_done, self._inflight = None, done
                 await self._apply(ops)
@@ -138,18 +144,24 @@ async def _nothing(_session: AsyncSession) -> None:
     return None
 
 
+_Group = tuple[type[SQLModel], tuple[str, ...], bool]  # table, columns, or_ignore
 _Shape = tuple[type[SQLModel], str, tuple[str, ...]]
 
 
 def _bulk(
-    inserts: dict[tuple[type[SQLModel], tuple[str, ...]], list[dict[str, Any]]],
+    inserts: dict[_Group, list[dict[str, Any]]],
     updates: dict[_Shape, list[dict[str, Any]]],
+    db: Database,
 ) -> Op:
     """Core statements, not ORM objects: one executemany per table and shape."""
 
     async def op(session: AsyncSession) -> None:
-        for (table, _columns), rows in inserts.items():
-            await session.exec(insert(table.__table__), params=rows)  # type: ignore[attr-defined]
+        for (table, _columns, or_ignore), rows in inserts.items():
+            sa_table = table.__table__  # type: ignore[attr-defined]
+            statement: Any = insert(sa_table)
+            if or_ignore:
+                statement = db.insert(sa_table).on_conflict_do_nothing()
+            await session.exec(statement, params=rows)
         for (table, key, columns), rows in updates.items():
             sa_table = table.__table__  # type: ignore[attr-defined]
             statement = (
