@@ -76,6 +76,7 @@ async def open_deck(
         stack.enter_context(redacting_logs(vault.redact))
         processes = await beating_process(config, db=db, clock=clock)
         deck = assemble(config, db=db, writer=writer, clock=clock, vault=vault, processes=processes)
+        deck.writer = writer
         stack.push_async_callback(deck.model.close)
         if config.metrics.enabled:  # first in, last out: counts the whole start and stop
             from bot.metrics import MetricsServer
@@ -250,6 +251,8 @@ async def sweep_expired(deck: Deck) -> None:
 
 async def recover(deck: Deck, dispatcher: Dispatcher, inbox: Inbox, interrupted: list[Run]) -> None:
     """Pick up what the last process left: interrupted runs, lost cards, unhandled updates."""
+    if deck.outbox is not None:  # messages a crash left undelivered go first
+        await deck.outbox.start_delivering()
     await report_interrupted(deck, interrupted)
     cards = await repost_lost_cards(deck)
     unhandled = await inbox.take_over()

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from bot.access import Access
 from bot.cards import Choice, card, outcome_card
+from bot.errors import Deferred
 from bot.postman import Postman
 from bot.types import Incoming, MessageRef, Outgoing
 from roster.agent import Decision, NeedsApproval
@@ -95,6 +96,8 @@ class Approvals:
             message = Outgoing(chat=chat, text=message.text, buttons=message.buttons)
         try:
             ref = await self._postman.send(message)
+        except Deferred:  # the outbox delivers it; it is not posted again after a restart
+            ref = MessageRef(message.chat, "", message.thread)
         except Exception:  # the card can be listed again with /approvals
             log.exception("could not post the card for approval %s", approval.id)
             return
@@ -244,6 +247,8 @@ class Approvals:
     async def _edit_cards(self, approval: Approval, message: Outgoing) -> None:
         for copy in approval.card.get("copies", []):
             ref = MessageRef(copy["chat"], copy["message_id"], copy.get("thread"))
+            if not ref.message_id:  # delivered later by the outbox: no id to edit
+                continue
             shown = Outgoing(
                 chat=ref.chat, thread=ref.thread, text=message.text, buttons=message.buttons
             )

@@ -10,6 +10,7 @@ from bot.access import Access
 from bot.approvals import Approvals
 from bot.brakes import Brakes
 from bot.config import Config
+from bot.links import TransportLinks
 from bot.outbox import Outbox
 from bot.postman import Postman
 from bot.routing import Routing
@@ -23,6 +24,7 @@ from storage.clock import Clock
 from storage.db import Database
 from storage.memory import Memory
 from storage.secrets import Vault
+from storage.writer import WriteBehind
 
 if TYPE_CHECKING:
     from bot.dashboard import Dashboard
@@ -50,6 +52,8 @@ class Deck:
     started_at: datetime | None = None
     scheduler: Scheduler | None = None  # None when [scheduler] enabled = false
     outbox: Outbox | None = None
+    writer: WriteBehind | None = None  # the group-committing writes the outbox queues on
+    links: TransportLinks | None = None  # each transport up, or retried (`bot.links`)
     dashboard: Dashboard | None = None  # None when [dashboard] enabled = false
     metrics: MetricsServer | None = None  # None when [metrics] enabled = false
 

@@ -11,12 +11,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from bot import actions, free_text, logs, messages
+from bot import actions, free_text, logs, messages, sendkeys
 from bot.cards import ACTION_ID, parse_press
 from bot.commands import CommandSpec
 from bot.commands.context import CommandContext
 from bot.config import Role
 from bot.deck import Deck
+from bot.errors import Deferred
 from bot.ratelimit import RateLimit
 from bot.routing import ROUTE_ACTION
 from bot.text import Piece
@@ -140,8 +141,12 @@ class Dispatcher:
     async def _guarded(self, incoming: Incoming, work: Awaitable[None]) -> None:
         """Run one piece of work; whatever happens, the user hears something short."""
         where = logs.enter(chat=incoming.chat)  # JSON log lines name the chat
+        # Replies keyed by the update, so handling it again after a crash sends them once.
+        sendkeys.open_scope(incoming.update_key, replayed=incoming.replayed)
         try:
             await work
+        except Deferred as exc:  # the outbox will deliver it; nothing went wrong here
+            log.info("a reply in %s waits in the outbox: %s", incoming.chat, exc)
         except Exception:
             log.exception("handling a message in %s failed", incoming.chat)
             try:

@@ -4,7 +4,10 @@ BotError(Exception)
 ├── ConfigError           the config file is wrong; the message names file and key
 ├── AccessDenied          the user's role does not allow this
 └── TransportError        a chat platform refused to start or to deliver
-    └── TransportStartError   bad token, unreachable API at start
+    ├── TransportStartError   bad token, unreachable API at start
+    ├── TransportDown         unreachable, or our token refused: the transport is retried
+    ├── DeliveryUncertain     the request may have reached the platform; its answer was lost
+    └── Deferred              not delivered now; the outbox keeps the message and retries
 """
 
 from __future__ import annotations
@@ -28,3 +31,15 @@ class TransportError(BotError):
 
 class TransportStartError(TransportError):
     pass
+
+
+class TransportDown(TransportError):
+    """The platform cannot be reached or refuses our credentials; nothing was delivered."""
+
+
+class DeliveryUncertain(TransportError):
+    """A send may have reached the platform (a timeout or a dropped answer after sending)."""
+
+
+class Deferred(TransportError):
+    """A message was not delivered now; it is kept in the outbox and delivered later."""

@@ -16,7 +16,9 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from bot import sendkeys
 from bot.errors import ConfigError
+from bot.links import TransportLinks
 from bot.outbox import Outbox
 from bot.progress import Progress
 from bot.runner import Origin
@@ -84,6 +86,7 @@ class JobRuns:
         job, run_id = fire.job, fire.run_id
         assert run_id is not None
         chat, thread = report_target(job)
+        sendkeys.open_scope(f"run:{run_id}")  # this task's messages: run:<id>#1, #2, …
         origin = Origin(chat=chat, user=job.created_by, thread=thread, job_id=job.id, run_id=run_id)
         self._fires[run_id] = fire
         try:
@@ -142,7 +145,7 @@ class JobRuns:
     async def _post(self, run: Run, progress: Progress, message: Rich) -> MessageRef | None:
         try:
             async with asyncio.timeout(REPORT_TIMEOUT_SECONDS):
-                return await progress.finish(message)
+                return await progress.finish(message, key=f"run:{run.id}")
         except Exception as exc:
             log.warning("the report of run %s was not delivered (%s); outbox", run.id, exc)
             return None
@@ -234,13 +237,17 @@ async def open_scheduler(deck: Deck, transports: Sequence[str]) -> AsyncIterator
     """The outbox, the job runs and (unless switched off) the scheduler, on the deck."""
     config, clock = deck.config, deck.clock
     async with AsyncExitStack() as stack:
+        deck.links = await stack.enter_async_context(links_for(deck, transports))
         outbox = Outbox(
-            store=OutboxStore(db=deck.db, clock=clock),
+            store=OutboxStore(db=deck.db, clock=clock, writer=deck.writer),
             postman=deck.postman,
             clock=clock,
             admin_chat=config.deck.admin_chat,
+            links=deck.links,
         )
         deck.outbox = await stack.enter_async_context(outbox)
+        deck.postman.outbox = outbox
+        stack.callback(setattr, deck.postman, "outbox", None)
         store = JobStore(db=deck.db, clock=clock)
         runs = JobRuns(deck=deck, outbox=outbox, store=store)
         outbox.on_delivered(runs.delivered)
@@ -260,6 +267,19 @@ async def open_scheduler(deck: Deck, transports: Sequence[str]) -> AsyncIterator
             yield
         finally:
             deck.scheduler = None
+
+
+def links_for(deck: Deck, transports: Sequence[str]) -> TransportLinks:
+    """Transport health; a transport that comes back gets its waiting messages at once."""
+
+    def back(_name: str) -> None:
+        if deck.outbox is not None:
+            deck.outbox.wake()
+
+    links = TransportLinks(clock=deck.clock, probe=deck.postman.probe, on_up=back)
+    for name in transports:
+        links.add(name)
+    return links
 
 
 async def halt_scheduler(deck: Deck) -> None:

@@ -1,9 +1,19 @@
-"""Delivers the outbox: each message reaches its chat, or the admin chat hears why not.
+"""Delivers the outbox: each message reaches its chat once, or the admin chat hears why not.
 
-A message counts as delivered when the transport returned its id. Until then it is
-retried with growing pauses; after the last attempt it stays in the table as
-undelivered and the admin chat is told (unless it was itself for the admin chat).
-Any process can deliver, for the chats whose transport it runs.
+Every chat message goes through here (`send`): it gets an idempotency key
+(`bot.sendkeys`), its row is queued on the write-behind, and it is sent at once — the
+reply path waits for no commit. A message counts as delivered when the transport
+returned its id. Until then it is retried with growing pauses; after the last attempt
+it stays in the table as undelivered and the admin chat is told (unless it was itself
+for the admin chat). Any process can deliver, for the chats whose transport it runs.
+
+A send whose answer was lost (a timeout, a dropped connection after the request went
+out) may have arrived. Before sending it again we look: where the platform can find a
+message by its key (Slack's message metadata) the message is resent only if it is not
+there. Where it cannot (Telegram) the message is not resent — a duplicate is worse
+than asking — and the admin chat is told which message may be missing
+(`unconfirmed`). Only failures that provably did not reach the platform (refused
+connection, a refused request, a rate limit) are retried blindly.
 """
 
 from __future__ import annotations
@@ -12,20 +22,25 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+from bot import sendkeys
+from bot.errors import Deferred, DeliveryUncertain, TransportDown
+from bot.links import TransportLinks
 from bot.postman import Postman
-from bot.text import Span, Style
+from bot.text import Span, Style, plain_text
 from bot.types import Button, ButtonStyle, MessageRef, Outgoing
 from storage.clock import Clock
-from storage.models import OutboxMessage
+from storage.models import OutboxMessage, OutboxState
 from storage.outbox import OutboxStore
 
 log = logging.getLogger(__name__)
 
 BACKOFF_SECONDS = (5.0, 30.0, 120.0, 600.0, 1800.0)  # pauses before attempts 2, 3, …
 SEND_TIMEOUT_SECONDS = 30.0
+LOOK_BACK = timedelta(minutes=1)  # a message is looked for from a little before its row
 POLL_SECONDS = 30.0  # rows put by other processes are noticed at least this often
 ADMIN_SUBJECT = "admin"
 
@@ -45,7 +60,16 @@ def from_payload(row: OutboxMessage) -> Outgoing:
         Button(label, action, value, ButtonStyle(style))
         for label, action, value, style in row.payload.get("buttons", [])
     )
-    return Outgoing(chat=row.chat_id, thread=row.thread_id, text=text, buttons=buttons)
+    return Outgoing(chat=row.chat_id, thread=row.thread_id, text=text, buttons=buttons, key=row.key)
+
+
+def uncertain(exc: BaseException) -> bool:
+    """Whether a failed send may still have reached the platform."""
+    return isinstance(exc, (DeliveryUncertain, TimeoutError))
+
+
+def describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 class Outbox:
@@ -57,24 +81,93 @@ class Outbox:
         clock: Clock,
         admin_chat: str,
         backoff: tuple[float, ...] = BACKOFF_SECONDS,
+        links: TransportLinks | None = None,
     ) -> None:
         self._store = store
         self._postman = postman
         self._clock = clock
         self._admin_chat = admin_chat
         self._backoff = backoff
+        self._links = links
         self._delivered: list[Delivered] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Outbox:
-        self._task = asyncio.create_task(self._run(), name="outbox")
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+
+    async def start_delivering(self) -> int:
+        """Once the transports run: deliver what a previous process left, then keep going.
+
+        Messages waiting for a retry are tried at once (a restart is a good moment);
+        returns how many were attempted.
+        """
+        attempted = await self.pump(backoff_over=True)
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="outbox")
+        return attempted
+
+    def wake(self) -> None:
+        """Look for due messages now (a transport is back)."""
+        self._wake.set()
+
+    # --- the chat path ---------------------------------------------------------------
+
+    async def send(self, message: Outgoing) -> MessageRef:
+        """Record the message behind and send it now; if that fails it is kept and retried.
+
+        Raises `Deferred` when it did not go out now (the outbox delivers it later).
+        """
+        subject = message.key or ""  # a key chosen by the caller says what it is about
+        key = message.key or sendkeys.next_key()
+        if sendkeys.replaying():
+            row = await self._store.get(key)
+            if row is not None:
+                return self._already(row)
+        message = replace(self._postman.scrub(message), key=key)
+        name = message.chat.partition(":")[0]
+        up = self._links is None or self._links.is_up(name)
+        self._store.record(
+            key,
+            chat=message.chat,
+            thread=message.thread,
+            payload=to_payload(message),
+            sending=up,
+            subject=subject,
+        )
+        if not up:
+            self._wake.set()
+            raise Deferred(f"{name} is down; the message waits in the outbox")
+        try:
+            async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
+                ref = await self._postman.deliver(message)
+        except Exception as exc:
+            self._inline_failed(key, name, exc)
+            raise Deferred(f"not delivered yet ({describe(exc)}); kept in the outbox") from exc
+        self._store.sent_behind(key, ref.message_id)
+        return ref
+
+    def _inline_failed(self, key: str, transport: str, exc: Exception) -> None:
+        error = describe(exc)
+        log.warning("sending %s failed (%s); the outbox goes on with it", key, error)
+        if uncertain(exc):
+            self._store.in_doubt_behind(key, error)
+        else:
+            when = self._clock.now() + timedelta(seconds=self._backoff[0])
+            self._store.failed_behind(key, when, error)
+        if isinstance(exc, TransportDown) and self._links is not None:
+            self._links.down(transport, error)
+        self._wake.set()
+
+    def _already(self, row: OutboxMessage) -> MessageRef:
+        if row.state == OutboxState.SENT and row.message_id is not None:
+            return MessageRef(row.chat_id, row.message_id, row.thread_id)
+        raise Deferred(f"{row.key} is with the outbox ({row.state})")
 
     def on_delivered(self, callback: Delivered) -> None:
         """Call back once a message is delivered (e.g. to mark a run's report delivered)."""
@@ -98,14 +191,19 @@ class Outbox:
             return
         await self.put(key, Outgoing.plain(self._admin_chat, text), subject=ADMIN_SUBJECT)
 
-    async def pump(self) -> int:
+    async def pump(self, *, backoff_over: bool = False) -> int:
         """Attempt every message that is due now; return how many were attempted."""
-        rows = await self._store.due(self._postman.names())
+        names = self._postman.names()
+        if self._links is not None:
+            names = self._links.up_names(names)
+        await self._store.settle()  # the chat path's rows and marks are written behind
+        rows = await self._store.due(names, backoff_over=backoff_over)
         attempted = 0
         for row in rows:
+            doubtful = row.state != OutboxState.PENDING  # an earlier attempt may have arrived
             if await self._store.lease(row):
                 attempted += 1
-                await self._attempt(row)
+                await self._attempt(row, doubtful=doubtful)
         return attempted
 
     async def _run(self) -> None:
@@ -128,12 +226,15 @@ class Outbox:
         wait = (upcoming - self._clock.now()).total_seconds()
         return min(max(wait, 0.01), POLL_SECONDS)
 
-    async def _attempt(self, row: OutboxMessage) -> None:
+    async def _attempt(self, row: OutboxMessage, *, doubtful: bool) -> None:
+        message = from_payload(row)
         try:
             async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
-                ref = await self._postman.send(from_payload(row))
+                ref = await self._look_up(row, message) if doubtful else None
+                if ref is None:
+                    ref = await self._postman.deliver(message)
         except Exception as exc:
-            await self._failed(row, f"{type(exc).__name__}: {exc}")
+            await self._failed(row, exc)
             return
         await self._store.sent(row, ref.message_id)
         for callback in self._delivered:
@@ -142,11 +243,27 @@ class Outbox:
             except Exception:
                 log.exception("after delivering %s", row.key)
 
-    async def _failed(self, row: OutboxMessage, error: str) -> None:
+    async def _look_up(self, row: OutboxMessage, message: Outgoing) -> MessageRef | None:
+        """An earlier attempt may have arrived: find it, or say we cannot know."""
+        if not self._postman.can_look_up(row.chat_id):
+            raise DeliveryUncertain(row.last_error or "an earlier attempt was cut short")
+        found = await self._postman.find_sent(message, row.created_at - LOOK_BACK)
+        if found is not None:
+            log.info("%s had arrived after all; not sent again", row.key)
+        return found
+
+    async def _failed(self, row: OutboxMessage, exc: Exception) -> None:
+        error = describe(exc)
+        if isinstance(exc, TransportDown) and self._links is not None:
+            self._links.down(row.chat_id.partition(":")[0], error)
+        if uncertain(exc) and not self._postman.can_look_up(row.chat_id):
+            await self._unconfirmed(row, error)
+            return
         if row.attempts <= len(self._backoff):
             pause = timedelta(seconds=self._backoff[row.attempts - 1])
             log.warning("delivery of %s failed (attempt %d): %s", row.key, row.attempts, error)
-            await self._store.retry_at(row, self._clock.now() + pause, error)
+            state = OutboxState.IN_DOUBT if uncertain(exc) else OutboxState.PENDING
+            await self._store.retry_at(row, self._clock.now() + pause, error, state)
             return
         log.error("giving up on %s after %d attempts: %s", row.key, row.attempts, error)
         await self._store.give_up(row, error)
@@ -156,3 +273,17 @@ class Outbox:
                 f"A message to {row.chat_id} ({row.subject or row.key}) could not be delivered "
                 f"after {row.attempts} attempts: {error[:300]}. It is kept in the outbox.",
             )
+
+    async def _unconfirmed(self, row: OutboxMessage, error: str) -> None:
+        """It may have arrived and the platform cannot say: not resent; the admin is asked."""
+        log.error("%s may or may not have arrived (%s); not sent again", row.key, error)
+        await self._store.give_up(row, error, OutboxState.UNCONFIRMED)
+        if row.subject == ADMIN_SUBJECT:
+            return
+        preview = plain_text(from_payload(row).text)[:200]
+        await self.tell_admin(
+            f"unconfirmed:{row.key}",
+            f"A message to {row.chat_id} may not have arrived: the platform did not answer "
+            f"({error[:200]}) and cannot tell whether it got it, so it was not sent again "
+            f"to avoid a duplicate. It read: {preview}",
+        )

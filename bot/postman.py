@@ -1,9 +1,17 @@
-"""Delivers neutral messages to the transport that owns the chat."""
+"""Delivers neutral messages to the transport that owns the chat.
+
+`send()` is durable when the outbox is attached: the message is recorded and kept until
+delivered (`bot.outbox`). `deliver()` is the direct way, for what is not worth keeping
+(progress messages) and for the outbox itself.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from typing import Protocol
 
 from bot.errors import TransportError
 from bot.text import Rich, Span
@@ -12,10 +20,15 @@ from bot.types import Incoming, MessageRef, Outgoing, Transport
 log = logging.getLogger(__name__)
 
 
+class DurableSend(Protocol):
+    async def send(self, message: Outgoing) -> MessageRef: ...
+
+
 class Postman:
     def __init__(self, redact: Callable[[str], str] = lambda s: s) -> None:
         self._transports: dict[str, Transport] = {}
         self._redact = redact
+        self.outbox: DurableSend | None = None  # attached once the outbox runs
 
     def add(self, transport: Transport) -> None:
         self._transports[transport.name] = transport
@@ -39,7 +52,34 @@ class Postman:
         return chat.partition(":")[0] in self._transports
 
     async def send(self, message: Outgoing) -> MessageRef:
+        """Send through the outbox (kept until delivered) where the transport needs it."""
+        transport = self.transport_for(message.chat)
+        if self.outbox is None or not getattr(transport, "durable", True):
+            return await transport.send(self.scrub(message))
+        return await self.outbox.send(message)
+
+    async def deliver(self, message: Outgoing) -> MessageRef:
+        """Send straight to the transport: nothing is recorded, nothing retried later."""
         return await self.transport_for(message.chat).send(self.scrub(message))
+
+    def can_look_up(self, chat: str) -> bool:
+        """Whether the chat's platform can say if a message with a given key arrived."""
+        return hasattr(self.transport_for(chat), "find_sent")
+
+    async def find_sent(self, message: Outgoing, since: datetime) -> MessageRef | None:
+        """The message carrying `message.key`, if the platform has it (`can_look_up`)."""
+        finder = getattr(self.transport_for(message.chat), "find_sent", None)
+        if finder is None:
+            raise TransportError(f"{message.chat}: the platform cannot look messages up")
+        found: MessageRef | None = await finder(message, since)
+        return found
+
+    async def probe(self, name: str) -> None:
+        """Ask a transport's platform whether it answers (and takes our token) again."""
+        transport = self._transports.get(name)
+        prober = getattr(transport, "probe", None)
+        if prober is not None:
+            await prober()
 
     async def edit(self, ref: MessageRef, message: Outgoing) -> MessageRef:
         return await self.transport_for(ref.chat).edit(ref, self.scrub(message))
@@ -60,6 +100,4 @@ class Postman:
     def scrub(self, message: Outgoing) -> Outgoing:
         """The message with stored secrets' values scrubbed (before it is stored or sent)."""
         text: Rich = tuple(Span(self._redact(s.text), s.style, s.url) for s in message.text)
-        return Outgoing(
-            chat=message.chat, text=text, thread=message.thread, buttons=message.buttons
-        )
+        return replace(message, text=text)

@@ -77,20 +77,27 @@ class Progress:
     async def _post(self, message: Outgoing) -> None:
         async with self._lock:
             try:
-                if self._ref is None:
-                    self._ref = await self._postman.send(message)
+                if self._ref is None:  # progress is not kept in the outbox: it is soon stale
+                    self._ref = await self._postman.deliver(message)
                 else:
                     self._ref = await self._postman.edit(self._ref, message)
             except Exception:
                 log.warning("could not show progress in %s", self._chat, exc_info=True)
 
-    async def finish(self, text: Rich) -> MessageRef:
-        """Replace the progress message with the result (or send the result); where it is."""
+    async def finish(self, text: Rich, *, key: str | None = None) -> MessageRef:
+        """Replace the progress message with the result (or send the result); where it is.
+
+        The result is kept in the outbox until delivered: when the progress message
+        cannot be edited, the result is sent as a new message. `key`: its outbox key.
+        """
         if self._flusher is not None:
             self._flusher.cancel()
             await asyncio.gather(self._flusher, return_exceptions=True)
-        message = Outgoing(chat=self._chat, thread=self._thread, text=text)
+        message = Outgoing(chat=self._chat, thread=self._thread, text=text, key=key)
         async with self._lock:
-            if self._ref is None:
-                return await self._postman.send(message)
-            return await self._postman.edit(self._ref, message)
+            if self._ref is not None:
+                try:
+                    return await self._postman.edit(self._ref, message)
+                except Exception:
+                    log.warning("could not edit the progress in %s; sending the result", self._chat)
+            return await self._postman.send(message)

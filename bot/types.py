@@ -52,6 +52,8 @@ class Incoming:
     update_key: str | None = None
     # Set by a transport that must answer the press itself (Telegram's callback query id).
     press_id: str | None = None
+    # Read back from the inbox: handled again after a restart, its replies may be out already.
+    replayed: bool = False
 
     def to_json(self) -> dict[str, object]:
         """Plain JSON for the inbox, so an update can be handled again after a restart."""
@@ -82,6 +84,7 @@ class Incoming:
             private=bool(data.get("private", True)),
             update_key=data.get("update_key"),
             press=Press(press[0], press[1]) if press else None,
+            replayed=True,
         )
 
 
@@ -91,6 +94,9 @@ class Outgoing:
     text: Rich
     thread: str | None = None
     buttons: tuple[Button, ...] = ()
+    # The idempotency key the outbox gives it (or a caller chooses: `run:<id>`); a transport
+    # that can look messages up (Slack's metadata) stores it with the message.
+    key: str | None = None
 
     @classmethod
     def plain(cls, chat: str, text: str, thread: str | None = None) -> Outgoing:

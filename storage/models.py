@@ -211,9 +211,12 @@ class SchedulerState(SQLModel, table=True):
 
 
 class OutboxState(StrEnum):
-    PENDING = "pending"
+    PENDING = "pending"  # due at next_attempt_at; any earlier attempt provably failed
+    SENDING = "sending"  # an attempt is in flight until next_attempt_at (its lease)
+    IN_DOUBT = "in_doubt"  # an attempt may have reached the platform: look before resending
     SENT = "sent"
     UNDELIVERED = "undelivered"  # the retries ran out; kept, and the admin chat told
+    UNCONFIRMED = "unconfirmed"  # may have arrived, the platform cannot say; admin told
 
 
 class OutboxMessage(SQLModel, table=True):

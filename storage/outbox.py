@@ -1,9 +1,15 @@
 """The outbox: messages that must reach a chat, kept until the transport returned an id.
 
-Rows are written before the first attempt. Each attempt *leases* its row with a
-compare-and-set on `attempts`, so two processes never send the same row at once; a
-process that dies mid-attempt leaves a lease that simply runs out. The `key` is an
-idempotency key: putting the same message twice stores it once.
+Two ways in. `put()` commits a row that the delivery loop sends later (job reports).
+`record()` is the chat path: the row is queued on the group-committing write-behind
+already *sending*, the message goes out at once, and `sent()`/`failed()`/`in_doubt()`
+follow through the write-behind too — no commit waits before a reply. A crash before
+those writes commit leaves the row `sending`; once its lease has run out, the delivery
+loop treats it as in doubt: it may have arrived.
+
+Each delivery-loop attempt *leases* its row with a compare-and-set on state and
+`attempts`, so two processes never send the same row at once. The `key` is an
+idempotency key: one row per message, whoever stores it first.
 """
 
 from __future__ import annotations
@@ -13,21 +19,96 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, func, select, update
 
 from storage.clock import Clock
 from storage.db import Database
 from storage.models import OutboxMessage, OutboxState
+from storage.writer import WriteBehind
 
 LEASE = timedelta(minutes=2)  # longer than any one send may take (sends have timeouts)
+# What the delivery loop picks up: due messages, and in-flight ones whose sender died.
+_DELIVERABLE = (OutboxState.PENDING, OutboxState.IN_DOUBT, OutboxState.SENDING)
 
 
 class OutboxStore:
-    def __init__(self, *, db: Database, clock: Clock) -> None:
+    def __init__(self, *, db: Database, clock: Clock, writer: WriteBehind | None = None) -> None:
         self._db = db
         self._clock = clock
+        self._writer = writer
+
+    def record(
+        self,
+        key: str,
+        *,
+        chat: str,
+        thread: str | None,
+        payload: dict[str, Any],
+        sending: bool,
+        subject: str = "",
+    ) -> None:
+        """Queue a row behind: `sending` (an attempt starts now, leased) or pending."""
+        now = self._clock.now()
+        row = {
+            "key": key,
+            "chat_id": chat,
+            "thread_id": thread,
+            "payload": payload,
+            "subject": subject,
+            "state": OutboxState.SENDING if sending else OutboxState.PENDING,
+            "attempts": 1 if sending else 0,
+            "next_attempt_at": now + LEASE if sending else now,
+            "created_at": now,
+        }
+        self._behind().insert(OutboxMessage, row, or_ignore=True)
+
+    def sent_behind(self, key: str, message_id: str) -> None:
+        self._behind().update(
+            OutboxMessage,
+            "key",
+            {
+                "key": key,
+                "state": OutboxState.SENT,
+                "message_id": message_id,
+                "sent_at": self._clock.now(),
+            },
+        )
+
+    def failed_behind(self, key: str, when: datetime, error: str) -> None:
+        """The attempt provably did not reach the platform: pending again at `when`."""
+        self._behind().update(
+            OutboxMessage,
+            "key",
+            {
+                "key": key,
+                "state": OutboxState.PENDING,
+                "next_attempt_at": when,
+                "last_error": error[:2000],
+            },
+        )
+
+    def in_doubt_behind(self, key: str, error: str) -> None:
+        """The attempt may have reached the platform: the delivery loop looks first."""
+        self._behind().update(
+            OutboxMessage,
+            "key",
+            {
+                "key": key,
+                "state": OutboxState.IN_DOUBT,
+                "next_attempt_at": self._clock.now(),
+                "last_error": error[:2000],
+            },
+        )
+
+    async def settle(self) -> None:
+        """Wait until the rows and marks queued behind are committed (before reading)."""
+        if self._writer is not None:
+            await self._writer.flush()
+
+    def _behind(self) -> WriteBehind:
+        if self._writer is None:
+            raise RuntimeError("this OutboxStore has no write-behind")
+        return self._writer
 
     async def put(
         self,
@@ -52,23 +133,31 @@ class OutboxStore:
             "next_attempt_at": not_before or now,
             "created_at": now,
         }
-        insert = sqlite_insert if self._db.is_sqlite else pg_insert
-        statement = insert(OutboxMessage).values([row]).on_conflict_do_nothing()
+        statement = self._db.insert(OutboxMessage).values([row]).on_conflict_do_nothing()
         async with self._db.session() as session:
             result = await session.exec(statement)
             await session.commit()
         return bool(result.rowcount)
 
-    async def due(self, chats: Iterable[str], limit: int = 50) -> list[OutboxMessage]:
-        """Pending messages whose time has come, for chats whose transport runs here."""
+    async def due(
+        self, chats: Iterable[str], limit: int = 50, *, backoff_over: bool = False
+    ) -> list[OutboxMessage]:
+        """Messages whose time has come, for chats whose transport runs here.
+
+        `backoff_over` (at start): pending messages are due whatever their pause says.
+        """
         prefixes = [col(OutboxMessage.chat_id).startswith(f"{name}:") for name in chats]
         if not prefixes:
             return []
+        now = self._clock.now()
+        due_now = col(OutboxMessage.next_attempt_at) <= now
+        if backoff_over:
+            due_now = or_(due_now, col(OutboxMessage.state) == OutboxState.PENDING)
         query = (
             select(OutboxMessage)
             .where(
-                OutboxMessage.state == OutboxState.PENDING,
-                col(OutboxMessage.next_attempt_at) <= self._clock.now(),
+                col(OutboxMessage.state).in_(_DELIVERABLE),
+                due_now,
                 or_(*prefixes),
             )
             .order_by(col(OutboxMessage.next_attempt_at), col(OutboxMessage.id))
@@ -78,15 +167,23 @@ class OutboxStore:
             return list((await session.exec(query)).all())
 
     async def lease(self, row: OutboxMessage) -> bool:
-        """Take this attempt: count it and hold the row for a while; False if someone has."""
+        """Take this attempt: count it and hold the row for a while; False if someone has.
+
+        The row keeps the state it had (in `row.state`): the caller must know whether an
+        earlier attempt may have arrived.
+        """
         statement = (
             update(OutboxMessage)
             .where(
                 col(OutboxMessage.id) == row.id,
-                col(OutboxMessage.state) == OutboxState.PENDING,
+                col(OutboxMessage.state) == row.state,
                 col(OutboxMessage.attempts) == row.attempts,
             )
-            .values(attempts=row.attempts + 1, next_attempt_at=self._clock.now() + LEASE)
+            .values(
+                state=OutboxState.SENDING,
+                attempts=row.attempts + 1,
+                next_attempt_at=self._clock.now() + LEASE,
+            )
         )
         won = await self._write(statement)
         if won:
@@ -101,25 +198,33 @@ class OutboxStore:
         )
         await self._write(statement)
 
-    async def retry_at(self, row: OutboxMessage, when: datetime, error: str) -> None:
+    async def retry_at(
+        self,
+        row: OutboxMessage,
+        when: datetime,
+        error: str,
+        state: OutboxState = OutboxState.PENDING,
+    ) -> None:
         statement = (
             update(OutboxMessage)
             .where(col(OutboxMessage.id) == row.id)
-            .values(next_attempt_at=when, last_error=error[:2000])
+            .values(state=state, next_attempt_at=when, last_error=error[:2000])
         )
         await self._write(statement)
 
-    async def give_up(self, row: OutboxMessage, error: str) -> None:
+    async def give_up(
+        self, row: OutboxMessage, error: str, state: OutboxState = OutboxState.UNDELIVERED
+    ) -> None:
         statement = (
             update(OutboxMessage)
             .where(col(OutboxMessage.id) == row.id)
-            .values(state=OutboxState.UNDELIVERED, last_error=error[:2000])
+            .values(state=state, last_error=error[:2000])
         )
         await self._write(statement)
 
     async def next_due(self) -> datetime | None:
         query = select(func.min(OutboxMessage.next_attempt_at)).where(
-            OutboxMessage.state == OutboxState.PENDING
+            col(OutboxMessage.state).in_(_DELIVERABLE)
         )
         async with self._db.session() as session:
             return (await session.exec(query)).first()

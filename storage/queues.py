@@ -35,7 +35,11 @@ async def queue_lengths(db: Database) -> QueueLengths:
         pending = (await session.exec(approvals)).one()
     return QueueLengths(
         inbox_unhandled=int(unhandled),
-        outbox_pending=int(by_state.get(OutboxState.PENDING, 0)),
-        outbox_undelivered=int(by_state.get(OutboxState.UNDELIVERED, 0)),
+        outbox_pending=sum(
+            int(by_state.get(state, 0))
+            for state in (OutboxState.PENDING, OutboxState.SENDING, OutboxState.IN_DOUBT)
+        ),
+        outbox_undelivered=int(by_state.get(OutboxState.UNDELIVERED, 0))
+        + int(by_state.get(OutboxState.UNCONFIRMED, 0)),
         approvals_pending=int(pending),
     )

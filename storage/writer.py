@@ -20,7 +20,6 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlmodel import SQLModel
 
@@ -118,7 +117,7 @@ class WriteBehind:
             if self._ops:
                 await self._linger()
                 self._hurry.clear()
-                bulk = _bulk(self._inserts, self._updates, sqlite=self._db.is_sqlite)
+                bulk = _bulk(self._inserts, self._updates, self._db)
                 ops, done = [bulk, *self._ops], self._batch_done
                 self._ops, self._inserts, self._updates = [], {}, {}
                 self._batch_done, self._inflight = None, done
@@ -180,24 +179,23 @@ _Shape = tuple[type[SQLModel], str, tuple[str, ...]]
 def _bulk(
     inserts: dict[_InsertShape, list[dict[str, Any]]],
     updates: dict[_Shape, list[dict[str, Any]]],
-    *,
-    sqlite: bool,
+    db: Database,
 ) -> Op:
     """Core statements, not ORM objects: one executemany per table and shape."""
 
     def op(conn: Connection) -> None:
         for (table, columns, or_ignore), rows in inserts.items():
             sa_table = table.__table__  # type: ignore[attr-defined]
-            if sqlite:
+            if db.is_sqlite:
                 batchsql.insert_many(conn, sa_table, columns, rows, or_ignore=or_ignore)
                 continue
             statement: Any = insert(sa_table)
             if or_ignore:
-                statement = pg_insert(sa_table).on_conflict_do_nothing()
+                statement = db.insert(sa_table).on_conflict_do_nothing()
             conn.execute(statement, rows)
         for (table, key, columns), rows in updates.items():
             sa_table = table.__table__  # type: ignore[attr-defined]
-            if sqlite:
+            if db.is_sqlite:
                 batchsql.update_many(conn, sa_table, key, columns, rows)
                 continue
             statement = (

@@ -208,6 +208,7 @@ async def test_own_messages_other_bots_and_chatter_are_ignored(fake_slack: FakeS
         base = {"type": "message", "channel_type": "im", "channel": "D1", "ts": "1.1"}
         await slack.event({**base, "user": BOT_USER, "text": "mine"})
         await slack.event({**base, "user": "UX", "bot_id": "BOTHER", "text": "a bot"})
+        await slack.event({**base, "subtype": "bot_message", "bot_id": "BX", "text": "a bot"})
         await slack.event({**base, "user": "UOP", "subtype": "message_changed", "text": "e"})
         await slack.event({**base, "channel_type": "channel", "channel": "C1", "user": "UOP"})
         await slack.mention("real")

@@ -157,7 +157,7 @@ async def _check_target(deck: Deck, job: Job, ctx: CommandContext) -> str:
     )
     try:
         async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
-            await deck.postman.send(note)
+            await deck.postman.deliver(note)  # a test: we want the answer now, not later
     except Exception as exc:
         return f"I cannot post to {job.report_to} ({type(exc).__name__}: {str(exc)[:200]})."
     return ""

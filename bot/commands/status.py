@@ -6,6 +6,8 @@ from bot.commands import command
 from bot.commands.context import CommandContext
 from bot.commands.jobs import scheduler_lines
 from bot.config import Role
+from bot.deck import Deck
+from bot.links import LinkState
 from bot.text import Piece, bold, code
 from storage.runs import RunStore
 
@@ -24,8 +26,27 @@ async def status(ctx: CommandContext) -> None:
     ready = [a.name for a in deck.roster if not deck.roster.unavailable_reason(a)]
     lines.append(f"Agents ready: {', '.join(ready) or 'none'}\n")
     lines.append(f"Database: {deck.db.display_url}")
+    lines += transport_lines(deck)
     lines += await scheduler_lines(deck)
     await ctx.reply(*lines)
+
+
+def transport_lines(deck: Deck) -> list[Piece]:
+    """Each transport: up, or retrying since when, with the last error and the next try."""
+    if deck.links is None:
+        return []
+    shown = []
+    for link in deck.links.all():
+        if link.state is LinkState.UP:
+            shown.append(f"{link.name} up")
+            continue
+        since = f"{link.since:%H:%M:%S}" if link.since else "?"
+        upcoming = f"{link.next_attempt:%H:%M:%S}" if link.next_attempt else "soon"
+        shown.append(
+            f"{link.name} retrying since {since} UTC ({link.attempts} failed retries; "
+            f"last error: {link.last_error[:200]}; next attempt {upcoming} UTC)"
+        )
+    return [f"\nTransports: {'; '.join(shown) or 'none'}"]
 
 
 @command("runs", role=Role.VIEWER, help="recent runs", usage="[agent]")

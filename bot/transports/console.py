@@ -48,6 +48,7 @@ def render(text: Rich) -> str:
 
 class ConsoleTransport:
     name = "console"
+    durable = False  # printed at once; nothing to keep in an outbox for a terminal
 
     def __init__(
         self, *, user: str, stdin: TextIO | None = None, stdout: TextIO | None = None

@@ -2,7 +2,10 @@
 
 It speaks the real wire protocol (bearer tokens, `ok`/`error` JSON, HTTP 429 with
 `Retry-After`, the Socket Mode envelope and ack), records every call, and can fail
-the next call of a method with a 429 or a dropped connection. The other direction
+the next call of a method with a 429, a dropped connection, or a lost answer (done,
+then the connection dropped). Messages keep their metadata and are listed by
+`conversations.history` / `conversations.replies` as Slack lists them. `revoke()`
+makes Slack refuse the bot token (`token_revoked`) until `restore()`. The other direction
 (Slack calling the bot in HTTP mode) is `sign()`: a request signed like Slack's.
 """
 
@@ -46,6 +49,7 @@ class Message:
     thread_ts: str | None = None
     edits: int = 0
     history: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] | None = None
 
     @property
     def shown(self) -> str:
@@ -66,6 +70,7 @@ class FakeSlack:
         self.responses: list[dict[str, Any]] = []  # posted to response URLs
         self.acks: list[dict[str, Any]] = []  # Socket Mode acks from the bot
         self._failures: dict[str, list[str]] = {}
+        self.revoked = False
         self._ts = itertools.count(1)
         self._changed = asyncio.Condition()
         self._sockets: list[web.WebSocketResponse] = []
@@ -77,6 +82,7 @@ class FakeSlack:
     async def start(self) -> FakeSlack:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
+        app.router.add_get("/api/{method}", self._api)  # the SDK reads history with GET
         app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_post("/respond/{token}", self._respond)
         app.router.add_get("/link", self._socket)
@@ -101,8 +107,16 @@ class FakeSlack:
     # -- what a test arranges -----------------------------------------------------------
 
     def fail_next(self, method: str, how: str = "429") -> None:
-        """Make the next call of `method` answer 429 (Retry-After: 1) or drop the connection."""
+        """Make the next call of `method` answer 429 (Retry-After: 1), drop the connection
+        before doing anything ("drop"), or do it and drop the connection ("lose")."""
         self._failures.setdefault(method, []).append(how)
+
+    def revoke(self) -> None:
+        """The bot token stops working, as when an admin revokes it."""
+        self.revoked = True
+
+    def restore(self) -> None:
+        self.revoked = False
 
     async def socket_send(self, envelope: dict[str, Any]) -> None:
         """Deliver a Socket Mode envelope over the newest WebSocket."""
@@ -147,12 +161,19 @@ class FakeSlack:
             assert request.transport is not None
             request.transport.close()  # the client sees a dropped connection
             return web.Response()
-        return web.json_response(await self._answer(method, args, token))
+        answer = await self._answer(method, args, token)
+        if failure == "lose":  # done, but the answer never reaches the client
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response()
+        return web.json_response(answer)
 
     async def _answer(self, method: str, args: dict[str, Any], token: str) -> dict[str, Any]:
         wanted = APP_TOKEN if method == "apps.connections.open" else BOT_TOKEN
         if token != wanted:
             return {"ok": False, "error": "invalid_auth"}
+        if self.revoked and token == BOT_TOKEN:
+            return {"ok": False, "error": "token_revoked"}
         handler = getattr(self, "_" + method.replace(".", "_"), None)
         if handler is None:
             return {"ok": False, "error": "unknown_method"}
@@ -177,14 +198,50 @@ class FakeSlack:
         channel = args.get("channel", "")
         if channel.startswith("CNOTIN"):
             return {"ok": False, "error": "not_in_channel"}
-        ts = f"1712345678.{next(self._ts):06d}"
+        ts = f"{int(time.time())}.{next(self._ts):06d}"  # now, as Slack's are
         message = Message(
             channel, ts, args.get("text", ""), _blocks(args), args.get("thread_ts") or None
         )
+        message.metadata = _json_arg(args.get("metadata"))
         async with self._changed:
             self.messages[ts] = message
             self._changed.notify_all()
         return {"ok": True, "channel": channel, "ts": ts, "message": {"text": message.text}}
+
+    async def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Top-level messages of a channel, newest first (thread replies are not listed)."""
+        found = [
+            m
+            for m in self.messages.values()
+            if m.channel == args.get("channel") and m.thread_ts in (None, m.ts)
+        ]
+        return self._listing(found, args)
+
+    async def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A thread: the parent and its replies."""
+        parent = args.get("ts", "")
+        found = [
+            m
+            for m in self.messages.values()
+            if m.channel == args.get("channel") and parent in {m.ts, m.thread_ts}
+        ]
+        return self._listing(found, args)
+
+    def _listing(self, found: list[Message], args: dict[str, Any]) -> dict[str, Any]:
+        oldest = float(args.get("oldest") or 0)
+        with_metadata = str(args.get("include_all_metadata", "")).lower() in {"1", "true"}
+        listed = []
+        for m in sorted(found, key=lambda m: float(m.ts), reverse=True):
+            if float(m.ts) < oldest:
+                continue
+            item: dict[str, Any] = {"type": "message", "ts": m.ts, "text": m.text}
+            item.update(user=BOT_USER, bot_id=BOT_ID)
+            if m.thread_ts:
+                item["thread_ts"] = m.thread_ts
+            if with_metadata and m.metadata:
+                item["metadata"] = m.metadata
+            listed.append(item)
+        return {"ok": True, "messages": listed[: int(args.get("limit") or 100)]}
 
     async def _chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
         message = self.messages.get(args.get("ts", ""))
@@ -265,6 +322,14 @@ async def _arguments(request: web.Request) -> dict[str, Any]:
     elif request.can_read_body:
         args.update(await request.post())
     return args
+
+
+def _json_arg(value: Any) -> dict[str, Any] | None:
+    """An object argument: JSON in a JSON body, a JSON string in a form."""
+    if not value:
+        return None
+    result: dict[str, Any] = json.loads(value) if isinstance(value, str) else value
+    return result
 
 
 def _blocks(args: dict[str, Any]) -> list[dict[str, Any]]:

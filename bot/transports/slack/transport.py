@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -273,10 +274,25 @@ class SlackTransport:
         channel = inbound.channel_of(message.chat)
         thread_ts = inbound.thread_ts_of(message.thread, channel)
         rendered = render_message(message)
-        ts = await self._require_web().post(channel, rendered, thread_ts)
+        ts = await self._require_web().post(channel, rendered, thread_ts, message.key)
         if rendered.attachment is not None:
             await self._require_web().upload(channel, thread_ts, rendered.attachment)
         return MessageRef(chat=message.chat, message_id=ts, thread=message.thread)
+
+    async def find_sent(self, message: Outgoing, since: datetime) -> MessageRef | None:
+        """Our message with `message.key` in its metadata, if Slack has it (a lost answer)."""
+        if message.key is None:
+            return None
+        channel = inbound.channel_of(message.chat)
+        thread_ts = inbound.thread_ts_of(message.thread, channel)
+        ts = await self._require_web().find_posted(
+            channel, thread_ts, message.key, since.timestamp()
+        )
+        return None if ts is None else MessageRef(message.chat, ts, message.thread)
+
+    async def probe(self) -> None:
+        """`auth.test`: does Slack answer, and take our token, again?"""
+        await self._require_web().whoami()
 
     async def edit(self, ref: MessageRef, message: Outgoing) -> MessageRef:
         channel = inbound.channel_of(ref.chat)

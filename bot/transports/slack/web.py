@@ -1,8 +1,12 @@
 """The Web API calls the Slack transport makes, with Slack's errors translated to ours.
 
 `AsyncWebClient` does the retrying: a 429 waits for `Retry-After` and tries again, a
-dropped connection is tried again with backoff. What still fails becomes a
-`TransportError` (`SlackRefused` when Slack answered `ok: false`, with its code).
+connection that could not be opened is tried again with backoff. A connection dropped
+after the request went out is *not* retried here: the message may be posted already,
+and the outbox looks for it by its key (message metadata) before posting again. What
+still fails becomes a `TransportError`: `SlackRefused` when Slack answered `ok: false`
+(`TokenRefused`, also a `TransportDown`, when it refused our token), `TransportDown`
+when Slack could not be reached, `DeliveryUncertain` when the answer was lost.
 """
 
 from __future__ import annotations
@@ -10,23 +14,29 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator
+from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-)
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot.errors import TransportError
+from bot.errors import DeliveryUncertain, TransportDown, TransportError
 from bot.transports.slack.inbound import BotIdentity
 from bot.transports.slack.render import Rendered
 
 DEFAULT_API = "https://slack.com/api/"
 NETWORK_RETRIES = 2
 RATE_LIMIT_RETRIES = 3
+HTTP_SERVER_ERROR = 500
+REFUSED_TOKEN = {"invalid_auth", "not_authed", "account_inactive", "token_revoked"}
+METADATA_EVENT = "agentdeck_message"  # the metadata type our messages carry their key in
+LOOK_BACK_MESSAGES = 200  # how far back a lost message is looked for
 
 
 class SlackRefused(TransportError):
@@ -38,15 +48,41 @@ class SlackRefused(TransportError):
         self.code = code
 
 
+class TokenRefused(SlackRefused, TransportDown):
+    """Slack refused our token (revoked, wrong): nothing works until it takes it again."""
+
+
+class NotConnected(AsyncRetryHandler):
+    """Retry only when no connection was made: then the request provably never left."""
+
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        return isinstance(error, aiohttp.ClientConnectorError)
+
+
 @contextlib.contextmanager
 def translated(method: str) -> Iterator[None]:
     """Turn slack_sdk and aiohttp errors into ours, naming the call (never the token)."""
     try:
         yield
     except SlackApiError as exc:
-        raise SlackRefused(method, str(exc.response.get("error") or "unknown_error")) from None
+        code = str(exc.response.get("error") or "unknown_error")
+        if code in REFUSED_TOKEN:
+            raise TokenRefused(method, code) from None
+        if exc.response.status_code >= HTTP_SERVER_ERROR:  # Slack failed mid-way, maybe after
+            status = exc.response.status_code
+            raise DeliveryUncertain(f"Slack {method} failed: HTTP {status}") from None
+        raise SlackRefused(method, code) from None
+    except aiohttp.ClientConnectorError as exc:
+        raise TransportDown(f"Slack {method}: cannot connect: {exc}") from None
     except (aiohttp.ClientError, SlackClientError, TimeoutError) as exc:
-        raise TransportError(f"Slack {method} failed: {type(exc).__name__}: {exc}") from None
+        raise DeliveryUncertain(f"Slack {method} failed: {type(exc).__name__}: {exc}") from None
 
 
 def make_client(
@@ -58,7 +94,7 @@ def make_client(
         timeout=math.ceil(timeout),
         session=session,
         retry_handlers=[
-            AsyncConnectionErrorRetryHandler(max_retry_count=NETWORK_RETRIES),
+            NotConnected(max_retry_count=NETWORK_RETRIES),
             AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
         ],
     )
@@ -84,7 +120,11 @@ class SlackWeb:
             answer = await self.client.apps_connections_open(app_token=app_token)
         return str(answer["url"])
 
-    async def post(self, channel: str, message: Rendered, thread_ts: str | None) -> str:
+    async def post(
+        self, channel: str, message: Rendered, thread_ts: str | None, key: str | None = None
+    ) -> str:
+        """Post; `key` goes along as message metadata, so the message can be found again."""
+        metadata = {"event_type": METADATA_EVENT, "event_payload": {"key": key}} if key else None
         with translated("chat.postMessage"):
             answer = await self.client.chat_postMessage(
                 channel=channel,
@@ -93,8 +133,34 @@ class SlackWeb:
                 thread_ts=thread_ts,
                 unfurl_links=False,
                 unfurl_media=False,
+                metadata=metadata,
             )
         return str(answer["ts"])
+
+    async def find_posted(
+        self, channel: str, thread_ts: str | None, key: str, oldest: float
+    ) -> str | None:
+        """The ts of our message carrying `key` (posted since `oldest`), if Slack has it."""
+        with translated("conversations.history"):
+            if thread_ts:
+                answer = await self.client.conversations_replies(
+                    channel=channel,
+                    ts=thread_ts,
+                    oldest=f"{oldest:.6f}",
+                    include_all_metadata=True,
+                    limit=LOOK_BACK_MESSAGES,
+                )
+            else:
+                answer = await self.client.conversations_history(
+                    channel=channel,
+                    oldest=f"{oldest:.6f}",
+                    include_all_metadata=True,
+                    limit=LOOK_BACK_MESSAGES,
+                )
+        for message in answer.get("messages") or []:
+            if _key_of(message) == key:
+                return str(message["ts"])
+        return None
 
     async def update(self, channel: str, ts: str, message: Rendered) -> None:
         with translated("chat.update"):
@@ -131,3 +197,11 @@ class SlackWeb:
             answer = await hook.send(text=text, response_type="ephemeral")
         if answer.status_code != 200:
             raise SlackRefused("response_url", f"HTTP {answer.status_code}")
+
+
+def _key_of(message: dict[str, Any]) -> str | None:
+    metadata = message.get("metadata") or {}
+    if metadata.get("event_type") != METADATA_EVENT:
+        return None
+    key = (metadata.get("event_payload") or {}).get("key")
+    return str(key) if key else None

@@ -18,6 +18,8 @@ from typing import TypeVar
 
 from telegram.error import BadRequest, NetworkError, RetryAfter
 
+from bot.transports.telegram.request import NotSent
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -95,9 +97,17 @@ def retry_after_seconds(exc: RetryAfter) -> float:
 
 
 async def retrying(
-    call: Callable[[], Awaitable[T]], *, what: str, sleep: Sleep = asyncio.sleep
+    call: Callable[[], Awaitable[T]],
+    *,
+    what: str,
+    sleep: Sleep = asyncio.sleep,
+    resend: bool = True,
 ) -> T:
-    """Run a Bot API call, waiting out 429s and retrying network errors with backoff."""
+    """Run a Bot API call, waiting out 429s and retrying network errors with backoff.
+
+    `resend=False` (a new message): only errors that prove the request never left are
+    retried; after a timeout or a dropped answer the message may be in the chat already.
+    """
     network_failures = 0
     floods = 0
     while True:
@@ -113,6 +123,8 @@ async def retrying(
         except BadRequest:
             raise  # the request itself is wrong; sending it again changes nothing
         except NetworkError as exc:
+            if not resend and not isinstance(exc, NotSent):
+                raise
             network_failures += 1
             if network_failures >= NETWORK_ATTEMPTS:
                 raise

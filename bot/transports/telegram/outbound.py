@@ -14,12 +14,13 @@ from typing import TypeVar
 
 from telegram import Bot, InlineKeyboardMarkup
 from telegram.constants import ChatAction, ParseMode
-from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, TelegramError
 
-from bot.errors import TransportError
+from bot.errors import DeliveryUncertain, TransportDown, TransportError
 from bot.text import plain_text
 from bot.transports.telegram import render
 from bot.transports.telegram.limits import Pacer, retrying
+from bot.transports.telegram.request import NotSent
 from bot.types import MessageRef, Outgoing
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ T = TypeVar("T")
 DOCUMENT_AFTER_PAGES = 3  # longer output goes as a file: nobody scrolls through 4+ messages
 DOCUMENT_NAME = "output.txt"
 GONE = ""  # the message id of a message that could not be delivered (chat blocked us)
+NEW_MESSAGE_CALLS = frozenset({"sendMessage", "sendDocument"})  # not idempotent
 
 
 def chat_id(chat: str) -> int:
@@ -225,7 +227,7 @@ class Outbox:
     async def _call(self, call: Callable[[], Awaitable[T]], *, what: str) -> T | None:
         """Retried call; a chat that blocked the bot (403) is logged and yields None."""
         try:
-            return await retrying(call, what=what)
+            return await retrying(call, what=what, resend=what not in NEW_MESSAGE_CALLS)
         except Forbidden as exc:
             log.warning("%s skipped: %s", what, exc.message)
             return None
@@ -233,8 +235,18 @@ class Outbox:
 
 @contextmanager
 def translated(what: str) -> Iterator[None]:
-    """Bot API errors leave the transport as our `TransportError`, never as PTB's."""
+    """Bot API errors leave the transport as our `TransportError`, never as PTB's.
+
+    Unreachable or a refused token: `TransportDown`. A new message whose answer was lost
+    (a timeout, a dropped connection, a 5xx): `DeliveryUncertain` — it may be in the chat.
+    """
     try:
         yield
+    except (NotSent, InvalidToken) as exc:
+        raise TransportDown(f"Telegram {what}: {exc.message}") from exc
+    except NetworkError as exc:
+        if what in NEW_MESSAGE_CALLS:
+            raise DeliveryUncertain(f"Telegram {what}: no answer ({exc.message})") from exc
+        raise TransportError(f"Telegram {what} failed: {exc.message}") from exc
     except TelegramError as exc:
         raise TransportError(f"Telegram refused {what}: {exc.message}") from exc

@@ -13,6 +13,11 @@ from telegram._utils.types import ODVInput
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
+
+class NotSent(NetworkError):
+    """No connection to the Bot API could be made: the request provably never left."""
+
+
 JSON_HEADERS = {"Content-Type": "application/json", "User-Agent": BaseRequest.USER_AGENT}
 FORM_HEADERS = {"User-Agent": BaseRequest.USER_AGENT}
 
@@ -71,6 +76,8 @@ class AiohttpRequest(BaseRequest):
                 method, url, data=data, headers=headers, timeout=timeout
             ) as response:
                 return response.status, await response.read()
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            raise NotSent(f"Cannot connect to the Bot API ({_endpoint(url)}): {exc}") from exc
         except TimeoutError as exc:
             raise TimedOut(f"Timed out talking to the Bot API ({method} {_endpoint(url)})") from exc
         except aiohttp.ClientError as exc:

@@ -254,6 +254,14 @@ class TelegramTransport:
         with translated("deleteMessage"):
             await self._outbox_ready().delete(ref)
 
+    async def probe(self) -> None:
+        """`getMe`: does the Bot API answer, and take our token, again?"""
+        bot = self._bot
+        if bot is None:
+            raise TransportStartError("The Telegram transport is not started")
+        with translated("getMe"):
+            await bot.get_me()
+
     async def typing(self, chat: str) -> None:
         with translated("sendChatAction"):
             await self._outbox_ready().typing(chat)
