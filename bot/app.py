@@ -254,11 +254,12 @@ async def recover(deck: Deck, dispatcher: Dispatcher, inbox: Inbox, interrupted:
     if deck.outbox is not None:  # messages a crash left undelivered go first
         await deck.outbox.start_delivering()
     await report_interrupted(deck, interrupted)
+    # Counted before the cards go out again: a press right after is not "waiting" then.
+    pending = len(await deck.approvals.pending())
     cards = await repost_lost_cards(deck)
     unhandled = await inbox.take_over()
     for item in unhandled:
         await dispatcher.handle(Incoming.from_json(item.payload))
-    pending = len(await deck.approvals.pending())
     note = (
         f"agentdeck is back. Interrupted runs: {describe(interrupted)};"
         f" approvals waiting: {pending}"

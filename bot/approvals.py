@@ -27,6 +27,7 @@ from storage.db import Database
 from storage.models import Approval, ApprovalState, Run
 
 log = logging.getLogger(__name__)
+MAX_REMEMBERED_CARDS = 1_000  # cards posted by this process, kept until decided
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,10 @@ class Approvals:
         self._clock = clock
         self._lock = asyncio.Lock()  # one vote at a time in this process (quorum counting)
         self._awaiting_reason: dict[tuple[str, str], str] = {}  # (chat, user) -> approval id
+        # Cards this process posted, by approval, until it is decided: a press read the
+        # approval before its new card was recorded (a console user types at once), and
+        # the outcome must still reach that card.
+        self._posted: dict[str, list[dict[str, str | None]]] = {}
 
     async def request(self, run: Run, gate: NeedsApproval, preview: str = "") -> Approval:
         """Store the approval, then post its card where the run was asked for."""
@@ -101,8 +106,12 @@ class Approvals:
         except Exception:  # the card can be listed again with /approvals
             log.exception("could not post the card for approval %s", approval.id)
             return
-        refs = [*approval.card.get("copies", []), _ref_json(ref)]
+        copy = _ref_json(ref)
+        refs = [*approval.card.get("copies", []), copy]
         approval.card = {"copies": refs}
+        self._posted.setdefault(approval.id, []).append(copy)
+        while len(self._posted) > MAX_REMEMBERED_CARDS:
+            del self._posted[next(iter(self._posted))]
         await self._store.change(approval.id, card=approval.card)
 
     def asks_reason(self, incoming: Incoming) -> str | None:
@@ -196,6 +205,7 @@ class Approvals:
             user, f"approval.{state}", approval.id, agent=approval.agent, reason=reason
         )
         await self._edit_cards(approval, outcome_card(approval))
+        self._posted.pop(approval.id, None)
         decision = Decision(approved=state is ApprovalState.APPROVED, by=user, reason=reason)
         return Verdict(f"{state.capitalize()}.", approval, decision, refused=False)
 
@@ -245,7 +255,9 @@ class Approvals:
         return list(await self._store.pending())
 
     async def _edit_cards(self, approval: Approval, message: Outgoing) -> None:
-        for copy in approval.card.get("copies", []):
+        copies = list(approval.card.get("copies", []))
+        copies += [c for c in self._posted.get(approval.id, []) if c not in copies]
+        for copy in copies:
             ref = MessageRef(copy["chat"], copy["message_id"], copy.get("thread"))
             if not ref.message_id:  # delivered later by the outbox: no id to edit
                 continue
