@@ -52,7 +52,6 @@ from storage.writer import WriteBehind
 log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 15.0
-STOP_GRACE_SECONDS = 10.0
 
 
 @contextlib.asynccontextmanager
@@ -230,12 +229,15 @@ async def _cancel(task: asyncio.Task[None]) -> None:
 
 
 async def finish_work(deck: Deck) -> None:
-    """Let running work finish for a while, then cancel what is left."""
+    """Let running work finish for `[deck] stop_grace_seconds`, then cancel what is left."""
+    grace = deck.config.deck.stop_grace_seconds
+    if deck.tasks:  # what a stop waits for, in the log before the wait
+        log.info("stopping: %d task(s) running; waiting up to %s s", len(deck.tasks), grace)
     try:
-        async with asyncio.timeout(STOP_GRACE_SECONDS):
+        async with asyncio.timeout(grace):
             await deck.tasks.drain()
     except TimeoutError:
-        log.warning("work still running after %s s; cancelling it", STOP_GRACE_SECONDS)
+        log.warning("work still running after %s s; cancelling it", grace)
         await deck.tasks.cancel_all()
 
 

@@ -68,6 +68,8 @@ class DeckSection(Section):
     # `process_stale_seconds` is gone, and a live one takes over its runs and updates.
     process_heartbeat_seconds: float = Field(default=10, gt=0)
     process_stale_seconds: float = Field(default=60, gt=0)
+    # On SIGTERM running work may finish for this long; what is left is then cancelled.
+    stop_grace_seconds: float = Field(default=10, gt=0, le=3600)
 
     @model_validator(mode="after")
     def _stale_after_several_beats(self) -> DeckSection:

@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 from sqlmodel import select
 
-from bot import app, links
+from bot import links
 from bot.app import open_deck
 from bot.config import Config
 from bot.deck import Deck
@@ -247,10 +247,11 @@ async def test_a_post_in_flight_when_the_deck_stops_is_found_after_restart(
 ) -> None:
     monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
     monkeypatch.setenv("SLACK_SIGNING_SECRET", SIGNING_SECRET)
-    monkeypatch.setattr(app, "STOP_GRACE_SECONDS", 0.5)
     fake = await HangingSlack().start()
     clock = FakeClock(datetime.now(UTC))
     config = config_for(tmp_path, telegram=None, slack=fake)
+    short_stop = config.deck.model_copy(update={"stop_grace_seconds": 0.5})
+    config = config.model_copy(update={"deck": short_stop})
     try:
         async with deck_with_slack(config, clock) as (deck, slack):
             fake.hang = True

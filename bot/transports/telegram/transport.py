@@ -1,7 +1,7 @@
 """The Telegram transport: python-telegram-bot's `Bot` for every call, our own loop around it.
 
 Start: resolve the token, `getMe` (a bad token or an unreachable API is one clear
-`TransportStartError`), register the command menu, then poll or serve the webhook.
+`TransportStartError`), then poll or serve the webhook while the command menu is set.
 Every update is stored in the inbox before Telegram may consider it delivered, and
 only updates not seen before are handed to the dispatcher.
 """
@@ -74,9 +74,12 @@ class TelegramTransport:
             me = await self._introduce(bot)
             self._inbound = Inbound(me)
             self._outbox = Outbox(bot, self._pacer())
-            await self._register_commands(bot)
+            # The menu is only what the client shows: set it while receiving starts, not
+            # before (one round trip to the Bot API less before the first getUpdates).
+            self._tasks.spawn(self._register_commands(bot), name="telegram-command-menu")
             await self._start_receiving(bot)
         except BaseException:
+            await self._tasks.cancel_all()
             await self._close()
             raise
         log.info("telegram: running as @%s (%s)", me.username, self._settings.mode)

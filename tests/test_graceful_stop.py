@@ -1,0 +1,146 @@
+"""SIGTERM while work runs: short work finishes, long work is stopped within the grace,
+work waiting for an approval is parked; a restart on the same data loses nothing.
+
+Real `agentdeck run` processes on the console transport and a real SQLite file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from bot.errors import ConfigError
+from storage.db import Database, sqlite_url
+from storage.models import Run, RunState
+from tests.conftest import make_config
+from tests.test_console_e2e import run_console
+from tests.test_jobs_e2e import Bot, started
+
+# The exit may take the grace, then the command's own kill grace (`roster.command`:
+# SIGTERM, SIGKILL 2 s later for a group that ignores it), then the last writes.
+MARGIN_SECONDS = 5.0
+
+CONFIG = """
+[deck]
+admin_chat = "console:local"
+stop_grace_seconds = GRACE
+[[agents]]
+name = "careful"
+kind = "command"
+command = ["echo", "{input}"]
+approval = "always"
+[[agents]]
+name = "worker"
+kind = "command"
+[agents.actions]
+quick = ["/bin/sh", "-c", "sleep 1; echo quick-answer"]
+# A shell and its child that both ignore SIGTERM: the whole group must still go.
+hang = ["/bin/sh", "-c", "trap '' TERM; echo $$ > PIDFILE; sleep 60; echo never"]
+"""
+
+
+def write_config(tmp_path: Path, *, grace: float) -> Path:
+    config = tmp_path / "deck.toml"
+    text = CONFIG.replace("GRACE", str(grace))
+    config.write_text(text.replace("PIDFILE", str(tmp_path / "hang.pid")))
+    return config
+
+
+async def terminate(bot: Bot, *, within: float) -> int:
+    """SIGTERM with stdin still open (the console is not what ends it); the exit code."""
+    bot.process.send_signal(signal.SIGTERM)
+    async with asyncio.timeout(within):
+        code = await bot.process.wait()
+    async with asyncio.timeout(5):
+        await bot._reader  # everything it printed before exiting
+    return code
+
+
+async def runs_of(data_dir: Path) -> list[Run]:
+    async with Database(sqlite_url(data_dir)) as db, db.session() as session:
+        return list((await session.exec(select(Run))).all())
+
+
+async def read_pid(path: Path) -> int:
+    async with asyncio.timeout(10):
+        while not path.exists() or not path.read_text().strip():
+            await asyncio.sleep(0.05)
+    return int(path.read_text())
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether a live process is in the group (a zombie waiting for its reaper is not)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # it went while we looked
+        state, group = fields[0], int(fields[2])
+        if group == pgid and state != "Z":
+            return True
+    return False
+
+
+async def test_a_short_run_in_flight_finishes(data_dir: Path, tmp_path: Path) -> None:
+    config = write_config(tmp_path, grace=10)
+    async with started(data_dir, "--config", str(config)) as bot:
+        bot.say("/ask worker quick")
+        await bot.wait_for("worker working")
+        code = await terminate(bot, within=10 + MARGIN_SECONDS)
+    assert code == 0
+    assert "quick-answer" in [line.strip() for line in bot.lines]
+    [run] = await runs_of(data_dir)
+    assert run.status == RunState.DONE
+
+
+async def test_a_long_run_is_stopped_within_the_grace(data_dir: Path, tmp_path: Path) -> None:
+    config = write_config(tmp_path, grace=1)
+    async with started(data_dir, "--config", str(config)) as bot:
+        bot.say("/at in 2h worker quick")
+        job_id = (await bot.wait_for(r"^`([0-9a-f]{6})` at \S+ \S+ · worker quick"))[1]
+        bot.say("/ask worker hang")
+        pgid = await read_pid(tmp_path / "hang.pid")
+        assert group_alive(pgid)
+        code = await terminate(bot, within=1 + MARGIN_SECONDS)
+    assert code == 0
+    assert not group_alive(pgid)
+    assert "worker: stopped." in bot.lines
+    assert not any("never" in line for line in bot.lines)
+    [run] = await runs_of(data_dir)
+    assert run.status == RunState.CANCELLED
+
+    code, out, err = await run_console(["/runs", "/jobs"], data_dir, "--config", str(config))
+    assert code == 0, err
+    assert "agentdeck is back. Interrupted runs: 0;" in out
+    assert " worker cancelled " in out
+    assert f"`{job_id}` at " in out  # the scheduled job is still there
+    [run] = await runs_of(data_dir)
+    assert run.status == RunState.CANCELLED  # not taken for interrupted by the restart
+
+
+async def test_a_run_waiting_for_approval_is_parked(data_dir: Path, tmp_path: Path) -> None:
+    config = write_config(tmp_path, grace=10)
+    async with started(data_dir, "--config", str(config)) as bot:
+        bot.say("/ask careful parked")
+        await bot.wait_for(r"\[1\] Approve")
+        code = await terminate(bot, within=MARGIN_SECONDS)  # nothing runs: no grace needed
+    assert code == 0
+    [run] = await runs_of(data_dir)
+    assert run.status == RunState.WAITING
+
+    code, out, err = await run_console(["1"], data_dir, "--config", str(config))
+    assert code == 0, err
+    assert "approvals waiting: 1 (1 card(s) posted again)" in out
+    assert out.rstrip().splitlines()[-2].strip() == "parked"
+    [run] = await runs_of(data_dir)
+    assert run.status == RunState.DONE
+
+
+def test_the_grace_is_a_positive_number_of_seconds() -> None:
+    assert make_config("").deck.stop_grace_seconds == 10
+    with pytest.raises(ConfigError, match=r"deck\.stop_grace_seconds: Input should be greater"):
+        make_config("[deck]\nstop_grace_seconds = 0\n")
