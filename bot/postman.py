@@ -74,6 +74,12 @@ class Postman:
         found: MessageRef | None = await finder(message, since)
         return found
 
+    def watch_outages(self, down: Callable[[str, str], None]) -> None:
+        """Transports that notice an outage themselves (Telegram's polling) report it."""
+        for name, transport in self._transports.items():
+            if hasattr(transport, "on_outage"):
+                setattr(transport, "on_outage", _reporter(down, name))  # noqa: B010
+
     async def probe(self, name: str) -> None:
         """Ask a transport's platform whether it answers (and takes our token) again."""
         transport = self._transports.get(name)
@@ -101,3 +107,7 @@ class Postman:
         """The message with stored secrets' values scrubbed (before it is stored or sent)."""
         text: Rich = tuple(Span(self._redact(s.text), s.style, s.url) for s in message.text)
         return replace(message, text=text)
+
+
+def _reporter(down: Callable[[str, str], None], name: str) -> Callable[[str], None]:
+    return lambda reason: down(name, reason)

@@ -36,11 +36,22 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 (a header name)
 MAX_BODY_BYTES = 1 << 20
 
 
+OUTAGE_AFTER_FAILURES = 2  # one failed poll is a hiccup; two in a row, an outage
+
+
 class Poller:
-    def __init__(self, bot: Bot, take: Take, *, poll_seconds: int = POLL_SECONDS) -> None:
+    def __init__(
+        self,
+        bot: Bot,
+        take: Take,
+        *,
+        poll_seconds: int = POLL_SECONDS,
+        on_outage: Callable[[str], None] = lambda reason: None,
+    ) -> None:
         self._bot = bot
         self._take = take
         self._poll_seconds = poll_seconds
+        self._on_outage = on_outage  # the transport's link is marked down (see bot.links)
         self._offset: int | None = None
         self._failures = 0
 
@@ -81,6 +92,8 @@ class Poller:
             log.error("handling received updates failed", exc_info=exc)
             reason = type(exc).__name__
         log.warning("getUpdates failed (%s); trying again in %.1f s", reason, wait)
+        if self._failures >= OUTAGE_AFTER_FAILURES or isinstance(exc, InvalidToken):
+            self._on_outage(reason)
         await asyncio.sleep(wait)
 
 

@@ -62,6 +62,8 @@ class TelegramTransport:
         self._tasks = TaskSet()
         self._unanswered: set[str] = set()
         self.username = ""
+        # Told when polling fails for a while (the deck marks the link down and probes).
+        self.on_outage: Callable[[str], None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -145,7 +147,7 @@ class TelegramTransport:
         if settings.mode is TelegramMode.POLLING:
             with translated("deleteWebhook"):
                 await bot.delete_webhook()
-            poller = Poller(bot, self._take_polled)
+            poller = Poller(bot, self._take_polled, on_outage=self._outage)
             self._poller = asyncio.create_task(poller.run(), name="telegram-poller")
             return
         secret = self._webhook_secret()
@@ -176,6 +178,10 @@ class TelegramTransport:
             return resolve(raw, self._secrets)
         except ReferenceNotFound as exc:
             raise TransportStartError(f"[telegram] secret_token: {exc}") from None
+
+    def _outage(self, reason: str) -> None:
+        if self.on_outage is not None:
+            self.on_outage(reason)
 
     # -- receiving ---------------------------------------------------------------
 
