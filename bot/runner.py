@@ -14,6 +14,7 @@ from bot import logs, messages
 from bot.approvals import Approvals
 from bot.brakes import Brakes, LiveRun
 from bot.conversation import Conversation
+from bot.errors import Deferred
 from bot.postman import Postman
 from bot.progress import Progress
 from bot.text import Rich, bold, code, pre, rich
@@ -328,6 +329,8 @@ class Runner:
             return
         try:
             await progress.finish(text)
+        except Deferred:  # kept in the outbox, which delivers it (or tells the admin chat)
+            log.info("the result of run %s waits in the outbox", run.id)
         except Exception:
             log.exception("could not deliver the result of run %s", run.id)
 
