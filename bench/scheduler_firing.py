@@ -4,10 +4,11 @@
 
 Lateness is measured from a run's intended fire time to the moment the run starts:
 the scheduler hands the claimed run to the bot (the run was claimed, committed, a
-second ahead and held until its due instant). By default the 1,000 jobs share one
-trigger (as cron jobs at 09:00 do); with `--distinct` each has its own (intervals
-created half a millisecond apart, all due within the same second), so none share an
-APScheduler timer.
+second ahead and held until its due instant; then its hand-over is written, one
+UPDATE per 500 runs, and it starts once that commits). By default the 1,000 jobs
+share one trigger (as cron jobs at 09:00 do); with `--distinct` each has its own
+(intervals created half a millisecond apart, all due within the same second), so none
+share an APScheduler timer.
 """
 
 from __future__ import annotations

@@ -125,7 +125,9 @@ async def advance_jobs(connection: AsyncConnection, claims: Sequence[Claim]) -> 
 
 
 # Only rows still waiting for their due instant, and only the claimer's own: a fire
-# another process took over is that process's to settle.
+# another process took over is that process's to settle. The rows returned are the
+# ones marked, whose runs may start (the reown UPDATE and this one lock the row, so
+# exactly one of them takes it).
 _SQLITE_SETTLE = text("""
 UPDATE job_fires SET kind = r.kind, run_id = r.run_id, missed = r.missed
 FROM (SELECT json_extract(value, '$.job_id') AS job_id, json_extract(value, '$.at') AS at,
@@ -133,20 +135,25 @@ FROM (SELECT json_extract(value, '$.job_id') AS job_id, json_extract(value, '$.a
     json_extract(value, '$.missed') AS missed
     FROM json_each(:rows)) AS r
 WHERE job_fires.job_id = r.job_id AND job_fires.scheduled_for = r.at
-    AND job_fires.kind = 'ahead' AND job_fires.claimed_by = :holder""")
+    AND job_fires.kind = 'ahead' AND job_fires.claimed_by = :holder
+RETURNING job_fires.job_id, job_fires.scheduled_for""")
 
 _PG_SETTLE = text("""
 UPDATE job_fires SET kind = r.kind, run_id = r.run_id, missed = r.missed
 FROM jsonb_to_recordset(CAST(:rows AS jsonb))
     AS r(job_id text, at timestamptz, kind text, run_id text, missed int)
 WHERE job_fires.job_id = r.job_id AND job_fires.scheduled_for = r.at
-    AND job_fires.kind = 'ahead' AND job_fires.claimed_by = CAST(:holder AS text)""")
+    AND job_fires.kind = 'ahead' AND job_fires.claimed_by = CAST(:holder AS text)
+RETURNING job_fires.job_id, job_fires.scheduled_for""")
 
 
-async def settle_fires(connection: AsyncConnection, claims: Sequence[Claim], holder: str) -> None:
-    """Record what became of runs claimed ahead: handed over, busy, or withdrawn."""
+async def settle_fires(
+    connection: AsyncConnection, claims: Sequence[Claim], holder: str
+) -> list[Claim]:
+    """Record what became of runs claimed ahead (handed over, busy, or withdrawn);
+    return the claims whose row this marked (still `ahead` and still the holder's)."""
     if not claims:
-        return
+        return []
     stamps = _Stamps(connection.dialect)
     rows = [
         {
@@ -159,4 +166,6 @@ async def settle_fires(connection: AsyncConnection, claims: Sequence[Claim], hol
         for c in claims
     ]
     settle = _SQLITE_SETTLE if connection.dialect.name == "sqlite" else _PG_SETTLE
-    await connection.execute(settle, {"rows": json.dumps(rows), "holder": holder})
+    result = await connection.execute(settle, {"rows": json.dumps(rows), "holder": holder})
+    marked = {(job_id, stamps(at)) for job_id, at in result}
+    return [c for c, row in zip(claims, rows, strict=True) if (c.job_id, row["at"]) in marked]

@@ -5,9 +5,12 @@ A due run is *claimed* by inserting its `(job_id, scheduled_for)` row into
 stale leader) tries. The same transaction moves `jobs.last_run_at` forward, which
 is what missed runs are counted from after a downtime.
 
-A scheduled run is claimed shortly *before* it is due (kind `ahead`) and handed to the
-bot at its due instant; the row then says what became of it (`settle`). A row still
-`ahead` after its claimer stopped is taken over by the next leader (`reown`).
+A scheduled run is claimed shortly *before* it is due (kind `ahead`). At its due
+instant the row is marked with what becomes of it (`settle`), and the run starts only
+once that mark is written: a row still `ahead` is one whose run never started, which
+the next leader takes over (`reown`). The mark takes only a row its claimer still
+holds, so a run is started by the old leader or by the one that took it over, never
+by both.
 """
 
 from __future__ import annotations
@@ -162,19 +165,22 @@ class JobStore:
             await session.commit()
         return claimed
 
-    async def settle(self, claims: Sequence[Claim], holder: str) -> None:
-        """Record what became of runs claimed ahead (each claim carries its final kind)."""
+    async def settle(self, claims: Sequence[Claim], holder: str) -> list[Claim]:
+        """Record what became of runs claimed ahead (each claim carries its final kind);
+        return the claims marked, leaving out rows another leader took over meanwhile."""
         if not claims:
-            return
+            return []
         async with self._db.session() as session:
-            await settle_fires(await session.connection(), claims, holder)
+            marked = await settle_fires(await session.connection(), claims, holder)
             await session.commit()
+        return marked
 
     async def reown(self, holder: str, since: datetime) -> list[JobFire]:
         """Take over the runs claimed ahead (since `since`) that were never handed over.
 
         Call only while holding the scheduler lock: whoever claimed them stopped leading.
-        A run whose row exists was handed over and only its mark was lost; it stays done.
+        A row still `ahead` never had its run started (runs start once marked), except
+        one left by a version that started runs first: if its run row exists, it ran.
         """
         ahead = (col(JobFire.kind) == FireKind.AHEAD, col(JobFire.claimed_at) >= since)
         started = exists().where(col(Run.id) == col(JobFire.run_id))

@@ -1,7 +1,8 @@
 """Runs claimed ahead of their due time: held until it, checked at it, never lost.
 
 The crash tests kill a real scheduler process (`tests/scheduler_process.py`) after it
-claimed a run ahead and before the run was due; the run must still happen, once.
+claimed a run ahead, before the run was due or before its hand-over was written; the
+run must still happen, once.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import os
 import secrets
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,7 +24,7 @@ from scheduler.plan import TriggerKind
 from scheduler.service import Fire, Scheduler, Settings
 from storage.clock import SystemClock
 from storage.db import Database, sqlite_url
-from storage.jobs import FireKind, JobStore
+from storage.jobs import Claim, FireKind, JobStore
 from storage.locks import AdvisoryLock
 from storage.models import Job, JobFire
 from tests.scheduler_process import scheduler as scheduler_in
@@ -168,7 +169,9 @@ async def test_a_job_paused_after_its_run_was_claimed_does_not_run(data_dir: Pat
 
 
 @asynccontextmanager
-async def scheduler_process(url: str, claim_ahead: float, lock_key: int) -> AsyncIterator[Any]:
+async def scheduler_process(
+    url: str, claim_ahead: float, lock_key: int, *options: str
+) -> AsyncIterator[Any]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -176,6 +179,7 @@ async def scheduler_process(url: str, claim_ahead: float, lock_key: int) -> Asyn
         url,
         str(claim_ahead),
         str(lock_key),
+        *options,
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
     )
@@ -187,11 +191,24 @@ async def scheduler_process(url: str, claim_ahead: float, lock_key: int) -> Asyn
             await process.wait()
 
 
-async def crash(process: Any) -> list[str]:
-    """Kill the process as a power cut would; return what it printed."""
+async def crash(process: Any, printed: Sequence[str] = ()) -> list[str]:
+    """Kill the process as a power cut would; return the runs it launched (also among
+    the lines already read from it, `printed`)."""
     os.kill(process.pid, signal.SIGKILL)
     out, _ = await process.communicate()
-    return [line for line in out.decode().splitlines() if line.startswith("launched")]
+    lines = [*printed, *out.decode().splitlines()]
+    return [line for line in lines if line.startswith("launched")]
+
+
+async def read_until(process: Any, prefix: str, timeout: float = 15) -> list[str]:
+    """The lines the process prints, up to the first starting with `prefix`."""
+    lines: list[str] = []
+    async with asyncio.timeout(timeout):
+        while not lines or not lines[-1].startswith(prefix):
+            line = await process.stdout.readline()
+            assert line, f"the process ended without printing {prefix!r}: {lines}"
+            lines.append(line.decode().rstrip("\n"))
+    return lines
 
 
 async def test_a_run_claimed_ahead_survives_a_crash_and_runs_once_after_restart(
@@ -243,3 +260,49 @@ async def test_a_new_leader_takes_over_runs_claimed_ahead_by_a_killed_one(pg_url
         assert hooks.at[0] >= due
         assert handed.claimed_by == standby.holder
         assert len(await fires_of(db, "handed")) == 1
+
+
+async def test_a_run_due_when_its_leader_was_killed_before_writing_the_hand_over_runs_once(
+    pg_url: str,
+) -> None:
+    due = (datetime.now(UTC) + timedelta(seconds=7)).replace(microsecond=0)
+    lock_key = 1_000_000 + secrets.randbelow(1_000_000)
+    async with Database(pg_url) as db:
+        store = JobStore(db=db, clock=SystemClock())
+        await store.add(job("handed", TriggerKind.DATE, due.isoformat(), at=datetime.now(UTC)))
+        # The leader's marks never reach the database: killed while the one of this run
+        # is on its way (the window in which its run row is not written either).
+        async with scheduler_process(pg_url, 6.5, lock_key, "stuck-marks") as leader:
+            claimed = await fire_row(db, "handed", due, FireKind.AHEAD)
+            hooks = Hooks()
+            async with scheduler_in(db, hooks, 6.5, lock_key) as standby:
+                printed = await read_until(leader, "marking handed")  # due, handed over
+                by_leader = await crash(leader, printed)
+                await hooks.launched(1)
+                handed = await fire_row(db, "handed", due, FireKind.SCHEDULED)
+        # Started once in all: not by the leader (its hand-over was never written), so
+        # by the standby that took the row over.
+        assert by_leader == []
+        [fire] = hooks.fires
+        assert (fire.claim.scheduled_for, fire.run_id) == (due, claimed.run_id)
+        assert handed.claimed_by == standby.holder
+
+
+async def test_a_hand_over_is_written_only_by_the_leader_that_still_holds_the_row(
+    pg_url: str,
+) -> None:
+    """A leader that lost its lock late marks nothing the new leader took over, so it
+    does not start that run; the new leader does."""
+    due = datetime.now(UTC) + timedelta(seconds=30)
+    async with Database(pg_url) as db:
+        store = JobStore(db=db, clock=SystemClock())
+        await store.add(job("both", TriggerKind.DATE, due.isoformat(), at=datetime.now(UTC)))
+        ahead = Claim("both", due, FireKind.AHEAD, None, "r1")
+        assert await store.claim([ahead], "old:1") == [ahead]
+        [taken] = await store.reown("new:2", datetime.now(UTC) - timedelta(minutes=1))
+        assert taken.claimed_by == "new:2"
+        handed = Claim("both", due, FireKind.SCHEDULED, None, "r1")
+        assert await store.settle([handed], "old:1") == []
+        assert await store.settle([handed], "new:2") == [handed]
+        [row] = await fires_of(db, "both")
+        assert (row.kind, row.claimed_by) == (FireKind.SCHEDULED, "new:2")
