@@ -61,6 +61,7 @@ async def test_a_job_every_second_reports_into_chat(deck_with_chat: DeckFactory)
         assert report.text.endswith("echo: tick")
         await chat.say("/pause " + job_id)
         await chat.wait_for(f"Job {job_id} paused.")
+        await _delivered_runs(deck, job_id)  # before /jobs shows them
         await chat.say("/jobs")
         listing = await chat.wait_for("Jobs (1)")
         assert "paused" in listing.text
@@ -68,9 +69,7 @@ async def test_a_job_every_second_reports_into_chat(deck_with_chat: DeckFactory)
         shown = await chat.wait_for("Recent runs")
         assert "done" in shown.text
         assert "delivered" in shown.text
-        runs = await rows(deck, Run, Run.job_id == job_id)
-        assert runs
-        assert all(run.delivered for run in runs if run.finished_at)
+        assert "NOT delivered" not in shown.text
         await chat.say("/unschedule " + job_id)
         await chat.wait_for(f"Job {job_id} removed.")
         await chat.say("/jobs")
@@ -210,6 +209,25 @@ async def test_a_report_that_never_gets_through_is_kept_and_the_admin_told() -> 
         assert row.state == "undelivered"
         [run] = await rows(deck, Run, Run.job_id == job_id)
         assert not run.delivered
+
+
+async def _delivered_runs(deck: Deck, job_id: str) -> list[Run]:
+    """The job's runs once every one has finished and its report is recorded delivered.
+
+    A run is marked finished before its report goes out, and the delivery is recorded
+    after the report is posted: reading at once can catch a run between the two.
+    """
+    runs: list[Run] = []
+    try:
+        async with asyncio.timeout(10):
+            while True:
+                runs = await rows(deck, Run, Run.job_id == job_id)
+                if runs and all(run.finished_at and run.delivered for run in runs):
+                    return runs
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        states = [(run.id[:8], run.status, run.finished_at, run.delivered) for run in runs]
+        raise AssertionError(f"runs of {job_id} not all finished and delivered: {states}") from None
 
 
 async def _outbox_row(deck: Deck, job_id: str) -> str:
