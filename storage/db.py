@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -17,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.errors import DatabaseUnavailable
 from storage.migrations import HEAD_REVISION
+from storage.worker import ThreadWorker
 
 if TYPE_CHECKING:
     from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
@@ -51,9 +51,9 @@ class Database:
         self.engine: AsyncEngine = self._create_engine()
         self._write_lock: asyncio.Lock | None = None
         self._batch_engine: Engine | None = None  # SQLite: batches written in one thread hop
-        self._batch_thread: ThreadPoolExecutor | None = None
+        self._writer_thread = ThreadWorker("sqlite-writer")
         self._read_engine: Engine | None = None  # SQLite: hot-path reads in one thread hop
-        self._read_threads: ThreadPoolExecutor | None = None
+        self._reader_thread = ThreadWorker("sqlite-reader")
 
     def _create_engine(self) -> AsyncEngine:
         if not self.is_sqlite:
@@ -74,9 +74,8 @@ class Database:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.engine.dispose()
-        for threads in (self._batch_thread, self._read_threads):
-            if threads is not None:
-                threads.shutdown(wait=True)
+        self._writer_thread.stop()
+        self._reader_thread.stop()
         for sync_engine in (self._batch_engine, self._read_engine):
             if sync_engine is not None:
                 sync_engine.dispose()
@@ -136,12 +135,10 @@ class Database:
             return
         if self._write_lock is None:
             self._write_lock = asyncio.Lock()
-        if self._batch_thread is None:
-            self._batch_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
-            self._batch_engine = self._sync_engine()
-        loop = asyncio.get_running_loop()
+        if self._batch_engine is None:
+            self._batch_engine = self._sync_engine()  # no connection yet: made here, used there
         async with self._write_lock:
-            await loop.run_in_executor(self._batch_thread, self._write_in_thread, work)
+            await self._writer_thread.run(lambda: self._write_in_thread(work))
 
     def _write_in_thread(self, work: Callable[[Connection], None]) -> None:
         assert self._batch_engine is not None
@@ -158,11 +155,9 @@ class Database:
         if not self.is_sqlite:
             async with self.engine.connect() as conn:
                 return await conn.run_sync(work)
-        if self._read_threads is None:
-            self._read_threads = ThreadPoolExecutor(2, thread_name_prefix="sqlite-reader")
-            self._read_engine = self._sync_engine()  # no connection yet: made here, used there
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._read_threads, self._read_in_thread, work)
+        if self._read_engine is None:
+            self._read_engine = self._sync_engine()
+        return await self._reader_thread.run(lambda: self._read_in_thread(work))
 
     def _read_in_thread(self, work: Callable[[Connection], T]) -> T:
         assert self._read_engine is not None
