@@ -101,7 +101,6 @@ async def _serve(config: Config, *, started: Callable[[], None] = lambda: None) 
     loop.add_signal_handler(signal.SIGHUP, hup.set)
     async with open_deck(config) as (deck, transports):
         started()
-        sdk = asyncio.create_task(_load_model_sdk(deck), name="model-sdk")
         await asyncio.to_thread(write_snapshot, deck.config)  # `agentdeck check` compares
         waits = [asyncio.create_task(stop.wait(), name="signal")]
         waits += [
@@ -111,15 +110,9 @@ async def _serve(config: Config, *, started: Callable[[], None] = lambda: None) 
         ]
         reloads = asyncio.create_task(_reload_on_hup(deck, hup), name="sighup")
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        for task in [*waits, reloads, sdk]:
+        for task in [*waits, reloads]:
             task.cancel()
-        await asyncio.gather(reloads, sdk, return_exceptions=True)
-
-
-async def _load_model_sdk(deck: Deck) -> None:
-    """Import the model SDK now, in a thread, so the first message to a model need not wait."""
-    if deck.roster.talks_to_a_model():
-        await deck.model.load_sdk()
+        await asyncio.gather(reloads, return_exceptions=True)
 
 
 async def _reload_on_hup(deck: Deck, hup: asyncio.Event) -> None:

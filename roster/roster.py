@@ -71,10 +71,6 @@ class Roster:
             return "disabled from chat (/enable to switch it on)"
         return agent.unavailable_reason()
 
-    def talks_to_a_model(self) -> bool:
-        """Is there an llm agent that can run (so the model SDK will be needed)?"""
-        return any(isinstance(a, LLMAgent) and not self.unavailable_reason(a) for a in self)
-
     def set_enabled(self, name: str, enabled: bool) -> Agent:
         agent = self.get(name)
         if enabled:
