@@ -49,17 +49,9 @@ class OutboxStore:
     ) -> None:
         """Queue a row behind: `sending` (an attempt starts now, leased) or pending."""
         now = self._clock.now()
-        row = {
-            "key": key,
-            "chat_id": chat,
-            "thread_id": thread,
-            "payload": payload,
-            "subject": subject,
-            "state": OutboxState.SENDING if sending else OutboxState.PENDING,
-            "attempts": 1 if sending else 0,
-            "next_attempt_at": now + LEASE if sending else now,
-            "created_at": now,
-        }
+        row = _row(key, chat=chat, thread=thread, payload=payload, subject=subject, now=now)
+        if sending:  # an attempt starts now, leased for a while
+            row |= {"state": OutboxState.SENDING, "attempts": 1, "next_attempt_at": now + LEASE}
         self._behind().insert(OutboxMessage, row, or_ignore=True)
 
     def sent_behind(self, key: str, message_id: str) -> None:
@@ -122,17 +114,8 @@ class OutboxStore:
     ) -> bool:
         """Store a message to send; False when a message with this key exists already."""
         now = self._clock.now()
-        row = {
-            "key": key,
-            "chat_id": chat,
-            "thread_id": thread,
-            "payload": payload,
-            "subject": subject,
-            "state": OutboxState.PENDING,
-            "attempts": 0,
-            "next_attempt_at": not_before or now,
-            "created_at": now,
-        }
+        row = _row(key, chat=chat, thread=thread, payload=payload, subject=subject, now=now)
+        row["next_attempt_at"] = not_before or now
         statement = self._db.insert(OutboxMessage).values([row]).on_conflict_do_nothing()
         async with self._db.session() as session:
             result = await session.exec(statement)
@@ -239,3 +222,26 @@ class OutboxStore:
             result = await session.exec(statement)
             await session.commit()
         return bool(result.rowcount)
+
+
+def _row(
+    key: str,
+    *,
+    chat: str,
+    thread: str | None,
+    payload: dict[str, Any],
+    subject: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """A pending message's row, due now."""
+    return {
+        "key": key,
+        "chat_id": chat,
+        "thread_id": thread,
+        "payload": payload,
+        "subject": subject,
+        "state": OutboxState.PENDING,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }

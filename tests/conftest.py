@@ -18,8 +18,10 @@ import pytest
 from bot.app import open_deck
 from bot.config import Config, parse_config
 from bot.deck import Deck
+from storage.db import Database, sqlite_url
 from tests.fakes.chat import ChatRecorder
 from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.slack_server import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, FakeSlack
 
 PG_URL = os.environ.get("AGENTDECK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -112,6 +114,32 @@ async def _admin_sql(statement: str) -> None:
         await conn.execute(statement)
     finally:
         await conn.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, data_dir: Path) -> str:
+    """The test runs twice: on a SQLite file, and on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return sqlite_url(data_dir)
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[Database]:
+    async with Database(db_url) as database:
+        yield database
+
+
+@pytest.fixture
+async def fake_slack(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeSlack]:
+    """The fake Slack Web API, with the tokens a Slack section reads from the environment."""
+    monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
+    monkeypatch.setenv("SLACK_APP_TOKEN", APP_TOKEN)
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", SIGNING_SECRET)
+    server = await FakeSlack().start()
+    yield server
+    await server.stop()
 
 
 async def audit_actions(deck: Deck) -> list[str]:

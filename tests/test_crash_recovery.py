@@ -25,8 +25,8 @@ approval = "always"
 """
 
 
-async def start_then_kill(lines: list[str], marker: str, data_dir: Path, config: Path) -> str:
-    """Run the bot with stdin held open, wait for `marker` on stdout, then SIGKILL it."""
+async def console_bot(data_dir: Path, config: Path) -> asyncio.subprocess.Process:
+    """`agentdeck run` on the console transport, stdin and stdout piped."""
     env = {**os.environ, "AGENTDECK_DATA_DIR": str(data_dir)}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -39,6 +39,14 @@ async def start_then_kill(lines: list[str], marker: str, data_dir: Path, config:
         stdout=asyncio.subprocess.PIPE,
         env=env,
     )
+    assert process.stdin is not None
+    assert process.stdout is not None
+    return process
+
+
+async def start_then_kill(lines: list[str], marker: str, data_dir: Path, config: Path) -> str:
+    """Run the bot with stdin held open, wait for `marker` on stdout, then SIGKILL it."""
+    process = await console_bot(data_dir, config)
     assert process.stdin is not None
     assert process.stdout is not None
     process.stdin.write("".join(line + "\n" for line in lines).encode())
@@ -54,18 +62,7 @@ async def start_then_kill(lines: list[str], marker: str, data_dir: Path, config:
 
 async def press_when_shown(marker: str, line: str, data_dir: Path, config: Path) -> tuple[int, str]:
     """Run the bot; once `marker` is on stdout, type `line` and end the input."""
-    env = {**os.environ, "AGENTDECK_DATA_DIR": str(data_dir)}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "run",
-        "--config",
-        str(config),
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        env=env,
-    )
+    process = await console_bot(data_dir, config)
     assert process.stdin is not None
     assert process.stdout is not None
     seen = ""

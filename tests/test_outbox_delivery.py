@@ -23,7 +23,7 @@ from bot.deck import Deck
 from storage.clock import FakeClock
 from storage.models import OutboxMessage
 from tests.conftest import make_config
-from tests.fakes.slack_server import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, FakeSlack
+from tests.fakes.slack_server import BOT_TOKEN, SIGNING_SECRET, FakeSlack
 from tests.fakes.telegram_server import TOKEN, FakeTelegram
 from tests.test_slack import Slack
 from tests.test_telegram import ADMIN
@@ -65,16 +65,6 @@ class LosingTelegram(FakeTelegram):
 async def fake_telegram(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[LosingTelegram]:
     server = await LosingTelegram().start()
     monkeypatch.setenv("TG_TOKEN", TOKEN)
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-async def fake_slack(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeSlack]:
-    monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
-    monkeypatch.setenv("SLACK_APP_TOKEN", APP_TOKEN)
-    monkeypatch.setenv("SLACK_SIGNING_SECRET", SIGNING_SECRET)
-    server = await FakeSlack().start()
     yield server
     await server.stop()
 

@@ -3,33 +3,15 @@ key, and picked up again by the delivery loop as the state of their attempt says
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
-import pytest
 
 from storage.clock import FakeClock
-from storage.db import Database, sqlite_url
+from storage.db import Database
 from storage.models import OutboxState
 from storage.outbox import LEASE, OutboxStore
 from storage.writer import WriteBehind
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, data_dir: Path) -> str:
-    if request.param == "sqlite":
-        return sqlite_url(data_dir)
-    url: str = request.getfixturevalue("pg_url")
-    return url
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    async with Database(db_url) as database:
-        yield database
 
 
 async def test_rows_are_recorded_behind_once_per_key_and_marked(db: Database) -> None:

@@ -26,8 +26,9 @@ from storage.clock import SystemClock
 from storage.db import Database, sqlite_url
 from storage.jobs import Claim, FireKind, JobStore
 from storage.locks import AdvisoryLock
-from storage.models import Job, JobFire
+from storage.models import JobFire
 from tests.scheduler_process import scheduler as scheduler_in
+from tests.test_scheduler import job
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,21 +69,6 @@ class Hooks:
 
     def alert(self, text: str) -> None:
         raise AssertionError(f"unexpected alert: {text}")
-
-
-def job(job_id: str, kind: TriggerKind, spec: str, *, at: datetime) -> Job:
-    return Job(
-        id=job_id,
-        agent="echo",
-        input="tick",
-        trigger=kind,
-        spec=spec,
-        chat_id="test:chat",
-        created_by="test:admin",
-        active_since=at,
-        created_at=at,
-        updated_at=at,
-    )
 
 
 def in_process(db: Database, hooks: Hooks, claim_ahead: float) -> Scheduler:

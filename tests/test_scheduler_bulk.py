@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlmodel import col, select
 
 from scheduler.plan import TriggerKind
@@ -36,20 +34,6 @@ def job(job_id: str, spec: str, *, at: datetime, **fields: Any) -> Job:
         updated_at=at,
         **fields,
     )
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, data_dir: Path) -> str:
-    if request.param == "sqlite":
-        return sqlite_url(data_dir)
-    url: str = request.getfixturevalue("pg_url")
-    return url
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    async with Database(db_url) as database:
-        yield database
 
 
 async def test_bulk_claims_are_won_once_and_move_jobs_forward(db: Database) -> None:

@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 
 from bot import links
-from tests.fakes.slack_server import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, FakeSlack
+from tests.fakes.slack_server import FakeSlack
 from tests.fakes.telegram_server import TOKEN, FakeTelegram
 from tests.test_outbox_delivery import ADMIN, config_for, deck_with_slack
 
@@ -48,28 +48,15 @@ async def failing_telegram(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Fai
     await server.stop()
 
 
-@pytest.fixture
-async def slack_api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeSlack]:
-    for name, value in (
-        ("SLACK_BOT_TOKEN", BOT_TOKEN),
-        ("SLACK_APP_TOKEN", APP_TOKEN),
-        ("SLACK_SIGNING_SECRET", SIGNING_SECRET),
-    ):
-        monkeypatch.setenv(name, value)
-    server = await FakeSlack().start()
-    yield server
-    await server.stop()
-
-
 async def test_a_telegram_outage_leaves_slack_alone_and_telegram_recovers(
     failing_telegram: FailingTelegram,
-    slack_api: FakeSlack,
+    fake_slack: FakeSlack,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(links, "RETRY_FIRST_SECONDS", 0.2)
     telegram = failing_telegram
-    config = config_for(tmp_path, telegram=telegram, slack=slack_api)
+    config = config_for(tmp_path, telegram=telegram, slack=fake_slack)
     async with deck_with_slack(config) as (deck, slack):
         telegram.user_says("before", user=ADMIN)
         await telegram.wait_until(lambda: "echo: before" in telegram.sent_texts(ADMIN))
@@ -80,7 +67,7 @@ async def test_a_telegram_outage_leaves_slack_alone_and_telegram_recovers(
             while deck.links.is_up("telegram"):
                 await asyncio.sleep(0.05)
         await slack.mention("/status")
-        status = (await slack_api.wait_for_text("telegram retrying since")).shown
+        status = (await fake_slack.wait_for_text("telegram retrying since")).shown
         assert "slack up" in status
         assert "Bad Gateway" in status
 
