@@ -24,7 +24,8 @@ from storage.approvals import CONVERSATION, ApprovalStore
 from storage.audit import AuditLog
 from storage.clock import Clock
 from storage.db import Database
-from storage.models import Approval, ApprovalState, Run
+from storage.models import Approval, ApprovalState
+from storage.runs import ActiveRun
 
 log = logging.getLogger(__name__)
 MAX_REMEMBERED_CARDS = 1_000  # cards posted by this process, kept until decided
@@ -56,7 +57,7 @@ class Approvals:
         # the outcome must still reach that card.
         self._posted: dict[str, list[dict[str, str | None]]] = {}
 
-    async def request(self, run: Run, gate: NeedsApproval, preview: str = "") -> Approval:
+    async def request(self, run: ActiveRun, gate: NeedsApproval, preview: str = "") -> Approval:
         """Store the approval, then post its card where the run was asked for."""
         now = self._clock.now()
         policy = gate.policy

@@ -20,7 +20,8 @@ from roster.agent import NeedsApproval, Usage
 from roster.errors import BudgetExceeded
 from roster.roster import Roster
 from storage.audit import AuditLog
-from storage.models import Run, RunState
+from storage.models import RunState
+from storage.runs import ActiveRun
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ class Brakes:
         self._admin_chat = admin_chat
         self._price = price
 
-    def budget_gate(self, run: Run) -> NeedsApproval | None:
+    def budget_gate(self, run: ActiveRun) -> NeedsApproval | None:
         """Before a run starts: a spent budget suspends it on an "extend?" card for admins."""
         overrun = self.budgets.overrun(self.budgets.scopes(run.agent, run.chat_id, run.job_id))
         if overrun is None:
@@ -94,14 +95,16 @@ class Brakes:
         state = {"stage": "start", "overrun": overrun.describe()}
         return NeedsApproval(action=overrun.extension(run.agent), policy=ADMINS_DECIDE, state=state)
 
-    def extension_gate(self, live: LiveRun, run: Run) -> NeedsApproval | None:
+    def extension_gate(self, live: LiveRun, run: ActiveRun) -> NeedsApproval | None:
         """After a run stopped at a spent budget mid-way: the card that would extend it."""
         if live.overrun is None:
             return None
         action = live.overrun.extension(run.agent)
         return NeedsApproval(action=action, policy=ADMINS_DECIDE, state={})
 
-    def live(self, run: Run, progress: Progress, record_call: RecordCall | None = None) -> LiveRun:
+    def live(
+        self, run: ActiveRun, progress: Progress, record_call: RecordCall | None = None
+    ) -> LiveRun:
         scopes = self.budgets.scopes(run.agent, run.chat_id, run.job_id)
         return LiveRun(
             progress=progress,
@@ -111,7 +114,7 @@ class Brakes:
             record_call=record_call,
         )
 
-    async def after_run(self, run: Run, status: RunState) -> None:
+    async def after_run(self, run: ActiveRun, status: RunState) -> None:
         """Feed the breaker; at its threshold, switch the agent off and tell the admins."""
         if status not in (RunState.DONE, RunState.FAILED):
             return

@@ -30,6 +30,7 @@ from storage.jobs import FireKind, JobStore, SyncResult
 from storage.locks import AdvisoryLock
 from storage.models import Job, OutboxMessage, Run, RunState
 from storage.outbox import OutboxStore
+from storage.runs import ActiveRun
 
 if TYPE_CHECKING:
     from bot.config import Config, JobEntry
@@ -119,12 +120,15 @@ class JobRuns:
         progress = Progress(
             postman=self._deck.postman, chat=origin.chat, thread=origin.thread, agent=run.agent
         )
-        await self.report(run, RunState.FAILED, rich(bold(run.agent), f": {reason}"), progress)
+        failed = rich(bold(run.agent), f": {reason}")
+        await self.report(ActiveRun.of(run), RunState.FAILED, failed, progress)
         self._fires.pop(run.id, None)
 
     # --- JobReports (the Runner calls this when a job's run ends) --------------------
 
-    async def report(self, run: Run, status: RunState, text: Rich, progress: Progress) -> None:
+    async def report(
+        self, run: ActiveRun, status: RunState, text: Rich, progress: Progress
+    ) -> None:
         assert run.job_id is not None
         message = (*await self._headline(run), *text)
         ref = await self._post(run, progress, message)
@@ -142,7 +146,7 @@ class JobRuns:
                 f"{plain_text(text)[:500]}",
             )
 
-    async def _post(self, run: Run, progress: Progress, message: Rich) -> MessageRef | None:
+    async def _post(self, run: ActiveRun, progress: Progress, message: Rich) -> MessageRef | None:
         try:
             async with asyncio.timeout(REPORT_TIMEOUT_SECONDS):
                 return await progress.finish(message, key=f"run:{run.id}")
@@ -155,14 +159,14 @@ class JobRuns:
         if row.subject.startswith("run:"):
             await self._store.set_delivered(row.subject.removeprefix("run:"))
 
-    async def _headline(self, run: Run) -> Rich:
+    async def _headline(self, run: ActiveRun) -> Rich:
         fire = self._fires.get(run.id)
         job, claim = (fire.job, fire.claim) if fire else await self._stored(run)
         if job is None:
             return rich(bold(f"Job {run.job_id}"), "\n")
         return rich(bold(f"Job {job.id}"), f" · {plan_of(job).describe()}", _note(claim), "\n")
 
-    async def _stored(self, run: Run) -> tuple[Job | None, Any]:
+    async def _stored(self, run: ActiveRun) -> tuple[Job | None, Any]:
         """After a restart (a run resumed by an approval) the firing is in the database."""
         assert run.job_id is not None
         return await self._store.get(run.job_id), await self._store.fire_of_run(run.id)

@@ -38,7 +38,7 @@ from storage.db import Database
 from storage.memory import Memory
 from storage.models import Approval, Run, RunState, ToolCall
 from storage.processes import Processes
-from storage.runs import RunStore
+from storage.runs import ActiveRun, RunStore
 from storage.writer import WriteBehind
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,9 @@ class Origin:
 class JobReports(Protocol):
     """Delivers the result of a job's run (`bot.jobruns`): headline, retries, escalation."""
 
-    async def report(self, run: Run, status: RunState, text: Rich, progress: Progress) -> None: ...
+    async def report(
+        self, run: ActiveRun, status: RunState, text: Rich, progress: Progress
+    ) -> None: ...
 
 
 class Runner:
@@ -114,8 +116,8 @@ class Runner:
             task.cancel()
         return len(hits)
 
-    async def start(self, agent: Agent, origin: Origin, text: str) -> Run:
-        run = Run(
+    async def start(self, agent: Agent, origin: Origin, text: str) -> ActiveRun:
+        run = ActiveRun(
             id=origin.run_id or uuid.uuid4().hex,
             agent=agent.name,
             chat_id=origin.chat,
@@ -126,12 +128,14 @@ class Runner:
             started_at=self._clock.now(),
             owner=self._processes.me,
         )
-        self._writer.insert(Run, run.model_dump())
+        self._writer.insert(Run, run.row())
         self._audit.record(origin.user, "run.started", run.id, agent=agent.name, input=text[:500])
         await self._begin(run, agent, text, origin.hops)
         return run
 
-    async def _begin(self, run: Run, agent: Agent, text: str, hops: tuple[str, ...] = ()) -> None:
+    async def _begin(
+        self, run: ActiveRun, agent: Agent, text: str, hops: tuple[str, ...] = ()
+    ) -> None:
         """Check the brakes and the agent's own gate, then run (or suspend)."""
         history = await self._history(agent, run)
         request = AgentRequest(
@@ -157,12 +161,13 @@ class Runner:
         if approval.run_id is None:
             return
         await self._writer.flush()
-        run = await self._runs.get(approval.run_id)
-        if run is None or run.status != RunState.WAITING:
+        stored = await self._runs.get(approval.run_id)
+        if stored is None or stored.status != RunState.WAITING:
             log.warning(
                 "approval %s decided, but run %s is not waiting", approval.id, approval.run_id
             )
             return
+        run = ActiveRun.of(stored)
         agent = self._roster.get(run.agent)
         state = dict(run.state)
         run.status, run.owner = RunState.RUNNING, self._processes.me  # resumed here, run here
@@ -186,20 +191,20 @@ class Runner:
         await self._continue(run, agent, state, decision)
 
     async def _continue(
-        self, run: Run, agent: Agent, state: dict[str, Any], decision: Decision
+        self, run: ActiveRun, agent: Agent, state: dict[str, Any], decision: Decision
     ) -> None:
         request = AgentRequest(run.id, run.chat_id, run.user_id, run.input)
         await self._execute(run, agent, lambda live: agent.resume(request, state, decision, live))
 
-    async def _refused(self, run: Run, agent: Agent, decision: Decision) -> None:
+    async def _refused(self, run: ActiveRun, agent: Agent, decision: Decision) -> None:
         reason = f": {decision.reason}" if decision.reason else ""
         text = rich(bold(agent.name), f": denied by {decision.by}{reason}. Nothing ran.")
         await self._end(run, self._progress(run), RunState.DENIED, text)
 
-    async def _history(self, agent: Agent, run: Run) -> tuple[Turn, ...]:
+    async def _history(self, agent: Agent, run: ActiveRun) -> tuple[Turn, ...]:
         return await self._conversation.history(agent, run.chat_id)
 
-    async def _execute(self, run: Run, agent: Agent, step: Step) -> None:
+    async def _execute(self, run: ActiveRun, agent: Agent, step: Step) -> None:
         progress = self._progress(run)
         current = asyncio.current_task()
         assert current is not None
@@ -238,7 +243,7 @@ class Runner:
             return
         await self._complete(run, agent, progress, outcome, live.cost)
 
-    def _call_recorder(self, run: Run) -> Callable[[str, str, str, str], None]:
+    def _call_recorder(self, run: ActiveRun) -> Callable[[str, str, str, str], None]:
         """Tool calls are written with the run's other rows (the run page lists them)."""
 
         def record(tool: str, arguments: str, result: str, status: str) -> None:
@@ -254,12 +259,12 @@ class Runner:
 
         return record
 
-    def _progress(self, run: Run) -> Progress:
+    def _progress(self, run: ActiveRun) -> Progress:
         return Progress(
             postman=self._postman, chat=run.chat_id, thread=run.thread_id, agent=run.agent
         )
 
-    async def _suspend(self, run: Run, agent: Agent, gate: NeedsApproval) -> None:
+    async def _suspend(self, run: ActiveRun, agent: Agent, gate: NeedsApproval) -> None:
         """Store the run and post the card; or go on at once if this chat already said yes."""
         grant = None
         if gate.action.kind != "budget":
@@ -278,7 +283,7 @@ class Runner:
         await self._approvals.request(run, gate, preview)
 
     async def _complete(
-        self, run: Run, agent: Agent, progress: Progress, outcome: Finished, cost: float
+        self, run: ActiveRun, agent: Agent, progress: Progress, outcome: Finished, cost: float
     ) -> None:
         status = RunState.DONE if outcome.ok else RunState.FAILED
         if outcome.exit_code is None and not outcome.ok and outcome.text.startswith("Denied by"):
@@ -298,7 +303,7 @@ class Runner:
 
     async def _end(
         self,
-        run: Run,
+        run: ActiveRun,
         progress: Progress,
         status: RunState,
         text: Rich,
