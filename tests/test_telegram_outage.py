@@ -1,4 +1,5 @@
-"""A Telegram outage at run time: Slack goes on, /status shows it, Telegram comes back alone."""
+"""A Telegram outage at run time: Slack and the scheduler go on, /status shows it, and
+Telegram comes back by itself."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from sqlmodel import col, select
 
 from bot import links
+from bot.deck import Deck
+from storage.models import Run
 from tests.fakes.slack_server import FakeSlack
 from tests.fakes.telegram_server import TOKEN, FakeTelegram
 from tests.test_outbox_delivery import ADMIN, config_for, deck_with_slack
@@ -60,6 +64,8 @@ async def test_a_telegram_outage_leaves_slack_alone_and_telegram_recovers(
     async with deck_with_slack(config) as (deck, slack):
         telegram.user_says("before", user=ADMIN)
         await telegram.wait_until(lambda: "echo: before" in telegram.sent_texts(ADMIN))
+        telegram.user_says("/every 1s echo tick", user=ADMIN)  # reports into this chat
+        await telegram.wait_until(lambda: _job_reports(telegram), timeout=10)
 
         telegram.go_down()  # polling fails from now on
         assert deck.links is not None
@@ -70,6 +76,11 @@ async def test_a_telegram_outage_leaves_slack_alone_and_telegram_recovers(
         status = (await fake_slack.wait_for_text("telegram retrying since")).shown
         assert "slack up" in status
         assert "Bad Gateway" in status
+        fired = await _job_runs(deck)
+        async with asyncio.timeout(10):  # the scheduler goes on firing meanwhile
+            while await _job_runs(deck) < fired + 2:
+                await asyncio.sleep(0.2)
+        reported = len(_job_reports(telegram))
 
         telegram.down = False
         async with asyncio.timeout(20):
@@ -77,3 +88,16 @@ async def test_a_telegram_outage_leaves_slack_alone_and_telegram_recovers(
                 await asyncio.sleep(0.05)
         telegram.user_says("after", user=ADMIN)
         await telegram.wait_until(lambda: "echo: after" in telegram.sent_texts(ADMIN), timeout=40)
+        # The reports of the runs that fired during the outage waited, and arrive now.
+        await telegram.wait_until(lambda: len(_job_reports(telegram)) >= reported + 2, timeout=20)
+
+
+def _job_reports(telegram: FakeTelegram) -> list[str]:
+    return [t for t in telegram.sent_texts(ADMIN) if "every 1s" in t and t.startswith("Job ")]
+
+
+async def _job_runs(deck: Deck) -> int:
+    await deck.runner.flush()
+    async with deck.db.session() as session:
+        runs = (await session.exec(select(Run).where(col(Run.job_id).is_not(None)))).all()
+    return len(runs)
