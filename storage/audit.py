@@ -69,9 +69,6 @@ class AuditLog:
         self._redact = redact
         self._pending: list[Event] = []
         self._observers: list[Callable[[Event], None]] = []
-        # SQLite: this process is the only writer, so the chain's head is known after the
-        # first read. PostgreSQL may be shared: there it is read (under a lock) every time.
-        self._head: str | None = None
 
     def observe(self, observer: Callable[[Event], None]) -> Callable[[], None]:
         """Call `observer` with every event as it is recorded (metrics); returns the undo."""
@@ -100,15 +97,13 @@ class AuditLog:
             self._pending = []  # later events start the next batch
         if not self._db.is_sqlite:
             conn.execute(text(f"SELECT pg_advisory_xact_lock({_PG_AUDIT_LOCK})"))
-        retried = bool(events[0].hash)  # a batch tried before: the cached head may be ahead
-        prev = self._head if self._db.is_sqlite and not retried else None
-        if prev is None:
-            query = select(AuditEvent.hash).order_by(col(AuditEvent.id).desc()).limit(1)
-            prev = conn.execute(query).scalar() or GENESIS
+        # Read every batch (in the writer's thread): a CLI command such as `agentdeck
+        # secret set` may have appended to the same SQLite file meanwhile.
+        query = select(AuditEvent.hash).order_by(col(AuditEvent.id).desc()).limit(1)
+        prev = conn.execute(query).scalar() or GENESIS
         for event in events:
             event.prev_hash = prev
             event.hash = prev = event_hash(prev, event)
-        self._head = prev
         rows = [event.row() for event in events]
         table = AuditEvent.__table__  # type: ignore[attr-defined]
         if self._db.is_sqlite:

@@ -14,6 +14,7 @@ from storage.db import Database
 from storage.models import Run, RunState
 from storage.processes import Processes
 
+
 @dataclass(slots=True)
 class ActiveRun:
     """A run as this process works on it: what the runner and its helpers read and change.
