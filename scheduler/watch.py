@@ -18,7 +18,7 @@ from storage.clock import Clock
 from storage.jobs import JobStore
 
 if TYPE_CHECKING:
-    from scheduler.service import Settings
+    from scheduler.settings import Settings
 
 log = logging.getLogger(__name__)
 
