@@ -127,19 +127,18 @@ class Runner:
             input=self._redact(text),
             started_at=self._clock.now(),
             owner=self._processes.me,
+            hops=origin.hops,
         )
         self._writer.insert(Run, run.row())
         self._audit.record(origin.user, "run.started", run.id, agent=agent.name, input=text[:500])
-        await self._begin(run, agent, text, origin.hops)
+        await self._begin(run, agent, text)
         return run
 
-    async def _begin(
-        self, run: ActiveRun, agent: Agent, text: str, hops: tuple[str, ...] = ()
-    ) -> None:
+    async def _begin(self, run: ActiveRun, agent: Agent, text: str) -> None:
         """Check the brakes and the agent's own gate, then run (or suspend)."""
         history = await self._history(agent, run)
         request = AgentRequest(
-            run.id, run.chat_id, run.user_id, text, history, hops=hops, thread=run.thread_id
+            run.id, run.chat_id, run.user_id, text, history, hops=run.hops, thread=run.thread_id
         )
         try:
             gate = self._brakes.budget_gate(run) or agent.gate(request)
@@ -193,7 +192,9 @@ class Runner:
     async def _continue(
         self, run: ActiveRun, agent: Agent, state: dict[str, Any], decision: Decision
     ) -> None:
-        request = AgentRequest(run.id, run.chat_id, run.user_id, run.input)
+        request = AgentRequest(
+            run.id, run.chat_id, run.user_id, run.input, hops=run.hops, thread=run.thread_id
+        )
         await self._execute(run, agent, lambda live: agent.resume(request, state, decision, live))
 
     async def _refused(self, run: ActiveRun, agent: Agent, decision: Decision) -> None:
@@ -276,9 +277,8 @@ class Runner:
             return
         preview = await agent.preview(gate.action)
         run.status = RunState.WAITING
-        self._writer.update(
-            Run, "id", {"id": run.id, "status": RunState.WAITING, "state": gate.state}
-        )
+        state = run.suspended_state(gate.state)
+        self._writer.update(Run, "id", {"id": run.id, "status": RunState.WAITING, "state": state})
         await self._writer.flush()  # the run must be stored before anyone can press
         await self._approvals.request(run, gate, preview)
 

@@ -34,9 +34,12 @@ class ActiveRun:
     owner: str | None
     status: RunState = RunState.RUNNING
     state: dict[str, Any] = field(default_factory=dict)
+    hops: tuple[str, ...] = ()  # the delegation chain before this run's agent
 
     @classmethod
     def of(cls, run: Run) -> ActiveRun:
+        state = dict(run.state)
+        hops = tuple(state.pop(HOPS_KEY, ()))
         return cls(
             id=run.id,
             agent=run.agent,
@@ -48,8 +51,14 @@ class ActiveRun:
             started_at=run.started_at,
             owner=run.owner,
             status=run.status,
-            state=dict(run.state),
+            state=state,
+            hops=hops,
         )
+
+    def suspended_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        """The agent's state as stored while waiting: with the chain, so the cycle and
+        hop checks of a delegated run still hold once it resumes (here or after a restart)."""
+        return {**state, HOPS_KEY: list(self.hops)} if self.hops else state
 
     def row(self) -> dict[str, Any]:
         """The `runs` row it starts as (every column: one shape for every run insert)."""
@@ -75,6 +84,8 @@ class ActiveRun:
             "owner": self.owner,
         }
 
+
+HOPS_KEY = "_hops"  # in a waiting run's stored state; taken out again before the agent sees it
 
 SPEND_KEYS = {"agent": Run.agent, "chat": Run.chat_id, "job": Run.job_id}
 

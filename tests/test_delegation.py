@@ -6,6 +6,7 @@ import pytest
 
 from roster.toolkit.delegation import refusal
 from tests.conftest import DeckFactory, make_config
+from tests.fakes.chat import ChatRecorder
 from tests.fakes.openai_server import FakeOpenAI, call, say
 
 
@@ -158,3 +159,65 @@ async def test_an_unknown_agent_is_an_error_for_the_model(
         await chat.say("@a ask ghost")
         await chat.wait_for("a: no")
     assert tool_results(fake_openai, "a-model")[0].startswith("error: No agent named 'ghost'")
+
+
+NOTIFY_NEEDS_APPROVAL = {"notify": {"approval": "always"}}
+
+
+async def card_id(chat: ChatRecorder) -> str:
+    card = await chat.wait_for("Approval needed")
+    return card.text.split("(")[1].split(")")[0]
+
+
+async def test_a_cycle_is_refused_after_an_approval_and_a_restart(
+    deck_with_chat: DeckFactory, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.by_model.update(
+        {
+            "a-model": [call("ask_agent", agent="b", text="ask me back"), say("a waits")],
+            "b-model": [
+                call("notify", chat="test:other", text="about to ask a"),
+                call("ask_agent", agent="a", text="loop"),
+                say("b stopped"),
+            ],
+        }
+    )
+    text = config(fake_openai, llm("a"), llm("b", tools='["ask_agent", "notify"]'))
+    cfg = make_config(text, tool_policy=NOTIFY_NEEDS_APPROVAL)
+    async with deck_with_chat(cfg) as (_deck, chat):
+        await chat.say("@a start")
+        approval_id = await card_id(chat)
+        await chat.wait_for("a: a waits")
+    async with deck_with_chat(cfg) as (_deck, chat):  # the chain must come from the database
+        await chat.press(f"{approval_id}:approve")
+        await chat.wait_for("b: b stopped")
+    assert tool_results(fake_openai, "b-model")[-1] == (
+        "refused: a → b → a would be a cycle (a is already in this request)"
+    )
+    assert len([r for r in fake_openai.requests if r["model"] == "a-model"]) == 2
+
+
+async def test_the_hop_limit_holds_after_an_approval(
+    deck_with_chat: DeckFactory, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.by_model.update(
+        {
+            "a-model": [call("ask_agent", agent="b", text="go on"), say("a waits")],
+            "b-model": [
+                call("notify", chat="test:other", text="going on"),
+                call("ask_agent", agent="c", text="go on"),
+                say("b gave up"),
+            ],
+            "c-model": [say("c should never run")],
+        }
+    )
+    agents = (llm("a"), llm("b", tools='["ask_agent", "notify"]'), llm("c"))
+    cfg = make_config(config(fake_openai, *agents, max_hops=1), tool_policy=NOTIFY_NEEDS_APPROVAL)
+    async with deck_with_chat(cfg) as (_deck, chat):
+        await chat.say("@a start")
+        await chat.press(f"{await card_id(chat)}:approve")
+        await chat.wait_for("b: b gave up")
+    assert tool_results(fake_openai, "b-model")[-1] == (
+        "refused: a → b → c is more than the hop limit of 1 delegations"
+    )
+    assert "c-model" not in {r["model"] for r in fake_openai.requests}
