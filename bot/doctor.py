@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from bot.app import model_settings
 from bot.config import Config
 from bot.errors import BotError
@@ -27,7 +25,7 @@ from roster.llm import ModelClient
 from roster.refs import NoSecrets, SecretSource
 from roster.spec import LLMAgentSpec
 from storage.clock import SystemClock
-from storage.db import Database
+from storage.db import DATABASE_ERRORS, Database
 from storage.errors import StorageError
 from storage.migrations import HEAD_REVISION
 from storage.secrets import KeySource, MasterKeys, Vault, read_keys
@@ -112,7 +110,7 @@ async def _database(db: Database, config: Config) -> Schema:
     try:
         async with asyncio.timeout(CHECK_SECONDS):
             revision = await db.current_revision()
-    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+    except (*DATABASE_ERRORS, TimeoutError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         hint = "[deck] database_url" if config.deck.database_url else "[deck] data_dir"
         return Schema(Finding("database", Verdict.FAIL, f"{where}: {reason} (check {hint})"), False)
@@ -148,7 +146,7 @@ async def _keys(db: Database | None, config: Config) -> tuple[Vault | None, Find
         )
         stored = None if vault is None else len(vault.names())
         return vault, await asyncio.to_thread(_key_finding, keys, stored)  # stats the key file
-    except (StorageError, SQLAlchemyError, OSError) as exc:
+    except (StorageError, *DATABASE_ERRORS) as exc:
         return None, Finding("secrets", Verdict.FAIL, str(exc))
 
 

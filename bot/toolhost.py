@@ -18,8 +18,6 @@ import logging
 import secrets
 from typing import TYPE_CHECKING
 
-from sqlmodel import col, select
-
 from bot.config import Config
 from bot.runner import Origin
 from bot.text import bold, rich
@@ -30,7 +28,9 @@ from roster.toolkit.registry import Services, build_toolbox
 from roster.tools import NoteStore, ToolBox, ToolCallContext
 from scheduler.errors import SchedulerError
 from scheduler.parse import parse_schedule
-from storage.models import Approval, ApprovalState, Job, Run, RunState
+from storage.approvals import ApprovalStore
+from storage.models import Job, RunState
+from storage.runs import RunStore
 
 if TYPE_CHECKING:
     from bot.deck import Deck
@@ -74,17 +74,13 @@ class ToolHost:
         """What the asked agent's run came to, as the asking model should read it."""
         deck = self._deck
         await deck.runner.flush()
-        async with deck.db.session() as session:
-            run = await session.get(Run, run_id)
-            waiting = select(Approval.id).where(
-                Approval.run_id == run_id, Approval.status == ApprovalState.PENDING
-            )
-            card = (await session.exec(waiting.order_by(col(Approval.created_at)))).first()
+        run = await RunStore(deck.db).get(run_id)
         if run is None:
             return f"error: the run of {agent} was not recorded"
         if run.status == RunState.DONE:
             return run.output[:MAX_ANSWER] or "(no output)"
         if run.status == RunState.WAITING:
+            card = await ApprovalStore(deck.db).first_pending(run_id)
             return (
                 f"needs approval: card {card or '?'} is in the chat; {agent} will post its "
                 "result there once an approver decides. Tell the user so."

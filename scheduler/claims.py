@@ -14,8 +14,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-from sqlalchemy.exc import SQLAlchemyError
-
+from storage.db import DATABASE_ERRORS
 from storage.jobs import Claim
 
 log = logging.getLogger(__name__)
@@ -67,7 +66,7 @@ class Claims:
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 won = await self._write_batch(batch)
-            except (SQLAlchemyError, OSError) as exc:
+            except DATABASE_ERRORS as exc:
                 log.warning(
                     "writing %d due run(s) failed (attempt %d): %s", len(batch), attempt, exc
                 )

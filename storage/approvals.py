@@ -36,6 +36,14 @@ class ApprovalStore:
         async with self._db.session() as session:
             return (await session.exec(query.order_by(col(Approval.created_at)))).all()
 
+    async def first_pending(self, run_id: str) -> str | None:
+        """The id of the run's oldest pending approval: the card its agent waits on."""
+        query = select(Approval.id).where(
+            Approval.run_id == run_id, Approval.status == ApprovalState.PENDING
+        )
+        async with self._db.session() as session:
+            return (await session.exec(query.order_by(col(Approval.created_at)))).first()
+
     async def granted(self, chat: str, agent: str, action_hash: str) -> Approval | None:
         query = select(Approval).where(
             Approval.chat_id == chat,

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -21,6 +21,10 @@ from storage.worker import ThreadWorker
 if TYPE_CHECKING:
     from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
     from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
+
+# What a database call raises when the database fails: SQLAlchemy's errors and a broken
+# socket. Code outside storage catches these without importing SQLAlchemy itself.
+DATABASE_ERRORS = (SQLAlchemyError, OSError)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 T = TypeVar("T")

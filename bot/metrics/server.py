@@ -11,12 +11,12 @@ import logging
 from collections.abc import Callable
 
 from aiohttp import web
-from sqlalchemy.exc import SQLAlchemyError
 
 from bot.deck import Deck
 from bot.errors import BotError
 from bot.metrics.collect import DeckMetrics, ErrorCounter
 from bot.metrics.registry import CONTENT_TYPE, render
+from storage.db import DATABASE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class MetricsServer:
         try:
             async with asyncio.timeout(SAMPLE_SECONDS):
                 await self.metrics.sample(self._deck)
-        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        except (*DATABASE_ERRORS, TimeoutError) as exc:
             # The counters still tell; the queue gauges keep their last values.
             log.warning("metrics: sampling the queues failed: %s", exc)
         body = render(self.metrics.families())
