@@ -14,7 +14,7 @@ from contextlib import AsyncExitStack
 from datetime import timedelta
 from typing import TextIO
 
-from bot import actions
+from bot import actions, messages
 from bot.access import Access
 from bot.approvals import Approvals
 from bot.brakes import Brakes
@@ -33,6 +33,7 @@ from bot.runner import Runner
 from bot.toolhost import ToolHost, toolbox_for
 from bot.transports.console import ConsoleTransport
 from bot.types import Incoming, Outgoing, Transport
+from roster.command import KILL_GRACE_SECONDS
 from roster.errors import ReferenceNotFound
 from roster.llm import ModelClient, ModelSettings
 from roster.pricing import PriceTable
@@ -52,6 +53,8 @@ from storage.writer import WriteBehind
 log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 15.0
+# After cancelling: long enough for a command's process group to be killed, and a little more.
+CANCELLED_WAIT_SECONDS = KILL_GRACE_SECONDS + 3.0
 
 
 @contextlib.asynccontextmanager
@@ -62,10 +65,12 @@ async def open_deck(
     stdin: TextIO | None = None,
     stdout: TextIO | None = None,
     transports: list[Transport] | None = None,
+    hurry: asyncio.Event | None = None,
 ) -> AsyncIterator[tuple[Deck, list[Transport]]]:
     """Build and start everything; on exit, finish work and stop in reverse order.
 
-    `transports` replaces the ones the config names (tests, embedding).
+    `transports` replaces the ones the config names (tests, embedding). `hurry`, once set,
+    ends the stop's grace for running work (a second SIGTERM or Ctrl-C).
     """
     clock = clock or SystemClock()
     async with AsyncExitStack() as stack:
@@ -98,7 +103,7 @@ async def open_deck(
             stack.push_async_callback(transport.stop)
         liveness = Liveness(deck=deck, processes=processes, inbox=inbox, handle=dispatcher.handle)
         await stack.enter_async_context(liveness)  # beats until the work below has finished
-        stack.push_async_callback(finish_work, deck)
+        stack.push_async_callback(finish_work, deck, hurry)
         stack.push_async_callback(halt_scheduler, deck)  # no new job runs while work drains
         if config.dashboard.enabled:  # stops first: no new presses while work drains
             from bot.dashboard import Dashboard
@@ -228,17 +233,31 @@ async def _cancel(task: asyncio.Task[None]) -> None:
     await asyncio.gather(task, return_exceptions=True)
 
 
-async def finish_work(deck: Deck) -> None:
-    """Let running work finish for `[deck] stop_grace_seconds`, then cancel what is left."""
+async def finish_work(deck: Deck, hurry: asyncio.Event | None = None) -> None:
+    """Let running work finish, then cancel what is left; neither wait is unbounded.
+
+    The grace is `[deck] stop_grace_seconds`, cut short once `hurry` is set. Work still
+    running a while after its cancel is logged and left behind: the stop goes on.
+    """
     grace = deck.config.deck.stop_grace_seconds
     if deck.tasks:  # what a stop waits for, in the log before the wait
         log.info("stopping: %d task(s) running; waiting up to %s s", len(deck.tasks), grace)
-    try:
-        async with asyncio.timeout(grace):
-            await deck.tasks.drain()
-    except TimeoutError:
+    if await deck.tasks.settle(grace, unless=hurry):
+        return
+    if hurry is not None and hurry.is_set():
+        log.warning("asked again to stop; cancelling running work now")
+    else:
         log.warning("work still running after %s s; cancelling it", grace)
-        await deck.tasks.cancel_all()
+    deck.runner.stop(None, reason=messages.SHUTTING_DOWN)  # runs say why they ended
+    deck.tasks.cancel()  # and whatever else is left (handlers, queued lane work)
+    if not await deck.tasks.settle(CANCELLED_WAIT_SECONDS):
+        # A task that ignores cancelling must not hold the stop (and the storage) forever.
+        log.error(
+            "still running %s s after cancelling, left behind: tasks %s; runs %s",
+            CANCELLED_WAIT_SECONDS,
+            ", ".join(deck.tasks.names()),
+            ", ".join(f"{run} ({agent})" for run, agent in deck.runner.active().items()) or "none",
+        )
 
 
 async def sweep_expired(deck: Deck) -> None:

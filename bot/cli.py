@@ -92,14 +92,14 @@ async def _serve(config: Config, *, started: Callable[[], None] = lambda: None) 
     from bot.reload import write_snapshot
     from bot.transports.console import ConsoleTransport
 
-    stop = asyncio.Event()
+    stop, hurry = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, _on_stop_signal, stop, hurry)
     # SIGHUP re-reads the config; one that comes while starting is applied once running.
     hup = asyncio.Event()
     loop.add_signal_handler(signal.SIGHUP, hup.set)
-    async with open_deck(config) as (deck, transports):
+    async with open_deck(config, hurry=hurry) as (deck, transports):
         started()
         await asyncio.to_thread(write_snapshot, deck.config)  # `agentdeck check` compares
         waits = [asyncio.create_task(stop.wait(), name="signal")]
@@ -110,9 +110,15 @@ async def _serve(config: Config, *, started: Callable[[], None] = lambda: None) 
         ]
         reloads = asyncio.create_task(_reload_on_hup(deck, hup), name="sighup")
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        stop.set()  # stopping now, whatever began it: a signal from here on hurries the stop
         for task in [*waits, reloads]:
             task.cancel()
         await asyncio.gather(reloads, return_exceptions=True)
+
+
+def _on_stop_signal(stop: asyncio.Event, hurry: asyncio.Event) -> None:
+    """The first SIGTERM or Ctrl-C stops gracefully; another one cuts the grace short."""
+    (hurry if stop.is_set() else stop).set()
 
 
 async def _reload_on_hup(deck: Deck, hup: asyncio.Event) -> None:

@@ -12,6 +12,7 @@ SLOW_DOWN = "You are sending messages faster than this bot accepts; wait a minut
 UNKNOWN_BUTTON = "That button is not known (any more)."
 NO_AGENT_READY = "No agent can take this right now; /agents shows why."
 INTERNAL_ERROR = "Something went wrong on my side; it is in the log. Nothing else was affected."
+SHUTTING_DOWN = "agentdeck is shutting down"  # why a run was stopped: "<agent>: stopped: …."
 
 
 def unknown_command(name: str, known: list[str]) -> str:

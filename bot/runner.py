@@ -100,6 +100,7 @@ class Runner:
         self._redact = redact  # run rows keep no secret's value
         self.job_reports: JobReports | None = None
         self._active: dict[str, tuple[str, asyncio.Task[Any]]] = {}  # run id -> (agent, task)
+        self._stop_reasons: dict[str, str] = {}  # run id -> why it was stopped, if not by /stop
 
     async def flush(self) -> None:
         """Wait until queued run rows are written (before reading them back)."""
@@ -109,10 +110,19 @@ class Runner:
         """Running work: run id -> agent name."""
         return {run_id: agent for run_id, (agent, _) in self._active.items()}
 
-    def stop(self, agent: str | None) -> int:
-        """Cancel running work of one agent (or all); subprocess groups are killed."""
-        hits = [task for name, task in self._active.values() if agent is None or name == agent]
-        for task in hits:
+    def stop(self, agent: str | None, *, reason: str | None = None) -> int:
+        """Cancel running work of one agent (or all); subprocess groups are killed.
+
+        `reason` is told in the run's result ("stopped: <reason>."); without one, "stopped.".
+        """
+        hits = {
+            run_id: task
+            for run_id, (name, task) in self._active.items()
+            if agent is None or name == agent
+        }
+        for run_id, task in hits.items():
+            if reason is not None:
+                self._stop_reasons.setdefault(run_id, reason)  # the first stop is the one told
             task.cancel()
         return len(hits)
 
@@ -216,7 +226,9 @@ class Runner:
         try:
             outcome = await _within(agent.spec.run_timeout, step(live))
         except asyncio.CancelledError:
-            await self._end(run, progress, RunState.CANCELLED, rich(bold(agent.name), ": stopped."))
+            reason = self._stop_reasons.get(run.id)
+            said = f": stopped: {reason}." if reason else ": stopped."
+            await self._end(run, progress, RunState.CANCELLED, rich(bold(agent.name), said))
             raise
         except (AgentFailed, RosterError) as exc:
             text = rich(bold(agent.name), f": {exc}")
@@ -237,6 +249,7 @@ class Runner:
             return
         finally:
             self._active.pop(run.id, None)
+            self._stop_reasons.pop(run.id, None)
             logs.leave(where)
         if isinstance(outcome, NeedsApproval):
             await progress.finish(rich(bold(agent.name), ": waiting for approval."))

@@ -37,9 +37,35 @@ class TaskSet:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def cancel_all(self) -> None:
+        self.cancel()
+        await self.drain()
+
+    def cancel(self) -> None:
+        """Ask every task to stop, without waiting for it."""
         for task in list(self._tasks):
             task.cancel()
-        await self.drain()
+
+    def names(self) -> list[str]:
+        return sorted(task.get_name() for task in self._tasks)
+
+    async def settle(self, seconds: float, *, unless: asyncio.Event | None = None) -> bool:
+        """Wait up to `seconds` (or until `unless` is set) for no task to be left; whether none is.
+
+        Unlike a timeout around `drain`, giving up cancels nothing: `asyncio.gather` would
+        cancel every task it waited on.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        cut = asyncio.create_task((unless or asyncio.Event()).wait(), name="settle-cut-short")
+        try:
+            while self._tasks and not cut.done() and (left := deadline - loop.time()) > 0:
+                await asyncio.wait(
+                    [*self._tasks, cut], timeout=left, return_when=asyncio.FIRST_COMPLETED
+                )
+        finally:
+            cut.cancel()
+            await asyncio.gather(cut, return_exceptions=True)
+        return not self._tasks
 
 
 class ChatLanes:

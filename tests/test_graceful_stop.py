@@ -1,5 +1,6 @@
-"""SIGTERM while work runs: short work finishes, long work is stopped within the grace,
-work waiting for an approval is parked; a restart on the same data loses nothing.
+"""SIGTERM while work runs: short work finishes, long work is stopped within the grace
+(and says the bot is shutting down), a second SIGTERM cuts the grace short, work waiting
+for an approval is parked; a restart on the same data loses nothing.
 
 Real `agentdeck run` processes on the console transport and a real SQLite file.
 """
@@ -14,6 +15,7 @@ import pytest
 from sqlmodel import select
 
 from bot.errors import ConfigError
+from bot.logs import LOG_FILE
 from storage.db import Database, sqlite_url
 from storage.models import Run, RunState
 from tests.conftest import make_config
@@ -58,6 +60,14 @@ async def terminate(bot: Bot, *, within: float) -> int:
     async with asyncio.timeout(5):
         await bot._reader  # everything it printed before exiting
     return code
+
+
+async def logged(data_dir: Path, text: str) -> None:
+    """Wait until the bot's log file has `text` (what it does, before a test acts on it)."""
+    log = data_dir / LOG_FILE
+    async with asyncio.timeout(10):
+        while not log.exists() or text not in log.read_text():
+            await asyncio.sleep(0.05)
 
 
 async def runs_of(data_dir: Path) -> list[Run]:
@@ -108,7 +118,7 @@ async def test_a_long_run_is_stopped_within_the_grace(data_dir: Path, tmp_path: 
         code = await terminate(bot, within=1 + MARGIN_SECONDS)
     assert code == 0
     assert not group_alive(pgid)
-    assert "worker: stopped." in bot.lines
+    assert "worker: stopped: agentdeck is shutting down." in bot.lines  # not a user's /stop
     assert not any("never" in line for line in bot.lines)
     [run] = await runs_of(data_dir)
     assert run.status == RunState.CANCELLED
@@ -120,6 +130,22 @@ async def test_a_long_run_is_stopped_within_the_grace(data_dir: Path, tmp_path: 
     assert f"`{job_id}` at " in out  # the scheduled job is still there
     [run] = await runs_of(data_dir)
     assert run.status == RunState.CANCELLED  # not taken for interrupted by the restart
+
+
+async def test_a_second_sigterm_cuts_the_grace_short(data_dir: Path, tmp_path: Path) -> None:
+    config = write_config(tmp_path, grace=30)
+    async with started(data_dir, "--config", str(config)) as bot:
+        bot.say("/ask worker hang")
+        pgid = await read_pid(tmp_path / "hang.pid")
+        bot.process.send_signal(signal.SIGTERM)
+        await logged(data_dir, "waiting up to 30")  # the grace began
+        code = await terminate(bot, within=MARGIN_SECONDS)  # not the 30 s grace
+    assert code == 0
+    assert not group_alive(pgid)
+    assert "asked again to stop; cancelling running work now" in (data_dir / LOG_FILE).read_text()
+    assert "worker: stopped: agentdeck is shutting down." in bot.lines
+    [run] = await runs_of(data_dir)
+    assert run.status == RunState.CANCELLED
 
 
 async def test_a_run_waiting_for_approval_is_parked(data_dir: Path, tmp_path: Path) -> None:
