@@ -52,9 +52,9 @@ class Firing:
         self.store = store
         self.holder = holder
         self.settings = settings
-        self._hooks = hooks
-        self._clock = clock
-        self._loaded = loaded
+        self.hooks = hooks
+        self.clock = clock
+        self.loaded = loaded
         self.engine: Engine | None = None
         self._claims: Claims | None = None
         self._marks: Claims | None = None  # what became of runs claimed ahead
@@ -77,7 +77,7 @@ class Firing:
             chunk=MARK_CHUNK,
         )
         self.engine, self._claims, self._marks = engine, claims, marks
-        self._holding = Holding(clock=self._clock, due=_due_of, release=self._release)
+        self._holding = Holding(clock=self.clock, due=_due_of, release=self._release)
         spawn(claims.run(), "scheduler-claims", tasks)
         spawn(marks.run(), "scheduler-marks", tasks)
         engine.start()
@@ -121,7 +121,7 @@ class Firing:
         claims: list[Claim] = []
         following: dict[str, datetime | None] = {}
         for job_id in job_ids:
-            loaded = self._loaded.jobs.get(job_id)
+            loaded = self.loaded.jobs.get(job_id)
             if loaded is None:
                 continue
             if loaded.key not in following:
@@ -135,16 +135,16 @@ class Firing:
     def on_claimed(self, claims: list[Claim]) -> None:
         ahead: list[Fire] = []
         for claim in claims:
-            loaded = self._loaded.jobs.get(claim.job_id)
+            loaded = self.loaded.jobs.get(claim.job_id)
             if loaded is None:
                 if claim.kind is FireKind.AHEAD:  # paused or removed while being claimed
                     self.settle([withdrawn(claim)])
                 continue
             if claim.next_run_at is None:
-                self._loaded.jobs.pop(claim.job_id, None)
+                self.loaded.jobs.pop(claim.job_id, None)
             fire = Fire(loaded.job, claim)
             if claim.kind is FireKind.SKIPPED:
-                self._hooks.skipped(fire)
+                self.hooks.skipped(fire)
             elif claim.kind is FireKind.AHEAD:
                 ahead.append(fire)
             elif claim.run_id is not None:
@@ -179,9 +179,9 @@ class Firing:
     def _still_wanted(self, fire: Fire) -> Job | None:
         """The job as it is now, if its run claimed ahead should still start."""
         job = fire.job
-        if self._loaded.versions.get(job.id, job.version) == job.version:
+        if self.loaded.versions.get(job.id, job.version) == job.version:
             return job  # unchanged since the claim (a finished one-off is no longer loaded)
-        loaded = self._loaded.jobs.get(job.id)
+        loaded = self.loaded.jobs.get(job.id)
         if loaded is not None and loaded.key == plan_of(job).key(job.created_at):
             return loaded.job  # changed, but not when it runs: run it as it is now
         return None  # paused, removed or rescheduled since
@@ -212,7 +212,7 @@ class Firing:
         if unstarted:
             self._unhand(unstarted)
             listed = ", ".join(sorted({fire.job.id for fire in unstarted})[:10])
-            self._hooks.alert(
+            self.hooks.alert(
                 f"{len(unstarted)} due run(s) could not be recorded and did not run ({listed}): "
                 f"{error}. The next scheduler start runs them if they are still owed."
             )
@@ -227,17 +227,17 @@ class Firing:
         job_id = fire.job.id
         self._in_flight.add(job_id)
         try:
-            running = self._hooks.launch(fire)
+            running = self.hooks.launch(fire)
         except Exception:
             self._in_flight.discard(job_id)
             log.exception("could not start a run of job %s", job_id)
-            self._hooks.alert(f"Job {job_id} was due but its run could not start; see the log.")
+            self.hooks.alert(f"Job {job_id} was due but its run could not start; see the log.")
             return
         running.add_done_callback(lambda _done: self._in_flight.discard(job_id))
 
     def _on_claim_failed(self, claims: list[Claim], error: str) -> None:
         listed = ", ".join(sorted({c.job_id for c in claims})[:10])
-        self._hooks.alert(
+        self.hooks.alert(
             f"{len(claims)} due run(s) could not be recorded and did not run ({listed}): {error}"
         )
 

@@ -13,13 +13,12 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from scheduler.firing import Firing, withdrawn
-from scheduler.hooks import Fire, JobHooks
-from scheduler.loaded import Entry, LoadedJobs
+from scheduler.hooks import Fire
+from scheduler.loaded import Entry
 from scheduler.pacing import paced
 from scheduler.plan import Missed, missed
-from scheduler.settings import SYNC_MARGIN, Settings
-from storage.clock import Clock
-from storage.jobs import Claim, FireKind, JobStore
+from scheduler.settings import SYNC_MARGIN
+from storage.jobs import Claim, FireKind
 from storage.models import Job, JobState
 
 log = logging.getLogger(__name__)
@@ -32,23 +31,9 @@ LOAD_AHEAD = timedelta(minutes=1)
 class Recovery:
     """Load the active jobs when leading starts, owing nothing and running nothing twice."""
 
-    def __init__(
-        self,
-        *,
-        store: JobStore,
-        holder: str,
-        hooks: JobHooks,
-        clock: Clock,
-        settings: Settings,
-        loaded: LoadedJobs,
-        firing: Firing,
-    ) -> None:
-        self.store = store
-        self.holder = holder
-        self.settings = settings
-        self._hooks = hooks
-        self._clock = clock
-        self._loaded = loaded
+    def __init__(self, firing: Firing) -> None:
+        # The same store, holder, hooks, clock, settings and loaded jobs as the firing:
+        # what recovery owes is claimed and handed over the firing's way.
         self._firing = firing
 
     async def load(self, jobs: list[Job]) -> list[Entry]:
@@ -58,12 +43,12 @@ class Recovery:
         thousands of jobs, handing them all to APScheduler takes seconds.
         """
         assert self._firing.engine is not None
-        now = self._clock.now()
+        now = self._firing.clock.now()
         catchups: list[Claim] = []
         entries: list[Entry] = []
         next_runs: list[tuple[str, datetime | None]] = []
         async for job in paced(jobs):
-            loaded = self._loaded.remember(job)
+            loaded = self._firing.loaded.remember(job)
             due = missed(loaded.trigger, last_run=job.last_run_at, since=job.active_since, now=now)
             if due.count:
                 catchups.append(self._catchup(job, due, now))
@@ -73,12 +58,12 @@ class Recovery:
                 next_runs.append((job.id, due.next_run))
         for start in range(0, len(catchups), CLAIM_CHUNK):
             chunk = catchups[start : start + CLAIM_CHUNK]
-            self._firing.on_claimed(await self.store.claim(chunk, self.holder))
+            self._firing.on_claimed(await self._firing.store.claim(chunk, self._firing.holder))
         await self._recover(now)
         for start in range(0, len(next_runs), CLAIM_CHUNK):
-            await self.store.set_next_runs(next_runs[start : start + CLAIM_CHUNK])
+            await self._firing.store.set_next_runs(next_runs[start : start + CLAIM_CHUNK])
         entries.sort(key=lambda entry: entry.next_run)
-        horizon = self._clock.now() + LOAD_AHEAD
+        horizon = self._firing.clock.now() + LOAD_AHEAD
         soon = [entry for entry in entries if entry.next_run <= horizon]
         await self.load_later(soon)
         return entries[len(soon) :]
@@ -87,25 +72,25 @@ class Recovery:
         async for entry in paced(entries):
             # A job changed from chat meanwhile was scheduled (or dropped) by that change.
             engine = self._firing.engine
-            if engine is not None and self._loaded.jobs.get(entry.job_id) is entry.loaded:
+            if engine is not None and self._firing.loaded.jobs.get(entry.job_id) is entry.loaded:
                 loaded = entry.loaded
                 engine.put(entry.job_id, loaded.key, loaded.trigger, entry.next_run)
 
     def _catchup(self, job: Job, due: Missed, now: datetime) -> Claim:
         assert due.latest is not None
-        if now - due.latest > self.settings.grace:
+        if now - due.latest > self._firing.settings.grace:
             return Claim(job.id, due.latest, FireKind.SKIPPED, due.next_run, missed=due.count)
         run_id = uuid.uuid4().hex
         return Claim(job.id, due.latest, FireKind.CATCHUP, due.next_run, run_id, due.count)
 
     async def _recover(self, now: datetime) -> None:
         """Take over runs an earlier leader claimed ahead and stopped before handing over."""
-        since = now - self.settings.grace - self.settings.claim_ahead - SYNC_MARGIN
-        rows = await self.store.reown(self.holder, since)
+        since = now - self._firing.settings.grace - self._firing.settings.claim_ahead - SYNC_MARGIN
+        rows = await self._firing.store.reown(self._firing.holder, since)
         if not rows:
             return
         log.warning("taking over %d run(s) claimed ahead by a scheduler that stopped", len(rows))
-        jobs = {job.id: job for job in await self.store.jobs([row.job_id for row in rows])}
+        jobs = {job.id: job for job in await self._firing.store.jobs([row.job_id for row in rows])}
         held: list[Fire] = []
         for row in rows:
             job = jobs.get(row.job_id)
@@ -119,10 +104,10 @@ class Recovery:
             )
             if job is None or not _owed(job, claim):
                 self._firing.settle([withdrawn(claim)])
-            elif now - claim.scheduled_for > self.settings.grace:
+            elif now - claim.scheduled_for > self._firing.settings.grace:
                 skipped = replace(claim, kind=FireKind.SKIPPED, run_id=None, missed=1)
                 self._firing.settle([skipped])
-                self._hooks.skipped(Fire(job, skipped))
+                self._firing.hooks.skipped(Fire(job, skipped))
             else:
                 held.append(Fire(job, claim))
         if held:

@@ -103,15 +103,7 @@ class Scheduler:
             settings=settings,
             loaded=self._loaded,
         )
-        self._recovery = Recovery(
-            store=store,
-            holder=self.holder,
-            hooks=hooks,
-            clock=clock,
-            settings=settings,
-            loaded=self._loaded,
-            firing=self._firing,
-        )
+        self._recovery = Recovery(self._firing)
         self._since: datetime | None = None
         self._watermark: datetime | None = None
         self._tasks: set[asyncio.Task[None]] = set()
