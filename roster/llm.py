@@ -47,7 +47,6 @@ _SDK_LOADED = threading.Event()
 def _import_sdk() -> None:
     """What a model call imports; blocking, for a worker thread."""
     from openai import AsyncOpenAI, DefaultAioHttpClient  # noqa: F401
-    from openai.types.chat import ChatCompletion  # noqa: F401
 
     _SDK_LOADED.set()
 
