@@ -50,8 +50,6 @@ class Inbox:
         """Store new updates durably; return the keys that were not seen before."""
         if not items:
             return set()
-        self._remember(key for key, _ in items)
-        self._trusts_seen = self._db.is_sqlite
         now = self._clock.now()
         rows = [
             {"key": key, "payload": payload, "received_at": now, "owner": self._owner}
@@ -65,6 +63,9 @@ class Inbox:
             result = await session.exec(statement)
             fresh = {row[0] for row in result}
             await session.commit()
+        # Only what is stored counts as seen: a failed write is retried by the next poll.
+        self._remember(key for key, _ in items)
+        self._trusts_seen = self._db.is_sqlite
         return fresh
 
     def accept_quickly(

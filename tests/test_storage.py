@@ -116,3 +116,29 @@ async def test_two_processes_migrating_a_fresh_postgresql_at_once(pg_url: str) -
     finally:
         await first.__aexit__(None, None, None)
         await second.__aexit__(None, None, None)
+
+
+async def test_an_inbox_write_that_failed_leaves_its_updates_new(data_dir: Path) -> None:
+    """A failed store must not mark updates seen: the platform delivers them again, and
+    then they are new (never skipped as handled)."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy.exc import OperationalError
+
+    from storage.inbox import Inbox
+
+    async with Database(sqlite_url(data_dir)) as db, WriteBehind(db) as writer:
+        inbox = Inbox(db=db, writer=writer, clock=FakeClock(datetime(2026, 1, 1, tzinfo=UTC)))
+        async with db.engine.begin() as conn:
+            await conn.execute(text("ALTER TABLE inbox RENAME TO inbox_away"))
+        with pytest.raises(OperationalError):
+            await inbox.accept([("t:1", {})])
+        assert inbox.accept_quickly([("t:1", {})]) is None  # not trusted: nothing stored
+        async with db.engine.begin() as conn:
+            await conn.execute(text("ALTER TABLE inbox_away RENAME TO inbox"))
+        assert await inbox.accept([("t:1", {})]) == {"t:1"}
+        quick = inbox.accept_quickly([("t:1", {}), ("t:2", {})])
+        assert quick is not None
+        fresh, stored = quick
+        await stored
+        assert fresh == {"t:2"}
