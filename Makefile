@@ -9,11 +9,11 @@ $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	$(MAKE) browser
 	touch $@
 
 # The dashboard's browser tests drive Debian's Chromium through its chromedriver;
-# installed here, once (we run as root on CI and dev machines), never by the tests.
+# installed here, once, for `make test` only (we run as root on CI and dev machines),
+# never by the tests; `make run` needs no apt.
 browser:
 	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || \
 		{ apt-get update && apt-get install -y chromium chromium-driver; }
