@@ -90,6 +90,10 @@ class Dispatcher:
         if not role.allows(spec.role):
             await self._deny_role(incoming, f"use /{spec.name}", spec.role)
             return
+        if spec.private_args and incoming.redacted:  # stored without them; handled again
+            self.deck.audit.record(incoming.user, "command.args_lost", spec.name)
+            await self._reply(incoming, messages.args_not_kept(spec.name))
+            return
         shown = "(not recorded)" if spec.private_args else args[:500]
         self.deck.audit.record(incoming.user, "command", spec.name, args=shown, chat=incoming.chat)
         ctx = CommandContext(

@@ -56,6 +56,8 @@ class Incoming:
     replayed: bool = False
     # Sent as a slash command (Slack's `/deck …`), whatever its words: never a denial reason.
     slash_command: bool = False
+    # Read back from the inbox, which kept a private command without its arguments.
+    redacted: bool = False
 
     def to_json(self) -> dict[str, object]:
         """Plain JSON for the inbox, so an update can be handled again after a restart."""
@@ -90,6 +92,7 @@ class Incoming:
             press=Press(press[0], press[1]) if press else None,
             replayed=True,
             slash_command=bool(data.get("slash_command", False)),
+            redacted=bool(data.get("redacted", False)),
         )
 
 
