@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot import messages
+from bot import messages, reasons
 from bot.approvals import Verdict
 from bot.config import Role
 from bot.deck import Deck
@@ -65,18 +65,34 @@ async def take_decision(
     deck: Deck, incoming: Incoming, approval_id: str, choice: str, reason: str = ""
 ) -> Verdict:
     """`decide`, returning what the press achieved (the dashboard shows it on the page)."""
-    verdict = await deck.approvals.decide(
-        approval_id, choice, incoming.user, reason, chat=incoming.chat
-    )
+    verdict = await deck.approvals.decide(approval_id, choice, incoming.user, reason)
     if incoming.press is not None:
         await deck.postman.answer_press(incoming, verdict.message, alert=verdict.refused)
     elif verdict.decision is None:  # the card shows decisions; say the rest in chat
         await reply(deck, incoming, verdict.message)
+    if verdict.asks_reason:
+        wait = deck.approvals.reasons.start(
+            approval_id, chat=incoming.chat, user=incoming.user, thread=incoming.thread
+        )
+        await reasons.post_prompt(deck.postman, wait)
     if verdict.approval is None or verdict.decision is None:
         return verdict
     resume = deck.runner.resume(verdict.approval, verdict.decision)
     deck.tasks.spawn(resume, name=f"resume:{verdict.approval.id}")
     return verdict
+
+
+async def cancel_reason(deck: Deck, incoming: Incoming) -> None:
+    """Cancel on a reason prompt: the wait ends; the approval stays as it is."""
+    assert incoming.press is not None
+    wait = deck.approvals.reasons.cancel(
+        chat=incoming.chat, user=incoming.user, approval_id=incoming.press.value
+    )
+    if wait is None:
+        await deck.postman.answer_press(incoming, reasons.NOTHING_TO_CANCEL, alert=True)
+        return
+    await deck.postman.answer_press(incoming, "Cancelled.", alert=False)
+    await reasons.close_prompt(deck.postman, wait, "Cancelled: no reason will be taken.")
 
 
 async def sweep_approvals(deck: Deck) -> None:
@@ -85,3 +101,8 @@ async def sweep_approvals(deck: Deck) -> None:
         if verdict.approval is not None and verdict.decision is not None:
             await deck.runner.resume(verdict.approval, verdict.decision)
     await deck.approvals.escalate_due()
+    minutes = reasons.REASON_WAIT.total_seconds() / 60
+    for wait in deck.approvals.reasons.overdue():
+        await reasons.close_prompt(
+            deck.postman, wait, f"No reason came within {minutes:g} minutes."
+        )

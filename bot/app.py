@@ -20,7 +20,7 @@ from bot.approvals import Approvals
 from bot.brakes import Brakes
 from bot.breaker import Breaker
 from bot.budget import Budgets
-from bot.commands import load_all
+from bot.commands import inbox_form, load_all
 from bot.config import Config
 from bot.deck import Deck
 from bot.dispatcher import Dispatcher
@@ -86,8 +86,10 @@ async def open_deck(
             from bot.metrics import MetricsServer
 
             deck.metrics = await stack.enter_async_context(MetricsServer(deck))
-        inbox = Inbox(db=db, writer=writer, clock=clock, processes=processes)
-        dispatcher = Dispatcher(deck=deck, commands=load_all(), on_handled=inbox.mark_handled)
+        commands = load_all()
+        stored = inbox_form(commands)  # `/secret set` values never reach the database
+        inbox = Inbox(db=db, writer=writer, clock=clock, processes=processes, stored=stored)
+        dispatcher = Dispatcher(deck=deck, commands=commands, on_handled=inbox.mark_handled)
         interrupted = await deck.runner.mark_interrupted()
         await deck.brakes.budgets.load()
         if transports is None:

@@ -18,7 +18,8 @@ from bot.access import Access
 from bot.cards import Choice, card, outcome_card
 from bot.errors import Deferred
 from bot.postman import Postman
-from bot.types import Incoming, MessageRef, Outgoing
+from bot.reasons import REASON_PROMPT, ReasonWaits
+from bot.types import MessageRef, Outgoing
 from roster.agent import Decision, NeedsApproval
 from storage.approvals import CONVERSATION, ApprovalStore
 from storage.audit import AuditLog
@@ -39,6 +40,7 @@ class Verdict:
     approval: Approval | None = None
     decision: Decision | None = None
     refused: bool = True  # False for decisions, votes and prompts: nothing was turned down
+    asks_reason: bool = False  # "Deny with reason" without one: the presser is asked for it
 
 
 class Approvals:
@@ -51,7 +53,7 @@ class Approvals:
         self._access = access
         self._clock = clock
         self._lock = asyncio.Lock()  # one vote at a time in this process (quorum counting)
-        self._awaiting_reason: dict[tuple[str, str], str] = {}  # (chat, user) -> approval id
+        self.reasons = ReasonWaits(clock)  # "Deny with reason": whose next message is one
         # Cards this process posted, by approval, until it is decided: a press read the
         # approval before its new card was recorded (a console user types at once), and
         # the outcome must still reach that card.
@@ -115,20 +117,12 @@ class Approvals:
             del self._posted[next(iter(self._posted))]
         await self._store.change(approval.id, card=approval.card)
 
-    def asks_reason(self, incoming: Incoming) -> str | None:
-        """The approval this message is the denial reason for, if the user was asked for one."""
-        return self._awaiting_reason.pop((incoming.chat, incoming.user), None)
-
-    async def decide(
-        self, approval_id: str, choice: str, user: str, reason: str = "", chat: str = ""
-    ) -> Verdict:
+    async def decide(self, approval_id: str, choice: str, user: str, reason: str = "") -> Verdict:
         """Take a decision (or a vote) if this user may and it is still open."""
         async with self._lock:
-            return await self._decide(approval_id, choice, user, reason, chat)
+            return await self._decide(approval_id, choice, user, reason)
 
-    async def _decide(
-        self, approval_id: str, choice: str, user: str, reason: str, chat: str
-    ) -> Verdict:
+    async def _decide(self, approval_id: str, choice: str, user: str, reason: str) -> Verdict:
         approval = await self.get(approval_id)
         known = (Choice.APPROVE, Choice.APPROVE_CONVERSATION, Choice.DENY, Choice.DENY_WITH_REASON)
         if approval is None or choice not in known:
@@ -140,10 +134,7 @@ class Approvals:
         if self._clock.now() >= approval.expires_at:
             return await self._expire(approval)
         if choice == Choice.DENY_WITH_REASON and not reason:
-            self._awaiting_reason[(chat or approval.chat_id, user)] = approval.id
-            return Verdict(
-                "Send the reason as your next message; it goes back to the agent.", refused=False
-            )
+            return Verdict(REASON_PROMPT, approval, refused=False, asks_reason=True)
         if choice in (Choice.DENY, Choice.DENY_WITH_REASON):
             return await self._settle(approval, ApprovalState.DENIED, user, reason)
         return await self._vote(approval, user, choice)

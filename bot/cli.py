@@ -27,6 +27,7 @@ T = TypeVar("T")
 
 EXAMPLE = Path(__file__).with_name("config.example.toml")
 SWITCH_INTERVAL_SECONDS = 0.0001  # see `run`
+PRIVATE_UMASK = 0o077
 
 
 def _config_path(option: str | None) -> Path | None:
@@ -72,6 +73,9 @@ def run(config_path: str | None) -> None:
     # of its CPU. No collections until the deck runs, then they are frozen out of them.
     with contextlib.ExitStack() as starting:
         starting.enter_context(long_lived())
+        # What the bot and its agents' commands create is private, as under the systemd
+        # unit (UMask=0077); the data directory's files also get explicit modes.
+        os.umask(PRIVATE_UMASK)
         config = _load(config_path)
         _setup_logging(config)
         # The event loop shares the GIL with the database writer thread; by default a

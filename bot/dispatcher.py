@@ -19,6 +19,7 @@ from bot.config import Role
 from bot.deck import Deck
 from bot.errors import Deferred
 from bot.ratelimit import RateLimit
+from bot.reasons import CANCEL_ACTION
 from bot.routing import ROUTE_ACTION
 from bot.text import Piece
 from bot.types import Incoming
@@ -49,7 +50,7 @@ class Dispatcher:
             self._spawn(incoming, self._refuse_stranger(incoming))
         elif incoming.press is not None:
             self._spawn(incoming, self._press(incoming, role))
-        elif (approval_id := self.deck.approvals.asks_reason(incoming)) is not None:
+        elif (approval_id := self.deck.approvals.reasons.take(incoming)) is not None:
             reason = incoming.text.strip()[:500]
             self._spawn(incoming, actions.decide(self.deck, incoming, approval_id, "deny", reason))
         elif not self._rate.allow(incoming.user):
@@ -89,6 +90,10 @@ class Dispatcher:
         if not role.allows(spec.role):
             await self._deny_role(incoming, f"use /{spec.name}", spec.role)
             return
+        if spec.private_args and incoming.redacted:  # stored without them; handled again
+            self.deck.audit.record(incoming.user, "command.args_lost", spec.name)
+            await self._reply(incoming, messages.args_not_kept(spec.name))
+            return
         shown = "(not recorded)" if spec.private_args else args[:500]
         self.deck.audit.record(incoming.user, "command", spec.name, args=shown, chat=incoming.chat)
         ctx = CommandContext(
@@ -100,6 +105,9 @@ class Dispatcher:
         assert incoming.press is not None
         if incoming.press.action_id == ROUTE_ACTION:
             await free_text.pick(self.deck, incoming, role)
+            return
+        if incoming.press.action_id == CANCEL_ACTION:
+            await actions.cancel_reason(self.deck, incoming)
             return
         if incoming.press.action_id != ACTION_ID:
             self.deck.audit.record(incoming.user, "press.unknown", incoming.press.action_id)

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.config import LogFormat
+from storage.private import private_dir, private_file
 
 LOG_FILE = "agentdeck.log"
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -101,8 +102,8 @@ def formatter_for(log_format: LogFormat) -> logging.Formatter:
 
 def setup_logging(data_dir: Path, log_format: LogFormat) -> None:
     """The log file (text or JSON) at INFO, warnings also on stderr as one short line."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(data_dir / LOG_FILE, encoding="utf-8")
+    log_file = private_file(private_dir(data_dir) / LOG_FILE)  # 0600, whatever the umask
+    handler = logging.FileHandler(log_file, encoding="utf-8")
     handler.setFormatter(formatter_for(log_format))
     console = logging.StreamHandler()
     console.setLevel(logging.WARNING)

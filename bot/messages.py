@@ -26,3 +26,10 @@ def needs_role(what: str, role: Role) -> str:
 
 def too_long(size: int, limit: int) -> str:
     return f"That message is {size:,} characters; the limit is {limit:,}. Send a shorter one."
+
+
+def args_not_kept(name: str) -> str:
+    return (
+        f"Your /{name} arrived before a restart, and its arguments are private, so they were "
+        f"not kept: nothing was done. Please send it again."
+    )

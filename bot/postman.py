@@ -3,6 +3,10 @@
 `send()` is durable when the outbox is attached: the message is recorded and kept until
 delivered (`bot.outbox`). `deliver()` is the direct way, for what is not worth keeping
 (progress messages) and for the outbox itself.
+
+A link that must not be stored (the dashboard's one-time sign-in link) is sent as a
+placeholder (`minted_link`) and made at each delivery attempt by a minter registered
+for its kind: the outbox row holds the placeholder only, and a retry brings a new link.
 """
 
 from __future__ import annotations
@@ -14,10 +18,19 @@ from datetime import datetime
 from typing import Protocol
 
 from bot.errors import TransportError
-from bot.text import Rich, Span
+from bot.text import Rich, Span, Style
 from bot.types import Incoming, MessageRef, Outgoing, Transport
 
 log = logging.getLogger(__name__)
+
+MINTED = "agentdeck-mint:"  # the URL scheme of a placeholder: `agentdeck-mint:<kind>:<arg>`
+NOT_MINTED = "(this link cannot be made here: ask for it again)"
+Minter = Callable[[str, str], str]  # (argument, chat) -> the URL
+
+
+def minted_link(kind: str, argument: str) -> Span:
+    """A link made anew whenever the message is delivered, never stored."""
+    return Span("(a link made when sent)", Style.LINK, f"{MINTED}{kind}:{argument}")
 
 
 class DurableSend(Protocol):
@@ -28,10 +41,15 @@ class Postman:
     def __init__(self, redact: Callable[[str], str] = lambda s: s) -> None:
         self._transports: dict[str, Transport] = {}
         self._redact = redact
+        self._minters: dict[str, Minter] = {}
         self.outbox: DurableSend | None = None  # attached once the outbox runs
 
     def add(self, transport: Transport) -> None:
         self._transports[transport.name] = transport
+
+    def mint(self, kind: str, minter: Minter) -> None:
+        """Make the links of `minted_link(kind, ...)` placeholders with `minter`."""
+        self._minters[kind] = minter
 
     def transport_for(self, chat: str) -> Transport:
         name = chat.partition(":")[0]
@@ -55,12 +73,12 @@ class Postman:
         """Send through the outbox (kept until delivered) where the transport needs it."""
         transport = self.transport_for(message.chat)
         if self.outbox is None or not getattr(transport, "durable", True):
-            return await transport.send(self.scrub(message))
+            return await transport.send(self._ready(message))
         return await self.outbox.send(message)
 
     async def deliver(self, message: Outgoing) -> MessageRef:
         """Send straight to the transport: nothing is recorded, nothing retried later."""
-        return await self.transport_for(message.chat).send(self.scrub(message))
+        return await self.transport_for(message.chat).send(self._ready(message))
 
     def can_look_up(self, chat: str) -> bool:
         """Whether the chat's platform can say if a message with a given key arrived."""
@@ -88,7 +106,7 @@ class Postman:
             await prober()
 
     async def edit(self, ref: MessageRef, message: Outgoing) -> MessageRef:
-        return await self.transport_for(ref.chat).edit(ref, self.scrub(message))
+        return await self.transport_for(ref.chat).edit(ref, self._ready(message))
 
     def has_typing(self, chat: str) -> bool:
         """Whether the chat's platform shows a "typing…" indicator of its own."""
@@ -107,6 +125,23 @@ class Postman:
         """The message with stored secrets' values scrubbed (before it is stored or sent)."""
         text: Rich = tuple(Span(self._redact(s.text), s.style, s.url) for s in message.text)
         return replace(message, text=text)
+
+    def _ready(self, message: Outgoing) -> Outgoing:
+        """What goes to the transport now: its placeholders minted, then scrubbed."""
+        if any(span.url.startswith(MINTED) for span in message.text):
+            text = tuple(self._minted(span, message.chat) for span in message.text)
+            message = replace(message, text=text)
+        return self.scrub(message)
+
+    def _minted(self, span: Span, chat: str) -> Span:
+        if not span.url.startswith(MINTED):
+            return span
+        kind, _, argument = span.url.removeprefix(MINTED).partition(":")
+        minter = self._minters.get(kind)
+        if minter is None:  # e.g. delivered by a process without the dashboard
+            return Span(NOT_MINTED)
+        url = minter(argument, chat)
+        return Span(url, Style.LINK, url)
 
 
 def _reporter(down: Callable[[str, str], None], name: str) -> Callable[[str], None]:

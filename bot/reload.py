@@ -138,6 +138,7 @@ def write_snapshot(config: Config) -> None:
     staging = path.with_name(path.name + ".new")
     fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
+        os.fchmod(out.fileno(), 0o600)  # a leftover staging file may have had a wider mode
         out.write(body)
     os.replace(staging, path)
 

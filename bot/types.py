@@ -54,6 +54,10 @@ class Incoming:
     press_id: str | None = None
     # Read back from the inbox: handled again after a restart, its replies may be out already.
     replayed: bool = False
+    # Sent as a slash command (Slack's `/deck …`), whatever its words: never a denial reason.
+    slash_command: bool = False
+    # Read back from the inbox, which kept a private command without its arguments.
+    redacted: bool = False
 
     def to_json(self) -> dict[str, object]:
         """Plain JSON for the inbox, so an update can be handled again after a restart."""
@@ -69,6 +73,8 @@ class Incoming:
         }
         if self.press is not None:
             data["press"] = [self.press.action_id, self.press.value]
+        if self.slash_command:
+            data["slash_command"] = True
         return data
 
     @classmethod
@@ -85,6 +91,8 @@ class Incoming:
             update_key=data.get("update_key"),
             press=Press(press[0], press[1]) if press else None,
             replayed=True,
+            slash_command=bool(data.get("slash_command", False)),
+            redacted=bool(data.get("redacted", False)),
         )
 
 

@@ -178,12 +178,12 @@ class Agent(ABC):
 
 
 def needs_approval(policy: Policy, argv: Sequence[str]) -> bool:
-    """Apply a policy to a parsed argv: rules match argv prefixes, never shell text."""
+    """Apply a policy to a parsed argv (never shell text): does no allow rule match it?"""
     if policy.approval is ApprovalMode.NEVER:
         return False
     if policy.approval is ApprovalMode.ALWAYS:
         return True
-    return not any(tuple(argv[: len(rule)]) == rule for rule in policy.allow)
+    return not any(rule.matches(argv) for rule in policy.allow)
 
 
 def _denied_text(decision: Decision) -> str:

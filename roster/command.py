@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import shlex
 import signal
 from typing import Any
@@ -20,6 +21,7 @@ from roster.agent import (
     needs_approval,
 )
 from roster.errors import ToolError
+from roster.options import END_OF_OPTIONS, refuse_options
 from roster.refs import SecretSource, resolve
 from roster.spec import CommandAgentSpec
 
@@ -27,6 +29,7 @@ READ_CHUNK = 4096
 MAX_KEPT_OUTPUT = 1_000_000  # keep the tail of runaway output, not all of it
 KILL_GRACE_SECONDS = 2.0
 PREVIEW_TIMEOUT_SECONDS = 10.0
+_INPUT_WORD = re.compile(r"(?:^|\s)\{input\}")  # a shell line's word that is the input
 
 
 class CommandAgent(Agent):
@@ -41,7 +44,9 @@ class CommandAgent(Agent):
 
         With `actions`, the first word picks a fixed command line. Without a shell,
         `{input}` becomes one argument as it is; with `shell = true` it is quoted into
-        the shell line. A template without `{input}` gets the message's words appended.
+        the shell line. A template without `{input}` gets the message's words appended
+        (after "--" with `end_of_options`). Message words that stand as arguments of
+        their own may not start with "-" unless `accept_options` or a "--" comes first.
         """
         if "\x00" in text:
             raise ToolError("The message holds a NUL character, which no command line can carry.")
@@ -51,14 +56,35 @@ class CommandAgent(Agent):
             template = self.spec.actions.get(word.lower(), ())
             if not template:
                 raise ToolError(f"Unknown action {word!r}. Try: {', '.join(self.spec.actions)}.")
+        self._check_whole_input(template, text)
         if self.spec.shell:
             line = " ".join(template).replace("{input}", shlex.quote(text))
             return ("/bin/sh", "-c", line)
         argv = tuple(part.replace("{input}", text) for part in template)
         uses_input = any("{input}" in part for part in template)
         if not uses_input and text.strip() and not self.spec.stdin and not self.spec.actions:
-            argv += tuple(shlex.split(text)) if _splittable(text) else (text,)
+            argv += self._appended(text)
         return argv
+
+    def _check_whole_input(self, template: tuple[str, ...], text: str) -> None:
+        """`{input}` standing as a word of its own must not be an option."""
+        if self.spec.accept_options:
+            return
+        for index, part in enumerate(template):
+            whole = part == "{input}" or (self.spec.shell and _INPUT_WORD.search(part))
+            if whole and END_OF_OPTIONS not in template[:index]:
+                refuse_options((text,), what="The word", hint=self._hint())
+
+    def _appended(self, text: str) -> tuple[str, ...]:
+        words = tuple(shlex.split(text)) if _splittable(text) else (text,)
+        if self.spec.end_of_options:
+            return (END_OF_OPTIONS, *words)
+        if not self.spec.accept_options:
+            refuse_options(words, what="The word", hint=self._hint())
+        return words
+
+    def _hint(self) -> str:
+        return f"An admin may allow options with accept_options = true on {self.name}."
 
     def action(self, text: str) -> Action:
         return Action(agent=self.name, kind="command", argv=self.argv(text), cwd=self.spec.cwd)
@@ -71,7 +97,11 @@ class CommandAgent(Agent):
 
     def recheck(self, state: dict[str, Any]) -> NeedsApproval | None:
         text = state.get("text", "")
-        return NeedsApproval(action=self.action(text), policy=self.spec.policy, state=state)
+        try:
+            action = self.action(text)
+        except ToolError:  # no longer a valid message (the config changed): the run says why
+            return None
+        return NeedsApproval(action=action, policy=self.spec.policy, state=state)
 
     async def preview(self, action: Action) -> str:
         """Run the agent's read-only `preview` command line, briefly, for the card."""

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from roster.options import is_option
 
 AGENT_NAME = r"^[a-z][a-z0-9_-]{0,39}$"
 SECRET_NAME = r"^[A-Za-z][A-Za-z0-9_.-]{0,99}$"  # noqa: S105 (a pattern, not a password)
@@ -28,12 +31,41 @@ class MemoryScope(StrEnum):
     CHAT = "chat"  # the agents marked so share one conversation and notes per chat
 
 
+class Extra(StrEnum):
+    """What an allow rule accepts after the argv it names."""
+
+    NONE = "none"  # nothing: exactly the argv the rule names
+    ANY = "any"  # any further words
+    NO_OPTIONS = "no-options"  # further words, none starting with "-" (a lone "--" is fine)
+
+
+class AllowRule(Strict):
+    """An argv that runs unasked under `approval = "rules"`, and what may follow it."""
+
+    argv: tuple[str, ...]
+    extra: Extra = Extra.NONE
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_list_is_exact(cls, data: object) -> object:
+        return {"argv": data} if isinstance(data, list | tuple) else data
+
+    def matches(self, argv: Sequence[str]) -> bool:
+        if tuple(argv[: len(self.argv)]) != self.argv:
+            return False
+        rest = argv[len(self.argv) :]
+        if self.extra is Extra.NONE:
+            return not rest
+        return self.extra is Extra.ANY or not any(is_option(word) for word in rest)
+
+
 class Policy(Strict):
     """When an action needs a human's yes, and whose."""
 
     approval: ApprovalMode = ApprovalMode.NEVER
-    # Argv prefixes that run unasked under `approval = "rules"`, e.g. [["git", "status"], ["df"]].
-    allow: tuple[tuple[str, ...], ...] = ()
+    # What runs unasked under `approval = "rules"`: `["git", "status"]` is exactly that
+    # argv; `{ argv = ["git", "log"], extra = "no-options" }` says what may follow.
+    allow: tuple[AllowRule, ...] = ()
     # User ids (`telegram:123`) or roles (`admin`) who may decide.
     approvers: tuple[str, ...] = ("admin",)
     quorum: int = Field(default=1, ge=1, le=10)
@@ -100,6 +132,11 @@ class CommandAgentSpec(AgentBase):
     actions: dict[str, tuple[str, ...]] = {}
     shell: bool = False
     stdin: bool = False
+    # Message words that stand as arguments of their own may start with "-" (options).
+    accept_options: bool = False
+    # Put "--" between the template and the message's appended words (for programs
+    # that read "--" as the end of options; the words after it may then start with "-").
+    end_of_options: bool = False
     timeout: float = Field(default=60, gt=0)
     cwd: str | None = None
     env: dict[str, str] = {}

@@ -16,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.errors import DatabaseUnavailable
 from storage.migrations import HEAD_REVISION
+from storage.private import private_dir, private_file, tighten
 from storage.worker import ThreadWorker
 
 if TYPE_CHECKING:
@@ -177,7 +178,7 @@ class Database:
     async def migrate(self) -> None:
         """Apply Alembic migrations; skip loading Alembic when already at the head."""
         if self.is_sqlite:
-            Path(self.engine.url.database or ".").parent.mkdir(parents=True, exist_ok=True)
+            _private_database_files(self.engine.url.database)
         if await self.current_revision() == HEAD_REVISION:
             return
         async with self.engine.begin() as conn:
@@ -198,12 +199,26 @@ class Database:
         return row[0] if row else None
 
 
+def _private_database_files(database: str | None) -> None:
+    """The database file made 0600 before SQLite opens it: its WAL and shared-memory files
+    take its mode. Ones an older version left readable are made private too."""
+    if not database or database == ":memory:":
+        return
+    path = Path(database)
+    private_dir(path.parent)
+    private_file(path)
+    for suffix in ("-wal", "-shm", "-journal"):
+        tighten(path.with_name(path.name + suffix))
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # Deleted and overwritten content is zeroed, not left in freed space of the file.
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 

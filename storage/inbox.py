@@ -9,12 +9,16 @@ On SQLite one process owns the file, so once it has stored a batch the durable w
 can tell new updates from redeliveries by the keys it has seen, and hand them out
 while their rows are still being written (`accept_quickly`); the caller still waits
 for the write before it acknowledges them to the platform.
+
+A payload is stored in the form `stored` gives it (the bot drops the arguments of
+commands that carry private values, such as `/secret set`), before anything is written.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import true
@@ -27,6 +31,11 @@ from storage.processes import Processes
 from storage.writer import WriteBehind
 
 RECENT_KEYS = 10_000  # a redelivery repeats what the last poll brought, not older updates
+Payload = dict[str, Any]
+
+
+def _as_is(payload: Payload) -> Payload:
+    return payload
 
 
 class Inbox:
@@ -37,8 +46,10 @@ class Inbox:
         writer: WriteBehind,
         clock: Clock,
         processes: Processes | None = None,  # None: one process, whose start takes all
+        stored: Callable[[Payload], Payload] = _as_is,  # the form a payload is stored in
     ) -> None:
         self._db = db
+        self._stored = stored
         self._writer = writer
         self._clock = clock
         self._processes = processes
@@ -51,10 +62,7 @@ class Inbox:
         if not items:
             return set()
         now = self._clock.now()
-        rows = [
-            {"key": key, "payload": payload, "received_at": now, "owner": self._owner}
-            for key, payload in items
-        ]
+        rows = [self._row(key, payload, now) for key, payload in items]
         insert = self._db.insert
         statement = (
             insert(InboxItem).values(rows).on_conflict_do_nothing().returning(col(InboxItem.key))
@@ -80,10 +88,18 @@ class Inbox:
         stored: Awaitable[None] = _done()
         for key, payload in items:
             if key in fresh:
-                row = {"key": key, "payload": payload, "received_at": now, "owner": self._owner}
+                row = self._row(key, payload, now)
                 stored = self._writer.insert(InboxItem, row, or_ignore=True, urgent=True)
         self._remember(fresh)
         return fresh, stored
+
+    def _row(self, key: str, payload: Payload, now: datetime) -> dict[str, Any]:
+        return {
+            "key": key,
+            "payload": self._stored(payload),
+            "received_at": now,
+            "owner": self._owner,
+        }
 
     def _remember(self, keys: Iterable[str]) -> None:
         for key in keys:

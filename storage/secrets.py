@@ -33,6 +33,7 @@ from storage.clock import Clock
 from storage.db import Database
 from storage.errors import MasterKeyError, SecretNotFound, SecretRejected, SecretUnreadable
 from storage.models import Secret
+from storage.private import private_dir
 
 if TYPE_CHECKING:
     from cryptography.fernet import MultiFernet
@@ -124,7 +125,7 @@ def _checked(keys: MasterKeys) -> MasterKeys:
 
 
 def _create_key_file(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     try:
         # O_EXCL: two processes starting at once must not each write their own key.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -125,8 +125,14 @@ def test_template_keeps_values_as_single_arguments_and_refuses_options() -> None
     )
     argv = render(spec.command, {"pattern": "a b; rm -rf /", "files": ["x.log", "y.log"]})
     assert argv == ("grep", "-n", "a b; rm -rf /", "x.log", "y.log", "--label=")
-    with pytest.raises(ToolError, match="may not start with '-'"):
+    with pytest.raises(ToolError, match="starts with '-'"):
         render(spec.command, {"pattern": "--include=/etc/shadow"})
+    with pytest.raises(ToolError, match="starts with '-'"):
+        render(spec.command, {"pattern": "x", "files": ["a.log", "-r"]})
+    opted_in = render(spec.command, {"pattern": "-w"}, accept_options=True)
+    assert opted_in == ("grep", "-n", "-w", "--label=")
+    after_dashes = render(["grep", "--", "{pattern}"], {"pattern": "-w"})
+    assert after_dashes == ("grep", "--", "-w")
 
 
 @pytest.mark.parametrize(

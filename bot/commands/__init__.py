@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot.config import Role
 
@@ -60,3 +60,28 @@ def load_all() -> dict[str, CommandSpec]:
         if module.name != "context":
             importlib.import_module(f"{__name__}.{module.name}")
     return REGISTRY
+
+
+Payload = dict[str, Any]
+
+
+def inbox_form(commands: Mapping[str, CommandSpec]) -> Callable[[Payload], Payload]:
+    """How an update is stored in the inbox: a command with private arguments without them.
+
+    The row is written before the update is handled, and lingers (a WAL, freed pages):
+    `/secret set NAME value` is stored as `/secret`, marked `redacted`. The handler gets
+    the update from memory; read back after a crash, it is refused ("send it again").
+    Words are split as loosely as any command parser would, so more is dropped, not less.
+    """
+    private = frozenset(name for name, spec in commands.items() if spec.private_args)
+
+    def stored(payload: Payload) -> Payload:
+        text = payload.get("text")
+        if not isinstance(text, str) or not text.lstrip().startswith("/"):
+            return payload
+        name = text.split(maxsplit=1)[0][1:].split("@", 1)[0].lower()
+        if name not in private:
+            return payload
+        return {**payload, "text": f"/{name}", "redacted": True}
+
+    return stored

@@ -5,7 +5,9 @@ from __future__ import annotations
 from bot.commands import command
 from bot.commands.context import CommandContext
 from bot.config import Role
-from bot.text import link
+from bot.postman import minted_link
+
+SIGNIN = "signin"  # the kind of minted link the dashboard makes (`Dashboard.__aenter__`)
 
 OFF = "The dashboard is switched off ([dashboard] enabled = false in the config)."
 NOT_PRIVATE = "Ask me for the dashboard link in a private chat: the link signs in whoever opens it."
@@ -23,11 +25,11 @@ async def dashboard(ctx: CommandContext) -> None:
         deck.audit.record(ctx.user, "dashboard.refused", ctx.incoming.chat, reason="not private")
         await ctx.reply(NOT_PRIVATE)
         return
-    url = deck.dashboard.link_for(ctx.user, ctx.incoming.chat)
     minutes = deck.config.dashboard.link_minutes
     deck.audit.record(ctx.user, "dashboard.link", ctx.incoming.chat)  # never the link itself
+    # Made when the reply goes out (again at each attempt): the outbox keeps no link.
     await ctx.reply(
         "Your dashboard sign-in link:\n",
-        link(url, url),
+        minted_link(SIGNIN, ctx.user),
         f"\nIt works once, within {minutes:g} minutes.",
     )

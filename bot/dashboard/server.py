@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from bot.commands.dashboard import SIGNIN
 from bot.dashboard.auth import Auth
 from bot.dashboard.errors import DashboardStartError
 from bot.dashboard.live import Pulse
@@ -66,6 +67,7 @@ class Dashboard:
             settings=self._settings,
         )
         await self._auth.prune()
+        deck.postman.mint(SIGNIN, self.link_for)  # the links /dashboard replies carry
         self._runner = web.AppRunner(
             self._app(), access_log=None, shutdown_timeout=SHUTDOWN_SECONDS
         )

@@ -20,6 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from bot.dashboard.errors import DashboardError, LinkExpired, LinkInvalid
+from storage.private import private_dir
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +107,7 @@ def _decode(encoded: str, purpose: Purpose) -> Claims:
 
 def load_key(data_dir: Path) -> bytes:
     """The signing key from `dashboard.key` (mode 0600), created on first use. Blocking I/O."""
-    path = data_dir / KEY_FILE
-    data_dir.mkdir(parents=True, exist_ok=True)
+    path = private_dir(data_dir) / KEY_FILE
     try:
         # O_EXCL: two processes starting at once must not each write their own key.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -1,7 +1,8 @@
 """`http_request`: one HTTP call, its status and the start of its body back to the model.
 
 Approval follows the `rules` mode over (METHOD, url): by default GET and HEAD run
-unasked and anything that changes something waits for a human.
+unasked (to any URL: `extra = "any"`) and anything that changes something waits for a
+human.
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ import aiohttp
 
 from roster.agent import Action, needs_approval
 from roster.errors import ToolError
-from roster.spec import ApprovalMode, Policy
+from roster.spec import AllowRule, ApprovalMode, Extra, Policy
 from roster.toolkit.schema import validate_schema
 from roster.tools import Tool, ToolCallContext
 
 MAX_BODY = 16_000
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
-DEFAULT_POLICY = Policy(approval=ApprovalMode.RULES, allow=(("GET",), ("HEAD",)))
+DEFAULT_POLICY = Policy(
+    approval=ApprovalMode.RULES,
+    allow=(AllowRule(argv=("GET",), extra=Extra.ANY), AllowRule(argv=("HEAD",), extra=Extra.ANY)),
+)
 
 
 class HttpRequestTool(Tool):

@@ -11,7 +11,9 @@
 No shell is involved: a part that is exactly `{name}` becomes one argument (a list
 becomes several, a missing optional value none); `{name}` inside a longer part is
 replaced in place. A value that starts with "-" is refused where it would stand as an
-argument of its own, so a model cannot slip an option into the command line.
+argument of its own, so a model cannot slip an option into the command line — unless a
+"--" comes before it in the template, or the tool says `accept_options = true`
+(`roster.options`, as for command agents).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from roster.agent import Action, needs_approval
-from roster.errors import ToolError
+from roster.options import END_OF_OPTIONS, refuse_options
 from roster.spec import Policy, Strict, lift_policy_keys
 from roster.toolkit.process import run_argv
 from roster.toolkit.schema import check_schema, validate_schema
@@ -34,6 +36,7 @@ from roster.tools import Tool, ToolCallContext
 TOOL_NAME = r"^[a-z][a-z0-9_]{0,63}$"
 _WHOLE = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _EMPTY_OBJECT: dict[str, Any] = {"type": "object", "properties": {}}
+_HINT = "Pass it without a leading '-'."
 
 
 class CommandToolSpec(Strict):
@@ -43,6 +46,8 @@ class CommandToolSpec(Strict):
     parameters: dict[str, Any] = Field(default_factory=lambda: dict(_EMPTY_OBJECT))
     timeout: float = Field(default=60, gt=0)
     cwd: str | None = None
+    # Values standing as arguments of their own may start with "-" (options).
+    accept_options: bool = False
     policy: Policy = Policy()
 
     @model_validator(mode="before")
@@ -75,21 +80,22 @@ def placeholders(part: str) -> list[str]:
     return fields
 
 
-def render(template: Sequence[str], arguments: Mapping[str, Any]) -> tuple[str, ...]:
+def render(
+    template: Sequence[str], arguments: Mapping[str, Any], *, accept_options: bool = False
+) -> tuple[str, ...]:
     """The argv for these arguments (already validated against the schema)."""
     argv: list[str] = []
-    for part in template:
+    for index, part in enumerate(template):
         whole = _WHOLE.match(part)
         if whole is None:
             argv.append(part.format_map(_Text(arguments)))
             continue
         value = arguments.get(whole.group(1))
         values = value if isinstance(value, list) else [] if value is None else [value]
-        for item in values:
-            text = _as_text(item)
-            if text.startswith("-"):
-                raise ToolError(f"argument {whole.group(1)!r} may not start with '-'")
-            argv.append(text)
+        texts = tuple(_as_text(item) for item in values)
+        if not accept_options and END_OF_OPTIONS not in template[:index]:
+            refuse_options(texts, what=f"Argument {whole.group(1)!r}", hint=_HINT)
+        argv.extend(texts)
     return tuple(argv)
 
 
@@ -121,19 +127,23 @@ class TemplateTool(Tool):
 
     def validate(self, arguments: dict[str, Any]) -> None:
         validate_schema(self.parameters, arguments)
-        render(self.spec.command, _with_defaults(self.parameters, arguments))
+        self._argv(arguments)
 
     def action(self, agent: str, arguments: dict[str, Any]) -> Action:
-        argv = render(self.spec.command, _with_defaults(self.parameters, arguments))
+        argv = self._argv(arguments)
         return Action(agent=agent, kind="tool", tool=self.name, argv=argv, cwd=self.spec.cwd)
 
     def needs_approval(self, arguments: dict[str, Any]) -> bool:
-        argv = render(self.spec.command, _with_defaults(self.parameters, arguments))
+        argv = self._argv(arguments)
         return needs_approval(self.policy, argv)
 
     async def call(self, arguments: dict[str, Any], ctx: ToolCallContext) -> str:
-        argv = render(self.spec.command, _with_defaults(self.parameters, arguments))
+        argv = self._argv(arguments)
         return await run_argv(argv, limit=self.spec.timeout, cwd=self.spec.cwd)
+
+    def _argv(self, arguments: dict[str, Any]) -> tuple[str, ...]:
+        filled = _with_defaults(self.parameters, arguments)
+        return render(self.spec.command, filled, accept_options=self.spec.accept_options)
 
 
 def _with_defaults(schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> dict[str, Any]:

@@ -89,6 +89,8 @@ class FakeTelegram:
         self.webhook: tuple[str, str] | None = None
         self.webhook_statuses: list[int] = []
         self._failures: dict[str, list[ApiError]] = {}
+        self._held: dict[str, asyncio.Event] = {}
+        self.waiting: list[str] = []  # calls held by `hold`, by method
         self._queue: list[Queued] = []
         self.history: list[Queued] = []  # every update ever queued
         self.first_poll_at: float | None = None
@@ -200,6 +202,13 @@ class FakeTelegram:
         )
         self._failures.setdefault(method, []).append(ApiError(status, text, retry_after))
 
+    def hold(self, method: str) -> None:
+        """Calls of `method` wait (their sender hangs) until `release`."""
+        self._held[method] = asyncio.Event()
+
+    def release(self, method: str) -> None:
+        self._held.pop(method).set()
+
     def calls_to(self, method: str) -> list[Call]:
         return [call for call in self.calls if call.method == method and call.status == 200]
 
@@ -247,6 +256,11 @@ class FakeTelegram:
             failures = self._failures.get(method)
             if failures:
                 raise failures.pop(0)
+            held = self._held.get(method)
+            if held is not None:
+                self.waiting.append(method)
+                await self._notify()
+                await held.wait()
             handler = getattr(self, f"_api_{method}", None)
             if handler is None:
                 raise ApiError(404, "Not Found: method not found")

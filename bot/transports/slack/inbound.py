@@ -115,6 +115,7 @@ def from_command(body: Payload, me: BotIdentity, commands: Collection[str]) -> I
         text=text,
         private=channel.startswith("D") or body.get("channel_name") == "directmessage",
         update_key=f"{TRANSPORT}:command:{body['trigger_id']}" if body.get("trigger_id") else None,
+        slash_command=True,
     )
 
 

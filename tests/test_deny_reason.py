@@ -1,0 +1,165 @@
+"""Deny with reason: only plain text is a reason; the wait ends by itself or by Cancel.
+
+The attack: after "Deny with reason", an admin's next message `/secret set X value` was
+taken as the reason; the value was stored in `approvals.reason`, `runs.output` and the
+audit log, and the secret was never set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
+
+import pytest
+from sqlmodel import select
+
+from bot import actions
+from bot.app import open_deck
+from bot.deck import Deck
+from bot.reasons import REASON_WAIT
+from bot.transports.slack.inbound import BotIdentity, from_command
+from storage.clock import FakeClock
+from storage.models import Approval, AuditEvent, Run
+from tests.conftest import make_config
+from tests.fakes.telegram_server import FakeTelegram
+
+ADMIN = 1001
+VALUE = "hunter2-Reason-Leak-93e1"
+CONFIG = f"""
+[deck]
+default_agent = "echo"
+[telegram]
+token = "env:TG_TOKEN"
+base_url = "BASE_URL"
+[[users]]
+id = "telegram:{ADMIN}"
+role = "admin"
+[[agents]]
+name = "echo"
+kind = "echo"
+[[agents]]
+name = "shell"
+kind = "command"
+command = ["echo", "{{input}}"]
+approval = "always"
+approvers = ["telegram:{ADMIN}"]
+"""
+
+
+@pytest.fixture
+async def fake_telegram(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeTelegram]:
+    server = await FakeTelegram().start()
+    monkeypatch.setenv("TG_TOKEN", server.token)
+    yield server
+    await server.stop()
+
+
+@contextlib.asynccontextmanager
+async def running(fake: FakeTelegram, clock: FakeClock | None = None) -> AsyncIterator[Deck]:
+    config = make_config(CONFIG.replace("BASE_URL", fake.base_url))
+    async with asyncio.timeout(30), open_deck(config, clock=clock) as (deck, _):
+        yield deck
+
+
+def said(fake: FakeTelegram, needle: str) -> bool:
+    return any(needle in text for text in fake.sent_texts(ADMIN))
+
+
+def message_id(fake: FakeTelegram, needle: str) -> int:
+    (found,) = [mid for (_, mid), m in fake.messages.items() if needle in m.get("text", "")]
+    return found
+
+
+def button(fake: FakeTelegram, mid: int, label: str) -> str:
+    keyboard = fake.messages[(ADMIN, mid)]["reply_markup"]["inline_keyboard"]
+    (data,) = [str(b["callback_data"]) for row in keyboard for b in row if b["text"] == label]
+    return data
+
+
+async def deny_with_reason(deck: Deck, fake: FakeTelegram) -> str:
+    """Ask for a gated command, press "Deny with reason"; the approval id."""
+    fake.user_says("/ask shell echo deploy", user=ADMIN)
+    await fake.wait_until(lambda: said(fake, "Approval needed"))
+    card = message_id(fake, "Approval needed")
+    approval = str(fake.messages[(ADMIN, card)]["text"]).split("(", 1)[1].split(")", 1)[0]
+    fake.press(button(fake, card, "Deny with reason"), message_id=card, chat=ADMIN, user=ADMIN)
+    await fake.wait_until(lambda: said(fake, "send the reason for denying"))
+    return approval
+
+
+async def status(deck: Deck, approval: str) -> str:
+    row = await deck.approvals.get(approval)
+    assert row is not None
+    return str(row.status)
+
+
+async def test_a_command_is_never_the_reason_it_runs_and_the_wait_goes_on(
+    fake_telegram: FakeTelegram,
+) -> None:
+    async with running(fake_telegram) as deck:
+        approval = await deny_with_reason(deck, fake_telegram)
+        fake_telegram.user_says(f"/secret set API_KEY {VALUE}", user=ADMIN)
+        await fake_telegram.wait_until(lambda: said(fake_telegram, "Stored API_KEY"))
+        assert await status(deck, approval) == "pending"
+        fake_telegram.user_says("not on a Friday", user=ADMIN)
+        await fake_telegram.wait_until(
+            lambda: said(fake_telegram, f"Denied by telegram:{ADMIN}: not on a Friday")
+        )
+        await deck.tasks.drain()
+        assert deck.vault.get("API_KEY") == VALUE
+        await deck.runner.flush()
+        async with deck.db.session() as session:
+            rows = [
+                *(await session.exec(select(Approval))).all(),
+                *(await session.exec(select(Run))).all(),
+                *(await session.exec(select(AuditEvent))).all(),
+            ]
+    assert VALUE not in repr(rows)
+    assert stored_reason(rows, approval) == "not on a Friday"
+
+
+def stored_reason(rows: Sequence[object], approval: str) -> str | None:
+    (row,) = [r for r in rows if isinstance(r, Approval) and r.id == approval]
+    return row.reason
+
+
+async def test_the_wait_ends_after_a_few_minutes_and_the_approval_stays_open(
+    fake_telegram: FakeTelegram,
+) -> None:
+    clock = FakeClock()
+    async with running(fake_telegram, clock) as deck:
+        approval = await deny_with_reason(deck, fake_telegram)
+        clock.advance(REASON_WAIT + timedelta(seconds=1))
+        fake_telegram.user_says("is this a reason?", user=ADMIN)  # too late: plain text
+        await fake_telegram.wait_until(lambda: said(fake_telegram, "echo: is this a reason?"))
+        await actions.sweep_approvals(deck)
+        prompt = message_id(fake_telegram, "No reason came")
+        assert "reply_markup" not in fake_telegram.messages[(ADMIN, prompt)]
+        assert await status(deck, approval) == "pending"
+        assert said(fake_telegram, "still open")
+
+
+async def test_cancel_on_the_prompt_ends_the_wait(fake_telegram: FakeTelegram) -> None:
+    async with running(fake_telegram) as deck:
+        approval = await deny_with_reason(deck, fake_telegram)
+        prompt = message_id(fake_telegram, "send the reason for denying")
+        cancel = button(fake_telegram, prompt, "Cancel")
+        fake_telegram.press(cancel, message_id=prompt, chat=ADMIN, user=ADMIN)
+        await fake_telegram.wait_until(lambda: said(fake_telegram, "Cancelled"))
+        fake_telegram.user_says("just chatting", user=ADMIN)
+        await fake_telegram.wait_until(lambda: said(fake_telegram, "echo: just chatting"))
+        assert await status(deck, approval) == "pending"
+        fake_telegram.press(cancel, message_id=prompt, chat=ADMIN, user=ADMIN)  # again
+        answers = await fake_telegram.wait_for("answerCallbackQuery", 3)
+        assert "no reason" in answers[-1].params["text"].lower()
+
+
+def test_a_slack_deck_command_is_marked_as_a_command_whatever_its_words() -> None:
+    me = BotIdentity(user_id="UBOT", bot_id="BBOT", team_id="T1", name="deck")
+    body = {"text": "never on a friday", "channel_id": "C1", "user_id": "U1", "trigger_id": "t"}
+    incoming = from_command(body, me, {"secret"})
+    assert incoming.text == "never on a friday"  # for the chat's agent, as before
+    assert incoming.slash_command
+    assert type(incoming).from_json(incoming.to_json()).slash_command
