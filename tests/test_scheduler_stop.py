@@ -136,7 +136,7 @@ async def test_a_stopping_leader_hands_over_to_the_other_process_on_postgres(
         await first_run_started(tmp_path)  # the first process leads (the other is not up)
         async with started(two, *args) as standby:
             await standby.wait_for(r"^agentdeck is back", timeout=30)
-            Path(tmp_path / "started").write_text("")  # the next run the leader starts
+            (tmp_path / "started").write_text("")  # wait below for the leader's next run
             took = await stop_during_the_run(leader, tmp_path)
             drain = after_the_drain_began(one)
             assert LEADING not in drain, drain

@@ -104,7 +104,7 @@ class Call:
     method: str
     params: dict[str, Any]
     at: float = field(default_factory=time.perf_counter)
-    status: int = 200
+    status: int = 200  # what the bot was answered (a proxy's page: its status; LOST: none)
 
 
 @dataclass
@@ -317,7 +317,8 @@ class FakeTelegram:
         if isinstance(fault, GatewayPage):
             call.status, response = fault.status, fault.response()
         elif isinstance(fault, Lost):
-            call.status = call.status if fault.done else LOST
+            if not fault.done:
+                call.status = LOST
             assert request.transport is not None
             request.transport.close()  # the answer never arrives
         self.calls.append(call)
