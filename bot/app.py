@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from datetime import timedelta
@@ -26,6 +27,7 @@ from bot.deck import Deck
 from bot.dispatcher import Dispatcher
 from bot.jobruns import halt_scheduler, open_scheduler
 from bot.liveness import Liveness, describe, report_interrupted
+from bot.outbox import ADMIN_SUBJECT
 from bot.postman import Postman
 from bot.redaction import redacting_logs
 from bot.routing import routing_for
@@ -292,7 +294,15 @@ async def recover(deck: Deck, dispatcher: Dispatcher, inbox: Inbox, interrupted:
     admin = deck.config.deck.admin_chat
     if admin and deck.postman.knows(admin):
         with contextlib.suppress(Exception):
-            await deck.postman.send(Outgoing.plain(admin, note))
+            await deck.postman.keep(
+                back_key(deck), Outgoing.plain(admin, note), subject=ADMIN_SUBJECT
+            )
+
+
+def back_key(deck: Deck) -> str:
+    """The "agentdeck is back" note's key: one per start of one process."""
+    started = deck.started_at.isoformat() if deck.started_at else ""
+    return f"back:{socket.gethostname()}:{os.getpid()}:{started}"
 
 
 async def repost_lost_cards(deck: Deck) -> int:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from bot.breaker import Breaker
 from bot.budget import ADMINS_DECIDE, Budgets, Overrun, Scope
+from bot.outbox import ADMIN_SUBJECT
 from bot.postman import Postman
 from bot.progress import Progress
 from bot.text import bold, rich
@@ -130,8 +131,10 @@ class Brakes:
         )
         for chat in {self._admin_chat, run.chat_id} - {""}:
             if self._postman.knows(chat):
+                subject = ADMIN_SUBJECT if chat == self._admin_chat else f"breaker:{run.agent}"
+                notice = Outgoing(chat=chat, text=text)
                 try:
-                    await self._postman.send(Outgoing(chat=chat, text=text))
+                    await self._postman.keep(f"breaker:{run.id}:{chat}", notice, subject=subject)
                 except Exception:
                     log.exception("could not tell %s that the breaker tripped", chat)
 

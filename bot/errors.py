@@ -7,6 +7,7 @@ BotError(Exception)
     ├── TransportStartError   bad token, unreachable API at start
     ├── TransportDown         unreachable, or our token refused: the transport is retried
     ├── DeliveryUncertain     the request may have reached the platform; its answer was lost
+    ├── RetryLater            the platform asks to wait (a flood limit); nothing was sent
     └── Deferred              not delivered now; the outbox keeps the message and retries
 """
 
@@ -39,6 +40,14 @@ class TransportDown(TransportError):
 
 class DeliveryUncertain(TransportError):
     """A send may have reached the platform (a timeout or a dropped answer after sending)."""
+
+
+class RetryLater(TransportError):
+    """The platform refused a send for now and says when to try again; nothing was sent."""
+
+    def __init__(self, message: str, *, seconds: float) -> None:
+        super().__init__(message)
+        self.seconds = seconds
 
 
 class Deferred(TransportError):

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from bot.deck import Deck
+from bot.outbox import ADMIN_SUBJECT
 from bot.text import bold, rich
 from bot.types import Incoming, Outgoing
 from storage.inbox import Inbox
@@ -94,8 +95,11 @@ class Liveness:
         log.warning(note)
         admin = self._deck.config.deck.admin_chat
         if admin and self._deck.postman.knows(admin):
+            key = f"takeover:{self._processes.me}:{self._deck.clock.now().isoformat()}"
             with contextlib.suppress(Exception):
-                await self._deck.postman.send(Outgoing.plain(admin, note))
+                await self._deck.postman.keep(
+                    key, Outgoing.plain(admin, note), subject=ADMIN_SUBJECT
+                )
 
 
 def describe(runs: list[Run]) -> str:

@@ -13,7 +13,11 @@ message by its key (Slack's message metadata) the message is resent only if it i
 there. Where it cannot (Telegram) the message is not resent — a duplicate is worse
 than asking — and the admin chat is told which message may be missing
 (`unconfirmed`). Only failures that provably did not reach the platform (refused
-connection, a refused request, a rate limit) are retried blindly.
+connection, a refused request, a server error answered, a rate limit) are retried
+blindly; a rate limit's own wait is kept when it is longer than the pause.
+
+Notices to the admin chat (`tell_admin`) are stored under a key naming what they are
+about and delivered the same way; one that fails is not itself reported to the admin.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot import sendkeys
-from bot.errors import Deferred, DeliveryUncertain, TransportDown
+from bot.errors import Deferred, DeliveryUncertain, RetryLater, TransportDown
 from bot.links import TransportLinks
 from bot.postman import Postman
 from bot.text import Span, Style, plain_text
@@ -70,6 +74,12 @@ def uncertain(exc: BaseException) -> bool:
 
 def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
+
+
+def pause_after(exc: BaseException, backoff: float) -> timedelta:
+    """The pause before the next attempt: the backoff, or the wait the platform asked for."""
+    asked = exc.seconds if isinstance(exc, RetryLater) else 0.0
+    return timedelta(seconds=max(backoff, asked))
 
 
 class Outbox:
@@ -158,7 +168,7 @@ class Outbox:
         if uncertain(exc):
             self._store.in_doubt_behind(key, error)
         else:
-            when = self._clock.now() + timedelta(seconds=self._backoff[0])
+            when = self._clock.now() + pause_after(exc, self._backoff[0])
             self._store.failed_behind(key, when, error)
         if isinstance(exc, TransportDown) and self._links is not None:
             self._links.down(transport, error)
@@ -260,7 +270,7 @@ class Outbox:
             await self._unconfirmed(row, error)
             return
         if row.attempts <= len(self._backoff):
-            pause = timedelta(seconds=self._backoff[row.attempts - 1])
+            pause = pause_after(exc, self._backoff[row.attempts - 1])
             log.warning("delivery of %s failed (attempt %d): %s", row.key, row.attempts, error)
             state = OutboxState.IN_DOUBT if uncertain(exc) else OutboxState.PENDING
             await self._store.retry_at(row, self._clock.now() + pause, error, state)

@@ -1,8 +1,9 @@
 """Delivers neutral messages to the transport that owns the chat.
 
 `send()` is durable when the outbox is attached: the message is recorded and kept until
-delivered (`bot.outbox`). `deliver()` is the direct way, for what is not worth keeping
-(progress messages) and for the outbox itself.
+delivered (`bot.outbox`). `keep()` hands a message to the outbox under a key the caller
+chooses (notices: stored once per key, delivered in the background). `deliver()` is the
+direct way, for what is not worth keeping (progress messages) and for the outbox itself.
 
 A link that must not be stored (the dashboard's one-time sign-in link) is sent as a
 placeholder (`minted_link`) and made at each delivery attempt by a minter registered
@@ -35,6 +36,8 @@ def minted_link(kind: str, argument: str) -> Span:
 
 class DurableSend(Protocol):
     async def send(self, message: Outgoing) -> MessageRef: ...
+
+    async def put(self, key: str, message: Outgoing, *, subject: str = "") -> bool: ...
 
 
 class Postman:
@@ -75,6 +78,17 @@ class Postman:
         if self.outbox is None or not getattr(transport, "durable", True):
             return await transport.send(self._ready(message))
         return await self.outbox.send(message)
+
+    async def keep(self, key: str, message: Outgoing, *, subject: str = "") -> None:
+        """Store the message under `key` (once) for the outbox to deliver and retry.
+
+        Where nothing is kept (no outbox yet, the console) it is sent now instead.
+        """
+        transport = self.transport_for(message.chat)
+        if self.outbox is None or not getattr(transport, "durable", True):
+            await transport.send(self._ready(message))
+            return
+        await self.outbox.put(key, message, subject=subject)
 
     async def deliver(self, message: Outgoing) -> MessageRef:
         """Send straight to the transport: nothing is recorded, nothing retried later."""

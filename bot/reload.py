@@ -27,6 +27,7 @@ from pathlib import Path
 from bot.config import Config, load_config, parse_config
 from bot.deck import Deck
 from bot.errors import ConfigError
+from bot.outbox import ADMIN_SUBJECT
 from bot.routing import router_for
 from bot.text import rich
 from bot.toolhost import ToolHost, toolbox_for
@@ -185,8 +186,11 @@ async def reload_on_signal(deck: Deck) -> None:
     (log.info if result.ok else log.warning)("SIGHUP: %s", result.text)
     admin = deck.config.deck.admin_chat
     if admin and deck.postman.knows(admin):
+        key = f"reload:{deck.clock.now().isoformat()}"
         with contextlib.suppress(Exception):  # the log line above is the record
-            await deck.postman.send(Outgoing(chat=admin, text=rich(result.text)))
+            await deck.postman.keep(
+                key, Outgoing(chat=admin, text=rich(result.text)), subject=ADMIN_SUBJECT
+            )
 
 
 def _dump(value: object) -> object:

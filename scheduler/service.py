@@ -8,6 +8,11 @@ time), takes over the runs an earlier leader claimed ahead but never handed over
 (`scheduler.recovery`), then lets APScheduler fire (`scheduler.firing`). Changes made
 in this process apply at once; changes made by other processes are picked up by
 polling `jobs.updated_at`.
+
+A process that is stopping (`halt`) steps down for good: it stands for no election
+again while its running work drains, and keeps the lock until it exits, so no other
+process starts a job whose last run still goes here. The runs due meanwhile are the
+next leader's catch-up, as for any time nobody led.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ LOCK_KEY = 7_402_008  # the scheduler's advisory lock (the audit log uses 7_402_
 class Role(StrEnum):
     STOPPED = "stopped"
     STANDBY = "standby"  # another process leads; this one waits to take over
+    STOPPING = "stopping"  # the process is stopping: it never leads again
     LOADING = "loading"  # leading, catching up on missed runs before firing
     LEADER = "leader"
 
@@ -128,8 +134,16 @@ class Scheduler:
         return self._since if self.role is Role.LEADER else None
 
     async def halt(self) -> None:
-        """Stop firing (before the deck drains its work); safe to call twice."""
+        """Stop firing for good (before the deck drains its work); safe to call twice.
+
+        No election follows: what falls due from now on is left to the next leader.
+        """
+        leading = self.role in (Role.LEADER, Role.LOADING)
+        await cancel(self._tasks)  # the elections (and the heartbeat) end here
         await self._step_down()
+        self.role = Role.STOPPING
+        if leading:
+            log.info("stopping: the scheduler fires nothing more here; the next leader catches up")
 
     # --- leading ---------------------------------------------------------------------
 

@@ -6,7 +6,10 @@ What it does like Telegram: `getUpdates` with real offset semantics and long pol
 `deleteMessage`, `sendChatAction`, `answerCallbackQuery`, `setMyCommands`,
 `sendDocument` (multipart), `setWebhook` (then it POSTs updates to the bot with the
 secret header) and `deleteWebhook`; 401 for a wrong token; 403 for a chat that
-blocked the bot; injected failures (429 with `retry_after`).
+blocked the bot. Injected faults, for the next N calls of a method: a Bot API error
+(`fail_next`: 429 with `retry_after`, 500 with its JSON body, ...), a reverse proxy's
+HTML error page (`gateway_next`: 502, 504, with the call carried out behind it or not)
+and a lost answer (`lose_next`: the connection closed after the request was read).
 
 Tests drive it in-process (`user_says`, `press`, `redeliver`, `calls`); benchmarks run
 it alone (`python -m tests.fakes.telegram_server --port 8200`) and drive it over HTTP
@@ -53,12 +56,55 @@ class ApiError(Exception):
         return web.json_response(body, status=self.status)
 
 
+REASONS = {
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+LOST = 0  # the status recorded for a call whose answer never left
+
+
+@dataclass(frozen=True)
+class GatewayPage:
+    """A reverse proxy's own error page in front of the Bot API (HTML, as nginx's).
+
+    `done`: the Bot API behind it carried the call out before the proxy gave up on it.
+    """
+
+    status: int
+    done: bool = False
+
+    def response(self) -> web.Response:
+        title = f"{self.status} {REASONS.get(self.status, 'Error')}"
+        page = (
+            f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
+            f"<center><h1>{title}</h1></center>\r\n<hr><center>nginx</center>\r\n"
+            "</body>\r\n</html>\r\n"
+        )
+        return web.Response(status=self.status, text=page, content_type="text/html")
+
+
+@dataclass(frozen=True)
+class Lost:
+    """The request is read, then the connection closes with no answer.
+
+    `done`: the call was carried out first (the answer, not the request, was lost).
+    """
+
+    done: bool = True
+
+
+Fault = ApiError | GatewayPage | Lost
+
+
 @dataclass
 class Call:
     method: str
     params: dict[str, Any]
     at: float = field(default_factory=time.perf_counter)
-    status: int = 200
+    status: int = 200  # what the bot was answered (a proxy's page: its status; LOST: none)
 
 
 @dataclass
@@ -88,7 +134,7 @@ class FakeTelegram:
         self.blocked: set[int] = set()
         self.webhook: tuple[str, str] | None = None
         self.webhook_statuses: list[int] = []
-        self._failures: dict[str, list[ApiError]] = {}
+        self._faults: dict[str, list[Fault]] = {}
         self._held: dict[str, asyncio.Event] = {}
         self.waiting: list[str] = []  # calls held by `hold`, by method
         self._queue: list[Queued] = []
@@ -195,12 +241,33 @@ class FakeTelegram:
         self._wake()
 
     def fail_next(
-        self, method: str, *, status: int = 429, retry_after: int | None = 1, description: str = ""
+        self,
+        method: str,
+        *,
+        status: int = 429,
+        retry_after: int | None = 1,
+        description: str = "",
+        times: int = 1,
     ) -> None:
-        text = description or (
-            f"Too Many Requests: retry after {retry_after}" if status == 429 else "Bad Request"
-        )
-        self._failures.setdefault(method, []).append(ApiError(status, text, retry_after))
+        """The next `times` calls of `method` answer this Bot API error (a JSON body)."""
+        if status == 429:
+            text = description or f"Too Many Requests: retry after {retry_after}"
+        else:
+            text, retry_after = description or REASONS.get(status, "Bad Request"), None
+        self._add(method, [ApiError(status, text, retry_after) for _ in range(times)])
+
+    def gateway_next(
+        self, method: str, *, status: int = 502, done: bool = False, times: int = 1
+    ) -> None:
+        """The next `times` calls of `method` get a proxy's HTML error page instead."""
+        self._add(method, [GatewayPage(status, done) for _ in range(times)])
+
+    def lose_next(self, method: str, *, done: bool = True, times: int = 1) -> None:
+        """The next `times` calls of `method` are read and their connection closed."""
+        self._add(method, [Lost(done) for _ in range(times)])
+
+    def _add(self, method: str, faults: list[Fault]) -> None:
+        self._faults.setdefault(method, []).extend(faults)
 
     def hold(self, method: str) -> None:
         """Calls of `method` wait (their sender hangs) until `release`."""
@@ -248,32 +315,48 @@ class FakeTelegram:
     async def _dispatch(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         params = await _params(request)
+        faults = self._faults.get(method)
+        fault = faults.pop(0) if faults else None
         call = Call(method, params)
+        response = web.Response(status=499)  # for a call that never reached the Bot API
+        if not isinstance(fault, GatewayPage | Lost) or fault.done:
+            response, result = await self._answer(request, call, fault)
+            if method == "getUpdates" and call.status == 200 and not result and fault is None:
+                return response  # empty polls are not worth recording
+        if isinstance(fault, GatewayPage):
+            call.status, response = fault.status, fault.response()
+        elif isinstance(fault, Lost):
+            if not fault.done:
+                call.status = LOST
+            assert request.transport is not None
+            request.transport.close()  # the answer never arrives
+        self.calls.append(call)
+        await self._notify()
+        return response
+
+    async def _answer(
+        self, request: web.Request, call: Call, fault: Fault | None
+    ) -> tuple[web.Response, Any]:
+        """Carry the call out (or refuse it with `fault`): the Bot API's answer."""
         result: Any = None
         try:
             if request.match_info["token"] != self.token:
                 raise ApiError(401, "Unauthorized")
-            failures = self._failures.get(method)
-            if failures:
-                raise failures.pop(0)
-            held = self._held.get(method)
+            if isinstance(fault, ApiError):
+                raise fault
+            held = self._held.get(call.method)
             if held is not None:
-                self.waiting.append(method)
+                self.waiting.append(call.method)
                 await self._notify()
                 await held.wait()
-            handler = getattr(self, f"_api_{method}", None)
+            handler = getattr(self, f"_api_{call.method}", None)
             if handler is None:
                 raise ApiError(404, "Not Found: method not found")
-            result = await handler(params)
+            result = await handler(call.params)
         except ApiError as exc:
             call.status = exc.status
-            response = exc.response()
-        else:
-            response = web.json_response({"ok": True, "result": result})
-        if method != "getUpdates" or call.status != 200 or result:
-            self.calls.append(call)
-            await self._notify()
-        return response
+            return exc.response(), result
+        return web.json_response({"ok": True, "result": result}), result
 
     async def _api_getMe(self, params: dict[str, Any]) -> dict[str, Any]:
         return {

@@ -3,8 +3,8 @@
 Telegram allows about 30 messages a second overall and 20 a minute into one group;
 past that it answers 429 with `retry_after`. `Pace` keeps us under the rates (a burst
 up to the rate passes at once, then calls are spaced); `retrying` honours 429s and
-retries network errors a bounded number of times with backoff. Time is injected so
-tests run without sleeping.
+retries network errors and server errors (5xx) a bounded number of times with backoff.
+Time is injected so tests run without sleeping.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from telegram.error import BadRequest, NetworkError, RetryAfter
 
-from bot.transports.telegram.request import NotSent
+from bot.transports.telegram.request import NotSent, ServerFailed
 
 log = logging.getLogger(__name__)
 
@@ -102,11 +102,14 @@ async def retrying(
     what: str,
     sleep: Sleep = asyncio.sleep,
     resend: bool = True,
+    patience: float = MAX_RETRY_AFTER_SECONDS,
 ) -> T:
     """Run a Bot API call, waiting out 429s and retrying network errors with backoff.
 
-    `resend=False` (a new message): only errors that prove the request never left are
-    retried; after a timeout or a dropped answer the message may be in the chat already.
+    `resend=False` (a new message): only errors that prove the call was not carried out
+    (no connection, a server error answered) are retried; after a timeout or a dropped
+    answer the message may be in the chat already. A 429 asking for a longer wait than
+    `patience` is raised, for the caller to try again later.
     """
     network_failures = 0
     floods = 0
@@ -115,15 +118,15 @@ async def retrying(
             return await call()
         except RetryAfter as exc:
             floods += 1
-            if floods >= FLOOD_ATTEMPTS:
-                raise
             wait = retry_after_seconds(exc)
+            if floods >= FLOOD_ATTEMPTS or wait > patience:
+                raise
             log.warning("Telegram asks to slow down (%s): waiting %.1f s", what, wait)
             await sleep(wait)
         except BadRequest:
             raise  # the request itself is wrong; sending it again changes nothing
         except NetworkError as exc:
-            if not resend and not isinstance(exc, NotSent):
+            if not resend and not isinstance(exc, NotSent | ServerFailed):
                 raise
             network_failures += 1
             if network_failures >= NETWORK_ATTEMPTS:

@@ -2,7 +2,9 @@
 
 Every message-producing call waits for the pacer, is retried on 429 / network errors,
 falls back to plain text when Telegram rejects the HTML, and treats a chat that
-blocked the bot as gone (logged, skipped, never raised into the core).
+blocked the bot as gone (logged, skipped, never raised into the core). A new message
+is sent again only after a failure that proves it was not sent (no connection, a 5xx
+answered, a 429); a flood wait longer than a send may take is left to the outbox.
 """
 
 from __future__ import annotations
@@ -14,13 +16,25 @@ from typing import TypeVar
 
 from telegram import Bot, InlineKeyboardMarkup
 from telegram.constants import ChatAction, ParseMode
-from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, TelegramError
+from telegram.error import (
+    BadRequest,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
 
-from bot.errors import DeliveryUncertain, TransportDown, TransportError
+from bot.errors import DeliveryUncertain, RetryLater, TransportDown, TransportError
 from bot.text import plain_text
 from bot.transports.telegram import render
-from bot.transports.telegram.limits import Pacer, retrying
-from bot.transports.telegram.request import NotSent
+from bot.transports.telegram.limits import (
+    MAX_RETRY_AFTER_SECONDS,
+    Pacer,
+    retry_after_seconds,
+    retrying,
+)
+from bot.transports.telegram.request import NotSent, ServerFailed
 from bot.types import MessageRef, Outgoing
 
 log = logging.getLogger(__name__)
@@ -30,6 +44,9 @@ DOCUMENT_AFTER_PAGES = 3  # longer output goes as a file: nobody scrolls through
 DOCUMENT_NAME = "output.txt"
 GONE = ""  # the message id of a message that could not be delivered (chat blocked us)
 NEW_MESSAGE_CALLS = frozenset({"sendMessage", "sendDocument"})  # not idempotent
+# A new message waits out a 429 this long at most, well within the outbox's time for a
+# send (`bot.outbox.SEND_TIMEOUT_SECONDS`): cut off while waiting, it would look uncertain.
+NEW_MESSAGE_PATIENCE_SECONDS = 10.0
 
 
 def chat_id(chat: str) -> int:
@@ -226,8 +243,10 @@ class Outbox:
 
     async def _call(self, call: Callable[[], Awaitable[T]], *, what: str) -> T | None:
         """Retried call; a chat that blocked the bot (403) is logged and yields None."""
+        new = what in NEW_MESSAGE_CALLS
+        patience = NEW_MESSAGE_PATIENCE_SECONDS if new else MAX_RETRY_AFTER_SECONDS
         try:
-            return await retrying(call, what=what, resend=what not in NEW_MESSAGE_CALLS)
+            return await retrying(call, what=what, resend=not new, patience=patience)
         except Forbidden as exc:
             log.warning("%s skipped: %s", what, exc.message)
             return None
@@ -238,12 +257,20 @@ def translated(what: str) -> Iterator[None]:
     """Bot API errors leave the transport as our `TransportError`, never as PTB's.
 
     Unreachable or a refused token: `TransportDown`. A new message whose answer was lost
-    (a timeout, a dropped connection, a 5xx): `DeliveryUncertain` — it may be in the chat.
+    (a timeout, a dropped connection, a proxy's 502/504 page): `DeliveryUncertain` — it
+    may be in the chat. A 5xx the Bot API answered, or a long flood wait: not sent.
     """
     try:
         yield
     except (NotSent, InvalidToken) as exc:
         raise TransportDown(f"Telegram {what}: {exc.message}") from exc
+    except ServerFailed as exc:
+        raise TransportError(f"Telegram {what}: {exc.message}") from exc
+    except RetryAfter as exc:
+        seconds = retry_after_seconds(exc)
+        raise RetryLater(
+            f"Telegram {what}: flood limit, retry in {seconds:g} s", seconds=seconds
+        ) from exc
     except NetworkError as exc:
         if what in NEW_MESSAGE_CALLS:
             raise DeliveryUncertain(f"Telegram {what}: no answer ({exc.message})") from exc

@@ -3,9 +3,20 @@
 PTB's default httpx backend slows down sharply with many requests in flight; one
 aiohttp session with a connection limit keeps hundreds of sends a second cheap.
 Bodies go as JSON (as the Bot API accepts), multipart only when a file is attached.
+
+A 5xx says here whether the call may have been carried out; PTB makes every 5xx the
+same `NetworkError` a dropped connection is. The Bot API's own answer (its JSON body,
+`"ok": false`) or any other server error page means it was not: `ServerFailed`, safe
+to send again. A proxy's own 502 or 504 page (no Bot API answer in it) may hide a
+call the Bot API behind it did carry out (a self-hosted server behind nginx: the
+upstream timed out or closed after the request went in): a plain `NetworkError`, as
+uncertain as a lost answer.
 """
 
 from __future__ import annotations
+
+import json
+from http import HTTPStatus
 
 import aiohttp
 from telegram._utils.defaultvalue import DefaultValue
@@ -16,6 +27,15 @@ from telegram.request import BaseRequest, RequestData
 
 class NotSent(NetworkError):
     """No connection to the Bot API could be made: the request provably never left."""
+
+
+class ServerFailed(NetworkError):
+    """The Bot API answered with a server error (5xx): the call was not carried out."""
+
+
+SERVER_ERROR = 500
+# A proxy's page with these may stand for a call the Bot API behind it carried out.
+GATEWAY_UNSURE = frozenset({HTTPStatus.BAD_GATEWAY, HTTPStatus.GATEWAY_TIMEOUT})
 
 
 JSON_HEADERS = {"Content-Type": "application/json", "User-Agent": BaseRequest.USER_AGENT}
@@ -75,7 +95,7 @@ class AiohttpRequest(BaseRequest):
             async with self._session.request(
                 method, url, data=data, headers=headers, timeout=timeout
             ) as response:
-                return response.status, await response.read()
+                status, body = response.status, await response.read()
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             raise NotSent(f"Cannot connect to the Bot API ({_endpoint(url)}): {exc}") from exc
         except TimeoutError as exc:
@@ -83,6 +103,9 @@ class AiohttpRequest(BaseRequest):
         except aiohttp.ClientError as exc:
             detail = str(exc).replace(url, _endpoint(url))
             raise NetworkError(f"aiohttp.{type(exc).__name__}: {detail}") from exc
+        if status >= SERVER_ERROR:
+            raise server_error(status, body)
+        return status, body
 
     def _timeout(
         self,
@@ -124,6 +147,31 @@ def _body(
         filename, content, mimetype = part
         form.add_field(name, content, filename=filename, content_type=mimetype)
     return form, FORM_HEADERS
+
+
+def server_error(status: int, body: bytes) -> NetworkError:
+    """A 5xx as the error that says whether the call may have been carried out."""
+    answer = _bot_api_error(body)
+    try:
+        reason = f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        reason = f"HTTP {status}"
+    if answer is None and status in GATEWAY_UNSURE:
+        return NetworkError(f"{reason} from a proxy; the call may have been carried out")
+    if answer is None:
+        return ServerFailed(f"{reason}; the call was not carried out")
+    return ServerFailed(f"{answer} ({status}); the call was not carried out")
+
+
+def _bot_api_error(body: bytes) -> str | None:
+    """The description in a Bot API error answer (`{"ok": false, ...}`); None if not one."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(answer, dict) or answer.get("ok") is not False:
+        return None
+    return str(answer.get("description") or answer.get("error_code") or "error")[:200]
 
 
 def _endpoint(url: str) -> str:
