@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, field_validator, model_validator
 
 AGENT_NAME = r"^[a-z][a-z0-9_-]{0,39}$"
 SECRET_NAME = r"^[A-Za-z][A-Za-z0-9_.-]{0,99}$"  # noqa: S105 (a pattern, not a password)
@@ -138,6 +138,9 @@ class LLMAgentSpec(AgentBase):
     tools: tuple[str, ...] = ()
     max_turns: int = Field(default=5, ge=1, le=50)
     router: bool = False
+    # Addresses that are not public (loopback, private, link-local, metadata) its tools
+    # may reach, e.g. ["10.0.0.0/8", "127.0.0.1"]; refused otherwise (`roster.egress`).
+    private_networks: tuple[IPvAnyNetwork, ...] = ()
 
 
 AgentSpec = Annotated[EchoAgentSpec | CommandAgentSpec | LLMAgentSpec, Field(discriminator="kind")]
