@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from bot.errors import ConfigError
 from roster.egress import SecretBinding
 from roster.pricing import Price
-from roster.spec import AgentSpec, CommandAgentSpec, LLMAgentSpec, Policy
+from roster.spec import AgentSpec, CommandAgentSpec, LLMAgentSpec, Policy, ToolPolicy
 from roster.toolkit.registry import BUILTIN_NAMES
 from roster.toolkit.templated import CommandToolSpec
 
@@ -278,7 +278,7 @@ class Config(Section):
     budgets: tuple[BudgetEntry, ...] = ()
     tools: tuple[CommandToolSpec, ...] = ()
     # Approval policy per tool name, over the tool's own default (`[tool_policy.notify]`).
-    tool_policy: dict[str, Policy] = {}
+    tool_policy: dict[str, ToolPolicy] = {}
     # Where vault secrets may be sent unasked (`[[secrets]] name = "X", hosts = [...]`).
     secrets: tuple[SecretBinding, ...] = ()
     # Per million tokens, by model name (`[prices."gpt-4o-mini"] input = 0.15`).
@@ -313,6 +313,9 @@ class Config(Section):
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"secrets: one entry per secret; repeated: {', '.join(duplicates)}")
+        for name, policy in self.tool_policy.items():
+            if policy.chats and name != "notify":
+                raise ValueError(f"tool_policy.{name}.chats: only notify posts to chats")
         return self
 
     @model_validator(mode="after")

@@ -45,6 +45,16 @@ class Policy(Strict):
     escalate_to: str = ""
 
 
+CHAT_ID = r"^[a-z]+:.+$"
+
+
+class ToolPolicy(Policy):
+    """`[tool_policy.<tool>]`: a built-in tool's approval policy, and where it may reach."""
+
+    # notify: chats it posts to unasked, besides the chat the request came from.
+    chats: tuple[Annotated[str, Field(pattern=CHAT_ID)], ...] = ()
+
+
 def lift_policy_keys(data: object) -> object:
     """Let `approval = "always"` and friends sit directly in `[[agents]]` or `[[tools]]`."""
     if not isinstance(data, dict):

@@ -350,6 +350,43 @@ async def test_a_secret_in_any_tools_arguments_needs_a_card(
     assert tool_results(fake_openai) == ["exit code 0\n[redacted:API_TOKEN]\n"]
 
 
+# --- notify ---------------------------------------------------------------------------
+
+
+async def test_notify_to_another_chat_waits_for_a_card_with_the_chat_and_text(
+    deck_with_chat: DeckFactory, fake_openai: FakeOpenAI
+) -> None:
+    phishing = "Your session expired, sign in again at http://evil.example/login"
+    fake_openai.script = [call("notify", chat="test:admin-dm", text=phishing), say("told")]
+    async with deck_with_chat(make_config(deck_config(fake_openai))) as (_deck, chat):
+        await chat.say("summarise this page")
+        card = await chat.wait_for("Approval needed")
+        assert "test:admin-dm" in card.text
+        assert phishing in card.text
+        assert chat.texts("test:admin-dm") == []
+        await chat.press(f"{await card_id(chat)}:approve")
+        await chat.wait_for("bot: told")
+    assert chat.texts("test:admin-dm") == [f"bot: {phishing}"]
+
+
+async def test_notify_to_the_asking_chat_or_an_allowed_one_posts_unasked(
+    deck_with_chat: DeckFactory, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.script = [
+        call("notify", chat="test:chat", text="here"),
+        call("notify", chat="test:ops", text="disk full"),
+        say("told"),
+    ]
+    extra = '[tool_policy.notify]\nchats = ["test:ops"]'
+    async with deck_with_chat(make_config(deck_config(fake_openai, extra=extra))) as (_d, chat):
+        await chat.say("tell them")
+        await chat.wait_for("bot: told")
+    assert not any("Approval needed" in text for text in chat.texts())
+    assert chat.texts("test:ops") == ["bot: disk full"]
+    assert "bot: here" in chat.texts("test:chat")
+    assert tool_results(fake_openai) == ["posted to test:chat", "posted to test:ops"]
+
+
 async def test_a_reload_applies_new_bindings(
     deck_with_chat: DeckFactory, fake_openai: FakeOpenAI, listener: Listener, tmp_path: Path
 ) -> None:

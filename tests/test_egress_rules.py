@@ -20,6 +20,7 @@ from roster.egress import (
     SecretBinding,
     Verdict,
     ask,
+    chat_ruling,
     refuse,
     web_target,
 )
@@ -155,6 +156,14 @@ def test_the_reason_names_the_secrets_and_where_they_would_go() -> None:
     assert bound.carry([], tool).verdict is Verdict.ALLOW
 
 
+def test_chats_the_request_came_from_or_listed_go_unasked() -> None:
+    assert chat_ruling("slack:C1", "slack:C1", ()).verdict is Verdict.ALLOW
+    assert chat_ruling("slack:C2", "slack:C1", ("slack:C2",)).verdict is Verdict.ALLOW
+    assert chat_ruling("telegram:42", "slack:C1", ("slack:C2",)) == ask(
+        "posts to telegram:42, not to the chat this request came from"
+    )
+
+
 def test_rulings_combine_to_the_stricter() -> None:
     assert ask("a").stricter(ask("b")) == ask("a; b")
     assert ask("a").stricter(refuse("r")) == refuse("r")
@@ -179,6 +188,14 @@ def test_rulings_combine_to_the_stricter() -> None:
         (
             {"secrets": [{"name": "A", "hosts": ["a.example"]}, {"name": "A", "hosts": ["b.c"]}]},
             "test.toml: secrets: one entry per secret; repeated: A",
+        ),
+        (
+            {"tool_policy": {"http_request": {"chats": ["slack:C1"]}}},
+            "test.toml: tool_policy.http_request.chats: only notify posts to chats",
+        ),
+        (
+            {"tool_policy": {"notify": {"chats": ["C0123"]}}},
+            "test.toml: tool_policy.notify.chats[0]: String should match pattern",
         ),
     ],
 )

@@ -278,7 +278,9 @@ async def test_notify_posts_to_another_chat(
         call("notify", chat="nowhere:1", text="hello"),
         say("told ops"),
     ]
-    async with deck_with_chat(make_config(tools_config(fake_openai, '["notify"]'))) as (_d, chat):
+    listed = {"notify": {"chats": ["test:ops", "nowhere:1"]}}  # posted unasked
+    config = make_config(tools_config(fake_openai, '["notify"]'), tool_policy=listed)
+    async with deck_with_chat(config) as (_d, chat):
         await chat.say("tell ops")
         await chat.wait_for("bot: told ops")
         assert chat.texts("test:ops") == ["bot: disk is full on web-1"]
