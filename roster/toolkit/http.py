@@ -79,6 +79,9 @@ class HttpRequestTool(Tool):
         reached = ctx.egress.web(target)
         if reached.verdict is Verdict.REFUSE:
             return reached
+        if any(name.lower() == "host" for name in arguments.get("headers") or {}):
+            # Behind a shared front end the Host header, not the URL, picks the site.
+            return Ruling(Verdict.REFUSE, "the Host header is set from the URL, not by a header")
         return ask() if self.needs_approval(arguments) else ALLOWED
 
     async def call(self, arguments: dict[str, Any], ctx: ToolCallContext) -> str:
@@ -117,7 +120,7 @@ class HttpRequestTool(Tool):
                 return f"HTTP {response.status}\n{moved}", body.decode(errors="replace")
         except TimeoutError:
             return f"error: no answer within {self.timeout:g} s", ""
-        except aiohttp.ClientError as exc:
+        except (aiohttp.ClientError, ValueError) as exc:  # ValueError: a header aiohttp refused
             raise ToolError(f"request failed: {type(exc).__name__}: {exc}"[:300]) from exc
 
 
