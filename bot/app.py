@@ -143,7 +143,14 @@ def assemble(
     host = ToolHost()
     prices = PriceTable(config.prices)
     tools = toolbox_for(config, notes=memory, host=host)
-    roster = Roster.build(config.agents, model=model, tools=tools, secrets=vault, prices=prices)
+    roster = Roster.build(
+        config.agents,
+        model=model,
+        tools=tools,
+        secrets=vault,
+        prices=prices,
+        bindings=config.secrets,
+    )
     access = Access(config.users, console_user=config.console.user, chat_roles=config.chat_roles())
     postman = Postman(redact=vault.redact)
     approvals = Approvals(db=db, audit=audit, postman=postman, access=access, clock=clock)

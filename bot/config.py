@@ -15,8 +15,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bot.errors import ConfigError
+from roster.egress import SecretBinding
 from roster.pricing import Price
-from roster.spec import AgentSpec, CommandAgentSpec, LLMAgentSpec, Policy
+from roster.spec import AgentSpec, CommandAgentSpec, LLMAgentSpec, Policy, ToolPolicy
 from roster.toolkit.registry import BUILTIN_NAMES
 from roster.toolkit.templated import CommandToolSpec
 
@@ -277,7 +278,9 @@ class Config(Section):
     budgets: tuple[BudgetEntry, ...] = ()
     tools: tuple[CommandToolSpec, ...] = ()
     # Approval policy per tool name, over the tool's own default (`[tool_policy.notify]`).
-    tool_policy: dict[str, Policy] = {}
+    tool_policy: dict[str, ToolPolicy] = {}
+    # Where vault secrets may be sent unasked (`[[secrets]] name = "X", hosts = [...]`).
+    secrets: tuple[SecretBinding, ...] = ()
     # Per million tokens, by model name (`[prices."gpt-4o-mini"] input = 0.15`).
     prices: dict[str, Price] = {}
     source: str = Field(default="(embedded default)", exclude=True)
@@ -302,6 +305,17 @@ class Config(Section):
         routers = [a.name for a in self.agents if isinstance(a, LLMAgentSpec) and a.router]
         if len(routers) > 1:
             raise ValueError(f"only one agent may be the router; marked: {', '.join(routers)}")
+        return self
+
+    @model_validator(mode="after")
+    def _egress_fits_together(self) -> Config:
+        names = [binding.name for binding in self.secrets]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"secrets: one entry per secret; repeated: {', '.join(duplicates)}")
+        for name, policy in self.tool_policy.items():
+            if policy.chats and name != "notify":
+                raise ValueError(f"tool_policy.{name}.chats: only notify posts to chats")
         return self
 
     @model_validator(mode="after")

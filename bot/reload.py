@@ -168,7 +168,12 @@ async def apply(deck: Deck, config: Config) -> None:
     prices = PriceTable(config.prices)
     tools = toolbox_for(config, notes=deck.memory, host=host)
     agents = Roster.build(
-        config.agents, model=deck.model, tools=tools, secrets=deck.vault, prices=prices
+        config.agents,
+        model=deck.model,
+        tools=tools,
+        secrets=deck.vault,
+        prices=prices,
+        bindings=config.secrets,
     )
     router = router_for(config, model=deck.model, prices=prices)
     await deck.brakes.budgets.replace(config.budgets)  # may seed from the database first

@@ -189,7 +189,7 @@ class Runner:
             else:
                 await self._refused(run, agent, decision)
             return
-        current = agent.recheck(state)
+        current = agent.recheck(self._request(run), state)
         if current is not None and current.action.digest() != approval.action_hash:
             self._audit.record(decision.by, "approval.stale", approval.id, run=run.id)
             await self._postman.send(
@@ -202,10 +202,14 @@ class Runner:
     async def _continue(
         self, run: ActiveRun, agent: Agent, state: dict[str, Any], decision: Decision
     ) -> None:
-        request = AgentRequest(
+        request = self._request(run)
+        await self._execute(run, agent, lambda live: agent.resume(request, state, decision, live))
+
+    def _request(self, run: ActiveRun) -> AgentRequest:
+        """The request a stored run goes on with (its history is in its stored state)."""
+        return AgentRequest(
             run.id, run.chat_id, run.user_id, run.input, hops=run.hops, thread=run.thread_id
         )
-        await self._execute(run, agent, lambda live: agent.resume(request, state, decision, live))
 
     async def _refused(self, run: ActiveRun, agent: Agent, decision: Decision) -> None:
         reason = f": {decision.reason}" if decision.reason else ""
@@ -261,6 +265,10 @@ class Runner:
         """Tool calls are written with the run's other rows (the run page lists them)."""
 
         def record(tool: str, arguments: str, result: str, status: str) -> None:
+            if status == "refused":  # the egress policy turned it down: worth an audit row
+                self._audit.record(
+                    run.user_id, "tool.refused", run.id, tool=tool, reason=result[:300]
+                )
             row = ToolCall(
                 run_id=run.id,
                 tool=tool[:100],

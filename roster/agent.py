@@ -149,8 +149,8 @@ class Agent(ABC):
         """The approval needed before the run starts at all, if any."""
         return None
 
-    def recheck(self, state: dict[str, Any]) -> NeedsApproval | None:
-        """The approval a stored suspension needs by today's definition of this agent.
+    def recheck(self, request: AgentRequest, state: dict[str, Any]) -> NeedsApproval | None:
+        """The approval a stored suspension of `request` needs by today's definition of this agent.
 
         A decision binds to the exact action: if the agent's config changed the action
         since the card was posted, the runner asks again instead of running it.

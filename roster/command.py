@@ -95,7 +95,7 @@ class CommandAgent(Agent):
             return None
         return NeedsApproval(action=action, policy=self.spec.policy, state={"text": request.text})
 
-    def recheck(self, state: dict[str, Any]) -> NeedsApproval | None:
+    def recheck(self, request: AgentRequest, state: dict[str, Any]) -> NeedsApproval | None:
         text = state.get("text", "")
         try:
             action = self.action(text)

@@ -7,6 +7,7 @@ RosterError(Exception)
 │   ├── ModelError                the model API refused, failed or timed out
 │   └── BudgetExceeded            today's token or money budget is spent
 ├── ToolError                     a tool was called wrongly or failed
+│   └── EgressRefused             the egress policy refused where a call would go
 ├── ReferenceNotFound(LookupError) an `env:` or `secret:` reference names nothing
 └── SecretNotAllowed(PermissionError) an agent used a secret its `secrets` list lacks
 """
@@ -46,6 +47,14 @@ class BudgetExceeded(AgentFailed):
 
 class ToolError(RosterError):
     pass
+
+
+class EgressRefused(ToolError):
+    """A tool call would reach an address or place its agent may not reach."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"refused: {reason}")
+        self.reason = reason
 
 
 class ReferenceNotFound(RosterError, LookupError):

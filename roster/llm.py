@@ -28,10 +28,11 @@ from roster.agent import (
     Turn,
     Usage,
 )
+from roster.egress import Egress, Ruling, Verdict
 from roster.errors import ModelError, ReferenceNotFound, SecretNotAllowed, ToolError
 from roster.fallback import complete
 from roster.pricing import NO_PRICES, PriceTable
-from roster.refs import NoSecrets, SecretSource, resolve_arguments
+from roster.refs import NoSecrets, SecretSource, resolve_arguments, secret_references
 from roster.spec import LLMAgentSpec
 from roster.summary import summarise
 from roster.tools import Tool, ToolCallContext, parse_arguments
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from openai import AsyncOpenAI
 
 Message = dict[str, Any]
+REFUSED = "error: refused:"  # how a tool result refused by the egress policy starts
 
 _SDK_LOADED = threading.Event()
 
@@ -229,6 +231,7 @@ class LLMAgent(Agent):
         tools: Mapping[str, Tool],
         secrets: SecretSource | None = None,
         prices: PriceTable = NO_PRICES,
+        egress: Egress | None = None,
     ) -> None:
         self.spec = spec
         self._client = client
@@ -237,6 +240,7 @@ class LLMAgent(Agent):
         # Tool arguments resolve `secret:` through it; everything the model reads is
         # scrubbed by it, so a model never sees a secret's value.
         self._secrets = secrets or NoSecrets()
+        self._egress = egress or Egress()
 
     def unavailable_reason(self) -> str | None:
         return super().unavailable_reason() or self._client.unavailable_reason()
@@ -328,7 +332,7 @@ class LLMAgent(Agent):
     ) -> NeedsApproval | None:
         """Run tool calls in order; stop at the first that needs a human's approval."""
         for index, call in enumerate(calls):
-            gate = self._gate(call)
+            gate = self._gate(request, call)
             if gate is not None:
                 pending = [_call_json(c) for c in calls[index:]]
                 state = {
@@ -356,16 +360,23 @@ class LLMAgent(Agent):
         """Hand the (scrubbed) result to the model, and record the call for the run."""
         shown = self._secrets.redact(result)
         messages.append(_tool_message(call, shown))
-        status = "denied" if denied else "error" if shown.startswith("error:") else "done"
+        status = "denied" if denied else _status(shown)
         ctx.tool_called(call.name, self._secrets.redact(call.arguments), shown, status=status)
 
     async def preview(self, action: Action) -> str:
+        """What the card adds to the action: the secrets it sends where, and the tool's own."""
         tool = self._tools.get(action.tool or "")
-        return await tool.preview(action.arguments) if tool is not None else ""
+        if tool is None:
+            return ""
+        # A command tool's action keeps the argv its arguments made, not the arguments.
+        names = secret_references([action.arguments, list(action.argv)])
+        carried = self._egress.carry(names, tool.destination(action.arguments))
+        own = await tool.preview(action.arguments)
+        return "\n".join(part for part in (carried.reason, own) if part)
 
-    def recheck(self, state: dict[str, Any]) -> NeedsApproval | None:
+    def recheck(self, request: AgentRequest, state: dict[str, Any]) -> NeedsApproval | None:
         pending = [ToolRequest(**call) for call in state.get("pending", ())]
-        gate = self._gate(pending[0]) if pending else None
+        gate = self._gate(request, pending[0]) if pending else None
         if gate is None:
             return None
         tool, arguments = gate
@@ -373,16 +384,38 @@ class LLMAgent(Agent):
             action=tool.action(self.name, arguments), policy=tool.policy, state=state
         )
 
-    def _gate(self, call: ToolRequest) -> tuple[Tool, dict[str, Any]] | None:
+    def _gate(self, request: AgentRequest, call: ToolRequest) -> tuple[Tool, dict[str, Any]] | None:
+        """The tool and arguments of a call that must wait for an approver, else None."""
         tool = self._tools.get(call.name)
         if tool is None:
             return None
         try:
             arguments = parse_arguments(call.arguments)
             tool.validate(arguments)
+            ruling = self._ruling(tool, arguments, self._context(request))
         except ToolError:
             return None  # refused when called, before anything runs
-        return (tool, arguments) if tool.needs_approval(arguments) else None
+        return (tool, arguments) if ruling.verdict is Verdict.ASK else None
+
+    def _ruling(self, tool: Tool, arguments: dict[str, Any], ctx: ToolCallContext) -> Ruling:
+        """The tool's own ruling and the egress policy's on the secrets the call carries."""
+        return tool.ruling(arguments, ctx).stricter(self._carried(tool, arguments))
+
+    def _carried(self, tool: Tool, arguments: dict[str, Any]) -> Ruling:
+        return self._egress.carry(secret_references(arguments), tool.destination(arguments))
+
+    def _context(self, request: AgentRequest) -> ToolCallContext:
+        return ToolCallContext(
+            request.run_id,
+            request.chat_id,
+            self.name,
+            memory=self.spec.memory_key,
+            user=request.user_id,
+            thread=request.thread,
+            hops=request.hops,
+            egress=self._egress,
+            redact=self._secrets.redact,
+        )
 
     async def _call_tool(self, request: AgentRequest, call: ToolRequest) -> str:
         tool = self._tools.get(call.name)
@@ -393,19 +426,21 @@ class LLMAgent(Agent):
         try:
             arguments = parse_arguments(call.arguments)
             tool.validate(arguments)
+            context = self._context(request)
+            ruling = self._ruling(tool, arguments, context)
+            if ruling.verdict is Verdict.REFUSE:
+                return f"{REFUSED} {ruling.reason}"
             resolved = resolve_arguments(arguments, self._secrets)
-            context = ToolCallContext(
-                request.run_id,
-                request.chat_id,
-                self.name,
-                memory=self.spec.memory_key,
-                user=request.user_id,
-                thread=request.thread,
-                hops=request.hops,
-            )
             return await tool.call(resolved, context)
         except (ToolError, ReferenceNotFound, SecretNotAllowed) as exc:
             return f"error: {exc}"
+
+
+def _status(result: str) -> str:
+    """How a tool call is recorded: done, error, or refused (by the egress policy)."""
+    if result.startswith(REFUSED):
+        return "refused"
+    return "error" if result.startswith("error:") else "done"
 
 
 def _call_json(call: ToolRequest) -> dict[str, str]:

@@ -87,6 +87,17 @@ def resolve_arguments(value: Any, secrets: SecretSource) -> Any:
     return value
 
 
+def secret_references(value: Any) -> list[str]:
+    """The secret names a call's arguments refer to, found as `resolve_arguments` finds them."""
+    if isinstance(value, str):
+        return [value[7:]] if value.startswith("secret:") else []
+    if isinstance(value, list):
+        return [name for item in value for name in secret_references(item)]
+    if isinstance(value, dict):
+        return [name for item in value.values() for name in secret_references(item)]
+    return []
+
+
 def secret_names(values: Iterable[str]) -> list[str]:
     """The secret names that `secret:NAME` references among `values` point at."""
     return [value[7:] for value in values if value.startswith("secret:")]

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator
 
 from roster.agent import Agent, EchoAgent
 from roster.command import CommandAgent
+from roster.egress import Egress, SecretBinding
 from roster.errors import AgentNotFound, AgentUnavailable
 from roster.llm import LLMAgent, ModelClient
 from roster.pricing import NO_PRICES, PriceTable
@@ -28,9 +29,12 @@ class Roster:
         tools: ToolBox,
         secrets: SecretSource,
         prices: PriceTable = NO_PRICES,
+        bindings: Iterable[SecretBinding] = (),
     ) -> Roster:
+        """The agents of `specs`; `bindings` (`[[secrets]]`) say where secrets may go."""
+        bound = tuple(bindings)
         return cls(
-            _make_agent(spec, model=model, tools=tools, secrets=secrets, prices=prices)
+            _make_agent(spec, model=model, tools=tools, secrets=secrets, prices=prices, bound=bound)
             for spec in specs
         )
 
@@ -87,13 +91,19 @@ def _make_agent(
     tools: ToolBox,
     secrets: SecretSource,
     prices: PriceTable,
+    bound: tuple[SecretBinding, ...],
 ) -> Agent:
     allowed = AllowedSecrets(secrets, agent=spec.name, allowed=spec.secrets)
     if isinstance(spec, CommandAgentSpec):
         return CommandAgent(spec, secrets=allowed)
     if isinstance(spec, LLMAgentSpec):
         return LLMAgent(
-            spec, client=model, tools=tools.select(spec.tools), secrets=allowed, prices=prices
+            spec,
+            client=model,
+            tools=tools.select(spec.tools),
+            secrets=allowed,
+            prices=prices,
+            egress=Egress.of(bound, spec.private_networks),
         )
     if isinstance(spec, EchoAgentSpec):
         return EchoAgent(spec)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, field_validator, model_validator
 
 from roster.options import is_option
 
@@ -75,6 +75,16 @@ class Policy(Strict):
     # Unanswered after this long, the card is posted again to `escalate_to` (a chat or user id).
     escalate_after_minutes: float | None = Field(default=None, gt=0)
     escalate_to: str = ""
+
+
+CHAT_ID = r"^[a-z]+:.+$"
+
+
+class ToolPolicy(Policy):
+    """`[tool_policy.<tool>]`: a built-in tool's approval policy, and where it may reach."""
+
+    # notify: chats it posts to unasked, besides the chat the request came from.
+    chats: tuple[Annotated[str, Field(pattern=CHAT_ID)], ...] = ()
 
 
 def lift_policy_keys(data: object) -> object:
@@ -175,6 +185,9 @@ class LLMAgentSpec(AgentBase):
     tools: tuple[str, ...] = ()
     max_turns: int = Field(default=5, ge=1, le=50)
     router: bool = False
+    # Addresses that are not public (loopback, private, link-local, metadata) its tools
+    # may reach, e.g. ["10.0.0.0/8", "127.0.0.1"]; refused otherwise (`roster.egress`).
+    private_networks: tuple[IPvAnyNetwork, ...] = ()
 
 
 AgentSpec = Annotated[EchoAgentSpec | CommandAgentSpec | LLMAgentSpec, Field(discriminator="kind")]

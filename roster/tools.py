@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from roster.agent import Action, needs_approval
+from roster.egress import ALLOWED, Destination, DestinationKind, Egress, Ruling, ask
 from roster.errors import ToolError
 from roster.spec import ApprovalMode, Policy
 from roster.toolkit.process import run_argv
@@ -31,6 +32,11 @@ class ToolCallContext:
     user: str = ""  # who asked for the run
     thread: str | None = None
     hops: tuple[str, ...] = ()  # the agents before this one in a delegation chain
+    # Where this agent's calls may reach unasked (`roster.egress`).
+    egress: Egress = field(default_factory=Egress)
+    # Scrubs secret values from text; a tool that cuts its output scrubs first, so no
+    # half of a secret is left at the cut.
+    redact: Callable[[str], str] = field(default=str, repr=False)
 
     @property
     def memory_key(self) -> str:
@@ -59,6 +65,18 @@ class Tool(ABC):
 
     def needs_approval(self, arguments: dict[str, Any]) -> bool:
         return needs_approval(self.policy, ())
+
+    def destination(self, arguments: dict[str, Any]) -> Destination:
+        """Where a call sends its arguments; a tool that reaches outside says where."""
+        return Destination(DestinationKind.TOOL, self.name)
+
+    def ruling(self, arguments: dict[str, Any], ctx: ToolCallContext) -> Ruling:
+        """Whether a call runs unasked, waits for an approver, or is refused (and why).
+
+        The secrets a call carries are ruled on by the agent, for every tool alike
+        (`Egress.carry`); this is the tool's own part: its policy, and where it goes.
+        """
+        return ask() if self.needs_approval(arguments) else ALLOWED
 
     def validate(self, arguments: dict[str, Any]) -> None:
         """Refuse arguments that do not fit the schema, before anything runs."""

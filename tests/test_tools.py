@@ -19,7 +19,7 @@ from tests.conftest import DeckFactory, make_config
 from tests.fakes.openai_server import FakeOpenAI, call, say
 
 
-def tools_config(server: FakeOpenAI, tools: str, declared: str = "") -> str:
+def tools_config(server: FakeOpenAI, tools: str, declared: str = "", agent: str = "") -> str:
     return f"""
 [deck]
 default_agent = "bot"
@@ -36,6 +36,7 @@ name = "bot"
 kind = "llm"
 model = "fake-model"
 tools = {tools}
+{agent}
 {declared}
 """
 
@@ -259,7 +260,9 @@ async def test_http_get_runs_and_post_waits_for_approval(
         call("http_request", url=f"{web_server}/deploy", method="POST", body="{}"),
         say("deployed"),
     ]
-    config = make_config(tools_config(fake_openai, '["http_request"]'))
+    # The web server is on loopback, which the agent must list to reach.
+    agent = 'private_networks = ["127.0.0.1"]'
+    config = make_config(tools_config(fake_openai, '["http_request"]', agent=agent))
     async with deck_with_chat(config) as (_deck, chat):
         await chat.say("check and deploy")
         card = await chat.wait_for("Approval needed")
@@ -281,7 +284,9 @@ async def test_notify_posts_to_another_chat(
         call("notify", chat="nowhere:1", text="hello"),
         say("told ops"),
     ]
-    async with deck_with_chat(make_config(tools_config(fake_openai, '["notify"]'))) as (_d, chat):
+    listed = {"notify": {"chats": ["test:ops", "nowhere:1"]}}  # posted unasked
+    config = make_config(tools_config(fake_openai, '["notify"]'), tool_policy=listed)
+    async with deck_with_chat(config) as (_d, chat):
         await chat.say("tell ops")
         await chat.wait_for("bot: told ops")
         assert chat.texts("test:ops") == ["bot: disk is full on web-1"]

@@ -16,6 +16,7 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from roster.agent import Action
+from roster.egress import Destination, DestinationKind, Ruling
 from roster.errors import ToolError
 from roster.toolkit.schema import check_schema, validate_schema
 from roster.tools import Tool, ToolCallContext
@@ -83,6 +84,23 @@ class SchemaChecked(Tool):
         # The plugin's own rule, under the policy the registry may have overridden.
         self.inner.policy = self.policy
         return self.inner.needs_approval(arguments)
+
+    def destination(self, arguments: dict[str, Any]) -> Destination:
+        try:
+            return self.inner.destination(arguments)
+        except Exception:  # unknown, then: a secret it would carry needs a card
+            log.exception("tool plugin %s failed to name its destination", self.name)
+            return Destination(DestinationKind.TOOL, self.name)
+
+    def ruling(self, arguments: dict[str, Any], ctx: ToolCallContext) -> Ruling:
+        self.inner.policy = self.policy
+        try:
+            return self.inner.ruling(arguments, ctx)
+        except ToolError:
+            raise
+        except Exception as exc:  # a plugin that cannot say is not run
+            log.exception("tool plugin %s failed to rule on a call", self.name)
+            raise ToolError(f"the tool failed ({type(exc).__name__})") from exc
 
     async def call(self, arguments: dict[str, Any], ctx: ToolCallContext) -> str:
         try:
