@@ -19,7 +19,6 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -30,6 +29,7 @@ from bot.errors import TransportError, TransportStartError
 from bot.tasks import TaskSet
 from bot.text import Rich, code, rich
 from bot.transports.slack import inbound
+from bot.transports.slack.endpoint import Endpoint
 from bot.transports.slack.inbound import BotIdentity
 from bot.transports.slack.intake import Intake
 from bot.transports.slack.render import Rendered, escape, render_message
@@ -143,12 +143,13 @@ class SlackTransport:
             raise TransportStartError(f"Cannot reach {where}: {exc}") from None
 
     def _bolt_app(self, web_api: SlackWeb) -> AsyncApp:
-        http = self._settings.mode is SlackMode.HTTP
         app = AsyncApp(
             name="agentdeck",
             client=web_api.client,
-            signing_secret=self._credential("signing_secret") if http else "",
-            request_verification_enabled=http,
+            # HTTP mode: the endpoint checks the signature before it reads the body;
+            # Socket Mode: Slack's WebSocket, opened with the app token, is the proof.
+            signing_secret="",
+            request_verification_enabled=False,
             # Our listeners only store and queue, so bolt answers Slack when they return
             # and starts no tasks of its own.
             process_before_response=True,
@@ -161,14 +162,8 @@ class SlackTransport:
         return app
 
     async def _serve_http(self, app: AsyncApp) -> None:
-        async def dispatch(request: web.Request) -> web.Response:
-            return await to_aiohttp_response(
-                await app.async_dispatch(await to_bolt_request(request))
-            )
-
-        server = web.Application()
-        server.router.add_post(self._settings.path, dispatch)
-        self._site = web.AppRunner(server, access_log=None)
+        endpoint = Endpoint(app, self._credential("signing_secret"))
+        self._site = web.AppRunner(endpoint.application(self._settings.path), access_log=None)
         await self._site.setup()
         listen, port = self._settings.listen, self._settings.port
         try:
