@@ -162,7 +162,10 @@ class SlackTransport:
         return app
 
     async def _serve_http(self, app: AsyncApp) -> None:
-        endpoint = Endpoint(app, self._credential("signing_secret"))
+        secret = self._credential("signing_secret")
+        if not secret.strip():
+            raise TransportStartError("slack.signing_secret is empty: HTTP mode needs it")
+        endpoint = Endpoint(app, secret)
         self._site = web.AppRunner(endpoint.application(self._settings.path), access_log=None)
         await self._site.setup()
         listen, port = self._settings.listen, self._settings.port
