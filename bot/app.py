@@ -93,7 +93,13 @@ async def open_deck(
         if transports is None:
             threads = ThreadAgents(db=db, clock=clock)
             transports = build_transports(
-                config, inbox=inbox, threads=threads, stdin=stdin, stdout=stdout, secrets=vault
+                config,
+                inbox=inbox,
+                threads=threads,
+                stdin=stdin,
+                stdout=stdout,
+                secrets=vault,
+                postman=deck.postman,
             )
         for transport in transports:
             deck.postman.add(transport)
@@ -210,6 +216,7 @@ def build_transports(
     stdin: TextIO | None,
     stdout: TextIO | None,
     secrets: SecretSource,
+    postman: Postman,
 ) -> list[Transport]:
     """The transports the config names; their tokens may be `secret:` references."""
     transports: list[Transport] = []
@@ -221,7 +228,9 @@ def build_transports(
         from bot.transports.slack import SlackTransport
 
         transports.append(
-            SlackTransport(config.slack, inbox=inbox, threads=threads, secrets=secrets)
+            SlackTransport(
+                config.slack, inbox=inbox, threads=threads, postman=postman, secrets=secrets
+            )
         )
     if config.console_enabled():
         transports.append(ConsoleTransport(user=config.console.user, stdin=stdin, stdout=stdout))

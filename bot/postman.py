@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 class DurableSend(Protocol):
-    async def send(self, message: Outgoing) -> MessageRef: ...
+    async def send(self, message: Outgoing, *, retry: bool = True) -> MessageRef: ...
 
 
 class Postman:
@@ -51,12 +51,16 @@ class Postman:
     def knows(self, chat: str) -> bool:
         return chat.partition(":")[0] in self._transports
 
-    async def send(self, message: Outgoing) -> MessageRef:
-        """Send through the outbox (kept until delivered) where the transport needs it."""
+    async def send(self, message: Outgoing, *, retry: bool = True) -> MessageRef:
+        """Send through the outbox (kept until delivered) where the transport needs it.
+
+        `retry=False`: a message worth sending only now (a slash command's echo); it is
+        recorded, but a failed attempt is not tried again later.
+        """
         transport = self.transport_for(message.chat)
         if self.outbox is None or not getattr(transport, "durable", True):
             return await transport.send(self.scrub(message))
-        return await self.outbox.send(message)
+        return await self.outbox.send(message, retry=retry)
 
     async def deliver(self, message: Outgoing) -> MessageRef:
         """Send straight to the transport: nothing is recorded, nothing retried later."""

@@ -9,7 +9,9 @@ import time
 from urllib.parse import urlencode
 
 import pytest
+from sqlmodel import select
 
+from storage.models import OutboxMessage, OutboxState
 from tests.fakes.slack_server import FakeSlack, event_body, sign
 from tests.test_slack import slack_deck
 
@@ -106,3 +108,94 @@ async def test_a_command_that_says_payload_is_not_dropped(fake_slack: FakeSlack)
         response = await slack.command("ask other the payload is late")
         assert response.status == 200
         await fake_slack.wait_for_text("other*: the payload is late")
+
+
+# -- a secret typed into a slash command ---------------------------------------------------
+
+VALUE = 'zebra4711q-ü"\\-value'
+
+
+def everything_slack_got(fake: FakeSlack) -> str:
+    """Every Web API call's arguments, posted message, response-URL post and upload."""
+    parts = [json.dumps(c.args, ensure_ascii=False, default=str) for c in fake.calls]
+    parts += [str(c.args) for c in fake.calls]
+    parts += [m.text + json.dumps(m.blocks, ensure_ascii=False) for m in fake.messages.values()]
+    parts += [m.shown + "".join(m.history) for m in fake.messages.values()]
+    parts += [json.dumps(r, ensure_ascii=False) for r in fake.responses]
+    parts += [u.decode("utf-8", "replace") for u in fake.uploads.values()]
+    return "\n".join(parts)
+
+
+def assert_nowhere_in_slack(fake: FakeSlack, answers: list[str]) -> None:
+    seen = everything_slack_got(fake) + "\n".join(answers)
+    for needle in (VALUE, "zebra4711q", json.dumps(VALUE)[1:-1]):
+        assert needle not in seen
+
+
+async def test_a_secret_set_by_slash_command_never_reaches_slack(fake_slack: FakeSlack) -> None:
+    async with slack_deck(fake_slack) as (deck, slack):
+        response_url = f"{fake_slack.url}/respond/1"
+        answer = await slack.command(
+            f"secret set API_TOKEN {VALUE}", user="UADMIN", channel="D1", response_url=response_url
+        )
+        assert answer.status == 200
+        told = await fake_slack.wait_for(
+            lambda f: [r for r in f.responses if "Stored" in r["text"]]
+        )
+        assert told[0]["response_type"] == "ephemeral"
+        assert "API_TOKEN" in told[0]["text"]
+        assert deck.vault.get("API_TOKEN") == VALUE
+        await deck.tasks.drain()
+        assert fake_slack.messages == {}  # no echo, no answer in the channel
+        assert_nowhere_in_slack(fake_slack, [await answer.text()])
+
+
+async def test_a_secret_typed_in_a_channel_is_refused_and_not_echoed(fake_slack: FakeSlack) -> None:
+    async with slack_deck(fake_slack) as (deck, slack):
+        answer = await slack.command(f"secret set API_TOKEN {VALUE}", user="UADMIN", channel="C1")
+        refusal = await fake_slack.wait_for(lambda f: f.called("chat.postEphemeral"))
+        assert refusal[0].args["user"] == "UADMIN"
+        assert "only in a private chat" in refusal[0].args["text"]
+        await deck.tasks.drain()
+        assert fake_slack.messages == {}
+        assert "API_TOKEN" not in [i.name for i in await deck.vault.listing()]
+        assert_nowhere_in_slack(fake_slack, [await answer.text()])
+
+
+async def test_the_echo_of_a_command_is_scrubbed_and_kept_in_the_outbox(
+    fake_slack: FakeSlack,
+) -> None:
+    async with slack_deck(fake_slack) as (deck, slack):
+        await deck.vault.set("API_TOKEN", VALUE, by="test")
+        await slack.command(f"ask other {VALUE}", user="UOP", channel="C1")
+        echo = await fake_slack.wait_for_text("/deck ask other")
+        assert echo.shown == "<@UOP> `/deck ask other [redacted:API_TOKEN]`"
+        answer = await fake_slack.wait_for_text("other*:")
+        assert answer.thread_ts == echo.ts  # the answers still go into the echo's thread
+        await deck.tasks.drain()
+        assert_nowhere_in_slack(fake_slack, [])
+        await deck.runner.flush()
+        async with deck.db.session() as session:
+            rows = (await session.exec(select(OutboxMessage))).all()
+        echoed = [r for r in rows if r.message_id == echo.ts]
+        assert len(echoed) == 1
+        assert echoed[0].state == OutboxState.SENT
+        assert VALUE not in json.dumps(echoed[0].payload, ensure_ascii=False)
+
+
+async def test_an_echo_where_the_bot_is_not_a_member_is_not_tried_again(
+    fake_slack: FakeSlack,
+) -> None:
+    async with slack_deck(fake_slack) as (deck, slack):
+        url = f"{fake_slack.url}/respond/1"
+        await slack.command("agents", channel="CNOTIN1", response_url=url)
+        (answer,) = await fake_slack.wait_for(lambda f: f.responses)
+        assert "/invite @deck" in answer["text"]
+        await deck.tasks.drain()
+        await deck.runner.flush()
+        async with deck.db.session() as session:
+            rows = (await session.exec(select(OutboxMessage))).all()
+        assert [(r.chat_id, r.state) for r in rows] == [("slack:CNOTIN1", OutboxState.UNDELIVERED)]
+        assert deck.outbox is not None
+        assert await deck.outbox.pump(backoff_over=True) == 0  # nothing left to deliver
+        assert len(fake_slack.called("chat.postMessage")) == 1

@@ -23,16 +23,18 @@ from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 
-from bot.commands import load_all
+from bot.commands import keeps_args_private, load_all
 from bot.config import SlackMode, SlackSection
-from bot.errors import TransportError, TransportStartError
+from bot.errors import Deferred, TransportError, TransportStartError
+from bot.postman import DurableSend
 from bot.tasks import TaskSet
-from bot.text import Rich, code, rich
+from bot.text import code, rich
 from bot.transports.slack import inbound
 from bot.transports.slack.endpoint import Endpoint
 from bot.transports.slack.inbound import BotIdentity
 from bot.transports.slack.intake import Intake
-from bot.transports.slack.render import Rendered, escape, render_message
+from bot.transports.slack.private import PrivateReplies
+from bot.transports.slack.render import escape, render_message
 from bot.transports.slack.threads import ThreadAgentStore, ThreadMemory
 from bot.transports.slack.web import SlackRefused, SlackWeb, make_client
 from bot.types import Incoming, MessageRef, Outgoing
@@ -48,6 +50,7 @@ ADMIT_SECONDS = 0.5  # Slack's answer waits this long at most for the inbox writ
 STOP_SECONDS = 10.0
 REFUSED_TOKEN = {"invalid_auth", "not_authed", "account_inactive", "token_revoked"}
 NOT_A_MEMBER = "I can't post in this conversation. Invite me first: /invite @{name}"
+NOT_THERE = {"not_in_channel", "channel_not_found", "is_archived"}
 
 
 class SlackTransport:
@@ -59,10 +62,13 @@ class SlackTransport:
         *,
         inbox: Inbox,
         threads: ThreadAgentStore,
+        postman: DurableSend,
         secrets: SecretSource | None = None,
     ) -> None:
         self._settings = settings
+        self._postman = postman  # echoes go the way every message goes: scrubbed, outboxed
         self._secrets = secrets or NoSecrets()
+        self._private = PrivateReplies()
         self._threads = ThreadMemory(threads)
         self._tasks = TaskSet()
         self._intake = Intake(inbox, self._tasks)
@@ -215,22 +221,47 @@ class SlackTransport:
 
     async def _on_command(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        incoming = inbound.from_command(body, self._me, load_all())
-        typed = f"{self._settings.command} {body.get('text') or ''}".strip()
-        opening = self._open_thread(incoming, typed, str(body.get("response_url") or ""))
+        commands = load_all()
+        incoming = inbound.from_command(body, self._me, commands)
+        response_url = str(body.get("response_url") or "")
+        if keeps_args_private(incoming.text, commands):
+            opening = self._admit_privately(incoming, response_url)
+        else:
+            typed = f"{self._settings.command} {body.get('text') or ''}".strip()
+            opening = self._open_thread(incoming, typed, response_url)
         self._tasks.spawn(opening, name=f"slack-command:{incoming.chat}")
 
     async def _open_thread(self, incoming: Incoming, typed: str, response_url: str) -> None:
-        """Post the command where everyone sees it; its answers go into that message's thread."""
+        """Post the command where everyone sees it; its answers go into that message's thread.
+
+        The echo goes through the postman (scrubbed of secret values, kept in the outbox),
+        once: an echo that cannot go out now has no use later.
+        """
         channel = inbound.channel_of(incoming.chat)
-        said = rich(incoming.user, " ", code(typed))
+        key = f"{incoming.update_key}#echo" if incoming.update_key else None
+        echo = Outgoing(chat=incoming.chat, text=rich(incoming.user, " ", code(typed)), key=key)
+        thread = None
         try:
-            ts = await self._require_web().post(channel, render_message_text(said), None)
+            ref = await self._postman.send(echo, retry=False)
+            thread = inbound.thread_id(channel, ref.message_id)
         except TransportError as exc:
-            log.info("slack: cannot post the command in %s: %s", channel, exc)
-            await self._tell_sender(response_url)
-            return
-        await self._admit(dataclasses.replace(incoming, thread=inbound.thread_id(channel, ts)))
+            cause = exc.__cause__ if isinstance(exc, Deferred) else exc
+            if isinstance(cause, SlackRefused) and cause.code in NOT_THERE:
+                log.info("slack: cannot post the command in %s: %s", channel, cause)
+                await self._tell_sender(response_url)
+                return
+            log.warning(
+                "slack: the echo of a command in %s failed (%s); answering anyway", channel, exc
+            )
+        await self._admit(dataclasses.replace(incoming, thread=thread))
+
+    async def _admit_privately(self, incoming: Incoming, response_url: str) -> None:
+        """A command with private arguments: no echo; its answers reach the sender alone."""
+        channel = inbound.channel_of(incoming.chat)
+        user = incoming.user.removeprefix(f"{inbound.TRANSPORT}:")
+        thread = inbound.private_thread(channel, user)
+        self._private.remember(thread, response_url)
+        await self._admit(dataclasses.replace(incoming, thread=thread))
 
     async def _tell_sender(self, response_url: str) -> None:
         if not response_url:
@@ -270,6 +301,9 @@ class SlackTransport:
 
     async def send(self, message: Outgoing) -> MessageRef:
         channel = inbound.channel_of(message.chat)
+        reader = inbound.private_reader(message.thread, channel)
+        if reader is not None:
+            return await self._private.send(self._require_web(), message, channel, reader)
         thread_ts = inbound.thread_ts_of(message.thread, channel)
         rendered = render_message(message)
         ts = await self._require_web().post(channel, rendered, thread_ts, message.key)
@@ -279,9 +313,9 @@ class SlackTransport:
 
     async def find_sent(self, message: Outgoing, since: datetime) -> MessageRef | None:
         """Our message with `message.key` in its metadata, if Slack has it (a lost answer)."""
-        if message.key is None:
-            return None
         channel = inbound.channel_of(message.chat)
+        if message.key is None or inbound.private_reader(message.thread, channel):
+            return None  # only messages the channel sees can be looked for
         thread_ts = inbound.thread_ts_of(message.thread, channel)
         ts = await self._require_web().find_posted(
             channel, thread_ts, message.key, since.timestamp()
@@ -294,6 +328,8 @@ class SlackTransport:
 
     async def edit(self, ref: MessageRef, message: Outgoing) -> MessageRef:
         channel = inbound.channel_of(ref.chat)
+        if inbound.private_reader(ref.thread, channel):
+            return await self.send(message)  # what only one person sees cannot be edited
         rendered = render_message(message)
         try:
             await self._require_web().update(channel, ref.message_id, rendered)
@@ -340,7 +376,3 @@ def _bolt_logger() -> logging.Logger:
     if not any(isinstance(f, _OurClientWins) for f in logger.filters):
         logger.addFilter(_OurClientWins())
     return logger
-
-
-def render_message_text(text: Rich) -> Rendered:
-    return render_message(Outgoing(chat="", text=text))
