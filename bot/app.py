@@ -100,6 +100,7 @@ async def open_deck(
                 stdout=stdout,
                 secrets=vault,
                 postman=deck.postman,
+                access=deck.access,
             )
         for transport in transports:
             deck.postman.add(transport)
@@ -217,6 +218,7 @@ def build_transports(
     stdout: TextIO | None,
     secrets: SecretSource,
     postman: Postman,
+    access: Access,
 ) -> list[Transport]:
     """The transports the config names; their tokens may be `secret:` references."""
     transports: list[Transport] = []
@@ -229,7 +231,12 @@ def build_transports(
 
         transports.append(
             SlackTransport(
-                config.slack, inbox=inbox, threads=threads, postman=postman, secrets=secrets
+                config.slack,
+                inbox=inbox,
+                threads=threads,
+                postman=postman,
+                only_by_chat=access.only_by_chat,
+                secrets=secrets,
             )
         )
     if config.console_enabled():

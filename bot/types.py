@@ -54,6 +54,10 @@ class Incoming:
     press_id: str | None = None
     # Read back from the inbox: handled again after a restart, its replies may be out already.
     replayed: bool = False
+    # Why the platform says this person is not a full member of the organisation the bot
+    # serves (another Slack workspace, a guest); empty for a member. Such a person gets
+    # only the role `[[users]]` lists, never one from writing in a chat.
+    outsider: str = ""
 
     def to_json(self) -> dict[str, object]:
         """Plain JSON for the inbox, so an update can be handled again after a restart."""
@@ -69,6 +73,8 @@ class Incoming:
         }
         if self.press is not None:
             data["press"] = [self.press.action_id, self.press.value]
+        if self.outsider:
+            data["outsider"] = self.outsider
         return data
 
     @classmethod
@@ -85,6 +91,7 @@ class Incoming:
             update_key=data.get("update_key"),
             press=Press(press[0], press[1]) if press else None,
             replayed=True,
+            outsider=str(data.get("outsider") or ""),
         )
 
 

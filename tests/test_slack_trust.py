@@ -3,16 +3,19 @@ junk at the HTTP endpoint, secrets typed into slash commands, people from other 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
+from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
 from sqlmodel import select
 
-from storage.models import OutboxMessage, OutboxState
-from tests.fakes.slack_server import FakeSlack, event_body, sign
+from bot.deck import Deck
+from storage.models import AuditEvent, OutboxMessage, OutboxState
+from tests.fakes.slack_server import BOT_USER, FakeSlack, action_body, event_body, sign
 from tests.test_slack import slack_deck
 
 # -- junk at the HTTP endpoint ------------------------------------------------------------
@@ -199,3 +202,120 @@ async def test_an_echo_where_the_bot_is_not_a_member_is_not_tried_again(
         assert deck.outbox is not None
         assert await deck.outbox.pump(backoff_over=True) == 0  # nothing left to deliver
         assert len(fake_slack.called("chat.postMessage")) == 1
+
+
+# -- people from other workspaces, and guests ----------------------------------------------
+
+OTHER_TEAM = "T0OTHER"
+
+SHARED = """
+[deck]
+default_agent = "echo"
+[[users]]
+id = "slack:UADMIN"
+role = "admin"
+[[users]]
+id = "slack:UPARTNER"
+role = "operator"
+[[agents]]
+name = "echo"
+kind = "echo"
+[[agents]]
+name = "logger"
+kind = "command"
+command = ["/bin/sh", "-c", "printf '%s\\\\n' \\"$0\\" >> {log}", "{{input}}"]
+timeout = 20
+approval = "always"
+approvers = ["operator"]
+[[bindings]]
+chat = "slack:CBOUND"
+agent = "logger"
+"""
+
+
+def shared_config(tmp_path: Path) -> tuple[str, Path]:
+    log = tmp_path / "ran.log"
+    return SHARED.format(log=log), log
+
+
+async def _outsider_rows(deck: Deck) -> list[AuditEvent]:
+    await deck.runner.flush()
+    async with deck.db.session() as session:
+        rows = (await session.exec(select(AuditEvent))).all()
+    return [r for r in rows if r.action == "refused.outsider"]
+
+
+async def test_another_workspaces_press_in_a_shared_channel_is_refused(
+    fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    text, ran = shared_config(tmp_path)
+    async with slack_deck(fake_slack, text, channel_members="operator") as (deck, slack):
+        await slack.mention("@logger deploy-7", user="UADMIN", channel="CBOUND")
+        card = await fake_slack.wait_for_text("Approval needed")
+        button = next(b for b in card.buttons if b["text"]["text"] == "Approve")
+        body = action_body(card, button, user="UFOREIGN", trigger="Tf1", team=OTHER_TEAM)
+        assert (await slack.post(body, FORM)).status == 200
+        refusal = await fake_slack.wait_for(lambda f: f.called("chat.postEphemeral"))
+        assert refusal[0].args["user"] == "UFOREIGN"
+        await deck.tasks.drain()
+        assert card.edits == 0
+        assert not ran.exists()
+        (row,) = await _outsider_rows(deck)
+        assert row.actor == "slack:UFOREIGN"
+        assert OTHER_TEAM in row.detail["reason"]
+        # a member of our own workspace, writing in the same channel, may approve
+        await slack.press(card, "Approve", user="UMEMBER")
+        await fake_slack.wait_for(lambda f: "Approved by" in card.shown)
+        await fake_slack.wait_for(lambda f: ran.exists())
+        await deck.tasks.drain()
+        assert ran.read_text() == "deploy-7\n"
+
+
+async def test_guests_and_other_workspaces_cannot_use_a_channel_role(
+    fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    text, ran = shared_config(tmp_path)
+    fake_slack.users["UGUEST"] = {"is_restricted": True}
+    fake_slack.users["USINGLE"] = {"is_ultra_restricted": True}
+    fake_slack.users["UHIDDEN"] = {"team_id": OTHER_TEAM}  # the payload did not say
+    fake_slack.users["UNOSCOPE"] = "missing_scope"
+    async with slack_deck(fake_slack, text, channel_members="operator") as (deck, slack):
+        for user in ("UGUEST", "USINGLE", "UHIDDEN", "UNOSCOPE"):
+            await slack.mention(f"@logger by-{user}", user=user, channel="CBOUND")
+        mention = {"type": "app_mention", "channel": "CBOUND", "user": "UCONNECT"}
+        mention |= {"text": f"<@{BOT_USER}> @logger by-connect", "ts": "1700000001.000009"}
+        await slack.event(mention | {"user_team": OTHER_TEAM})
+        await slack.command("ask logger by-command", user="UCMD", channel="CBOUND", team=OTHER_TEAM)
+        async with asyncio.timeout(10):  # the command is admitted after its echo is posted
+            while len(rows := await _outsider_rows(deck)) < 6:
+                await asyncio.sleep(0.05)
+        await deck.tasks.drain()
+        assert "Approval needed" not in everything_slack_got(fake_slack)
+        reasons = {r.actor.removeprefix("slack:"): r.detail["reason"] for r in rows}
+        assert set(reasons) == {"UGUEST", "USINGLE", "UHIDDEN", "UNOSCOPE", "UCONNECT", "UCMD"}
+        assert "guest" in reasons["UGUEST"]
+        assert "guest" in reasons["USINGLE"]
+        assert OTHER_TEAM in reasons["UHIDDEN"]
+        assert OTHER_TEAM in reasons["UCONNECT"]
+        assert "missing_scope" in reasons["UNOSCOPE"]
+        # looked up once each, only those whose role would come from the channel alone
+        looked_up = sorted(c.args["user"] for c in fake_slack.called("users.info"))
+        assert looked_up == ["UGUEST", "UHIDDEN", "UNOSCOPE", "USINGLE"]
+        await slack.mention("@logger by-guest-again", user="UGUEST", channel="CBOUND")
+        await deck.tasks.drain()
+        assert len(fake_slack.called("users.info")) == 4
+    assert not ran.exists()
+
+
+async def test_a_listed_partner_from_another_workspace_is_served(
+    fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    text, _ran = shared_config(tmp_path)
+    async with slack_deck(fake_slack, text, channel_members="operator") as (deck, slack):
+        mention = {"type": "app_mention", "channel": "C1", "user": "UPARTNER"}
+        mention |= {"text": f"<@{BOT_USER}> hello", "ts": "1700000001.000010"}
+        await slack.event(mention | {"user_team": OTHER_TEAM})
+        await fake_slack.wait_for_text("echo*: hello")
+        await deck.tasks.drain()
+        assert await _outsider_rows(deck) == []
+        assert fake_slack.called("users.info") == []  # listed: nothing to look up

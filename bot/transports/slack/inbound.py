@@ -35,6 +35,7 @@ class BotIdentity:
     bot_id: str
     team_id: str
     name: str
+    enterprise_id: str = ""  # the Enterprise Grid organisation, if the workspace is in one
 
 
 def chat_id(channel: str) -> str:

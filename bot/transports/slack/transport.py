@@ -29,10 +29,11 @@ from bot.errors import Deferred, TransportError, TransportStartError
 from bot.postman import DurableSend
 from bot.tasks import TaskSet
 from bot.text import code, rich
-from bot.transports.slack import inbound
+from bot.transports.slack import inbound, members
 from bot.transports.slack.endpoint import Endpoint
 from bot.transports.slack.inbound import BotIdentity
 from bot.transports.slack.intake import Intake
+from bot.transports.slack.members import Members
 from bot.transports.slack.private import PrivateReplies
 from bot.transports.slack.render import escape, render_message
 from bot.transports.slack.threads import ThreadAgentStore, ThreadMemory
@@ -63,10 +64,15 @@ class SlackTransport:
         inbox: Inbox,
         threads: ThreadAgentStore,
         postman: DurableSend,
+        only_by_chat: Callable[[str, str], bool] = lambda user, chat: False,
         secrets: SecretSource | None = None,
     ) -> None:
         self._settings = settings
         self._postman = postman  # echoes go the way every message goes: scrubbed, outboxed
+        # Whether a person's role would come from writing in the chat alone: then Slack is
+        # asked whether they are a full member of our workspace (`members`).
+        self._only_by_chat = only_by_chat
+        self._members = Members()
         self._secrets = secrets or NoSecrets()
         self._private = PrivateReplies()
         self._threads = ThreadMemory(threads)
@@ -211,18 +217,18 @@ class SlackTransport:
         await ack()
         incoming = inbound.from_event(body, self._me)
         if incoming is not None:
-            await self._deliver(incoming)
+            await self._deliver(self._mark_outsider(incoming, body))
 
     async def _on_action(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
         incoming = inbound.from_action(body)
         if incoming is not None:
-            await self._deliver(incoming)
+            await self._deliver(self._mark_outsider(incoming, body))
 
     async def _on_command(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
         commands = load_all()
-        incoming = inbound.from_command(body, self._me, commands)
+        incoming = self._mark_outsider(inbound.from_command(body, self._me, commands), body)
         response_url = str(body.get("response_url") or "")
         if keeps_args_private(incoming.text, commands):
             opening = self._admit_privately(incoming, response_url)
@@ -290,12 +296,21 @@ class SlackTransport:
         """
         text = await self._threads.route(incoming.thread, incoming.text)
         incoming = dataclasses.replace(incoming, text=text)
+        if not incoming.outsider and self._only_by_chat(incoming.user, incoming.chat):
+            user = incoming.user.removeprefix(f"{inbound.TRANSPORT}:")
+            outsider = await self._members.vet(self._require_web(), self._me, user)
+            incoming = dataclasses.replace(incoming, outsider=outsider)
         key = incoming.update_key
         if key is not None and not await self._intake.is_new(key, incoming.to_json()):
             log.info("slack: %s was already received; skipped", key)
             return
         if self._handle is not None:
             await self._handle(incoming)
+
+    def _mark_outsider(self, incoming: Incoming, body: dict[str, Any]) -> Incoming:
+        """Someone of another workspace, by the team ids in the payload itself."""
+        outsider = members.from_payload(body, self._me)
+        return dataclasses.replace(incoming, outsider=outsider) if outsider else incoming
 
     # -- outbound -------------------------------------------------------------------
 

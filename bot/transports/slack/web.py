@@ -112,7 +112,15 @@ class SlackWeb:
             bot_id=str(answer.get("bot_id") or ""),
             team_id=str(answer.get("team_id") or ""),
             name=str(answer.get("user") or ""),
+            enterprise_id=str(answer.get("enterprise_id") or ""),
         )
+
+    async def user_info(self, user: str) -> dict[str, Any]:
+        """`users.info` (scope `users:read`): the person's team and whether a guest."""
+        with translated("users.info"):
+            answer = await self.client.users_info(user=user)
+        person: dict[str, Any] = answer.get("user") or {}
+        return person
 
     async def open_socket(self, app_token: str) -> str:
         """A fresh Socket Mode WebSocket URL (`apps.connections.open`, with the app token)."""
