@@ -8,12 +8,17 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlmodel import select
 
 from bot.deck import Deck
+from bot.transports.slack import inbound, members, shapes
+from bot.transports.slack.inbound import BotIdentity
 from storage.models import AuditEvent, OutboxMessage, OutboxState
 from tests.fakes.slack_server import BOT_USER, FakeSlack, action_body, event_body, sign
 from tests.test_slack import slack_deck
@@ -319,3 +324,71 @@ async def test_a_listed_partner_from_another_workspace_is_served(
         await deck.tasks.drain()
         assert await _outsider_rows(deck) == []
         assert fake_slack.called("users.info") == []  # listed: nothing to look up
+
+
+# -- any payload the endpoint lets through can be read -------------------------------------
+
+_ANY = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=4),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner),
+    max_leaves=6,
+)
+
+
+def _either(*good: str) -> st.SearchStrategy[Any]:
+    """Mostly a value Slack would send, sometimes anything at all."""
+    return st.sampled_from(good) | st.sampled_from(good) | _ANY
+
+
+_EVENT = st.fixed_dictionaries(
+    {"type": _either("app_mention", "message"), "user": _either("U1", "UBOT")},
+    optional={
+        "channel": _either("C1", "D1"),
+        "channel_type": _either("im", "channel"),
+        "text": st.text(max_size=8) | _ANY,
+        "ts": _either("1.2"),
+        "thread_ts": _either("1.1"),
+        "subtype": _either("file_share", "bot_message"),
+        "user_team": _either("T0TEAM", "T0OTHER"),
+    },
+)
+_ACTION = st.fixed_dictionaries(
+    {"type": _either("block_actions"), "user": st.fixed_dictionaries({"id": _either("U1")})},
+    optional={
+        "actions": st.lists(
+            st.fixed_dictionaries({"action_id": _either("a"), "value": _either("v")}), max_size=2
+        )
+        | _ANY,
+        "channel": st.fixed_dictionaries({"id": _either("C1")}) | _ANY,
+        "container": _ANY,
+        "message": _ANY,
+        "team": _ANY,
+        "trigger_id": _ANY,
+    },
+)
+_COMMAND = st.fixed_dictionaries(
+    {"command": _either("/deck"), "user_id": _either("U1"), "channel_id": _either("C1", "D1")},
+    optional={"text": st.text(max_size=8) | _ANY, "team_id": _ANY, "trigger_id": _ANY},
+)
+_PAYLOADS = (
+    st.fixed_dictionaries({"type": _either("event_callback"), "event": _EVENT | _ANY})
+    | _ACTION
+    | _COMMAND
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_PAYLOADS)
+def test_what_passes_the_shape_check_converts_without_errors(body: dict[str, Any]) -> None:
+    if shapes.problem(body) is not None:
+        return
+    me = BotIdentity("UBOT", "BBOT", "T0TEAM", "deck")
+    results = [
+        inbound.from_event(body, me),
+        inbound.from_action(body),
+        inbound.from_command(body, me, {"ask": None}) if "command" in body else None,
+    ]
+    for incoming in results:
+        if incoming is not None:
+            assert all(isinstance(v, str) for v in (incoming.chat, incoming.user, incoming.text))
+    assert isinstance(members.from_payload(body, me), str)
