@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from bot import actions, free_text, logs, messages, sendkeys
 from bot.cards import ACTION_ID, parse_press
-from bot.commands import CommandSpec
+from bot.commands import CommandSpec, keeps_args_private
 from bot.commands.context import CommandContext
 from bot.config import Role
 from bot.deck import Deck
@@ -117,9 +117,9 @@ class Dispatcher:
                 incoming.user, "refused.outsider", incoming.chat, reason=outsider
             )
         else:
-            self.deck.audit.record(
-                incoming.user, "refused.unknown_user", incoming.chat, text=incoming.text[:200]
-            )
+            private = keeps_args_private(incoming.text, self._commands)
+            said = "(a command with private arguments)" if private else incoming.text[:200]
+            self.deck.audit.record(incoming.user, "refused.unknown_user", incoming.chat, text=said)
         if incoming.press is not None:  # a press is always answered, never with a chat message
             await self.deck.postman.answer_press(incoming, messages.STRANGER, alert=True)
             return

@@ -392,3 +392,19 @@ def test_what_passes_the_shape_check_converts_without_errors(body: dict[str, Any
         if incoming is not None:
             assert all(isinstance(v, str) for v in (incoming.chat, incoming.user, incoming.text))
     assert isinstance(members.from_payload(body, me), str)
+
+
+async def test_a_strangers_secret_command_is_refused_without_keeping_the_value(
+    fake_slack: FakeSlack,
+) -> None:
+    async with slack_deck(fake_slack) as (deck, slack):
+        await slack.command(f"secret set API_TOKEN {VALUE}", user="USTRANGER", channel="D9")
+        refusal = await fake_slack.wait_for(lambda f: f.called("chat.postEphemeral"))
+        assert "only work for the people listed" in refusal[0].args["text"]
+        await deck.runner.flush()
+        async with deck.db.session() as session:
+            rows = (await session.exec(select(AuditEvent))).all()
+        refused = [r for r in rows if r.action == "refused.unknown_user"]
+        assert len(refused) == 1
+        assert "zebra4711q" not in json.dumps([r.detail for r in rows], ensure_ascii=False)
+        assert_nowhere_in_slack(fake_slack, [])
