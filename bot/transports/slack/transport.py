@@ -4,7 +4,10 @@ Every event, slash command and button press is acknowledged at once; before the
 answer leaves, the update is stored in the inbox (a redelivered `event_id` or a
 retry is found there and skipped) and handed to the dispatcher, which only queues
 the work. Socket Mode (the default) needs no public URL; HTTP mode serves the Events
-API on our own aiohttp site, with bolt checking each request's signature and age.
+API on our own aiohttp site, checking each request's signature and age before its body
+is read (`endpoint`). A slash command is echoed into the channel through the postman,
+unless its arguments are private (`private`); a channel's role is only for members of
+our own workspace (`members`).
 """
 
 from __future__ import annotations
