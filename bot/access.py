@@ -38,6 +38,10 @@ class Access:
             return listed
         return granted if listed is None or granted.rank > listed.rank else listed
 
+    def only_by_chat(self, user: str, chat: str) -> bool:
+        """Whether the user's role here comes from writing in the chat alone (not listed)."""
+        return user not in self._roles and self.role(user, chat) is not None
+
     def allows(self, user: str, needed: Role) -> bool:
         role = self.role(user)
         return role is not None and role.allows(needed)

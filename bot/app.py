@@ -97,7 +97,14 @@ async def open_deck(
         if transports is None:
             threads = ThreadAgents(db=db, clock=clock)
             transports = build_transports(
-                config, inbox=inbox, threads=threads, stdin=stdin, stdout=stdout, secrets=vault
+                config,
+                inbox=inbox,
+                threads=threads,
+                stdin=stdin,
+                stdout=stdout,
+                secrets=vault,
+                postman=deck.postman,
+                access=deck.access,
             )
         for transport in transports:
             deck.postman.add(transport)
@@ -221,6 +228,8 @@ def build_transports(
     stdin: TextIO | None,
     stdout: TextIO | None,
     secrets: SecretSource,
+    postman: Postman,
+    access: Access,
 ) -> list[Transport]:
     """The transports the config names; their tokens may be `secret:` references."""
     transports: list[Transport] = []
@@ -232,7 +241,14 @@ def build_transports(
         from bot.transports.slack import SlackTransport
 
         transports.append(
-            SlackTransport(config.slack, inbox=inbox, threads=threads, secrets=secrets)
+            SlackTransport(
+                config.slack,
+                inbox=inbox,
+                threads=threads,
+                postman=postman,
+                only_by_chat=access.only_by_chat,
+                secrets=secrets,
+            )
         )
     if config.console_enabled():
         transports.append(ConsoleTransport(user=config.console.user, stdin=stdin, stdout=stdout))

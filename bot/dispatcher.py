@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from bot import actions, free_text, logs, messages, sendkeys
 from bot.cards import ACTION_ID, parse_press
-from bot.commands import CommandSpec
+from bot.commands import CommandSpec, keeps_args_private
 from bot.commands.context import CommandContext
 from bot.config import Role
 from bot.deck import Deck
@@ -46,7 +46,10 @@ class Dispatcher:
     async def handle(self, incoming: Incoming) -> None:
         """Take one message or press; return as soon as its work is scheduled."""
         role = self.deck.access.role(incoming.user, incoming.chat)
-        if role is None:
+        if incoming.outsider and self.deck.access.role(incoming.user) is None:
+            # Another workspace's person or a guest: a chat's role is not for them.
+            self._spawn(incoming, self._refuse_stranger(incoming, incoming.outsider))
+        elif role is None:
             self._spawn(incoming, self._refuse_stranger(incoming))
         elif incoming.press is not None:
             self._spawn(incoming, self._press(incoming, role))
@@ -116,10 +119,15 @@ class Dispatcher:
         approval_id, choice = parse_press(incoming.press.value)
         await actions.decide(self.deck, incoming, approval_id, choice)
 
-    async def _refuse_stranger(self, incoming: Incoming) -> None:
-        self.deck.audit.record(
-            incoming.user, "refused.unknown_user", incoming.chat, text=incoming.text[:200]
-        )
+    async def _refuse_stranger(self, incoming: Incoming, outsider: str = "") -> None:
+        if outsider:
+            self.deck.audit.record(
+                incoming.user, "refused.outsider", incoming.chat, reason=outsider
+            )
+        else:
+            private = keeps_args_private(incoming.text, self._commands)
+            said = "(a command with private arguments)" if private else incoming.text[:200]
+            self.deck.audit.record(incoming.user, "refused.unknown_user", incoming.chat, text=said)
         if incoming.press is not None:  # a press is always answered, never with a chat message
             await self.deck.postman.answer_press(incoming, messages.STRANGER, alert=True)
             return

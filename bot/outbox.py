@@ -128,10 +128,12 @@ class Outbox:
 
     # --- the chat path ---------------------------------------------------------------
 
-    async def send(self, message: Outgoing) -> MessageRef:
+    async def send(self, message: Outgoing, *, retry: bool = True) -> MessageRef:
         """Record the message behind and send it now; if that fails it is kept and retried.
 
-        Raises `Deferred` when it did not go out now (the outbox delivers it later).
+        Raises `Deferred` when it did not go out now (the outbox delivers it later). With
+        `retry=False` a send that provably failed is given up at once (still recorded),
+        and one that may have arrived is looked for as usual.
         """
         subject = message.key or ""  # a key chosen by the caller says what it is about
         key = message.key or sendkeys.next_key()
@@ -151,22 +153,27 @@ class Outbox:
             subject=subject,
         )
         if not up:
+            if not retry:
+                self._store.given_up_behind(key, f"{name} is down")
+                raise Deferred(f"{name} is down; the message is not sent later either")
             self._wake.set()
             raise Deferred(f"{name} is down; the message waits in the outbox")
         try:
             async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
                 ref = await self._postman.deliver(message)
         except Exception as exc:
-            self._inline_failed(key, name, exc)
+            self._inline_failed(key, name, exc, retry=retry)
             raise Deferred(f"not delivered yet ({describe(exc)}); kept in the outbox") from exc
         self._store.sent_behind(key, ref.message_id)
         return ref
 
-    def _inline_failed(self, key: str, transport: str, exc: Exception) -> None:
+    def _inline_failed(self, key: str, transport: str, exc: Exception, *, retry: bool) -> None:
         error = describe(exc)
         log.warning("sending %s failed (%s); the outbox goes on with it", key, error)
         if uncertain(exc):
             self._store.in_doubt_behind(key, error)
+        elif not retry:
+            self._store.given_up_behind(key, error)
         else:
             when = self._clock.now() + pause_after(exc, self._backoff[0])
             self._store.failed_behind(key, when, error)

@@ -35,7 +35,7 @@ def minted_link(kind: str, argument: str) -> Span:
 
 
 class DurableSend(Protocol):
-    async def send(self, message: Outgoing) -> MessageRef: ...
+    async def send(self, message: Outgoing, *, retry: bool = True) -> MessageRef: ...
 
     async def put(self, key: str, message: Outgoing, *, subject: str = "") -> bool: ...
 
@@ -72,12 +72,16 @@ class Postman:
     def knows(self, chat: str) -> bool:
         return chat.partition(":")[0] in self._transports
 
-    async def send(self, message: Outgoing) -> MessageRef:
-        """Send through the outbox (kept until delivered) where the transport needs it."""
+    async def send(self, message: Outgoing, *, retry: bool = True) -> MessageRef:
+        """Send through the outbox (kept until delivered) where the transport needs it.
+
+        `retry=False`: a message worth sending only now (a slash command's echo); it is
+        recorded, but a failed attempt is not tried again later.
+        """
         transport = self.transport_for(message.chat)
         if self.outbox is None or not getattr(transport, "durable", True):
             return await transport.send(self._ready(message))
-        return await self.outbox.send(message)
+        return await self.outbox.send(message, retry=retry)
 
     async def keep(self, key: str, message: Outgoing, *, subject: str = "") -> None:
         """Store the message under `key` (once) for the outbox to deliver and retry.

@@ -58,6 +58,10 @@ class Incoming:
     slash_command: bool = False
     # Read back from the inbox, which kept a private command without its arguments.
     redacted: bool = False
+    # Why the platform says this person is not a full member of the organisation the bot
+    # serves (another Slack workspace, a guest); empty for a member. Such a person gets
+    # only the role `[[users]]` lists, never one from writing in a chat.
+    outsider: str = ""
 
     def to_json(self) -> dict[str, object]:
         """Plain JSON for the inbox, so an update can be handled again after a restart."""
@@ -75,6 +79,8 @@ class Incoming:
             data["press"] = [self.press.action_id, self.press.value]
         if self.slash_command:
             data["slash_command"] = True
+        if self.outsider:
+            data["outsider"] = self.outsider
         return data
 
     @classmethod
@@ -93,6 +99,7 @@ class Incoming:
             replayed=True,
             slash_command=bool(data.get("slash_command", False)),
             redacted=bool(data.get("redacted", False)),
+            outsider=str(data.get("outsider") or ""),
         )
 
 

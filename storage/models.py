@@ -306,3 +306,13 @@ class DashboardLink(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=64)
     user_id: str = Field(max_length=200)
     used_at: datetime = _when(index=True)
+
+
+class RevokedSession(SQLModel, table=True):
+    """A dashboard session ended by signing out: its cookie is refused until it expires."""
+
+    __tablename__ = "revoked_sessions"
+    id: str = Field(primary_key=True, max_length=64)  # the session's nonce
+    user_id: str = Field(max_length=200)
+    revoked_at: datetime = _when()
+    expires_at: datetime = _when(index=True)  # the session's own end: forgotten after it

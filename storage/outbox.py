@@ -79,6 +79,14 @@ class OutboxStore:
             },
         )
 
+    def given_up_behind(self, key: str, error: str) -> None:
+        """The sender wanted it now or not at all (`retry=False`): undelivered, not retried."""
+        self._behind().update(
+            OutboxMessage,
+            "key",
+            {"key": key, "state": OutboxState.UNDELIVERED, "last_error": error[:2000]},
+        )
+
     def in_doubt_behind(self, key: str, error: str) -> None:
         """The attempt may have reached the platform: the delivery loop looks first."""
         self._behind().update(

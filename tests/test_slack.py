@@ -403,6 +403,7 @@ async def test_rate_limit_waits_for_retry_after(fake_slack: FakeSlack) -> None:
         ({}, {"base_url": "http://127.0.0.1:9/api/"}, "Cannot reach http://127.0.0.1:9/api/"),
         ({"SLACK_APP_TOKEN": "xapp-wrong"}, {"mode": "socket"}, "refused the app token"),
         ({"SLACK_SIGNING_SECRET": None}, {}, "slack.signing_secret: The environment variable"),
+        ({"SLACK_SIGNING_SECRET": " "}, {}, "slack.signing_secret is empty"),
     ],
 )
 async def test_bad_start_is_one_clear_error(

@@ -51,6 +51,24 @@ def command(
     return register
 
 
+def spec_of(text: str, commands: Mapping[str, CommandSpec] = REGISTRY) -> CommandSpec | None:
+    """The command `text` invokes (`/name args`, Telegram's `/name@bot` too), if any."""
+    if not text.startswith("/"):
+        return None
+    name = text[1:].partition(" ")[0].split("@", 1)[0].lower()
+    return commands.get(name)
+
+
+def keeps_args_private(text: str, commands: Mapping[str, CommandSpec] = REGISTRY) -> bool:
+    """Whether `text` is a command whose arguments must not be shown or stored (`private_args`).
+
+    Where a platform would show what was typed (Slack's echo of a slash command) or a
+    copy would be kept, this decides; the command's spec is the one place it is declared.
+    """
+    spec = spec_of(text.strip(), commands)
+    return spec is not None and spec.private_args
+
+
 def load_all() -> dict[str, CommandSpec]:
     """Import every module in this package (they register on import); return the registry."""
     import importlib

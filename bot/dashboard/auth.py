@@ -2,13 +2,15 @@
 
 No passwords: `/dashboard` in a private chat mints a link that works once, for a few
 minutes; opening it sets an HttpOnly, SameSite=Strict cookie. The role is looked up on
-every request, so a config change applies at once to open sessions.
+every request, so a config change applies at once to open sessions. Signing out ends
+the session in the database, so a copy of the cookie is refused everywhere, after a
+restart too.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from bot.access import Access
@@ -17,7 +19,7 @@ from bot.dashboard.errors import LinkInvalid, LinkUsed, SignInRefused
 from bot.dashboard.tokens import Claims, Purpose, Signer, new_nonce
 from storage.audit import AuditLog
 from storage.clock import Clock
-from storage.links import UsedLinks
+from storage.links import RevokedSessions, UsedLinks
 
 COOKIE = "agentdeck_session"
 USED_LINKS_KEPT = timedelta(days=2)  # far beyond any link's life: older ids cannot work anyway
@@ -32,6 +34,7 @@ class Viewer:
     role: Role
     session: str
     csrf: str
+    expires: datetime
 
     def may(self, needed: Role) -> bool:
         return self.role.allows(needed)
@@ -43,6 +46,7 @@ class Auth:
         *,
         signer: Signer,
         used: UsedLinks,
+        revoked: RevokedSessions,
         access: Access,
         audit: AuditLog,
         clock: Clock,
@@ -50,6 +54,7 @@ class Auth:
     ) -> None:
         self._signer = signer
         self._used = used
+        self._revoked = revoked
         self._access = access
         self._audit = audit
         self._clock = clock
@@ -78,8 +83,9 @@ class Auth:
         session = Claims(Purpose.SESSION, claims.user, claims.chat, new_nonce(), expires)
         return claims, self._signer.sign(session)
 
-    def viewer(self, cookie: str | None) -> Viewer | None:
-        """The signed-in identity of a request, or None (no cookie, forged, expired, removed)."""
+    async def viewer(self, cookie: str | None) -> Viewer | None:
+        """The signed-in identity of a request, or None (no cookie, forged, expired, removed,
+        signed out)."""
         if not cookie:
             return None
         try:
@@ -87,12 +93,21 @@ class Auth:
         except SignInRefused:
             return None
         role = self._access.role(claims.user, claims.chat)
-        if role is None:
+        if role is None or await self._revoked.is_revoked(claims.nonce):
             return None
-        return Viewer(claims.user, claims.chat, role, claims.nonce, self._signer.csrf(claims.nonce))
+        csrf = self._signer.csrf(claims.nonce)
+        return Viewer(claims.user, claims.chat, role, claims.nonce, csrf, claims.expires)
+
+    async def sign_out(self, viewer: Viewer) -> None:
+        """End the viewer's session in every process: its cookie is refused from now on."""
+        now = self._clock.now()
+        await self._revoked.revoke(viewer.session, viewer.user, now, viewer.expires)
+        await self._revoked.prune(now)
 
     def csrf_ok(self, viewer: Viewer, token: str) -> bool:
         return self._signer.csrf_ok(viewer.session, token)
 
     async def prune(self) -> None:
-        await self._used.prune(self._clock.now() - USED_LINKS_KEPT)
+        now = self._clock.now()
+        await self._used.prune(now - USED_LINKS_KEPT)
+        await self._revoked.prune(now)

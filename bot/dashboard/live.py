@@ -73,7 +73,7 @@ class Pulse:
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
         """GET /events: `changed` events while the page is open."""
-        if request.app[AUTH].viewer(request.cookies.get(COOKIE)) is None:
+        if await request.app[AUTH].viewer(request.cookies.get(COOKIE)) is None:
             raise web.HTTPUnauthorized(text="sign in first")
         if self._streams >= MAX_STREAMS or self._closed:
             raise web.HTTPServiceUnavailable(text="too many live pages; polling instead")

@@ -14,15 +14,25 @@ from bot.dashboard.auth import Auth
 from bot.dashboard.errors import DashboardStartError
 from bot.dashboard.live import Pulse
 from bot.dashboard.routes import table
+from bot.dashboard.throttle import SignInThrottle
 from bot.dashboard.tokens import Signer, load_key
-from bot.dashboard.web import AUTH, DECK, FLASH, TEMPLATES, environment, security_headers
+from bot.dashboard.web import (
+    AUTH,
+    DECK,
+    FLASH,
+    TEMPLATES,
+    THROTTLE,
+    environment,
+    security_headers,
+)
 from bot.deck import Deck
-from storage.links import UsedLinks
+from storage.links import RevokedSessions, UsedLinks
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 SHUTDOWN_SECONDS = 3.0
+SWEEP_SECONDS = 1.0  # how soon after its window a flood of bad tokens is summed up
 
 
 class Dashboard:
@@ -34,6 +44,8 @@ class Dashboard:
         self._pulse = Pulse(deck, every=pulse_seconds)
         self._runner: web.AppRunner | None = None
         self._auth: Auth | None = None
+        self._throttle = SignInThrottle(audit=deck.audit, clock=deck.clock)
+        self._sweeper: asyncio.Task[None] | None = None
         self.port = self._settings.port
 
     @property
@@ -61,6 +73,7 @@ class Dashboard:
         self._auth = Auth(
             signer=Signer(key),
             used=UsedLinks(deck.db),
+            revoked=RevokedSessions(deck.db),
             access=deck.access,
             audit=deck.audit,
             clock=deck.clock,
@@ -74,6 +87,7 @@ class Dashboard:
         await self._runner.setup()
         await self._listen(self._runner)
         self._pulse.start()
+        self._sweeper = asyncio.create_task(self._sweep(), name="dashboard-throttle")
         log.info("dashboard at %s", self.base_url)
         return self
 
@@ -82,6 +96,15 @@ class Dashboard:
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+        self._throttle.sweep(everything=True)  # counts not written yet go into the audit
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            self._throttle.sweep()
 
     async def _listen(self, runner: web.AppRunner) -> None:
         site = web.TCPSite(runner, self._settings.listen, self._settings.port)
@@ -98,6 +121,7 @@ class Dashboard:
         app = web.Application(middlewares=[security_headers], client_max_size=64 * 1024)
         app[DECK] = self._deck
         app[AUTH] = self.auth
+        app[THROTTLE] = self._throttle
         app[TEMPLATES] = environment(ZoneInfo(self._deck.config.deck.timezone))
         app[FLASH] = {}
         app.router.add_routes(table())

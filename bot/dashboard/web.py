@@ -13,12 +13,14 @@ from markupsafe import Markup, escape
 
 from bot.config import Role
 from bot.dashboard.auth import COOKIE, Auth, Viewer
+from bot.dashboard.throttle import SignInThrottle
 from bot.deck import Deck
 from bot.text import Rich, Style
 from storage.models import Run
 
 DECK = web.AppKey("deck", Deck)
 AUTH = web.AppKey("auth", Auth)
+THROTTLE = web.AppKey("throttle", SignInThrottle)
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
 FLASH = web.AppKey("flash", dict[str, str])  # session id -> what the last action achieved
 
@@ -52,7 +54,7 @@ def page(needed: Role = Role.VIEWER) -> Callable[[PageHandler], Handler]:
 
     def wrap(handler: PageHandler) -> Handler:
         async def handle(request: web.Request) -> web.StreamResponse:
-            viewer = request.app[AUTH].viewer(request.cookies.get(COOKIE))
+            viewer = await request.app[AUTH].viewer(request.cookies.get(COOKIE))
             if viewer is None:
                 return sign_in_hint(request)
             if not viewer.may(needed):
@@ -69,7 +71,7 @@ def action(needed: Role) -> Callable[[FormHandler], Handler]:
 
     def wrap(handler: FormHandler) -> Handler:
         async def handle(request: web.Request) -> web.StreamResponse:
-            viewer = request.app[AUTH].viewer(request.cookies.get(COOKIE))
+            viewer = await request.app[AUTH].viewer(request.cookies.get(COOKIE))
             if viewer is None:
                 return sign_in_hint(request)
             form = {key: str(value) for key, value in (await request.post()).items()}

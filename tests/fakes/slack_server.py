@@ -71,6 +71,8 @@ class FakeSlack:
         self.acks: list[dict[str, Any]] = []  # Socket Mode acks from the bot
         self._failures: dict[str, list[str]] = {}
         self.revoked = False
+        # users.info: who differs from a full member of TEAM (fields to change, or an error)
+        self.users: dict[str, dict[str, Any] | str] = {}
         self._ts = itertools.count(1)
         self._changed = asyncio.Condition()
         self._sockets: list[web.WebSocketResponse] = []
@@ -190,6 +192,22 @@ class FakeSlack:
             "user_id": BOT_USER,
             "bot_id": BOT_ID,
         }
+
+    async def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A full member of TEAM, unless `users` says otherwise (a guest, another team)."""
+        user = str(args.get("user", ""))
+        found = self.users.get(user, {})
+        if isinstance(found, str):
+            return {"ok": False, "error": found}
+        person = {
+            "id": user,
+            "team_id": TEAM,
+            "name": user.lower(),
+            "is_bot": False,
+            "is_restricted": False,
+            "is_ultra_restricted": False,
+        }
+        return {"ok": True, "user": person | found}
 
     async def _apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "url": self.url.replace("http://", "ws://") + "/link"}
@@ -354,6 +372,7 @@ def sign(
 
 
 def event_body(event: dict[str, Any], *, event_id: str) -> str:
+    """An Events API delivery; the installation's team (the sender's is in `event`)."""
     return json.dumps(
         {
             "token": "unused",
@@ -369,12 +388,12 @@ def event_body(event: dict[str, Any], *, event_id: str) -> str:
 
 
 def command_body(
-    text: str, *, user: str, channel: str, trigger: str, response_url: str = ""
+    text: str, *, user: str, channel: str, trigger: str, response_url: str = "", team: str = TEAM
 ) -> str:
     return urlencode(
         {
             "token": "unused",
-            "team_id": TEAM,
+            "team_id": team,
             "channel_id": channel,
             "channel_name": "ops",
             "user_id": user,
@@ -388,11 +407,14 @@ def command_body(
     )
 
 
-def action_body(message: Message, button: dict[str, Any], *, user: str, trigger: str) -> str:
+def action_body(
+    message: Message, button: dict[str, Any], *, user: str, trigger: str, team: str = TEAM
+) -> str:
+    """A button press by `user` of `team` (another team's: a Slack Connect channel)."""
     payload = {
         "type": "block_actions",
-        "team": {"id": TEAM, "domain": "fake"},
-        "user": {"id": user, "username": user.lower(), "team_id": TEAM},
+        "team": {"id": team, "domain": "fake"},
+        "user": {"id": user, "username": user.lower(), "team_id": team},
         "api_app_id": "AFAKE",
         "trigger_id": trigger,
         "container": {

@@ -13,7 +13,9 @@ from aiohttp import web
 from bot.config import Role
 from bot.dashboard.auth import COOKIE, Viewer
 from bot.dashboard.errors import SignInRefused
-from bot.dashboard.web import AUTH, DECK, action, render, sign_in_hint
+from bot.dashboard.web import AUTH, DECK, THROTTLE, action, render, sign_in_hint
+
+TOO_MANY = "Too many sign-in links from here did not work; wait a minute and try again."
 
 
 async def signin_page(request: web.Request) -> web.StreamResponse:
@@ -52,6 +54,7 @@ async def signin(request: web.Request) -> web.StreamResponse:
 
 @action(Role.VIEWER)
 async def signout(request: web.Request, viewer: Viewer, form: dict[str, str]) -> web.StreamResponse:
+    await request.app[AUTH].sign_out(viewer)
     request.app[DECK].audit.record(viewer.user, "dashboard.signout", viewer.chat)
     response = web.HTTPSeeOther("/")
     response.del_cookie(COOKIE, path="/")
@@ -59,6 +62,7 @@ async def signout(request: web.Request, viewer: Viewer, form: dict[str, str]) ->
 
 
 def _refused(request: web.Request, exc: SignInRefused) -> web.Response:
-    reason = type(exc).__name__
-    request.app[DECK].audit.record("dashboard", "dashboard.signin_refused", "", reason=reason)
-    return sign_in_hint(request, str(exc), status=403)
+    """403 with the reason; counted per address (`throttle`), 429 past the limit."""
+    if request.app[THROTTLE].refused(request.remote or "", type(exc).__name__):
+        return sign_in_hint(request, str(exc), status=403)
+    return sign_in_hint(request, TOO_MANY, status=429)

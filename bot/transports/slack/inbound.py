@@ -15,6 +15,7 @@ from bot.transports.slack.render import press_of
 from bot.types import Incoming
 
 TRANSPORT = "slack"
+PRIVATE = "@"  # in a thread id, where the ts would be: replies shown to this user alone
 # Message subtypes that are still a person writing; the rest are edits, joins, bots…
 PERSON_SUBTYPES = frozenset({"file_share", "thread_broadcast"})
 
@@ -34,6 +35,7 @@ class BotIdentity:
     bot_id: str
     team_id: str
     name: str
+    enterprise_id: str = ""  # the Enterprise Grid organisation, if the workspace is in one
 
 
 def chat_id(channel: str) -> str:
@@ -53,7 +55,20 @@ def thread_ts_of(thread: str | None, channel: str) -> str | None:
     if not thread:
         return None
     where, _, ts = channel_of(thread).partition("/")
-    return ts if where == channel and ts else None
+    return ts if where == channel and ts and not ts.startswith(PRIVATE) else None
+
+
+def private_thread(channel: str, user: str) -> str:
+    """A thread id whose replies only `user` sees (a command with private arguments)."""
+    return f"{TRANSPORT}:{channel}/{PRIVATE}{user}"
+
+
+def private_reader(thread: str | None, channel: str) -> str | None:
+    """The one user a `private_thread` in this channel shows its replies to, else None."""
+    if not thread:
+        return None
+    where, _, ts = channel_of(thread).partition("/")
+    return ts.removeprefix(PRIVATE) if where == channel and ts.startswith(PRIVATE) else None
 
 
 def clean_text(text: str, bot_user: str) -> str:

@@ -4,7 +4,10 @@ Every event, slash command and button press is acknowledged at once; before the
 answer leaves, the update is stored in the inbox (a redelivered `event_id` or a
 retry is found there and skipped) and handed to the dispatcher, which only queues
 the work. Socket Mode (the default) needs no public URL; HTTP mode serves the Events
-API on our own aiohttp site, with bolt checking each request's signature and age.
+API on our own aiohttp site, checking each request's signature and age before its body
+is read (`endpoint`). A slash command is echoed into the channel through the postman,
+unless its arguments are private (`private`); a channel's role is only for members of
+our own workspace (`members`).
 """
 
 from __future__ import annotations
@@ -19,20 +22,23 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 
-from bot.commands import load_all
+from bot.commands import keeps_args_private, load_all
 from bot.config import SlackMode, SlackSection
-from bot.errors import TransportError, TransportStartError
+from bot.errors import Deferred, TransportError, TransportStartError
+from bot.postman import DurableSend
 from bot.tasks import TaskSet
-from bot.text import Rich, code, rich
-from bot.transports.slack import inbound
+from bot.text import code, rich
+from bot.transports.slack import inbound, members
+from bot.transports.slack.endpoint import Endpoint
 from bot.transports.slack.inbound import BotIdentity
 from bot.transports.slack.intake import Intake
-from bot.transports.slack.render import Rendered, escape, render_message
+from bot.transports.slack.members import Members
+from bot.transports.slack.private import PrivateReplies
+from bot.transports.slack.render import escape, render_message
 from bot.transports.slack.threads import ThreadAgentStore, ThreadMemory
 from bot.transports.slack.web import SlackRefused, SlackWeb, make_client
 from bot.types import Incoming, MessageRef, Outgoing
@@ -48,6 +54,7 @@ ADMIT_SECONDS = 0.5  # Slack's answer waits this long at most for the inbox writ
 STOP_SECONDS = 10.0
 REFUSED_TOKEN = {"invalid_auth", "not_authed", "account_inactive", "token_revoked"}
 NOT_A_MEMBER = "I can't post in this conversation. Invite me first: /invite @{name}"
+NOT_THERE = {"not_in_channel", "channel_not_found", "is_archived"}
 
 
 class SlackTransport:
@@ -59,10 +66,18 @@ class SlackTransport:
         *,
         inbox: Inbox,
         threads: ThreadAgentStore,
+        postman: DurableSend,
+        only_by_chat: Callable[[str, str], bool] = lambda user, chat: False,
         secrets: SecretSource | None = None,
     ) -> None:
         self._settings = settings
+        self._postman = postman  # echoes go the way every message goes: scrubbed, outboxed
+        # Whether a person's role would come from writing in the chat alone: then Slack is
+        # asked whether they are a full member of our workspace (`members`).
+        self._only_by_chat = only_by_chat
+        self._members = Members()
         self._secrets = secrets or NoSecrets()
+        self._private = PrivateReplies()
         self._threads = ThreadMemory(threads)
         self._tasks = TaskSet()
         self._intake = Intake(inbox, self._tasks)
@@ -143,12 +158,13 @@ class SlackTransport:
             raise TransportStartError(f"Cannot reach {where}: {exc}") from None
 
     def _bolt_app(self, web_api: SlackWeb) -> AsyncApp:
-        http = self._settings.mode is SlackMode.HTTP
         app = AsyncApp(
             name="agentdeck",
             client=web_api.client,
-            signing_secret=self._credential("signing_secret") if http else "",
-            request_verification_enabled=http,
+            # HTTP mode: the endpoint checks the signature before it reads the body;
+            # Socket Mode: Slack's WebSocket, opened with the app token, is the proof.
+            signing_secret="",
+            request_verification_enabled=False,
             # Our listeners only store and queue, so bolt answers Slack when they return
             # and starts no tasks of its own.
             process_before_response=True,
@@ -161,14 +177,11 @@ class SlackTransport:
         return app
 
     async def _serve_http(self, app: AsyncApp) -> None:
-        async def dispatch(request: web.Request) -> web.Response:
-            return await to_aiohttp_response(
-                await app.async_dispatch(await to_bolt_request(request))
-            )
-
-        server = web.Application()
-        server.router.add_post(self._settings.path, dispatch)
-        self._site = web.AppRunner(server, access_log=None)
+        secret = self._credential("signing_secret")
+        if not secret.strip():
+            raise TransportStartError("slack.signing_secret is empty: HTTP mode needs it")
+        endpoint = Endpoint(app, secret)
+        self._site = web.AppRunner(endpoint.application(self._settings.path), access_log=None)
         await self._site.setup()
         listen, port = self._settings.listen, self._settings.port
         try:
@@ -207,32 +220,57 @@ class SlackTransport:
         await ack()
         incoming = inbound.from_event(body, self._me)
         if incoming is not None:
-            await self._deliver(incoming)
+            await self._deliver(self._mark_outsider(incoming, body))
 
     async def _on_action(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
         incoming = inbound.from_action(body)
         if incoming is not None:
-            await self._deliver(incoming)
+            await self._deliver(self._mark_outsider(incoming, body))
 
     async def _on_command(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        incoming = inbound.from_command(body, self._me, load_all())
-        typed = f"{self._settings.command} {body.get('text') or ''}".strip()
-        opening = self._open_thread(incoming, typed, str(body.get("response_url") or ""))
+        commands = load_all()
+        incoming = self._mark_outsider(inbound.from_command(body, self._me, commands), body)
+        response_url = str(body.get("response_url") or "")
+        if keeps_args_private(incoming.text, commands):
+            opening = self._admit_privately(incoming, response_url)
+        else:
+            typed = f"{self._settings.command} {body.get('text') or ''}".strip()
+            opening = self._open_thread(incoming, typed, response_url)
         self._tasks.spawn(opening, name=f"slack-command:{incoming.chat}")
 
     async def _open_thread(self, incoming: Incoming, typed: str, response_url: str) -> None:
-        """Post the command where everyone sees it; its answers go into that message's thread."""
+        """Post the command where everyone sees it; its answers go into that message's thread.
+
+        The echo goes through the postman (scrubbed of secret values, kept in the outbox),
+        once: an echo that cannot go out now has no use later.
+        """
         channel = inbound.channel_of(incoming.chat)
-        said = rich(incoming.user, " ", code(typed))
+        key = f"{incoming.update_key}#echo" if incoming.update_key else None
+        echo = Outgoing(chat=incoming.chat, text=rich(incoming.user, " ", code(typed)), key=key)
+        thread = None
         try:
-            ts = await self._require_web().post(channel, render_message_text(said), None)
+            ref = await self._postman.send(echo, retry=False)
+            thread = inbound.thread_id(channel, ref.message_id)
         except TransportError as exc:
-            log.info("slack: cannot post the command in %s: %s", channel, exc)
-            await self._tell_sender(response_url)
-            return
-        await self._admit(dataclasses.replace(incoming, thread=inbound.thread_id(channel, ts)))
+            cause = exc.__cause__ if isinstance(exc, Deferred) else exc
+            if isinstance(cause, SlackRefused) and cause.code in NOT_THERE:
+                log.info("slack: cannot post the command in %s: %s", channel, cause)
+                await self._tell_sender(response_url)
+                return
+            log.warning(
+                "slack: the echo of a command in %s failed (%s); answering anyway", channel, exc
+            )
+        await self._admit(dataclasses.replace(incoming, thread=thread))
+
+    async def _admit_privately(self, incoming: Incoming, response_url: str) -> None:
+        """A command with private arguments: no echo; its answers reach the sender alone."""
+        channel = inbound.channel_of(incoming.chat)
+        user = incoming.user.removeprefix(f"{inbound.TRANSPORT}:")
+        thread = inbound.private_thread(channel, user)
+        self._private.remember(thread, response_url)
+        await self._admit(dataclasses.replace(incoming, thread=thread))
 
     async def _tell_sender(self, response_url: str) -> None:
         if not response_url:
@@ -261,6 +299,10 @@ class SlackTransport:
         """
         text = await self._threads.route(incoming.thread, incoming.text)
         incoming = dataclasses.replace(incoming, text=text)
+        if not incoming.outsider and self._only_by_chat(incoming.user, incoming.chat):
+            user = incoming.user.removeprefix(f"{inbound.TRANSPORT}:")
+            outsider = await self._members.vet(self._require_web(), self._me, user)
+            incoming = dataclasses.replace(incoming, outsider=outsider)
         key = incoming.update_key
         if key is not None and not await self._intake.is_new(key, incoming.to_json()):
             log.info("slack: %s was already received; skipped", key)
@@ -268,10 +310,18 @@ class SlackTransport:
         if self._handle is not None:
             await self._handle(incoming)
 
+    def _mark_outsider(self, incoming: Incoming, body: dict[str, Any]) -> Incoming:
+        """Someone of another workspace, by the team ids in the payload itself."""
+        outsider = members.from_payload(body, self._me)
+        return dataclasses.replace(incoming, outsider=outsider) if outsider else incoming
+
     # -- outbound -------------------------------------------------------------------
 
     async def send(self, message: Outgoing) -> MessageRef:
         channel = inbound.channel_of(message.chat)
+        reader = inbound.private_reader(message.thread, channel)
+        if reader is not None:
+            return await self._private.send(self._require_web(), message, channel, reader)
         thread_ts = inbound.thread_ts_of(message.thread, channel)
         rendered = render_message(message)
         ts = await self._require_web().post(channel, rendered, thread_ts, message.key)
@@ -281,9 +331,9 @@ class SlackTransport:
 
     async def find_sent(self, message: Outgoing, since: datetime) -> MessageRef | None:
         """Our message with `message.key` in its metadata, if Slack has it (a lost answer)."""
-        if message.key is None:
-            return None
         channel = inbound.channel_of(message.chat)
+        if message.key is None or inbound.private_reader(message.thread, channel):
+            return None  # only messages the channel sees can be looked for
         thread_ts = inbound.thread_ts_of(message.thread, channel)
         ts = await self._require_web().find_posted(
             channel, thread_ts, message.key, since.timestamp()
@@ -296,6 +346,8 @@ class SlackTransport:
 
     async def edit(self, ref: MessageRef, message: Outgoing) -> MessageRef:
         channel = inbound.channel_of(ref.chat)
+        if inbound.private_reader(ref.thread, channel):
+            return await self.send(message)  # what only one person sees cannot be edited
         rendered = render_message(message)
         try:
             await self._require_web().update(channel, ref.message_id, rendered)
@@ -342,7 +394,3 @@ def _bolt_logger() -> logging.Logger:
     if not any(isinstance(f, _OurClientWins) for f in logger.filters):
         logger.addFilter(_OurClientWins())
     return logger
-
-
-def render_message_text(text: Rich) -> Rendered:
-    return render_message(Outgoing(chat="", text=text))

@@ -112,7 +112,15 @@ class SlackWeb:
             bot_id=str(answer.get("bot_id") or ""),
             team_id=str(answer.get("team_id") or ""),
             name=str(answer.get("user") or ""),
+            enterprise_id=str(answer.get("enterprise_id") or ""),
         )
+
+    async def user_info(self, user: str) -> dict[str, Any]:
+        """`users.info` (scope `users:read`): the person's team and whether a guest."""
+        with translated("users.info"):
+            answer = await self.client.users_info(user=user)
+        person: dict[str, Any] = answer.get("user") or {}
+        return person
 
     async def open_socket(self, app_token: str) -> str:
         """A fresh Socket Mode WebSocket URL (`apps.connections.open`, with the app token)."""
@@ -172,11 +180,24 @@ class SlackWeb:
         with translated("chat.delete"):
             await self.client.chat_delete(channel=channel, ts=ts)
 
-    async def ephemeral(self, channel: str, user: str, text: str, thread_ts: str | None) -> None:
+    async def ephemeral(
+        self,
+        channel: str,
+        user: str,
+        text: str,
+        thread_ts: str | None,
+        blocks: tuple[dict[str, Any], ...] = (),
+    ) -> str:
+        """Post what only `user` sees (not kept by Slack: it cannot be edited or found)."""
         with translated("chat.postEphemeral"):
-            await self.client.chat_postEphemeral(
-                channel=channel, user=user, text=text, thread_ts=thread_ts
+            answer = await self.client.chat_postEphemeral(
+                channel=channel,
+                user=user,
+                text=text,
+                thread_ts=thread_ts,
+                blocks=list(blocks) or None,
             )
+        return str(answer.get("message_ts") or "")
 
     async def upload(self, channel: str, thread_ts: str | None, content: str) -> None:
         with translated("files.upload"):
@@ -188,13 +209,17 @@ class SlackWeb:
                 title="Full output",
             )
 
-    async def respond(self, response_url: str, text: str) -> None:
+    async def respond(
+        self, response_url: str, text: str, blocks: tuple[dict[str, Any], ...] = ()
+    ) -> None:
         """Answer a slash command only its sender sees (works where the bot is not a member)."""
         hook = AsyncWebhookClient(
             response_url, timeout=self.client.timeout, session=self.client.session
         )
         with translated("response_url"):
-            answer = await hook.send(text=text, response_type="ephemeral")
+            answer = await hook.send(
+                text=text, blocks=list(blocks) or None, response_type="ephemeral"
+            )
         if answer.status_code != 200:
             raise SlackRefused("response_url", f"HTTP {answer.status_code}")
 

@@ -17,6 +17,11 @@ from bot.types import Incoming, Press
 
 NAME = "telegram"
 ALLOWED_UPDATES = ("message", "callback_query")
+_ID = re.compile(rf"{NAME}:-?[0-9]{{1,20}}")
+
+
+class UnreadableUpdate(ValueError):
+    """An update whose shape the Bot API would never send (a webhook caller's junk)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +45,20 @@ class Inbound:
         self._mention = me.mention()
 
     def convert(self, update: Update) -> Incoming | None:
-        """The update as our `Incoming`, or None when it is not something we take."""
+        """The update as our `Incoming`, or None when it is not something we take.
+
+        Raises `UnreadableUpdate` when its parts are not what the Bot API sends (only a
+        webhook caller with the secret can make such an update).
+        """
+        try:
+            incoming = self._convert(update)
+        except (AttributeError, TypeError, ValueError, KeyError) as exc:
+            raise UnreadableUpdate(f"update {update.update_id}: {type(exc).__name__}") from None
+        if incoming is not None and not _well_formed(incoming):
+            raise UnreadableUpdate(f"update {update.update_id}: unexpected field types")
+        return incoming
+
+    def _convert(self, update: Update) -> Incoming | None:
         if update.callback_query is not None:
             return self._press(update.update_id, update.callback_query)
         if update.message is not None:
@@ -95,6 +113,17 @@ class Inbound:
             update_key=update_key(update_id),
             press_id=query.id,
         )
+
+
+def _well_formed(incoming: Incoming) -> bool:
+    """Ids are numbers and the text is text, as the Bot API guarantees."""
+    return (
+        isinstance(incoming.text, str)
+        and _ID.fullmatch(incoming.chat) is not None
+        and _ID.fullmatch(incoming.user) is not None
+        and (incoming.message_id is None or incoming.message_id.lstrip("-").isdigit())
+        and (incoming.thread is None or incoming.thread.isdigit())
+    )
 
 
 def _thread(message: Message) -> str | None:

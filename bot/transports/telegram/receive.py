@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from telegram import Bot, Update
 from telegram.error import Conflict, InvalidToken, RetryAfter, TelegramError
 
-from bot.transports.telegram.inbound import ALLOWED_UPDATES
+from bot.transports.telegram.inbound import ALLOWED_UPDATES, UnreadableUpdate
 from bot.transports.telegram.limits import retry_after_seconds
 
 if TYPE_CHECKING:
@@ -133,12 +133,29 @@ class WebhookServer:
             log.warning("webhook call with a wrong secret token from %s", request.remote)
             return web.Response(status=403, text="forbidden")
         try:
-            update = Update.de_json(json.loads(await request.read()), self._bot)
-        except (ValueError, TypeError, KeyError):
-            return web.Response(status=400, text="not an update")
-        try:
+            update = read_update(await request.read(), self._bot)
             await self._take([update])
+        except UnreadableUpdate as exc:  # only the secret's holder can send it: say why, briefly
+            log.warning("webhook: not an update from %s (%s); answered 400", request.remote, exc)
+            return web.Response(status=400, text="not an update")
         except Exception:  # not stored: a non-200 makes Telegram deliver it again
             log.exception("could not store a webhook update")
             return web.Response(status=500, text="try again")
         return web.Response(text="ok")
+
+
+def read_update(body: bytes, bot: Bot) -> Update:
+    """A webhook body as an `Update`; `UnreadableUpdate` for anything Telegram does not send."""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
+        raise UnreadableUpdate(f"not JSON: {type(exc).__name__}") from None
+    if not isinstance(data, dict):
+        raise UnreadableUpdate(f"a JSON {type(data).__name__}, not an object")
+    update_id = data.get("update_id")
+    if not isinstance(update_id, int) or isinstance(update_id, bool):
+        raise UnreadableUpdate("no numeric update_id")
+    try:
+        return Update.de_json(data, bot)
+    except Exception as exc:  # python-telegram-bot trusts the shape; any surprise is junk
+        raise UnreadableUpdate(f"update {update_id}: {type(exc).__name__}") from None
