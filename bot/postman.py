@@ -34,9 +34,13 @@ def minted_link(kind: str, argument: str) -> Span:
     return Span("(a link made when sent)", Style.LINK, f"{MINTED}{kind}:{argument}")
 
 
-class DurableSend(Protocol):
+class Sender(Protocol):
+    """What sends a neutral message the durable way (the postman, the outbox)."""
+
     async def send(self, message: Outgoing, *, retry: bool = True) -> MessageRef: ...
 
+
+class DurableSend(Sender, Protocol):
     async def put(self, key: str, message: Outgoing, *, subject: str = "") -> bool: ...
 
 

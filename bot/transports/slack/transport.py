@@ -29,7 +29,7 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from bot.commands import keeps_args_private, load_all
 from bot.config import SlackMode, SlackSection
 from bot.errors import Deferred, TransportError, TransportStartError
-from bot.postman import DurableSend
+from bot.postman import Sender
 from bot.tasks import TaskSet
 from bot.text import code, rich
 from bot.transports.slack import inbound, members
@@ -66,7 +66,7 @@ class SlackTransport:
         *,
         inbox: Inbox,
         threads: ThreadAgentStore,
-        postman: DurableSend,
+        postman: Sender,
         only_by_chat: Callable[[str, str], bool] = lambda user, chat: False,
         secrets: SecretSource | None = None,
     ) -> None:
