@@ -33,7 +33,7 @@ from bot.runner import Runner
 from bot.toolhost import ToolHost, toolbox_for
 from bot.transports.console import ConsoleTransport
 from bot.types import Incoming, Outgoing, Transport
-from roster.command import KILL_GRACE_SECONDS
+from roster.children import KILL_GRACE_SECONDS
 from roster.errors import ReferenceNotFound
 from roster.llm import ModelClient, ModelSettings
 from roster.pricing import PriceTable
@@ -138,7 +138,7 @@ def assemble(
     model = ModelClient(model_settings(config, vault))
     host = ToolHost()
     prices = PriceTable(config.prices)
-    tools = toolbox_for(config, notes=memory, host=host)
+    tools = toolbox_for(config, notes=memory, host=host, redact=vault.redact)
     roster = Roster.build(config.agents, model=model, tools=tools, secrets=vault, prices=prices)
     access = Access(config.users, console_user=config.console.user, chat_roles=config.chat_roles())
     postman = Postman(redact=vault.redact)
