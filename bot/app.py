@@ -22,6 +22,7 @@ from bot.breaker import Breaker
 from bot.budget import Budgets
 from bot.commands import load_all
 from bot.config import Config
+from bot.credentials import learn_credentials
 from bot.deck import Deck
 from bot.dispatcher import Dispatcher
 from bot.jobruns import halt_scheduler, open_scheduler
@@ -77,6 +78,7 @@ async def open_deck(
         db = await stack.enter_async_context(Database(config.deck.database()))
         writer = await stack.enter_async_context(WriteBehind(db))
         vault = await Vault(db=db, data_dir=config.deck.data_path(), clock=clock).load()
+        learn_credentials(config, vault.scrubber)  # scrubbed from here on, like vault values
         stack.enter_context(redacting_logs(vault.redact))
         processes = await beating_process(config, db=db, clock=clock)
         deck = assemble(config, db=db, writer=writer, clock=clock, vault=vault, processes=processes)

@@ -39,6 +39,7 @@ from storage.memory import Memory
 from storage.models import Approval, Run, RunState, ToolCall
 from storage.processes import Processes
 from storage.runs import ActiveRun, RunStore
+from storage.scrubber import redact_tree
 from storage.writer import WriteBehind
 
 log = logging.getLogger(__name__)
@@ -264,7 +265,7 @@ class Runner:
             row = ToolCall(
                 run_id=run.id,
                 tool=tool[:100],
-                arguments=_arguments(self._redact(arguments)),
+                arguments=_arguments(arguments, self._redact),
                 result=self._redact(result)[:MAX_RECORDED_RESULT],
                 status=status,
                 created_at=self._clock.now(),
@@ -382,13 +383,17 @@ class Runner:
         return await self._runs.interrupt_orphaned(self._processes, self._clock.now())
 
 
-def _arguments(raw: str) -> dict[str, Any]:
-    """A tool call's arguments as stored: the JSON object the model sent, or the raw text."""
+def _arguments(raw: str, redact: Callable[[str], str]) -> dict[str, Any]:
+    """A tool call's arguments as stored, scrubbed: the JSON object the model sent (parsed
+    first, so a value JSON escaped is found too), or the raw text."""
     try:
         value = json.loads(raw or "{}")
     except json.JSONDecodeError:
-        return {"raw": raw[:MAX_RECORDED_RESULT]}
-    return value if isinstance(value, dict) else {"raw": raw[:MAX_RECORDED_RESULT]}
+        return {"raw": redact(raw)[:MAX_RECORDED_RESULT]}
+    if not isinstance(value, dict):
+        return {"raw": redact(raw)[:MAX_RECORDED_RESULT]}
+    scrubbed: dict[str, Any] = redact_tree(value, redact)
+    return scrubbed
 
 
 async def _within(seconds: float, work: Awaitable[Outcome]) -> Outcome:
