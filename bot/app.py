@@ -166,7 +166,7 @@ def assemble(
         memory_turns=config.deck.memory_turns,
         brakes=brakes,
         processes=processes,
-        redact=vault.redact,
+        scrubber=vault.scrubber,
     )
     routing = routing_for(
         config, roster=roster, model=model, prices=prices, audit=audit, clock=clock
