@@ -89,7 +89,8 @@ class Dispatcher:
         if not role.allows(spec.role):
             await self._deny_role(incoming, f"use /{spec.name}", spec.role)
             return
-        shown = "(not recorded)" if spec.private_args else args[:500]
+        # Cut after scrubbing: a secret's value cut in two would no longer be found.
+        shown = "(not recorded)" if spec.private_args else self.deck.vault.redact(args)[:500]
         self.deck.audit.record(incoming.user, "command", spec.name, args=shown, chat=incoming.chat)
         ctx = CommandContext(
             deck=self.deck, incoming=incoming, name=spec.name, args=args, role=role

@@ -236,3 +236,16 @@ async def test_tool_call_arguments_are_scrubbed_in_any_spelling(
         rows = await stored(deck)
     assert "[redacted:WEIRD]" in rows["tool calls"]
     assert WEIRD not in rows["tool calls"]
+
+
+async def test_a_long_message_is_cut_for_the_audit_after_scrubbing(
+    deck_with_chat: DeckFactory,
+) -> None:
+    value = "cutpoint-secret-value-7d1e"
+    async with deck_with_chat(make_config(AUDITED)) as (deck, chat):
+        await deck.vault.set("CUT", value, by="test")
+        # The value straddles character 500 of the command's arguments and of the text.
+        await chat.say(f"/ask echo {'x' * 485}{value}")
+        await chat.wait_for("echo:")
+        rows = await stored(deck)
+    assert "cutpoint" not in rows["audit"]
