@@ -23,6 +23,7 @@ from bot.breaker import Breaker
 from bot.budget import Budgets
 from bot.commands import inbox_form, load_all
 from bot.config import Config
+from bot.credentials import learn_credentials
 from bot.deck import Deck
 from bot.dispatcher import Dispatcher
 from bot.jobruns import halt_scheduler, open_scheduler
@@ -35,7 +36,7 @@ from bot.runner import Runner
 from bot.toolhost import ToolHost, toolbox_for
 from bot.transports.console import ConsoleTransport
 from bot.types import Incoming, Outgoing, Transport
-from roster.command import KILL_GRACE_SECONDS
+from roster.children import KILL_GRACE_SECONDS
 from roster.errors import ReferenceNotFound
 from roster.llm import ModelClient, ModelSettings
 from roster.pricing import PriceTable
@@ -79,6 +80,7 @@ async def open_deck(
         db = await stack.enter_async_context(Database(config.deck.database()))
         writer = await stack.enter_async_context(WriteBehind(db))
         vault = await Vault(db=db, data_dir=config.deck.data_path(), clock=clock).load()
+        learn_credentials(config, vault.scrubber)  # scrubbed from here on, like vault values
         stack.enter_context(redacting_logs(vault.redact))
         processes = await beating_process(config, db=db, clock=clock)
         deck = assemble(config, db=db, writer=writer, clock=clock, vault=vault, processes=processes)
@@ -149,7 +151,7 @@ def assemble(
     model = ModelClient(model_settings(config, vault))
     host = ToolHost()
     prices = PriceTable(config.prices)
-    tools = toolbox_for(config, notes=memory, host=host)
+    tools = toolbox_for(config, notes=memory, host=host, redact=vault.redact)
     roster = Roster.build(
         config.agents,
         model=model,
@@ -182,7 +184,7 @@ def assemble(
         memory_turns=config.deck.memory_turns,
         brakes=brakes,
         processes=processes,
-        redact=vault.redact,
+        scrubber=vault.scrubber,
     )
     routing = routing_for(
         config, roster=roster, model=model, prices=prices, audit=audit, clock=clock

@@ -97,7 +97,8 @@ class Dispatcher:
             self.deck.audit.record(incoming.user, "command.args_lost", spec.name)
             await self._reply(incoming, messages.args_not_kept(spec.name))
             return
-        shown = "(not recorded)" if spec.private_args else args[:500]
+        # Cut after scrubbing: a secret's value cut in two would no longer be found.
+        shown = "(not recorded)" if spec.private_args else self.deck.vault.redact(args)[:500]
         self.deck.audit.record(incoming.user, "command", spec.name, args=shown, chat=incoming.chat)
         ctx = CommandContext(
             deck=self.deck, incoming=incoming, name=spec.name, args=args, role=role

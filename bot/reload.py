@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.config import Config, load_config, parse_config
+from bot.credentials import learn_credentials
 from bot.deck import Deck
 from bot.errors import ConfigError
 from bot.outbox import ADMIN_SUBJECT
@@ -163,10 +164,11 @@ def _read(source: str) -> Config:
 
 async def apply(deck: Deck, config: Config) -> None:
     """Build the new roster, tools and router, then swap them in with no await between."""
+    learn_credentials(config, deck.vault.scrubber)  # before any new agent can print one
     host = ToolHost()
     host.bind(deck)
     prices = PriceTable(config.prices)
-    tools = toolbox_for(config, notes=deck.memory, host=host)
+    tools = toolbox_for(config, notes=deck.memory, host=host, redact=deck.vault.redact)
     agents = Roster.build(
         config.agents,
         model=deck.model,

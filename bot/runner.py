@@ -7,7 +7,7 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from bot import logs, messages
@@ -35,10 +35,12 @@ from roster.roster import Roster
 from storage.audit import AuditLog
 from storage.clock import Clock
 from storage.db import Database
+from storage.errors import SecretGone
 from storage.memory import Memory
 from storage.models import Approval, Run, RunState, ToolCall
 from storage.processes import Processes
 from storage.runs import ActiveRun, RunStore
+from storage.scrubber import Scrubber, redact_tree
 from storage.writer import WriteBehind
 
 log = logging.getLogger(__name__)
@@ -83,7 +85,7 @@ class Runner:
         memory_turns: int,
         brakes: Brakes,
         processes: Processes,
-        redact: Callable[[str], str] = lambda text: text,
+        scrubber: Scrubber,
     ) -> None:
         self._runs = RunStore(db)
         self._processes = processes  # runs name this process as their owner
@@ -97,7 +99,10 @@ class Runner:
         self._memory_turns = memory_turns
         self._brakes = brakes
         self._conversation = Conversation(memory, default_turns=memory_turns)
-        self._redact = redact  # run rows keep no secret's value
+        # Run rows, cards and approvals keep no secret's value; a waiting run's state
+        # keeps them by reference (sealed) and gets them back when it resumes.
+        self._scrubber = scrubber
+        self._redact = scrubber.redact
         self.job_reports: JobReports | None = None
         self._active: dict[str, tuple[str, asyncio.Task[Any]]] = {}  # run id -> (agent, task)
         self._stop_reasons: dict[str, str] = {}  # run id -> why it was stopped, if not by /stop
@@ -138,9 +143,13 @@ class Runner:
             started_at=self._clock.now(),
             owner=self._processes.me,
             hops=origin.hops,
+            text=text,
         )
         self._writer.insert(Run, run.row())
-        self._audit.record(origin.user, "run.started", run.id, agent=agent.name, input=text[:500])
+        # Cut after scrubbing: a value cut in two would no longer be found.
+        self._audit.record(
+            origin.user, "run.started", run.id, agent=agent.name, input=run.input[:500]
+        )
         await self._begin(run, agent, text)
         return run
 
@@ -176,7 +185,11 @@ class Runner:
                 "approval %s decided, but run %s is not waiting", approval.id, approval.run_id
             )
             return
-        run = ActiveRun.of(stored)
+        try:
+            run = ActiveRun.of(stored, unseal=self._scrubber.unseal)
+        except SecretGone as exc:  # deleted since: nothing of this request runs
+            await self._gone(ActiveRun.of(stored), exc)
+            return
         agent = self._roster.get(run.agent)
         state = dict(run.state)
         run.status, run.owner = RunState.RUNNING, self._processes.me  # resumed here, run here
@@ -185,12 +198,12 @@ class Runner:
         )
         if state.get("stage") == "start":  # held before it began (a spent budget)
             if decision.approved:
-                await self._begin(run, agent, run.input)
+                await self._begin(run, agent, run.text)
             else:
                 await self._refused(run, agent, decision)
             return
         current = agent.recheck(self._request(run), state)
-        if current is not None and current.action.digest() != approval.action_hash:
+        if current is not None and self._shown(current.action).digest() != approval.action_hash:
             self._audit.record(decision.by, "approval.stale", approval.id, run=run.id)
             await self._postman.send(
                 Outgoing.plain(run.chat_id, messages.ACTION_CHANGED, run.thread_id)
@@ -208,8 +221,13 @@ class Runner:
     def _request(self, run: ActiveRun) -> AgentRequest:
         """The request a stored run goes on with (its history is in its stored state)."""
         return AgentRequest(
-            run.id, run.chat_id, run.user_id, run.input, hops=run.hops, thread=run.thread_id
+            run.id, run.chat_id, run.user_id, run.text, hops=run.hops, thread=run.thread_id
         )
+
+    async def _gone(self, run: ActiveRun, gone: SecretGone) -> None:
+        self._audit.record(run.user_id, "run.secret_gone", run.id, secret=gone.label)
+        text = rich(bold(run.agent), f": {gone}")
+        await self._end(run, self._progress(run), RunState.FAILED, text, error=str(gone))
 
     async def _refused(self, run: ActiveRun, agent: Agent, decision: Decision) -> None:
         reason = f": {decision.reason}" if decision.reason else ""
@@ -272,7 +290,7 @@ class Runner:
             row = ToolCall(
                 run_id=run.id,
                 tool=tool[:100],
-                arguments=_arguments(self._redact(arguments)),
+                arguments=_arguments(arguments, self._redact),
                 result=self._redact(result)[:MAX_RECORDED_RESULT],
                 status=status,
                 created_at=self._clock.now(),
@@ -287,21 +305,31 @@ class Runner:
         )
 
     async def _suspend(self, run: ActiveRun, agent: Agent, gate: NeedsApproval) -> None:
-        """Store the run and post the card; or go on at once if this chat already said yes."""
+        """Store the run and post the card; or go on at once if this chat already said yes.
+
+        The approval stores the action as the card shows it (a secret's value as
+        `[redacted:NAME]`) and binds to its hash; the run's state keeps the values by
+        reference, so what runs once approved is what was asked, values and all.
+        """
+        shown = replace(gate, action=self._shown(gate.action))
         grant = None
         if gate.action.kind != "budget":
-            grant = await self._approvals.granted(run.chat_id, run.agent, gate.action.digest())
+            grant = await self._approvals.granted(run.chat_id, run.agent, shown.action.digest())
         if grant is not None:
             self._audit.record(run.user_id, "approval.reused", grant.id, run=run.id)
             by = grant.decided_by or "an approver"
             await self._continue(run, agent, gate.state, Decision(approved=True, by=by))
             return
-        preview = await agent.preview(gate.action)
+        preview = self._redact(await agent.preview(gate.action))
         run.status = RunState.WAITING
-        state = run.suspended_state(gate.state)
+        state = self._scrubber.seal(run.suspended_state(gate.state))
         self._writer.update(Run, "id", {"id": run.id, "status": RunState.WAITING, "state": state})
         await self._writer.flush()  # the run must be stored before anyone can press
-        await self._approvals.request(run, gate, preview)
+        await self._approvals.request(run, shown, preview)
+
+    def _shown(self, action: Action) -> Action:
+        """The action as cards show it and approvals store it: no secret's value."""
+        return Action.from_json(self._scrubber.redact_tree(action.to_json()))
 
     async def _complete(
         self, run: ActiveRun, agent: Agent, progress: Progress, outcome: Finished, cost: float
@@ -390,13 +418,17 @@ class Runner:
         return await self._runs.interrupt_orphaned(self._processes, self._clock.now())
 
 
-def _arguments(raw: str) -> dict[str, Any]:
-    """A tool call's arguments as stored: the JSON object the model sent, or the raw text."""
+def _arguments(raw: str, redact: Callable[[str], str]) -> dict[str, Any]:
+    """A tool call's arguments as stored, scrubbed: the JSON object the model sent (parsed
+    first, so a value JSON escaped is found too), or the raw text."""
     try:
         value = json.loads(raw or "{}")
     except json.JSONDecodeError:
-        return {"raw": raw[:MAX_RECORDED_RESULT]}
-    return value if isinstance(value, dict) else {"raw": raw[:MAX_RECORDED_RESULT]}
+        return {"raw": redact(raw)[:MAX_RECORDED_RESULT]}
+    if not isinstance(value, dict):
+        return {"raw": redact(raw)[:MAX_RECORDED_RESULT]}
+    scrubbed: dict[str, Any] = redact_tree(value, redact)
+    return scrubbed
 
 
 async def _within(seconds: float, work: Awaitable[Outcome]) -> Outcome:

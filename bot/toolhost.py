@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from bot.config import Config
@@ -146,15 +147,19 @@ class ToolHost:
         )
 
 
-def toolbox_for(config: Config, *, notes: NoteStore, host: ToolHost) -> ToolBox:
+def toolbox_for(
+    config: Config, *, notes: NoteStore, host: ToolHost, redact: Callable[[str], str]
+) -> ToolBox:
     """Every tool the config can reach: built-ins, `[[tools]]`, entry-point plugins.
 
-    `schedule_job` and `list_jobs` exist only while the scheduler is switched on.
+    `schedule_job` and `list_jobs` exist only while the scheduler is switched on;
+    `redact` is the deck's scrubber, which the tools' child processes are checked with.
     """
     services = Services(
         notes=notes,
         delegate=host,
         notifier=host,
+        redact=redact,
         jobs=host if config.scheduler.enabled else None,
         max_hops=config.deck.max_hops,
     )

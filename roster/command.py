@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
-import os
 import re
 import shlex
-import signal
 from typing import Any
 
 from roster.agent import (
@@ -20,6 +19,7 @@ from roster.agent import (
     RunContext,
     needs_approval,
 )
+from roster.children import child_environment, kill_group, start_child
 from roster.errors import ToolError
 from roster.options import END_OF_OPTIONS, refuse_options
 from roster.refs import SecretSource, resolve
@@ -27,7 +27,6 @@ from roster.spec import CommandAgentSpec
 
 READ_CHUNK = 4096
 MAX_KEPT_OUTPUT = 1_000_000  # keep the tail of runaway output, not all of it
-KILL_GRACE_SECONDS = 2.0
 PREVIEW_TIMEOUT_SECONDS = 10.0
 _INPUT_WORD = re.compile(r"(?:^|\s)\{input\}")  # a shell line's word that is the input
 
@@ -107,37 +106,27 @@ class CommandAgent(Agent):
         """Run the agent's read-only `preview` command line, briefly, for the card."""
         if not self.spec.preview:
             return ""
-        process = await asyncio.create_subprocess_exec(
-            *self.spec.preview,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            cwd=self.spec.cwd,
-            start_new_session=True,
-        )
+        process = await start_child(self.spec.preview, env=self._environment(), cwd=self.spec.cwd)
         try:
             async with asyncio.timeout(PREVIEW_TIMEOUT_SECONDS):
                 out, _ = await process.communicate()
         except TimeoutError:
-            await _kill_group(process)
+            await kill_group(process)
             return f"(the preview did not finish within {PREVIEW_TIMEOUT_SECONDS:g} s)"
         return out.decode(errors="replace")
 
     async def start(self, request: AgentRequest, ctx: RunContext) -> Outcome:
         argv = self.argv(request.text)
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE if self.spec.stdin else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            cwd=self.spec.cwd,
+        process = await start_child(
+            argv,
             env=self._environment(),
-            start_new_session=True,  # its own process group, so a kill takes its children too
+            cwd=self.spec.cwd,
+            stdin=asyncio.subprocess.PIPE if self.spec.stdin else asyncio.subprocess.DEVNULL,
         )
         try:
             output, timed_out = await self._collect(process, request.text, ctx)
         except asyncio.CancelledError:
-            await _kill_group(process)
+            await kill_group(process)
             raise
         if timed_out:
             note = f"Timed out after {self.spec.timeout:g} s; the process group was killed."
@@ -159,7 +148,7 @@ class CommandAgent(Agent):
                 await self._stream(process, chunks, ctx)
                 await process.wait()
         except TimeoutError:
-            await _kill_group(process)
+            await kill_group(process)
             return "".join(chunks), True
         return "".join(chunks), False
 
@@ -168,17 +157,20 @@ class CommandAgent(Agent):
     ) -> None:
         assert process.stdout is not None
         kept = 0
+        # Incremental: a character split between two reads is decoded whole (and a
+        # secret's value in the output stays one piece the scrubber can find).
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         while data := await process.stdout.read(READ_CHUNK):
-            chunks.append(data.decode(errors="replace"))
+            chunks.append(decoder.decode(data))
             kept += len(chunks[-1])
             while kept > MAX_KEPT_OUTPUT and len(chunks) > 1:
                 kept -= len(chunks.pop(0))
             await ctx.progress("".join(chunks))
 
     def _environment(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update({key: resolve(value, self._secrets) for key, value in self.spec.env.items()})
-        return env
+        """The allowlist, and this agent's own `env` with its references resolved."""
+        declared = {key: resolve(value, self._secrets) for key, value in self.spec.env.items()}
+        return child_environment(declared, redact=self._secrets.redact)
 
 
 def _splittable(text: str) -> bool:
@@ -187,21 +179,6 @@ def _splittable(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-async def _kill_group(process: asyncio.subprocess.Process) -> None:
-    """Terminate the whole process group, then kill what is left after a grace period."""
-    for sig, wait in ((signal.SIGTERM, KILL_GRACE_SECONDS), (signal.SIGKILL, None)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, sig)
-        if wait is None:
-            break
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(wait):
-                await process.wait()
-                return
-    with contextlib.suppress(ProcessLookupError):
-        await process.wait()
 
 
 def _with_note(output: str, note: str) -> str:

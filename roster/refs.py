@@ -15,7 +15,7 @@ class SecretSource(Protocol):
         ...
 
     def redact(self, text: str) -> str:
-        """Return `text` with every stored secret's value replaced by a marker."""
+        """Return `text` with every known secret's value replaced by a marker."""
         ...
 
 

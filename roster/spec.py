@@ -12,6 +12,8 @@ from roster.options import is_option
 
 AGENT_NAME = r"^[a-z][a-z0-9_-]{0,39}$"
 SECRET_NAME = r"^[A-Za-z][A-Za-z0-9_.-]{0,99}$"  # noqa: S105 (a pattern, not a password)
+# The bot's own environment variables (AGENTDECK_MASTER_KEY...): never a child's.
+BOTS_OWN_PREFIX = "AGENTDECK_"
 # The memory key of agents that share one memory per chat: no agent name starts with "@".
 CHAT_MEMORY = "@chat"
 
@@ -160,6 +162,16 @@ class CommandAgentSpec(AgentBase):
     def _has_something_to_run(self) -> CommandAgentSpec:
         if not self.command and not self.actions:
             raise ValueError("a command agent needs `command` or `actions`")
+        return self
+
+    @model_validator(mode="after")
+    def _env_holds_nothing_of_the_bots_own(self) -> CommandAgentSpec:
+        for key, value in self.env.items():
+            if key.startswith(BOTS_OWN_PREFIX) or value.startswith(f"env:{BOTS_OWN_PREFIX}"):
+                raise ValueError(
+                    f"env.{key}: {BOTS_OWN_PREFIX}* variables are the bot's own (its master "
+                    "key among them) and are never passed to a child; remove it"
+                )
         return self
 
     @model_validator(mode="after")

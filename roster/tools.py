@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from roster.agent import Action, needs_approval
+from roster.children import Redact, child_environment
 from roster.egress import ALLOWED, Destination, DestinationKind, Egress, Ruling, ask
 from roster.errors import ToolError
 from roster.spec import ApprovalMode, Policy
@@ -134,9 +135,12 @@ class RunCommandTool(Tool):
         "additionalProperties": False,
     }
 
-    def __init__(self, policy: Policy | None = None, timeout: float = 60) -> None:
+    def __init__(
+        self, *, redact: Redact, policy: Policy | None = None, timeout: float = 60
+    ) -> None:
         self.policy = policy or Policy(approval=ApprovalMode.ALWAYS)
         self.timeout = timeout
+        self._redact = redact  # the scrubber: inherited variables holding a credential stay out
 
     def action(self, agent: str, arguments: dict[str, Any]) -> Action:
         return Action(agent=agent, kind="tool", tool=self.name, argv=tuple(arguments["argv"]))
@@ -151,7 +155,8 @@ class RunCommandTool(Tool):
             raise ToolError("argv must be a non-empty list of strings")
 
     async def call(self, arguments: dict[str, Any], ctx: ToolCallContext) -> str:
-        return await run_argv(arguments["argv"], limit=self.timeout)
+        env = child_environment({}, redact=self._redact)
+        return await run_argv(arguments["argv"], limit=self.timeout, env=env)
 
 
 class RememberTool(Tool):

@@ -16,6 +16,7 @@ from storage import batchsql
 from storage.clock import Clock
 from storage.db import Database
 from storage.models import AuditEvent
+from storage.scrubber import redact_tree
 from storage.writer import WriteBehind
 
 GENESIS = "0" * 64
@@ -82,7 +83,9 @@ class AuditLog:
             actor=actor,
             action=action,
             subject=self._redact(subject),
-            detail=json.loads(self._redact(json.dumps(detail, default=str))),
+            # Scrubbed before it is serialised: JSON escapes (non-ASCII, quotes,
+            # backslashes) would hide a value from a scrub of the serialised text.
+            detail=redact_tree(detail, self._redact),
         )
         for observer in self._observers:
             observer(event)

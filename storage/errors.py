@@ -7,7 +7,8 @@ StorageError(Exception)
     ├── MasterKeyError           the master key is missing, malformed or wrong
     ├── SecretUnreadable         stored rows do not decrypt with a key that reads others
     ├── SecretNotFound(LookupError)   no secret by that name
-    └── SecretRejected(ValueError)    a name or value that cannot be stored
+    ├── SecretRejected(ValueError)    a name or value that cannot be stored
+    └── SecretGone(LookupError)       a request kept for later used a secret that is gone
 """
 
 from __future__ import annotations
@@ -50,3 +51,12 @@ class SecretNotFound(VaultError, LookupError):
 
 class SecretRejected(VaultError, ValueError):
     pass
+
+
+class SecretGone(VaultError, LookupError):
+    def __init__(self, label: str) -> None:
+        super().__init__(
+            f"This request used the secret {label}, which is no longer set; nothing ran. "
+            f"Set it again and ask again."
+        )
+        self.label = label

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -35,11 +35,17 @@ class ActiveRun:
     status: RunState = RunState.RUNNING
     state: dict[str, Any] = field(default_factory=dict)
     hops: tuple[str, ...] = ()  # the delegation chain before this run's agent
+    # The message as typed, secrets' values and all: what the agent runs with. Only in
+    # memory; `input` is what is stored and shown (scrubbed).
+    text: str = ""
 
     @classmethod
-    def of(cls, run: Run) -> ActiveRun:
-        state = dict(run.state)
+    def of(cls, run: Run, unseal: Callable[[Any], Any] = lambda state: state) -> ActiveRun:
+        """The run a stored row describes; `unseal` puts the values of secrets back into
+        a waiting run's state (`Scrubber.unseal`), for the agent to go on with."""
+        state = unseal(dict(run.state))
         hops = tuple(state.pop(HOPS_KEY, ()))
+        text = state.pop(TEXT_KEY, run.input)
         return cls(
             id=run.id,
             agent=run.agent,
@@ -53,12 +59,18 @@ class ActiveRun:
             status=run.status,
             state=state,
             hops=hops,
+            text=text,
         )
 
     def suspended_state(self, state: dict[str, Any]) -> dict[str, Any]:
         """The agent's state as stored while waiting: with the chain, so the cycle and
-        hop checks of a delegated run still hold once it resumes (here or after a restart)."""
-        return {**state, HOPS_KEY: list(self.hops)} if self.hops else state
+        hop checks of a delegated run still hold once it resumes (here or after a restart),
+        and with the message as typed where it differs from the scrubbed `input` (the
+        runner seals it before it is stored)."""
+        stored = {**state, HOPS_KEY: list(self.hops)} if self.hops else dict(state)
+        if self.text != self.input:
+            stored[TEXT_KEY] = self.text
+        return stored
 
     def row(self) -> dict[str, Any]:
         """The `runs` row it starts as (every column: one shape for every run insert)."""
@@ -86,6 +98,7 @@ class ActiveRun:
 
 
 HOPS_KEY = "_hops"  # in a waiting run's stored state; taken out again before the agent sees it
+TEXT_KEY = "_text"  # likewise: the message as typed, sealed (values kept by reference)
 
 SPEND_KEYS = {"agent": Run.agent, "chat": Run.chat_id, "job": Run.job_id}
 

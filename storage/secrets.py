@@ -5,7 +5,8 @@ commas: the first encrypts, all decrypt) or else from `master.key` in the data
 directory, created with mode 0600 the first time a secret is stored. Values are
 decrypted once at start and kept in memory, because they are read on hot paths
 (a command's environment, the scrubbing of every outgoing message); `set`, `delete`
-and `rotate` refresh that copy.
+and `rotate` refresh that copy, and tell the deck's one scrubber (`storage.scrubber`),
+which also knows the master key itself and the credentials the bot read from `env:`.
 
 Fernet cannot tell a wrong key from a damaged row; the vault can: when no stored row
 decrypts, the key is wrong; when only some do, those rows are damaged. Either way
@@ -34,6 +35,7 @@ from storage.db import Database
 from storage.errors import MasterKeyError, SecretNotFound, SecretRejected, SecretUnreadable
 from storage.models import Secret
 from storage.private import private_dir
+from storage.scrubber import MIN_VALUE_CHARS, Scrubber, scrubbable
 
 if TYPE_CHECKING:
     from cryptography.fernet import MultiFernet
@@ -43,11 +45,6 @@ log = logging.getLogger(__name__)
 ENV_KEY = "AGENTDECK_MASTER_KEY"
 KEY_FILE = "master.key"
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,99}$")
-# A shorter value would be scrubbed out of ordinary words in every message.
-MIN_VALUE_CHARS = 4
-# Lines of a multi-line value (a PEM key) are scrubbed one by one too, as output
-# often re-wraps them; shorter lines are too likely to be ordinary text.
-MIN_LINE_CHARS = 12
 
 
 class KeySource(StrEnum):
@@ -66,6 +63,13 @@ class MasterKeys:
     @property
     def where(self) -> str:
         return ENV_KEY if self.source is KeySource.ENVIRONMENT else str(self.path)
+
+    def labelled(self) -> dict[str, str]:
+        """The keys as the scrubber knows them: `env:AGENTDECK_MASTER_KEY`, `file:master.key`."""
+        label = f"env:{ENV_KEY}" if self.source is KeySource.ENVIRONMENT else f"file:{KEY_FILE}"
+        return {
+            label if i == 0 else f"{label}#{i + 1}": key.decode() for i, key in enumerate(self.keys)
+        }
 
     def fernet(self) -> MultiFernet:
         # Imported on first use: a deck without secrets never loads `cryptography` (8 MB).
@@ -198,24 +202,25 @@ def check_name(name: str) -> None:
 def check_value(value: str) -> None:
     if not value:
         raise SecretRejected("The value is empty; nothing was stored.")
-    if len(value) < MIN_VALUE_CHARS:
+    if not scrubbable(value):
         raise SecretRejected(
-            f"The value is shorter than {MIN_VALUE_CHARS} characters; it could not be told "
-            "apart from ordinary text when scrubbing output, so it was not stored."
+            f"The value is shorter than {MIN_VALUE_CHARS} characters (blanks aside); it could "
+            "not be told apart from ordinary text when scrubbing output, so it was not stored."
         )
 
 
 class Vault:
     """Stored secrets by name: `get` for references, `redact` to scrub text of values."""
 
-    def __init__(self, *, db: Database, data_dir: Path, clock: Clock) -> None:
+    def __init__(
+        self, *, db: Database, data_dir: Path, clock: Clock, scrubber: Scrubber | None = None
+    ) -> None:
         self._db = db
         self._data_dir = data_dir
         self._clock = clock
         self._keys: MasterKeys | None = None
         self._values: dict[str, str] = {}
-        self._fragments: dict[str, str] = {}  # text to scrub -> secret name
-        self._pattern: re.Pattern[str] | None = None
+        self.scrubber = scrubber or Scrubber()
         self._lock = asyncio.Lock()
 
     async def load(self) -> Vault:
@@ -228,7 +233,7 @@ class Vault:
                 f"or restore {self._data_dir / KEY_FILE}."
             )
         values = await asyncio.to_thread(_decrypt_all, keys, rows) if keys and rows else {}
-        self._keys = keys
+        self._use_keys(keys)
         self._use(values)
         return self
 
@@ -239,11 +244,8 @@ class Vault:
         return sorted(self._values)
 
     def redact(self, text: str) -> str:
-        """Replace every stored secret's value in `text` by `[redacted:NAME]`."""
-        pattern = self._pattern
-        if pattern is None or not text:
-            return text
-        return pattern.sub(lambda m: f"[redacted:{self._fragments[m.group(0)]}]", text)
+        """Replace every known secret's value in `text` by `[redacted:NAME]`."""
+        return self.scrubber.redact(text)
 
     @property
     def key_source(self) -> str:
@@ -257,7 +259,7 @@ class Vault:
             await self.load()  # the key must read what is stored before it adds to it
             keys = self._keys or await asyncio.to_thread(read_keys, self._data_dir, create=True)
             assert keys is not None
-            self._keys = keys
+            self._use_keys(keys)
             row = Secret(
                 name=name,
                 ciphertext=keys.fernet().encrypt(value.encode()),
@@ -293,11 +295,12 @@ class Vault:
                 return keys
             assert keys.path is not None
             staged = MasterKeys((new_key().encode(), *keys.keys), KeySource.FILE, keys.path)
+            self._use_keys(staged)  # the new key is known before it is written anywhere
             await asyncio.to_thread(_write_key_file, keys.path, staged.keys)
             await self._reencrypt(staged)
             done = MasterKeys(staged.keys[:1], KeySource.FILE, keys.path)
             await asyncio.to_thread(_write_key_file, keys.path, done.keys)
-            self._keys = done
+            self._use_keys(done)
             return done
 
     async def _reencrypt(self, keys: MasterKeys) -> None:
@@ -315,9 +318,11 @@ class Vault:
 
     def _use(self, values: dict[str, str]) -> None:
         self._values = values
-        self._fragments = _fragments(values)
-        ordered = sorted(self._fragments, key=len, reverse=True)  # longest match wins
-        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+        self.scrubber.use("vault", values)
+
+    def _use_keys(self, keys: MasterKeys | None) -> None:
+        self._keys = keys
+        self.scrubber.use("master key", keys.labelled() if keys else {})
 
 
 def _env_rotation(keys: MasterKeys) -> MasterKeys:
@@ -328,13 +333,3 @@ def _env_rotation(keys: MasterKeys) -> MasterKeys:
             "`agentdeck secrets new-key` prints a new key."
         )
     return keys
-
-
-def _fragments(values: dict[str, str]) -> dict[str, str]:
-    fragments: dict[str, str] = {}
-    for name, value in values.items():
-        fragments[value] = name
-        for line in value.splitlines():
-            if len(line.strip()) >= MIN_LINE_CHARS:
-                fragments.setdefault(line.strip(), name)
-    return fragments

@@ -1,24 +1,25 @@
-"""Run one argv as a subprocess with a timeout: no shell, output capped."""
+"""Run one argv for a tool, with a timeout: no shell, output capped, the group killed."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+
+from roster.children import kill_group, start_child
 
 MAX_OUTPUT = 16_000
 
 
-async def run_argv(argv: Sequence[str], *, limit: float, cwd: str | None = None) -> str:
-    """`exit code N` and the tail of the combined output, or a timeout note."""
+async def run_argv(
+    argv: Sequence[str], *, limit: float, env: Mapping[str, str], cwd: str | None = None
+) -> str:
+    """`exit code N` and the tail of the combined output, or a timeout note.
+
+    On a timeout or a cancel (`/stop`) the whole process group is stopped, so what the
+    command started in the background does not live on.
+    """
     try:
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            cwd=cwd,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-        )
+        process = await start_child(argv, env=env, cwd=cwd)
     except OSError as exc:
         return f"cannot start {argv[0]!r}: {exc.strerror or exc}"
     except ValueError:  # a NUL byte in an argument
@@ -27,8 +28,7 @@ async def run_argv(argv: Sequence[str], *, limit: float, cwd: str | None = None)
         async with asyncio.timeout(limit):
             out, _ = await process.communicate()
     except (TimeoutError, asyncio.CancelledError) as exc:
-        process.kill()
-        await process.wait()
+        await kill_group(process)
         if isinstance(exc, asyncio.CancelledError):
             raise
         return f"timed out after {limit:g} s"

@@ -1,0 +1,64 @@
+"""The credentials a config makes the bot read from its environment, told to the scrubber.
+
+At start (and at each reload), before any message is handled, every `env:` reference
+the config holds is read and its value given to the deck's one scrubber: the
+transports' tokens and signing secrets, the model's API key, the `env:` values of
+agents' `env` tables (whether or not that agent ever runs), and a plain
+`[telegram] secret_token`. From then on they are scrubbed from chat, logs, stored
+runs and audit rows exactly as vault values are (`secret:` references are vault
+values already).
+
+Not a credential: an agent's `env` entry that names a variable every child inherits
+anyway (`HOME = "env:HOME"`): scrubbing it would blank every path in every output.
+A value too short to be told from ordinary words is not scrubbed, with a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+
+from bot.config import Config
+from roster.children import inherited
+from roster.spec import CommandAgentSpec
+from storage.scrubber import MIN_VALUE_CHARS, Scrubber
+
+log = logging.getLogger(__name__)
+
+
+def credential_settings(config: Config) -> Iterator[tuple[str, str]]:
+    """(key path, setting) of every setting that may hold or name a credential."""
+    yield "llm.api_key", config.llm.api_key
+    if config.telegram is not None:
+        yield "telegram.token", config.telegram.token
+        yield "telegram.secret_token", config.telegram.secret_token
+    if config.slack is not None:
+        for key in ("bot_token", "app_token", "signing_secret"):
+            yield f"slack.{key}", str(getattr(config.slack, key))
+    for agent in config.agents:
+        if isinstance(agent, CommandAgentSpec):
+            for key, value in agent.env.items():
+                if not (value.startswith("env:") and inherited(value[4:])):
+                    yield f"agents.{agent.name}.env.{key}", value
+
+
+def learn_credentials(config: Config, scrubber: Scrubber) -> None:
+    """Give the scrubber the value of every credential the config reads from `env:`."""
+    for where, setting in credential_settings(config):
+        if setting.startswith("env:"):
+            label, value = setting, os.environ.get(setting[4:])
+        elif where == "telegram.secret_token" and setting and not setting.startswith("secret:"):
+            label, value = where, setting  # a plain value in the config file
+        else:
+            continue  # vault values are known already; plain agent env values are settings
+        if value is None:
+            continue  # whoever uses it says so, when it is used
+        if not scrubber.add(label, value):
+            log.warning(
+                "%s: the value of %s is shorter than %d characters (blanks aside), so it is "
+                "not scrubbed from chat, logs and stored runs; use a real credential",
+                where,
+                label,
+                MIN_VALUE_CHARS,
+            )

@@ -1,0 +1,101 @@
+"""Child processes: the one place that starts them, builds their environment, stops them.
+
+Every command the bot runs for an agent — a command agent, its preview, `run_command`,
+a `[[tools]]` template — starts here, in a process group of its own, with an
+environment built from an allowlist and nothing else:
+
+- from the bot's own environment only `INHERITED` names (and `LC_*`): what programs
+  need to find themselves and speak the user's locale. LOGNAME and USER are who runs
+  it (some tools read one, some the other), SHELL is what CLI agents start commands
+  with, TMPDIR where the host wants temporary files. Never `AGENTDECK_*`, and never a
+  variable whose value holds a credential the bot knows, whatever its name;
+- plus the agent's own `env` table, its references already resolved: what an agent
+  declares it gets, and nothing it does not declare.
+
+A group is stopped as a whole — TERM, then KILL after a grace — so a command's own
+children do not live on after a timeout or `/stop`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Callable, Mapping, Sequence
+
+from roster.spec import BOTS_OWN_PREFIX
+
+INHERITED = frozenset({"PATH", "HOME", "LANG", "TZ", "TERM", "USER", "LOGNAME", "SHELL", "TMPDIR"})
+KILL_GRACE_SECONDS = 2.0
+
+Redact = Callable[[str], str]
+
+
+def inherited(name: str) -> bool:
+    """Whether a child may get this variable of the bot's environment (by name)."""
+    return (name in INHERITED or name.startswith("LC_")) and not name.startswith(BOTS_OWN_PREFIX)
+
+
+def child_environment(declared: Mapping[str, str], *, redact: Redact) -> dict[str, str]:
+    """The environment of a child: the allowlist, then what its agent declared.
+
+    `redact` is the bot's scrubber: an inherited value it would change holds a
+    credential, and is left out. Declared values are the agent's own and pass as given.
+    """
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if inherited(name) and redact(value) == value
+    }
+    env.update(declared)
+    return env
+
+
+async def start_child(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: str | None = None,
+    stdin: int = asyncio.subprocess.DEVNULL,
+) -> asyncio.subprocess.Process:
+    """Start `argv` (no shell) in a new process group; output and errors on one pipe."""
+    return await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=stdin,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        cwd=cwd,
+        env=dict(env),
+        start_new_session=True,  # its own process group, so a kill takes its children too
+    )
+
+
+async def kill_group(process: asyncio.subprocess.Process) -> None:
+    """Terminate the whole process group, then kill what is left after a grace period.
+
+    The leader's exit is not the end: its children may live on in the group (and hold
+    the output pipe open, which asyncio's `wait` waits for too).
+    """
+    _signal(process.pid, signal.SIGTERM)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(KILL_GRACE_SECONDS):
+            await process.wait()
+            # No event tells when the last process of a group is gone: look, now and then.
+            while _signal(process.pid, 0):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            return
+    _signal(process.pid, signal.SIGKILL)
+    # Bounded: a grandchild that left the group (setsid) may still hold the pipe open.
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(KILL_GRACE_SECONDS):
+            await process.wait()
+
+
+def _signal(pgid: int, sig: int) -> bool:
+    """Send `sig` to the group (0: only look); False when no process of it is left."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    return True

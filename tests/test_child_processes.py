@@ -1,0 +1,323 @@
+"""Every child process the bot starts: what environment it gets, and how it is stopped.
+
+The attack: the bot's own environment holds its credentials (the master key, the
+Telegram token, the model's API key; with the systemd unit's `EnvironmentFile` this is
+the normal case). A child must get only an allowlist plus what its agent declares,
+whether it is a command agent, its preview, `run_command` or a `[[tools]]` template.
+And a tool's command that starts children of its own must not leave them running
+after a timeout or `/stop`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.errors import ConfigError
+from roster.children import KILL_GRACE_SECONDS
+from roster.tools import RunCommandTool, ToolCallContext
+from storage.secrets import new_key
+from tests.conftest import DeckFactory, make_config
+from tests.fakes.openai_server import FakeOpenAI, call, say
+from tests.test_console_e2e import run_console
+
+# What a child may inherit from the bot's environment (`roster.children`).
+INHERITED = {"PATH", "HOME", "LANG", "TZ", "TERM", "USER", "LOGNAME", "SHELL", "TMPDIR"}
+TELEGRAM_TOKEN = "123456:AAH-bot-token-of-the-deck"
+OPENAI_KEY = "sk-the-decks-own-model-key-7f3a"
+PYTHON = sys.executable  # not a shim that adds variables of its own
+
+
+def bots_credentials(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Put the deck's credentials into its environment, as an EnvironmentFile would."""
+    values = {
+        "AGENTDECK_MASTER_KEY": new_key(),
+        "TELEGRAM_BOT_TOKEN": TELEGRAM_TOKEN,
+        "OPENAI_API_KEY": OPENAI_KEY,
+        "AGENTDECK_SOMETHING_ELSE": "internal-setting-value",
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return values
+
+
+def names_in(env_output: str) -> set[str]:
+    """The variable names `env` printed (one NAME=value per line)."""
+    return {line.split("=", 1)[0] for line in env_output.splitlines() if "=" in line}
+
+
+def assert_clean(text: str, credentials: dict[str, str], where: str) -> None:
+    for name, value in credentials.items():
+        assert f"{name}=" not in text, f"{name} reached the child ({where})"
+        assert value not in text, f"the value of {name} is readable ({where})"
+
+
+def allowed_name(name: str) -> bool:
+    return name in INHERITED or name.startswith("LC_")
+
+
+async def test_an_approved_env_on_the_console_shows_none_of_the_bots_credentials(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    credentials = bots_credentials(monkeypatch)
+    code, out, err = await run_console(["/ask shell env", "1"], data_dir)
+    assert code == 0, err
+    assert "Approved by console:local" in out
+    assert "PATH=" in out  # the command ran and printed its environment
+    assert_clean(out + err, credentials, "console")
+    with sqlite3.connect(data_dir / "agentdeck.db") as db:
+        outputs = [row[0] for row in db.execute("SELECT output FROM runs")]
+    assert any("PATH=" in output for output in outputs)
+    assert_clean("\n".join(outputs), credentials, "runs.output")
+
+
+READ_ONLY = """
+[deck]
+default_agent = "watch"
+[[users]]
+id = "test:admin"
+role = "admin"
+[[agents]]
+name = "watch"
+kind = "command"
+command = ["{python}", "-c", "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(60)", "{pidfile}"]
+"""
+
+
+async def test_a_running_read_only_agents_child_holds_no_credential(
+    deck_with_chat: DeckFactory, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    credentials = bots_credentials(monkeypatch)
+    pidfile = tmp_path / "pid"
+    config = make_config(READ_ONLY.replace("{pidfile}", str(pidfile)).replace("{python}", PYTHON))
+    async with deck_with_chat(config) as (_deck, chat):
+        await chat.say("/ask watch now")
+        async with asyncio.timeout(10):
+            while not pidfile.exists() or not pidfile.read_text().strip():
+                await asyncio.sleep(0.05)
+        pid = int(pidfile.read_text())
+        environ = Path(f"/proc/{pid}/environ").read_bytes().decode()
+        await chat.say("/stop watch")
+        await chat.wait_for("stopped")
+    names = {entry.split("=", 1)[0] for entry in environ.split("\0") if entry}
+    assert "PATH" in names
+    assert_clean(environ.replace("\0", "\n"), credentials, "/proc/<pid>/environ")
+    assert all(allowed_name(name) for name in names), sorted(names)
+
+
+def env_tools_config(server: FakeOpenAI) -> str:
+    return f"""
+[deck]
+default_agent = "bot"
+[llm]
+base_url = "{server.base_url}"
+max_retries = 0
+[[users]]
+id = "test:admin"
+role = "admin"
+[[agents]]
+name = "bot"
+kind = "llm"
+model = "m"
+tools = ["show_env", "run_command"]
+[[tools]]
+name = "show_env"
+description = "Print the environment"
+command = ["env"]
+approval = "never"
+"""
+
+
+async def test_templated_tools_and_run_command_get_no_credential(
+    deck_with_chat: DeckFactory, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    credentials = bots_credentials(monkeypatch)  # OPENAI_API_KEY is also the model's key here
+    fake_openai.script = [call("show_env"), call("run_command", argv=["env"]), say("seen")]
+    async with deck_with_chat(make_config(env_tools_config(fake_openai))) as (_deck, chat):
+        await chat.say("show me")
+        card = await chat.wait_for("Approval needed")
+        await chat.press(card.message.buttons[0].value)
+        await chat.wait_for("bot: seen")
+    results = [m["content"] for m in fake_openai.requests[-1]["messages"] if m["role"] == "tool"]
+    assert len(results) == 2
+    for where, result in zip(("show_env", "run_command"), results, strict=True):
+        assert "PATH=" in result, result
+        assert_clean(result, credentials, where)
+        assert all(allowed_name(name) for name in names_in(result)), where
+
+
+DECLARED = """
+[deck]
+default_agent = "deploy"
+[[users]]
+id = "test:admin"
+role = "admin"
+[[agents]]
+name = "deploy"
+kind = "command"
+command = ["env"]
+env = { DEPLOY_TOKEN = "secret:DEPLOY_TOKEN", MODE = "fast" }
+secrets = ["DEPLOY_TOKEN", "OTHER"]
+preview = ["env"]
+stdin = true
+approval = "always"
+"""
+
+
+async def test_an_agent_gets_exactly_the_secret_its_env_names(
+    deck_with_chat: DeckFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    credentials = bots_credentials(monkeypatch)
+    async with deck_with_chat(make_config(DECLARED)) as (deck, chat):
+        await deck.vault.set("DEPLOY_TOKEN", "deploy-token-value-1", by="test")
+        await deck.vault.set("OTHER", "other-secret-value-2", by="test")
+        await chat.say("/ask deploy now")
+        card = await chat.wait_for("Approval needed")
+        preview = card.text
+        await chat.press(card.message.buttons[0].value)
+        result = await chat.wait_for("exit 0")
+    for where, text in (("preview", preview), ("run", result.text)):
+        assert_clean(text, credentials, where)
+        assert "other-secret-value-2" not in text
+    names = names_in(result.text)
+    assert {"DEPLOY_TOKEN", "MODE"} <= names
+    assert all(allowed_name(name) for name in names - {"DEPLOY_TOKEN", "MODE"}), sorted(names)
+    assert "DEPLOY_TOKEN=[redacted:DEPLOY_TOKEN]" in result.text
+    assert "MODE=fast" in result.text
+    assert "PATH=" in preview  # the preview ran, with the allowlist only
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes of a process group, from /proc."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        state, group = fields[0], int(fields[2])
+        if group == pgid and state != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return bool(group_members(pgid))
+
+
+async def gone(pgid: int) -> bool:
+    """Whether the group is gone within the kill's grace (TERM, then KILL)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(KILL_GRACE_SECONDS + 3):
+            while group_alive(pgid):
+                await asyncio.sleep(0.05)
+    return not group_alive(pgid)
+
+
+SPAWNING = "echo $$ > {pidfile}; sleep 300 & sleep 300"
+
+
+def spawning_tools_config(server: FakeOpenAI, pidfile: Path, timeout: float) -> str:
+    script = SPAWNING.format(pidfile=pidfile)
+    return f"""
+[deck]
+default_agent = "bot"
+[llm]
+base_url = "{server.base_url}"
+api_key = "env:TEST_OPENAI_KEY"
+max_retries = 0
+[[users]]
+id = "test:admin"
+role = "admin"
+[[agents]]
+name = "bot"
+kind = "llm"
+model = "m"
+tools = ["spawner", "run_command"]
+[[tools]]
+name = "spawner"
+description = "Starts a child of its own and waits"
+command = ["/bin/sh", "-c", "{script}"]
+timeout = {timeout}
+approval = "never"
+[tool_policy.run_command]
+approval = "never"
+"""
+
+
+async def wait_for_pid(pidfile: Path) -> int:
+    async with asyncio.timeout(10):
+        while not pidfile.exists() or not pidfile.read_text().strip():
+            await asyncio.sleep(0.05)
+    return int(pidfile.read_text())
+
+
+async def test_a_templated_tools_timeout_kills_its_whole_process_group(
+    deck_with_chat: DeckFactory,
+    fake_openai: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("TEST_OPENAI_KEY", "sk-test")
+    pidfile = tmp_path / "pid"
+    fake_openai.script = [call("spawner"), say("over")]
+    config = make_config(spawning_tools_config(fake_openai, pidfile, timeout=1))
+    async with deck_with_chat(config) as (_deck, chat):
+        await chat.say("start it")
+        pgid = await wait_for_pid(pidfile)
+        await chat.wait_for("bot: over")
+        result = [m for m in fake_openai.requests[-1]["messages"] if m["role"] == "tool"]
+        assert "timed out after 1 s" in result[0]["content"]
+        assert await gone(pgid), f"still running: {group_members(pgid)}"
+
+
+async def test_run_commands_timeout_kills_its_whole_process_group(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
+    argv = ["/bin/sh", "-c", SPAWNING.format(pidfile=pidfile)]
+    context = ToolCallContext(run_id="r", chat_id="test:chat", agent="bot")
+    result = await RunCommandTool(redact=lambda text: text, timeout=1).call({"argv": argv}, context)
+    assert result == "timed out after 1 s"
+    pgid = int(pidfile.read_text())
+    assert await gone(pgid), f"still running: {group_members(pgid)}"
+
+
+@pytest.mark.parametrize("tool", ["spawner", "run_command"])
+async def test_stop_kills_a_tools_whole_process_group(
+    deck_with_chat: DeckFactory,
+    fake_openai: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    tool: str,
+) -> None:
+    monkeypatch.setenv("TEST_OPENAI_KEY", "sk-test")
+    pidfile = tmp_path / "pid"
+    argv = ["/bin/sh", "-c", SPAWNING.format(pidfile=pidfile)]
+    steps = {"spawner": call("spawner"), "run_command": call("run_command", argv=argv)}
+    fake_openai.script = [steps[tool], say("never")]
+    config = make_config(spawning_tools_config(fake_openai, pidfile, timeout=300))
+    async with deck_with_chat(config) as (_deck, chat):
+        await chat.say("start it")
+        pgid = await wait_for_pid(pidfile)
+        assert len(group_members(pgid)) >= 2  # the shell and its background child
+        await chat.say("/stop bot")
+        await chat.wait_for("bot: stopped")
+        assert await gone(pgid), f"still running: {group_members(pgid)}"
+
+
+@pytest.mark.parametrize(
+    "env", ['{ AGENTDECK_MASTER_KEY = "x" }', '{ KEY = "env:AGENTDECK_MASTER_KEY" }']
+)
+def test_an_agent_cannot_declare_the_bots_own_variables(env: str) -> None:
+    text = READ_ONLY.replace("[[agents]]", f"[[agents]]\nenv = {env}")
+    with pytest.raises(ConfigError, match=r"AGENTDECK_\* variables are the bot's own"):
+        make_config(text)
