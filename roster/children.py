@@ -59,16 +59,28 @@ async def start_child(
     cwd: str | None = None,
     stdin: int = asyncio.subprocess.DEVNULL,
 ) -> asyncio.subprocess.Process:
-    """Start `argv` (no shell) in a new process group; output and errors on one pipe."""
-    return await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=stdin,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        cwd=cwd,
-        env=dict(env),
-        start_new_session=True,  # its own process group, so a kill takes its children too
+    """Start `argv` (no shell) in a new process group; output and errors on one pipe.
+
+    A cancel (`/stop`) while the child is being started still stops its group: the
+    fork has happened by then, and the child would otherwise live on unseen.
+    """
+    starting = asyncio.ensure_future(
+        asyncio.create_subprocess_exec(
+            *argv,
+            stdin=stdin,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            cwd=cwd,
+            env=dict(env),
+            start_new_session=True,  # its own process group, so a kill takes its children too
+        )
     )
+    try:
+        return await asyncio.shield(starting)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await kill_group(await starting)
+        raise
 
 
 async def kill_group(process: asyncio.subprocess.Process) -> None:

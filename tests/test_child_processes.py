@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from bot.errors import ConfigError
-from roster.children import KILL_GRACE_SECONDS
+from roster.children import KILL_GRACE_SECONDS, kill_group, start_child
 from roster.tools import RunCommandTool, ToolCallContext
 from storage.secrets import new_key
 from tests.conftest import DeckFactory, make_config
@@ -321,3 +321,31 @@ def test_an_agent_cannot_declare_the_bots_own_variables(env: str) -> None:
     text = READ_ONLY.replace("[[agents]]", f"[[agents]]\nenv = {env}")
     with pytest.raises(ConfigError, match=r"AGENTDECK_\* variables are the bot's own"):
         make_config(text)
+
+
+async def test_a_cancel_while_the_child_starts_still_stops_its_group(tmp_path: Path) -> None:
+    """/stop can land between the fork and the moment the run holds the process."""
+    started: list[int] = []
+    for attempt in range(20):
+        pidfile = tmp_path / f"pid{attempt}"
+        argv = ["/bin/sh", "-c", SPAWNING.format(pidfile=pidfile)]
+        starting = asyncio.create_task(start_child(argv, env={"PATH": os.environ["PATH"]}))
+        for _ in range(attempt % 4):  # cancel at different points of the start
+            await asyncio.sleep(0)
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            process = await starting
+            await kill_group(process)  # started before the cancel arrived: ours to stop
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            started.append(await read_pid_soon(pidfile))
+    survivors = [pgid for pgid in started if not await gone(pgid)]
+    assert survivors == []
+
+
+async def read_pid_soon(pidfile: Path) -> int:
+    """The pid the shell wrote, if it got to run at all (a cancelled fork never does)."""
+    for _ in range(20):
+        if pidfile.exists() and pidfile.read_text().strip():
+            return int(pidfile.read_text())
+        await asyncio.sleep(0.01)
+    raise FileNotFoundError(pidfile)
