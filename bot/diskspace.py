@@ -39,9 +39,11 @@ def back_text(where: str) -> str:
 @contextmanager
 def telling_when_full(deck: Deck) -> Iterator[None]:
     """While inside: each change of the database's "out of space" state is told once."""
-    stop: Callable[[], None] = deck.db.pressure.listen(
-        lambda full, detail: deck.tasks.spawn(_tell(deck, full, detail), name="disk-space")
-    )
+
+    def changed(full: bool, detail: str) -> None:
+        deck.tasks.spawn(_tell(deck, full, detail), name="disk-space")
+
+    stop: Callable[[], None] = deck.db.pressure.listen(changed)
     try:
         yield
     finally:
