@@ -17,6 +17,7 @@ from storage.errors import WriteFailed
 from storage.models import Message, Note
 from storage.writer import WriteBehind
 from tests.fakes.tcp_proxy import CuttableProxy
+from tests.fakes.telegram_server import FakeTelegram
 from tests.pgserver import PgServer
 
 
@@ -115,3 +116,39 @@ async def test_no_queued_write_is_dropped_across_a_postgresql_restart(
 
 def _row(content: str, now: datetime) -> dict[str, object]:
     return {"chat_id": "c", "agent": "a", "role": "user", "content": content, "created_at": now}
+
+
+async def test_a_refused_inbox_write_is_not_acknowledged_to_telegram(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Polling hands new updates over while their rows are written; the next getUpdates
+    (the acknowledgement) waits for the write. A refused write raises there: the offset
+    stays, Telegram delivers the update again, and it is recognised, not run twice."""
+    from tests.test_telegram import ADMIN, config_for, running, texts_to
+
+    fake = await FakeTelegram().start()
+    monkeypatch.setenv("TG_TOKEN", fake.token)
+    try:
+        async with running(config_for(fake)) as deck:
+            fake.user_says("first", user=ADMIN)
+            await fake.wait_until(lambda: any("first" in t for t in texts_to(fake, ADMIN)))
+            async with deck.db.engine.begin() as conn:
+                await conn.execute(text("ALTER TABLE inbox RENAME TO inbox_away"))
+            second = fake.user_says("second", user=ADMIN)
+            await fake.wait_until(lambda: _asked_for(fake, second) >= 2, timeout=10)
+            async with deck.db.engine.begin() as conn:
+                await conn.execute(text("ALTER TABLE inbox_away RENAME TO inbox"))
+            fake.user_says("third", user=ADMIN)
+            await fake.wait_until(lambda: any("third" in t for t in texts_to(fake, ADMIN)))
+            answers = texts_to(fake, ADMIN)
+    finally:
+        await fake.stop()
+    assert sum("second" in t for t in answers) == 1  # handed over once, though delivered twice
+    assert sum("third" in t for t in answers) == 1
+
+
+def _asked_for(fake: FakeTelegram, update_id: int) -> int:
+    """getUpdates calls whose offset asked for this update (so had not acknowledged it)."""
+    return sum(
+        int(call.params.get("offset") or 0) == update_id for call in fake.calls_to("getUpdates")
+    )
