@@ -25,6 +25,7 @@ from bot.commands import inbox_form, load_all
 from bot.config import Config
 from bot.credentials import learn_credentials
 from bot.deck import Deck
+from bot.diskspace import telling_when_full
 from bot.dispatcher import Dispatcher
 from bot.jobruns import halt_scheduler, open_scheduler
 from bot.liveness import Liveness, describe, report_interrupted
@@ -114,6 +115,7 @@ async def open_deck(
         for transport in transports:
             await transport.start(dispatcher.handle)
             stack.push_async_callback(transport.stop)
+        stack.enter_context(telling_when_full(deck))
         liveness = Liveness(deck=deck, processes=processes, inbox=inbox, handle=dispatcher.handle)
         await stack.enter_async_context(liveness)  # beats until the work below has finished
         stack.push_async_callback(finish_work, deck, hurry)

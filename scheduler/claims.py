@@ -5,7 +5,8 @@ is taken as soon as the previous one is written (the group-commit idea of
 `storage.writer`). A long queue is cut into chunks so the first runs start while
 the rest are still being written, and the loop gets a turn between chunks. A claim
 the database refuses was fired by someone else. The same queue writes what became of
-runs claimed ahead (`JobStore.settle`), batched the same way.
+runs claimed ahead (`JobStore.settle`), batched the same way. An unreachable or full
+database is waited out (`storage.faults`): a run starts late rather than never.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from storage.db import DATABASE_ERRORS
+from storage.faults import Backoff, Fault, classify, first_line
 from storage.jobs import Claim
 
 log = logging.getLogger(__name__)
 
-RETRY_SECONDS = 1.0
-ATTEMPTS = 3
+RETRY_SECONDS = 0.5
 CHUNK = 250
 
 
@@ -63,16 +64,21 @@ class Claims:
             self._idle.set()
 
     async def _write(self, batch: list[Claim]) -> None:
-        for attempt in range(1, ATTEMPTS + 1):
+        """Write a batch; an unreachable or full database is waited out (the runs start
+        late rather than never), a refused write fails the batch at once."""
+        backoff: Backoff | None = None
+        while True:
             try:
                 won = await self._write_batch(batch)
             except DATABASE_ERRORS as exc:
-                log.warning(
-                    "writing %d due run(s) failed (attempt %d): %s", len(batch), attempt, exc
-                )
-                error = str(exc).splitlines()[0]
-                await asyncio.sleep(RETRY_SECONDS * attempt)
+                if classify(exc) is Fault.PERMANENT:
+                    log.error("writing %d due run(s) was refused: %s", len(batch), exc)
+                    self._failed(batch, first_line(exc))
+                    return
+                backoff = backoff or Backoff(first=RETRY_SECONDS)
+                if backoff.should_log():
+                    log.warning("writing %d due run(s) waits for the database: %s", len(batch), exc)
+                await backoff.sleep()
                 continue
             self._claimed(won)
             return
-        self._failed(batch, error)

@@ -6,9 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import and_, or_
 from sqlmodel import col, select, update
 
 from storage.db import Database
+from storage.faults import retrying
 from storage.models import Approval, ApprovalState
 
 CONVERSATION = "conversation"
@@ -20,9 +22,10 @@ class ApprovalStore:
         self._db = db
 
     async def add(self, approval: Approval) -> None:
-        async with self._db.session() as session:
-            session.add(approval)
-            await session.commit()
+        """Store a new approval (waiting out an unreachable or full database; a retry
+        after a lost answer finds the row stored and leaves it)."""
+        statement = self._db.insert(Approval).values(approval.model_dump()).on_conflict_do_nothing()
+        await self._write(statement)
 
     async def get(self, approval_id: str) -> Approval | None:
         async with self._db.session() as session:
@@ -71,12 +74,28 @@ class ApprovalStore:
         await self._set((col(Approval.id) == approval_id,), **values)
 
     async def settle(self, approval_id: str, **values: Any) -> bool:
-        """Compare-and-set on `pending`: True only for the one writer that decided it."""
-        where = (col(Approval.id) == approval_id, col(Approval.status) == ApprovalState.PENDING)
-        return await self._set(where, **values) == 1
+        """Compare-and-set on `pending`: True only for the one writer that decided it.
+
+        A retry after a lost answer finds the row decided by this very call (the same
+        decider at the same instant) and counts it as its own.
+        """
+        still = col(Approval.status) == ApprovalState.PENDING
+        if values.get("decided_at") is not None:
+            ours = and_(
+                col(Approval.decided_by) == values.get("decided_by"),
+                col(Approval.decided_at) == values["decided_at"],
+            )
+            still = or_(still, ours)
+        return await self._set((col(Approval.id) == approval_id, still), **values) == 1
 
     async def _set(self, where: tuple[Any, ...], **values: Any) -> int:
-        async with self._db.session() as session:
-            result = await session.exec(update(Approval).where(*where).values(**values))
-            await session.commit()
-        return int(result.rowcount or 0)
+        return await self._write(update(Approval).where(*where).values(**values))
+
+    async def _write(self, statement: Any) -> int:
+        async def once() -> int:
+            async with self._db.session() as session:
+                result = await session.exec(statement)
+                await session.commit()
+            return int(result.rowcount or 0)
+
+        return await retrying(once, "writing an approval", pressure=self._db.pressure)

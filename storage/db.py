@@ -15,6 +15,7 @@ from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.errors import DatabaseUnavailable
+from storage.faults import Pressure
 from storage.migrations import HEAD_REVISION
 from storage.private import private_dir, private_file, tighten
 from storage.worker import ThreadWorker
@@ -28,6 +29,11 @@ if TYPE_CHECKING:
 DATABASE_ERRORS = (SQLAlchemyError, OSError)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# The WAL is copied into the database once it holds this many pages (4 KiB each), and cut
+# back to this size when it starts over: SQLite's defaults (1,000 pages, no limit) let it
+# grow to 4 MB after some forty messages and stay that size on disk.
+SQLITE_WAL_AUTOCHECKPOINT_PAGES = 256
+SQLITE_JOURNAL_SIZE_LIMIT = 1 << 20
 T = TypeVar("T")
 _PG_MIGRATION_LOCK = 7_402_002
 
@@ -59,6 +65,7 @@ class Database:
         self._writer_thread = ThreadWorker("sqlite-writer")
         self._read_engine: Engine | None = None  # SQLite: hot-path reads in one thread hop
         self._reader_thread = ThreadWorker("sqlite-reader")
+        self.pressure = Pressure()  # writes waiting for disk space, told to who listens
 
     def _create_engine(self) -> AsyncEngine:
         if not self.is_sqlite:
@@ -150,6 +157,31 @@ class Database:
         with self._batch_engine.begin() as conn:
             work(conn)
 
+    async def checkpoint(self) -> None:
+        """SQLite: copy the WAL into the database and truncate it, waiting for nobody.
+
+        Runs in the writer's thread. A reader or another process's writer in the way
+        makes it a passive checkpoint (what can be copied is; the file stays); the next
+        idle moment tries again.
+        """
+        if not self.is_sqlite or self._batch_engine is None:
+            return
+        if self._write_lock is None:
+            self._write_lock = asyncio.Lock()
+        async with self._write_lock:
+            await self._writer_thread.run(self._checkpoint_in_thread)
+
+    def _checkpoint_in_thread(self) -> None:
+        assert self._batch_engine is not None
+        with self._batch_engine.connect() as conn:
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            cursor.execute("PRAGMA busy_timeout=0")  # never wait: the writer needs the thread
+            try:
+                cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            finally:
+                cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+                cursor.close()
+
     async def read(self, work: Callable[[Connection], T]) -> T:
         """Run a read on a connection and return what `work` returns.
 
@@ -219,6 +251,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     # Deleted and overwritten content is zeroed, not left in freed space of the file.
     cursor.execute("PRAGMA secure_delete=ON")
+    cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_WAL_AUTOCHECKPOINT_PAGES}")
+    cursor.execute(f"PRAGMA journal_size_limit={SQLITE_JOURNAL_SIZE_LIMIT}")
     cursor.close()
 
 

@@ -2,6 +2,7 @@
 
 StorageError(Exception)
 ├── DatabaseUnavailable          the database cannot be reached or opened
+├── WriteFailed                  the database refused a queued write (it was dropped)
 ├── AuditChainBroken             `audit verify` found a row whose hash does not match
 └── VaultError                   the secrets vault cannot do what was asked
     ├── MasterKeyError           the master key is missing, malformed or wrong
@@ -22,6 +23,12 @@ class DatabaseUnavailable(StorageError):
     def __init__(self, url: str, reason: str) -> None:
         super().__init__(f"Cannot open the database {url}: {reason}")
         self.url = url
+
+
+class WriteFailed(StorageError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"The database refused a queued write: {reason}")
+        self.reason = reason
 
 
 class VaultError(StorageError):

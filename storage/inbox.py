@@ -12,20 +12,24 @@ for the write before it acknowledges them to the platform.
 
 A payload is stored in the form `stored` gives it (the bot drops the arguments of
 commands that carry private values, such as `/secret set`), before anything is written.
+
+Storing waits out a database that is unreachable or full (`storage.faults`), as long as
+it takes: the platform has not been answered, so it holds the updates meanwhile.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import true
-from sqlmodel import col, update
+from sqlmodel import col, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.clock import Clock
 from storage.db import Database
+from storage.faults import retrying
 from storage.models import InboxItem
 from storage.processes import Processes
 from storage.writer import WriteBehind
@@ -58,23 +62,54 @@ class Inbox:
         self._trusts_seen = False  # set once a batch went through the database's check
 
     async def accept(self, items: Sequence[tuple[str, dict[str, Any]]]) -> set[str]:
-        """Store new updates durably; return the keys that were not seen before."""
+        """Store new updates durably; return the keys that were not seen before.
+
+        While the database is unreachable (a restart) or full this waits and tries
+        again; the caller has not acknowledged the updates, so nothing is lost meanwhile.
+        """
         if not items:
             return set()
         now = self._clock.now()
         rows = [self._row(key, payload, now) for key, payload in items]
+        attempts = 0
+
+        async def store() -> set[str]:
+            nonlocal attempts
+            attempts += 1
+            return await self._store(rows, now, retried=attempts > 1)
+
+        fresh = await retrying(store, "storing received updates", pressure=self._db.pressure)
+        # Only what is stored counts as seen: a failed write is retried by the next poll.
+        self._remember(key for key, _ in items)
+        self._trusts_seen = self._db.is_sqlite
+        return fresh
+
+    async def _store(self, rows: list[dict[str, Any]], now: datetime, *, retried: bool) -> set[str]:
         insert = self._db.insert
         statement = (
             insert(InboxItem).values(rows).on_conflict_do_nothing().returning(col(InboxItem.key))
         )
         async with self._db.write_session() as session:
-            result = await session.exec(statement)
-            fresh = {row[0] for row in result}
+            fresh = {row[0] for row in await session.exec(statement)}
+            if retried and len(fresh) < len(rows):
+                fresh |= await self._stored_by_lost_attempt(session, rows, fresh, now)
             await session.commit()
-        # Only what is stored counts as seen: a failed write is retried by the next poll.
-        self._remember(key for key, _ in items)
-        self._trusts_seen = self._db.is_sqlite
         return fresh
+
+    async def _stored_by_lost_attempt(
+        self, session: AsyncSession, rows: list[dict[str, Any]], fresh: set[str], now: datetime
+    ) -> set[str]:
+        """Keys an earlier attempt of this call stored although its answer was lost (the
+        connection broke after the commit): the rows carry its exact time and owner. A
+        redelivery stored by another call has another time, and stays not new."""
+        taken = [row["key"] for row in rows if row["key"] not in fresh]
+        query = select(InboxItem.key).where(
+            col(InboxItem.key).in_(taken),
+            col(InboxItem.received_at) == now,
+            col(InboxItem.owner).is_not_distinct_from(self._owner),
+            col(InboxItem.handled_at).is_(None),
+        )
+        return set((await session.exec(query)).all())
 
     def accept_quickly(
         self, items: Sequence[tuple[str, dict[str, Any]]]
@@ -85,13 +120,16 @@ class Inbox:
             return None
         now = self._clock.now()
         fresh = {key for key, _ in items if key not in self._seen}
-        stored: Awaitable[None] = _done()
-        for key, payload in items:
-            if key in fresh:
-                row = self._row(key, payload, now)
-                stored = self._writer.insert(InboxItem, row, or_ignore=True, urgent=True)
+        writes = [
+            self._writer.insert(
+                InboxItem, self._row(key, payload, now), or_ignore=True, urgent=True
+            )
+            for key, payload in items
+            if key in fresh
+        ]
         self._remember(fresh)
-        return fresh, stored
+        # Each row has its own outcome: every one must be stored before any is acknowledged.
+        return fresh, _all_of(writes)
 
     def _row(self, key: str, payload: Payload, now: datetime) -> dict[str, Any]:
         return {
@@ -128,9 +166,3 @@ class Inbox:
             rows = list((await session.exec(statement)).scalars())
             await session.commit()
         return sorted(rows, key=lambda row: row.received_at)
-
-
-def _done() -> Awaitable[None]:
-    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    future.set_result(None)
-    return future

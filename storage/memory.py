@@ -8,6 +8,7 @@ value that shows up in a conversation never reaches the database.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from storage.clock import Clock
 from storage.db import Database
+from storage.errors import WriteFailed
 from storage.models import Message, Note
 from storage.writer import WriteBehind
 
@@ -114,7 +116,8 @@ class Memory:
             return window
         pending = self._unwritten.pop((chat_id, agent), None)
         if pending is not None:
-            await asyncio.shield(pending)
+            with contextlib.suppress(WriteFailed):  # refused and logged: read what is stored
+                await asyncio.shield(pending)
         summary, turns, count = await self._db.read(lambda conn: _read_window(conn, chat_id, agent))
         window = _Window(summary, deque(turns, maxlen=CACHED_TURNS), count)
         if self._cache is not None:

@@ -23,6 +23,7 @@ from sqlmodel import col, func, select, update
 
 from storage.clock import Clock
 from storage.db import Database
+from storage.faults import retrying
 from storage.models import OutboxMessage, OutboxState
 from storage.writer import WriteBehind
 
@@ -125,10 +126,7 @@ class OutboxStore:
         row = _row(key, chat=chat, thread=thread, payload=payload, subject=subject, now=now)
         row["next_attempt_at"] = not_before or now
         statement = self._db.insert(OutboxMessage).values([row]).on_conflict_do_nothing()
-        async with self._db.session() as session:
-            result = await session.exec(statement)
-            await session.commit()
-        return bool(result.rowcount)
+        return await self._write(statement)
 
     async def due(
         self, chats: Iterable[str], limit: int = 50, *, backoff_over: bool = False
@@ -226,10 +224,20 @@ class OutboxStore:
             return (await session.exec(query)).first()
 
     async def _write(self, statement: Any) -> bool:
-        async with self._db.session() as session:
-            result = await session.exec(statement)
-            await session.commit()
-        return bool(result.rowcount)
+        """Run one statement in a transaction of its own; True if it changed a row.
+
+        An unreachable or full database is waited out (a delivered message must be
+        marked sent, or it would look in doubt). Each statement is safe to run again
+        after a lost answer: an insert ignores its key, a lease or mark compares first.
+        """
+
+        async def once() -> bool:
+            async with self._db.session() as session:
+                result = await session.exec(statement)
+                await session.commit()
+            return bool(result.rowcount)
+
+        return await retrying(once, "writing the outbox", pressure=self._db.pressure)
 
 
 def _row(

@@ -6,6 +6,10 @@ is gone, and `orphaned(column)` picks the rows it left, so that a live process t
 them over (one `UPDATE … RETURNING` on the rows' current state: each row goes to one
 taker, and a live process's rows are never touched).
 
+After a database outage every heartbeat is stale, this process's own included: until
+its own beats have gone on for the staleness window again, it takes nothing over (the
+others are given the time to beat too).
+
 On SQLite one process uses a database file (as `storage.locks` assumes), so every
 owner but this process is gone, whatever its last heartbeat says.
 """
@@ -17,7 +21,7 @@ import secrets
 import socket
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, delete, or_
+from sqlalchemy import ColumnElement, delete, false, or_
 from sqlalchemy.orm import Mapped
 from sqlmodel import col, select
 
@@ -38,10 +42,20 @@ class Processes:
         self._clock = clock
         self.me = me
         self.stale_after = stale_after
+        self._last_beat: datetime | None = None
+        self._trust_from: datetime | None = None  # others' heartbeats count again from then
 
     async def beat(self) -> None:
         """Write this process's heartbeat (the row is created by the first one)."""
         now = self._clock.now()
+        await self._write_beat(now)
+        if self._last_beat is not None and now - self._last_beat > self.stale_after:
+            # This process could not beat for a while (a database restart): nor could the
+            # others, whose heartbeats now look stale. Let them beat again first.
+            self._trust_from = now + self.stale_after
+        self._last_beat = now
+
+    async def _write_beat(self, now: datetime) -> None:
         insert = self._db.insert
         statement = (
             insert(ProcessBeat)
@@ -64,6 +78,8 @@ class Processes:
         """Rows whose owner is no live process: none recorded, or one that stopped beating."""
         if self._db.is_sqlite:
             return or_(owner.is_(None), owner != self.me)
+        if self._trust_from is not None and self._clock.now() < self._trust_from:
+            return false()  # just back from an outage: a stale heartbeat proves nothing yet
         alive = select(ProcessBeat.id).where(col(ProcessBeat.heartbeat_at) >= self._cutoff())
         return or_(owner.is_(None), (owner != self.me) & owner.not_in(alive.scalar_subquery()))
 

@@ -19,9 +19,11 @@ from bot.app import open_deck
 from bot.config import Config, parse_config
 from bot.deck import Deck
 from storage.db import Database, sqlite_url
+from tests import pgserver
 from tests.fakes.chat import ChatRecorder
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_server import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, FakeSlack
+from tests.pgserver import PgServer
 
 PG_URL = os.environ.get("AGENTDECK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -114,6 +116,23 @@ async def _admin_sql(statement: str) -> None:
         await conn.execute(statement)
     finally:
         await conn.close()
+
+
+@pytest.fixture
+def pg_throwaway() -> Iterator[PgServer]:
+    """A PostgreSQL server of this test's own, which it may stop and restart (the shared
+    one at 127.0.0.1:5432 must never be). Skipped with a reason where the server binaries
+    are missing, outside CI."""
+    reason = pgserver.missing()
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"a throwaway PostgreSQL cannot start: {reason}")
+        pytest.skip(reason)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    with pgserver.pg_server(port) as server:
+        yield server
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

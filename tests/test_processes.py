@@ -48,8 +48,9 @@ async def test_on_postgresql_only_a_silent_process_is_taken_over(pg_url: str) ->
         assert [r.id for r in await runs.interrupt_orphaned(second, clock.now())] == [legacy]
         assert await takeover.take_over() == []  # the first process still beats
 
-        clock.advance(STALE + timedelta(seconds=1))
-        await second.beat()  # the first one did not
+        for _ in range(4):  # the second process beats on, the first does not
+            clock.advance(STALE / 3)
+            await second.beat()
         assert [r.id for r in await runs.interrupt_orphaned(second, clock.now())] == [mine]
         assert [item.key for item in await takeover.take_over()] == ["telegram:1"]
         assert await runs.interrupt_orphaned(second, clock.now()) == []  # once
@@ -59,6 +60,33 @@ async def test_on_postgresql_only_a_silent_process_is_taken_over(pg_url: str) ->
         assert await _beating(db) == ["h:2:b"]
         await second.leave()  # a clean stop
         assert await _beating(db) == []
+
+
+async def test_after_an_outage_nobody_is_taken_over_before_it_could_beat(pg_url: str) -> None:
+    """A database restart longer than the staleness window: every heartbeat is stale,
+    also the live processes'. The first one back waits until the others could beat."""
+    clock = FakeClock()
+    async with Database(pg_url) as db, WriteBehind(db) as writer:
+        first, second = _process(db, clock, "h:1:a"), _process(db, clock, "h:2:b")
+        await first.beat()
+        await second.beat()
+        await _add_running_run(db, clock, first.me)
+        await Inbox(db=db, writer=writer, clock=clock, processes=first).accept([("t:1", {})])
+        takeover = Inbox(db=db, writer=writer, clock=clock, processes=second)
+        runs = RunStore(db)
+
+        clock.advance(STALE * 2)  # neither could write its heartbeat meanwhile
+        await second.beat()  # back first
+        assert await runs.interrupt_orphaned(second, clock.now()) == []
+        assert await takeover.take_over() == []
+        clock.advance(STALE / 3)
+        await first.beat()  # alive after all
+        for _ in range(4):
+            clock.advance(STALE / 3)
+            await first.beat()
+            await second.beat()
+            assert await runs.interrupt_orphaned(second, clock.now()) == []
+            assert await takeover.take_over() == []
 
 
 async def _beating(db: Database) -> list[str]:

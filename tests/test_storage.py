@@ -142,3 +142,24 @@ async def test_an_inbox_write_that_failed_leaves_its_updates_new(data_dir: Path)
         fresh, stored = quick
         await stored
         assert fresh == {"t:2"}
+
+
+async def test_an_inbox_store_retried_after_a_lost_answer_counts_its_own_rows_new(
+    data_dir: Path,
+) -> None:
+    """The connection broke after the commit: the retry finds the rows stored. Those
+    with this call's exact time and owner are its own (new); a redelivery's are not."""
+    from datetime import UTC, datetime, timedelta
+
+    from storage.inbox import Inbox
+
+    clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
+    async with Database(sqlite_url(data_dir)) as db, WriteBehind(db) as writer:
+        inbox = Inbox(db=db, writer=writer, clock=clock)
+        assert await inbox.accept([("t:old", {})]) == {"t:old"}
+        clock.advance(timedelta(seconds=1))
+        now = clock.now()
+        lost = [{"key": "t:1", "payload": {}, "received_at": now, "owner": None}]
+        assert await inbox._store(lost, now, retried=False) == {"t:1"}  # the lost answer
+        rows = [*lost, {"key": "t:old", "payload": {}, "received_at": now, "owner": None}]
+        assert await inbox._store(rows, now, retried=True) == {"t:1"}
