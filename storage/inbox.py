@@ -128,8 +128,8 @@ class Inbox:
             if key in fresh
         ]
         self._remember(fresh)
-        # Each row has its own outcome: every one must be stored before any is acknowledged.
-        return fresh, _all_of(writes)
+        # Each row has its own outcome: all must be stored before any is acknowledged.
+        return fresh, asyncio.gather(*writes)
 
     def _row(self, key: str, payload: Payload, now: datetime) -> dict[str, Any]:
         return {
