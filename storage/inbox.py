@@ -19,6 +19,7 @@ it takes: the platform has not been answered, so it holds the updates meanwhile.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
