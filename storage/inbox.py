@@ -114,7 +114,7 @@ class Inbox:
 
     def accept_quickly(
         self, items: Sequence[tuple[str, dict[str, Any]]]
-    ) -> tuple[set[str], Awaitable[None]] | None:
+    ) -> tuple[set[str], Awaitable[object]] | None:
         """New keys at once, and the write to wait for before acknowledging them; None
         where only the database can tell (PostgreSQL, or nothing stored since start)."""
         if not self._trusts_seen:
