@@ -50,7 +50,13 @@ async def ask(
             deck, incoming, f"What should {agent.name} do? Example: /ask {agent.name} <text>"
         )
         return
-    origin = Origin(chat=incoming.chat, user=incoming.user, thread=incoming.thread, hops=hops)
+    origin = Origin(
+        chat=incoming.chat,
+        user=incoming.user,
+        thread=incoming.thread,
+        hops=hops,
+        update_key=incoming.update_key,
+    )
     await deck.runner.start(agent, origin, text)
 
 

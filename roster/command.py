@@ -95,6 +95,7 @@ class CommandAgent(Agent):
 
     async def start(self, request: AgentRequest, ctx: RunContext) -> Outcome:
         argv = self.argv(request.text)
+        await ctx.before_effect()  # the run is stored: a crash from here on never runs it twice
         process = await asyncio.create_subprocess_exec(
             *argv,
             stdin=asyncio.subprocess.PIPE if self.spec.stdin else asyncio.subprocess.DEVNULL,
@@ -104,6 +105,7 @@ class CommandAgent(Agent):
             env=self._environment(),
             start_new_session=True,  # its own process group, so a kill takes its children too
         )
+        ctx.process_started(process.pid)
         try:
             output, timed_out = await self._collect(process, request.text, ctx)
         except asyncio.CancelledError:

@@ -93,12 +93,14 @@ class WriteBehind:
         self._inserts.setdefault(shape, []).append(row)
         return self.submit(_nothing, urgent=urgent)
 
-    def update(self, table: type[SQLModel], key: str, row: dict[str, Any]) -> asyncio.Future[None]:
+    def update(
+        self, table: type[SQLModel], key: str, row: dict[str, Any], *, urgent: bool = False
+    ) -> asyncio.Future[None]:
         """Queue an update of the row whose `key` column equals `row[key]`; same-shaped
         updates of one batch become one executemany, run after the batch's inserts."""
         shape = (table, key, tuple(sorted(row)))
         self._updates.setdefault(shape, []).append(row)
-        return self.submit(_nothing)
+        return self.submit(_nothing, urgent=urgent)
 
     async def write(self, op: Op) -> None:
         await self.submit(op, urgent=True)

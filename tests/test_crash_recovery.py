@@ -83,7 +83,9 @@ async def test_kill_during_a_run_reports_it_interrupted(data_dir: Path, tmp_path
     await start_then_kill(["/ask sleeper 30"], "sleeper working", data_dir, config)
     code, out, err = await run_console(["/runs"], data_dir, "--config", str(config))
     assert code == 0, err
-    assert "sleeper: this run was interrupted by a restart and did not finish (30)." in out
+    said = "sleeper: this run was interrupted by a restart and did not finish (30);"
+    assert f"{said} its processes were stopped." in out
+    assert "[1] Run again" in out
     assert "agentdeck is back. Interrupted runs: 1" in out
     assert " sleeper interrupted " in out
 
