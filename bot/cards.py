@@ -16,10 +16,12 @@ RERUN_OF = "rerun_of"
 RUN_AGAIN = "run"  # the action kind of a Run again offer that needs no other approval
 # What became of the cut run's processes (`bot.orphans.Left`), as its card says it.
 LEFT_SAID = {
-    "stopped": "did not finish ({input}); its processes were stopped.",
-    "ended": "did not finish ({input}): its command ended, but its result was not recorded.",
-    "elsewhere": "did not finish ({input}); it ran on another host, which stops its processes.",
-    "unknown": "did not finish ({input}).",
+    "stopped": " and did not finish ({input}); its processes were stopped.",
+    "ended": " ({input}) after its command had ended: its result may or may not have"
+    " reached this chat.",
+    "elsewhere": " and did not finish ({input}); it ran on another host, where its"
+    " processes may still run.",
+    "unknown": " and did not finish ({input}).",
 }
 
 
@@ -112,7 +114,7 @@ def is_rerun(approval: Approval) -> bool:
 def cut_short(approval: Approval) -> Piece:
     """What a Run again card says happened to the run."""
     said = LEFT_SAID.get(str(approval.card.get("left")), LEFT_SAID["unknown"])
-    return "this run was interrupted by a restart and " + said.format(
+    return "this run was interrupted by a restart" + said.format(
         input=approval.card.get("input", "")
     )
 

@@ -129,7 +129,7 @@ async def report(deck: Deck, cuts: list[Cut]) -> set[str]:
             posted.add(cut.offer.id)
             continue
         said = LEFT_SAID[cut.left].format(input=cut.run.input[:SHOWN_INPUT_CHARS])
-        text = rich(bold(cut.run.agent), ": this run was interrupted by a restart and ", said)
+        text = rich(bold(cut.run.agent), ": this run was interrupted by a restart", said)
         notice = Outgoing(chat=cut.run.chat_id, thread=cut.run.thread_id, text=text)
         with contextlib.suppress(Exception):
             await deck.postman.send(notice)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from sqlmodel import select
 
+from roster.command import KILL_GRACE_SECONDS
 from storage.db import Database
 from storage.models import ProcessBeat, Run, RunState
-from roster.command import KILL_GRACE_SECONDS
 from tests.cluster import pid_of
 from tests.test_graceful_stop import group_alive
 from tests.test_jobs_e2e import started
