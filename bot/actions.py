@@ -91,3 +91,12 @@ async def sweep_approvals(deck: Deck) -> None:
         if verdict.approval is not None and verdict.decision is not None:
             await deck.runner.resume(verdict.approval, verdict.decision)
     await deck.approvals.escalate_due()
+
+
+async def resume_decided(deck: Deck) -> int:
+    """At start: carry out decisions a crash kept from their runs; how many."""
+    decided = await deck.approvals.decided_unresumed()
+    for approval, decision in decided:
+        resume = deck.runner.resume(approval, decision)
+        deck.tasks.spawn(resume, name=f"resume:{approval.id}")
+    return len(decided)

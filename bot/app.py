@@ -280,6 +280,7 @@ async def recover(deck: Deck, dispatcher: Dispatcher, inbox: Inbox, cut: list[Cu
     # Counted before the cards go out again: a press right after is not "waiting" then.
     pending = len(await deck.approvals.pending()) - len(reported)
     cards = await repost_lost_cards(deck, skip=reported)
+    resumed = await actions.resume_decided(deck)
     unhandled = await inbox.take_over()
     for item in unhandled:
         await dispatcher.handle(Incoming.from_json(item.payload))
@@ -288,6 +289,8 @@ async def recover(deck: Deck, dispatcher: Dispatcher, inbox: Inbox, cut: list[Cu
         f" approvals waiting: {pending}"
         f" ({cards} card(s) posted again); updates handled again: {len(unhandled)}."
     )
+    if resumed:
+        note += f" Decisions carried out now (taken just before the stop): {resumed}."
     log.info(note)
     admin = deck.config.deck.admin_chat
     if admin and deck.postman.knows(admin):

@@ -230,6 +230,10 @@ class Approvals:
         approval.escalated_at = now
         await self._store.change(approval.id, escalated_at=now)
 
+    async def decided_unresumed(self) -> list[tuple[Approval, Decision]]:
+        """Decisions a crash kept from their runs (`resume` takes each run once)."""
+        return [(row, decision_of(row)) for row in await self._store.decided_unresumed()]
+
     async def get(self, approval_id: str) -> Approval | None:
         return await self._store.get(approval_id)
 
@@ -250,6 +254,13 @@ class Approvals:
                 await self._postman.edit(ref, shown)
             except Exception:
                 log.exception("could not update a card of approval %s", approval.id)
+
+
+def decision_of(approval: Approval) -> Decision:
+    """The decision a decided approval stored."""
+    approved = approval.status == ApprovalState.APPROVED
+    by = approval.decided_by or ("expiry" if approval.status == ApprovalState.EXPIRED else "")
+    return Decision(approved=approved, by=by or "an approver", reason=approval.reason or "")
 
 
 def new_approval(
