@@ -78,9 +78,14 @@ async def take_over(deck: Deck, processes: Processes) -> list[Cut]:
     runs = await store.interrupt([run.id for run in candidates], processes, now, with_each)
     cuts = [Cut(run, left[run.id], offers.get(run.id)) for run in runs]
     for cut in cuts:
+        run, offer = cut.run, cut.offer
         deck.audit.record(
-            "agentdeck", "run.interrupted", cut.run.id, agent=cut.run.agent, processes=cut.left
+            "agentdeck", "run.interrupted", run.id, agent=run.agent, processes=cut.left
         )
+        if offer is not None:
+            deck.audit.record(
+                run.user_id, "approval.requested", offer.id, agent=run.agent, action=offer.action
+            )
     return cuts
 
 

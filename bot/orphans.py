@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import socket
@@ -33,15 +34,14 @@ class Left(StrEnum):
     UNKNOWN = "unknown"  # none was recorded: not started, or cut before its row was written
 
 
-def _boot_id() -> str:
+@functools.cache
+def host() -> str:
+    """This host: its name and boot id (a pid means something only where it was given)."""
     try:
-        return (PROC / "sys/kernel/random/boot_id").read_text().strip()
+        boot = (PROC / "sys/kernel/random/boot_id").read_text().strip()
     except OSError:
-        return ""
-
-
-# A pid means something only on the host (and boot) that gave it out.
-HOST = f"{socket.gethostname()}/{_boot_id()}"[:200]
+        boot = ""
+    return f"{socket.gethostname()}/{boot}"[:200]
 
 
 def _stat(pid: int) -> list[str] | None:
@@ -68,11 +68,13 @@ def group_running(group: int) -> bool:
     return False
 
 
-async def stop_left(group: int | None, started: int | None, host: str | None, grace: float) -> Left:
+async def stop_left(
+    group: int | None, started: int | None, on_host: str | None, grace: float
+) -> Left:
     """Stop a group a dead process left: SIGTERM, then SIGKILL after `grace` seconds."""
     if group is None:
         return Left.UNKNOWN
-    if host != HOST:
+    if on_host != host():
         return Left.ELSEWHERE
     if started is None or await asyncio.to_thread(start_ticks, group) != started:
         return Left.ENDED

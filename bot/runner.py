@@ -213,7 +213,7 @@ class Runner:
         await self._execute(run, agent, lambda live: agent.resume(request, state, decision, live))
 
     def _declined_rerun(self, run: ActiveRun, decision: Decision) -> None:
-        """A Run again offer that expired: its card says so; nothing ran, nothing to tell."""
+        """A Run again offer declined or expired: its card says so; nothing ran."""
         now = self._clock.now()
         values = {"id": run.id, "status": RunState.DENIED, "finished_at": now}
         self._writer.update(Run, "id", values)
@@ -292,7 +292,7 @@ class Runner:
                 "id": run.id,
                 "process_group": pid,
                 "process_started": orphans.start_ticks(pid),
-                "process_host": orphans.HOST,
+                "process_host": orphans.host(),
             }
             self._writer.update(Run, "id", values, urgent=True)
 
