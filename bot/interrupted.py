@@ -26,8 +26,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import SQLModel
-
 from bot.approvals import new_approval
 from bot.cards import LEFT_SAID, RERUN_OF, RUN_AGAIN
 from bot.deck import Deck
@@ -68,7 +66,7 @@ async def take_over(deck: Deck, processes: Processes) -> list[Cut]:
     now = deck.clock.now()
     offers: dict[str, Approval] = {}
 
-    def with_each(run: Run) -> list[SQLModel]:
+    def with_each(run: Run) -> list[Run | Approval]:
         rows = offer_rows(deck.roster, run, left[run.id], now)
         if rows is None:
             return []
