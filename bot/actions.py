@@ -50,7 +50,13 @@ async def ask(
             deck, incoming, f"What should {agent.name} do? Example: /ask {agent.name} <text>"
         )
         return
-    origin = Origin(chat=incoming.chat, user=incoming.user, thread=incoming.thread, hops=hops)
+    origin = Origin(
+        chat=incoming.chat,
+        user=incoming.user,
+        thread=incoming.thread,
+        hops=hops,
+        update_key=incoming.update_key,
+    )
     await deck.runner.start(agent, origin, text)
 
 
@@ -106,3 +112,12 @@ async def sweep_approvals(deck: Deck) -> None:
         await reasons.close_prompt(
             deck.postman, wait, f"No reason came within {minutes:g} minutes."
         )
+
+
+async def resume_decided(deck: Deck) -> int:
+    """At start: carry out decisions a crash kept from their runs; how many."""
+    decided = await deck.approvals.decided_unresumed()
+    for approval, decision in decided:
+        resume = deck.runner.resume(approval, decision)
+        deck.tasks.spawn(resume, name=f"resume:{approval.id}")
+    return len(decided)

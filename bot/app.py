@@ -15,7 +15,7 @@ from contextlib import AsyncExitStack
 from datetime import timedelta
 from typing import TextIO
 
-from bot import actions, messages
+from bot import actions, interrupted, messages
 from bot.access import Access
 from bot.approvals import Approvals
 from bot.brakes import Brakes
@@ -27,8 +27,9 @@ from bot.credentials import learn_credentials
 from bot.deck import Deck
 from bot.diskspace import telling_when_full
 from bot.dispatcher import Dispatcher
+from bot.interrupted import Cut
 from bot.jobruns import halt_scheduler, open_scheduler
-from bot.liveness import Liveness, describe, report_interrupted
+from bot.liveness import Liveness
 from bot.outbox import ADMIN_SUBJECT
 from bot.postman import Postman
 from bot.redaction import redacting_logs
@@ -48,7 +49,6 @@ from storage.clock import Clock, SystemClock
 from storage.db import Database
 from storage.inbox import Inbox
 from storage.memory import Memory
-from storage.models import Run
 from storage.processes import Processes, process_id
 from storage.secrets import Vault
 from storage.threads import ThreadAgents
@@ -94,8 +94,10 @@ async def open_deck(
         commands = load_all()
         stored = inbox_form(commands)  # `/secret set` values never reach the database
         inbox = Inbox(db=db, writer=writer, clock=clock, processes=processes, stored=stored)
-        dispatcher = Dispatcher(deck=deck, commands=commands, on_handled=inbox.mark_handled)
-        interrupted = await deck.runner.mark_interrupted()
+        dispatcher = Dispatcher(
+            deck=deck, commands=commands, on_handled=inbox.mark_handled, claim=inbox.claim
+        )
+        cut = await interrupted.take_over(deck, processes)  # before any new work starts
         await deck.brakes.budgets.load()
         if transports is None:
             threads = ThreadAgents(db=db, clock=clock)
@@ -127,7 +129,7 @@ async def open_deck(
         deck.started_at = clock.now()
         sweeper = asyncio.create_task(sweep_expired(deck), name="approval-expiry")
         stack.push_async_callback(_cancel, sweeper)
-        await recover(deck, dispatcher, inbox, interrupted)
+        await recover(deck, dispatcher, inbox, cut)
         yield deck, transports
 
 
@@ -301,22 +303,25 @@ async def sweep_expired(deck: Deck) -> None:
             log.exception("sweeping approvals failed; trying again later")
 
 
-async def recover(deck: Deck, dispatcher: Dispatcher, inbox: Inbox, interrupted: list[Run]) -> None:
+async def recover(deck: Deck, dispatcher: Dispatcher, inbox: Inbox, cut: list[Cut]) -> None:
     """Pick up what the last process left: interrupted runs, lost cards, unhandled updates."""
     if deck.outbox is not None:  # messages a crash left undelivered go first
         await deck.outbox.start_delivering()
-    await report_interrupted(deck, interrupted)
+    reported = await interrupted.report(deck, cut)
     # Counted before the cards go out again: a press right after is not "waiting" then.
-    pending = len(await deck.approvals.pending())
-    cards = await repost_lost_cards(deck)
+    pending = len(await deck.approvals.pending()) - len(reported)
+    cards = await repost_lost_cards(deck, skip=reported)
+    resumed = await actions.resume_decided(deck)
     unhandled = await inbox.take_over()
     for item in unhandled:
         await dispatcher.handle(Incoming.from_json(item.payload))
     note = (
-        f"agentdeck is back. Interrupted runs: {describe(interrupted)};"
+        f"agentdeck is back. Interrupted runs: {interrupted.describe(cut)};"
         f" approvals waiting: {pending}"
         f" ({cards} card(s) posted again); updates handled again: {len(unhandled)}."
     )
+    if resumed:
+        note += f" Decisions carried out now (taken just before the stop): {resumed}."
     log.info(note)
     admin = deck.config.deck.admin_chat
     if admin and deck.postman.knows(admin):
@@ -332,10 +337,13 @@ def back_key(deck: Deck) -> str:
     return f"back:{socket.gethostname()}:{os.getpid()}:{started}"
 
 
-async def repost_lost_cards(deck: Deck) -> int:
-    """Post pending cards again where they were lost (the console forgets its prompts)."""
+async def repost_lost_cards(deck: Deck, *, skip: set[str] | frozenset[str] = frozenset()) -> int:
+    """Post pending cards again where they were lost (the console forgets its prompts);
+    `skip`: cards posted a moment ago (a run's report with its Run again button)."""
     posted = 0
     for approval in await deck.approvals.pending():
+        if approval.id in skip:
+            continue
         lost = not approval.card.get("copies") or approval.chat_id.startswith("console:")
         if lost and deck.postman.knows(approval.chat_id):
             await deck.approvals.post_card(approval)

@@ -61,26 +61,7 @@ class Approvals:
 
     async def request(self, run: ActiveRun, gate: NeedsApproval, preview: str = "") -> Approval:
         """Store the approval, then post its card where the run was asked for."""
-        now = self._clock.now()
-        policy = gate.policy
-        approval = Approval(
-            id=secrets.token_hex(4),
-            run_id=run.id,
-            agent=run.agent,
-            action=gate.action.to_json(),
-            action_hash=gate.action.digest(),
-            requested_by=run.user_id,
-            chat_id=run.chat_id,
-            thread_id=run.thread_id,
-            approvers=list(policy.approvers),
-            quorum=policy.quorum,
-            policy=policy.model_dump(
-                include={"self_approval", "escalate_after_minutes", "escalate_to"}
-            ),
-            preview=preview,
-            created_at=now,
-            expires_at=now + timedelta(minutes=policy.expires_minutes),
-        )
+        approval = new_approval(run, gate, self._clock.now(), preview=preview)
         await self._store.add(approval)
         self._audit.record(
             run.user_id, "approval.requested", approval.id, agent=run.agent, action=approval.action
@@ -111,7 +92,7 @@ class Approvals:
             return
         copy = _ref_json(ref)
         refs = [*approval.card.get("copies", []), copy]
-        approval.card = {"copies": refs}
+        approval.card = {**approval.card, "copies": refs}
         self._posted.setdefault(approval.id, []).append(copy)
         while len(self._posted) > MAX_REMEMBERED_CARDS:
             del self._posted[next(iter(self._posted))]
@@ -240,6 +221,10 @@ class Approvals:
         approval.escalated_at = now
         await self._store.change(approval.id, escalated_at=now)
 
+    async def decided_unresumed(self) -> list[tuple[Approval, Decision]]:
+        """Decisions a crash kept from their runs (`resume` takes each run once)."""
+        return [(row, decision_of(row)) for row in await self._store.decided_unresumed()]
+
     async def get(self, approval_id: str) -> Approval | None:
         return await self._store.get(approval_id)
 
@@ -260,6 +245,38 @@ class Approvals:
                 await self._postman.edit(ref, shown)
             except Exception:
                 log.exception("could not update a card of approval %s", approval.id)
+
+
+def decision_of(approval: Approval) -> Decision:
+    """The decision a decided approval stored."""
+    approved = approval.status == ApprovalState.APPROVED
+    by = approval.decided_by or ("expiry" if approval.status == ApprovalState.EXPIRED else "")
+    return Decision(approved=approved, by=by or "an approver", reason=approval.reason or "")
+
+
+def new_approval(
+    run: ActiveRun, gate: NeedsApproval, now: datetime, *, preview: str = ""
+) -> Approval:
+    """The row of a request: the exact action, and the policy as it is now."""
+    policy = gate.policy
+    return Approval(
+        id=secrets.token_hex(4),
+        run_id=run.id,
+        agent=run.agent,
+        action=gate.action.to_json(),
+        action_hash=gate.action.digest(),
+        requested_by=run.user_id,
+        chat_id=run.chat_id,
+        thread_id=run.thread_id,
+        approvers=list(policy.approvers),
+        quorum=policy.quorum,
+        policy=policy.model_dump(
+            include={"self_approval", "escalate_after_minutes", "escalate_to"}
+        ),
+        preview=preview,
+        created_at=now,
+        expires_at=now + timedelta(minutes=policy.expires_minutes),
+    )
 
 
 def _ref_json(ref: MessageRef) -> dict[str, str | None]:

@@ -8,7 +8,7 @@ ended (enough failures in a row switch the agent off and tell the admin chat).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from bot.breaker import Breaker
 from bot.budget import ADMINS_DECIDE, Budgets, Overrun, Scope
@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 Pricer = Callable[[str, Usage], float]  # (agent, usage) -> money
 RecordCall = Callable[[str, str, str, str], None]  # (tool, arguments, result, status)
+Stored = Callable[[], Awaitable[None]]  # waits until the run's row is committed
+Spawned = Callable[[int], None]  # records the process group a command runs in
 
 
 class LiveRun:
@@ -41,14 +43,19 @@ class LiveRun:
         scopes: list[Scope],
         price: Callable[[Usage], float],
         record_call: RecordCall | None = None,
+        stored: Stored | None = None,
+        spawned: Spawned | None = None,
     ) -> None:
         self._progress = progress
         self._budgets = budgets
         self._scopes = scopes
         self._price = price
         self._record_call = record_call
+        self._stored = stored
+        self._spawned = spawned
         self.cost = 0.0
         self.overrun: Overrun | None = None
+        self.acted = False  # whether the agent did something that cannot be taken back
 
     async def progress(self, text: str) -> None:
         await self._progress.progress(text)
@@ -66,6 +73,15 @@ class LiveRun:
     def tool_called(self, tool: str, arguments: str, result: str, *, status: str) -> None:
         if self._record_call is not None:
             self._record_call(tool, arguments, result, status)
+
+    async def before_effect(self) -> None:
+        if not self.acted and self._stored is not None:
+            await self._stored()  # once per run: its row (and the update's) is stored then
+        self.acted = True
+
+    def process_started(self, pid: int) -> None:
+        if self._spawned is not None:
+            self._spawned(pid)
 
 
 class Brakes:
@@ -104,7 +120,13 @@ class Brakes:
         return NeedsApproval(action=action, policy=ADMINS_DECIDE, state={})
 
     def live(
-        self, run: ActiveRun, progress: Progress, record_call: RecordCall | None = None
+        self,
+        run: ActiveRun,
+        progress: Progress,
+        record_call: RecordCall | None = None,
+        *,
+        stored: Stored | None = None,
+        spawned: Spawned | None = None,
     ) -> LiveRun:
         scopes = self.budgets.scopes(run.agent, run.chat_id, run.job_id)
         return LiveRun(
@@ -113,6 +135,8 @@ class Brakes:
             scopes=scopes,
             price=lambda usage: self._price(run.agent, usage),
             record_call=record_call,
+            stored=stored,
+            spawned=spawned,
         )
 
     async def after_run(self, run: ActiveRun, status: RunState) -> None:

@@ -11,6 +11,18 @@ from storage.models import Approval, ApprovalState
 
 ACTION_ID = "approval"
 PREVIEW_CHARS = 1500
+# In a Run again card's approval (`card`) and its waiting run's state: the run cut short.
+RERUN_OF = "rerun_of"
+RUN_AGAIN = "run"  # the action kind of a Run again offer that needs no other approval
+# What became of the cut run's processes (`bot.orphans.Left`), as its card says it.
+LEFT_SAID = {
+    "stopped": " and did not finish ({input}); its processes were stopped.",
+    "ended": " ({input}) after its command had ended: its result may or may not have"
+    " reached this chat.",
+    "elsewhere": " and did not finish ({input}); it ran on another host, where its"
+    " processes may still run.",
+    "unknown": " and did not finish ({input}).",
+}
 
 
 class Choice:
@@ -23,6 +35,8 @@ class Choice:
 
 
 def card(approval: Approval) -> Outgoing:
+    if is_rerun(approval):
+        return rerun_card(approval)
     action = Action.from_json(approval.action)
     pieces: list[Piece] = [
         bold("Approval needed"),
@@ -56,15 +70,21 @@ def buttons(approval_id: str) -> tuple[Button, ...]:
 
 
 def _terms(approval: Approval) -> str:
-    terms = [f"Expires {approval.expires_at:%Y-%m-%d %H:%M} UTC."]
+    return " ".join([f"Expires {approval.expires_at:%Y-%m-%d %H:%M} UTC.", *_who(approval)])
+
+
+def _who(approval: Approval) -> list[str]:
+    terms = []
     if approval.quorum > 1:
         terms.append(f"Needs {approval.quorum} approvers ({len(approval.votes)} so far).")
     if approval.policy.get("self_approval") is False:
         terms.append("The requester cannot approve it.")
-    return " ".join(terms)
+    return terms
 
 
 def outcome_card(approval: Approval) -> Outgoing:
+    if is_rerun(approval):
+        return rerun_outcome(approval)
     action = Action.from_json(approval.action)
     when = f"{approval.decided_at:%Y-%m-%d %H:%M:%S} UTC" if approval.decided_at else ""
     by = ", ".join(approval.votes) if approval.votes else approval.decided_by
@@ -86,6 +106,40 @@ def outcome_card(approval: Approval) -> Outgoing:
     return Outgoing(chat=approval.chat_id, thread=approval.thread_id, text=text)
 
 
+def is_rerun(approval: Approval) -> bool:
+    """Whether this approval offers to run again a run a crash cut short."""
+    return RERUN_OF in approval.card
+
+
+def cut_short(approval: Approval) -> Piece:
+    """What a Run again card says happened to the run."""
+    said = LEFT_SAID.get(str(approval.card.get("left")), LEFT_SAID["unknown"])
+    return "this run was interrupted by a restart" + said.format(
+        input=approval.card.get("input", "")
+    )
+
+
+def rerun_card(approval: Approval) -> Outgoing:
+    """The report of a run a crash cut short, with the button that runs it again."""
+    until = f"An approver can run it again until {approval.expires_at:%Y-%m-%d %H:%M} UTC."
+    terms = " ".join([until, *_who(approval)])
+    text = rich(bold(approval.agent), ": ", cut_short(approval), "\n", terms)
+    again = Button("Run again", ACTION_ID, f"{approval.id}:{Choice.APPROVE}", ButtonStyle.PRIMARY)
+    return Outgoing(chat=approval.chat_id, thread=approval.thread_id, text=text, buttons=(again,))
+
+
+def rerun_outcome(approval: Approval) -> Outgoing:
+    when = f"{approval.decided_at:%Y-%m-%d %H:%M:%S} UTC" if approval.decided_at else ""
+    by = ", ".join(approval.votes) if approval.votes else approval.decided_by
+    verdict = {
+        ApprovalState.APPROVED: f"Run again by {by} at {when}.",
+        ApprovalState.DENIED: f"Not run again: declined by {approval.decided_by} at {when}.",
+        ApprovalState.EXPIRED: f"Not run again: the offer expired at {when}.",
+    }.get(ApprovalState(approval.status), str(approval.status))
+    text = rich(bold(approval.agent), ": ", cut_short(approval), "\n", bold(verdict))
+    return Outgoing(chat=approval.chat_id, thread=approval.thread_id, text=text)
+
+
 def progress_card(approval: Approval) -> Outgoing:
     """A card that still waits, showing the votes so far (quorum)."""
     return card(approval)
@@ -93,6 +147,8 @@ def progress_card(approval: Approval) -> Outgoing:
 
 def describe(action: Action) -> str:
     """The exact action, as the approver should read it; secrets appear by name only."""
+    if action.kind == RUN_AGAIN:
+        return f"run {action.agent} again on: {action.arguments.get('input', '')}"
     if action.argv:
         line = shlex.join(action.argv)
         return f"{line}\n(in {action.cwd})" if action.cwd else line

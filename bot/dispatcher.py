@@ -36,10 +36,12 @@ class Dispatcher:
         deck: Deck,
         commands: dict[str, CommandSpec],
         on_handled: Callable[[str], None] = lambda key: None,
+        claim: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self.deck = deck
         self._commands = commands
         self._on_handled = on_handled  # marks an inbox row done
+        self._claim = claim  # marks it done durably, before a command that acts once
         self._refused: dict[str, float] = {}
         self._rate = RateLimit(deck.config.deck.rate_limit_per_minute)
 
@@ -103,7 +105,15 @@ class Dispatcher:
         ctx = CommandContext(
             deck=self.deck, incoming=incoming, name=spec.name, args=args, role=role
         )
+        if spec.once and not await self._claimed(incoming):
+            return  # handled before: what it did is done
         await spec.handler(ctx)
+
+    async def _claimed(self, incoming: Incoming) -> bool:
+        """Mark the update handled, durably, before a command that acts once acts."""
+        if not incoming.update_key or self._claim is None:
+            return True  # no inbox row (the console): nothing could hand it out again
+        return await self._claim(incoming.update_key)
 
     async def _press(self, incoming: Incoming, role: Role) -> None:
         assert incoming.press is not None

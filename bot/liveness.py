@@ -3,8 +3,9 @@
 Several processes share one PostgreSQL database, so "the process died" can no longer
 mean "every run still marked running": only a process whose heartbeat is older than
 `[deck] process_stale_seconds` is gone. At start and at every beat, a live process
-marks that process's running runs interrupted (and says so in their chats) and
-handles its unhandled updates; the database hands each row to one taker.
+stops what that process's running runs left running on this host, marks those runs
+interrupted and reports each with a Run again button (`bot.interrupted`), and handles
+its unhandled updates that started no run; the database hands each row to one taker.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
 
+from bot import interrupted
 from bot.deck import Deck
+from bot.interrupted import Cut
 from bot.outbox import ADMIN_SUBJECT
-from bot.text import bold, rich
 from bot.types import Incoming, Outgoing
 from storage.inbox import Inbox
-from storage.models import Run
 from storage.processes import Processes
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ Handle = Callable[[Incoming], Awaitable[None]]
 class Leftovers:
     """What processes that are gone left behind, now taken over by this one."""
 
-    runs: list[Run]
+    runs: list[Cut]
     updates: int
 
     def __bool__(self) -> bool:
@@ -65,9 +66,9 @@ class Liveness:
             await self._processes.leave()
 
     async def take_over(self) -> Leftovers:
-        """Mark and report the runs of processes that are gone; handle their updates."""
-        runs = await self._deck.runner.mark_interrupted()
-        await report_interrupted(self._deck, runs)
+        """Report the runs of processes that are gone; handle their updates."""
+        runs = await interrupted.take_over(self._deck, self._processes)
+        await interrupted.report(self._deck, runs)
         updates = await self._inbox.take_over()
         for item in updates:
             await self._handle(Incoming.from_json(item.payload))
@@ -90,7 +91,7 @@ class Liveness:
         note = (
             f"Another agentdeck process stopped (no heartbeat for"
             f" {self._processes.stale_after.total_seconds():g} s). Interrupted runs:"
-            f" {describe(leftovers.runs)}; updates handled here: {leftovers.updates}."
+            f" {interrupted.describe(leftovers.runs)}; updates handled here: {leftovers.updates}."
         )
         log.warning(note)
         admin = self._deck.config.deck.admin_chat
@@ -100,23 +101,3 @@ class Liveness:
                 await self._deck.postman.keep(
                     key, Outgoing.plain(admin, note), subject=ADMIN_SUBJECT
                 )
-
-
-def describe(runs: list[Run]) -> str:
-    """`2 (sleeper 1a2b3c4d, ops 5e6f7a8b)`: how many, and which."""
-    if not runs:
-        return "0"
-    return f"{len(runs)} ({', '.join(f'{run.agent} {run.id[:8]}' for run in runs)})"
-
-
-async def report_interrupted(deck: Deck, runs: list[Run]) -> None:
-    """Tell each run's chat that it did not finish."""
-    for run in runs:
-        if not deck.postman.knows(run.chat_id):
-            continue
-        text = rich(
-            bold(run.agent),
-            f": this run was interrupted by a restart and did not finish ({run.input[:80]}).",
-        )
-        with contextlib.suppress(Exception):
-            await deck.postman.send(Outgoing(chat=run.chat_id, thread=run.thread_id, text=text))

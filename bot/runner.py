@@ -10,9 +10,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from bot import logs, messages
+from bot import logs, messages, orphans
 from bot.approvals import Approvals
 from bot.brakes import Brakes, LiveRun
+from bot.cards import RERUN_OF
 from bot.conversation import Conversation
 from bot.errors import Deferred
 from bot.postman import Postman
@@ -60,6 +61,7 @@ class Origin:
     job_id: str | None = None
     run_id: str | None = None  # chosen in advance by the scheduler, whose claim names the run
     hops: tuple[str, ...] = ()  # the agents that handed this request on (router, delegation)
+    update_key: str | None = None  # the update it answers: that update is never handled again
 
 
 class JobReports(Protocol):
@@ -144,6 +146,7 @@ class Runner:
             owner=self._processes.me,
             hops=origin.hops,
             text=text,
+            update_key=origin.update_key,
         )
         self._writer.insert(Run, run.row())
         # Cut after scrubbing: a value cut in two would no longer be found.
@@ -179,8 +182,10 @@ class Runner:
         if approval.run_id is None:
             return
         await self._writer.flush()
-        stored = await self._runs.get(approval.run_id)
-        if stored is None or stored.status != RunState.WAITING:
+        # Taken at once, not written behind: one process resumes it, and a crash once it
+        # runs leaves it `running` (reported), never `waiting` with its decision taken.
+        stored = await self._runs.claim_waiting(approval.run_id, self._processes.me)
+        if stored is None:
             log.warning(
                 "approval %s decided, but run %s is not waiting", approval.id, approval.run_id
             )
@@ -193,9 +198,9 @@ class Runner:
         agent = self._roster.get(run.agent)
         state = dict(run.state)
         run.status, run.owner = RunState.RUNNING, self._processes.me  # resumed here, run here
-        self._writer.update(
-            Run, "id", {"id": run.id, "status": RunState.RUNNING, "state": {}, "owner": run.owner}
-        )
+        if state.get(RERUN_OF) and not decision.approved:
+            self._declined_rerun(run, decision)
+            return
         if state.get("stage") == "start":  # held before it began (a spent budget)
             if decision.approved:
                 await self._begin(run, agent, run.text)
@@ -229,6 +234,13 @@ class Runner:
         text = rich(bold(run.agent), f": {gone}")
         await self._end(run, self._progress(run), RunState.FAILED, text, error=str(gone))
 
+    def _declined_rerun(self, run: ActiveRun, decision: Decision) -> None:
+        """A Run again offer declined or expired: its card says so; nothing ran."""
+        now = self._clock.now()
+        values = {"id": run.id, "status": RunState.DENIED, "finished_at": now}
+        self._writer.update(Run, "id", values)
+        self._audit.record(decision.by, "run.denied", run.id, agent=run.agent)
+
     async def _refused(self, run: ActiveRun, agent: Agent, decision: Decision) -> None:
         reason = f": {decision.reason}" if decision.reason else ""
         text = rich(bold(agent.name), f": denied by {decision.by}{reason}. Nothing ran.")
@@ -244,7 +256,13 @@ class Runner:
         self._active[run.id] = (agent.name, current)
         where = logs.enter(run=run.id, chat=run.chat_id)  # JSON log lines name the run
         progress.begin()
-        live = self._brakes.live(run, progress, record_call=self._call_recorder(run))
+        live = self._brakes.live(
+            run,
+            progress,
+            record_call=self._call_recorder(run),
+            stored=self._writer.flush,
+            spawned=self._spawn_recorder(run),
+        )
         try:
             outcome = await _within(agent.spec.run_timeout, step(live))
         except asyncio.CancelledError:
@@ -254,7 +272,15 @@ class Runner:
             raise
         except (AgentFailed, RosterError) as exc:
             text = rich(bold(agent.name), f": {exc}")
-            await self._end(run, progress, RunState.FAILED, text, error=str(exc), cost=live.cost)
+            await self._end(
+                run,
+                progress,
+                RunState.FAILED,
+                text,
+                error=str(exc),
+                cost=live.cost,
+                acted=live.acted,
+            )
             extension = self._brakes.extension_gate(live, run)
             if extension is not None:
                 await self._approvals.request(run, extension)
@@ -277,7 +303,22 @@ class Runner:
             await progress.finish(rich(bold(agent.name), ": waiting for approval."))
             await self._suspend(run, agent, outcome)
             return
-        await self._complete(run, agent, progress, outcome, live.cost)
+        await self._complete(run, agent, progress, outcome, live)
+
+    def _spawn_recorder(self, run: ActiveRun) -> Callable[[int], None]:
+        """A command's process group, written at once: a crash from then on leaves a group
+        the next start can find and stop (`bot.orphans`)."""
+
+        def record(pid: int) -> None:
+            values = {
+                "id": run.id,
+                "process_group": pid,
+                "process_started": orphans.start_ticks(pid),
+                "process_host": orphans.host(),
+            }
+            self._writer.update(Run, "id", values, urgent=True)
+
+        return record
 
     def _call_recorder(self, run: ActiveRun) -> Callable[[str, str, str, str], None]:
         """Tool calls are written with the run's other rows (the run page lists them)."""
@@ -332,7 +373,7 @@ class Runner:
         return Action.from_json(self._scrubber.redact_tree(action.to_json()))
 
     async def _complete(
-        self, run: ActiveRun, agent: Agent, progress: Progress, outcome: Finished, cost: float
+        self, run: ActiveRun, agent: Agent, progress: Progress, outcome: Finished, live: LiveRun
     ) -> None:
         status = RunState.DONE if outcome.ok else RunState.FAILED
         if outcome.exit_code is None and not outcome.ok and outcome.text.startswith("Denied by"):
@@ -345,7 +386,8 @@ class Runner:
             output=outcome.text,
             exit_code=outcome.exit_code,
             tokens=(outcome.usage.tokens_in, outcome.usage.tokens_out),
-            cost=cost,
+            cost=live.cost,
+            acted=live.acted,
         )
         self._conversation.record(agent, run.chat_id, run.input, outcome.text)
         await self._conversation.fold(agent, run.chat_id)  # after the answer is out
@@ -362,7 +404,14 @@ class Runner:
         exit_code: int | None = None,
         tokens: tuple[int, int] = (0, 0),
         cost: float = 0.0,
+        acted: bool = False,
     ) -> None:
+        """Record how the run ended and tell its chat.
+
+        The end is written after the answer went out (or into the outbox): a run whose end
+        is stored has been answered, and a crash between the two leaves a run reported as
+        cut short, never a silent one. After an effect the end is written at once.
+        """
         values = {
             "status": status,
             "output": self._redact(output),
@@ -373,12 +422,12 @@ class Runner:
             "cost": cost,
             "finished_at": self._clock.now(),
         }
-        self._writer.update(Run, "id", {"id": run.id, **values})
         self._audit.record(
             run.user_id, f"run.{status}", run.id, agent=run.agent, exit_code=exit_code
         )
         await self._brakes.after_run(run, status)
         if run.job_id is not None and self.job_reports is not None:
+            self._writer.update(Run, "id", {"id": run.id, **values})  # the report reads it
             await self.job_reports.report(run, status, text, progress)
             return
         try:
@@ -387,6 +436,8 @@ class Runner:
             log.info("the result of run %s waits in the outbox", run.id)
         except Exception:
             log.exception("could not deliver the result of run %s", run.id)
+        finally:  # also when a stop cancels the send: the outbox has the message by then
+            self._writer.update(Run, "id", {"id": run.id, **values}, urgent=acted)
 
     def record_call(self, agent: str, origin: Origin, text: str, answer: str, usage: Usage) -> None:
         """Record a model call made outside a run (the router's), so /cost and budgets see it."""
@@ -411,11 +462,6 @@ class Runner:
         budgets = self._brakes.budgets
         tokens = usage.tokens_in + usage.tokens_out
         budgets.spend(budgets.scopes(agent, origin.chat, None), tokens, usage.cost)
-
-    async def mark_interrupted(self) -> list[Run]:
-        """Runs left running by a process that is gone (never a live one's): mark them
-        interrupted, and return them to be reported."""
-        return await self._runs.interrupt_orphaned(self._processes, self._clock.now())
 
 
 def _arguments(raw: str, redact: Callable[[str], str]) -> dict[str, Any]:

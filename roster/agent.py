@@ -129,6 +129,15 @@ class RunContext(Protocol):
     def tool_called(self, tool: str, arguments: str, result: str, *, status: str) -> None:
         """Record a tool call and its (scrubbed) result, for the run's history."""
 
+    async def before_effect(self) -> None:
+        """Wait until the run is stored: call it before anything that cannot be taken back
+        (starting a process, a tool call). A crash after it leaves a run to report, never
+        a message to handle again."""
+
+    def process_started(self, pid: int) -> None:
+        """Record the process group a command runs in (its own session: the group's id is
+        the pid), so that a start after a crash can stop what it left running."""
+
 
 class Agent(ABC):
     spec: AgentBase

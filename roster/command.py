@@ -117,12 +117,14 @@ class CommandAgent(Agent):
 
     async def start(self, request: AgentRequest, ctx: RunContext) -> Outcome:
         argv = self.argv(request.text)
+        await ctx.before_effect()  # the run is stored: a crash from here on never runs it twice
         process = await start_child(
             argv,
             env=self._environment(),
             cwd=self.spec.cwd,
             stdin=asyncio.subprocess.PIPE if self.spec.stdin else asyncio.subprocess.DEVNULL,
         )
+        ctx.process_started(process.pid)
         try:
             output, timed_out = await self._collect(process, request.text, ctx)
         except asyncio.CancelledError:

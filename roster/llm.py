@@ -255,6 +255,7 @@ class LLMAgent(Agent):
         pending = [ToolRequest(**call) for call in state["pending"]]
         first, rest = pending[0], pending[1:]
         if decision.approved:
+            await ctx.before_effect()
             result = await self._call_tool(request, first)
         else:
             why = f" Reason: {decision.reason}" if decision.reason else ""
@@ -344,6 +345,7 @@ class LLMAgent(Agent):
                 tool, arguments = gate
                 action = tool.action(self.name, arguments)
                 return NeedsApproval(action=action, policy=tool.policy, state=state, usage=usage)
+            await ctx.before_effect()  # a tool may act: the run is stored before it does
             result = await self._call_tool(request, call)
             self._reply_to_call(ctx, messages, call, result)
         return None

@@ -11,7 +11,7 @@ from sqlmodel import col, select, update
 
 from storage.db import Database
 from storage.faults import retrying
-from storage.models import Approval, ApprovalState
+from storage.models import Approval, ApprovalState, Run, RunState
 
 CONVERSATION = "conversation"
 ENDED = "conversation-ended"
@@ -46,6 +46,24 @@ class ApprovalStore:
         )
         async with self._db.session() as session:
             return (await session.exec(query.order_by(col(Approval.created_at)))).first()
+
+    async def decided_unresumed(self) -> list[Approval]:
+        """For each run still waiting with no approval pending: its newest decided one.
+
+        A decision is stored before its run resumes; a crash in between leaves these.
+        """
+        waiting = select(Run.id).where(Run.status == RunState.WAITING)
+        pending = select(Approval.run_id).where(
+            Approval.status == ApprovalState.PENDING, col(Approval.run_id).is_not(None)
+        )
+        query = select(Approval).where(
+            col(Approval.run_id).in_(waiting.scalar_subquery()),
+            col(Approval.run_id).not_in(pending.scalar_subquery()),
+            Approval.status != ApprovalState.PENDING,
+        )
+        async with self._db.session() as session:
+            rows = (await session.exec(query.order_by(col(Approval.created_at)))).all()
+        return list({row.run_id: row for row in rows}.values())  # the newest per run
 
     async def granted(self, chat: str, agent: str, action_hash: str) -> Approval | None:
         query = select(Approval).where(

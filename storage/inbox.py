@@ -3,7 +3,10 @@
 A redelivered update finds its key already here and is skipped, whichever process it
 reaches (the key is the primary key: a second insert is a conflict, so it is taken).
 An update stored but never handled because its process died is handed out again by a
-live process, once that process is seen to be gone (`storage.processes`).
+live process, once that process is seen to be gone (`storage.processes`) — unless it
+started a run: a run's row names its update and is stored before the run can act
+(`bot.runner`), so such an update is marked handled instead, and its run is reported
+as cut short (`bot.interrupted`). Handled again is only what had not acted yet.
 
 On SQLite one process owns the file, so once it has stored a batch the durable way it
 can tell new updates from redeliveries by the keys it has seen, and hand them out
@@ -33,6 +36,7 @@ from storage.db import Database
 from storage.faults import retrying
 from storage.models import InboxItem
 from storage.processes import Processes
+from storage.runs import RunStore
 from storage.writer import WriteBehind
 
 RECENT_KEYS = 10_000  # a redelivery repeats what the last poll brought, not older updates
@@ -152,9 +156,23 @@ class Inbox:
         row = {"key": key, "handled_at": self._clock.now(), "payload": {}}
         self._writer.update(InboxItem, "key", row)  # one executemany per write batch
 
+    async def claim(self, key: str) -> bool:
+        """Mark an update handled now, durably, before what it asks for happens (an effect
+        that must not happen twice); False if it was handled already."""
+        await self._writer.flush()  # its row may still be queued (`accept_quickly`)
+        statement = (
+            update(InboxItem)
+            .where(col(InboxItem.key) == key, col(InboxItem.handled_at).is_(None))
+            .values(handled_at=self._clock.now(), payload={})
+        )
+        async with self._db.write_session() as session:
+            claimed = (await session.exec(statement)).rowcount == 1
+            await session.commit()
+        return claimed
+
     async def take_over(self) -> list[InboxItem]:
         """Take the unhandled updates of processes that are gone, oldest first; each
-        goes to one taker."""
+        goes to one taker. Those that started a run are marked handled, not returned."""
         owner = col(InboxItem.owner)
         orphaned = self._processes.orphaned(owner) if self._processes else true()
         statement = (
@@ -166,4 +184,8 @@ class Inbox:
         async with self._db.write_session() as session:
             rows = list((await session.exec(statement)).scalars())
             await session.commit()
-        return sorted(rows, key=lambda row: row.received_at)
+        started = await RunStore(self._db).started([row.key for row in rows])
+        for key in started:
+            self.mark_handled(key)
+        fresh = [row for row in rows if row.key not in started]
+        return sorted(fresh, key=lambda row: row.received_at)

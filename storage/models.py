@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, String, Text
+from sqlalchemy import JSON, BigInteger, Column, Index, String, Text
 from sqlmodel import Field, SQLModel
 
 from storage.types import UTCDateTime
@@ -101,6 +101,15 @@ class Run(SQLModel, table=True):
     # The process that runs it (`ProcessBeat.id`): when that process stops beating, another
     # one marks the run interrupted; a live process's runs are left alone.
     owner: str | None = Field(default=None, max_length=200, index=True)
+    # The update that started it (`telegram:812`): an update with a run is never handled
+    # again after a crash; its run is reported instead (and offered to run again).
+    update_key: str | None = Field(default=None, max_length=200, index=True)
+    # Its command's process group, the group leader's start time (clock ticks after boot,
+    # /proc/<pid>/stat field 22: a pid used again has another) and the host it runs on
+    # (name and boot id): a crash leaves the group running, and the next start stops it.
+    process_group: int | None = None
+    process_started: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    process_host: str | None = Field(default=None, max_length=200)
 
 
 class ToolCall(SQLModel, table=True):

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func
-from sqlmodel import col, select, update
+from sqlmodel import SQLModel, col, select, update
 
 from storage.db import Database
 from storage.models import Run, RunState
@@ -38,6 +38,7 @@ class ActiveRun:
     # The message as typed, secrets' values and all: what the agent runs with. Only in
     # memory; `input` is what is stored and shown (scrubbed).
     text: str = ""
+    update_key: str | None = None  # the update that started it (chat runs)
 
     @classmethod
     def of(cls, run: Run, unseal: Callable[[Any], Any] = lambda state: state) -> ActiveRun:
@@ -60,6 +61,7 @@ class ActiveRun:
             state=state,
             hops=hops,
             text=text,
+            update_key=run.update_key,
         )
 
     def suspended_state(self, state: dict[str, Any]) -> dict[str, Any]:
@@ -94,11 +96,17 @@ class ActiveRun:
             "started_at": self.started_at,
             "finished_at": None,
             "owner": self.owner,
+            "update_key": self.update_key,
+            "process_group": None,
+            "process_started": None,
+            "process_host": None,
         }
 
 
 HOPS_KEY = "_hops"  # in a waiting run's stored state; taken out again before the agent sees it
 TEXT_KEY = "_text"  # likewise: the message as typed, sealed (values kept by reference)
+
+KEYS_PER_QUERY = 500
 
 SPEND_KEYS = {"agent": Run.agent, "chat": Run.chat_id, "job": Run.job_id}
 
@@ -133,16 +141,64 @@ class RunStore:
                         rows.append((kind, name, int(tokens or 0), float(cost or 0)))
         return rows
 
-    async def interrupt_orphaned(self, processes: Processes, now: datetime) -> list[Run]:
-        """Mark running runs whose process is gone interrupted; return them for reporting.
-        Each row is marked, and so reported, by one process."""
+    async def left_running(self, processes: Processes) -> list[Run]:
+        """Runs still marked running by a process that is gone (never a live one's)."""
+        query = select(Run).where(
+            col(Run.status) == RunState.RUNNING, processes.orphaned(col(Run.owner))
+        )
+        async with self._db.session() as session:
+            return list((await session.exec(query)).all())
+
+    async def interrupt(
+        self,
+        ids: Sequence[str],
+        processes: Processes,
+        now: datetime,
+        with_each: Callable[[Run], Sequence[SQLModel]],
+    ) -> list[Run]:
+        """Mark these runs interrupted if they are still running and still orphaned, and
+        store `with_each(run)` in the same transaction (what reports it). Each row is
+        marked, and so reported, by one process."""
         statement = (
             update(Run)
-            .where(col(Run.status) == RunState.RUNNING, processes.orphaned(col(Run.owner)))
+            .where(
+                col(Run.id).in_(ids),
+                col(Run.status) == RunState.RUNNING,
+                processes.orphaned(col(Run.owner)),
+            )
             .values(status=RunState.INTERRUPTED, finished_at=now)
             .returning(Run)
         )
         async with self._db.write_session() as session:
             rows = list((await session.exec(statement)).scalars())
+            for row in rows:
+                session.add_all(with_each(row))
             await session.commit()
         return rows
+
+    async def claim_waiting(self, run_id: str, owner: str) -> Run | None:
+        """Take a waiting run to resume it here: one taker, whoever asks at the same time.
+        Returns the run as it waited (its stored state), or None if it was not waiting."""
+        async with self._db.session() as session:
+            run = await session.get(Run, run_id)
+        if run is None or run.status != RunState.WAITING:
+            return None
+        statement = (
+            update(Run)
+            .where(col(Run.id) == run_id, col(Run.status) == RunState.WAITING)
+            .values(status=RunState.RUNNING, state={}, owner=owner)
+        )
+        async with self._db.write_session() as session:
+            taken = (await session.exec(statement)).rowcount == 1
+            await session.commit()
+        return run if taken else None
+
+    async def started(self, update_keys: Sequence[str]) -> set[str]:
+        """Which of these updates started a run (those are never handled again)."""
+        found: set[str] = set()
+        async with self._db.session() as session:
+            for start in range(0, len(update_keys), KEYS_PER_QUERY):
+                chunk = update_keys[start : start + KEYS_PER_QUERY]
+                query = select(Run.update_key).where(col(Run.update_key).in_(chunk)).distinct()
+                found.update(key for key in (await session.exec(query)).all() if key is not None)
+        return found

@@ -129,13 +129,15 @@ class WriteBehind:
         self._queued_one(urgent)
         return done
 
-    def update(self, table: type[SQLModel], key: str, row: dict[str, Any]) -> Done:
+    def update(
+        self, table: type[SQLModel], key: str, row: dict[str, Any], *, urgent: bool = False
+    ) -> Done:
         """Queue an update of the row whose `key` column equals `row[key]`; same-shaped
         updates of one batch become one executemany, run after the batch's inserts."""
         shape = (table, key, tuple(sorted(row)))
         done = self._future()
         self._batch().updates.setdefault(shape, []).append((row, done))
-        self._queued_one(False)
+        self._queued_one(urgent)
         return done
 
     async def write(self, op: Op) -> None:

@@ -12,8 +12,9 @@ from bot import actions
 from bot.app import open_deck
 from bot.config import Config
 from bot.deck import Deck
+from storage.approvals import ApprovalStore
 from storage.clock import FakeClock
-from storage.models import Run, RunState
+from storage.models import ApprovalState, Run, RunState
 from tests.conftest import audit_actions, make_config
 from tests.fakes.chat import ChatRecorder, Posted
 from tests.fakes.openai_server import FakeOpenAI
@@ -340,3 +341,27 @@ approvers = ["test:bob"]
         assert chat.press_answers[-1] == ("You are not one of the approvers of this request.", True)
         await chat.press(f"{aid}:approve", user="test:bob")
         await chat.wait_for("payroll\nrun")
+
+
+async def test_a_decision_stored_just_before_a_crash_is_carried_out_at_the_next_start() -> None:
+    """The decision is stored, then the process dies before its run resumes: the press is
+    not lost (handling the press again would only find it decided)."""
+    config = make_config(gated())
+    async with deck_for(config) as (deck, chat):
+        await chat.say("/ask deploy shipped")
+        aid = approval_id(await chat.wait_for("Approval needed"))
+        now = deck.clock.now()
+        stored = await ApprovalStore(deck.db).settle(
+            aid, status=ApprovalState.APPROVED, decided_by="test:ada", decided_at=now
+        )
+        assert stored
+    async with deck_for(config) as (deck, chat):
+        await chat.wait_for("deploy\nshipped")
+        await deck.tasks.drain()
+        await deck.runner.flush()
+        async with deck.db.session() as session:
+            (run,) = (await session.exec(select(Run))).all()
+    assert run.status == RunState.DONE
+    async with deck_for(config) as (deck, chat):  # and only once
+        await deck.tasks.drain()
+    assert not any("shipped" in text for text in chat.texts())

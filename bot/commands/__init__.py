@@ -26,6 +26,9 @@ class CommandSpec:
     immediate: bool = False
     # The arguments may hold a value that must not be stored (/secret set): not audited.
     private_args: bool = False
+    # Its effect must not happen twice (a new job, a job run now): the update is marked
+    # handled, durably, before it acts. A crash in between loses it; it never repeats.
+    once: bool = False
 
 
 REGISTRY: dict[str, CommandSpec] = {}
@@ -39,13 +42,16 @@ def command(
     usage: str = "",
     immediate: bool = False,
     private_args: bool = False,
+    once: bool = False,
 ) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
         if not inspect.iscoroutinefunction(handler):
             raise TypeError(f"/{name}: the handler must be an async function")
         if name in REGISTRY:
             raise ValueError(f"/{name} is registered twice")
-        REGISTRY[name] = CommandSpec(name, handler, role, help, usage, immediate, private_args)
+        REGISTRY[name] = CommandSpec(
+            name, handler, role, help, usage, immediate, private_args, once
+        )
         return handler
 
     return register

@@ -23,7 +23,13 @@ CHECK_TIMEOUT_SECONDS = 15.0
 SCHEDULER_OFF = "The scheduler is switched off ([scheduler] enabled = false)."
 
 
-@command("every", role=Role.ADMIN, help="run an agent on a schedule", usage="30m <agent> <text>")
+@command(
+    "every",
+    role=Role.ADMIN,
+    help="run an agent on a schedule",
+    usage="30m <agent> <text>",
+    once=True,
+)
 async def every(ctx: CommandContext) -> None:
     await _create(ctx, "every")
 
@@ -33,13 +39,18 @@ async def every(ctx: CommandContext) -> None:
     role=Role.ADMIN,
     help="run an agent on a cron schedule",
     usage='"0 9 * * 1-5" <agent> <text>',
+    once=True,
 )
 async def cron(ctx: CommandContext) -> None:
     await _create(ctx, "cron")
 
 
 @command(
-    "at", role=Role.ADMIN, help="run an agent once, later", usage="2026-12-01 08:00 <agent> <text>"
+    "at",
+    role=Role.ADMIN,
+    help="run an agent once, later",
+    usage="2026-12-01 08:00 <agent> <text>",
+    once=True,
 )
 async def at(ctx: CommandContext) -> None:
     await _create(ctx, "at")
@@ -81,7 +92,7 @@ async def unschedule(ctx: CommandContext) -> None:
     await _change(ctx, "removed", Scheduler.remove)
 
 
-@command("run", role=Role.ADMIN, help="run a job now", usage="<id>")
+@command("run", role=Role.ADMIN, help="run a job now", usage="<id>", once=True)
 async def run(ctx: CommandContext) -> None:
     scheduler = await _scheduler(ctx)
     job_id = ctx.args.strip()

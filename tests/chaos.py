@@ -1,0 +1,416 @@
+"""The chaos experiment: kill -9 at random moments of a stream of messages, then count.
+
+Real `agentdeck run` processes take messages from the fake Telegram Bot API; a command
+agent appends each message's tag to a file before it answers `done <tag>`. Afterwards
+every message must have run at most once, and have been answered once or reported once
+as cut short with a Run again button; nothing may be left unhandled in the inbox, or
+`running` once the bot has stopped. Two set-ups: SQLite with polling, and PostgreSQL
+with two webhook processes behind a round-robin balancer, one of them killed each time.
+
+Used by `tests/test_chaos.py` (small) and `bench/chaos.py` (large).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import re
+import signal
+import sys
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from storage.db import Database, sqlite_url
+from storage.models import InboxItem, Run, RunState
+from tests.fakes.round_robin import RoundRobin
+from tests.fakes.telegram_server import FakeTelegram
+from tests.test_telegram_webhook import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN = 1001  # the admin chat: restart notes go there, not into the counted chats
+FIRST_USER = 2001
+ANSWER = re.compile(r"done (m\d{5})")
+REPORTED = re.compile(r"interrupted by a restart.*?\((m\d{5})\)", re.DOTALL)
+STOP_SECONDS = 60.0
+START_SECONDS = 60.0
+
+SCRIPT = """#!/bin/sh
+echo "$1" >> "{count}"
+sleep {work}
+echo "done $1"
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """How many messages, how fast, how many kills, how long each run works."""
+
+    messages: int = 80
+    kills: int = 3
+    chats: int = 4
+    gap: float = 0.03  # seconds between two messages
+    work: float = 0.1  # seconds each command runs
+    jitter: float = 0.15  # a kill comes up to this long after its message
+    seed: int = 1
+
+    def kill_points(self) -> set[int]:
+        """After which messages a kill comes (not among the first and last few)."""
+        rng = random.Random(self.seed)  # noqa: S311 (a repeatable experiment)
+        edge = min(5, self.messages // 4)
+        return set(rng.sample(range(edge, self.messages - edge), self.kills))
+
+
+@dataclass
+class Tally:
+    """What happened to every message."""
+
+    setup: str
+    messages: int
+    kills: int = 0
+    executions: Counter[str] = field(default_factory=Counter)
+    answers: Counter[str] = field(default_factory=Counter)
+    reports: Counter[str] = field(default_factory=Counter)
+    recovery: list[float] = field(default_factory=list)  # kill -> taking updates again
+    unhandled: int = -1  # inbox rows not handled, once the bot stopped
+    running: int = -1  # runs still `running`, once the bot stopped
+
+    @property
+    def tags(self) -> list[str]:
+        return [tag(n) for n in range(self.messages)]
+
+    @property
+    def duplicates(self) -> list[str]:
+        return [t for t, n in self.executions.items() if n > 1]
+
+    @property
+    def lost(self) -> list[str]:
+        return [t for t in self.tags if not self.answers[t] and not self.reports[t]]
+
+    @property
+    def told_twice(self) -> list[str]:
+        return [t for t in self.tags if self.answers[t] > 1 or self.reports[t] > 1]
+
+    @property
+    def answered_and_reported(self) -> list[str]:
+        """Answered, then reported as cut short: killed between the answer and its record."""
+        return [t for t in self.tags if self.answers[t] and self.reports[t]]
+
+    @property
+    def answered_unexecuted(self) -> list[str]:
+        return [t for t in self.tags if self.answers[t] and not self.executions[t]]
+
+    def problems(self) -> list[str]:
+        """Every broken promise, described; empty when all held."""
+        checks = {
+            "executed more than once": self.duplicates,
+            "neither answered nor reported": self.lost,
+            "answered or reported more than once": self.told_twice,
+            "answered without running": self.answered_unexecuted,
+        }
+        found = [f"{what}: {tags[:10]}" for what, tags in checks.items() if tags]
+        if self.unhandled:
+            found.append(f"{self.unhandled} inbox row(s) left unhandled")
+        if self.running:
+            found.append(f"{self.running} run(s) left running")
+        return found
+
+
+def tag(n: int) -> str:
+    return f"m{n:05d}"
+
+
+def read_outcomes(fake: FakeTelegram, tally: Tally) -> None:
+    """Answers and Run again reports, from the messages as they now stand in the chats."""
+    tally.answers.clear()
+    tally.reports.clear()
+    for message in fake.messages.values():
+        text = message.get("text", "")
+        if message["chat"]["id"] == ADMIN or "working…" in text:
+            continue
+        if (found := ANSWER.search(text)) and "exit 0" in text:
+            tally.answers[found[1]] += 1
+        elif (found := REPORTED.search(text)) and _run_again_button(message):
+            tally.reports[found[1]] += 1
+
+
+def _run_again_button(message: dict[str, Any]) -> bool:
+    rows = message.get("reply_markup", {}).get("inline_keyboard", [])
+    return any(button["text"] == "Run again" for row in rows for button in row)
+
+
+def read_executions(count_file: Path, tally: Tally) -> None:
+    lines = count_file.read_text().split() if count_file.exists() else []
+    tally.executions = Counter(lines)
+
+
+class BotProcess:
+    """One `agentdeck run`, started again after each kill; its stderr kept in a file."""
+
+    def __init__(self, data_dir: Path, config: Path, env: dict[str, str]) -> None:
+        self.data_dir = data_dir
+        self._config = config
+        self._env = {**os.environ, **env, "AGENTDECK_DATA_DIR": str(data_dir)}
+        self.process: asyncio.subprocess.Process | None = None
+        data_dir.mkdir(parents=True, exist_ok=True)
+
+    async def start(self) -> None:
+        with (self.data_dir / "stderr.txt").open("ab") as stderr:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bot",
+                "run",
+                "--config",
+                str(self._config),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=stderr,
+                env=self._env,
+                cwd=ROOT,
+            )
+
+    async def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        await self.process.wait()
+
+    async def stop(self) -> int:
+        """SIGTERM, as a service manager stops it; the exit code."""
+        assert self.process is not None
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            async with asyncio.timeout(STOP_SECONDS):
+                return await self.process.wait()
+        except TimeoutError:
+            self.process.kill()
+            await self.process.wait()
+            raise
+
+
+def write_script(tmp: Path, work: float) -> tuple[Path, Path]:
+    """The counting command, and the file it counts in."""
+    count = tmp / "executions.txt"
+    script = tmp / "count.sh"
+    script.write_text(SCRIPT.format(count=count, work=work))
+    script.chmod(0o755)
+    return script, count
+
+
+def deck_toml(script: Path, chats: int, extra: str) -> str:
+    users = "".join(
+        f'[[users]]\nid = "telegram:{FIRST_USER + n}"\nrole = "operator"\n' for n in range(chats)
+    )
+    return f"""
+[deck]
+default_agent = "count"
+admin_chat = "telegram:{ADMIN}"
+rate_limit_per_minute = 0
+{extra}
+[scheduler]
+enabled = false
+[[users]]
+id = "telegram:{ADMIN}"
+role = "admin"
+{users}
+[[agents]]
+name = "count"
+kind = "command"
+command = ["{script}", "{{input}}"]
+timeout = 60
+"""
+
+
+async def until(predicate: Callable[[], bool], timeout: float, step: float = 0.02) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(step)
+
+
+async def until_async(predicate: Callable[[], Awaitable[bool]], timeout: float) -> None:
+    async with asyncio.timeout(timeout):
+        while not await predicate():
+            await asyncio.sleep(0.02)
+
+
+async def stream(
+    fake: FakeTelegram, plan: Plan, kill: Callable[[], Awaitable[float]], tally: Tally
+) -> None:
+    """Send the messages; after each kill point, kill (and restart) a bot process."""
+    points = plan.kill_points()
+    rng = random.Random(plan.seed + 1)  # noqa: S311 (a repeatable experiment)
+    for n in range(plan.messages):
+        fake.user_says(tag(n), user=FIRST_USER + n % plan.chats)
+        if n in points:
+            await asyncio.sleep(rng.uniform(0, plan.jitter))
+            tally.recovery.append(await kill())
+            tally.kills += 1
+        await asyncio.sleep(plan.gap)
+
+
+async def settle(fake: FakeTelegram, tally: Tally, timeout: float) -> None:
+    """Wait until every message was answered or reported (or the time is up)."""
+
+    def told() -> bool:
+        read_outcomes(fake, tally)
+        return not tally.lost
+
+    with contextlib.suppress(TimeoutError):  # what is missing shows in the tally
+        await until(told, timeout, step=0.2)
+
+
+async def leftovers(url: str, tally: Tally) -> None:
+    async with Database(url) as db, db.session() as session:
+        unhandled = select(func.count()).where(col(InboxItem.handled_at).is_(None))
+        running = select(func.count()).where(col(Run.status) == RunState.RUNNING)
+        tally.unhandled = (await session.exec(unhandled.select_from(InboxItem))).one()
+        tally.running = (await session.exec(running.select_from(Run))).one()
+
+
+# -- SQLite, polling ---------------------------------------------------------------------
+
+
+async def polling(tmp: Path, plan: Plan, *, settle_seconds: float = 120.0) -> Tally:
+    """One process on SQLite polling the fake Telegram; killed and restarted each time."""
+    fake = await FakeTelegram().start()
+    tally = Tally("SQLite, polling, one process", plan.messages)
+    script, count = write_script(tmp, plan.work)
+    config = tmp / "deck.toml"
+    polling_section = f'[telegram]\ntoken = "env:TG_TOKEN"\nbase_url = "{fake.base_url}"\n'
+    polling_section += "messages_per_second = 0\n"
+    config.write_text(deck_toml(script, plan.chats, "") + polling_section)
+    bot = BotProcess(tmp / "data", config, {"TG_TOKEN": fake.token})
+    loop = asyncio.get_running_loop()
+
+    async def polled() -> None:
+        fake.first_poll_at = None
+        await bot.start()
+        await until(lambda: fake.first_poll_at is not None, START_SECONDS)
+
+    async def kill() -> float:
+        killed_at = loop.time()
+        await bot.kill()
+        await polled()
+        return loop.time() - killed_at
+
+    try:
+        await polled()
+        await stream(fake, plan, kill, tally)
+        await settle(fake, tally, settle_seconds)
+        await bot.stop()
+        read_outcomes(fake, tally)
+        read_executions(count, tally)
+        await leftovers(sqlite_url(bot.data_dir), tally)
+    finally:
+        if bot.process is not None and bot.process.returncode is None:
+            bot.process.kill()
+        await fake.stop()
+    return tally
+
+
+# -- PostgreSQL, two webhook processes ----------------------------------------------------
+
+
+async def webhook_pair(
+    tmp: Path, plan: Plan, pg_url: str, *, settle_seconds: float = 120.0
+) -> Tally:
+    """Two webhook processes on one PostgreSQL database behind a round-robin balancer;
+    at each kill point one of them (in turn) is killed and started again."""
+    fake = await FakeTelegram(connection_per_update=True).start()
+    ports = [free_port(), free_port()]
+    balancer = await RoundRobin(ports).start()
+    tally = Tally("PostgreSQL, webhook, two processes", plan.messages)
+    script, count = write_script(tmp, plan.work)
+    bots = [
+        _webhook_bot(
+            tmp,
+            name,
+            port=port,
+            fake=fake,
+            balancer=balancer,
+            script=script,
+            plan=plan,
+            pg_url=pg_url,
+        )
+        for name, port in zip("ab", ports, strict=True)
+    ]
+    loop = asyncio.get_running_loop()
+    turn = iter(range(plan.kills))
+
+    async def kill() -> float:
+        index = next(turn) % 2
+        killed_at = loop.time()
+        await bots[index].kill()
+        await bots[index].start()
+        await _listening(ports[index])
+        return loop.time() - killed_at
+
+    try:
+        for bot, port in zip(bots, ports, strict=True):  # one after the other: migrations
+            await bot.start()
+            await _listening(port)
+        await until(lambda: len(fake.calls_to("setWebhook")) >= 2, START_SECONDS)
+        await stream(fake, plan, kill, tally)
+        await settle(fake, tally, settle_seconds)
+        for bot in bots:
+            await bot.stop()
+        read_outcomes(fake, tally)
+        read_executions(count, tally)
+        await leftovers(pg_url, tally)
+    finally:
+        for bot in bots:
+            if bot.process is not None and bot.process.returncode is None:
+                bot.process.kill()
+        await balancer.stop()
+        await fake.stop()
+    return tally
+
+
+def _webhook_bot(
+    tmp: Path,
+    name: str,
+    *,
+    port: int,
+    fake: FakeTelegram,
+    balancer: RoundRobin,
+    script: Path,
+    plan: Plan,
+    pg_url: str,
+) -> BotProcess:
+    deck = (
+        f'database_url = "{pg_url}"\nprocess_heartbeat_seconds = 0.3\nprocess_stale_seconds = 2\n'
+    )
+    webhook = f"""
+[telegram]
+token = "env:TG_TOKEN"
+base_url = "{fake.base_url}"
+messages_per_second = 0
+mode = "webhook"
+webhook_url = "{balancer.url}/hook"
+listen = "127.0.0.1"
+port = {port}
+path = "/hook"
+"""
+    config = tmp / f"{name}.toml"
+    config.write_text(deck_toml(script, plan.chats, deck) + webhook)
+    return BotProcess(tmp / name, config, {"TG_TOKEN": fake.token})
+
+
+async def _listening(port: int) -> None:
+    async def accepts() -> bool:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            return False
+        writer.close()
+        return True
+
+    await until_async(accepts, START_SECONDS)
