@@ -19,8 +19,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 CODEX = ROOT / ".venv" / "node" / "node_modules" / ".bin" / "codex"
 
-# Variables of the test process that would change what the CLIs do or where they send it.
-FOREIGN_PREFIXES = ("ANTHROPIC_", "CLAUDE", "OPENAI_", "CODEX_")
+# Variables of the test process that would change what the CLIs do or where they send it
+# (IS_SANDBOX=1 lets root use bypassPermissions).
+FOREIGN_PREFIXES = ("ANTHROPIC_", "CLAUDE", "OPENAI_", "CODEX_", "IS_SANDBOX")
 
 
 def require_claude_sdk() -> None:
@@ -91,8 +92,8 @@ def codex_env(base_url: str, home: Path, *, model: str = "gpt-5.5") -> dict[str,
 
 
 def without_foreign_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Drop ANTHROPIC_*/CLAUDE*/OPENAI_*/CODEX_* from this process: the SDK passes its
-    whole environment on to the CLI, under the variables the test gives."""
+    """Drop those variables from this process: the SDK passes its whole environment on
+    to the CLI, under the variables the test gives."""
     for name in list(os.environ):
         if name.startswith(FOREIGN_PREFIXES):
             monkeypatch.delenv(name)

@@ -33,7 +33,7 @@ from tests.fakes.anthropic_server import (
 pytestmark = pytest.mark.slow  # each test starts the CLI (about a second) once or more
 
 require_claude_sdk()
-from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKClient  # noqa: E402
+from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKClient, ProcessError, ResultError  # noqa: E402
 from claude_agent_sdk.types import (  # noqa: E402
     AssistantMessage,
     CanUseToolShadowedWarning,
@@ -142,6 +142,28 @@ async def test_a_fresh_client_without_resume_has_no_history(
         second = result_of(await turn(client, "which word?"))
     assert second.session_id != first.session_id
     assert "tangerine" not in all_text(fake.requests[1])
+
+
+async def test_resuming_an_unknown_session_fails_with_its_id(
+    fake: FakeAnthropic, workdir: Path
+) -> None:
+    """What a lost session (its file gone with a changed HOME) looks like: start afresh."""
+    unknown = "00000000-0000-4000-8000-000000000000"
+    with pytest.raises(ResultError, match=f"No conversation found with session ID: {unknown}"):
+        async with ClaudeSDKClient(options(fake, workdir, resume=unknown)) as client:
+            await turn(client, "hello again")
+    assert fake.requests == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the CLI refuses this only to root")
+async def test_bypass_permissions_is_refused_to_root(fake: FakeAnthropic, workdir: Path) -> None:
+    lines: list[str] = []
+    opts = options(fake, workdir, permission_mode="bypassPermissions", stderr=lines.append)
+    with pytest.raises(ProcessError):
+        async with ClaudeSDKClient(opts) as client:
+            await turn(client, "anything")
+    assert any("cannot be used with root/sudo privileges" in line for line in lines)
+    assert fake.requests == []
 
 
 class Decisions:
