@@ -2,8 +2,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+NODE := $(VENV)/node
+CODEX_VERSION := 0.171.0
 
-.PHONY: run test check lint bench clean browser
+.PHONY: run test check lint bench clean browser agent-clis
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,10 +20,25 @@ browser:
 	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || \
 		{ apt-get update && apt-get install -y chromium chromium-driver; }
 
+# The coding-agent CLIs that tests/test_claude_cli.py and tests/test_codex_cli.py drive
+# against local fakes: claude-agent-sdk (the `claude` extra; its wheel bundles the native
+# `claude` binary, so no npm for Claude Code) and Codex from npm, into the venv's own
+# node directory. For `make test` only; each step is skipped once its stamp exists.
+agent-clis: $(BIN)/.claude-extra $(NODE)/.codex-$(CODEX_VERSION)
+
+$(BIN)/.claude-extra: $(BIN)/.installed pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev,claude]'
+	touch $@
+
+$(NODE)/.codex-$(CODEX_VERSION):
+	npm install --prefix $(NODE) --no-save --no-package-lock --no-audit --no-fund \
+		--loglevel=error @openai/codex@$(CODEX_VERSION)
+	touch $@
+
 run: $(BIN)/.installed
 	$(BIN)/agentdeck run
 
-test: $(BIN)/.installed browser lint
+test: $(BIN)/.installed agent-clis browser lint
 	$(BIN)/python -m pytest
 
 lint: $(BIN)/.installed
