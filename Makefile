@@ -50,7 +50,7 @@ lint: $(BIN)/.installed
 check: test
 
 bench: $(BIN)/.installed
-	$(BIN)/python -m bench.telegram_throughput
+	$(BIN)/python -m bench.telegram_bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
