@@ -148,7 +148,7 @@ class Runner:
             text=text,
             update_key=origin.update_key,
         )
-        self._writer.insert(Run, run.row())
+        run.row_written = self._writer.insert(Run, run.row())
         # Cut after scrubbing: a value cut in two would no longer be found.
         self._audit.record(
             origin.user, "run.started", run.id, agent=agent.name, input=run.input[:500]
@@ -246,6 +246,13 @@ class Runner:
         text = rich(bold(agent.name), f": denied by {decision.by}{reason}. Nothing ran.")
         await self._end(run, self._progress(run), RunState.DENIED, text)
 
+    async def _stored(self, run: ActiveRun) -> None:
+        """Wait until the run's row and the update's inbox row are committed; raise if the
+        run's row was refused (then nothing may act: a crash would leave no trace of it)."""
+        await self._writer.flush()
+        if run.row_written is not None:
+            await asyncio.shield(run.row_written)
+
     async def _history(self, agent: Agent, run: ActiveRun) -> tuple[Turn, ...]:
         return await self._conversation.history(agent, run.chat_id)
 
@@ -260,7 +267,7 @@ class Runner:
             run,
             progress,
             record_call=self._call_recorder(run),
-            stored=self._writer.flush,
+            stored=lambda: self._stored(run),
             spawned=self._spawn_recorder(run),
         )
         try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -39,6 +39,8 @@ class ActiveRun:
     # memory; `input` is what is stored and shown (scrubbed).
     text: str = ""
     update_key: str | None = None  # the update that started it (chat runs)
+    # The insert of its row, queued: it must have succeeded before the run may act.
+    row_written: Awaitable[object] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def of(cls, run: Run, unseal: Callable[[Any], Any] = lambda state: state) -> ActiveRun:
