@@ -12,6 +12,10 @@ SLOW_DOWN = "You are sending messages faster than this bot accepts; wait a minut
 UNKNOWN_BUTTON = "That button is not known (any more)."
 NO_AGENT_READY = "No agent can take this right now; /agents shows why."
 INTERNAL_ERROR = "Something went wrong on my side; it is in the log. Nothing else was affected."
+JOB_HOLDS_SECRET = (
+    "That job's text holds the value of a stored secret, and a job's text is kept in the "  # noqa: S105
+    "database: give the agent the secret in its `env` instead. The job was not created."
+)
 SHUTTING_DOWN = "agentdeck is shutting down"  # why a run was stopped: "<agent>: stopped: …."
 
 

@@ -19,6 +19,7 @@ import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from bot import messages
 from bot.config import Config
 from bot.runner import Origin
 from bot.text import bold, rich
@@ -117,6 +118,8 @@ class ToolHost:
             plan = parse_schedule(kind.lower(), spec, timezone=zone, now=deck.clock.now())
         except (AgentNotFound, SchedulerError) as exc:
             raise ToolError(str(exc)) from exc
+        if deck.vault.redact(text) != text:
+            raise ToolError(messages.JOB_HOLDS_SECRET)
         now = deck.clock.now()
         job = Job(
             id=secrets.token_hex(3),

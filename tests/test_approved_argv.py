@@ -19,7 +19,7 @@ import pytest
 from sqlmodel import select
 
 from bot.deck import Deck
-from storage.models import Approval, Run
+from storage.models import Approval, Job, Run
 from tests.conftest import DeckFactory, make_config
 from tests.fakes.openai_server import FakeOpenAI, call, say
 
@@ -182,3 +182,21 @@ async def test_a_model_tool_call_with_a_value_or_a_reference_runs_as_approved(
     assert not any(holds_value(row.action) for row in rows)
     assert executed(argv_log) == [[f"x{VALUE}"], [VALUE]]
     assert CORE.encode() not in database_bytes(data_dir)
+
+
+async def test_a_job_whose_text_holds_a_secret_is_refused_and_stores_nothing(
+    deck_with_chat: DeckFactory, data_dir: Path, tmp_path: Path
+) -> None:
+    """A job's text is kept in the database and run again and again: it may not hold a
+    value (`/every 1h deploy <token>`); the agent's `env` is the way to give it one."""
+    argv_log = tmp_path / "argv.log"
+    async with deck_with_chat(make_config(config_text(argv_log))) as (deck, chat):
+        await deck.vault.set("DEPLOY_TOKEN", VALUE, by="test")
+        await chat.say(f"/every 1h deploy {VALUE}")
+        refusal = await chat.wait_for("The job was not created")
+        assert "holds the value of a stored secret" in refusal.text
+        await deck.runner.flush()
+        async with deck.db.session() as session:
+            assert (await session.exec(select(Job))).all() == []
+    assert CORE.encode() not in database_bytes(data_dir)
+    assert executed(argv_log) == []

@@ -6,6 +6,7 @@ import asyncio
 import secrets
 from datetime import datetime
 
+from bot import messages
 from bot.commands import command
 from bot.commands.context import CommandContext
 from bot.config import Role
@@ -122,6 +123,10 @@ async def _create(ctx: CommandContext, kind: str) -> None:
     except (SchedulerError, AgentNotFound) as exc:
         deck.audit.record(ctx.user, "job.refused", kind, args=ctx.args[:200], reason=str(exc))
         await ctx.reply(str(exc))
+        return
+    if deck.vault.redact(request.input) != request.input:
+        deck.audit.record(ctx.user, "job.refused", kind, reason="holds a secret's value")
+        await ctx.reply(messages.JOB_HOLDS_SECRET)
         return
     job = _new_job(ctx, request)
     refusal = await _check_target(deck, job, ctx)
