@@ -36,12 +36,22 @@ def _config_path(option: str | None) -> Path | None:
 
 
 def _load(option: str | None) -> Config:
-    from bot.config import load_config  # pydantic and the roster: not for `--help`
-
     try:
-        return load_config(_config_path(option))
+        return _read_config(option)
     except ConfigError as exc:
         _fail(str(exc), code=2)
+
+
+def _read_config(option: str | None) -> Config:
+    """The config file (or the built-in one), with `--data-dir` over its `data_dir`."""
+    from bot.config import load_config  # pydantic and the roster: not for `--help`
+
+    config = load_config(_config_path(option))
+    data_dir = click.get_current_context().find_root().obj
+    if not data_dir:
+        return config
+    deck = config.deck.model_copy(update={"data_dir": data_dir})
+    return config.model_copy(update={"deck": deck})
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
@@ -49,9 +59,19 @@ def _fail(message: str, code: int = 1) -> NoReturn:
     sys.exit(code)
 
 
-@click.group()
-def main() -> None:
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="agentdeck", message="%(prog)s %(version)s")
+@click.option(
+    "--data-dir",
+    metavar="DIR",
+    help="where the database, keys and logs live (over the config's deck.data_dir)",
+)
+@click.pass_context
+def main(ctx: click.Context, data_dir: str | None) -> None:
     """Operate a roster of AI agents from Telegram, Slack or the console."""
+    ctx.obj = data_dir
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
 
 
 config_option = click.option(
@@ -170,11 +190,10 @@ def check(config_path: str | None) -> None:
 @config_option
 def doctor(config_path: str | None) -> None:
     """Check config, database, master key, transports and the model API; say what to fix."""
-    from bot.config import load_config
     from bot.doctor import examine, failed
 
     try:
-        config = load_config(_config_path(config_path))
+        config = _read_config(config_path)
     except ConfigError as exc:
         click.echo(f"FAIL  config: {exc}")
         sys.exit(1)
@@ -213,19 +232,18 @@ def audit_verify(config_path: str | None) -> None:
     """Check the hash chain; report the first tampered row."""
     config = _load(config_path)
 
-    async def verify() -> str:
+    async def verify() -> tuple[str, bool]:
         async with _audit_log(config) as log:
-            bad = await log.verify()
-        return (
-            ""
-            if bad is None
-            else f"audit chain broken at row {bad.id} ({bad.action} by {bad.actor})"
-        )
+            check = await log.verify()
+        bad = check.broken
+        if bad is not None:
+            return f"audit chain broken at row {bad.id} ({bad.action} by {bad.actor})", False
+        return f"audit chain intact: {check.rows} rows checked", True
 
-    broken = _run_storage(verify())
-    if broken:
-        _fail(broken)
-    click.echo("audit chain intact")
+    verdict, intact = _run_storage(verify())
+    if not intact:
+        _fail(verdict)
+    click.echo(verdict)
 
 
 def _audit_log(config: Config):  # type: ignore[no-untyped-def]

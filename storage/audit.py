@@ -55,6 +55,14 @@ def event_hash(prev_hash: str, event: Event | AuditEvent) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class ChainCheck:
+    """What `AuditLog.verify` found: rows whose links held, and the first that broke."""
+
+    rows: int
+    broken: AuditEvent | None
+
+
 class AuditLog:
     def __init__(
         self,
@@ -120,13 +128,13 @@ class AuditLog:
             rows = (await session.exec(query)).all()
         return list(reversed(rows))
 
-    async def verify(self) -> AuditEvent | None:
-        """Return the first row whose chain does not hold, or None when intact."""
-        prev = GENESIS
+    async def verify(self) -> ChainCheck:
+        """Walk the hash chain; say how many rows held and the first that does not."""
+        prev, checked = GENESIS, 0
         async with self._db.session() as session:
             rows = await session.stream_scalars(select(AuditEvent).order_by(col(AuditEvent.id)))
             async for row in rows:
                 if row.prev_hash != prev or event_hash(prev, row) != row.hash:
-                    return row
-                prev = row.hash
-        return None
+                    return ChainCheck(rows=checked, broken=row)
+                prev, checked = row.hash, checked + 1
+        return ChainCheck(rows=checked, broken=None)

@@ -16,7 +16,7 @@ async def audit(ctx: CommandContext) -> None:
     count = min(int(arg), MAX_EVENTS) if arg.isdigit() and int(arg) > 0 else 10
     await ctx.deck.runner.flush()
     events = await ctx.deck.audit.tail(count)
-    broken = await ctx.deck.audit.verify()
+    broken = (await ctx.deck.audit.verify()).broken
     state = "intact" if broken is None else f"BROKEN at row {broken.id}"
     lines: list[Piece] = [bold(f"Audit (chain {state})"), "\n"]
     for event in events:

@@ -28,7 +28,7 @@ async def audit(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     )
     await deck.runner.flush()
     events = await history.audit_events(deck.db, wanted)
-    broken = await deck.audit.verify()
+    broken = (await deck.audit.verify()).broken
     older = events[-1].id if len(events) == PAGE_SIZE else None
     return render(
         request,
