@@ -10,10 +10,10 @@ from datetime import timedelta
 
 import aiohttp
 import pytest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from bot.app import open_deck
 from bot.deck import Deck
-from bot.metrics.registry import Counter, Gauge, Histogram, render
 from bot.metrics.server import MetricsStartError
 from storage.models import InboxItem, OutboxMessage
 from tests.conftest import DeckFactory, make_config
@@ -103,7 +103,7 @@ async def test_runs_latency_approvals_errors_queues_and_tasks(
 
         kind, samples = await scrape(deck.metrics.url)
 
-    assert kind == "text/plain; version=0.0.4; charset=utf-8"
+    assert kind == CONTENT_TYPE_LATEST
     assert samples['agentdeck_runs_total{agent="echo",status="done"}'] == 2
     assert samples['agentdeck_runs_total{agent="broken",status="failed"}'] == 1
     assert samples['agentdeck_runs_total{agent="deploy",status="done"}'] == 1
@@ -111,7 +111,7 @@ async def test_runs_latency_approvals_errors_queues_and_tasks(
     assert samples['agentdeck_runs_started_total{agent="deploy"}'] == 3
     assert samples['agentdeck_run_duration_seconds_count{agent="echo"}'] == 2
     assert samples['agentdeck_run_duration_seconds_bucket{agent="echo",le="+Inf"}'] == 2
-    assert samples['agentdeck_run_duration_seconds_bucket{agent="echo",le="60"}'] == 2
+    assert samples['agentdeck_run_duration_seconds_bucket{agent="echo",le="60.0"}'] == 2
     assert 0 < samples['agentdeck_run_duration_seconds_sum{agent="echo"}'] < 60
     assert samples['agentdeck_approvals_total{outcome="requested"}'] == 3
     assert samples['agentdeck_approvals_total{outcome="approved"}'] == 1
@@ -124,6 +124,11 @@ async def test_runs_latency_approvals_errors_queues_and_tasks(
     assert samples["agentdeck_runs_active"] == 0
     assert samples['agentdeck_tasks{scope="all"}'] >= samples['agentdeck_tasks{scope="deck"}']
     assert samples["process_resident_memory_bytes"] > 10_000_000
+    assert samples["process_cpu_seconds_total"] > 0
+    assert samples['python_gc_collections_total{generation="0"}'] >= 0
+    assert not [name for name in samples if name.endswith("_created")]
+    python_info = [name for name in samples if name.startswith("python_info{")]
+    assert len(python_info) == 1
 
 
 async def test_off_by_default_and_a_busy_port_is_one_clear_error(
@@ -141,32 +146,3 @@ async def test_off_by_default_and_a_busy_port_is_one_clear_error(
                 pass
     assert str(caught.value).startswith(f"The metrics endpoint cannot listen on 127.0.0.1:{port}: ")
     assert str(caught.value).endswith("Change [metrics] listen/port, or stop what uses it.")
-
-
-def test_the_text_format() -> None:
-    runs = Counter("runs_total", "Runs.\nBy agent.", ("agent",))
-    runs.inc(agent='we"ird\\')
-    runs.inc(2, agent="echo")
-    depth = Gauge("depth", "Depth.")
-    depth.set(0.5)
-    latency = Histogram("latency_seconds", "Latency.", (0.1, 1), ("agent",))
-    for value in (0.05, 0.1, 0.7, 3):
-        latency.observe(value, agent="echo")
-    assert render([runs, depth, latency]) == (
-        "# HELP runs_total Runs.\\nBy agent.\n"
-        "# TYPE runs_total counter\n"
-        'runs_total{agent="echo"} 2\n'
-        'runs_total{agent="we\\"ird\\\\"} 1\n'
-        "# HELP depth Depth.\n"
-        "# TYPE depth gauge\n"
-        "depth 0.5\n"
-        "# HELP latency_seconds Latency.\n"
-        "# TYPE latency_seconds histogram\n"
-        'latency_seconds_bucket{agent="echo",le="0.1"} 2\n'
-        'latency_seconds_bucket{agent="echo",le="1"} 3\n'
-        'latency_seconds_bucket{agent="echo",le="+Inf"} 4\n'
-        'latency_seconds_sum{agent="echo"} 3.85\n'
-        'latency_seconds_count{agent="echo"} 4\n'
-    )
-    with pytest.raises(ValueError, match=r"runs_total takes labels \('agent',\)"):
-        runs.inc(chat="x")

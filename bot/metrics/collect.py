@@ -3,21 +3,31 @@
 Counters are fed as things happen, from the audit log (every run start and end and
 every approval decision is audited already, so the metrics cannot disagree with it)
 and from log records at ERROR. Gauges are sampled when Prometheus scrapes: queue
-lengths from the database, running runs and open tasks from memory, RSS from /proc.
+lengths from the database, running runs and open tasks from memory. The process
+figures (RSS, CPU, start time, open files), the garbage collector's and the Python
+version come from prometheus-client's own default collectors.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import time
 from collections import OrderedDict
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.metrics.registry import Counter, Family, Gauge, Histogram
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
+from prometheus_client.registry import Collector
+
 from storage.audit import Event
 from storage.models import RunState
 from storage.queues import queue_lengths
@@ -34,59 +44,62 @@ APPROVAL_OUTCOMES = frozenset(
 )
 
 
+# A `_created` series beside each counter doubles the lines for no figure we use.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+DEFAULT_COLLECTORS: tuple[Collector, ...] = (PROCESS_COLLECTOR, GC_COLLECTOR, PLATFORM_COLLECTOR)
+
+
 class DeckMetrics:
+    """The deck's metric families, in a registry of their own (one per deck, so that
+    several decks in one process, as in the tests, never share a count)."""
+
     def __init__(self) -> None:
+        self.registry = registry = CollectorRegistry(auto_describe=True)
+        for collector in DEFAULT_COLLECTORS:
+            registry.register(collector)
         self.runs_started = Counter(
-            "agentdeck_runs_started_total", "Runs started, by agent.", ("agent",)
+            "agentdeck_runs_started", "Runs started, by agent.", ("agent",), registry=registry
         )
         self.runs = Counter(
-            "agentdeck_runs_total", "Runs ended, by agent and status.", ("agent", "status")
+            "agentdeck_runs",
+            "Runs ended, by agent and status.",
+            ("agent", "status"),
+            registry=registry,
         )
         self.run_seconds = Histogram(
             "agentdeck_run_duration_seconds",
             "Seconds from a run's start to its end (approval waits included), by agent.",
-            LATENCY_BUCKETS,
             ("agent",),
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
         )
         self.approvals = Counter(
-            "agentdeck_approvals_total",
+            "agentdeck_approvals",
             "Approval requests (outcome=requested) and what became of them.",
             ("outcome",),
+            registry=registry,
         )
         self.errors = Counter(
-            "agentdeck_errors_total", "Log records at ERROR or worse, by logger.", ("logger",)
+            "agentdeck_errors",
+            "Log records at ERROR or worse, by logger.",
+            ("logger",),
+            registry=registry,
         )
         self.queues = Gauge(
             "agentdeck_queue_length",
             "Rows waiting: inbox (unhandled updates), outbox (pending, undelivered), approvals.",
             ("queue",),
+            registry=registry,
         )
-        self.runs_active = Gauge("agentdeck_runs_active", "Runs executing now.")
+        self.runs_active = Gauge("agentdeck_runs_active", "Runs executing now.", registry=registry)
         self.tasks = Gauge(
             "agentdeck_tasks",
             "Open asyncio tasks: the deck's own work (scope=deck), the whole process (all).",
             ("scope",),
+            registry=registry,
         )
-        self.rss = Gauge("process_resident_memory_bytes", "Resident memory size in bytes.")
-        self.start_time = Gauge(
-            "process_start_time_seconds", "Start time of the process since the Unix epoch."
-        )
-        self.start_time.set(time.time())
         self._open: OrderedDict[str, datetime] = OrderedDict()
-
-    def families(self) -> list[Family]:
-        return [
-            self.runs_started,
-            self.runs,
-            self.run_seconds,
-            self.runs_active,
-            self.approvals,
-            self.errors,
-            self.queues,
-            self.tasks,
-            self.rss,
-            self.start_time,
-        ]
 
     # -- fed as things happen -----------------------------------------------------------
 
@@ -96,35 +109,33 @@ class DeckMetrics:
         if kind == "run":
             self._on_run(event, what)
         elif kind == "approval" and what in APPROVAL_OUTCOMES:
-            self.approvals.inc(outcome=what)
+            self.approvals.labels(outcome=what).inc()
 
     def _on_run(self, event: Event, what: str) -> None:
         agent = str(event.detail.get("agent") or "?")
         if what == "started":
-            self.runs_started.inc(agent=agent)
+            self.runs_started.labels(agent=agent).inc()
             self._open[event.subject] = event.at
             while len(self._open) > MAX_OPEN_RUNS:
                 self._open.popitem(last=False)
         elif what in ENDED:
-            self.runs.inc(agent=agent, status=what)
+            self.runs.labels(agent=agent, status=what).inc()
             started = self._open.pop(event.subject, None)
             if started is not None:
-                self.run_seconds.observe((event.at - started).total_seconds(), agent=agent)
+                seconds = (event.at - started).total_seconds()
+                self.run_seconds.labels(agent=agent).observe(seconds)
 
     # -- sampled at scrape ----------------------------------------------------------------
 
     async def sample(self, deck: Deck) -> None:
         self.runs_active.set(len(deck.runner.active()))
-        self.tasks.set(len(deck.tasks), scope="deck")
-        self.tasks.set(len(asyncio.all_tasks()), scope="all")
-        rss = await asyncio.to_thread(resident_bytes)
-        if rss is not None:
-            self.rss.set(rss)
+        self.tasks.labels(scope="deck").set(len(deck.tasks))
+        self.tasks.labels(scope="all").set(len(asyncio.all_tasks()))
         lengths = await queue_lengths(deck.db)
-        self.queues.set(lengths.inbox_unhandled, queue="inbox")
-        self.queues.set(lengths.outbox_pending, queue="outbox")
-        self.queues.set(lengths.outbox_undelivered, queue="outbox_undelivered")
-        self.queues.set(lengths.approvals_pending, queue="approvals")
+        self.queues.labels(queue="inbox").set(lengths.inbox_unhandled)
+        self.queues.labels(queue="outbox").set(lengths.outbox_pending)
+        self.queues.labels(queue="outbox_undelivered").set(lengths.outbox_undelivered)
+        self.queues.labels(queue="approvals").set(lengths.approvals_pending)
 
 
 class ErrorCounter(logging.Handler):
@@ -135,13 +146,4 @@ class ErrorCounter(logging.Handler):
         self._metrics = metrics
 
     def emit(self, record: logging.LogRecord) -> None:
-        self._metrics.errors.inc(logger=record.name)
-
-
-def resident_bytes() -> int | None:
-    """This process's resident set size (Linux /proc); None where there is no /proc."""
-    try:
-        fields = Path("/proc/self/statm").read_text().split()
-    except OSError:
-        return None
-    return int(fields[1]) * os.sysconf("SC_PAGE_SIZE")
+        self._metrics.errors.labels(logger=record.name).inc()

@@ -11,11 +11,11 @@ import logging
 from collections.abc import Callable
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bot.deck import Deck
 from bot.errors import BotError
 from bot.metrics.collect import DeckMetrics, ErrorCounter
-from bot.metrics.registry import CONTENT_TYPE, render
 from storage.db import DATABASE_ERRORS
 
 log = logging.getLogger(__name__)
@@ -81,8 +81,8 @@ class MetricsServer:
         except (*DATABASE_ERRORS, TimeoutError) as exc:
             # The counters still tell; the queue gauges keep their last values.
             log.warning("metrics: sampling the queues failed: %s", exc)
-        body = render(self.metrics.families())
-        return web.Response(body=body.encode(), headers={"Content-Type": CONTENT_TYPE})
+        body = await asyncio.to_thread(generate_latest, self.metrics.registry)  # reads /proc
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 def _nothing() -> None:
