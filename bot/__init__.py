@@ -1,0 +1,18 @@
+"""The bot: chat in, agents run, answers out. The way of a message, stage by stage:
+
+1. `bot.transports` — Telegram, Slack and the console turn platform updates into neutral
+   `types.Incoming` and neutral `types.Outgoing` back into platform calls.
+2. `bot.intake` — the dispatcher stores each update in the inbox (exactly once), checks
+   who sent it (`access`), and sends it to a command (`bot.commands`), a button's action,
+   or an agent chosen by routing.
+3. `bot.runs` — the runner records a run, applies the brakes (budget, breaker, clock),
+   waits for approvals where the policy asks, shows progress, and ends with an outcome.
+4. `bot.delivery` — the postman and the durable outbox deliver the answer once, through
+   outages and retries.
+
+Beside the way: `app` builds and starts everything (one exit stack), `deck` is what a
+running deck shares, `jobruns` connects the scheduler's runs to the runner, `toolhost`
+gives tools that reach outside one agent their bot side, `dashboard` and `metrics` are the
+web pages and the Prometheus endpoint, and `cli`, `doctor`, `reload`, `liveness`, `logs`
+the process around it all.
+"""

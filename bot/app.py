@@ -15,26 +15,28 @@ from contextlib import AsyncExitStack
 from datetime import timedelta
 from typing import TextIO
 
-from bot import actions, interrupted, messages
+from bot import messages
 from bot.access import Access
-from bot.approvals import Approvals
-from bot.brakes import Brakes
-from bot.breaker import Breaker
-from bot.budget import Budgets
 from bot.commands import inbox_form, load_all
 from bot.config import Config
 from bot.credentials import learn_credentials
 from bot.deck import Deck
+from bot.delivery.outbox import ADMIN_SUBJECT
+from bot.delivery.postman import Postman
 from bot.diskspace import telling_when_full
-from bot.dispatcher import Dispatcher
-from bot.interrupted import Cut
+from bot.intake import actions
+from bot.intake.dispatcher import Dispatcher
+from bot.intake.routing import routing_for
 from bot.jobruns import halt_scheduler, open_scheduler
 from bot.liveness import Liveness
-from bot.outbox import ADMIN_SUBJECT
-from bot.postman import Postman
 from bot.redaction import redacting_logs
-from bot.routing import routing_for
-from bot.runner import Runner
+from bot.runs import interrupted
+from bot.runs.approvals import Approvals
+from bot.runs.brakes import Brakes
+from bot.runs.breaker import Breaker
+from bot.runs.budget import Budgets
+from bot.runs.interrupted import Cut
+from bot.runs.runner import Runner
 from bot.toolhost import ToolHost, toolbox_for
 from bot.transports.console import ConsoleTransport
 from bot.types import Incoming, Outgoing, Transport
@@ -97,7 +99,9 @@ async def open_deck(
         dispatcher = Dispatcher(
             deck=deck, commands=commands, on_handled=inbox.mark_handled, claim=inbox.claim
         )
-        cut = await interrupted.take_over(deck, processes)  # before any new work starts
+        cut = await interrupted.take_over(
+            processes, db=deck.db, clock=deck.clock, roster=deck.roster, audit=deck.audit
+        )  # before any new work starts
         await deck.brakes.budgets.load()
         if transports is None:
             threads = ThreadAgents(db=db, clock=clock)
@@ -307,7 +311,7 @@ async def recover(deck: Deck, dispatcher: Dispatcher, inbox: Inbox, cut: list[Cu
     """Pick up what the last process left: interrupted runs, lost cards, unhandled updates."""
     if deck.outbox is not None:  # messages a crash left undelivered go first
         await deck.outbox.start_delivering()
-    reported = await interrupted.report(deck, cut)
+    reported = await interrupted.report(cut, postman=deck.postman, approvals=deck.approvals)
     # Counted before the cards go out again: a press right after is not "waiting" then.
     pending = len(await deck.approvals.pending()) - len(reported)
     cards = await repost_lost_cards(deck, skip=reported)

@@ -7,15 +7,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from bot.access import Access
-from bot.approvals import Approvals
-from bot.brakes import Brakes
 from bot.config import Config
-from bot.links import TransportLinks
-from bot.outbox import Outbox
-from bot.postman import Postman
-from bot.routing import Routing
-from bot.runner import Runner
-from bot.tasks import ChatLanes, TaskSet
+from bot.delivery.outbox import Outbox
+from bot.delivery.postman import Postman
+from bot.delivery.transport_links import TransportLinks
+from bot.intake.routing import Routing
+from bot.lanes import ChatLanes
+from bot.runs.approvals import Approvals
+from bot.runs.brakes import Brakes
+from bot.runs.runner import Runner
 from roster.llm import ModelClient
 from roster.roster import Roster
 from scheduler.service import Scheduler
@@ -24,6 +24,7 @@ from storage.clock import Clock
 from storage.db import Database
 from storage.memory import Memory
 from storage.secrets import Vault
+from storage.tasks import TaskSet
 from storage.writer import WriteBehind
 
 if TYPE_CHECKING:
@@ -53,7 +54,9 @@ class Deck:
     scheduler: Scheduler | None = None  # None when [scheduler] enabled = false
     outbox: Outbox | None = None
     writer: WriteBehind | None = None  # the group-committing writes the outbox queues on
-    links: TransportLinks | None = None  # each transport up, or retried (`bot.links`)
+    links: TransportLinks | None = (
+        None  # each transport up, or retried (`bot.delivery.transport_links`)
+    )
     dashboard: Dashboard | None = None  # None when [dashboard] enabled = false
     metrics: MetricsServer | None = None  # None when [metrics] enabled = false
 

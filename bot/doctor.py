@@ -33,7 +33,7 @@ from storage.secrets import KeySource, MasterKeys, Vault, read_keys
 CHECK_SECONDS = 15.0
 
 
-class Verdict(StrEnum):
+class CheckStatus(StrEnum):
     OK = "ok"
     WARN = "warn"  # works, but worth a look; does not fail the doctor
     FAIL = "FAIL"
@@ -43,7 +43,7 @@ class Verdict(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Finding:
     check: str
-    verdict: Verdict
+    verdict: CheckStatus
     detail: str
 
     def line(self) -> str:
@@ -51,11 +51,11 @@ class Finding:
 
 
 def ok(check: str, detail: str) -> Finding:
-    return Finding(check, Verdict.OK, detail)
+    return Finding(check, CheckStatus.OK, detail)
 
 
 def failed(findings: list[Finding]) -> bool:
-    return any(f.verdict is Verdict.FAIL for f in findings)
+    return any(f.verdict is CheckStatus.FAIL for f in findings)
 
 
 async def examine(config: Config) -> list[Finding]:
@@ -85,11 +85,11 @@ async def _guarded(check: str, work: Awaitable[Finding]) -> Finding:
         async with asyncio.timeout(CHECK_SECONDS):
             return await work
     except TimeoutError:
-        return Finding(check, Verdict.FAIL, f"no answer within {CHECK_SECONDS:g} s")
+        return Finding(check, CheckStatus.FAIL, f"no answer within {CHECK_SECONDS:g} s")
     except (BotError, RosterError, StorageError) as exc:
-        return Finding(check, Verdict.FAIL, str(exc))
+        return Finding(check, CheckStatus.FAIL, str(exc))
     except Exception as exc:  # a diagnosis must report, not crash, on what it did not foresee
-        return Finding(check, Verdict.FAIL, f"{type(exc).__name__}: {exc}")
+        return Finding(check, CheckStatus.FAIL, f"{type(exc).__name__}: {exc}")
 
 
 # --- database ------------------------------------------------------------------------
@@ -113,7 +113,9 @@ async def _database(db: Database, config: Config) -> Schema:
     except (*DATABASE_ERRORS, TimeoutError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         hint = "[deck] database_url" if config.deck.database_url else "[deck] data_dir"
-        return Schema(Finding("database", Verdict.FAIL, f"{where}: {reason} (check {hint})"), False)
+        return Schema(
+            Finding("database", CheckStatus.FAIL, f"{where}: {reason} (check {hint})"), False
+        )
     return Schema(_schema_finding(where, revision), revision is not None)
 
 
@@ -124,12 +126,12 @@ def _schema_finding(where: str, revision: str | None) -> Finding:
         return ok("database", f"{where}: schema {revision} (current)")
     if revision < HEAD_REVISION:
         detail = f"{where}: schema {revision}; the next start migrates it to {HEAD_REVISION}"
-        return Finding("database", Verdict.WARN, detail)
+        return Finding("database", CheckStatus.WARN, detail)
     detail = (
         f"{where}: schema {revision} is newer than this agentdeck knows ({HEAD_REVISION}); "
         "upgrade agentdeck or point it at the right database"
     )
-    return Finding("database", Verdict.FAIL, detail)
+    return Finding("database", CheckStatus.FAIL, detail)
 
 
 # --- master key and secrets ------------------------------------------------------------
@@ -147,7 +149,7 @@ async def _keys(db: Database | None, config: Config) -> tuple[Vault | None, Find
         stored = None if vault is None else len(vault.names())
         return vault, await asyncio.to_thread(_key_finding, keys, stored)  # stats the key file
     except (StorageError, *DATABASE_ERRORS) as exc:
-        return None, Finding("secrets", Verdict.FAIL, str(exc))
+        return None, Finding("secrets", CheckStatus.FAIL, str(exc))
 
 
 def _key_finding(keys: MasterKeys | None, stored: int | None) -> Finding:
@@ -158,7 +160,7 @@ def _key_finding(keys: MasterKeys | None, stored: int | None) -> Finding:
         mode = stat.S_IMODE(keys.path.stat().st_mode)
         if mode & 0o077:
             detail = f"{keys.path} is readable by other users (mode {mode:03o}): chmod 600 it"
-            return Finding("secrets", Verdict.WARN, detail)
+            return Finding("secrets", CheckStatus.WARN, detail)
     return ok("secrets", f"master key from {keys.where}{count}")
 
 
@@ -197,12 +199,12 @@ def _transports(config: Config) -> list[tuple[str, Probe]]:
 async def _llm(config: Config, secrets: SecretSource) -> Finding:
     agents = [a for a in config.agents if isinstance(a, LLMAgentSpec)]
     if not agents:
-        return Finding("llm", Verdict.SKIP, "no llm agents configured")
+        return Finding("llm", CheckStatus.SKIP, "no llm agents configured")
     settings = model_settings(config, secrets)
     if not settings.api_key:
         names = ", ".join(a.name for a in agents)
         detail = f"no API key for {names}: set OPENAI_API_KEY or [llm] api_key"
-        return Finding("llm", Verdict.FAIL, detail)
+        return Finding("llm", CheckStatus.FAIL, detail)
     # One quick try: the doctor reports a failure, the bot's own retries would hide it.
     quick = dataclasses.replace(settings, max_retries=0, timeout=min(settings.timeout, 10.0))
     client = ModelClient(quick)
@@ -221,7 +223,7 @@ def _models_finding(where: str, agents: list[LLMAgentSpec], offered: set[str]) -
             f"{where} answers, but does not list {', '.join(missing)}: check the agents' "
             "model names (some gateways list fewer models than they serve)"
         )
-        return Finding("llm", Verdict.WARN, detail)
+        return Finding("llm", CheckStatus.WARN, detail)
     return ok(
         "llm", f"{where}: {len(offered)} models offered, {', '.join(sorted(wanted))} among them"
     )

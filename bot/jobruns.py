@@ -16,12 +16,12 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from bot import sendkeys
+from bot.delivery import sendkeys
+from bot.delivery.outbox import Outbox
+from bot.delivery.transport_links import TransportLinks
 from bot.errors import ConfigError
-from bot.links import TransportLinks
-from bot.outbox import Outbox
-from bot.progress import Progress
-from bot.runner import Origin
+from bot.runs.progress import Progress
+from bot.runs.runner import Origin
 from bot.text import Rich, bold, plain_text, rich
 from bot.types import MessageRef, Outgoing
 from roster.errors import AgentNotFound, AgentUnavailable

@@ -4,7 +4,7 @@ Several processes share one PostgreSQL database, so "the process died" can no lo
 mean "every run still marked running": only a process whose heartbeat is older than
 `[deck] process_stale_seconds` is gone. At start and at every beat, a live process
 stops what that process's running runs left running on this host, marks those runs
-interrupted and reports each with a Run again button (`bot.interrupted`), and handles
+interrupted and reports each with a Run again button (`bot.runs.interrupted`), and handles
 its unhandled updates that started no run; the database hands each row to one taker.
 """
 
@@ -17,10 +17,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
 
-from bot import interrupted
 from bot.deck import Deck
-from bot.interrupted import Cut
-from bot.outbox import ADMIN_SUBJECT
+from bot.delivery.outbox import ADMIN_SUBJECT
+from bot.runs import interrupted
+from bot.runs.interrupted import Cut
 from bot.types import Incoming, Outgoing
 from storage.inbox import Inbox
 from storage.processes import Processes
@@ -67,8 +67,14 @@ class Liveness:
 
     async def take_over(self) -> Leftovers:
         """Report the runs of processes that are gone; handle their updates."""
-        runs = await interrupted.take_over(self._deck, self._processes)
-        await interrupted.report(self._deck, runs)
+        runs = await interrupted.take_over(
+            self._processes,
+            db=self._deck.db,
+            clock=self._deck.clock,
+            roster=self._deck.roster,
+            audit=self._deck.audit,
+        )
+        await interrupted.report(runs, postman=self._deck.postman, approvals=self._deck.approvals)
         updates = await self._inbox.take_over()
         for item in updates:
             await self._handle(Incoming.from_json(item.payload))

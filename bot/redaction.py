@@ -1,7 +1,7 @@
 """Log redaction: a filter on every log handler that scrubs stored secrets' values.
 
 A filter on the root logger would only see records logged on the root logger itself;
-records of `bot.runner` and friends reach the handlers by propagation, so the filter
+records of `bot.runs.runner` and friends reach the handlers by propagation, so the filter
 sits on the handlers. Tracebacks are formatted and scrubbed here too, before the
 formatter would format them unscrubbed.
 """

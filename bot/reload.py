@@ -27,9 +27,9 @@ from pathlib import Path
 from bot.config import Config, load_config, parse_config
 from bot.credentials import learn_credentials
 from bot.deck import Deck
+from bot.delivery.outbox import ADMIN_SUBJECT
 from bot.errors import ConfigError
-from bot.outbox import ADMIN_SUBJECT
-from bot.routing import router_for
+from bot.intake.routing import router_for
 from bot.text import rich
 from bot.toolhost import ToolHost, toolbox_for
 from bot.types import Outgoing

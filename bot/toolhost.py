@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from bot import messages
 from bot.config import Config
-from bot.runner import Origin
+from bot.runs.runner import Origin
 from bot.text import bold, rich
 from bot.types import Outgoing
 from roster.errors import AgentNotFound, AgentUnavailable, ToolError

@@ -24,10 +24,10 @@ from scheduler.hooks import Fire, JobHooks
 from scheduler.loaded import LoadedJobs, plan_of
 from scheduler.plan import next_after
 from scheduler.settings import Settings
-from scheduler.tasks import spawn
 from storage.clock import Clock
 from storage.jobs import Claim, FireKind, JobStore
 from storage.models import Job
+from storage.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class Firing:
         self._handing: dict[tuple[str, float], Fire] = {}  # due, to start once marked
         self._in_flight: set[str] = set()
 
-    def start(self, tasks: set[asyncio.Task[None]]) -> Engine:
+    def start(self, tasks: TaskSet) -> Engine:
         """Start claiming and marking (their tasks go in `tasks`); the engine starts paused."""
         engine = Engine(self._due, lead=self.settings.claim_ahead)
         claims = Claims(
@@ -78,8 +78,8 @@ class Firing:
         )
         self.engine, self._claims, self._marks = engine, claims, marks
         self._holding = Holding(clock=self.clock, due=_due_of, release=self._release)
-        spawn(claims.run(), "scheduler-claims", tasks)
-        spawn(marks.run(), "scheduler-marks", tasks)
+        tasks.spawn(claims.run(), name="scheduler-claims")
+        tasks.spawn(marks.run(), name="scheduler-marks")
         engine.start()
         return engine
 

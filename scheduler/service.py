@@ -35,12 +35,12 @@ from scheduler.pacing import long_lived
 from scheduler.plan import missed, next_after
 from scheduler.recovery import Recovery
 from scheduler.settings import SYNC_MARGIN, Settings
-from scheduler.tasks import cancel, spawn
 from scheduler.watch import Watch
 from storage.clock import Clock
 from storage.jobs import Claim, FireKind, JobStore
 from storage.locks import AdvisoryLock
 from storage.models import Job, JobState
+from storage.tasks import TaskSet
 
 # Other modules import these from here.
 __all__ = [
@@ -112,21 +112,21 @@ class Scheduler:
         self._recovery = Recovery(self._firing)
         self._since: datetime | None = None
         self._watermark: datetime | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._leading_tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet()
+        self._leading_tasks = TaskSet()
         self._watch = Watch(
             store=store, clock=clock, alert=hooks.alert, settings=settings, holder=self.holder
         )
 
     async def __aenter__(self) -> Scheduler:
         self.role = Role.STANDBY
-        spawn(self._elections(), "scheduler-election", self._tasks)
-        spawn(self._watch.run(self._leading_since), "scheduler-watch", self._tasks)
+        self._tasks.spawn(self._elections(), name="scheduler-election")
+        self._tasks.spawn(self._watch.run(self._leading_since), name="scheduler-watch")
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.halt()
-        await cancel(self._tasks)
+        await self._tasks.cancel_all()
         await self._lock.release()
         self.role = Role.STOPPED
 
@@ -139,7 +139,7 @@ class Scheduler:
         No election follows: what falls due from now on is left to the next leader.
         """
         leading = self.role in (Role.LEADER, Role.LOADING)
-        await cancel(self._tasks)  # the elections (and the heartbeat) end here
+        await self._tasks.cancel_all()  # the elections (and the heartbeat) end here
         await self._step_down()
         self.role = Role.STOPPING
         if leading:
@@ -178,7 +178,7 @@ class Scheduler:
             self.ready.set()
             await self.store.beat("scheduler", self.holder, self._since)
             await self._recovery.load_later(later)
-        spawn(self._syncing(), "scheduler-sync", self._leading_tasks)
+        self._leading_tasks.spawn(self._syncing(), name="scheduler-sync")
         log.info(
             "this process (%s) runs the scheduler: %d job(s)", self.holder, len(self._loaded.jobs)
         )
@@ -189,7 +189,7 @@ class Scheduler:
         self.role = Role.STANDBY
         self.ready.clear()
         await self._firing.stop()
-        await cancel(self._leading_tasks)
+        await self._leading_tasks.cancel_all()
         self._firing.forget()
         self._loaded.clear()
 

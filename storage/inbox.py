@@ -5,8 +5,8 @@ reaches (the key is the primary key: a second insert is a conflict, so it is tak
 An update stored but never handled because its process died is handed out again by a
 live process, once that process is seen to be gone (`storage.processes`) — unless it
 started a run: a run's row names its update and is stored before the run can act
-(`bot.runner`), so such an update is marked handled instead, and its run is reported
-as cut short (`bot.interrupted`). Handled again is only what had not acted yet.
+(`bot.runs.runner`), so such an update is marked handled instead, and its run is reported
+as cut short (`bot.runs.interrupted`). Handled again is only what had not acted yet.
 
 On SQLite one process owns the file, so once it has stored a batch the durable way it
 can tell new updates from redeliveries by the keys it has seen, and hand them out

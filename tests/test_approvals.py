@@ -8,10 +8,10 @@ from datetime import timedelta
 
 from sqlmodel import select
 
-from bot import actions
 from bot.app import open_deck
 from bot.config import Config
 from bot.deck import Deck
+from bot.intake import actions
 from storage.approvals import ApprovalStore
 from storage.clock import FakeClock
 from storage.models import ApprovalState, Run, RunState

@@ -21,7 +21,6 @@ from bot.dashboard.errors import DashboardStartError
 from storage import history
 from storage.clock import FakeClock
 from storage.db import Database, sqlite_url
-from storage.links import UsedLinks
 from storage.models import (
     ApprovalState,
     AuditEvent,
@@ -31,6 +30,7 @@ from storage.models import (
     OutboxState,
     Run,
 )
+from storage.signin_links import UsedLinks
 from tests.conftest import make_config
 from tests.dashkit import (
     AGENTS,

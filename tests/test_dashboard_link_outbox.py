@@ -20,7 +20,7 @@ from sqlmodel import select
 
 from bot.app import open_deck
 from bot.deck import Deck
-from bot.postman import NOT_MINTED, Postman, minted_link
+from bot.delivery.postman import NOT_MINTED, Postman, minted_link
 from bot.text import rich
 from bot.transports.telegram import limits
 from bot.types import Outgoing

@@ -19,8 +19,8 @@ from bot.dashboard import throttle
 from bot.dashboard.auth import COOKIE
 from storage.clock import FakeClock
 from storage.db import Database, sqlite_url
-from storage.links import RevokedSessions
 from storage.models import AuditEvent
+from storage.signin_links import RevokedSessions
 from tests.conftest import make_config
 from tests.dashkit import (
     AGENTS,

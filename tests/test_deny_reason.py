@@ -15,11 +15,11 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from bot import actions
 from bot.app import open_deck
 from bot.deck import Deck
-from bot.reasons import REASON_WAIT
-from bot.transports.slack.inbound import BotIdentity, from_command
+from bot.intake import actions
+from bot.runs.reasons import REASON_WAIT
+from bot.transports.slack.inbound import SlackBotIdentity, from_command
 from storage.clock import FakeClock
 from storage.models import Approval, AuditEvent, Run
 from tests.conftest import make_config
@@ -157,7 +157,7 @@ async def test_cancel_on_the_prompt_ends_the_wait(fake_telegram: FakeTelegram) -
 
 
 def test_a_slack_deck_command_is_marked_as_a_command_whatever_its_words() -> None:
-    me = BotIdentity(user_id="UBOT", bot_id="BBOT", team_id="T1", name="deck")
+    me = SlackBotIdentity(user_id="UBOT", bot_id="BBOT", team_id="T1", name="deck")
     body = {"text": "never on a friday", "channel_id": "C1", "user_id": "U1", "trigger_id": "t"}
     incoming = from_command(body, me, {"secret"})
     assert incoming.text == "never on a friday"  # for the chat's agent, as before

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.doctor import Verdict, examine, failed
+from bot.doctor import CheckStatus, examine, failed
 from storage.clock import SystemClock
 from storage.db import Database
 from storage.migrations import HEAD_REVISION
@@ -76,7 +76,7 @@ async def store_secret(data_dir: Path, name: str, value: str) -> None:
         await vault.set(name, value, by="test")
 
 
-def by_check(findings: list) -> dict[str, tuple[Verdict, str]]:  # type: ignore[type-arg]
+def by_check(findings: list) -> dict[str, tuple[CheckStatus, str]]:  # type: ignore[type-arg]
     return {f.check: (f.verdict, f.detail) for f in findings}
 
 
@@ -93,7 +93,7 @@ async def test_everything_configured_and_working_is_ok(servers, data_dir: Path) 
         "slack",
         "llm",
     ]
-    assert all(f.verdict is Verdict.OK for f in findings), [f.line() for f in findings]
+    assert all(f.verdict is CheckStatus.OK for f in findings), [f.line() for f in findings]
     assert seen["config"][1] == "test.toml: 2 agents, 0 users, valid"
     assert seen["database"][1].endswith(f"schema {HEAD_REVISION} (current)")
     assert seen["secrets"][1] == "master key from AGENTDECK_MASTER_KEY; 1 stored secret(s) decrypt"
@@ -116,16 +116,16 @@ async def test_bad_credentials_are_named_with_what_to_do(
     findings = await examine(make_config(config_text(telegram, slack, openai)))
     seen = by_check(findings)
     assert seen["telegram"] == (
-        Verdict.FAIL,
+        CheckStatus.FAIL,
         "Telegram rejected the bot token (401 Unauthorized): check [telegram] token",
     )
     assert seen["slack"] == (
-        Verdict.FAIL,
+        CheckStatus.FAIL,
         "Slack refused slack.bot_token (invalid_auth): check it (it starts with xoxb-)",
     )
-    assert seen["llm"][0] is Verdict.FAIL
+    assert seen["llm"][0] is CheckStatus.FAIL
     assert seen["llm"][1].startswith("The model API answered 401")
-    assert seen["database"][0] is seen["secrets"][0] is Verdict.OK
+    assert seen["database"][0] is seen["secrets"][0] is CheckStatus.OK
     assert failed(findings)
     lines = "\n".join(f.line() for f in findings)
     assert "xoxb-revoked-token" not in lines  # a refused value is never echoed back
@@ -143,19 +143,19 @@ async def test_missing_references_and_unreachable_apis(
     findings = await examine(make_config(text))
     seen = by_check(findings)
     assert seen["telegram"] == (
-        Verdict.FAIL,
+        CheckStatus.FAIL,
         "[telegram] token: The environment variable DOCTOR_TG_TOKEN is not set "
         "(used as 'env:DOCTOR_TG_TOKEN').",
     )
-    assert seen["slack"][0] is Verdict.FAIL
+    assert seen["slack"][0] is CheckStatus.FAIL
     assert "slack.bot_token" in seen["slack"][1]
     assert "secret" in seen["slack"][1]  # no secret of that name is stored
     assert seen["llm"] == (
-        Verdict.FAIL,
+        CheckStatus.FAIL,
         "The model API cannot be reached; check [llm] base_url.",
     )
     assert seen["database"] == (
-        Verdict.OK,
+        CheckStatus.OK,
         seen["database"][1],
     )
     assert "not created yet" in seen["database"][1]
@@ -169,12 +169,12 @@ async def test_wrong_master_key_fails_the_secrets_check(
     monkeypatch.setenv("AGENTDECK_MASTER_KEY", new_key())
     findings = await examine(make_config(config_text(telegram, slack, openai)))
     verdict, detail = by_check(findings)["secrets"]
-    assert verdict is Verdict.FAIL
+    assert verdict is CheckStatus.FAIL
     assert detail.startswith(
         "The master key from AGENTDECK_MASTER_KEY does not decrypt the 1 stored"
     )
     # Without the vault, the Slack token cannot be resolved either: said, not crashed.
-    assert by_check(findings)["slack"][0] is Verdict.FAIL
+    assert by_check(findings)["slack"][0] is CheckStatus.FAIL
 
 
 async def test_an_unreachable_database_and_a_model_the_endpoint_lacks(
@@ -187,10 +187,10 @@ async def test_an_unreachable_database_and_a_model_the_endpoint_lacks(
     text = text.replace('model = "gpt-4o-mini"', 'model = "gpt-9-turbo"')
     findings = await examine(make_config(text))
     seen = by_check(findings)
-    assert seen["database"][0] is Verdict.FAIL
+    assert seen["database"][0] is CheckStatus.FAIL
     assert "(check [deck] database_url)" in seen["database"][1]
-    assert seen["secrets"][0] is Verdict.OK  # the key itself is fine; stored secrets unknown
-    assert seen["llm"][0] is Verdict.WARN
+    assert seen["secrets"][0] is CheckStatus.OK  # the key itself is fine; stored secrets unknown
+    assert seen["llm"][0] is CheckStatus.WARN
     assert "does not list gpt-9-turbo" in seen["llm"][1]
 
 

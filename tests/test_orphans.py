@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.orphans import Left, group_running, host, start_ticks, stop_left
+from bot.runs.orphans import Left, group_running, host, start_ticks, stop_left
 
 
 @pytest.fixture

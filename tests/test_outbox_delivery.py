@@ -15,10 +15,10 @@ import aiohttp
 import pytest
 from sqlmodel import select
 
-from bot import links
 from bot.app import open_deck
 from bot.config import Config
 from bot.deck import Deck
+from bot.delivery import transport_links as links
 from storage.clock import FakeClock
 from storage.models import OutboxMessage
 from tests.conftest import make_config

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlmodel import select
 
-from bot.routing import ROUTE_ACTION
+from bot.intake.routing import ROUTE_ACTION
 from roster.agent import Usage
 from roster.llm import Reply, ToolRequest
 from roster.router import Answer, Candidate, HandOff, Junk, Unsure, guess, read_reply

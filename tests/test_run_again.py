@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from sqlmodel import select
 
-from bot import actions
+from bot.intake import actions
 from storage.clock import FakeClock
 from storage.models import Approval, Run, RunState
 from tests.conftest import audit_actions, make_config

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.runner import Origin
+from bot.runs.runner import Origin
 from tests.conftest import DeckFactory, make_config
 
 

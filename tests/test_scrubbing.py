@@ -94,7 +94,7 @@ async def test_a_token_an_agent_reads_and_prints_is_scrubbed_everywhere(
         await fake_telegram.wait_until(
             lambda: any("exit" in text for text in fake_telegram.sent_texts(ADMIN))
         )
-        logging.getLogger("bot.runner").warning("the agent printed %s", token)
+        logging.getLogger("bot.runs.runner").warning("the agent printed %s", token)
         rows = await stored(deck)
     shown = "\n".join(fake_telegram.sent_texts(ADMIN))
     assert "TG_TOKEN=[redacted:env:TG_TOKEN]" in shown  # it read the token; chat got none

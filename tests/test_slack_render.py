@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from bot.text import bold, code, link, pre, rich
 from bot.transports.slack.inbound import (
-    BotIdentity,
+    SlackBotIdentity,
     clean_text,
     from_command,
     thread_ts_of,
@@ -28,7 +28,7 @@ from storage.clock import SystemClock
 from storage.db import Database, sqlite_url
 from storage.threads import ThreadAgents
 
-ME = BotIdentity(user_id="UBOT", bot_id="BBOT", team_id="T1", name="deck")
+ME = SlackBotIdentity(user_id="UBOT", bot_id="BBOT", team_id="T1", name="deck")
 COMMANDS = {"agents", "ask", "help", "jobs"}
 
 

@@ -18,7 +18,7 @@ from sqlmodel import select
 
 from bot.deck import Deck
 from bot.transports.slack import inbound, members, shapes
-from bot.transports.slack.inbound import BotIdentity
+from bot.transports.slack.inbound import SlackBotIdentity
 from storage.models import AuditEvent, OutboxMessage, OutboxState
 from tests.fakes.slack_server import BOT_USER, FakeSlack, action_body, event_body, sign
 from tests.test_slack import slack_deck
@@ -382,7 +382,7 @@ _PAYLOADS = (
 def test_what_passes_the_shape_check_converts_without_errors(body: dict[str, Any]) -> None:
     if shapes.problem(body) is not None:
         return
-    me = BotIdentity("UBOT", "BBOT", "T0TEAM", "deck")
+    me = SlackBotIdentity("UBOT", "BBOT", "T0TEAM", "deck")
     results = [
         inbound.from_event(body, me),
         inbound.from_action(body),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.tasks import TaskSet
+from storage.tasks import TaskSet
 
 
 async def test_settle_waits_for_tasks_spawned_while_waiting() -> None:

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from telegram.error import NetworkError, RetryAfter
 
-from bot import outbox
 from bot.app import open_deck
 from bot.config import Config
+from bot.delivery import outbox
 from bot.transports.telegram import limits
 from bot.transports.telegram.request import ServerFailed, server_error
 from tests.conftest import make_config
@@ -43,7 +43,7 @@ name = "flaky"
 kind = "command"
 command = ["false"]
 """
-NOT_ARRIVED = "may not have arrived"  # bot.outbox: the admin is asked to look
+NOT_ARRIVED = "may not have arrived"  # bot.delivery.outbox: the admin is asked to look
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import pytest
 from aiohttp import web
 from sqlmodel import col, select
 
-from bot import links
 from bot.deck import Deck
+from bot.delivery import transport_links as links
 from storage.models import Run
 from tests.fakes.slack_server import FakeSlack
 from tests.fakes.telegram_server import TOKEN, FakeTelegram

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from bot import actions
 from bot.commands import REGISTRY, command
 from bot.commands.context import CommandContext
 from bot.config import Role
+from bot.intake import actions
 from bot.text import Piece, bold, code
 from roster.errors import AgentNotFound
 

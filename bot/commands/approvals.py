@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from bot import actions
-from bot.cards import describe
 from bot.commands import command
 from bot.commands.context import CommandContext
 from bot.config import Role
+from bot.intake import actions
+from bot.runs.cards import describe
 from bot.text import Piece, bold, code
 from roster.agent import Action
 

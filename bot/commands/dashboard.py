@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.commands import command
 from bot.commands.context import CommandContext
 from bot.config import Role
-from bot.postman import minted_link
+from bot.delivery.postman import minted_link
 
 SIGNIN = "signin"  # the kind of minted link the dashboard makes (`Dashboard.__aenter__`)
 

@@ -7,7 +7,7 @@ from bot.commands.context import CommandContext
 from bot.commands.jobs import scheduler_lines
 from bot.config import Role
 from bot.deck import Deck
-from bot.links import LinkState
+from bot.delivery.transport_links import LinkState
 from bot.text import Piece, bold, code
 from storage.runs import RunStore
 

@@ -19,7 +19,7 @@ from bot.dashboard.errors import LinkInvalid, LinkUsed, SignInRefused
 from bot.dashboard.tokens import Claims, Purpose, Signer, new_nonce
 from storage.audit import AuditLog
 from storage.clock import Clock
-from storage.links import RevokedSessions, UsedLinks
+from storage.signin_links import RevokedSessions, UsedLinks
 
 COOKIE = "agentdeck_session"
 USED_LINKS_KEPT = timedelta(days=2)  # far beyond any link's life: older ids cannot work anyway

@@ -26,7 +26,7 @@ from bot.dashboard.web import (
     security_headers,
 )
 from bot.deck import Deck
-from storage.links import RevokedSessions, UsedLinks
+from storage.signin_links import RevokedSessions, UsedLinks
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Approvals: the waiting cards as chat shows them; a decision here is a chat press.
 
 The press is built as an `Incoming` from the signed-in chat identity and goes through
-the same decision path as a button in chat (`bot.actions`): approvers, quorum,
+the same decision path as a button in chat (`bot.intake.actions`): approvers, quorum,
 self-approval, expiry and the audit apply unchanged.
 """
 
@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from aiohttp import web
 from markupsafe import Markup
 
-from bot import actions
-from bot.cards import ACTION_ID, Choice, card, outcome_card
 from bot.config import Role
 from bot.dashboard.auth import Viewer
 from bot.dashboard.web import DECK, action, page, render, rich_html, see_other
 from bot.deck import Deck
+from bot.intake import actions
+from bot.runs.cards import ACTION_ID, Choice, card, outcome_card
 from bot.types import Incoming, Press
 from storage import history
 from storage.models import Approval

@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from multidict import MultiMapping
 
-from bot.cards import describe
 from bot.dashboard.auth import Viewer
 from bot.dashboard.web import DECK, page, render
+from bot.runs.cards import describe
 from roster.agent import Action
 from storage import history
 from storage.history import RunFilter

@@ -28,7 +28,7 @@ Payload = Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
-class BotIdentity:
+class SlackBotIdentity:
     """Who the bot is in this workspace (from `auth.test`)."""
 
     user_id: str
@@ -38,7 +38,7 @@ class BotIdentity:
     enterprise_id: str = ""  # the Enterprise Grid organisation, if the workspace is in one
 
 
-def chat_id(channel: str) -> str:
+def chat_for_channel(channel: str) -> str:
     return f"{TRANSPORT}:{channel}"
 
 
@@ -81,7 +81,7 @@ def clean_text(text: str, bot_user: str) -> str:
     return text.strip()
 
 
-def from_event(body: Payload, me: BotIdentity) -> Incoming | None:
+def from_event(body: Payload, me: SlackBotIdentity) -> Incoming | None:
     """A mention in a channel or a direct message; None for everything else."""
     event = body.get("event") or {}
     user = event.get("user")
@@ -101,7 +101,7 @@ def from_event(body: Payload, me: BotIdentity) -> Incoming | None:
     event_id = body.get("event_id")
     return Incoming(
         transport=TRANSPORT,
-        chat=chat_id(channel),
+        chat=chat_for_channel(channel),
         user=f"{TRANSPORT}:{user}",
         text=text,
         thread=thread,
@@ -111,7 +111,7 @@ def from_event(body: Payload, me: BotIdentity) -> Incoming | None:
     )
 
 
-def from_command(body: Payload, me: BotIdentity, commands: Collection[str]) -> Incoming:
+def from_command(body: Payload, me: SlackBotIdentity, commands: Collection[str]) -> Incoming:
     """`/deck ask ops uptime` -> `/ask ops uptime`; `/deck` alone -> `/help`.
 
     A first word that is not a command leaves the text as it is, for the chat's agent.
@@ -125,7 +125,7 @@ def from_command(body: Payload, me: BotIdentity, commands: Collection[str]) -> I
     channel = str(body.get("channel_id", ""))
     return Incoming(
         transport=TRANSPORT,
-        chat=chat_id(channel),
+        chat=chat_for_channel(channel),
         user=f"{TRANSPORT}:{body.get('user_id', '')}",
         text=text,
         private=channel.startswith("D") or body.get("channel_name") == "directmessage",
@@ -147,7 +147,7 @@ def from_action(body: Payload) -> Incoming | None:
     trigger = body.get("trigger_id")
     return Incoming(
         transport=TRANSPORT,
-        chat=chat_id(channel),
+        chat=chat_for_channel(channel),
         user=f"{TRANSPORT}:{user}",
         thread=thread_id(channel, message.get("thread_ts") or container.get("thread_ts")),
         message_id=message.get("ts") or container.get("message_ts"),

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 
 from bot.errors import TransportError
-from bot.tasks import TaskSet
 from storage.inbox import Inbox
+from storage.tasks import TaskSet
 
 BATCH_ROWS = 500
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from bot.errors import TransportError
-from bot.transports.slack.inbound import BotIdentity, Payload
+from bot.transports.slack.inbound import Payload, SlackBotIdentity
 from bot.transports.slack.web import SlackWeb
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ RETRY_SECONDS = 30.0  # after a failed look-up, ask Slack again no sooner than t
 MAX_REMEMBERED = 10_000
 
 
-def from_payload(body: Payload, me: BotIdentity) -> str:
+def from_payload(body: Payload, me: SlackBotIdentity) -> str:
     """Why the payload's own team ids say the actor is not one of ours; "" if they do not."""
     event = body.get("event")
     if isinstance(event, dict):
@@ -45,7 +45,7 @@ def from_payload(body: Payload, me: BotIdentity) -> str:
     return _foreign(named, me)
 
 
-def _foreign(named: Iterable[Any], me: BotIdentity) -> str:
+def _foreign(named: Iterable[Any], me: SlackBotIdentity) -> str:
     ours = {me.team_id, me.enterprise_id} - {""}
     for team in named:
         if team and ours and team not in ours:
@@ -53,7 +53,7 @@ def _foreign(named: Iterable[Any], me: BotIdentity) -> str:
     return ""
 
 
-def from_profile(person: dict[str, Any], me: BotIdentity) -> str:
+def from_profile(person: dict[str, Any], me: SlackBotIdentity) -> str:
     """Why `users.info` says the person is not a full member of our workspace; "" if not."""
     if person.get("is_stranger"):
         return "from another workspace (not visible to ours)"
@@ -70,7 +70,7 @@ class Members:
         self._clock = clock
         self._known: dict[str, tuple[str, float]] = {}  # user -> (reason, until)
 
-    async def vet(self, web_api: SlackWeb, me: BotIdentity, user: str) -> str:
+    async def vet(self, web_api: SlackWeb, me: SlackBotIdentity, user: str) -> str:
         """ "" for a full member of our workspace, else why not (asks Slack, remembers)."""
         now = self._clock()
         known = self._known.get(user)

@@ -28,13 +28,12 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 
 from bot.commands import keeps_args_private, load_all
 from bot.config import SlackMode, SlackSection
+from bot.delivery.postman import Sender
 from bot.errors import Deferred, TransportError, TransportStartError
-from bot.postman import Sender
-from bot.tasks import TaskSet
 from bot.text import code, rich
 from bot.transports.slack import inbound, members
 from bot.transports.slack.endpoint import Endpoint
-from bot.transports.slack.inbound import BotIdentity
+from bot.transports.slack.inbound import SlackBotIdentity
 from bot.transports.slack.intake import Intake
 from bot.transports.slack.members import Members
 from bot.transports.slack.private import PrivateReplies
@@ -45,6 +44,7 @@ from bot.types import Incoming, MessageRef, Outgoing
 from roster.errors import ReferenceNotFound
 from roster.refs import NoSecrets, SecretSource, resolve
 from storage.inbox import Inbox
+from storage.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -84,13 +84,13 @@ class SlackTransport:
         self._handle: Handle | None = None
         self._session: aiohttp.ClientSession | None = None
         self._web: SlackWeb | None = None
-        self._me = BotIdentity("", "", "", "")
+        self._me = SlackBotIdentity("", "", "", "")
         self._site: web.AppRunner | None = None
         self._socket: AsyncSocketModeHandler | None = None
         self.address = ""  # HTTP mode: where Slack posts to (`http://host:port/path`)
 
     @property
-    def me(self) -> BotIdentity:
+    def me(self) -> SlackBotIdentity:
         return self._me
 
     # -- lifecycle ------------------------------------------------------------------
@@ -143,7 +143,7 @@ class SlackTransport:
         except ReferenceNotFound as exc:
             raise TransportStartError(f"slack.{key}: {exc}") from None
 
-    async def _check_token(self, web_api: SlackWeb) -> BotIdentity:
+    async def _check_token(self, web_api: SlackWeb) -> SlackBotIdentity:
         try:
             return await web_api.whoami()
         except SlackRefused as exc:

@@ -27,7 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.errors import DeliveryUncertain, TransportDown, TransportError
-from bot.transports.slack.inbound import BotIdentity
+from bot.transports.slack.inbound import SlackBotIdentity
 from bot.transports.slack.render import Rendered
 
 DEFAULT_API = "https://slack.com/api/"
@@ -104,10 +104,10 @@ class SlackWeb:
     def __init__(self, client: AsyncWebClient) -> None:
         self.client = client
 
-    async def whoami(self) -> BotIdentity:
+    async def whoami(self) -> SlackBotIdentity:
         with translated("auth.test"):
             answer = await self.client.auth_test()
-        return BotIdentity(
+        return SlackBotIdentity(
             user_id=str(answer.get("user_id") or ""),
             bot_id=str(answer.get("bot_id") or ""),
             team_id=str(answer.get("team_id") or ""),

@@ -25,7 +25,7 @@ class UnreadableUpdate(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class BotIdentity:
+class TelegramBotIdentity:
     id: int
     username: str
 
@@ -40,7 +40,7 @@ def update_key(update_id: int) -> str:
 class Inbound:
     """Converts updates for one bot (it needs the bot's id and name for groups)."""
 
-    def __init__(self, me: BotIdentity) -> None:
+    def __init__(self, me: TelegramBotIdentity) -> None:
         self._me = me
         self._mention = me.mention()
 

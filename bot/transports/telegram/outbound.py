@@ -45,11 +45,11 @@ DOCUMENT_NAME = "output.txt"
 GONE = ""  # the message id of a message that could not be delivered (chat blocked us)
 NEW_MESSAGE_CALLS = frozenset({"sendMessage", "sendDocument"})  # not idempotent
 # A new message waits out a 429 this long at most, well within the outbox's time for a
-# send (`bot.outbox.SEND_TIMEOUT_SECONDS`): cut off while waiting, it would look uncertain.
+# send (`bot.delivery.outbox.SEND_TIMEOUT_SECONDS`): cut off while waiting, it would look uncertain.
 NEW_MESSAGE_PATIENCE_SECONDS = 10.0
 
 
-def chat_id(chat: str) -> int:
+def telegram_chat_id(chat: str) -> int:
     """`telegram:-100123` -> -100123."""
     try:
         return int(chat.partition(":")[2])
@@ -66,13 +66,13 @@ def _says(exc: BadRequest, *needles: str) -> bool:
     return any(needle in text for needle in needles)
 
 
-class Outbox:
+class BotApiSender:
     def __init__(self, bot: Bot, pacer: Pacer) -> None:
         self._bot = bot
         self._pacer = pacer
 
     async def send(self, message: Outgoing) -> MessageRef:
-        target = chat_id(message.chat)
+        target = telegram_chat_id(message.chat)
         pages = render.pages(message.text)
         markup = render.keyboard(message.buttons)
         if len(pages) > DOCUMENT_AFTER_PAGES:
@@ -89,7 +89,7 @@ class Outbox:
     async def edit(self, ref: MessageRef, message: Outgoing) -> MessageRef:
         if ref.message_id == GONE:
             return ref
-        target = chat_id(ref.chat)
+        target = telegram_chat_id(ref.chat)
         pages = render.pages(message.text)
         markup = render.keyboard(message.buttons)
         old = [ref.message_id, *ref.extra]
@@ -110,12 +110,12 @@ class Outbox:
     async def delete(self, ref: MessageRef) -> None:
         if ref.message_id == GONE:
             return
-        target = chat_id(ref.chat)
+        target = telegram_chat_id(ref.chat)
         for message_id in (ref.message_id, *ref.extra):
             await self._delete_one(target, message_id)
 
     async def typing(self, chat: str) -> None:
-        target = chat_id(chat)
+        target = telegram_chat_id(chat)
         await self._call(
             lambda: self._bot.send_chat_action(target, ChatAction.TYPING), what="typing"
         )
@@ -203,7 +203,7 @@ class Outbox:
     async def _send_document(
         self, message: Outgoing, markup: InlineKeyboardMarkup | None
     ) -> MessageRef:
-        target = chat_id(message.chat)
+        target = telegram_chat_id(message.chat)
         body = plain_text(message.text).encode()
 
         async def send() -> int:

@@ -51,7 +51,9 @@ class Poller:
         self._bot = bot
         self._take = take
         self._poll_seconds = poll_seconds
-        self._on_outage = on_outage  # the transport's link is marked down (see bot.links)
+        self._on_outage = (
+            on_outage  # the transport's link is marked down (see bot.delivery.transport_links)
+        )
         self._offset: int | None = None
         self._failures = 0
 

@@ -21,16 +21,16 @@ from telegram.error import InvalidToken, NetworkError, TelegramError
 from bot.commands import load_all
 from bot.config import TelegramMode, TelegramSection
 from bot.errors import TransportStartError
-from bot.tasks import TaskSet
-from bot.transports.telegram.inbound import ALLOWED_UPDATES, NAME, BotIdentity, Inbound
+from bot.transports.telegram.inbound import ALLOWED_UPDATES, NAME, Inbound, TelegramBotIdentity
 from bot.transports.telegram.limits import Pacer
-from bot.transports.telegram.outbound import Outbox, translated
+from bot.transports.telegram.outbound import BotApiSender, translated
 from bot.transports.telegram.receive import Poller, WebhookServer
 from bot.transports.telegram.request import AiohttpRequest
 from bot.types import Incoming, MessageRef, Outgoing
 from roster.errors import ReferenceNotFound
 from roster.refs import NoSecrets, SecretSource, resolve
 from storage.inbox import Inbox
+from storage.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class TelegramTransport:
         self._inbox = inbox
         self._secrets = secrets or NoSecrets()
         self._bot: Bot | None = None
-        self._outbox: Outbox | None = None
+        self._sender: BotApiSender | None = None
         self._inbound: Inbound | None = None
         self._handle: Handle | None = None
         self._poller: asyncio.Task[None] | None = None
@@ -75,7 +75,7 @@ class TelegramTransport:
         try:
             me = await self._introduce(bot)
             self._inbound = Inbound(me)
-            self._outbox = Outbox(bot, self._pacer())
+            self._sender = BotApiSender(bot, self._pacer())
             # The menu is only what the client shows: set it while receiving starts, not
             # before (one round trip to the Bot API less before the first getUpdates).
             self._tasks.spawn(self._register_commands(bot), name="telegram-command-menu")
@@ -126,9 +126,9 @@ class TelegramTransport:
             group_per_minute=self._settings.group_messages_per_minute,
         )
 
-    async def _introduce(self, bot: Bot) -> BotIdentity:
+    async def _introduce(self, bot: Bot) -> TelegramBotIdentity:
         await introduce(bot, self._settings.base_url or DEFAULT_BASE_URL)
-        return BotIdentity(bot.bot.id, bot.bot.username or "")
+        return TelegramBotIdentity(bot.bot.id, bot.bot.username or "")
 
     async def _register_commands(self, bot: Bot) -> None:
         """The command menu the Telegram client shows: every chat command, with its help."""
@@ -236,32 +236,32 @@ class TelegramTransport:
         await asyncio.sleep(PRESS_ANSWER_SECONDS)
         if press_id in self._unanswered:
             self._unanswered.discard(press_id)
-            await self._outbox_ready().answer_press(press_id, "", alert=False)
+            await self._sender_ready().answer_press(press_id, "", alert=False)
 
     def _answer_quietly(self, press_id: str) -> None:
-        outbox = self._outbox_ready()
+        sender = self._sender_ready()
         self._tasks.spawn(
-            outbox.answer_press(press_id, "", alert=False), name="telegram-press-answer"
+            sender.answer_press(press_id, "", alert=False), name="telegram-press-answer"
         )
 
     # -- sending -----------------------------------------------------------------
 
-    def _outbox_ready(self) -> Outbox:
-        if self._outbox is None:
+    def _sender_ready(self) -> BotApiSender:
+        if self._sender is None:
             raise TransportStartError("The Telegram transport is not started")
-        return self._outbox
+        return self._sender
 
     async def send(self, message: Outgoing) -> MessageRef:
         with translated("sendMessage"):
-            return await self._outbox_ready().send(message)
+            return await self._sender_ready().send(message)
 
     async def edit(self, ref: MessageRef, message: Outgoing) -> MessageRef:
         with translated("editMessageText"):
-            return await self._outbox_ready().edit(ref, message)
+            return await self._sender_ready().edit(ref, message)
 
     async def delete(self, ref: MessageRef) -> None:
         with translated("deleteMessage"):
-            await self._outbox_ready().delete(ref)
+            await self._sender_ready().delete(ref)
 
     async def probe(self) -> None:
         """`getMe`: does the Bot API answer, and take our token, again?"""
@@ -273,16 +273,16 @@ class TelegramTransport:
 
     async def typing(self, chat: str) -> None:
         with translated("sendChatAction"):
-            await self._outbox_ready().typing(chat)
+            await self._sender_ready().typing(chat)
 
     async def answer_press(self, press: Incoming, text: str, *, alert: bool) -> None:
         """Answer the callback query; a press replayed after a restart gets a message."""
-        outbox = self._outbox_ready()
+        sender = self._sender_ready()
         answered = False
         if press.press_id is not None and press.press_id in self._unanswered:
             self._unanswered.discard(press.press_id)
             with translated("answerCallbackQuery"):
-                answered = await outbox.answer_press(press.press_id, text, alert=alert)
+                answered = await sender.answer_press(press.press_id, text, alert=alert)
         if not answered and alert and text:
             await self.send(Outgoing.plain(press.chat, text, press.thread))
 

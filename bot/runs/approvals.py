@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.access import Access
-from bot.cards import Choice, card, outcome_card
+from bot.delivery.postman import Postman
 from bot.errors import Deferred
-from bot.postman import Postman
-from bot.reasons import REASON_PROMPT, ReasonWaits
+from bot.runs.cards import Choice, card, outcome_card
+from bot.runs.reasons import REASON_PROMPT, ReasonWaits
 from bot.types import MessageRef, Outgoing
 from roster.agent import Decision, NeedsApproval
 from storage.approvals import CONVERSATION, ApprovalStore
@@ -33,7 +33,7 @@ MAX_REMEMBERED_CARDS = 1_000  # cards posted by this process, kept until decided
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class DecisionResult:
     """What a press achieved: a text for the presser, and the decision if one was taken."""
 
     message: str
@@ -98,35 +98,39 @@ class Approvals:
             del self._posted[next(iter(self._posted))]
         await self._store.change(approval.id, card=approval.card)
 
-    async def decide(self, approval_id: str, choice: str, user: str, reason: str = "") -> Verdict:
+    async def decide(
+        self, approval_id: str, choice: str, user: str, reason: str = ""
+    ) -> DecisionResult:
         """Take a decision (or a vote) if this user may and it is still open."""
         async with self._lock:
             return await self._decide(approval_id, choice, user, reason)
 
-    async def _decide(self, approval_id: str, choice: str, user: str, reason: str) -> Verdict:
+    async def _decide(
+        self, approval_id: str, choice: str, user: str, reason: str
+    ) -> DecisionResult:
         approval = await self.get(approval_id)
         known = (Choice.APPROVE, Choice.APPROVE_CONVERSATION, Choice.DENY, Choice.DENY_WITH_REASON)
         if approval is None or choice not in known:
             self._audit.record(user, "approval.forged", approval_id, choice=choice)
-            return Verdict("No such approval request.")
+            return DecisionResult("No such approval request.")
         refusal = self._refusal(approval, user, choice)
         if refusal is not None:
             return refusal
         if self._clock.now() >= approval.expires_at:
             return await self._expire(approval)
         if choice == Choice.DENY_WITH_REASON and not reason:
-            return Verdict(REASON_PROMPT, approval, refused=False, asks_reason=True)
+            return DecisionResult(REASON_PROMPT, approval, refused=False, asks_reason=True)
         if choice in (Choice.DENY, Choice.DENY_WITH_REASON):
             return await self._settle(approval, ApprovalState.DENIED, user, reason)
         return await self._vote(approval, user, choice)
 
-    def _refusal(self, approval: Approval, user: str, choice: str) -> Verdict | None:
+    def _refusal(self, approval: Approval, user: str, choice: str) -> DecisionResult | None:
         if approval.status != ApprovalState.PENDING:
             self._audit.record(user, "approval.late", approval.id, status=approval.status)
-            return Verdict(f"Approval {approval.id} was already decided: {approval.status}.")
+            return DecisionResult(f"Approval {approval.id} was already decided: {approval.status}.")
         if not self._access.is_approver(user, approval.approvers, approval.chat_id):
             self._audit.record(user, "approval.refused", approval.id, reason="not an approver")
-            return Verdict("You are not one of the approvers of this request.")
+            return DecisionResult("You are not one of the approvers of this request.")
         approving = choice in (Choice.APPROVE, Choice.APPROVE_CONVERSATION)
         if (
             approving
@@ -134,13 +138,13 @@ class Approvals:
             and approval.policy.get("self_approval") is False
         ):
             self._audit.record(user, "approval.refused", approval.id, reason="self-approval")
-            return Verdict("You asked for this; someone else has to approve it.")
+            return DecisionResult("You asked for this; someone else has to approve it.")
         if approving and user in approval.votes:
             self._audit.record(user, "approval.refused", approval.id, reason="second vote")
-            return Verdict("You approved this already; it needs another approver.")
+            return DecisionResult("You approved this already; it needs another approver.")
         return None
 
-    async def _vote(self, approval: Approval, user: str, choice: str) -> Verdict:
+    async def _vote(self, approval: Approval, user: str, choice: str) -> DecisionResult:
         votes = [*approval.votes, user]
         scope = CONVERSATION if choice == Choice.APPROVE_CONVERSATION else "once"
         if len(votes) >= approval.quorum:
@@ -153,7 +157,7 @@ class Approvals:
             user, "approval.vote", approval.id, votes=len(votes), quorum=approval.quorum
         )
         await self._edit_cards(approval, card(approval))
-        return Verdict(f"Vote counted: {len(votes)} of {approval.quorum}.", refused=False)
+        return DecisionResult(f"Vote counted: {len(votes)} of {approval.quorum}.", refused=False)
 
     async def _settle(
         self,
@@ -164,14 +168,14 @@ class Approvals:
         *,
         votes: list[str] | None = None,
         scope: str = "once",
-    ) -> Verdict:
+    ) -> DecisionResult:
         now = self._clock.now()
         values = {"status": state, "decided_by": user, "decided_at": now, "reason": reason or None}
         if votes is not None:
             values |= {"votes": votes, "scope": scope}
         if not await self._store.settle(approval.id, **values):
             self._audit.record(user, "approval.late", approval.id)
-            return Verdict(f"Approval {approval.id} was already decided.")
+            return DecisionResult(f"Approval {approval.id} was already decided.")
         for key, value in values.items():
             setattr(approval, key, value)
         self._audit.record(
@@ -180,18 +184,18 @@ class Approvals:
         await self._edit_cards(approval, outcome_card(approval))
         self._posted.pop(approval.id, None)
         decision = Decision(approved=state is ApprovalState.APPROVED, by=user, reason=reason)
-        return Verdict(f"{state.capitalize()}.", approval, decision, refused=False)
+        return DecisionResult(f"{state.capitalize()}.", approval, decision, refused=False)
 
-    async def _expire(self, approval: Approval) -> Verdict:
+    async def _expire(self, approval: Approval) -> DecisionResult:
         verdict = await self._settle(approval, ApprovalState.EXPIRED, "expiry", "")
         if verdict.approval is None:
             return verdict
         decision = Decision(approved=False, by="expiry", reason="the request expired")
-        return Verdict(
+        return DecisionResult(
             "This request has expired; nothing ran.", verdict.approval, decision, refused=True
         )
 
-    async def expire_due(self) -> list[Verdict]:
+    async def expire_due(self) -> list[DecisionResult]:
         """Settle every pending approval past its expiry (denied: nothing runs)."""
         async with self._lock:
             rows = await self._store.pending(due_by=self._clock.now())

@@ -11,16 +11,18 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from bot import actions, free_text, logs, messages, sendkeys
-from bot.cards import ACTION_ID, parse_press
+from bot import logs, messages
 from bot.commands import CommandSpec, keeps_args_private
 from bot.commands.context import CommandContext
 from bot.config import Role
 from bot.deck import Deck
+from bot.delivery import sendkeys
 from bot.errors import Deferred
-from bot.ratelimit import RateLimit
-from bot.reasons import CANCEL_ACTION
-from bot.routing import ROUTE_ACTION
+from bot.intake import actions, free_text
+from bot.intake.ratelimit import RateLimit
+from bot.intake.routing import ROUTE_ACTION
+from bot.runs.cards import ACTION_ID, parse_press
+from bot.runs.reasons import CANCEL_ACTION
 from bot.text import Piece
 from bot.types import Incoming
 

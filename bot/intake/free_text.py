@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from bot import actions, messages
+from bot import messages
 from bot.config import Role
 from bot.deck import Deck
-from bot.routing import Answered, Chosen
-from bot.runner import Origin
+from bot.intake import actions
+from bot.intake.routing import Answered, Chosen
+from bot.runs.runner import Origin
 from bot.text import bold
 from bot.types import Incoming
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from bot.delivery.postman import Postman
 from bot.errors import Deferred
-from bot.postman import Postman
 from bot.text import rich
 from bot.types import Button, Incoming, MessageRef, Outgoing
 

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 
-from bot.postman import Postman
+from bot.delivery.postman import Postman
 from bot.text import Rich, bold, pre, rich
 from bot.types import MessageRef, Outgoing
 

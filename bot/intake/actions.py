@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from bot import messages, reasons
-from bot.approvals import Verdict
+from bot import messages
 from bot.config import Role
 from bot.deck import Deck
-from bot.runner import Origin
+from bot.runs import reasons
+from bot.runs.approvals import DecisionResult
+from bot.runs.runner import Origin
 from bot.text import Piece, rich
 from bot.types import Incoming, Outgoing
 from roster.errors import AgentNotFound, AgentUnavailable
@@ -69,7 +70,7 @@ async def decide(
 
 async def take_decision(
     deck: Deck, incoming: Incoming, approval_id: str, choice: str, reason: str = ""
-) -> Verdict:
+) -> DecisionResult:
     """`decide`, returning what the press achieved (the dashboard shows it on the page)."""
     verdict = await deck.approvals.decide(approval_id, choice, incoming.user, reason)
     if incoming.press is not None:

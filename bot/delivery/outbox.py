@@ -1,7 +1,7 @@
 """Delivers the outbox: each message reaches its chat once, or the admin chat hears why not.
 
 Every chat message goes through here (`send`): it gets an idempotency key
-(`bot.sendkeys`), its row is queued on the write-behind, and it is sent at once — the
+(`bot.delivery.sendkeys`), its row is queued on the write-behind, and it is sent at once — the
 reply path waits for no commit. A message counts as delivered when the transport
 returned its id. Until then it is retried with growing pauses; after the last attempt
 it stays in the table as undelivered and the admin chat is told (unless it was itself
@@ -30,10 +30,10 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from bot import sendkeys
+from bot.delivery import sendkeys
+from bot.delivery.postman import Postman
+from bot.delivery.transport_links import TransportLinks
 from bot.errors import Deferred, DeliveryUncertain, RetryLater, TransportDown
-from bot.links import TransportLinks
-from bot.postman import Postman
 from bot.text import Span, Style, plain_text
 from bot.types import Button, ButtonStyle, MessageRef, Outgoing
 from storage.clock import Clock

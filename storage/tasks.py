@@ -1,4 +1,8 @@
-"""Background tasks with owners: named, held, errors reported, awaited on stop."""
+"""Background tasks with owners: named, held, errors reported, awaited on stop.
+
+In `storage`, the lowest layer, because every layer starts tasks: the bot, the scheduler
+and the storage writer all hold theirs in a TaskSet.
+"""
 
 from __future__ import annotations
 
@@ -66,35 +70,3 @@ class TaskSet:
             cut.cancel()
             await asyncio.gather(cut, return_exceptions=True)
         return not self._tasks
-
-
-class ChatLanes:
-    """Run work in order within a chat and concurrently across chats."""
-
-    def __init__(self, tasks: TaskSet) -> None:
-        self._tasks = tasks
-        self._tails: dict[str, asyncio.Task[Any]] = {}
-
-    def submit(self, chat: str, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        previous = self._tails.get(chat)
-        task = self._tasks.spawn(self._after(previous, coro), name=f"lane:{chat}")
-        self._tails[chat] = task
-        task.add_done_callback(lambda done: self._release(chat, done))
-        return task
-
-    def busy(self, chat: str) -> bool:
-        return chat in self._tails
-
-    def _release(self, chat: str, task: asyncio.Task[Any]) -> None:
-        if self._tails.get(chat) is task:
-            del self._tails[chat]
-
-    @staticmethod
-    async def _after(previous: asyncio.Task[Any] | None, coro: Coroutine[Any, Any, Any]) -> None:
-        try:
-            if previous is not None:
-                await asyncio.wait([previous])
-        except BaseException:
-            coro.close()  # cancelled while queued: the work never starts, and says so cleanly
-            raise
-        await coro

@@ -1,7 +1,7 @@
 """Delivers neutral messages to the transport that owns the chat.
 
 `send()` is durable when the outbox is attached: the message is recorded and kept until
-delivered (`bot.outbox`). `keep()` hands a message to the outbox under a key the caller
+delivered (`bot.delivery.outbox`). `keep()` hands a message to the outbox under a key the caller
 chooses (notices: stored once per key, delivered in the background). `deliver()` is the
 direct way, for what is not worth keeping (progress messages) and for the outbox itself.
 

@@ -14,7 +14,7 @@ PREVIEW_CHARS = 1500
 # In a Run again card's approval (`card`) and its waiting run's state: the run cut short.
 RERUN_OF = "rerun_of"
 RUN_AGAIN = "run"  # the action kind of a Run again offer that needs no other approval
-# What became of the cut run's processes (`bot.orphans.Left`), as its card says it.
+# What became of the cut run's processes (`bot.runs.orphans.Left`), as its card says it.
 LEFT_SAID = {
     "stopped": " and did not finish ({input}); its processes were stopped.",
     "ended": " ({input}) after its command had ended: its result may or may not have"

@@ -17,8 +17,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from bot.tasks import TaskSet
 from storage.clock import Clock
+from storage.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 

@@ -10,14 +10,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from bot import logs, messages, orphans
-from bot.approvals import Approvals
-from bot.brakes import Brakes, LiveRun
-from bot.cards import RERUN_OF
-from bot.conversation import Conversation
+from bot import logs, messages
+from bot.delivery.postman import Postman
 from bot.errors import Deferred
-from bot.postman import Postman
-from bot.progress import Progress
+from bot.runs import orphans
+from bot.runs.approvals import Approvals
+from bot.runs.brakes import Brakes, LiveRun
+from bot.runs.cards import RERUN_OF
+from bot.runs.conversation import Conversation
+from bot.runs.progress import Progress
 from bot.text import Rich, bold, code, pre, rich
 from bot.types import Outgoing
 from roster.agent import (
@@ -314,7 +315,7 @@ class Runner:
 
     def _spawn_recorder(self, run: ActiveRun) -> Callable[[int], None]:
         """A command's process group, written at once: a crash from then on leaves a group
-        the next start can find and stop (`bot.orphans`)."""
+        the next start can find and stop (`bot.runs.orphans`)."""
 
         def record(pid: int) -> None:
             values = {

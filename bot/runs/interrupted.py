@@ -6,7 +6,7 @@ It may have acted already, so the update that started it is never handled again
 owner's heartbeat stop):
 
 1. its command's process group, if it still runs on this host, is stopped
-   (`bot.orphans`: SIGTERM, SIGKILL after the grace);
+   (`bot.runs.orphans`: SIGTERM, SIGKILL after the grace);
 2. it is marked interrupted and, in the same transaction, a Run again offer is stored:
    a new run, waiting, with the same input, and an approval whose card is the report;
 3. the card is posted. A crash before that leaves a pending approval with no card,
@@ -26,16 +26,19 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.approvals import new_approval
-from bot.cards import LEFT_SAID, RERUN_OF, RUN_AGAIN
-from bot.deck import Deck
-from bot.orphans import Left, stop_left
+from bot.delivery.postman import Postman
+from bot.runs.approvals import Approvals, new_approval
+from bot.runs.cards import LEFT_SAID, RERUN_OF, RUN_AGAIN
+from bot.runs.orphans import Left, stop_left
 from bot.text import bold, rich
 from bot.types import Outgoing
 from roster.agent import Action, AgentRequest, NeedsApproval
 from roster.children import KILL_GRACE_SECONDS
 from roster.errors import RosterError
 from roster.roster import Roster
+from storage.audit import AuditLog
+from storage.clock import Clock
+from storage.db import Database
 from storage.models import Approval, Run, RunState
 from storage.processes import Processes
 from storage.runs import ActiveRun, RunStore
@@ -52,9 +55,11 @@ class Cut:
     offer: Approval | None  # None when its agent is gone from the roster
 
 
-async def take_over(deck: Deck, processes: Processes) -> list[Cut]:
+async def take_over(
+    processes: Processes, *, db: Database, clock: Clock, roster: Roster, audit: AuditLog
+) -> list[Cut]:
     """Stop what dead processes' runs left running, mark those runs, store their offers."""
-    store = RunStore(deck.db)
+    store = RunStore(db)
     candidates = await store.left_running(processes)
     if not candidates:
         return []
@@ -63,11 +68,11 @@ async def take_over(deck: Deck, processes: Processes) -> list[Cut]:
         for run in candidates
     ]
     left = dict(zip((run.id for run in candidates), await asyncio.gather(*stopping), strict=True))
-    now = deck.clock.now()
+    now = clock.now()
     offers: dict[str, Approval] = {}
 
     def with_each(run: Run) -> list[Run | Approval]:
-        rows = offer_rows(deck.roster, run, left[run.id], now)
+        rows = offer_rows(roster, run, left[run.id], now)
         if rows is None:
             return []
         offers[run.id] = rows[1]
@@ -77,11 +82,9 @@ async def take_over(deck: Deck, processes: Processes) -> list[Cut]:
     cuts = [Cut(run, left[run.id], offers.get(run.id)) for run in runs]
     for cut in cuts:
         run, offer = cut.run, cut.offer
-        deck.audit.record(
-            "agentdeck", "run.interrupted", run.id, agent=run.agent, processes=cut.left
-        )
+        audit.record("agentdeck", "run.interrupted", run.id, agent=run.agent, processes=cut.left)
         if offer is not None:
-            deck.audit.record(
+            audit.record(
                 run.user_id, "approval.requested", offer.id, agent=run.agent, action=offer.action
             )
     return cuts
@@ -121,21 +124,21 @@ def offer_rows(roster: Roster, run: Run, left: Left, now: datetime) -> tuple[Run
     return Run(**waiting.row()), approval
 
 
-async def report(deck: Deck, cuts: list[Cut]) -> set[str]:
+async def report(cuts: list[Cut], *, postman: Postman, approvals: Approvals) -> set[str]:
     """Post each cut run's card (or, with no offer, a notice); the offers' ids posted."""
     posted: set[str] = set()
     for cut in cuts:
-        if not deck.postman.knows(cut.run.chat_id):
+        if not postman.knows(cut.run.chat_id):
             continue
         if cut.offer is not None:
-            await deck.approvals.post_card(cut.offer)
+            await approvals.post_card(cut.offer)
             posted.add(cut.offer.id)
             continue
         said = LEFT_SAID[cut.left].format(input=cut.run.input[:SHOWN_INPUT_CHARS])
         text = rich(bold(cut.run.agent), ": this run was interrupted by a restart", said)
         notice = Outgoing(chat=cut.run.chat_id, thread=cut.run.thread_id, text=text)
         with contextlib.suppress(Exception):
-            await deck.postman.send(notice)
+            await postman.send(notice)
     return posted
 
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from bot.breaker import Breaker
-from bot.budget import ADMINS_DECIDE, Budgets, Overrun, Scope
-from bot.outbox import ADMIN_SUBJECT
-from bot.postman import Postman
-from bot.progress import Progress
+from bot.delivery.outbox import ADMIN_SUBJECT
+from bot.delivery.postman import Postman
+from bot.runs.breaker import Breaker
+from bot.runs.budget import ADMINS_DECIDE, Budgets, Overrun, Scope
+from bot.runs.progress import Progress
 from bot.text import bold, rich
 from bot.types import Outgoing
 from roster.agent import NeedsApproval, Usage
