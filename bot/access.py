@@ -38,6 +38,17 @@ class Access:
             return listed
         return granted if listed is None or granted.rank > listed.rank else listed
 
+    def admits(self, user: str, chat: str, outsider: str = "") -> bool:
+        """Whether the user may be served in this chat at all: the one check every entry
+        point makes before it acts on, echoes or remembers anything of theirs.
+
+        `outsider` is why the transport found the person outside our workspace (another
+        Slack team, a guest); a chat's role is not for them, only `[[users]]` can give one.
+        """
+        if outsider and user not in self._roles:
+            return False
+        return self.role(user, chat) is not None
+
     def only_by_chat(self, user: str, chat: str) -> bool:
         """Whether the user's role here comes from writing in the chat alone (not listed)."""
         return user not in self._roles and self.role(user, chat) is not None

@@ -256,7 +256,7 @@ def build_transports(
                 inbox=inbox,
                 threads=threads,
                 postman=postman,
-                only_by_chat=access.only_by_chat,
+                gate=access,
                 secrets=secrets,
             )
         )

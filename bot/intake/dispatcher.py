@@ -50,11 +50,9 @@ class Dispatcher:
     async def handle(self, incoming: Incoming) -> None:
         """Take one message or press; return as soon as its work is scheduled."""
         role = self.deck.access.role(incoming.user, incoming.chat)
-        if incoming.outsider and self.deck.access.role(incoming.user) is None:
-            # Another workspace's person or a guest: a chat's role is not for them.
+        admitted = self.deck.access.admits(incoming.user, incoming.chat, incoming.outsider)
+        if role is None or not admitted:
             self._spawn(incoming, self._refuse_stranger(incoming, incoming.outsider))
-        elif role is None:
-            self._spawn(incoming, self._refuse_stranger(incoming))
         elif incoming.press is not None:
             self._spawn(incoming, self._press(incoming, role))
         elif (approval_id := self.deck.approvals.reasons.take(incoming)) is not None:

@@ -7,7 +7,8 @@ the work. Socket Mode (the default) needs no public URL; HTTP mode serves the Ev
 API on our own aiohttp site, checking each request's signature and age before its body
 is read (`endpoint`). A slash command is echoed into the channel through the postman,
 unless its arguments are private (`private`); a channel's role is only for members of
-our own workspace (`members`).
+our own workspace (`members`). Someone the `Gate` refuses gets nothing of theirs posted
+and names no thread's agent: their update only reaches the dispatcher, which refuses it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from aiohttp import web
@@ -57,6 +58,14 @@ NOT_A_MEMBER = "I can't post in this conversation. Invite me first: /invite @{na
 NOT_THERE = {"not_in_channel", "channel_not_found", "is_archived"}
 
 
+class Gate(Protocol):
+    """Who may be served (`bot.access.Access`): asked before anything of theirs is acted on."""
+
+    def admits(self, user: str, chat: str, outsider: str = "") -> bool: ...
+
+    def only_by_chat(self, user: str, chat: str) -> bool: ...
+
+
 class SlackTransport:
     name = inbound.TRANSPORT
 
@@ -67,14 +76,14 @@ class SlackTransport:
         inbox: Inbox,
         threads: ThreadAgentStore,
         postman: Sender,
-        only_by_chat: Callable[[str, str], bool] = lambda user, chat: False,
+        gate: Gate,
         secrets: SecretSource | None = None,
     ) -> None:
         self._settings = settings
         self._postman = postman  # echoes go the way every message goes: scrubbed, outboxed
-        # Whether a person's role would come from writing in the chat alone: then Slack is
-        # asked whether they are a full member of our workspace (`members`).
-        self._only_by_chat = only_by_chat
+        # Whether a person may be served; one whose role would come from writing in the
+        # chat alone is first checked as a full member of our workspace (`members`).
+        self._gate = gate
         self._members = Members()
         self._secrets = secrets or NoSecrets()
         self._private = PrivateReplies()
@@ -233,12 +242,21 @@ class SlackTransport:
         commands = load_all()
         incoming = self._mark_outsider(inbound.from_command(body, self._me, commands), body)
         response_url = str(body.get("response_url") or "")
-        if keeps_args_private(incoming.text, commands):
-            opening = self._admit_privately(incoming, response_url)
-        else:
-            typed = f"{self._settings.command} {body.get('text') or ''}".strip()
-            opening = self._open_thread(incoming, typed, response_url)
+        typed = f"{self._settings.command} {body.get('text') or ''}".strip()
+        private = keeps_args_private(incoming.text, commands)
+        opening = self._take_command(incoming, typed, response_url, private=private)
         self._tasks.spawn(opening, name=f"slack-command:{incoming.chat}")
+
+    async def _take_command(
+        self, incoming: Incoming, typed: str, response_url: str, *, private: bool
+    ) -> None:
+        """Echo a command into the channel, unless it is private or its sender is refused:
+        then it is answered to the sender alone (a refusal included)."""
+        incoming = await self._vetted(incoming)
+        if private or not self._admits(incoming):
+            await self._admit_privately(incoming, response_url)
+        else:
+            await self._open_thread(incoming, typed, response_url)
 
     async def _open_thread(self, incoming: Incoming, typed: str, response_url: str) -> None:
         """Post the command where everyone sees it; its answers go into that message's thread.
@@ -297,18 +315,27 @@ class SlackTransport:
         A thread's follow-up is addressed to the thread's agent first, so the stored
         update is handed out the same way if this process dies before handling it.
         """
-        text = await self._threads.route(incoming.thread, incoming.text)
-        incoming = dataclasses.replace(incoming, text=text)
-        if not incoming.outsider and self._only_by_chat(incoming.user, incoming.chat):
-            user = incoming.user.removeprefix(f"{inbound.TRANSPORT}:")
-            outsider = await self._members.vet(self._require_web(), self._me, user)
-            incoming = dataclasses.replace(incoming, outsider=outsider)
+        incoming = await self._vetted(incoming)
+        if self._admits(incoming):  # a refused person names no thread's agent
+            text = await self._threads.route(incoming.thread, incoming.text)
+            incoming = dataclasses.replace(incoming, text=text)
         key = incoming.update_key
         if key is not None and not await self._intake.is_new(key, incoming.to_json()):
             log.info("slack: %s was already received; skipped", key)
             return
         if self._handle is not None:
             await self._handle(incoming)
+
+    async def _vetted(self, incoming: Incoming) -> Incoming:
+        """Ask Slack whether someone served for the channel alone is one of ours."""
+        if incoming.outsider or not self._gate.only_by_chat(incoming.user, incoming.chat):
+            return incoming
+        user = incoming.user.removeprefix(f"{inbound.TRANSPORT}:")
+        outsider = await self._members.vet(self._require_web(), self._me, user)
+        return dataclasses.replace(incoming, outsider=outsider) if outsider else incoming
+
+    def _admits(self, incoming: Incoming) -> bool:
+        return self._gate.admits(incoming.user, incoming.chat, incoming.outsider)
 
     def _mark_outsider(self, incoming: Incoming, body: dict[str, Any]) -> Incoming:
         """Someone of another workspace, by the team ids in the payload itself."""
