@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlmodel import select
@@ -21,7 +22,9 @@ from bot.intake import actions
 from bot.runs.reasons import REASON_WAIT
 from bot.transports.slack.inbound import SlackBotIdentity, from_command
 from storage.clock import FakeClock
+from storage.db import Database, sqlite_url
 from storage.models import Approval, AuditEvent, Run
+from tests.chaos import BotProcess, until
 from tests.conftest import make_config
 from tests.fakes.telegram_server import FakeTelegram
 
@@ -163,3 +166,69 @@ def test_a_slack_deck_command_is_marked_as_a_command_whatever_its_words() -> Non
     assert incoming.text == "never on a friday"  # for the chat's agent, as before
     assert incoming.slash_command
     assert type(incoming).from_json(incoming.to_json()).slash_command
+
+
+CRASH_CONFIG = f"""
+[deck]
+default_agent = "count"
+[scheduler]
+enabled = false
+[telegram]
+token = "env:TG_TOKEN"
+base_url = "BASE_URL"
+[[users]]
+id = "telegram:{ADMIN}"
+role = "admin"
+[[agents]]
+name = "count"
+kind = "command"
+command = ["/bin/sh", "-c", "echo \\"$0\\" >> COUNT; echo counted", "{{input}}"]
+[[agents]]
+name = "shell"
+kind = "command"
+command = ["echo", "{{input}}"]
+approval = "always"
+approvers = ["telegram:{ADMIN}"]
+"""
+
+
+@pytest.mark.slow
+async def test_a_reason_cut_by_kill_9_is_not_handled_again_after_the_restart(
+    fake_telegram: FakeTelegram, tmp_path: Path
+) -> None:
+    """The reason is claimed in the inbox before it decides: the restart does not hand
+    it out again as a message for the default agent (counted in a file)."""
+    count = tmp_path / "count.txt"
+    config = tmp_path / "deck.toml"
+    config.write_text(
+        CRASH_CONFIG.replace("BASE_URL", fake_telegram.base_url).replace("COUNT", str(count))
+    )
+    bot = BotProcess(tmp_path / "data", config, {"TG_TOKEN": fake_telegram.token})
+    try:
+        await bot.start()
+        fake_telegram.user_says("/ask shell echo deploy", user=ADMIN)
+        await fake_telegram.wait_until(lambda: said(fake_telegram, "Approval needed"), 60)
+        card = message_id(fake_telegram, "Approval needed")
+        deny = button(fake_telegram, card, "Deny with reason")
+        fake_telegram.press(deny, message_id=card, chat=ADMIN, user=ADMIN)
+        await fake_telegram.wait_until(lambda: said(fake_telegram, "send the reason"), 20)
+        fake_telegram.hold("editMessageText")  # the card's edit, after the decision is stored
+        fake_telegram.user_says("not-on-a-friday", user=ADMIN)
+        await fake_telegram.wait_until(lambda: "editMessageText" in fake_telegram.waiting, 20)
+        await bot.kill()
+        fake_telegram.release("editMessageText")
+
+        await bot.start()
+        fake_telegram.user_says("after-the-restart", user=ADMIN)
+        await until(lambda: "after-the-restart" in _lines(count), 60)
+        await fake_telegram.wait_until(lambda: said(fake_telegram, "Denied by"), 20)
+    finally:
+        await bot.stop()
+    assert _lines(count) == ["after-the-restart"]  # the reason never went to the agent
+    async with Database(sqlite_url(tmp_path / "data")) as db, db.session() as session:
+        (approval,) = (await session.exec(select(Approval))).all()
+    assert approval.reason == "not-on-a-friday"
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().split() if path.exists() else []

@@ -56,8 +56,7 @@ class Dispatcher:
         elif incoming.press is not None:
             self._spawn(incoming, self._press(incoming, role))
         elif (approval_id := self.deck.approvals.reasons.take(incoming)) is not None:
-            reason = incoming.text.strip()[:500]
-            self._spawn(incoming, actions.decide(self.deck, incoming, approval_id, "deny", reason))
+            self._spawn(incoming, self._deny_with(incoming, approval_id))
         elif not self._rate.allow(incoming.user):
             self._spawn(incoming, self._slow_down(incoming))
         else:
@@ -108,6 +107,14 @@ class Dispatcher:
         if spec.once and not await self._claimed(incoming):
             return  # handled before: what it did is done
         await spec.handler(ctx)
+
+    async def _deny_with(self, incoming: Incoming, approval_id: str) -> None:
+        """This message is the reason for a denial: claimed in the inbox before it decides,
+        so a restart or a redelivery never takes it twice nor hands it to an agent."""
+        if not await self._claimed(incoming):
+            return
+        reason = incoming.text.strip()[:500]
+        await actions.decide(self.deck, incoming, approval_id, "deny", reason)
 
     async def _claimed(self, incoming: Incoming) -> bool:
         """Mark the update handled, durably, before a command that acts once acts."""

@@ -6,7 +6,9 @@ a reason, stored with the approval, the run and the audit trail. The wait ends w
 reason, with Cancel on its prompt, or REASON_WAIT after the press (checked when the next
 message comes, and by the approvals sweep, which says so on the prompt). An ended wait
 decides nothing: the approval stays pending, its card's buttons still work, and it
-expires as its policy says. Waits live in this process only; a restart ends them.
+expires as its policy says. Waits live in this process only; a restart ends them. The
+message taken as a reason is claimed in the inbox before it decides (the dispatcher), so
+a restart or a redelivery neither takes it again nor hands it to an agent.
 """
 
 from __future__ import annotations
