@@ -114,6 +114,7 @@ async def open_deck(
                 secrets=vault,
                 postman=deck.postman,
                 access=deck.access,
+                audit=deck.audit,
             )
         for transport in transports:
             deck.postman.add(transport)
@@ -240,13 +241,21 @@ def build_transports(
     secrets: SecretSource,
     postman: Postman,
     access: Access,
+    audit: AuditLog,
 ) -> list[Transport]:
     """The transports the config names; their tokens may be `secret:` references."""
     transports: list[Transport] = []
     if config.telegram is not None:
         from bot.transports.telegram import TelegramTransport
 
-        transports.append(TelegramTransport(config.telegram, inbox=inbox, secrets=secrets))
+        def unreadable(why: str) -> None:
+            audit.record("telegram", "refused.unreadable", reason=why)
+
+        transports.append(
+            TelegramTransport(
+                config.telegram, inbox=inbox, secrets=secrets, on_unreadable=unreadable
+            )
+        )
     if config.slack is not None:
         from bot.transports.slack import SlackTransport
 

@@ -234,6 +234,11 @@ class FakeTelegram:
         self._enqueue({"callback_query": query})
         return query_id
 
+    def raw_update(self, body: dict[str, Any]) -> int:
+        """Queue an update exactly as given (with the next update id unless it names one):
+        what the Bot API should never send, to see the bot survive it."""
+        return self._enqueue(body)
+
     def redeliver(self, update_id: int) -> None:
         """Deliver an update again with the same id, as Telegram does after a lost confirm."""
         original = next(q for q in self.history if q.update_id == update_id)

@@ -5,6 +5,11 @@ for a higher offset (PTB's `Updater` does that before handling), so this loop ha
 each batch to `take` — which stores it in the inbox — and only then moves the offset.
 The webhook answers 200 only after the update is stored; anything else makes
 Telegram deliver it again.
+
+One update Telegram should never send (a shape python-telegram-bot cannot read) costs
+that update alone: the batch is read one update at a time, the unreadable one is
+skipped (the offset still moves past it, or it would come back forever), logged in one
+line and reported (`on_unreadable`: the deck audits it); the others are handled.
 """
 
 from __future__ import annotations
@@ -28,12 +33,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Take = Callable[[Sequence[Update]], Awaitable[None]]
+Unreadable = Callable[[str], None]
 
 POLL_SECONDS = 25  # long polling: Telegram holds the request open until updates come
 BACKOFF_START_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 30.0
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 (a header name)
 MAX_BODY_BYTES = 1 << 20
+READ_MARGIN_SECONDS = 10.0  # a long poll's answer may take this much longer than its timeout
 
 
 OUTAGE_AFTER_FAILURES = 2  # one failed poll is a hiccup; two in a row, an outage
@@ -47,6 +54,7 @@ class Poller:
         *,
         poll_seconds: int = POLL_SECONDS,
         on_outage: Callable[[str], None] = lambda reason: None,
+        on_unreadable: Unreadable = lambda why: None,
     ) -> None:
         self._bot = bot
         self._take = take
@@ -54,6 +62,7 @@ class Poller:
         self._on_outage = (
             on_outage  # the transport's link is marked down (see bot.delivery.transport_links)
         )
+        self._on_unreadable = on_unreadable
         self._offset: int | None = None
         self._failures = 0
 
@@ -71,15 +80,40 @@ class Poller:
                 await self._back_off(exc)
 
     async def _once(self) -> None:
-        updates = await self._bot.get_updates(
-            offset=self._offset,
-            timeout=self._poll_seconds,
-            allowed_updates=list(ALLOWED_UPDATES),
+        batch = await self._get_updates()
+        updates, last = self._read(batch)
+        if updates:
+            await self._take(updates)  # stored before the next call confirms them
+        if last is not None:
+            self._offset = last + 1
+
+    async def _get_updates(self) -> list[object]:
+        """`getUpdates`, its answer left as JSON: `Bot.get_updates` parses the whole batch
+        at once, so one bad update would fail (and log in full) every update with it."""
+        params = {
+            "offset": self._offset,
+            "timeout": self._poll_seconds,
+            "allowed_updates": list(ALLOWED_UPDATES),
+        }
+        result = await self._bot._post(  # the same call `get_updates` makes, unparsed
+            "getUpdates", params, read_timeout=self._poll_seconds + READ_MARGIN_SECONDS
         )
-        if not updates:
-            return
-        await self._take(updates)  # stored before the next call confirms them
-        self._offset = max(update.update_id for update in updates) + 1
+        return result if isinstance(result, list) else []
+
+    def _read(self, batch: list[object]) -> tuple[list[Update], int | None]:
+        """The readable updates of a batch, and the highest update id seen in it."""
+        updates: list[Update] = []
+        last: int | None = None
+        for data in batch:
+            update_id = _update_id(data)
+            if update_id is not None:
+                last = update_id if last is None else max(last, update_id)
+            try:
+                updates.append(parse_update(data, self._bot))
+            except UnreadableUpdate as exc:
+                log.warning("getUpdates: an unreadable update skipped (%s)", exc)
+                self._on_unreadable(str(exc))
+        return updates, last
 
     async def _back_off(self, exc: Exception) -> None:
         self._failures += 1
@@ -103,10 +137,19 @@ class WebhookServer:
     """Takes `POST <path>` from Telegram, checks the secret token header, stores, answers."""
 
     def __init__(
-        self, bot: Bot, take: Take, *, listen: str, port: int, path: str, secret: str
+        self,
+        bot: Bot,
+        take: Take,
+        *,
+        listen: str,
+        port: int,
+        path: str,
+        secret: str,
+        on_unreadable: Unreadable = lambda why: None,
     ) -> None:
         self._bot = bot
         self._take = take
+        self._on_unreadable = on_unreadable
         self._listen = listen
         self._port = port
         self._path = path
@@ -139,6 +182,7 @@ class WebhookServer:
             await self._take([update])
         except UnreadableUpdate as exc:  # only the secret's holder can send it: say why, briefly
             log.warning("webhook: not an update from %s (%s); answered 400", request.remote, exc)
+            self._on_unreadable(str(exc))
             return web.Response(status=400, text="not an update")
         except Exception:  # not stored: a non-200 makes Telegram deliver it again
             log.exception("could not store a webhook update")
@@ -152,12 +196,24 @@ def read_update(body: bytes, bot: Bot) -> Update:
         data = json.loads(body)
     except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
         raise UnreadableUpdate(f"not JSON: {type(exc).__name__}") from None
+    return parse_update(data, bot)
+
+
+def parse_update(data: object, bot: Bot) -> Update:
+    """One update's JSON as an `Update`; `UnreadableUpdate` for what Telegram does not send."""
     if not isinstance(data, dict):
         raise UnreadableUpdate(f"a JSON {type(data).__name__}, not an object")
-    update_id = data.get("update_id")
-    if not isinstance(update_id, int) or isinstance(update_id, bool):
+    update_id = _update_id(data)
+    if update_id is None:
         raise UnreadableUpdate("no numeric update_id")
     try:
         return Update.de_json(data, bot)
     except Exception as exc:  # python-telegram-bot trusts the shape; any surprise is junk
         raise UnreadableUpdate(f"update {update_id}: {type(exc).__name__}") from None
+
+
+def _update_id(data: object) -> int | None:
+    update_id = data.get("update_id") if isinstance(data, dict) else None
+    if not isinstance(update_id, int) or isinstance(update_id, bool):
+        return None
+    return update_id

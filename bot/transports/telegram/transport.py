@@ -21,7 +21,13 @@ from telegram.error import InvalidToken, NetworkError, TelegramError
 from bot.commands import load_all
 from bot.config import TelegramMode, TelegramSection
 from bot.errors import TransportStartError
-from bot.transports.telegram.inbound import ALLOWED_UPDATES, NAME, Inbound, TelegramBotIdentity
+from bot.transports.telegram.inbound import (
+    ALLOWED_UPDATES,
+    NAME,
+    Inbound,
+    TelegramBotIdentity,
+    UnreadableUpdate,
+)
 from bot.transports.telegram.limits import Pacer
 from bot.transports.telegram.outbound import BotApiSender, translated
 from bot.transports.telegram.receive import Poller, WebhookServer
@@ -48,9 +54,15 @@ class TelegramTransport:
     has_typing = True
 
     def __init__(
-        self, settings: TelegramSection, *, inbox: Inbox, secrets: SecretSource | None = None
+        self,
+        settings: TelegramSection,
+        *,
+        inbox: Inbox,
+        secrets: SecretSource | None = None,
+        on_unreadable: Callable[[str], None] = lambda why: None,
     ) -> None:
         self._settings = settings
+        self._on_unreadable = on_unreadable  # an update skipped as unreadable: audited
         self._inbox = inbox
         self._secrets = secrets or NoSecrets()
         self._bot: Bot | None = None
@@ -147,7 +159,9 @@ class TelegramTransport:
         if settings.mode is TelegramMode.POLLING:
             with translated("deleteWebhook"):
                 await bot.delete_webhook()
-            poller = Poller(bot, self._take_polled, on_outage=self._outage)
+            poller = Poller(
+                bot, self._take_polled, on_outage=self._outage, on_unreadable=self._on_unreadable
+            )
             self._poller = asyncio.create_task(poller.run(), name="telegram-poller")
             return
         secret = self._webhook_secret()
@@ -158,6 +172,7 @@ class TelegramTransport:
             port=settings.port,
             path=settings.path,
             secret=secret,
+            on_unreadable=self._on_unreadable,
         )
         await self._webhook.start()
         try:
@@ -187,7 +202,9 @@ class TelegramTransport:
 
     async def _take(self, updates: Sequence[Update]) -> None:
         """Store what is ours in the inbox, then hand over only what was not seen before."""
-        batch = self._ours(updates)
+        await self._store_and_hand_over(self._ours(updates))
+
+    async def _store_and_hand_over(self, batch: dict[str, Incoming]) -> None:
         if batch:
             fresh = await self._inbox.accept([(key, item.to_json()) for key, item in batch.items()])
             await self._hand_over(batch, fresh)
@@ -195,21 +212,32 @@ class TelegramTransport:
     async def _take_polled(self, updates: Sequence[Update]) -> None:
         """Polling: where the inbox can tell new from seen at once, the work starts while
         the rows are written; the next `getUpdates` (the acknowledgement) waits for them."""
-        batch = self._ours(updates)
+        batch = self._ours(updates, skip_unreadable=True)
         items = [(key, item.to_json()) for key, item in batch.items()]
         quick = self._inbox.accept_quickly(items) if batch else None
         if quick is None:
-            await self._take(updates)
+            await self._store_and_hand_over(batch)
             return
         fresh, stored = quick
         await self._hand_over(batch, fresh)
         await stored
 
-    def _ours(self, updates: Sequence[Update]) -> dict[str, Incoming]:
+    def _ours(
+        self, updates: Sequence[Update], *, skip_unreadable: bool = False
+    ) -> dict[str, Incoming]:
+        """Our updates by key. An unreadable one fails a webhook call (answered 400); in a
+        polled batch it is skipped alone, logged and reported, and the others go on."""
         assert self._inbound is not None
         batch: dict[str, Incoming] = {}
         for update in updates:
-            incoming = self._inbound.convert(update)
+            try:
+                incoming = self._inbound.convert(update)
+            except UnreadableUpdate as exc:
+                if not skip_unreadable:
+                    raise
+                log.warning("getUpdates: an unreadable update skipped (%s)", exc)
+                self._on_unreadable(str(exc))
+                continue
             if incoming is not None and incoming.update_key is not None:
                 batch.setdefault(incoming.update_key, incoming)
             elif update.callback_query is not None:
