@@ -8,6 +8,7 @@ BotError(Exception)
     ├── TransportDown         unreachable, or our token refused: the transport is retried
     ├── DeliveryUncertain     the request may have reached the platform; its answer was lost
     ├── RetryLater            the platform asks to wait (a flood limit); nothing was sent
+    ├── Refused               the platform will not take this message (a 400): never resent
     └── Deferred              not delivered now; the outbox keeps the message and retries
 """
 
@@ -48,6 +49,12 @@ class RetryLater(TransportError):
     def __init__(self, message: str, *, seconds: float) -> None:
         super().__init__(message)
         self.seconds = seconds
+
+
+class Refused(TransportError):
+    """The platform answered that it will not take this message (Telegram's 400: chat not
+    found, a text it cannot parse even plain): nothing was sent, and sending the same
+    message again would be refused again."""
 
 
 class Deferred(TransportError):

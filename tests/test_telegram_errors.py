@@ -257,3 +257,36 @@ async def test_a_flood_wait_past_the_patience_is_raised_not_slept(
     with pytest.raises(RetryAfter):
         await limits.retrying(failing(RetryAfter(12)), what="x", sleep=time.sleep, patience=10)
     assert time.slept == []
+
+
+REFUSED_NOTICE = "was refused"  # bot.delivery.outbox: the admin hears of a refused message
+
+
+@pytest.mark.parametrize(
+    ("description", "times_refused"),
+    [
+        ("Bad Request: chat not found", 1),
+        # the HTML refused, then the same text plain: nothing Telegram would take
+        ("Bad Request: can't parse entities: unsupported start tag", 2),
+    ],
+    ids=["chat-not-found", "entities-after-fallback"],
+)
+async def test_a_400_is_a_refusal_not_retried_and_the_admin_is_told_once(
+    fake: FakeTelegram, data_dir: Path, description: str, times_refused: int
+) -> None:
+    async with asyncio.timeout(60), open_deck(config_for(data_dir, fake)) as (deck, _):
+        await back(fake)
+        fake.fail_next("sendMessage", status=400, description=description, times=times_refused)
+        fake.user_says("refused-words", user=ADMIN)
+        row = await wait_for_row(deck, "undelivered", "refused-words")
+        await arrived(fake, REFUSED_NOTICE)
+        await deck.tasks.drain()
+        assert deck.outbox is not None
+        assert await deck.outbox.pump(backoff_over=True) == 0  # nothing left to try
+        await deck.tasks.drain()
+    assert row.attempts == 1
+    assert "Refused" in (row.last_error or "")
+    assert refused(fake, 400) == times_refused
+    assert not shown(fake, "refused-words")
+    assert len(shown(fake, REFUSED_NOTICE)) == 1
+    assert not shown(fake, NOT_ARRIVED)

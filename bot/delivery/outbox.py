@@ -14,7 +14,9 @@ there. Where it cannot (Telegram) the message is not resent — a duplicate is w
 than asking — and the admin chat is told which message may be missing
 (`unconfirmed`). Only failures that provably did not reach the platform (refused
 connection, a refused request, a server error answered, a rate limit) are retried
-blindly; a rate limit's own wait is kept when it is longer than the pause.
+blindly; a rate limit's own wait is kept when it is longer than the pause. A message
+the platform refused for what it is (`Refused`: a chat not found, a text it cannot take)
+is not tried again: it is marked undelivered at once and the admin chat is told.
 
 Notices to the admin chat (`tell_admin`) are stored under a key naming what they are
 about and delivered the same way; one that fails is not itself reported to the admin.
@@ -33,7 +35,7 @@ from typing import Any
 from bot.delivery import sendkeys
 from bot.delivery.postman import Postman
 from bot.delivery.transport_links import TransportLinks
-from bot.errors import Deferred, DeliveryUncertain, RetryLater, TransportDown
+from bot.errors import Deferred, DeliveryUncertain, Refused, RetryLater, TransportDown
 from bot.text import Span, Style, plain_text
 from bot.types import Button, ButtonStyle, MessageRef, Outgoing
 from storage.clock import Clock
@@ -162,16 +164,22 @@ class Outbox:
             async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
                 ref = await self._postman.deliver(message)
         except Exception as exc:
-            self._inline_failed(key, name, exc, retry=retry)
+            await self._inline_failed(key, message, exc, retry=retry)
             raise Deferred(f"not delivered yet ({describe(exc)}); kept in the outbox") from exc
         self._store.sent_behind(key, ref.message_id)
         return ref
 
-    def _inline_failed(self, key: str, transport: str, exc: Exception, *, retry: bool) -> None:
+    async def _inline_failed(
+        self, key: str, message: Outgoing, exc: Exception, *, retry: bool
+    ) -> None:
         error = describe(exc)
+        transport = message.chat.partition(":")[0]
         log.warning("sending %s failed (%s); the outbox goes on with it", key, error)
         if uncertain(exc):
             self._store.in_doubt_behind(key, error)
+        elif isinstance(exc, Refused):
+            self._store.given_up_behind(key, error)
+            await self._tell_refused(key, message.chat, exc)
         elif not retry:
             self._store.given_up_behind(key, error)
         else:
@@ -276,6 +284,12 @@ class Outbox:
         if uncertain(exc) and not self._postman.can_look_up(row.chat_id):
             await self._unconfirmed(row, error)
             return
+        if isinstance(exc, Refused):
+            log.warning("%s was refused (%s); not sent again", row.key, error)
+            await self._store.give_up(row, error)
+            if row.subject != ADMIN_SUBJECT:
+                await self._tell_refused(row.key, row.chat_id, exc)
+            return
         if row.attempts <= len(self._backoff):
             pause = pause_after(exc, self._backoff[row.attempts - 1])
             log.warning("delivery of %s failed (attempt %d): %s", row.key, row.attempts, error)
@@ -290,6 +304,15 @@ class Outbox:
                 f"A message to {row.chat_id} ({row.subject or row.key}) could not be delivered "
                 f"after {row.attempts} attempts: {error[:300]}. It is kept in the outbox.",
             )
+
+    async def _tell_refused(self, key: str, chat: str, exc: Refused) -> None:
+        """Once per message (the notice's key names it): the platform will never take it.
+        A notice to the admin that is refused itself is not reported (its subject says so)."""
+        await self.tell_admin(
+            f"refused:{key}",
+            f"A message to {chat} was refused by the platform ({str(exc)[:300]}); "
+            "it is not sent again and is kept in the outbox as undelivered.",
+        )
 
     async def _unconfirmed(self, row: OutboxMessage, error: str) -> None:
         """It may have arrived and the platform cannot say: not resent; the admin is asked."""

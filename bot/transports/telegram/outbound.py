@@ -25,7 +25,7 @@ from telegram.error import (
     TelegramError,
 )
 
-from bot.errors import DeliveryUncertain, RetryLater, TransportDown, TransportError
+from bot.errors import DeliveryUncertain, Refused, RetryLater, TransportDown, TransportError
 from bot.text import plain_text
 from bot.transports.telegram import render
 from bot.transports.telegram.limits import (
@@ -258,7 +258,8 @@ def translated(what: str) -> Iterator[None]:
 
     Unreachable or a refused token: `TransportDown`. A new message whose answer was lost
     (a timeout, a dropped connection, a proxy's 502/504 page): `DeliveryUncertain` — it
-    may be in the chat. A 5xx the Bot API answered, or a long flood wait: not sent.
+    may be in the chat. A 5xx the Bot API answered, or a long flood wait: not sent. A 400
+    (chat not found, a text refused even plain): `Refused`, the same message never goes.
     """
     try:
         yield
@@ -271,6 +272,8 @@ def translated(what: str) -> Iterator[None]:
         raise RetryLater(
             f"Telegram {what}: flood limit, retry in {seconds:g} s", seconds=seconds
         ) from exc
+    except BadRequest as exc:  # PTB counts it a NetworkError, but the Bot API answered: no
+        raise Refused(f"Telegram refused {what}: {exc.message}") from exc
     except NetworkError as exc:
         if what in NEW_MESSAGE_CALLS:
             raise DeliveryUncertain(f"Telegram {what}: no answer ({exc.message})") from exc
