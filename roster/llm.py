@@ -256,7 +256,7 @@ class LLMAgent(Agent):
         first, rest = pending[0], pending[1:]
         if decision.approved:
             await ctx.before_effect()
-            result = await self._call_tool(request, first)
+            result = await self._call_tool(request, first, ctx)
         else:
             why = f" Reason: {decision.reason}" if decision.reason else ""
             result = f"Denied by {decision.by}; the action did not run.{why}"
@@ -346,7 +346,7 @@ class LLMAgent(Agent):
                 action = tool.action(self.name, arguments)
                 return NeedsApproval(action=action, policy=tool.policy, state=state, usage=usage)
             await ctx.before_effect()  # a tool may act: the run is stored before it does
-            result = await self._call_tool(request, call)
+            result = await self._call_tool(request, call, ctx)
             self._reply_to_call(ctx, messages, call, result)
         return None
 
@@ -406,7 +406,8 @@ class LLMAgent(Agent):
     def _carried(self, tool: Tool, arguments: dict[str, Any]) -> Ruling:
         return self._egress.carry(secret_references(arguments), tool.destination(arguments))
 
-    def _context(self, request: AgentRequest) -> ToolCallContext:
+    def _context(self, request: AgentRequest, run: RunContext | None = None) -> ToolCallContext:
+        """What a tool call may know of its run; `run` given when the call is carried out."""
         return ToolCallContext(
             request.run_id,
             request.chat_id,
@@ -417,9 +418,10 @@ class LLMAgent(Agent):
             hops=request.hops,
             egress=self._egress,
             redact=self._secrets.redact,
+            process_started=run.process_started if run is not None else _no_process,
         )
 
-    async def _call_tool(self, request: AgentRequest, call: ToolRequest) -> str:
+    async def _call_tool(self, request: AgentRequest, call: ToolRequest, run: RunContext) -> str:
         tool = self._tools.get(call.name)
         if tool is None:
             return (
@@ -428,7 +430,7 @@ class LLMAgent(Agent):
         try:
             arguments = parse_arguments(call.arguments)
             tool.validate(arguments)
-            context = self._context(request)
+            context = self._context(request, run)
             ruling = self._ruling(tool, arguments, context)
             if ruling.verdict is Verdict.REFUSE:
                 return f"{REFUSED} {ruling.reason}"
@@ -436,6 +438,10 @@ class LLMAgent(Agent):
             return await tool.call(resolved, context)
         except (ToolError, ReferenceNotFound, SecretNotAllowed) as exc:
             return f"error: {exc}"
+
+
+def _no_process(pid: int) -> None:
+    """A call only weighed (is it gated?), not carried out, starts no process."""
 
 
 def _status(result: str) -> str:

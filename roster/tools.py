@@ -38,6 +38,9 @@ class ToolCallContext:
     # Scrubs secret values from text; a tool that cuts its output scrubs first, so no
     # half of a secret is left at the cut.
     redact: Callable[[str], str] = field(default=str, repr=False)
+    # Told the process group a tool started (its own session: the group id is its pid), so
+    # the run's row names it and a start after a kill -9 can stop it, as for command agents.
+    process_started: Callable[[int], None] = field(default=lambda pid: None, repr=False)
 
     @property
     def memory_key(self) -> str:
@@ -156,7 +159,9 @@ class RunCommandTool(Tool):
 
     async def call(self, arguments: dict[str, Any], ctx: ToolCallContext) -> str:
         env = child_environment({}, redact=self._redact)
-        return await run_argv(arguments["argv"], limit=self.timeout, env=env)
+        return await run_argv(
+            arguments["argv"], limit=self.timeout, env=env, on_started=ctx.process_started
+        )
 
 
 class RememberTool(Tool):

@@ -1,9 +1,13 @@
-"""Run one argv for a tool, with a timeout: no shell, output capped, the group killed."""
+"""Run one argv for a tool, with a timeout: no shell, output capped, the group killed.
+
+The group is reported as soon as it exists (`on_started`): the run's row names it, so
+a start after a kill -9 of the bot stops what the tool left running.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from roster.children import kill_group, start_child
 
@@ -11,7 +15,12 @@ MAX_OUTPUT = 16_000
 
 
 async def run_argv(
-    argv: Sequence[str], *, limit: float, env: Mapping[str, str], cwd: str | None = None
+    argv: Sequence[str],
+    *,
+    limit: float,
+    env: Mapping[str, str],
+    cwd: str | None = None,
+    on_started: Callable[[int], None] = lambda pid: None,
 ) -> str:
     """`exit code N` and the tail of the combined output, or a timeout note.
 
@@ -24,6 +33,7 @@ async def run_argv(
         return f"cannot start {argv[0]!r}: {exc.strerror or exc}"
     except ValueError:  # a NUL byte in an argument
         return "cannot start: an argument holds a NUL character"
+    on_started(process.pid)
     try:
         async with asyncio.timeout(limit):
             out, _ = await process.communicate()

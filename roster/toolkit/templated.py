@@ -142,7 +142,13 @@ class TemplateTool(Tool):
     async def call(self, arguments: dict[str, Any], ctx: ToolCallContext) -> str:
         argv = self._argv(arguments)
         env = child_environment({}, redact=self._redact)
-        return await run_argv(argv, limit=self.spec.timeout, env=env, cwd=self.spec.cwd)
+        return await run_argv(
+            argv,
+            limit=self.spec.timeout,
+            env=env,
+            cwd=self.spec.cwd,
+            on_started=ctx.process_started,
+        )
 
     def _argv(self, arguments: dict[str, Any]) -> tuple[str, ...]:
         filled = _with_defaults(self.parameters, arguments)
