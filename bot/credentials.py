@@ -4,9 +4,10 @@ At start (and at each reload), before any message is handled, every `env:` refer
 the config holds is read and its value given to the deck's one scrubber: the
 transports' tokens and signing secrets, the model's API key, the `env:` values of
 agents' `env` tables (whether or not that agent ever runs), and a plain
-`[telegram] secret_token`. From then on they are scrubbed from chat, logs, stored
-runs and audit rows exactly as vault values are (`secret:` references are vault
-values already).
+`[telegram] secret_token`, or the one derived from the bot token when none is set
+(`derived_webhook_secret`: whoever holds it can post updates to the webhook). From then
+on they are scrubbed from chat, logs, stored runs and audit rows exactly as vault values
+are (`secret:` references are vault values already).
 
 Not a credential: an agent's `env` entry that names a variable every child inherits
 anyway (`HOME = "env:HOME"`): scrubbing it would blank every path in every output.
@@ -15,6 +16,7 @@ A value too short to be told from ordinary words is not scrubbed, with a warning
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Iterator
@@ -25,6 +27,17 @@ from roster.spec import CommandAgentSpec
 from storage.scrubber import MIN_VALUE_CHARS, Scrubber
 
 log = logging.getLogger(__name__)
+
+DERIVED_WEBHOOK_SECRET = "derived:telegram.secret_token"  # noqa: S105 (a label, not a value)
+
+
+def derived_webhook_secret(token: str) -> str:
+    """The Telegram webhook's secret token when the config sets none.
+
+    Derived from the bot token, not random: every process of this bot behind one webhook
+    URL must accept what Telegram sends, and only the token's holder knows it.
+    """
+    return hashlib.sha256(b"agentdeck webhook secret:" + token.encode()).hexdigest()
 
 
 def credential_settings(config: Config) -> Iterator[tuple[str, str]]:
@@ -62,3 +75,17 @@ def learn_credentials(config: Config, scrubber: Scrubber) -> None:
                 label,
                 MIN_VALUE_CHARS,
             )
+    _learn_derived(config, scrubber)
+
+
+def _learn_derived(config: Config, scrubber: Scrubber) -> None:
+    """The webhook secret derived from the bot token, when no secret_token is set."""
+    if config.telegram is None or config.telegram.secret_token:
+        return
+    token = config.telegram.token
+    if token.startswith("env:"):
+        token = os.environ.get(token[4:], "")
+    elif token.startswith("secret:"):
+        token = scrubber.value(token[7:]) or ""  # the vault is loaded before this runs
+    if token:
+        scrubber.add(DERIVED_WEBHOOK_SECRET, derived_webhook_secret(token))

@@ -24,6 +24,7 @@ from roster.errors import ToolError
 from roster.options import END_OF_OPTIONS, refuse_options
 from roster.refs import SecretSource, resolve
 from roster.spec import CommandAgentSpec
+from roster.tail import ScrubbedTail
 
 READ_CHUNK = 4096
 MAX_KEPT_OUTPUT = 1_000_000  # keep the tail of runaway output, not all of it
@@ -139,7 +140,8 @@ class CommandAgent(Agent):
     async def _collect(
         self, process: asyncio.subprocess.Process, text: str, ctx: RunContext
     ) -> tuple[str, bool]:
-        chunks: list[str] = []
+        # Scrubbed before it is cut: a secret's value cut in two would leak its other half.
+        tail = ScrubbedTail(MAX_KEPT_OUTPUT, self._secrets.redact)
         try:
             async with asyncio.timeout(self.spec.timeout):
                 if self.spec.stdin and process.stdin:
@@ -147,27 +149,23 @@ class CommandAgent(Agent):
                     with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                         await process.stdin.drain()
                     process.stdin.close()
-                await self._stream(process, chunks, ctx)
+                await self._stream(process, tail, ctx)
                 await process.wait()
         except TimeoutError:
             await kill_group(process)
-            return "".join(chunks), True
-        return "".join(chunks), False
+            return tail.text(), True
+        return tail.text(), False
 
     async def _stream(
-        self, process: asyncio.subprocess.Process, chunks: list[str], ctx: RunContext
+        self, process: asyncio.subprocess.Process, tail: ScrubbedTail, ctx: RunContext
     ) -> None:
         assert process.stdout is not None
-        kept = 0
         # Incremental: a character split between two reads is decoded whole (and a
         # secret's value in the output stays one piece the scrubber can find).
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         while data := await process.stdout.read(READ_CHUNK):
-            chunks.append(decoder.decode(data))
-            kept += len(chunks[-1])
-            while kept > MAX_KEPT_OUTPUT and len(chunks) > 1:
-                kept -= len(chunks.pop(0))
-            await ctx.progress("".join(chunks))
+            tail.add(decoder.decode(data))
+            await ctx.progress(tail.text())
 
     def _environment(self) -> dict[str, str]:
         """The allowlist, and this agent's own `env` with its references resolved."""

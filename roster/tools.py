@@ -160,7 +160,11 @@ class RunCommandTool(Tool):
     async def call(self, arguments: dict[str, Any], ctx: ToolCallContext) -> str:
         env = child_environment({}, redact=self._redact)
         return await run_argv(
-            arguments["argv"], limit=self.timeout, env=env, on_started=ctx.process_started
+            arguments["argv"],
+            limit=self.timeout,
+            env=env,
+            redact=ctx.redact,
+            on_started=ctx.process_started,
         )
 
 

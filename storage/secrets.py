@@ -219,6 +219,7 @@ class Vault:
         self._data_dir = data_dir
         self._clock = clock
         self._keys: MasterKeys | None = None
+        self._retired: dict[str, str] = {}  # keys rotated away: still scrubbed here
         self._values: dict[str, str] = {}
         self.scrubber = scrubber or Scrubber()
         self._lock = asyncio.Lock()
@@ -321,8 +322,15 @@ class Vault:
         self.scrubber.use("vault", values)
 
     def _use_keys(self, keys: MasterKeys | None) -> None:
+        """Use these keys; one that is no longer among them stays a value to scrub: a key
+        rotated away still opens every copy of the database made before the rotation."""
+        kept = {key.decode() for key in keys.keys} if keys else set()
+        for label, value in (self._keys.labelled() if self._keys else {}).items():
+            if value not in kept:
+                self._retired[f"{label} (retired)"] = value
         self._keys = keys
         self.scrubber.use("master key", keys.labelled() if keys else {})
+        self.scrubber.use("retired master keys", self._retired)
 
 
 def _env_rotation(keys: MasterKeys) -> MasterKeys:

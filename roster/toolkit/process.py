@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence
 
 from roster.children import kill_group, start_child
+from roster.tail import Redact, scrubbed_tail
 
 MAX_OUTPUT = 16_000
 
@@ -20,6 +21,7 @@ async def run_argv(
     limit: float,
     env: Mapping[str, str],
     cwd: str | None = None,
+    redact: Redact = str,
     on_started: Callable[[int], None] = lambda pid: None,
 ) -> str:
     """`exit code N` and the tail of the combined output, or a timeout note.
@@ -42,5 +44,6 @@ async def run_argv(
         if isinstance(exc, asyncio.CancelledError):
             raise
         return f"timed out after {limit:g} s"
-    text = out.decode(errors="replace")[-MAX_OUTPUT:]
+    # Scrubbed before it is cut: a secret's value cut in two would leak its other half.
+    text = scrubbed_tail(out.decode(errors="replace"), MAX_OUTPUT, redact)
     return f"exit code {process.returncode}\n{text}"

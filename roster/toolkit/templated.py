@@ -147,6 +147,7 @@ class TemplateTool(Tool):
             limit=self.spec.timeout,
             env=env,
             cwd=self.spec.cwd,
+            redact=ctx.redact,
             on_started=ctx.process_started,
         )
 

@@ -9,7 +9,6 @@ only updates not seen before are handed to the dispatcher.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
 import re
@@ -20,6 +19,7 @@ from telegram.error import InvalidToken, NetworkError, TelegramError
 
 from bot.commands import load_all
 from bot.config import TelegramMode, TelegramSection
+from bot.credentials import derived_webhook_secret
 from bot.errors import TransportStartError
 from bot.transports.telegram.inbound import (
     ALLOWED_UPDATES,
@@ -184,11 +184,8 @@ class TelegramTransport:
 
     def _webhook_secret(self) -> str:
         raw = self._settings.secret_token
-        if not raw:
-            # Derived from the bot token, not random: every process of this bot behind one
-            # webhook URL must accept what Telegram sends, and only the token's holder knows it.
-            digest = hashlib.sha256(b"agentdeck webhook secret:" + self._token().encode())
-            return digest.hexdigest()
+        if not raw:  # derived from the token (and scrubbed like it: `bot.credentials`)
+            return derived_webhook_secret(self._token())
         try:
             return resolve(raw, self._secrets)
         except ReferenceNotFound as exc:
