@@ -28,7 +28,9 @@ class AccessDenied(BotError, PermissionError):
 
 
 class TransportError(BotError):
-    pass
+    # A long text goes as several messages: the ids of the parts that went out before
+    # this error, so that the next attempt sends only the rest (`Outgoing.sent_parts`).
+    parts_sent: tuple[str, ...] = ()
 
 
 class TransportStartError(TransportError):

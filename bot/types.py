@@ -112,6 +112,9 @@ class Outgoing:
     # The idempotency key the outbox gives it (or a caller chooses: `run:<id>`); a transport
     # that can look messages up (Slack's metadata) stores it with the message.
     key: str | None = None
+    # The ids of the parts an earlier attempt delivered (a long text split in several
+    # messages, cut part-way): the transport sends only the parts after them.
+    sent_parts: tuple[str, ...] = ()
 
     @classmethod
     def plain(cls, chat: str, text: str, thread: str | None = None) -> Outgoing:

@@ -67,18 +67,20 @@ class OutboxStore:
             },
         )
 
-    def failed_behind(self, key: str, when: datetime, error: str) -> None:
-        """The attempt provably did not reach the platform: pending again at `when`."""
-        self._behind().update(
-            OutboxMessage,
-            "key",
-            {
-                "key": key,
-                "state": OutboxState.PENDING,
-                "next_attempt_at": when,
-                "last_error": error[:2000],
-            },
-        )
+    def failed_behind(
+        self, key: str, when: datetime, error: str, *, payload: dict[str, Any] | None = None
+    ) -> None:
+        """The attempt provably did not reach the platform: pending again at `when`.
+        `payload`: the message as it now is (the parts of a long one that went out)."""
+        values: dict[str, Any] = {
+            "key": key,
+            "state": OutboxState.PENDING,
+            "next_attempt_at": when,
+            "last_error": error[:2000],
+        }
+        if payload is not None:
+            values["payload"] = payload
+        self._behind().update(OutboxMessage, "key", values)
 
     def given_up_behind(self, key: str, error: str) -> None:
         """The sender wanted it now or not at all (`retry=False`): undelivered, not retried."""
@@ -193,12 +195,13 @@ class OutboxStore:
         when: datetime,
         error: str,
         state: OutboxState = OutboxState.PENDING,
+        payload: dict[str, Any] | None = None,
     ) -> None:
-        statement = (
-            update(OutboxMessage)
-            .where(col(OutboxMessage.id) == row.id)
-            .values(state=state, next_attempt_at=when, last_error=error[:2000])
-        )
+        values: dict[str, Any] = {"state": state, "next_attempt_at": when}
+        values["last_error"] = error[:2000]
+        if payload is not None:  # the parts of a long message that went out
+            values["payload"] = payload
+        statement = update(OutboxMessage).where(col(OutboxMessage.id) == row.id).values(values)
         await self._write(statement)
 
     async def give_up(

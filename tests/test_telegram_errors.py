@@ -19,8 +19,10 @@ from telegram.error import NetworkError, RetryAfter
 from bot.app import open_deck
 from bot.config import Config
 from bot.delivery import outbox
+from bot.errors import Deferred
 from bot.transports.telegram import limits
 from bot.transports.telegram.request import ServerFailed, server_error
+from bot.types import Outgoing
 from tests.conftest import make_config
 from tests.fakes.telegram_server import TOKEN, FakeTelegram
 from tests.test_outbox_delivery import outbox_rows, wait_for_row
@@ -290,3 +292,26 @@ async def test_a_400_is_a_refusal_not_retried_and_the_admin_is_told_once(
     assert not shown(fake, "refused-words")
     assert len(shown(fake, REFUSED_NOTICE)) == 1
     assert not shown(fake, NOT_ARRIVED)
+
+
+async def test_a_long_answer_cut_after_its_first_part_sends_only_the_rest(
+    fake: FakeTelegram, data_dir: Path
+) -> None:
+    """Three parts; the second is refused (a 500, every retry of it): after a restart the
+    outbox sends parts 2 and 3, never part 1 again. Counted at the fake Bot API."""
+    numbers = [str(n) for n in range(1, 2501)]  # three messages' worth
+    async with asyncio.timeout(60), open_deck(config_for(data_dir, fake)) as (deck, _):
+        await back(fake)
+        fake.fail_next("sendMessage", status=500, times=limits.NETWORK_ATTEMPTS, after=1)
+        assert deck.outbox is not None
+        with pytest.raises(Deferred):
+            await deck.outbox.send(Outgoing.plain(f"telegram:{ADMIN}", "\n".join(numbers)))
+        assert refused(fake, 500) == limits.NETWORK_ATTEMPTS
+        await wait_for_row(deck, "pending", "2500")
+    async with asyncio.timeout(60), open_deck(config_for(data_dir, fake)) as (deck, _):
+        row = await wait_for_row(deck, "sent", "2500")
+    parts = [t for t in fake.sent_texts(ADMIN) if t.strip().split("\n")[-1].isdigit()]
+    assert len(parts) == 3
+    assert "\n".join(parts).split() == numbers  # each part once, in order
+    (first,) = [mid for (_, mid), m in fake.messages.items() if m["text"] == parts[0]]
+    assert row.message_id == str(first)  # the answer is its first part, for edits

@@ -54,10 +54,13 @@ Delivered = Callable[[OutboxMessage, MessageRef], Awaitable[None]]
 
 
 def to_payload(message: Outgoing) -> dict[str, Any]:
-    return {
+    payload: dict[str, Any] = {
         "text": [[span.text, span.style.value, span.url] for span in message.text],
         "buttons": [[b.label, b.action_id, b.value, b.style.value] for b in message.buttons],
     }
+    if message.sent_parts:
+        payload["parts_sent"] = list(message.sent_parts)
+    return payload
 
 
 def from_payload(row: OutboxMessage) -> Outgoing:
@@ -66,7 +69,23 @@ def from_payload(row: OutboxMessage) -> Outgoing:
         Button(label, action, value, ButtonStyle(style))
         for label, action, value, style in row.payload.get("buttons", [])
     )
-    return Outgoing(chat=row.chat_id, thread=row.thread_id, text=text, buttons=buttons, key=row.key)
+    parts = tuple(str(part) for part in row.payload.get("parts_sent", []))
+    return Outgoing(
+        chat=row.chat_id,
+        thread=row.thread_id,
+        text=text,
+        buttons=buttons,
+        key=row.key,
+        sent_parts=parts,
+    )
+
+
+def with_parts_sent(message: Outgoing, exc: BaseException) -> Outgoing | None:
+    """The message with the parts this failed attempt delivered; None if it sent none."""
+    parts = getattr(exc, "parts_sent", ())
+    if len(parts) <= len(message.sent_parts):
+        return None
+    return replace(message, sent_parts=tuple(parts))
 
 
 def uncertain(exc: BaseException) -> bool:
@@ -184,7 +203,9 @@ class Outbox:
             self._store.given_up_behind(key, error)
         else:
             when = self._clock.now() + pause_after(exc, self._backoff[0])
-            self._store.failed_behind(key, when, error)
+            progressed = with_parts_sent(message, exc)
+            payload = None if progressed is None else to_payload(progressed)
+            self._store.failed_behind(key, when, error, payload=payload)
         if isinstance(exc, TransportDown) and self._links is not None:
             self._links.down(transport, error)
         self._wake.set()
@@ -259,7 +280,7 @@ class Outbox:
                 if ref is None:
                     ref = await self._postman.deliver(message)
         except Exception as exc:
-            await self._failed(row, exc)
+            await self._failed(row, exc, with_parts_sent(message, exc))
             return
         await self._store.sent(row, ref.message_id)
         for callback in self._delivered:
@@ -277,7 +298,9 @@ class Outbox:
             log.info("%s had arrived after all; not sent again", row.key)
         return found
 
-    async def _failed(self, row: OutboxMessage, exc: Exception) -> None:
+    async def _failed(
+        self, row: OutboxMessage, exc: Exception, progressed: Outgoing | None = None
+    ) -> None:
         error = describe(exc)
         if isinstance(exc, TransportDown) and self._links is not None:
             self._links.down(row.chat_id.partition(":")[0], error)
@@ -294,7 +317,8 @@ class Outbox:
             pause = pause_after(exc, self._backoff[row.attempts - 1])
             log.warning("delivery of %s failed (attempt %d): %s", row.key, row.attempts, error)
             state = OutboxState.IN_DOUBT if uncertain(exc) else OutboxState.PENDING
-            await self._store.retry_at(row, self._clock.now() + pause, error, state)
+            payload = None if progressed is None else to_payload(progressed)
+            await self._store.retry_at(row, self._clock.now() + pause, error, state, payload)
             return
         log.error("giving up on %s after %d attempts: %s", row.key, row.attempts, error)
         await self._store.give_up(row, error)

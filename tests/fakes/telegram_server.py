@@ -134,7 +134,7 @@ class FakeTelegram:
         self.blocked: set[int] = set()
         self.webhook: tuple[str, str] | None = None
         self.webhook_statuses: list[int] = []
-        self._faults: dict[str, list[Fault]] = {}
+        self._faults: dict[str, list[Fault | None]] = {}  # None: a call that goes through
         self._held: dict[str, asyncio.Event] = {}
         self.waiting: list[str] = []  # calls held by `hold`, by method
         self._queue: list[Queued] = []
@@ -253,13 +253,16 @@ class FakeTelegram:
         retry_after: int | None = 1,
         description: str = "",
         times: int = 1,
+        after: int = 0,
     ) -> None:
-        """The next `times` calls of `method` answer this Bot API error (a JSON body)."""
+        """The next `times` calls of `method` answer this Bot API error (a JSON body);
+        with `after`, only once that many calls more went through."""
         if status == 429:
             text = description or f"Too Many Requests: retry after {retry_after}"
         else:
             text, retry_after = description or REASONS.get(status, "Bad Request"), None
-        self._add(method, [ApiError(status, text, retry_after) for _ in range(times)])
+        errors: list[Fault | None] = [ApiError(status, text, retry_after) for _ in range(times)]
+        self._add(method, [None] * after + errors)
 
     def gateway_next(
         self, method: str, *, status: int = 502, done: bool = False, times: int = 1
@@ -271,7 +274,7 @@ class FakeTelegram:
         """The next `times` calls of `method` are read and their connection closed."""
         self._add(method, [Lost(done) for _ in range(times)])
 
-    def _add(self, method: str, faults: list[Fault]) -> None:
+    def _add(self, method: str, faults: list[Fault | None]) -> None:
         self._faults.setdefault(method, []).extend(faults)
 
     def hold(self, method: str) -> None:

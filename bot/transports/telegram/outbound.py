@@ -71,14 +71,19 @@ class BotApiSender:
         self._bot = bot
         self._pacer = pacer
 
-    async def send(self, message: Outgoing) -> MessageRef:
+    async def send(self, message: Outgoing, delivered: list[str] | None = None) -> MessageRef:
+        """Send the message, as several when it is long. `delivered` gets each part's id as
+        it goes out; the parts in `message.sent_parts` went out before and are skipped."""
         target = telegram_chat_id(message.chat)
         pages = render.pages(message.text)
         markup = render.keyboard(message.buttons)
         if len(pages) > DOCUMENT_AFTER_PAGES:
             return await self._send_document(message, markup)
-        ids: list[str] = []
+        ids: list[str] = [] if delivered is None else delivered
         for number, page in enumerate(pages, 1):
+            if number <= len(message.sent_parts):
+                ids.append(message.sent_parts[number - 1])
+                continue
             last = number == len(pages)
             sent = await self._send_page(target, page, message.thread, markup if last else None)
             if sent == GONE:

@@ -20,7 +20,7 @@ from telegram.error import InvalidToken, NetworkError, TelegramError
 from bot.commands import load_all
 from bot.config import TelegramMode, TelegramSection
 from bot.credentials import derived_webhook_secret
-from bot.errors import TransportStartError
+from bot.errors import TransportError, TransportStartError
 from bot.transports.telegram.inbound import (
     ALLOWED_UPDATES,
     NAME,
@@ -277,8 +277,13 @@ class TelegramTransport:
         return self._sender
 
     async def send(self, message: Outgoing) -> MessageRef:
-        with translated("sendMessage"):
-            return await self._sender_ready().send(message)
+        delivered: list[str] = []
+        try:
+            with translated("sendMessage"):
+                return await self._sender_ready().send(message, delivered)
+        except TransportError as exc:
+            exc.parts_sent = tuple(delivered)  # the next attempt sends only the rest
+            raise
 
     async def edit(self, ref: MessageRef, message: Outgoing) -> MessageRef:
         with translated("editMessageText"):
