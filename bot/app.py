@@ -160,7 +160,7 @@ def assemble(
     model = ModelClient(model_settings(config, vault))
     host = ToolHost()
     prices = PriceTable(config.prices)
-    tools = toolbox_for(config, notes=memory, host=host, redact=vault.redact)
+    tools = toolbox_for(config, notes=memory, host=host)
     roster = Roster.build(
         config.agents,
         model=model,

@@ -168,7 +168,7 @@ async def apply(deck: Deck, config: Config) -> None:
     host = ToolHost()
     host.bind(deck)
     prices = PriceTable(config.prices)
-    tools = toolbox_for(config, notes=deck.memory, host=host, redact=deck.vault.redact)
+    tools = toolbox_for(config, notes=deck.memory, host=host)
     agents = Roster.build(
         config.agents,
         model=deck.model,

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from bot import messages
@@ -150,19 +149,16 @@ class ToolHost:
         )
 
 
-def toolbox_for(
-    config: Config, *, notes: NoteStore, host: ToolHost, redact: Callable[[str], str]
-) -> ToolBox:
+def toolbox_for(config: Config, *, notes: NoteStore, host: ToolHost) -> ToolBox:
     """Every tool the config can reach: built-ins, `[[tools]]`, entry-point plugins.
 
-    `schedule_job` and `list_jobs` exist only while the scheduler is switched on;
-    `redact` is the deck's scrubber, which the tools' child processes are checked with.
+    `schedule_job` and `list_jobs` exist only while the scheduler is switched on. The
+    tools scrub with the scrubber each call's context carries (`ToolCallContext.redact`).
     """
     services = Services(
         notes=notes,
         delegate=host,
         notifier=host,
-        redact=redact,
         jobs=host if config.scheduler.enabled else None,
         max_hops=config.deck.max_hops,
     )

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from roster.agent import Action, needs_approval
-from roster.children import Redact, child_environment
+from roster.children import child_environment
 from roster.egress import ALLOWED, Destination, DestinationKind, Egress, Ruling, ask
 from roster.errors import ToolError
 from roster.spec import ApprovalMode, Policy
@@ -35,8 +35,9 @@ class ToolCallContext:
     hops: tuple[str, ...] = ()  # the agents before this one in a delegation chain
     # Where this agent's calls may reach unasked (`roster.egress`).
     egress: Egress = field(default_factory=Egress)
-    # Scrubs secret values from text; a tool that cuts its output scrubs first, so no
-    # half of a secret is left at the cut.
+    # The one scrubber every tool uses (not a copy of its own): it scrubs secret values
+    # from what a tool returns (before any cut, so no half of a secret is left at the
+    # cut) and keeps inherited variables holding a credential out of a child's env.
     redact: Callable[[str], str] = field(default=str, repr=False)
     # Told the process group a tool started (its own session: the group id is its pid), so
     # the run's row names it and a start after a kill -9 can stop it, as for command agents.
@@ -138,12 +139,9 @@ class RunCommandTool(Tool):
         "additionalProperties": False,
     }
 
-    def __init__(
-        self, *, redact: Redact, policy: Policy | None = None, timeout: float = 60
-    ) -> None:
+    def __init__(self, *, policy: Policy | None = None, timeout: float = 60) -> None:
         self.policy = policy or Policy(approval=ApprovalMode.ALWAYS)
         self.timeout = timeout
-        self._redact = redact  # the scrubber: inherited variables holding a credential stay out
 
     def action(self, agent: str, arguments: dict[str, Any]) -> Action:
         return Action(agent=agent, kind="tool", tool=self.name, argv=tuple(arguments["argv"]))
@@ -158,7 +156,7 @@ class RunCommandTool(Tool):
             raise ToolError("argv must be a non-empty list of strings")
 
     async def call(self, arguments: dict[str, Any], ctx: ToolCallContext) -> str:
-        env = child_environment({}, redact=self._redact)
+        env = child_environment({}, redact=ctx.redact)
         return await run_argv(
             arguments["argv"],
             limit=self.timeout,

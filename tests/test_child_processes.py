@@ -285,7 +285,7 @@ async def test_run_commands_timeout_kills_its_whole_process_group(tmp_path: Path
     pidfile = tmp_path / "pid"
     argv = ["/bin/sh", "-c", SPAWNING.format(pidfile=pidfile)]
     context = ToolCallContext(run_id="r", chat_id="test:chat", agent="bot")
-    result = await RunCommandTool(redact=lambda text: text, timeout=1).call({"argv": argv}, context)
+    result = await RunCommandTool(timeout=1).call({"argv": argv}, context)
     assert result == "timed out after 1 s"
     pgid = int(pidfile.read_text())
     assert await gone(pgid), f"still running: {group_members(pgid)}"

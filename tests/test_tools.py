@@ -313,7 +313,7 @@ def test_tool_policy_overrides_a_built_in_default(fake_openai: FakeOpenAI) -> No
     config = make_config(
         tools_config(fake_openai, "[]"), tool_policy={"notify": {"approval": "always"}}
     )
-    box = toolbox_for(config, notes=_NoNotes(), host=ToolHost(), redact=lambda text: text)
+    box = toolbox_for(config, notes=_NoNotes(), host=ToolHost())
     notify = box.select(["notify"])["notify"]
     assert notify.needs_approval({"chat": "test:x", "text": "hi"})
     assert "schedule_job" in box.names()

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from roster.children import Redact
 from roster.spec import Policy
 from roster.toolkit.delegation import DEFAULT_MAX_HOPS, AskAgentTool, Delegate
 from roster.toolkit.http import HttpRequestTool
@@ -40,7 +39,6 @@ class Services:
     notes: NoteStore
     delegate: Delegate
     notifier: Notifier
-    redact: Redact  # the scrubber, which child processes' environments are checked with
     jobs: JobBook | None = None
     max_hops: int = DEFAULT_MAX_HOPS
 
@@ -53,7 +51,7 @@ class Built:
 
 def builtin_tools(services: Services) -> list[Tool]:
     tools: list[Tool] = [
-        RunCommandTool(redact=services.redact),
+        RunCommandTool(),
         HttpRequestTool(),
         RememberTool(services.notes),
         RecallTool(services.notes),
@@ -75,7 +73,7 @@ def build_toolbox(
     """The registry; a name clash among config tools and built-ins is a `ValueError`."""
     box = ToolBox(builtin_tools(services))
     for spec in declared:
-        box.register(TemplateTool(spec, redact=services.redact))
+        box.register(TemplateTool(spec))
     problems: list[str] = []
     if plugins:
         loaded = load_plugins()

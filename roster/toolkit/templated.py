@@ -27,7 +27,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from roster.agent import Action, needs_approval
-from roster.children import Redact, child_environment
+from roster.children import child_environment
 from roster.options import END_OF_OPTIONS, refuse_options
 from roster.spec import Policy, Strict, lift_policy_keys
 from roster.toolkit.process import run_argv
@@ -119,9 +119,8 @@ def _as_text(value: Any) -> str:
 class TemplateTool(Tool):
     """A `[[tools]]` entry: validated arguments in, one subprocess run, its output back."""
 
-    def __init__(self, spec: CommandToolSpec, *, redact: Redact) -> None:
+    def __init__(self, spec: CommandToolSpec) -> None:
         self.spec = spec
-        self._redact = redact  # the scrubber: inherited variables holding a credential stay out
         self.name = spec.name
         self.description = spec.description or f"Runs {spec.command[0]}"
         self.parameters = spec.parameters  # type: ignore[misc]
@@ -141,7 +140,7 @@ class TemplateTool(Tool):
 
     async def call(self, arguments: dict[str, Any], ctx: ToolCallContext) -> str:
         argv = self._argv(arguments)
-        env = child_environment({}, redact=self._redact)
+        env = child_environment({}, redact=ctx.redact)
         return await run_argv(
             argv,
             limit=self.spec.timeout,
