@@ -1,4 +1,4 @@
-"""Commands about agents: /help /agents /ask /stop /enable /disable."""
+"""Commands about agents: /start /help /agents /ask /stop /enable /disable."""
 
 from __future__ import annotations
 
@@ -8,6 +8,36 @@ from bot.config import Role
 from bot.intake import actions
 from bot.text import Piece, bold, code
 from roster.errors import AgentNotFound
+
+
+@command("start", role=Role.VIEWER, help="who I am and what you may do here", immediate=True)
+async def start(ctx: CommandContext) -> None:
+    """The first thing every Telegram user sends: a welcome that says how to begin."""
+    deck = ctx.deck
+    lines: list[Piece] = [
+        "Hello, I am ",
+        bold("agentdeck"),
+        ", a bot that runs agents for this team. You are ",
+        bold(f"{ctx.role.value}"),
+        f" here ({ctx.user}).\n",
+    ]
+    if ctx.role.allows(Role.OPERATOR):
+        usable = [a.name for a in deck.roster if deck.roster.unavailable_reason(a) is None]
+        default = actions.agent_for(deck, ctx.incoming.chat)
+        lines += [
+            "Agents you may use: ",
+            ", ".join(usable) or "none right now",
+            f".\nSend plain text to talk to {default}, ",
+            code("@agent text"),
+            " or ",
+            code("/ask agent text"),
+            " to pick another.\n",
+        ]
+    else:
+        lines.append("You may read what goes on (/status, /runs, /jobs, /cost); ")
+        lines.append("an admin can make you an operator to talk to agents.\n")
+    lines += [code("/help"), " lists every command you may use."]
+    await ctx.reply(*lines)
 
 
 @command("help", role=Role.VIEWER, help="what I can do")

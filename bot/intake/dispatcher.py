@@ -151,13 +151,15 @@ class Dispatcher:
             said = "(a command with private arguments)" if private else incoming.text[:200]
             self.deck.audit.record(incoming.user, "refused.unknown_user", incoming.chat, text=said)
         if incoming.press is not None:  # a press is always answered, never with a chat message
-            await self.deck.postman.answer_press(incoming, messages.STRANGER, alert=True)
+            await self.deck.postman.answer_press(
+                incoming, messages.stranger(incoming.user), alert=True
+            )
             return
         now = time.monotonic()
         if now - self._refused.get(incoming.user, -REFUSAL_REPEAT_SECONDS) < REFUSAL_REPEAT_SECONDS:
             return
         self._refused[incoming.user] = now
-        await self._reply(incoming, messages.STRANGER)
+        await self._reply(incoming, messages.stranger(incoming.user))
 
     async def _unknown_command(self, incoming: Incoming, name: str) -> None:
         self.deck.audit.record(incoming.user, "command.unknown", name)
