@@ -18,7 +18,7 @@ from bot.config import Role
 from bot.deck import Deck
 from bot.delivery import sendkeys
 from bot.errors import Deferred
-from bot.intake import actions, free_text
+from bot.intake import actions
 from bot.intake.ratelimit import RateLimit
 from bot.intake.routing import ROUTE_ACTION
 from bot.runs.cards import ACTION_ID, parse_press
@@ -87,7 +87,7 @@ class Dispatcher:
             agent, _, rest = text[1:].partition(" ")
             self._queue(incoming, actions.ask(self.deck, incoming, role, agent, rest.strip()))
         elif text:
-            self._queue(incoming, free_text.route_text(self.deck, incoming, role, text))
+            self._queue(incoming, actions.route_text(self.deck, incoming, role, text))
         else:
             self._on_handled_key(incoming)
 
@@ -95,7 +95,7 @@ class Dispatcher:
         self, spec: CommandSpec, incoming: Incoming, args: str, role: Role
     ) -> None:
         if not role.allows(spec.role):
-            await self._deny_role(incoming, f"use /{spec.name}", spec.role)
+            await actions.refuse_role(self.deck, incoming, f"use /{spec.name}", spec.role)
             return
         if spec.private_args and incoming.redacted:  # stored without them; handled again
             self.deck.audit.record(incoming.user, "command.args_lost", spec.name)
@@ -120,7 +120,7 @@ class Dispatcher:
     async def _press(self, incoming: Incoming, role: Role) -> None:
         assert incoming.press is not None
         if incoming.press.action_id == ROUTE_ACTION:
-            await free_text.pick(self.deck, incoming, role)
+            await actions.pick(self.deck, incoming, role)
             return
         if incoming.press.action_id == CANCEL_ACTION:
             await actions.cancel_reason(self.deck, incoming)
@@ -154,20 +154,16 @@ class Dispatcher:
         self.deck.audit.record(incoming.user, "command.unknown", name)
         await self._reply(incoming, messages.unknown_command(name, sorted(self._commands)))
 
-    async def _deny_role(self, incoming: Incoming, what: str, needed: Role) -> None:
-        self.deck.audit.record(incoming.user, "refused.role", what, needed=needed)
-        await self._reply(incoming, messages.needs_role(what, needed))
-
     async def _reply(self, incoming: Incoming, *pieces: Piece) -> None:
         await actions.reply(self.deck, incoming, *pieces)
 
-    def _spawn(self, incoming: Incoming, work: Awaitable[None]) -> None:
+    def _spawn(self, incoming: Incoming, work: Awaitable[object]) -> None:
         self.deck.tasks.spawn(self._guarded(incoming, work), name=f"handle:{incoming.chat}")
 
     def _queue(self, incoming: Incoming, work: Awaitable[None]) -> None:
         self.deck.lanes.submit(incoming.chat, self._guarded(incoming, work))
 
-    async def _guarded(self, incoming: Incoming, work: Awaitable[None]) -> None:
+    async def _guarded(self, incoming: Incoming, work: Awaitable[object]) -> None:
         """Run one piece of work; whatever happens, the user hears something short."""
         where = logs.enter(chat=incoming.chat)  # JSON log lines name the chat
         # Replies keyed by the update, so handling it again after a crash sends them once.
