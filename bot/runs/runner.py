@@ -384,7 +384,7 @@ class Runner:
         self, run: ActiveRun, agent: Agent, progress: Progress, outcome: Finished, live: LiveRun
     ) -> None:
         status = RunState.DONE if outcome.ok else RunState.FAILED
-        if outcome.exit_code is None and not outcome.ok and outcome.text.startswith("Denied by"):
+        if outcome.denied:
             status = RunState.DENIED
         await self._end(
             run,
