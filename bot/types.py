@@ -119,6 +119,17 @@ class Outgoing:
 
 
 @dataclass(frozen=True, slots=True)
+class Queued:
+    """A send that did not go out now: the outbox keeps the message and delivers it later.
+
+    `reason` says why; `cause` is the platform's error where a send was tried.
+    """
+
+    reason: str
+    cause: Exception | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class MessageRef:
     """Where a sent message lives, to edit it later. `message_id` is the transport's."""
 
@@ -126,6 +137,9 @@ class MessageRef:
     message_id: str
     thread: str | None = None
     extra: tuple[str, ...] = field(default=())  # further ids when a long text was split
+
+
+Sent = MessageRef | Queued  # what a durable send came to
 
 
 class Transport(Protocol):

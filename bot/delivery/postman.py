@@ -20,7 +20,7 @@ from typing import Protocol
 
 from bot.errors import TransportError
 from bot.text import Rich, Span, Style
-from bot.types import Incoming, MessageRef, Outgoing, Transport
+from bot.types import Incoming, MessageRef, Outgoing, Sent, Transport
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def minted_link(kind: str, argument: str) -> Span:
 class Sender(Protocol):
     """What sends a neutral message the durable way (the postman, the outbox)."""
 
-    async def send(self, message: Outgoing, *, retry: bool = True) -> MessageRef: ...
+    async def send(self, message: Outgoing, *, retry: bool = True) -> Sent: ...
 
 
 class DurableSend(Sender, Protocol):
@@ -76,8 +76,10 @@ class Postman:
     def knows(self, chat: str) -> bool:
         return chat.partition(":")[0] in self._transports
 
-    async def send(self, message: Outgoing, *, retry: bool = True) -> MessageRef:
+    async def send(self, message: Outgoing, *, retry: bool = True) -> Sent:
         """Send through the outbox (kept until delivered) where the transport needs it.
+
+        `Queued` when it did not go out now (the outbox delivers it later).
 
         `retry=False`: a message worth sending only now (a slash command's echo); it is
         recorded, but a failed attempt is not tried again later.

@@ -17,7 +17,6 @@ from bot.commands.context import CommandContext
 from bot.config import Role
 from bot.deck import Deck
 from bot.delivery import sendkeys
-from bot.errors import Deferred
 from bot.intake import actions
 from bot.intake.ratelimit import RateLimit
 from bot.intake.routing import ROUTE_ACTION
@@ -170,8 +169,6 @@ class Dispatcher:
         sendkeys.open_scope(incoming.update_key, replayed=incoming.replayed)
         try:
             await work
-        except Deferred as exc:  # the outbox will deliver it; nothing went wrong here
-            log.info("a reply in %s waits in the outbox: %s", incoming.chat, exc)
         except Exception:
             log.exception("handling a message in %s failed", incoming.chat)
             try:

@@ -29,7 +29,7 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from bot.commands import keeps_args_private, load_all
 from bot.config import SlackMode, SlackSection
 from bot.delivery.postman import Sender
-from bot.errors import Deferred, TransportError, TransportStartError
+from bot.errors import TransportError, TransportStartError
 from bot.text import code, rich
 from bot.transports.slack import inbound, members
 from bot.transports.slack.endpoint import Endpoint
@@ -40,7 +40,7 @@ from bot.transports.slack.private import PrivateReplies
 from bot.transports.slack.render import escape, render_message
 from bot.transports.slack.threads import ThreadAgentStore, ThreadMemory
 from bot.transports.slack.web import SlackRefused, SlackWeb, make_client
-from bot.types import Incoming, MessageRef, Outgoing
+from bot.types import Incoming, MessageRef, Outgoing, Queued, Sent
 from roster.errors import ReferenceNotFound
 from roster.refs import NoSecrets, SecretSource, resolve
 from storage.inbox import Inbox
@@ -251,16 +251,20 @@ class SlackTransport:
         echo = Outgoing(chat=incoming.chat, text=rich(incoming.user, " ", code(typed)), key=key)
         thread = None
         try:
-            ref = await self._postman.send(echo, retry=False)
-            thread = inbound.thread_id(channel, ref.message_id)
+            sent: Sent = await self._postman.send(echo, retry=False)
         except TransportError as exc:
-            cause = exc.__cause__ if isinstance(exc, Deferred) else exc
-            if isinstance(cause, SlackRefused) and cause.code in NOT_THERE:
-                log.info("slack: cannot post the command in %s: %s", channel, cause)
-                await self._tell_sender(response_url)
-                return
+            sent = Queued(str(exc), exc)
+        if isinstance(sent, MessageRef):
+            thread = inbound.thread_id(channel, sent.message_id)
+        elif isinstance(sent.cause, SlackRefused) and sent.cause.code in NOT_THERE:
+            log.info("slack: cannot post the command in %s: %s", channel, sent.cause)
+            await self._tell_sender(response_url)
+            return
+        else:
             log.warning(
-                "slack: the echo of a command in %s failed (%s); answering anyway", channel, exc
+                "slack: the echo of a command in %s failed (%s); answering anyway",
+                channel,
+                sent.reason,
             )
         await self._admit(dataclasses.replace(incoming, thread=thread))
 
