@@ -13,6 +13,7 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from datetime import timedelta
+from functools import partial
 from typing import TextIO
 
 from bot import messages
@@ -118,8 +119,10 @@ async def open_deck(
         for transport in transports:
             deck.postman.add(transport)
         await stack.enter_async_context(open_scheduler(deck, [t.name for t in transports]))
+        links = deck.links
+        assert links is not None  # open_scheduler started them
         for transport in transports:
-            await transport.start(dispatcher.handle)
+            await transport.start(dispatcher.handle, on_outage=partial(links.down, transport.name))
             stack.push_async_callback(transport.stop)
         stack.enter_context(telling_when_full(deck))
         liveness = Liveness(deck=deck, processes=processes, inbox=inbox, handle=dispatcher.handle)

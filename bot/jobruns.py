@@ -286,7 +286,6 @@ def links_for(deck: Deck, transports: Sequence[str]) -> TransportLinks:
     links = TransportLinks(clock=deck.clock, probe=deck.postman.probe, on_up=back)
     for name in transports:
         links.add(name)
-    deck.postman.watch_outages(links.down)
     return links
 
 

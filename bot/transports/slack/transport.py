@@ -40,7 +40,7 @@ from bot.transports.slack.private import PrivateReplies
 from bot.transports.slack.render import escape, render_message
 from bot.transports.slack.threads import ThreadAgentStore, ThreadMemory
 from bot.transports.slack.web import SlackRefused, SlackWeb, make_client
-from bot.types import Incoming, MessageRef, Outgoing, Queued, Sent
+from bot.types import Incoming, MessageRef, OnOutage, Outgoing, Queued, Sent
 from roster.errors import ReferenceNotFound
 from roster.refs import NoSecrets, SecretSource, resolve
 from storage.inbox import Inbox
@@ -59,6 +59,8 @@ NOT_THERE = {"not_in_channel", "channel_not_found", "is_archived"}
 
 class SlackTransport:
     name = inbound.TRANSPORT
+    durable = True
+    has_typing = False
 
     def __init__(
         self,
@@ -95,8 +97,11 @@ class SlackTransport:
 
     # -- lifecycle ------------------------------------------------------------------
 
-    async def start(self, handle: Handle) -> None:
-        """Check the tokens (`auth.test`), then listen; any failure is one clear line."""
+    async def start(self, handle: Handle, *, on_outage: OnOutage) -> None:
+        """Check the tokens (`auth.test`), then listen; any failure is one clear line.
+
+        `on_outage` is not called: Slack's outages show as failed sends (the outbox).
+        """
         bot_token = self._credential("bot_token")
         self._handle = handle
         self._session = aiohttp.ClientSession()

@@ -26,7 +26,7 @@ from bot.transports.telegram.limits import Pacer
 from bot.transports.telegram.outbound import BotApiSender, translated
 from bot.transports.telegram.receive import Poller, WebhookServer
 from bot.transports.telegram.request import AiohttpRequest
-from bot.types import Incoming, MessageRef, Outgoing
+from bot.types import Incoming, MessageRef, OnOutage, Outgoing
 from roster.errors import ReferenceNotFound
 from roster.refs import NoSecrets, SecretSource, resolve
 from storage.inbox import Inbox
@@ -42,8 +42,13 @@ PRESS_ANSWER_SECONDS = 8.0  # a press the core left unanswered is answered quiet
 _COMMAND_NAME = re.compile(r"^[a-z0-9_]{1,32}$")
 
 
+def _unheard(reason: str) -> None:
+    """Nobody listens for outages (a transport started on its own, in a test)."""
+
+
 class TelegramTransport:
     name = NAME
+    durable = True
     # Telegram shows "typing…" itself: a run shows a message only once it has output.
     has_typing = True
 
@@ -63,14 +68,15 @@ class TelegramTransport:
         self._unanswered: set[str] = set()
         self.username = ""
         # Told when polling fails for a while (the deck marks the link down and probes).
-        self.on_outage: Callable[[str], None] | None = None
+        self._on_outage: OnOutage = _unheard
 
     # -- lifecycle ---------------------------------------------------------------
 
-    async def start(self, handle: Handle) -> None:
+    async def start(self, handle: Handle, *, on_outage: OnOutage = _unheard) -> None:
         # Opt in to PTB 23's time periods (timedelta); without it PTB warns on every 429.
         os.environ.setdefault("PTB_TIMEDELTA", "true")
         self._handle = handle
+        self._on_outage = on_outage
         bot = self._bot = self._make_bot(self._token())
         try:
             me = await self._introduce(bot)
@@ -180,8 +186,7 @@ class TelegramTransport:
             raise TransportStartError(f"[telegram] secret_token: {exc}") from None
 
     def _outage(self, reason: str) -> None:
-        if self.on_outage is not None:
-            self.on_outage(reason)
+        self._on_outage(reason)
 
     # -- receiving ---------------------------------------------------------------
 
