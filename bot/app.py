@@ -18,7 +18,7 @@ from typing import TextIO
 
 from bot import messages
 from bot.access import Access
-from bot.commands import inbox_form, load_all
+from bot.commands import Commands, command_table, inbox_form
 from bot.config import Config
 from bot.credentials import learn_credentials
 from bot.deck import Deck
@@ -94,7 +94,7 @@ async def open_deck(
             from bot.metrics import MetricsServer
 
             deck.metrics = await stack.enter_async_context(MetricsServer(deck))
-        commands = load_all()
+        commands = command_table()
         stored = inbox_form(commands)  # `/secret set` values never reach the database
         inbox = Inbox(db=db, writer=writer, clock=clock, processes=processes, stored=stored)
         dispatcher = Dispatcher(
@@ -115,6 +115,7 @@ async def open_deck(
                 secrets=vault,
                 postman=deck.postman,
                 access=deck.access,
+                commands=commands,
             )
         for transport in transports:
             deck.postman.add(transport)
@@ -243,13 +244,16 @@ def build_transports(
     secrets: SecretSource,
     postman: Postman,
     access: Access,
+    commands: Commands,
 ) -> list[Transport]:
     """The transports the config names; their tokens may be `secret:` references."""
     transports: list[Transport] = []
     if config.telegram is not None:
         from bot.transports.telegram import TelegramTransport
 
-        transports.append(TelegramTransport(config.telegram, inbox=inbox, secrets=secrets))
+        transports.append(
+            TelegramTransport(config.telegram, inbox=inbox, commands=commands, secrets=secrets)
+        )
     if config.slack is not None:
         from bot.transports.slack import SlackTransport
 
@@ -259,6 +263,7 @@ def build_transports(
                 inbox=inbox,
                 threads=threads,
                 postman=postman,
+                commands=commands,
                 only_by_chat=access.only_by_chat,
                 secrets=secrets,
             )

@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from bot import logs, messages
-from bot.commands import CommandSpec, keeps_args_private
+from bot.commands import Commands, CommandSpec, keeps_args_private
 from bot.commands.context import CommandContext
 from bot.config import Role
 from bot.deck import Deck
@@ -35,7 +35,7 @@ class Dispatcher:
         self,
         *,
         deck: Deck,
-        commands: dict[str, CommandSpec],
+        commands: Commands,
         on_handled: Callable[[str], None] = lambda key: None,
         claim: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
@@ -104,7 +104,12 @@ class Dispatcher:
         shown = "(not recorded)" if spec.private_args else self.deck.vault.redact(args)[:500]
         self.deck.audit.record(incoming.user, "command", spec.name, args=shown, chat=incoming.chat)
         ctx = CommandContext(
-            deck=self.deck, incoming=incoming, name=spec.name, args=args, role=role
+            deck=self.deck,
+            incoming=incoming,
+            name=spec.name,
+            args=args,
+            role=role,
+            commands=self._commands,
         )
         if spec.once and not await self._claimed(incoming):
             return  # handled before: what it did is done

@@ -26,7 +26,7 @@ from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 
-from bot.commands import keeps_args_private, load_all
+from bot.commands import Commands, keeps_args_private
 from bot.config import SlackMode, SlackSection
 from bot.delivery.postman import Sender
 from bot.errors import TransportError, TransportStartError
@@ -69,11 +69,13 @@ class SlackTransport:
         inbox: Inbox,
         threads: ThreadAgentStore,
         postman: Sender,
+        commands: Commands,
         only_by_chat: Callable[[str, str], bool] = lambda user, chat: False,
         secrets: SecretSource | None = None,
     ) -> None:
         self._settings = settings
         self._postman = postman  # echoes go the way every message goes: scrubbed, outboxed
+        self._commands = commands  # a command's private arguments are never echoed
         # Whether a person's role would come from writing in the chat alone: then Slack is
         # asked whether they are a full member of our workspace (`members`).
         self._only_by_chat = only_by_chat
@@ -235,7 +237,7 @@ class SlackTransport:
 
     async def _on_command(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        commands = load_all()
+        commands = self._commands
         incoming = self._mark_outsider(inbound.from_command(body, self._me, commands), body)
         response_url = str(body.get("response_url") or "")
         if keeps_args_private(incoming.text, commands):

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from telegram import Bot, BotCommand, Update
 from telegram.error import InvalidToken, NetworkError, TelegramError
 
-from bot.commands import load_all
+from bot.commands import Commands
 from bot.config import TelegramMode, TelegramSection
 from bot.errors import TransportStartError
 from bot.transports.telegram.inbound import ALLOWED_UPDATES, NAME, Inbound, TelegramBotIdentity
@@ -53,10 +53,16 @@ class TelegramTransport:
     has_typing = True
 
     def __init__(
-        self, settings: TelegramSection, *, inbox: Inbox, secrets: SecretSource | None = None
+        self,
+        settings: TelegramSection,
+        *,
+        inbox: Inbox,
+        commands: Commands,
+        secrets: SecretSource | None = None,
     ) -> None:
         self._settings = settings
         self._inbox = inbox
+        self._commands = commands  # the client's command menu
         self._secrets = secrets or NoSecrets()
         self._bot: Bot | None = None
         self._sender: BotApiSender | None = None
@@ -140,7 +146,7 @@ class TelegramTransport:
         """The command menu the Telegram client shows: every chat command, with its help."""
         commands = [
             BotCommand(spec.name, spec.help[:256] or spec.name)
-            for spec in sorted(load_all().values(), key=lambda spec: spec.name)
+            for spec in sorted(self._commands.values(), key=lambda spec: spec.name)
             if _COMMAND_NAME.match(spec.name)
         ]
         try:
