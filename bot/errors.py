@@ -7,8 +7,9 @@ BotError(Exception)
     ├── TransportStartError   bad token, unreachable API at start
     ├── TransportDown         unreachable, or our token refused: the transport is retried
     ├── DeliveryUncertain     the request may have reached the platform; its answer was lost
-    ├── RetryLater            the platform asks to wait (a flood limit); nothing was sent
-    └── Deferred              not delivered now; the outbox keeps the message and retries
+    └── RetryLater            the platform asks to wait (a flood limit); nothing was sent
+
+A send the outbox keeps for later is not an error: it returns `bot.types.Queued`.
 """
 
 from __future__ import annotations
@@ -48,7 +49,3 @@ class RetryLater(TransportError):
     def __init__(self, message: str, *, seconds: float) -> None:
         super().__init__(message)
         self.seconds = seconds
-
-
-class Deferred(TransportError):
-    """A message was not delivered now; it is kept in the outbox and delivered later."""

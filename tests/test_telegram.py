@@ -12,6 +12,7 @@ import pytest
 from sqlmodel import select
 
 from bot.app import open_deck
+from bot.commands import command_table
 from bot.config import Config
 from bot.deck import Deck
 from storage.models import InboxItem
@@ -292,7 +293,9 @@ async def test_update_stored_but_not_handled_is_handled_after_restart(
 
     async with Database(config.deck.database()) as db, WriteBehind(db) as writer:
         transport = TelegramTransport(
-            config.telegram, inbox=Inbox(db=db, writer=writer, clock=SystemClock())
+            config.telegram,
+            inbox=Inbox(db=db, writer=writer, clock=SystemClock()),
+            commands=command_table(),
         )
         await transport.start(crash_before_handling)
         fake_telegram.user_says("survive the crash", user=ADMIN)

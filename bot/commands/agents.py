@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.commands import REGISTRY, command
+from bot.commands import command
 from bot.commands.context import CommandContext
 from bot.config import Role
 from bot.intake import actions
@@ -43,7 +43,7 @@ async def start(ctx: CommandContext) -> None:
 @command("help", role=Role.VIEWER, help="what I can do")
 async def help_(ctx: CommandContext) -> None:
     lines: list[Piece] = [bold("Commands"), "\n"]
-    for spec in sorted(REGISTRY.values(), key=lambda s: s.name):
+    for spec in sorted(ctx.commands.values(), key=lambda s: s.name):
         if ctx.role.allows(spec.role):
             usage = f" {spec.usage}" if spec.usage else ""
             lines += [code(f"/{spec.name}{usage}"), f" {spec.help}\n"]
