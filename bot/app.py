@@ -13,11 +13,12 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from datetime import timedelta
+from functools import partial
 from typing import TextIO
 
 from bot import messages
 from bot.access import Access
-from bot.commands import inbox_form, load_all
+from bot.commands import Commands, command_table, inbox_form
 from bot.config import Config
 from bot.credentials import learn_credentials
 from bot.deck import Deck
@@ -93,7 +94,7 @@ async def open_deck(
             from bot.metrics import MetricsServer
 
             deck.metrics = await stack.enter_async_context(MetricsServer(deck))
-        commands = load_all()
+        commands = command_table()
         stored = inbox_form(commands)  # `/secret set` values never reach the database
         inbox = Inbox(db=db, writer=writer, clock=clock, processes=processes, stored=stored)
         dispatcher = Dispatcher(
@@ -115,12 +116,15 @@ async def open_deck(
                 postman=deck.postman,
                 access=deck.access,
                 audit=deck.audit,
+                commands=commands,
             )
         for transport in transports:
             deck.postman.add(transport)
         await stack.enter_async_context(open_scheduler(deck, [t.name for t in transports]))
+        links = deck.links
+        assert links is not None  # open_scheduler started them
         for transport in transports:
-            await transport.start(dispatcher.handle)
+            await transport.start(dispatcher.handle, on_outage=partial(links.down, transport.name))
             stack.push_async_callback(transport.stop)
         stack.enter_context(telling_when_full(deck))
         liveness = Liveness(deck=deck, processes=processes, inbox=inbox, handle=dispatcher.handle)
@@ -242,6 +246,7 @@ def build_transports(
     postman: Postman,
     access: Access,
     audit: AuditLog,
+    commands: Commands,
 ) -> list[Transport]:
     """The transports the config names; their tokens may be `secret:` references."""
     transports: list[Transport] = []
@@ -253,7 +258,11 @@ def build_transports(
 
         transports.append(
             TelegramTransport(
-                config.telegram, inbox=inbox, secrets=secrets, on_unreadable=unreadable
+                config.telegram,
+                inbox=inbox,
+                commands=commands,
+                secrets=secrets,
+                on_unreadable=unreadable,
             )
         )
     if config.slack is not None:
@@ -265,6 +274,7 @@ def build_transports(
                 inbox=inbox,
                 threads=threads,
                 postman=postman,
+                commands=commands,
                 gate=access,
                 secrets=secrets,
             )

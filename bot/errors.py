@@ -8,8 +8,9 @@ BotError(Exception)
     ├── TransportDown         unreachable, or our token refused: the transport is retried
     ├── DeliveryUncertain     the request may have reached the platform; its answer was lost
     ├── RetryLater            the platform asks to wait (a flood limit); nothing was sent
-    ├── Refused               the platform will not take this message (a 400): never resent
-    └── Deferred              not delivered now; the outbox keeps the message and retries
+    └── Refused               the platform will not take this message (a 400): never resent
+
+A send the outbox keeps for later is not an error: it returns `bot.types.Queued`.
 """
 
 from __future__ import annotations
@@ -57,7 +58,3 @@ class Refused(TransportError):
     """The platform answered that it will not take this message (Telegram's 400: chat not
     found, a text it cannot parse even plain): nothing was sent, and sending the same
     message again would be refused again."""
-
-
-class Deferred(TransportError):
-    """A message was not delivered now; it is kept in the outbox and delivered later."""

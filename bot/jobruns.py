@@ -23,7 +23,7 @@ from bot.errors import ConfigError
 from bot.runs.progress import Progress
 from bot.runs.runner import Origin
 from bot.text import Rich, bold, plain_text, rich
-from bot.types import MessageRef, Outgoing
+from bot.types import MessageRef, Outgoing, Queued
 from roster.errors import AgentNotFound, AgentUnavailable
 from scheduler.service import LOCK_KEY, Fire, Scheduler, Settings, plan_of
 from storage.jobs import FireKind, JobStore, SyncResult
@@ -149,10 +149,13 @@ class JobRuns:
     async def _post(self, run: ActiveRun, progress: Progress, message: Rich) -> MessageRef | None:
         try:
             async with asyncio.timeout(REPORT_TIMEOUT_SECONDS):
-                return await progress.finish(message, key=f"run:{run.id}")
+                sent = await progress.finish(message, key=f"run:{run.id}")
         except Exception as exc:
-            log.warning("the report of run %s was not delivered (%s); outbox", run.id, exc)
+            sent = Queued(str(exc), exc)
+        if isinstance(sent, Queued):
+            log.warning("the report of run %s was not delivered (%s); outbox", run.id, sent.reason)
             return None
+        return sent
 
     async def delivered(self, row: OutboxMessage, ref: MessageRef) -> None:
         """An outbox message went out; a run's report makes its run delivered."""
@@ -283,7 +286,6 @@ def links_for(deck: Deck, transports: Sequence[str]) -> TransportLinks:
     links = TransportLinks(clock=deck.clock, probe=deck.postman.probe, on_up=back)
     for name in transports:
         links.add(name)
-    deck.postman.watch_outages(links.down)
     return links
 
 

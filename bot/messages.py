@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from bot.config import Role
 
-STRANGER = "Sorry, I only work for the people listed in my config. Ask an admin to add you."
 ACTION_CHANGED = (
     "The action changed since it was approved (the agent's config changed); asking again."
 )
@@ -36,4 +35,12 @@ def args_not_kept(name: str) -> str:
     return (
         f"Your /{name} arrived before a restart, and its arguments are private, so they were "
         f"not kept: nothing was done. Please send it again."
+    )
+
+
+def stranger(user: str) -> str:
+    """The refusal of someone not in `[[users]]`: with the id an admin needs to add them."""
+    return (
+        "Sorry, I only work for the people listed in my config. "
+        f"Ask an admin to add you: your id is {user}."
     )

@@ -6,14 +6,18 @@ Chat and user ids carry their transport as prefix (`telegram:123`, `slack:C0123`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from bot.text import Rich, rich
 
+OnOutage = Callable[[str], None]  # (reason): a transport noticed its platform is gone
+
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable
+    from datetime import datetime
 
 
 class ButtonStyle(StrEnum):
@@ -122,6 +126,17 @@ class Outgoing:
 
 
 @dataclass(frozen=True, slots=True)
+class Queued:
+    """A send that did not go out now: the outbox keeps the message and delivers it later.
+
+    `reason` says why; `cause` is the platform's error where a send was tried.
+    """
+
+    reason: str
+    cause: Exception | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class MessageRef:
     """Where a sent message lives, to edit it later. `message_id` is the transport's."""
 
@@ -131,13 +146,25 @@ class MessageRef:
     extra: tuple[str, ...] = field(default=())  # further ids when a long text was split
 
 
+Sent = MessageRef | Queued  # what a durable send came to
+
+
 class Transport(Protocol):
     """A chat platform adapter. It converts platform updates into `Incoming` and renders
-    `Outgoing`; nothing platform-specific crosses into the core."""
+    `Outgoing`; nothing platform-specific crosses into the core.
+
+    Optional abilities are the small protocols below (`Probing`, `LooksUp`).
+    """
 
     name: str
+    durable: bool  # False: nothing is kept for later (a terminal); sent at once, no outbox
+    has_typing: bool  # the platform shows "typing…" of its own
 
-    async def start(self, handle: Callable[[Incoming], Awaitable[None]]) -> None: ...
+    async def start(
+        self, handle: Callable[[Incoming], Awaitable[None]], *, on_outage: OnOutage
+    ) -> None:
+        """Take updates to `handle`; call `on_outage(reason)` when the platform is lost."""
+        ...
 
     async def stop(self) -> None: ...
 
@@ -152,3 +179,17 @@ class Transport(Protocol):
     async def answer_press(self, press: Incoming, text: str, *, alert: bool) -> None:
         """Acknowledge a button press; `alert` when it was refused (a popup where possible)."""
         ...
+
+
+@runtime_checkable
+class Probing(Protocol):
+    """A transport that can ask its platform whether it answers (and takes our token)."""
+
+    async def probe(self) -> None: ...
+
+
+@runtime_checkable
+class LooksUp(Protocol):
+    """A transport whose platform can say whether a message with a given key arrived."""
+
+    async def find_sent(self, message: Outgoing, since: datetime) -> MessageRef | None: ...

@@ -101,6 +101,7 @@ class Finished:
     ok: bool = True
     exit_code: int | None = None
     usage: Usage = Usage()
+    denied: bool = False  # an approver said no: nothing ran (the run ends "denied")
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +183,7 @@ class Agent(ABC):
     ) -> Outcome:
         """Go on after a decision on the action this agent stopped at."""
         if not decision.approved:
-            return Finished(_denied_text(decision), ok=False)
+            return Finished(_denied_text(decision), ok=False, denied=True)
         return await self.start(request, ctx)
 
 

@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import text
 
 from bot.app import open_deck
-from bot.commands import inbox_form, load_all
+from bot.commands import command_table, inbox_form
 from bot.deck import Deck
 from storage.db import Database, _sqlite_pragmas, sqlite_url
 from tests.conftest import make_config
@@ -179,7 +179,7 @@ async def test_every_sqlite_connection_overwrites_what_it_deletes(data_dir: Path
     ],
 )
 def test_the_inbox_form_drops_private_arguments_only(typed: str, kept: str) -> None:
-    stored = inbox_form(load_all())({"text": typed, "chat": "telegram:1"})
+    stored = inbox_form(command_table())({"text": typed, "chat": "telegram:1"})
     assert stored["text"] == kept
     assert stored.get("redacted", False) == (kept == "/secret")
     assert stored["chat"] == "telegram:1"

@@ -52,8 +52,8 @@ def test_the_command_line_imports_no_deck() -> None:
 def test_a_telegram_deck_starts_without_what_it_does_not_use() -> None:
     code = """
         import bot.app, bot.transports.telegram
-        from bot.commands import load_all
-        load_all()  # the dispatcher's chat commands
+        from bot.commands import command_table
+        command_table()  # the dispatcher's chat commands
         """
     assert loaded_after(code) == []
 

@@ -12,6 +12,7 @@ import pytest
 from sqlmodel import select
 
 from bot.app import open_deck
+from bot.commands import command_table
 from bot.config import Config
 from bot.deck import Deck
 from storage.models import InboxItem
@@ -292,7 +293,9 @@ async def test_update_stored_but_not_handled_is_handled_after_restart(
 
     async with Database(config.deck.database()) as db, WriteBehind(db) as writer:
         transport = TelegramTransport(
-            config.telegram, inbox=Inbox(db=db, writer=writer, clock=SystemClock())
+            config.telegram,
+            inbox=Inbox(db=db, writer=writer, clock=SystemClock()),
+            commands=command_table(),
         )
         await transport.start(crash_before_handling)
         fake_telegram.user_says("survive the crash", user=ADMIN)
@@ -335,3 +338,28 @@ async def test_approval_survives_a_restart_between_request_and_press(
         assert fake_telegram.messages[(ADMIN, message_id)]["text"].startswith(
             f"Approved by telegram:{ADMIN}"
         )
+
+
+async def test_start_welcomes_each_user_by_role_and_tells_a_stranger_their_id(
+    fake_telegram: FakeTelegram,
+) -> None:
+    extra = '[[users]]\nid = "telegram:1004"\nrole = "viewer"\n'
+    async with running(config_for(fake_telegram, extra)):
+        fake_telegram.user_says("/start", user=ADMIN)
+        fake_telegram.user_says("/start", user=1004)
+        fake_telegram.user_says("/start", user=STRANGER)
+        await fake_telegram.wait_for("sendMessage", count=3)
+        admin = fake_telegram.sent_texts(ADMIN)
+        viewer = fake_telegram.sent_texts(1004)
+        stranger = fake_telegram.sent_texts(STRANGER)
+    assert len(admin) == 1, admin
+    assert "You are admin here (telegram:1001)" in admin[0], admin
+    assert "Agents you may use: echo, shell, long." in admin[0], admin
+    assert "Send plain text to talk to echo" in admin[0], admin
+    assert len(viewer) == 1, viewer
+    assert "You are viewer here" in viewer[0], viewer
+    assert "Agents you may use" not in viewer[0], viewer
+    assert stranger == [
+        "Sorry, I only work for the people listed in my config. "
+        "Ask an admin to add you: your id is telegram:1003."
+    ]

@@ -1,4 +1,10 @@
-"""Chat commands: a registry of typed specs, filled by the `@command` decorator."""
+"""Chat commands: typed specs made by the `@command` decorator, gathered into a table.
+
+Nothing registers on import: `@command` turns a handler into its `CommandSpec`, and
+`command_table()` collects the specs of this package's modules into a new table that
+the app hands to the dispatcher and the transports (as PTB and bolt register handlers
+on their application, not in a module-level registry).
+"""
 
 from __future__ import annotations
 
@@ -22,8 +28,12 @@ class CommandSpec:
     role: Role
     help: str
     usage: str = ""
-    # Runs at once instead of queueing behind the chat's running work (/stop, /approve).
+    # Which lane of the chat it runs in. By default commands run in order among the chat's
+    # commands but never wait for an agent's run (/jobs answers while a deploy runs);
+    # `immediate` runs at once, not even in order (/stop, /approve); `with_agents` queues
+    # behind the chat's agent runs, for what talks to an agent or changes what one reads.
     immediate: bool = False
+    with_agents: bool = False
     # The arguments may hold a value that must not be stored (/secret set): not audited.
     private_args: bool = False
     # Its effect must not happen twice (a new job, a job run now): the update is marked
@@ -31,7 +41,7 @@ class CommandSpec:
     once: bool = False
 
 
-REGISTRY: dict[str, CommandSpec] = {}
+Commands = Mapping[str, CommandSpec]  # the command table: name -> spec
 
 
 def command(
@@ -41,23 +51,21 @@ def command(
     help: str,
     usage: str = "",
     immediate: bool = False,
+    with_agents: bool = False,
     private_args: bool = False,
     once: bool = False,
-) -> Callable[[Handler], Handler]:
-    def register(handler: Handler) -> Handler:
+) -> Callable[[Handler], CommandSpec]:
+    def spec(handler: Handler) -> CommandSpec:
         if not inspect.iscoroutinefunction(handler):
             raise TypeError(f"/{name}: the handler must be an async function")
-        if name in REGISTRY:
-            raise ValueError(f"/{name} is registered twice")
-        REGISTRY[name] = CommandSpec(
-            name, handler, role, help, usage, immediate, private_args, once
+        return CommandSpec(
+            name, handler, role, help, usage, immediate, with_agents, private_args, once
         )
-        return handler
 
-    return register
+    return spec
 
 
-def spec_of(text: str, commands: Mapping[str, CommandSpec] = REGISTRY) -> CommandSpec | None:
+def spec_of(text: str, commands: Commands) -> CommandSpec | None:
     """The command `text` invokes (`/name args`, Telegram's `/name@bot` too), if any."""
     if not text.startswith("/"):
         return None
@@ -65,7 +73,7 @@ def spec_of(text: str, commands: Mapping[str, CommandSpec] = REGISTRY) -> Comman
     return commands.get(name)
 
 
-def keeps_args_private(text: str, commands: Mapping[str, CommandSpec] = REGISTRY) -> bool:
+def keeps_args_private(text: str, commands: Commands) -> bool:
     """Whether `text` is a command whose arguments must not be shown or stored (`private_args`).
 
     Where a platform would show what was typed (Slack's echo of a slash command) or a
@@ -75,21 +83,28 @@ def keeps_args_private(text: str, commands: Mapping[str, CommandSpec] = REGISTRY
     return spec is not None and spec.private_args
 
 
-def load_all() -> dict[str, CommandSpec]:
-    """Import every module in this package (they register on import); return the registry."""
+def command_table() -> dict[str, CommandSpec]:
+    """Every command of this package's modules, by name: a new table at each call."""
     import importlib
     import pkgutil
 
+    table: dict[str, CommandSpec] = {}
     for module in pkgutil.iter_modules(__path__):
-        if module.name != "context":
-            importlib.import_module(f"{__name__}.{module.name}")
-    return REGISTRY
+        if module.name == "context":
+            continue
+        for spec in vars(importlib.import_module(f"{__name__}.{module.name}")).values():
+            if not isinstance(spec, CommandSpec) or table.get(spec.name) is spec:
+                continue
+            if spec.name in table:
+                raise ValueError(f"/{spec.name} is defined twice")
+            table[spec.name] = spec
+    return table
 
 
 Payload = dict[str, Any]
 
 
-def inbox_form(commands: Mapping[str, CommandSpec]) -> Callable[[Payload], Payload]:
+def inbox_form(commands: Commands) -> Callable[[Payload], Payload]:
     """How an update is stored in the inbox: a command with private arguments without them.
 
     The row is written before the update is handled, and lingers (a WAL, freed pages):

@@ -1,8 +1,8 @@
-"""Commands about agents: /help /agents /ask /stop /enable /disable."""
+"""Commands about agents: /start /help /agents /ask /stop /enable /disable."""
 
 from __future__ import annotations
 
-from bot.commands import REGISTRY, command
+from bot.commands import command
 from bot.commands.context import CommandContext
 from bot.config import Role
 from bot.intake import actions
@@ -10,10 +10,40 @@ from bot.text import Piece, bold, code
 from roster.errors import AgentNotFound
 
 
+@command("start", role=Role.VIEWER, help="who I am and what you may do here", immediate=True)
+async def start(ctx: CommandContext) -> None:
+    """The first thing every Telegram user sends: a welcome that says how to begin."""
+    deck = ctx.deck
+    lines: list[Piece] = [
+        "Hello, I am ",
+        bold("agentdeck"),
+        ", a bot that runs agents for this team. You are ",
+        bold(f"{ctx.role.value}"),
+        f" here ({ctx.user}).\n",
+    ]
+    if ctx.role.allows(Role.OPERATOR):
+        usable = [a.name for a in deck.roster if deck.roster.unavailable_reason(a) is None]
+        default = actions.agent_for(deck, ctx.incoming.chat)
+        lines += [
+            "Agents you may use: ",
+            ", ".join(usable) or "none right now",
+            f".\nSend plain text to talk to {default}, ",
+            code("@agent text"),
+            " or ",
+            code("/ask agent text"),
+            " to pick another.\n",
+        ]
+    else:
+        lines.append("You may read what goes on (/status, /runs, /jobs, /cost); ")
+        lines.append("an admin can make you an operator to talk to agents.\n")
+    lines += [code("/help"), " lists every command you may use."]
+    await ctx.reply(*lines)
+
+
 @command("help", role=Role.VIEWER, help="what I can do")
 async def help_(ctx: CommandContext) -> None:
     lines: list[Piece] = [bold("Commands"), "\n"]
-    for spec in sorted(REGISTRY.values(), key=lambda s: s.name):
+    for spec in sorted(ctx.commands.values(), key=lambda s: s.name):
         if ctx.role.allows(spec.role):
             usage = f" {spec.usage}" if spec.usage else ""
             lines += [code(f"/{spec.name}{usage}"), f" {spec.help}\n"]
@@ -33,7 +63,7 @@ async def agents(ctx: CommandContext) -> None:
     await ctx.reply(*lines)
 
 
-@command("ask", role=Role.OPERATOR, help="ask one agent", usage="<agent> <text>")
+@command("ask", role=Role.OPERATOR, help="ask one agent", usage="<agent> <text>", with_agents=True)
 async def ask(ctx: CommandContext) -> None:
     name, _, text = ctx.args.partition(" ")
     if not name:

@@ -10,6 +10,7 @@ from bot.text import Piece, rich
 from bot.types import Incoming, Outgoing
 
 if TYPE_CHECKING:
+    from bot.commands import Commands
     from bot.deck import Deck
 
 
@@ -20,6 +21,7 @@ class CommandContext:
     name: str
     args: str
     role: Role
+    commands: Commands  # the table this command came from (/help lists it)
 
     @property
     def user(self) -> str:

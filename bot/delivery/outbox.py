@@ -35,9 +35,9 @@ from typing import Any
 from bot.delivery import sendkeys
 from bot.delivery.postman import Postman
 from bot.delivery.transport_links import TransportLinks
-from bot.errors import Deferred, DeliveryUncertain, Refused, RetryLater, TransportDown
+from bot.errors import DeliveryUncertain, Refused, RetryLater, TransportDown
 from bot.text import Span, Style, plain_text
-from bot.types import Button, ButtonStyle, MessageRef, Outgoing
+from bot.types import Button, ButtonStyle, MessageRef, Outgoing, Queued, Sent
 from storage.clock import Clock
 from storage.models import OutboxMessage, OutboxState
 from storage.outbox import OutboxStore
@@ -149,10 +149,10 @@ class Outbox:
 
     # --- the chat path ---------------------------------------------------------------
 
-    async def send(self, message: Outgoing, *, retry: bool = True) -> MessageRef:
+    async def send(self, message: Outgoing, *, retry: bool = True) -> Sent:
         """Record the message behind and send it now; if that fails it is kept and retried.
 
-        Raises `Deferred` when it did not go out now (the outbox delivers it later). With
+        Returns `Queued` when it did not go out now (the outbox delivers it later). With
         `retry=False` a send that provably failed is given up at once (still recorded),
         and one that may have arrived is looked for as usual.
         """
@@ -176,15 +176,15 @@ class Outbox:
         if not up:
             if not retry:
                 self._store.given_up_behind(key, f"{name} is down")
-                raise Deferred(f"{name} is down; the message is not sent later either")
+                return Queued(f"{name} is down; the message is not sent later either")
             self._wake.set()
-            raise Deferred(f"{name} is down; the message waits in the outbox")
+            return Queued(f"{name} is down; the message waits in the outbox")
         try:
             async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
                 ref = await self._postman.deliver(message)
         except Exception as exc:
             await self._inline_failed(key, message, exc, retry=retry)
-            raise Deferred(f"not delivered yet ({describe(exc)}); kept in the outbox") from exc
+            return Queued(f"not delivered yet ({describe(exc)}); kept in the outbox", exc)
         self._store.sent_behind(key, ref.message_id)
         return ref
 
@@ -210,10 +210,10 @@ class Outbox:
             self._links.down(transport, error)
         self._wake.set()
 
-    def _already(self, row: OutboxMessage) -> MessageRef:
+    def _already(self, row: OutboxMessage) -> Sent:
         if row.state == OutboxState.SENT and row.message_id is not None:
             return MessageRef(row.chat_id, row.message_id, row.thread_id)
-        raise Deferred(f"{row.key} is with the outbox ({row.state})")
+        return Queued(f"{row.key} is with the outbox ({row.state})")
 
     def on_delivered(self, callback: Delivered) -> None:
         """Call back once a message is delivered (e.g. to mark a run's report delivered)."""

@@ -20,7 +20,7 @@ from typing import Protocol
 
 from bot.errors import TransportError
 from bot.text import Rich, Span, Style
-from bot.types import Incoming, MessageRef, Outgoing, Transport
+from bot.types import Incoming, LooksUp, MessageRef, Outgoing, Probing, Sent, Transport
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def minted_link(kind: str, argument: str) -> Span:
 class Sender(Protocol):
     """What sends a neutral message the durable way (the postman, the outbox)."""
 
-    async def send(self, message: Outgoing, *, retry: bool = True) -> MessageRef: ...
+    async def send(self, message: Outgoing, *, retry: bool = True) -> Sent: ...
 
 
 class DurableSend(Sender, Protocol):
@@ -76,14 +76,16 @@ class Postman:
     def knows(self, chat: str) -> bool:
         return chat.partition(":")[0] in self._transports
 
-    async def send(self, message: Outgoing, *, retry: bool = True) -> MessageRef:
+    async def send(self, message: Outgoing, *, retry: bool = True) -> Sent:
         """Send through the outbox (kept until delivered) where the transport needs it.
+
+        `Queued` when it did not go out now (the outbox delivers it later).
 
         `retry=False`: a message worth sending only now (a slash command's echo); it is
         recorded, but a failed attempt is not tried again later.
         """
         transport = self.transport_for(message.chat)
-        if self.outbox is None or not getattr(transport, "durable", True):
+        if self.outbox is None or not transport.durable:
             return await transport.send(self._ready(message))
         return await self.outbox.send(message, retry=retry)
 
@@ -93,7 +95,7 @@ class Postman:
         Where nothing is kept (no outbox yet, the console) it is sent now instead.
         """
         transport = self.transport_for(message.chat)
-        if self.outbox is None or not getattr(transport, "durable", True):
+        if self.outbox is None or not transport.durable:
             await transport.send(self._ready(message))
             return
         await self.outbox.put(key, message, subject=subject)
@@ -104,35 +106,27 @@ class Postman:
 
     def can_look_up(self, chat: str) -> bool:
         """Whether the chat's platform can say if a message with a given key arrived."""
-        return hasattr(self.transport_for(chat), "find_sent")
+        return isinstance(self.transport_for(chat), LooksUp)
 
     async def find_sent(self, message: Outgoing, since: datetime) -> MessageRef | None:
         """The message carrying `message.key`, if the platform has it (`can_look_up`)."""
-        finder = getattr(self.transport_for(message.chat), "find_sent", None)
-        if finder is None:
+        transport = self.transport_for(message.chat)
+        if not isinstance(transport, LooksUp):
             raise TransportError(f"{message.chat}: the platform cannot look messages up")
-        found: MessageRef | None = await finder(message, since)
-        return found
-
-    def watch_outages(self, down: Callable[[str, str], None]) -> None:
-        """Transports that notice an outage themselves (Telegram's polling) report it."""
-        for name, transport in self._transports.items():
-            if hasattr(transport, "on_outage"):
-                setattr(transport, "on_outage", _reporter(down, name))  # noqa: B010
+        return await transport.find_sent(message, since)
 
     async def probe(self, name: str) -> None:
         """Ask a transport's platform whether it answers (and takes our token) again."""
         transport = self._transports.get(name)
-        prober = getattr(transport, "probe", None)
-        if prober is not None:
-            await prober()
+        if isinstance(transport, Probing):
+            await transport.probe()
 
     async def edit(self, ref: MessageRef, message: Outgoing) -> MessageRef:
         return await self.transport_for(ref.chat).edit(ref, self._ready(message))
 
     def has_typing(self, chat: str) -> bool:
         """Whether the chat's platform shows a "typing…" indicator of its own."""
-        return bool(getattr(self.transport_for(chat), "has_typing", False))
+        return self.transport_for(chat).has_typing
 
     async def typing(self, chat: str) -> None:
         await self.transport_for(chat).typing(chat)
@@ -164,7 +158,3 @@ class Postman:
             return Span(NOT_MINTED)
         url = minter(argument, chat)
         return Span(url, Style.LINK, url)
-
-
-def _reporter(down: Callable[[str, str], None], name: str) -> Callable[[str], None]:
-    return lambda reason: down(name, reason)

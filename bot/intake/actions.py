@@ -1,14 +1,19 @@
-"""What a message can set off, shared by the dispatcher and the chat commands."""
+"""What a message can set off, shared by the dispatcher and the chat commands.
+
+Asking an agent, free text routed to one, deciding an approval: each is one function
+here, and whether a user may talk to agents is decided in one place (`_may_talk`).
+"""
 
 from __future__ import annotations
 
 from bot import messages
 from bot.config import Role
 from bot.deck import Deck
+from bot.intake.routing import Answered, Chosen
 from bot.runs import reasons
 from bot.runs.approvals import DecisionResult
 from bot.runs.runner import Origin
-from bot.text import Piece, rich
+from bot.text import Piece, bold, rich
 from bot.types import Incoming, Outgoing
 from roster.errors import AgentNotFound, AgentUnavailable
 
@@ -36,10 +41,27 @@ async def ask(
     hops: tuple[str, ...] = (),
 ) -> None:
     """Run an agent on a message, if this user may and the agent can."""
-    if not role.allows(Role.OPERATOR):
-        deck.audit.record(incoming.user, "refused.role", "ask", needed=Role.OPERATOR)
-        await reply(deck, incoming, messages.needs_role("talk to agents", Role.OPERATOR))
-        return
+    if await _may_talk(deck, incoming, role):
+        await _run_agent(deck, incoming, agent_name, text, hops=hops)
+
+
+async def refuse_role(deck: Deck, incoming: Incoming, what: str, needed: Role) -> None:
+    deck.audit.record(incoming.user, "refused.role", what, needed=needed)
+    await reply(deck, incoming, messages.needs_role(what, needed))
+
+
+async def _may_talk(deck: Deck, incoming: Incoming, role: Role) -> bool:
+    """Whether the user may talk to agents; if not, they are told so (and it is audited)."""
+    if role.allows(Role.OPERATOR):
+        return True
+    deck.audit.record(incoming.user, "refused.role", "ask", needed=Role.OPERATOR)
+    await reply(deck, incoming, messages.needs_role("talk to agents", Role.OPERATOR))
+    return False
+
+
+async def _run_agent(
+    deck: Deck, incoming: Incoming, agent_name: str, text: str, *, hops: tuple[str, ...] = ()
+) -> None:
     try:
         agent = deck.roster.runnable(agent_name)
     except (AgentNotFound, AgentUnavailable) as exc:
@@ -61,17 +83,45 @@ async def ask(
     await deck.runner.start(agent, origin, text)
 
 
+async def route_text(deck: Deck, incoming: Incoming, role: Role, text: str) -> None:
+    """Send free text to the agent routing picks, or ask the user which one."""
+    if not await _may_talk(deck, incoming, role):  # before routing: no router call
+        return
+    route, spent = await deck.routing.route(incoming.chat, incoming.user, text)
+    if spent is not None:
+        origin = Origin(chat=incoming.chat, user=incoming.user, thread=incoming.thread)
+        deck.runner.record_call(spent.agent, origin, spent.text, spent.outcome, spent.usage)
+    if isinstance(route, Chosen):
+        if route.note:
+            await reply(deck, incoming, route.note)
+        await _run_agent(deck, incoming, route.agent, text, hops=route.hops)
+    elif isinstance(route, Answered):
+        await reply(deck, incoming, bold(route.agent), ": ", route.text)
+    elif route.candidates:
+        await deck.postman.send(deck.routing.question(incoming, text, route.candidates))
+    else:
+        await reply(deck, incoming, messages.NO_AGENT_READY)
+
+
+async def pick(deck: Deck, incoming: Incoming, role: Role) -> None:
+    """A press on a "which agent?" button: run the picked agent on the waiting message."""
+    taken = deck.routing.take(incoming)
+    if isinstance(taken, str):
+        deck.audit.record(incoming.user, "press.route_refused", incoming.chat, reason=taken)
+        await deck.postman.answer_press(incoming, taken, alert=True)
+        return
+    agent, text = taken
+    await deck.postman.answer_press(incoming, f"→ {agent}", alert=False)
+    await ask(deck, incoming, role, agent, text)
+
+
 async def decide(
     deck: Deck, incoming: Incoming, approval_id: str, choice: str, reason: str = ""
-) -> None:
-    """Decide an approval and, once decided, resume the run that waits for it."""
-    await take_decision(deck, incoming, approval_id, choice, reason)
-
-
-async def take_decision(
-    deck: Deck, incoming: Incoming, approval_id: str, choice: str, reason: str = ""
 ) -> DecisionResult:
-    """`decide`, returning what the press achieved (the dashboard shows it on the page)."""
+    """Decide an approval and, once decided, resume the run that waits for it.
+
+    Returns what the press achieved (the dashboard shows it on the page).
+    """
     verdict = await deck.approvals.decide(approval_id, choice, incoming.user, reason)
     if incoming.press is not None:
         await deck.postman.answer_press(incoming, verdict.message, alert=verdict.refused)

@@ -8,23 +8,25 @@ work while the chat's agent is busy.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 
 from bot import logs, messages
-from bot.commands import CommandSpec, keeps_args_private
+from bot.commands import Commands, CommandSpec, keeps_args_private
 from bot.commands.context import CommandContext
 from bot.config import Role
 from bot.deck import Deck
 from bot.delivery import sendkeys
-from bot.errors import Deferred
-from bot.intake import actions, free_text
+from bot.intake import actions
 from bot.intake.ratelimit import RateLimit
 from bot.intake.routing import ROUTE_ACTION
+from bot.lanes import commands_lane
 from bot.runs.cards import ACTION_ID, parse_press
 from bot.runs.reasons import CANCEL_ACTION
 from bot.text import Piece
 from bot.types import Incoming
+from roster.spec import AGENT_NAME
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,7 @@ class Dispatcher:
         self,
         *,
         deck: Deck,
-        commands: dict[str, CommandSpec],
+        commands: Commands,
         on_handled: Callable[[str], None] = lambda key: None,
         claim: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
@@ -79,12 +81,18 @@ class Dispatcher:
                 self._queue(incoming, self._unknown_command(incoming, name))
                 return
             work = self._run_command(spec, incoming, args.strip(), role)
-            self._spawn(incoming, work) if spec.immediate else self._queue(incoming, work)
-        elif text.startswith("@") and text[1:].partition(" ")[0].lower() in self.deck.roster:
-            agent, _, rest = text[1:].partition(" ")
-            self._queue(incoming, actions.ask(self.deck, incoming, role, agent, rest.strip()))
+            if spec.immediate:
+                self._spawn(incoming, work)
+            elif spec.with_agents:
+                self._queue(incoming, work)
+            else:
+                self._queue(incoming, work, lane=commands_lane(incoming.chat))
+        elif named := _named_agent(text):
+            # `@name text` names an agent; an unknown name is said, not sent to the default.
+            agent, rest = named
+            self._queue(incoming, actions.ask(self.deck, incoming, role, agent, rest))
         elif text:
-            self._queue(incoming, free_text.route_text(self.deck, incoming, role, text))
+            self._queue(incoming, actions.route_text(self.deck, incoming, role, text))
         else:
             self._on_handled_key(incoming)
 
@@ -92,7 +100,7 @@ class Dispatcher:
         self, spec: CommandSpec, incoming: Incoming, args: str, role: Role
     ) -> None:
         if not role.allows(spec.role):
-            await self._deny_role(incoming, f"use /{spec.name}", spec.role)
+            await actions.refuse_role(self.deck, incoming, f"use /{spec.name}", spec.role)
             return
         if spec.private_args and incoming.redacted:  # stored without them; handled again
             self.deck.audit.record(incoming.user, "command.args_lost", spec.name)
@@ -102,7 +110,12 @@ class Dispatcher:
         shown = "(not recorded)" if spec.private_args else self.deck.vault.redact(args)[:500]
         self.deck.audit.record(incoming.user, "command", spec.name, args=shown, chat=incoming.chat)
         ctx = CommandContext(
-            deck=self.deck, incoming=incoming, name=spec.name, args=args, role=role
+            deck=self.deck,
+            incoming=incoming,
+            name=spec.name,
+            args=args,
+            role=role,
+            commands=self._commands,
         )
         if spec.once and not await self._claimed(incoming):
             return  # handled before: what it did is done
@@ -125,7 +138,7 @@ class Dispatcher:
     async def _press(self, incoming: Incoming, role: Role) -> None:
         assert incoming.press is not None
         if incoming.press.action_id == ROUTE_ACTION:
-            await free_text.pick(self.deck, incoming, role)
+            await actions.pick(self.deck, incoming, role)
             return
         if incoming.press.action_id == CANCEL_ACTION:
             await actions.cancel_reason(self.deck, incoming)
@@ -147,40 +160,36 @@ class Dispatcher:
             said = "(a command with private arguments)" if private else incoming.text[:200]
             self.deck.audit.record(incoming.user, "refused.unknown_user", incoming.chat, text=said)
         if incoming.press is not None:  # a press is always answered, never with a chat message
-            await self.deck.postman.answer_press(incoming, messages.STRANGER, alert=True)
+            await self.deck.postman.answer_press(
+                incoming, messages.stranger(incoming.user), alert=True
+            )
             return
         now = time.monotonic()
         if now - self._refused.get(incoming.user, -REFUSAL_REPEAT_SECONDS) < REFUSAL_REPEAT_SECONDS:
             return
         self._refused[incoming.user] = now
-        await self._reply(incoming, messages.STRANGER)
+        await self._reply(incoming, messages.stranger(incoming.user))
 
     async def _unknown_command(self, incoming: Incoming, name: str) -> None:
         self.deck.audit.record(incoming.user, "command.unknown", name)
         await self._reply(incoming, messages.unknown_command(name, sorted(self._commands)))
 
-    async def _deny_role(self, incoming: Incoming, what: str, needed: Role) -> None:
-        self.deck.audit.record(incoming.user, "refused.role", what, needed=needed)
-        await self._reply(incoming, messages.needs_role(what, needed))
-
     async def _reply(self, incoming: Incoming, *pieces: Piece) -> None:
         await actions.reply(self.deck, incoming, *pieces)
 
-    def _spawn(self, incoming: Incoming, work: Awaitable[None]) -> None:
+    def _spawn(self, incoming: Incoming, work: Awaitable[object]) -> None:
         self.deck.tasks.spawn(self._guarded(incoming, work), name=f"handle:{incoming.chat}")
 
-    def _queue(self, incoming: Incoming, work: Awaitable[None]) -> None:
-        self.deck.lanes.submit(incoming.chat, self._guarded(incoming, work))
+    def _queue(self, incoming: Incoming, work: Awaitable[None], lane: str = "") -> None:
+        self.deck.lanes.submit(lane or incoming.chat, self._guarded(incoming, work))
 
-    async def _guarded(self, incoming: Incoming, work: Awaitable[None]) -> None:
+    async def _guarded(self, incoming: Incoming, work: Awaitable[object]) -> None:
         """Run one piece of work; whatever happens, the user hears something short."""
         where = logs.enter(chat=incoming.chat)  # JSON log lines name the chat
         # Replies keyed by the update, so handling it again after a crash sends them once.
         sendkeys.open_scope(incoming.update_key, replayed=incoming.replayed)
         try:
             await work
-        except Deferred as exc:  # the outbox will deliver it; nothing went wrong here
-            log.info("a reply in %s waits in the outbox: %s", incoming.chat, exc)
         except Exception:
             log.exception("handling a message in %s failed", incoming.chat)
             try:
@@ -194,3 +203,14 @@ class Dispatcher:
     def _on_handled_key(self, incoming: Incoming) -> None:
         if incoming.update_key:
             self._on_handled(incoming.update_key)
+
+
+_AT_NAME = re.compile(r"@(\S+)(?:\s+(.*))?", re.DOTALL)
+
+
+def _named_agent(text: str) -> tuple[str, str] | None:
+    """`@name rest` → (name, rest) when `name` is shaped like an agent's name, else None."""
+    named = _AT_NAME.match(text)
+    if named is None or not re.match(AGENT_NAME, named[1].lower()):
+        return None
+    return named[1].lower(), (named[2] or "").strip()

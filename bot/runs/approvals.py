@@ -16,10 +16,9 @@ from datetime import datetime, timedelta
 
 from bot.access import Access
 from bot.delivery.postman import Postman
-from bot.errors import Deferred
 from bot.runs.cards import Choice, card, outcome_card
 from bot.runs.reasons import REASON_PROMPT, ReasonWaits
-from bot.types import MessageRef, Outgoing
+from bot.types import MessageRef, Outgoing, Queued
 from roster.agent import Decision, NeedsApproval
 from storage.approvals import CONVERSATION, ApprovalStore
 from storage.audit import AuditLog
@@ -85,11 +84,11 @@ class Approvals:
             message = Outgoing(chat=chat, text=message.text, buttons=message.buttons)
         try:
             ref = await self._postman.send(message)
-        except Deferred:  # the outbox delivers it; it is not posted again after a restart
-            ref = MessageRef(message.chat, "", message.thread)
         except Exception:  # the card can be listed again with /approvals
             log.exception("could not post the card for approval %s", approval.id)
             return
+        if isinstance(ref, Queued):  # the outbox delivers it; not posted again after a restart
+            ref = MessageRef(message.chat, "", message.thread)
         copy = _ref_json(ref)
         refs = [*approval.card.get("copies", []), copy]
         approval.card = {**approval.card, "copies": refs}

@@ -8,7 +8,7 @@ import time
 
 from bot.delivery.postman import Postman
 from bot.text import Rich, bold, pre, rich
-from bot.types import MessageRef, Outgoing
+from bot.types import MessageRef, Outgoing, Sent
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class Progress:
             except Exception:
                 log.warning("could not show progress in %s", self._chat, exc_info=True)
 
-    async def finish(self, text: Rich, *, key: str | None = None) -> MessageRef:
+    async def finish(self, text: Rich, *, key: str | None = None) -> Sent:
         """Replace the progress message with the result (or send the result); where it is.
 
         The result is kept in the outbox until delivered: when the progress message

@@ -13,14 +13,12 @@ a restart or a redelivery neither takes it again nor hands it to an agent.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot.delivery.postman import Postman
-from bot.errors import Deferred
 from bot.text import rich
 from bot.types import Button, Incoming, MessageRef, Outgoing
 
@@ -103,8 +101,9 @@ async def post_prompt(postman: Postman, wait: ReasonWait) -> None:
     )
     cancel = Button("Cancel", CANCEL_ACTION, wait.approval_id)
     message = Outgoing(wait.chat, rich(text), wait.thread, (cancel,))
-    with contextlib.suppress(Deferred):  # delivered later by the outbox: no message to edit
-        wait.prompt = await postman.send(message)
+    sent = await postman.send(message)
+    if isinstance(sent, MessageRef):  # else the outbox delivers it later: nothing to edit
+        wait.prompt = sent
 
 
 async def close_prompt(postman: Postman, wait: ReasonWait, why: str) -> None:

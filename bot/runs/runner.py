@@ -12,7 +12,6 @@ from typing import Any, Protocol
 
 from bot import logs, messages
 from bot.delivery.postman import Postman
-from bot.errors import Deferred
 from bot.runs import orphans
 from bot.runs.approvals import Approvals
 from bot.runs.brakes import Brakes, LiveRun
@@ -20,7 +19,7 @@ from bot.runs.cards import RERUN_OF
 from bot.runs.conversation import Conversation
 from bot.runs.progress import Progress
 from bot.text import Rich, bold, code, pre, rich
-from bot.types import Outgoing
+from bot.types import Outgoing, Queued
 from roster.agent import (
     Action,
     Agent,
@@ -384,7 +383,7 @@ class Runner:
         self, run: ActiveRun, agent: Agent, progress: Progress, outcome: Finished, live: LiveRun
     ) -> None:
         status = RunState.DONE if outcome.ok else RunState.FAILED
-        if outcome.exit_code is None and not outcome.ok and outcome.text.startswith("Denied by"):
+        if outcome.denied:
             status = RunState.DENIED
         await self._end(
             run,
@@ -439,9 +438,8 @@ class Runner:
             await self.job_reports.report(run, status, text, progress)
             return
         try:
-            await progress.finish(text)
-        except Deferred:  # kept in the outbox, which delivers it (or tells the admin chat)
-            log.info("the result of run %s waits in the outbox", run.id)
+            if isinstance(await progress.finish(text), Queued):  # the outbox delivers it
+                log.info("the result of run %s waits in the outbox", run.id)
         except Exception:
             log.exception("could not deliver the result of run %s", run.id)
         finally:  # also when a stop cancels the send: the outbox has the message by then

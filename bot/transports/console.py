@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from bot.text import Rich, Style
-from bot.types import Button, Incoming, MessageRef, Outgoing, Press
+from bot.types import Button, Incoming, MessageRef, OnOutage, Outgoing, Press
 
 CHAT = "console:local"
 PROMPT_WAIT_SECONDS = 60.0
@@ -49,6 +49,7 @@ def render(text: Rich) -> str:
 class ConsoleTransport:
     name = "console"
     durable = False  # printed at once; nothing to keep in an outbox for a terminal
+    has_typing = False
 
     def __init__(
         self, *, user: str, stdin: TextIO | None = None, stdout: TextIO | None = None
@@ -65,7 +66,10 @@ class ConsoleTransport:
         self._reader: asyncio.Task[None] | None = None
         self.finished = asyncio.Event()  # set at end of input
 
-    async def start(self, handle: Callable[[Incoming], Awaitable[None]]) -> None:
+    async def start(
+        self, handle: Callable[[Incoming], Awaitable[None]], *, on_outage: OnOutage
+    ) -> None:
+        """Read stdin lines as messages; a terminal is never lost, so `on_outage` is unused."""
         loop = asyncio.get_running_loop()
         # A daemon thread reads stdin: a blocked read must never hold up the loop or exit.
         threading.Thread(

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bot.text import plain_text
-from bot.types import Incoming, MessageRef, Outgoing, Press
+from bot.types import Incoming, MessageRef, OnOutage, Outgoing, Press
 
 WAIT_SECONDS = 20.0
 
@@ -30,6 +30,8 @@ class Posted:
 
 class ChatRecorder:
     name = "test"
+    durable = True
+    has_typing = False
 
     def __init__(self) -> None:
         self.posted: list[Posted] = []
@@ -39,7 +41,9 @@ class ChatRecorder:
         self._ids = itertools.count(1)
         self._changed = asyncio.Condition()
 
-    async def start(self, handle: Callable[[Incoming], Awaitable[None]]) -> None:
+    async def start(
+        self, handle: Callable[[Incoming], Awaitable[None]], *, on_outage: OnOutage
+    ) -> None:
         self._handle = handle
 
     async def stop(self) -> None:

@@ -66,7 +66,7 @@ async def decide(request: web.Request, viewer: Viewer, form: dict[str, str]) -> 
         )
     press = _press(viewer, approval_id, choice)
     deck.audit.record(viewer.user, "dashboard.press", approval_id, choice=choice)
-    verdict = await actions.take_decision(deck, press, approval_id, choice, reason)
+    verdict = await actions.decide(deck, press, approval_id, choice, reason)
     see_other(request, viewer, "/approvals", verdict.message)
 
 

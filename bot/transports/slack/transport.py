@@ -27,10 +27,10 @@ from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 
-from bot.commands import keeps_args_private, load_all
+from bot.commands import Commands, keeps_args_private
 from bot.config import SlackMode, SlackSection
 from bot.delivery.postman import Sender
-from bot.errors import Deferred, TransportError, TransportStartError
+from bot.errors import TransportError, TransportStartError
 from bot.text import code, rich
 from bot.transports.slack import inbound, members
 from bot.transports.slack.endpoint import Endpoint
@@ -41,7 +41,7 @@ from bot.transports.slack.private import PrivateReplies
 from bot.transports.slack.render import escape, render_message
 from bot.transports.slack.threads import ThreadAgentStore, ThreadMemory
 from bot.transports.slack.web import SlackRefused, SlackWeb, make_client
-from bot.types import Incoming, MessageRef, Outgoing
+from bot.types import Incoming, MessageRef, OnOutage, Outgoing, Queued, Sent
 from roster.errors import ReferenceNotFound
 from roster.refs import NoSecrets, SecretSource, resolve
 from storage.inbox import Inbox
@@ -68,6 +68,8 @@ class Gate(Protocol):
 
 class SlackTransport:
     name = inbound.TRANSPORT
+    durable = True
+    has_typing = False
 
     def __init__(
         self,
@@ -76,11 +78,13 @@ class SlackTransport:
         inbox: Inbox,
         threads: ThreadAgentStore,
         postman: Sender,
+        commands: Commands,
         gate: Gate,
         secrets: SecretSource | None = None,
     ) -> None:
         self._settings = settings
         self._postman = postman  # echoes go the way every message goes: scrubbed, outboxed
+        self._commands = commands  # a command's private arguments are never echoed
         # Whether a person may be served; one whose role would come from writing in the
         # chat alone is first checked as a full member of our workspace (`members`).
         self._gate = gate
@@ -104,8 +108,11 @@ class SlackTransport:
 
     # -- lifecycle ------------------------------------------------------------------
 
-    async def start(self, handle: Handle) -> None:
-        """Check the tokens (`auth.test`), then listen; any failure is one clear line."""
+    async def start(self, handle: Handle, *, on_outage: OnOutage) -> None:
+        """Check the tokens (`auth.test`), then listen; any failure is one clear line.
+
+        `on_outage` is not called: Slack's outages show as failed sends (the outbox).
+        """
         bot_token = self._credential("bot_token")
         self._handle = handle
         self._session = aiohttp.ClientSession()
@@ -239,7 +246,7 @@ class SlackTransport:
 
     async def _on_command(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        commands = load_all()
+        commands = self._commands
         incoming = self._mark_outsider(inbound.from_command(body, self._me, commands), body)
         response_url = str(body.get("response_url") or "")
         typed = f"{self._settings.command} {body.get('text') or ''}".strip()
@@ -269,16 +276,20 @@ class SlackTransport:
         echo = Outgoing(chat=incoming.chat, text=rich(incoming.user, " ", code(typed)), key=key)
         thread = None
         try:
-            ref = await self._postman.send(echo, retry=False)
-            thread = inbound.thread_id(channel, ref.message_id)
+            sent: Sent = await self._postman.send(echo, retry=False)
         except TransportError as exc:
-            cause = exc.__cause__ if isinstance(exc, Deferred) else exc
-            if isinstance(cause, SlackRefused) and cause.code in NOT_THERE:
-                log.info("slack: cannot post the command in %s: %s", channel, cause)
-                await self._tell_sender(response_url)
-                return
+            sent = Queued(str(exc), exc)
+        if isinstance(sent, MessageRef):
+            thread = inbound.thread_id(channel, sent.message_id)
+        elif isinstance(sent.cause, SlackRefused) and sent.cause.code in NOT_THERE:
+            log.info("slack: cannot post the command in %s: %s", channel, sent.cause)
+            await self._tell_sender(response_url)
+            return
+        else:
             log.warning(
-                "slack: the echo of a command in %s failed (%s); answering anyway", channel, exc
+                "slack: the echo of a command in %s failed (%s); answering anyway",
+                channel,
+                sent.reason,
             )
         await self._admit(dataclasses.replace(incoming, thread=thread))
 

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from telegram import Bot, BotCommand, Update
 from telegram.error import InvalidToken, NetworkError, TelegramError
 
-from bot.commands import load_all
+from bot.commands import Commands
 from bot.config import TelegramMode, TelegramSection
 from bot.credentials import derived_webhook_secret
 from bot.errors import TransportError, TransportStartError
@@ -32,7 +32,7 @@ from bot.transports.telegram.limits import Pacer
 from bot.transports.telegram.outbound import BotApiSender, translated
 from bot.transports.telegram.receive import Poller, WebhookServer
 from bot.transports.telegram.request import AiohttpRequest
-from bot.types import Incoming, MessageRef, Outgoing
+from bot.types import Incoming, MessageRef, OnOutage, Outgoing
 from roster.errors import ReferenceNotFound
 from roster.refs import NoSecrets, SecretSource, resolve
 from storage.inbox import Inbox
@@ -48,8 +48,13 @@ PRESS_ANSWER_SECONDS = 8.0  # a press the core left unanswered is answered quiet
 _COMMAND_NAME = re.compile(r"^[a-z0-9_]{1,32}$")
 
 
+def _unheard(reason: str) -> None:
+    """Nobody listens for outages (a transport started on its own, in a test)."""
+
+
 class TelegramTransport:
     name = NAME
+    durable = True
     # Telegram shows "typing…" itself: a run shows a message only once it has output.
     has_typing = True
 
@@ -58,12 +63,14 @@ class TelegramTransport:
         settings: TelegramSection,
         *,
         inbox: Inbox,
+        commands: Commands,
         secrets: SecretSource | None = None,
         on_unreadable: Callable[[str], None] = lambda why: None,
     ) -> None:
         self._settings = settings
         self._on_unreadable = on_unreadable  # an update skipped as unreadable: audited
         self._inbox = inbox
+        self._commands = commands  # the client's command menu
         self._secrets = secrets or NoSecrets()
         self._bot: Bot | None = None
         self._sender: BotApiSender | None = None
@@ -75,14 +82,15 @@ class TelegramTransport:
         self._unanswered: set[str] = set()
         self.username = ""
         # Told when polling fails for a while (the deck marks the link down and probes).
-        self.on_outage: Callable[[str], None] | None = None
+        self._on_outage: OnOutage = _unheard
 
     # -- lifecycle ---------------------------------------------------------------
 
-    async def start(self, handle: Handle) -> None:
+    async def start(self, handle: Handle, *, on_outage: OnOutage = _unheard) -> None:
         # Opt in to PTB 23's time periods (timedelta); without it PTB warns on every 429.
         os.environ.setdefault("PTB_TIMEDELTA", "true")
         self._handle = handle
+        self._on_outage = on_outage
         bot = self._bot = self._make_bot(self._token())
         try:
             me = await self._introduce(bot)
@@ -146,7 +154,7 @@ class TelegramTransport:
         """The command menu the Telegram client shows: every chat command, with its help."""
         commands = [
             BotCommand(spec.name, spec.help[:256] or spec.name)
-            for spec in sorted(load_all().values(), key=lambda spec: spec.name)
+            for spec in sorted(self._commands.values(), key=lambda spec: spec.name)
             if _COMMAND_NAME.match(spec.name)
         ]
         try:
@@ -192,8 +200,7 @@ class TelegramTransport:
             raise TransportStartError(f"[telegram] secret_token: {exc}") from None
 
     def _outage(self, reason: str) -> None:
-        if self.on_outage is not None:
-            self.on_outage(reason)
+        self._on_outage(reason)
 
     # -- receiving ---------------------------------------------------------------
 
