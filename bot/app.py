@@ -327,11 +327,14 @@ async def recover(deck: Deck, dispatcher: Dispatcher, inbox: Inbox, cut: list[Cu
     unhandled = await inbox.take_over()
     for item in unhandled:
         await dispatcher.handle(Incoming.from_json(item.payload))
-    note = (
-        f"agentdeck is back. Interrupted runs: {interrupted.describe(cut)};"
-        f" approvals waiting: {pending}"
-        f" ({cards} card(s) posted again); updates handled again: {len(unhandled)}."
-    )
+    if deck.db.created:  # a new deck: nothing was left to pick up
+        note = "agentdeck started. Send /start in a chat to see who may do what."
+    else:
+        note = (
+            f"agentdeck is back. Interrupted runs: {interrupted.describe(cut)};"
+            f" approvals waiting: {pending}"
+            f" ({cards} card(s) posted again); updates handled again: {len(unhandled)}."
+        )
     if resumed:
         note += f" Decisions carried out now (taken just before the stop): {resumed}."
     log.info(note)
