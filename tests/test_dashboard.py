@@ -204,7 +204,7 @@ async def test_every_page_shows_what_happened() -> None:
         assert run.id[:8] not in await page(client, "/runs?agent=slow")
         assert run.id[:8] not in await page(client, "/runs?since=2999-01-01")
         assert run.id[:8] not in await page(client, "/runs?chat=test:elsewhere")
-        assert "not a date" in await page(client, "/runs?since=yesterday")
+        assert "not a date" in await page(client, "/runs?since=yesterday", status=400)
         detail = await page(client, f"/runs/{run.id}")
         for part in ("hello dashboard", "Exit code", "Duration", "run.started", "run.done"):
             assert part in detail, part
