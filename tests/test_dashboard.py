@@ -44,6 +44,7 @@ from tests.dashkit import (
 )
 from tests.fakes.openai_server import FakeOpenAI, call, say
 
+CONFIRM = re.compile(r'name="confirm" value="([0-9a-f]{16})"')
 PAGES = ("/", "/runs", "/runs/nothing", "/jobs", "/approvals", "/audit", "/cost")
 
 
@@ -284,8 +285,14 @@ async def test_an_approver_approves_on_the_page_and_chat_hears_it() -> None:
             assert "Approval needed" in body
             assert "echo &#39;deployed v2&#39;" in body  # the card, as chat shows it
             assert f'id="approve-{approval_id}"' in body
-            response = await client.post(
+            asked = await client.post(
                 f"/approvals/{approval_id}", data={"csrf": csrf_of(body), "choice": "approve"}
+            )
+            confirm = CONFIRM.search(await asked.text())  # deploy is destructive: confirm
+            assert confirm, "no confirmation asked"
+            response = await client.post(
+                f"/approvals/{approval_id}",
+                data={"csrf": csrf_of(body), "choice": "approve", "confirm": confirm[1]},
             )
             assert response.status == 200  # after the redirect
             shown = await response.text()
