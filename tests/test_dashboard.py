@@ -267,7 +267,9 @@ async def test_the_cost_page_charts_spend_per_agent_and_day() -> None:
                 )
             await session.commit()
         body = await page(client, "/cost?days=7")
-        assert body.count("<rect x=") == 3
+        assert body.count("<rect x=") == 3 * 2  # drawn for a desktop and for a phone
+        assert "days: one of" in await page(client, "/cost?days=%C2%B2", status=400)
+        assert "days: one of" in await page(client, "/cost?days=" + "9" * 5000, status=400)
         assert "$2.25" in body
         assert "slow" in body
         overview = await page(client, "/")

@@ -109,15 +109,22 @@ async def test_a_filter_that_does_not_parse_is_said_and_lists_nothing() -> None:
 
 async def test_an_unknown_address_is_the_dashboards_404_page() -> None:
     async with dashboard_deck() as dash:
-        async with dash.client() as stranger:
-            async with stranger.get("/no/such/page") as response:
-                assert response.status == 404
-                assert response.content_type == "text/html"
-                assert response.headers["Content-Security-Policy"].startswith("default-src")
-                body = await response.text()
-                assert "Not found" in body
-                assert "<nav>" not in body  # a stranger sees no navigation
+        async with dash.client() as stranger, stranger.get("/no/such/page") as response:
+            assert response.status == 404
+            assert response.content_type == "text/html"
+            assert response.headers["Content-Security-Policy"].startswith("default-src")
+            body = await response.text()
+            assert "Not found" in body
+            assert "<nav>" not in body  # a stranger sees no navigation
         async with dash.signed_in("test:viewer") as client:
             body = await page(client, "/nowhere", status=404)
             assert "Not found" in body
             assert "<nav>" in body
+
+
+async def test_an_audit_page_number_that_does_not_parse_is_said() -> None:
+    async with dashboard_deck() as dash, dash.signed_in("test:admin") as client:
+        for attack in ("%C2%B2", "9" * 5000, "-1", "1e3", "%27%20OR%201=1"):
+            body = await page(client, f"/audit?before={attack}", status=400)
+            assert "not an event number" in body
+            assert "dashboard.signin" not in body  # nothing listed
