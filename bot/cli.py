@@ -175,15 +175,23 @@ def init(path: str) -> None:
 @main.command()
 @config_option
 def check(config_path: str | None) -> None:
-    """Validate a config file without starting anything; say what a reload would change."""
+    """Validate a config file, offline: agents' programs, ports, users; what a reload changes."""
+    from bot.findings import CheckStatus, failed
+    from bot.preflight import preflight
     from bot.reload import compare, read_snapshot
 
     config = _load(config_path)
     click.echo(f"{config.source}: OK ({len(config.agents)} agents, {len(config.users)} users)")
+    findings = preflight(config)
+    for finding in findings:
+        if finding.verdict is not CheckStatus.OK:
+            click.echo(finding.line())
     running = read_snapshot(config.deck.data_path())
     if running is not None and running.source == config.source:
         changes = compare(running, config).describe()
         click.echo(f"Against the config the bot last ran with: {changes}.")
+    if failed(findings):
+        sys.exit(1)
 
 
 @main.command()
