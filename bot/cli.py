@@ -20,6 +20,7 @@ from storage.errors import StorageError
 if TYPE_CHECKING:
     from bot.config import Config
     from bot.deck import Deck
+    from bot.types import Transport
     from storage.audit import AuditLog
     from storage.secrets import Vault
 
@@ -113,7 +114,7 @@ def run(config_path: str | None) -> None:
 
 async def _serve(config: Config, *, started: Callable[[], None] = lambda: None) -> None:
     from bot.app import open_deck
-    from bot.reload import write_snapshot
+    from bot.logs import terminal_for_chat
     from bot.transports.console import ConsoleTransport
 
     stop, hurry = asyncio.Event(), asyncio.Event()
@@ -125,19 +126,30 @@ async def _serve(config: Config, *, started: Callable[[], None] = lambda: None) 
     loop.add_signal_handler(signal.SIGHUP, hup.set)
     async with open_deck(config, hurry=hurry) as (deck, transports):
         started()
-        await asyncio.to_thread(write_snapshot, deck.config)  # `agentdeck check` compares
-        waits = [asyncio.create_task(stop.wait(), name="signal")]
-        waits += [
-            asyncio.create_task(t.finished.wait(), name="console-eof")
-            for t in transports
-            if isinstance(t, ConsoleTransport)
-        ]
-        reloads = asyncio.create_task(_reload_on_hup(deck, hup), name="sighup")
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        stop.set()  # stopping now, whatever began it: a signal from here on hurries the stop
-        for task in [*waits, reloads]:
-            task.cancel()
-        await asyncio.gather(reloads, return_exceptions=True)
+        chatting = any(isinstance(t, ConsoleTransport) and not t.scripted for t in transports)
+        with terminal_for_chat(config.deck.data_path()) if chatting else contextlib.nullcontext():
+            await _until_stopped(deck, transports, stop, hup)
+
+
+async def _until_stopped(
+    deck: Deck, transports: list[Transport], stop: asyncio.Event, hup: asyncio.Event
+) -> None:
+    from bot.reload import write_snapshot
+    from bot.transports.console import ConsoleTransport
+
+    await asyncio.to_thread(write_snapshot, deck.config)  # `agentdeck check` compares
+    waits = [asyncio.create_task(stop.wait(), name="signal")]
+    waits += [
+        asyncio.create_task(t.finished.wait(), name="console-eof")
+        for t in transports
+        if isinstance(t, ConsoleTransport)
+    ]
+    reloads = asyncio.create_task(_reload_on_hup(deck, hup), name="sighup")
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    stop.set()  # stopping now, whatever began it: a signal from here on hurries the stop
+    for task in [*waits, reloads]:
+        task.cancel()
+    await asyncio.gather(reloads, return_exceptions=True)
 
 
 def _on_stop_signal(stop: asyncio.Event, hurry: asyncio.Event) -> None:
