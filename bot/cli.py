@@ -45,9 +45,13 @@ def _load(option: str | None) -> Config:
 
 def _read_config(option: str | None) -> Config:
     """The config file (or the built-in one), with `--data-dir` over its `data_dir`."""
+    return _read_config_file(_config_path(option))
+
+
+def _read_config_file(path: Path | None) -> Config:
     from bot.config import load_config  # pydantic and the roster: not for `--help`
 
-    config = load_config(_config_path(option))
+    config = load_config(path)
     data_dir = click.get_current_context().find_root().obj
     if not data_dir:
         return config
@@ -176,12 +180,21 @@ def _setup_logging(config: Config) -> None:
 @main.command()
 @click.argument("path", default="agentdeck.toml", type=click.Path(dir_okay=False))
 def init(path: str) -> None:
-    """Write a starter config file (refuses to overwrite one)."""
+    """Set up a config: at a terminal by questions (checked at once), else a commented starter."""
     target = Path(path)
     if target.exists():
         _fail(f"{target} exists already; not overwriting it.")
-    target.write_text(EXAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
-    click.echo(f"Wrote {target}. Edit it, then: agentdeck run --config {target}")
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        target.write_text(EXAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
+        click.echo(f"Wrote {target}. Edit it, then: agentdeck run --config {target}")
+        return
+    from bot.init_questions import interview
+
+    os.umask(PRIVATE_UMASK)  # the vault's key file and database, as under `run`
+    try:
+        interview(target, _read_config_file(None))
+    except (BotError, StorageError) as exc:
+        _fail(str(exc))
 
 
 @main.command()
