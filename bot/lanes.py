@@ -1,4 +1,8 @@
-"""Chat lanes: work runs in order within a chat and concurrently across chats."""
+"""Chat lanes: work runs in order within a chat and concurrently across chats.
+
+A chat has two lanes: its agent work (keyed by the chat id) and its commands
+(`commands_lane`), so that `/jobs` answers while an agent's run goes on.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,11 @@ from collections.abc import Coroutine
 from typing import Any
 
 from storage.tasks import TaskSet
+
+
+def commands_lane(chat: str) -> str:
+    """The lane of a chat's commands that need no agent: in order, beside its agent runs."""
+    return f"{chat} commands"
 
 
 class ChatLanes:

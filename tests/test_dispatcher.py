@@ -8,8 +8,10 @@ from pathlib import Path
 
 from sqlmodel import select
 
+from bot.deck import Deck
 from storage.models import Run, RunState
 from tests.conftest import DeckFactory, audit_actions, make_config
+from tests.fakes.chat import ChatRecorder
 
 CONFIG = """
 [deck]
@@ -169,3 +171,59 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state != "Z"
+
+
+async def answer_to(chat: ChatRecorder, command: str) -> str:
+    """Say `command` and return the first message posted after it (failing after a while)."""
+    seen = len(chat.posted)
+    await chat.say(command)
+    async with asyncio.timeout(10):
+        while len(chat.posted) == seen:
+            await asyncio.sleep(0.01)
+    return chat.posted[seen].text
+
+
+async def running(deck: Deck, agent: str) -> bool:
+    async with deck.db.session() as session:
+        rows = await session.exec(select(Run).where(Run.agent == agent))
+        return any(run.status == RunState.RUNNING for run in rows)
+
+
+async def test_commands_answer_while_an_agent_runs_in_the_chat(
+    deck_with_chat: DeckFactory,
+) -> None:
+    async with deck_with_chat(make_config(CONFIG)) as (deck, chat):
+        await chat.say("/ask slow 30")
+        async with asyncio.timeout(10):
+            while not await running(deck, "slow"):
+                await asyncio.sleep(0.02)
+        answers = {
+            command: await answer_to(chat, command)
+            for command in ("/runs", "/jobs", "/help", "/cost", "/memory", "/audit 3", "/agents")
+        }
+        assert "slow" in answers["/runs"], answers
+        assert "/agents" in answers["/help"], answers
+        assert "slow (command, ready)" in answers["/agents"], answers
+        assert await running(deck, "slow")  # all answered while the run went on
+        await chat.say("/forget")  # clears what the running agent reads: waits for the run
+        await chat.say("/stop slow")
+        await chat.wait_for("slow: stopped.")
+        await deck.tasks.drain()
+        texts = chat.texts()
+        stopped = texts.index("slow: stopped.")
+        forgot = next(i for i, text in enumerate(texts) if "forgot" in text.lower())
+        assert stopped < forgot, texts
+
+
+async def test_an_unknown_agent_named_with_at_is_said(deck_with_chat: DeckFactory) -> None:
+    async with deck_with_chat(make_config(CONFIG)) as (deck, chat):
+        await chat.say("@nosuch restart the api")
+        await chat.wait_for("No agent named 'nosuch'. Agents: echo, other, slow, quick.")
+        await chat.say("@Other shout")
+        await chat.wait_for("other: shout")
+        await chat.say("@ alone")  # not a name: free text, to the default agent
+        await chat.wait_for("echo: @ alone")
+        await chat.say("@other\nline two")
+        await chat.wait_for("other: line two")
+        await deck.tasks.drain()
+        assert not any("echo: @nosuch" in text for text in chat.texts()), chat.texts()

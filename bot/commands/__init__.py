@@ -22,8 +22,12 @@ class CommandSpec:
     role: Role
     help: str
     usage: str = ""
-    # Runs at once instead of queueing behind the chat's running work (/stop, /approve).
+    # Which lane of the chat it runs in. By default commands run in order among the chat's
+    # commands but never wait for an agent's run (/jobs answers while a deploy runs);
+    # `immediate` runs at once, not even in order (/stop, /approve); `with_agents` queues
+    # behind the chat's agent runs, for what talks to an agent or changes what one reads.
     immediate: bool = False
+    with_agents: bool = False
     # The arguments may hold a value that must not be stored (/secret set): not audited.
     private_args: bool = False
     # Its effect must not happen twice (a new job, a job run now): the update is marked
@@ -41,6 +45,7 @@ def command(
     help: str,
     usage: str = "",
     immediate: bool = False,
+    with_agents: bool = False,
     private_args: bool = False,
     once: bool = False,
 ) -> Callable[[Handler], Handler]:
@@ -50,7 +55,7 @@ def command(
         if name in REGISTRY:
             raise ValueError(f"/{name} is registered twice")
         REGISTRY[name] = CommandSpec(
-            name, handler, role, help, usage, immediate, private_args, once
+            name, handler, role, help, usage, immediate, with_agents, private_args, once
         )
         return handler
 

@@ -33,7 +33,7 @@ async def agents(ctx: CommandContext) -> None:
     await ctx.reply(*lines)
 
 
-@command("ask", role=Role.OPERATOR, help="ask one agent", usage="<agent> <text>")
+@command("ask", role=Role.OPERATOR, help="ask one agent", usage="<agent> <text>", with_agents=True)
 async def ask(ctx: CommandContext) -> None:
     name, _, text = ctx.args.partition(" ")
     if not name:

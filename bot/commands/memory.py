@@ -35,6 +35,7 @@ async def memory(ctx: CommandContext) -> None:
     role=Role.OPERATOR,
     help="clear this chat's conversation memory, or with `notes` its notes",
     usage="[notes] [agent]",
+    with_agents=True,  # after the run that is still adding to what it would clear
 )
 async def forget(ctx: CommandContext) -> None:
     words = ctx.args.lower().split()

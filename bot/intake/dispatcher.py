@@ -8,6 +8,7 @@ work while the chat's agent is busy.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 
@@ -21,10 +22,12 @@ from bot.errors import Deferred
 from bot.intake import actions, free_text
 from bot.intake.ratelimit import RateLimit
 from bot.intake.routing import ROUTE_ACTION
+from bot.lanes import commands_lane
 from bot.runs.cards import ACTION_ID, parse_press
 from bot.runs.reasons import CANCEL_ACTION
 from bot.text import Piece
 from bot.types import Incoming
+from roster.spec import AGENT_NAME
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +85,16 @@ class Dispatcher:
                 self._queue(incoming, self._unknown_command(incoming, name))
                 return
             work = self._run_command(spec, incoming, args.strip(), role)
-            self._spawn(incoming, work) if spec.immediate else self._queue(incoming, work)
-        elif text.startswith("@") and text[1:].partition(" ")[0].lower() in self.deck.roster:
-            agent, _, rest = text[1:].partition(" ")
-            self._queue(incoming, actions.ask(self.deck, incoming, role, agent, rest.strip()))
+            if spec.immediate:
+                self._spawn(incoming, work)
+            elif spec.with_agents:
+                self._queue(incoming, work)
+            else:
+                self._queue(incoming, work, lane=commands_lane(incoming.chat))
+        elif named := _named_agent(text):
+            # `@name text` names an agent; an unknown name is said, not sent to the default.
+            agent, rest = named
+            self._queue(incoming, actions.ask(self.deck, incoming, role, agent, rest))
         elif text:
             self._queue(incoming, free_text.route_text(self.deck, incoming, role, text))
         else:
@@ -164,8 +173,8 @@ class Dispatcher:
     def _spawn(self, incoming: Incoming, work: Awaitable[None]) -> None:
         self.deck.tasks.spawn(self._guarded(incoming, work), name=f"handle:{incoming.chat}")
 
-    def _queue(self, incoming: Incoming, work: Awaitable[None]) -> None:
-        self.deck.lanes.submit(incoming.chat, self._guarded(incoming, work))
+    def _queue(self, incoming: Incoming, work: Awaitable[None], lane: str = "") -> None:
+        self.deck.lanes.submit(lane or incoming.chat, self._guarded(incoming, work))
 
     async def _guarded(self, incoming: Incoming, work: Awaitable[None]) -> None:
         """Run one piece of work; whatever happens, the user hears something short."""
@@ -189,3 +198,14 @@ class Dispatcher:
     def _on_handled_key(self, incoming: Incoming) -> None:
         if incoming.update_key:
             self._on_handled(incoming.update_key)
+
+
+_AT_NAME = re.compile(r"@(\S+)(?:\s+(.*))?", re.DOTALL)
+
+
+def _named_agent(text: str) -> tuple[str, str] | None:
+    """`@name rest` → (name, rest) when `name` is shaped like an agent's name, else None."""
+    named = _AT_NAME.match(text)
+    if named is None or not re.match(AGENT_NAME, named[1].lower()):
+        return None
+    return named[1].lower(), (named[2] or "").strip()
