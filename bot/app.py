@@ -60,6 +60,7 @@ from storage.writer import WriteBehind
 log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 15.0
+CONSOLE_HISTORY = "console_history"  # in the data directory, mode 0600
 # After cancelling: long enough for a command's process group to be killed, and a little more.
 CANCELLED_WAIT_SECONDS = KILL_GRACE_SECONDS + 3.0
 
@@ -269,7 +270,16 @@ def build_transports(
             )
         )
     if config.console_enabled():
-        transports.append(ConsoleTransport(user=config.console.user, stdin=stdin, stdout=stdout))
+        history = config.deck.data_path() / CONSOLE_HISTORY
+        transports.append(
+            ConsoleTransport(
+                user=config.console.user,
+                stdin=stdin,
+                stdout=stdout,
+                history=history,
+                commands=commands,
+            )
+        )
     return transports
 
 

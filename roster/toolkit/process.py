@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Mapping, Sequence
 
 from roster.children import kill_group, start_child
+from roster.errors import CommandNotStarted
 
 MAX_OUTPUT = 16_000
 
@@ -20,8 +21,8 @@ async def run_argv(
     """
     try:
         process = await start_child(argv, env=env, cwd=cwd)
-    except OSError as exc:
-        return f"cannot start {argv[0]!r}: {exc.strerror or exc}"
+    except CommandNotStarted as exc:
+        return f"cannot start: {exc}"
     except ValueError:  # a NUL byte in an argument
         return "cannot start: an argument holds a NUL character"
     try:
