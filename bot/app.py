@@ -60,6 +60,7 @@ from storage.writer import WriteBehind
 log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 15.0
+CONSOLE_HISTORY = "console_history"  # in the data directory, mode 0600
 # After cancelling: long enough for a command's process group to be killed, and a little more.
 CANCELLED_WAIT_SECONDS = KILL_GRACE_SECONDS + 3.0
 
@@ -280,7 +281,16 @@ def build_transports(
             )
         )
     if config.console_enabled():
-        transports.append(ConsoleTransport(user=config.console.user, stdin=stdin, stdout=stdout))
+        history = config.deck.data_path() / CONSOLE_HISTORY
+        transports.append(
+            ConsoleTransport(
+                user=config.console.user,
+                stdin=stdin,
+                stdout=stdout,
+                history=history,
+                commands=commands,
+            )
+        )
     return transports
 
 
@@ -338,11 +348,14 @@ async def recover(deck: Deck, dispatcher: Dispatcher, inbox: Inbox, cut: list[Cu
     unhandled = await inbox.take_over()
     for item in unhandled:
         await dispatcher.handle(Incoming.from_json(item.payload))
-    note = (
-        f"agentdeck is back. Interrupted runs: {interrupted.describe(cut)};"
-        f" approvals waiting: {pending}"
-        f" ({cards} card(s) posted again); updates handled again: {len(unhandled)}."
-    )
+    if deck.db.created:  # a new deck: nothing was left to pick up
+        note = "agentdeck started. Send /start in a chat to see who may do what."
+    else:
+        note = (
+            f"agentdeck is back. Interrupted runs: {interrupted.describe(cut)};"
+            f" approvals waiting: {pending}"
+            f" ({cards} card(s) posted again); updates handled again: {len(unhandled)}."
+        )
     if resumed:
         note += f" Decisions carried out now (taken just before the stop): {resumed}."
     log.info(note)

@@ -20,6 +20,7 @@ from storage.errors import StorageError
 if TYPE_CHECKING:
     from bot.config import Config
     from bot.deck import Deck
+    from bot.types import Transport
     from storage.audit import AuditLog
     from storage.secrets import Vault
 
@@ -44,9 +45,13 @@ def _load(option: str | None) -> Config:
 
 def _read_config(option: str | None) -> Config:
     """The config file (or the built-in one), with `--data-dir` over its `data_dir`."""
+    return _read_config_file(_config_path(option))
+
+
+def _read_config_file(path: Path | None) -> Config:
     from bot.config import load_config  # pydantic and the roster: not for `--help`
 
-    config = load_config(_config_path(option))
+    config = load_config(path)
     data_dir = click.get_current_context().find_root().obj
     if not data_dir:
         return config
@@ -113,7 +118,7 @@ def run(config_path: str | None) -> None:
 
 async def _serve(config: Config, *, started: Callable[[], None] = lambda: None) -> None:
     from bot.app import open_deck
-    from bot.reload import write_snapshot
+    from bot.logs import terminal_for_chat
     from bot.transports.console import ConsoleTransport
 
     stop, hurry = asyncio.Event(), asyncio.Event()
@@ -125,19 +130,30 @@ async def _serve(config: Config, *, started: Callable[[], None] = lambda: None) 
     loop.add_signal_handler(signal.SIGHUP, hup.set)
     async with open_deck(config, hurry=hurry) as (deck, transports):
         started()
-        await asyncio.to_thread(write_snapshot, deck.config)  # `agentdeck check` compares
-        waits = [asyncio.create_task(stop.wait(), name="signal")]
-        waits += [
-            asyncio.create_task(t.finished.wait(), name="console-eof")
-            for t in transports
-            if isinstance(t, ConsoleTransport)
-        ]
-        reloads = asyncio.create_task(_reload_on_hup(deck, hup), name="sighup")
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        stop.set()  # stopping now, whatever began it: a signal from here on hurries the stop
-        for task in [*waits, reloads]:
-            task.cancel()
-        await asyncio.gather(reloads, return_exceptions=True)
+        chatting = any(isinstance(t, ConsoleTransport) and not t.scripted for t in transports)
+        with terminal_for_chat(config.deck.data_path()) if chatting else contextlib.nullcontext():
+            await _until_stopped(deck, transports, stop, hup)
+
+
+async def _until_stopped(
+    deck: Deck, transports: list[Transport], stop: asyncio.Event, hup: asyncio.Event
+) -> None:
+    from bot.reload import write_snapshot
+    from bot.transports.console import ConsoleTransport
+
+    await asyncio.to_thread(write_snapshot, deck.config)  # `agentdeck check` compares
+    waits = [asyncio.create_task(stop.wait(), name="signal")]
+    waits += [
+        asyncio.create_task(t.finished.wait(), name="console-eof")
+        for t in transports
+        if isinstance(t, ConsoleTransport)
+    ]
+    reloads = asyncio.create_task(_reload_on_hup(deck, hup), name="sighup")
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    stop.set()  # stopping now, whatever began it: a signal from here on hurries the stop
+    for task in [*waits, reloads]:
+        task.cancel()
+    await asyncio.gather(reloads, return_exceptions=True)
 
 
 def _on_stop_signal(stop: asyncio.Event, hurry: asyncio.Event) -> None:
@@ -164,26 +180,43 @@ def _setup_logging(config: Config) -> None:
 @main.command()
 @click.argument("path", default="agentdeck.toml", type=click.Path(dir_okay=False))
 def init(path: str) -> None:
-    """Write a starter config file (refuses to overwrite one)."""
+    """Set up a config: at a terminal by questions (checked at once), else a commented starter."""
     target = Path(path)
     if target.exists():
         _fail(f"{target} exists already; not overwriting it.")
-    target.write_text(EXAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
-    click.echo(f"Wrote {target}. Edit it, then: agentdeck run --config {target}")
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        target.write_text(EXAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
+        click.echo(f"Wrote {target}. Edit it, then: agentdeck run --config {target}")
+        return
+    from bot.init_questions import interview
+
+    os.umask(PRIVATE_UMASK)  # the vault's key file and database, as under `run`
+    try:
+        interview(target, _read_config_file(None))
+    except (BotError, StorageError) as exc:
+        _fail(str(exc))
 
 
 @main.command()
 @config_option
 def check(config_path: str | None) -> None:
-    """Validate a config file without starting anything; say what a reload would change."""
+    """Validate a config file, offline: agents' programs, ports, users; what a reload changes."""
+    from bot.findings import CheckStatus, failed
+    from bot.preflight import preflight
     from bot.reload import compare, read_snapshot
 
     config = _load(config_path)
     click.echo(f"{config.source}: OK ({len(config.agents)} agents, {len(config.users)} users)")
+    findings = preflight(config)
+    for finding in findings:
+        if finding.verdict is not CheckStatus.OK:
+            click.echo(finding.line())
     running = read_snapshot(config.deck.data_path())
     if running is not None and running.source == config.source:
         changes = compare(running, config).describe()
         click.echo(f"Against the config the bot last ran with: {changes}.")
+    if failed(findings):
+        sys.exit(1)
 
 
 @main.command()

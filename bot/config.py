@@ -108,7 +108,7 @@ class MetricsSection(Section):
 
 
 class LLMSection(Section):
-    base_url: str = ""
+    base_url: str = Field(default="", pattern=r"^(https?://\S+)?$")
     api_key: str = "env:OPENAI_API_KEY"
     timeout: float = Field(default=60, gt=0)
     max_retries: int = Field(default=2, ge=0, le=10)
@@ -151,6 +151,16 @@ class TelegramSection(Section):
     messages_per_second: float = Field(default=30, ge=0)
     group_messages_per_minute: float = Field(default=20, ge=0)
 
+    @field_validator("base_url")
+    @classmethod
+    def _bot_api_shape(cls, value: str) -> str:
+        if value and not (value.startswith(("http://", "https://")) and value.endswith("/bot")):
+            raise ValueError(
+                "Telegram base_url must start with http(s):// and end in /bot "
+                "(as https://api.telegram.org/bot; the token is appended to it)"
+            )
+        return value
+
     @model_validator(mode="after")
     def _webhook_needs_url(self) -> TelegramSection:
         if self.mode is TelegramMode.WEBHOOK and not self.webhook_url:
@@ -176,6 +186,16 @@ class SlackSection(Section):
     timeout: float = Field(default=15, gt=0)
     # Everyone who writes in a channel named in [[bindings]] gets this role there.
     channel_members: Role | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _web_api_shape(cls, value: str) -> str:
+        if value and not (value.startswith(("http://", "https://")) and value.endswith("/")):
+            raise ValueError(
+                "Slack base_url must start with http(s):// and end in / "
+                "(as https://slack.com/api/; method names are appended to it)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _members_are_not_admins(self) -> SlackSection:

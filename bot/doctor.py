@@ -1,10 +1,12 @@
 """`agentdeck doctor`: check what a start needs, one line per check, and say what to fix.
 
-Checks, in order: the config (already loaded by the caller), the database (reachable,
-which schema), the master key and the stored secrets (do they decrypt?), each
-configured transport's credentials (Telegram `getMe`, Slack `auth.test`) and the model
-endpoint (`GET /models`). Nothing is started, created or migrated; every network call
-has a deadline. A check that cannot run because an earlier one failed says so.
+Checks, in order: the config (already loaded by the caller), what `bot.preflight`
+finds offline (agents' programs and directories, ports, users), the database
+(reachable, which schema), the master key and the stored secrets (do they decrypt?),
+each configured transport's credentials (Telegram `getMe`, Slack `auth.test`) and the
+model endpoint (`GET /models`). Nothing is started, created or migrated; every network
+call has a deadline. A check that cannot run because an earlier one failed says so.
+No model API key is a warning: the bot runs without one, its llm agents do not.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ import dataclasses
 import stat
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 
 from bot.app import model_settings
 from bot.config import Config
 from bot.errors import BotError
+from bot.findings import CheckStatus, Finding, failed, ok
+from bot.preflight import preflight
 from roster.errors import RosterError
 from roster.llm import ModelClient
 from roster.refs import NoSecrets, SecretSource
@@ -33,34 +36,13 @@ from storage.secrets import KeySource, MasterKeys, Vault, read_keys
 CHECK_SECONDS = 15.0
 
 
-class CheckStatus(StrEnum):
-    OK = "ok"
-    WARN = "warn"  # works, but worth a look; does not fail the doctor
-    FAIL = "FAIL"
-    SKIP = "skip"
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    check: str
-    verdict: CheckStatus
-    detail: str
-
-    def line(self) -> str:
-        return f"{self.verdict.value:<4}  {self.check}: {self.detail}"
-
-
-def ok(check: str, detail: str) -> Finding:
-    return Finding(check, CheckStatus.OK, detail)
-
-
-def failed(findings: list[Finding]) -> bool:
-    return any(f.verdict is CheckStatus.FAIL for f in findings)
+__all__ = ["CheckStatus", "Finding", "examine", "failed"]
 
 
 async def examine(config: Config) -> list[Finding]:
     """Run every check against this config; the findings in order."""
     findings = [ok("config", f"{config.source}: {_counts(config)}")]
+    findings += await asyncio.to_thread(preflight, config)  # stats files, binds sockets
     db = Database(config.deck.database())
     try:
         schema = await _database(db, config)
@@ -203,8 +185,11 @@ async def _llm(config: Config, secrets: SecretSource) -> Finding:
     settings = model_settings(config, secrets)
     if not settings.api_key:
         names = ", ".join(a.name for a in agents)
-        detail = f"no API key for {names}: set OPENAI_API_KEY or [llm] api_key"
-        return Finding("llm", CheckStatus.FAIL, detail)
+        detail = (
+            f"no API key, so {names} cannot answer (the rest of the bot runs): "
+            "set OPENAI_API_KEY or [llm] api_key"
+        )
+        return Finding("llm", CheckStatus.WARN, detail)
     # One quick try: the doctor reports a failure, the bot's own retries would hide it.
     quick = dataclasses.replace(settings, max_retries=0, timeout=min(settings.timeout, 10.0))
     client = ModelClient(quick)

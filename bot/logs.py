@@ -16,6 +16,7 @@ import contextlib
 import contextvars
 import json
 import logging
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -111,3 +112,34 @@ def setup_logging(data_dir: Path, log_format: LogFormat) -> None:
     logging.basicConfig(level=logging.INFO, handlers=[handler, console], force=True)
     for noisy in NOISY:
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@contextlib.contextmanager
+def terminal_for_chat(data_dir: Path) -> Iterator[None]:
+    """While a person chats in this terminal, nothing else prints there.
+
+    Log records (the stderr handler's warnings), Python warnings and stray tracebacks
+    written to `sys.stderr` (a thread's uncaught exception) go to the log file only;
+    all is put back when the chat ends, so errors of the stop are seen again.
+    """
+    root = logging.getLogger()
+    on_terminal = [
+        handler
+        for handler in root.handlers
+        if isinstance(handler, logging.StreamHandler)
+        and not isinstance(handler, logging.FileHandler)
+    ]
+    for handler in on_terminal:
+        root.removeHandler(handler)
+    logging.captureWarnings(True)
+    saved = sys.stderr
+    log_file = private_file(private_dir(data_dir) / LOG_FILE)
+    with log_file.open("a", encoding="utf-8", buffering=1) as stream:
+        sys.stderr = stream
+        try:
+            yield
+        finally:
+            sys.stderr = saved
+            logging.captureWarnings(False)
+            for handler in on_terminal:
+                root.addHandler(handler)

@@ -24,6 +24,7 @@ import os
 import signal
 from collections.abc import Callable, Mapping, Sequence
 
+from roster.errors import CommandNotStarted
 from roster.spec import BOTS_OWN_PREFIX
 
 INHERITED = frozenset({"PATH", "HOME", "LANG", "TZ", "TERM", "USER", "LOGNAME", "SHELL", "TMPDIR"})
@@ -62,7 +63,8 @@ async def start_child(
     """Start `argv` (no shell) in a new process group; output and errors on one pipe.
 
     A cancel (`/stop`) while the child is being started still stops its group: the
-    fork has happened by then, and the child would otherwise live on unseen.
+    fork has happened by then, and the child would otherwise live on unseen. A program
+    or working directory that is not there is a `CommandNotStarted` that names it.
     """
     starting = asyncio.ensure_future(
         asyncio.create_subprocess_exec(
@@ -81,6 +83,22 @@ async def start_child(
         with contextlib.suppress(Exception):
             await kill_group(await starting)
         raise
+    except OSError as exc:
+        raise CommandNotStarted(await asyncio.to_thread(why_not_started, argv, cwd, exc)) from None
+
+
+def why_not_started(argv: Sequence[str], cwd: str | None, exc: OSError) -> str:
+    """What stopped `argv` from starting, in words that say what to fix (stats files)."""
+    program = argv[0] if argv else ""
+    if cwd is not None and not os.path.isdir(cwd):
+        return f"the working directory `{cwd}` does not exist (check the agent's cwd)"
+    if isinstance(exc, FileNotFoundError):
+        if "/" in program:
+            return f"command `{program}` does not exist"
+        return f"command `{program}` not found on PATH"
+    if isinstance(exc, PermissionError):
+        return f"command `{program}` is not executable (or its directory is not readable)"
+    return f"command `{program}` cannot start: {exc.strerror or exc}"
 
 
 async def kill_group(process: asyncio.subprocess.Process) -> None:

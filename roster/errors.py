@@ -5,6 +5,7 @@ RosterError(Exception)
 ├── AgentUnavailable              the agent exists but cannot run (disabled, no key)
 ├── AgentFailed                   a run failed in a way worth telling the user
 │   ├── ModelError                the model API refused, failed or timed out
+│   ├── CommandNotStarted         a command's program or working directory is missing
 │   └── BudgetExceeded            today's token or money budget is spent
 ├── ToolError                     a tool was called wrongly or failed
 │   └── EgressRefused             the egress policy refused where a call would go
@@ -35,6 +36,10 @@ class AgentUnavailable(RosterError):
 
 class AgentFailed(RosterError):
     pass
+
+
+class CommandNotStarted(AgentFailed):
+    """The message names the program or directory and what to do; never an OSError's name."""
 
 
 class ModelError(AgentFailed):

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from openai import AsyncOpenAI
 
 Message = dict[str, Any]
+NOT_FOUND = 404
 REFUSED = "error: refused:"  # how a tool result refused by the egress policy starts
 
 _SDK_LOADED = threading.Event()
@@ -165,6 +166,11 @@ def _model_errors(timeout: float) -> Iterator[None]:
     except openai.APIConnectionError as exc:
         raise ModelError("The model API cannot be reached; check [llm] base_url.") from exc
     except openai.APIStatusError as exc:
+        if exc.status_code == NOT_FOUND and "/v1" not in exc.request.url.path:
+            raise ModelError(
+                f"The model API answered 404 at {_where(exc.request.url)}: does [llm] base_url "
+                "need /v1 at its end?"
+            ) from exc
         raise ModelError(
             f"The model API answered {exc.status_code}: {_short(exc.message)}"
         ) from exc
@@ -172,6 +178,12 @@ def _model_errors(timeout: float) -> Iterator[None]:
         raise ModelError(f"The model API failed: {_short(str(exc))}") from exc
     except ValueError as exc:  # undecodable JSON
         raise ModelError("The model API sent a malformed response.") from exc
+
+
+def _where(url: Any) -> str:
+    """An httpx URL without what may hold credentials (user info, query)."""
+    port = f":{url.port}" if url.port else ""
+    return f"{url.scheme}://{url.host}{port}{url.path}"
 
 
 def _reply(response: Any) -> Reply:

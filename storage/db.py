@@ -66,6 +66,7 @@ class Database:
         self._read_engine: Engine | None = None  # SQLite: hot-path reads in one thread hop
         self._reader_thread = ThreadWorker("sqlite-reader")
         self.pressure = Pressure()  # writes waiting for disk space, told to who listens
+        self.created = False  # whether opening it created its schema: a deck's first start
 
     def _create_engine(self) -> AsyncEngine:
         if not self.is_sqlite:
@@ -218,7 +219,7 @@ class Database:
                 # Two processes starting on a fresh database: one migrates, the other waits
                 # here and then finds nothing left to do (Alembic checks again inside).
                 await conn.execute(text(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})"))
-            await conn.run_sync(_create_or_upgrade)
+            self.created = await conn.run_sync(_create_or_upgrade)
 
     async def current_revision(self) -> str | None:
         try:
@@ -256,15 +257,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _create_or_upgrade(connection: Any) -> None:
-    """An empty database gets the newest schema in one step; an older one is migrated.
+def _create_or_upgrade(connection: Any) -> bool:
+    """An empty database gets the newest schema in one step (True); an older one is migrated.
 
     Creating from the models is what the migrations arrive at (a test compares the two),
     and it spares a first start loading Alembic and replaying every revision.
     """
     if inspect(connection).get_table_names():
         upgrade_to_head(connection)
-        return
+        return False
     import storage.models  # noqa: F401  (the tables, on the metadata)
 
     SQLModel.metadata.create_all(connection)
@@ -275,6 +276,7 @@ def _create_or_upgrade(connection: Any) -> None:
         )
     )
     connection.execute(text("INSERT INTO alembic_version VALUES (:head)"), {"head": HEAD_REVISION})
+    return True
 
 
 def upgrade_to_head(connection: Any) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func
+from sqlalchemy import and_, func, or_
 from sqlmodel import col, select
 
 from storage.db import Database
@@ -35,6 +35,7 @@ class RunFilter:
     chat: str = ""
     since: datetime | None = None
     until: datetime | None = None
+    before: Run | None = None  # paging: runs older than this one (by start, then id)
     limit: int = 100
 
 
@@ -66,7 +67,15 @@ class Delivery:
 
 
 async def runs(db: Database, wanted: RunFilter) -> list[Run]:
-    query = select(Run).order_by(col(Run.started_at).desc()).limit(wanted.limit)
+    query = select(Run).order_by(col(Run.started_at).desc(), col(Run.id).desc()).limit(wanted.limit)
+    if wanted.before is not None:
+        started, run_id = wanted.before.started_at, wanted.before.id
+        query = query.where(
+            or_(
+                col(Run.started_at) < started,
+                and_(col(Run.started_at) == started, col(Run.id) < run_id),
+            )
+        )
     if wanted.agent:
         query = query.where(Run.agent == wanted.agent)
     if wanted.status is not None:
@@ -92,6 +101,18 @@ async def runs_by_id(db: Database, ids: Sequence[str]) -> list[Run]:
 async def run(db: Database, run_id: str) -> Run | None:
     async with db.session() as session:
         return await session.get(Run, run_id)
+
+
+async def runs_with_prefix(db: Database, prefix: str, limit: int = 10) -> list[Run]:
+    """Runs whose id starts with `prefix` (taken literally: `%` and `_` match themselves)."""
+    query = (
+        select(Run)
+        .where(col(Run.id).startswith(prefix, autoescape=True))
+        .order_by(col(Run.started_at).desc())
+        .limit(limit)
+    )
+    async with db.session() as session:
+        return list((await session.exec(query)).all())
 
 
 async def run_parts(db: Database, run_id: str, limit: int = 200) -> RunParts:

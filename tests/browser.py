@@ -66,6 +66,13 @@ class Browser:
         """A clean slate between tests: no cookies from an earlier server on this host."""
         await self._do(lambda: self.driver.execute_cdp_cmd("Network.clearBrowserCookies", {}))
 
+    async def emulate(self, width: int, height: int, *, mobile: bool) -> None:
+        """Lay pages out as a screen this wide would (a phone: `mobile`, its viewport meta)."""
+        metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile}
+        await self._do(
+            lambda: self.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+        )
+
     async def get(self, url: str) -> None:
         await self._do(lambda: self.driver.get(url))
 

@@ -44,6 +44,7 @@ from tests.dashkit import (
 )
 from tests.fakes.openai_server import FakeOpenAI, call, say
 
+CONFIRM = re.compile(r'name="confirm" value="([0-9a-f]{16})"')
 PAGES = ("/", "/runs", "/runs/nothing", "/jobs", "/approvals", "/audit", "/cost")
 
 
@@ -204,7 +205,7 @@ async def test_every_page_shows_what_happened() -> None:
         assert run.id[:8] not in await page(client, "/runs?agent=slow")
         assert run.id[:8] not in await page(client, "/runs?since=2999-01-01")
         assert run.id[:8] not in await page(client, "/runs?chat=test:elsewhere")
-        assert "not a date" in await page(client, "/runs?since=yesterday")
+        assert "not a date" in await page(client, "/runs?since=yesterday", status=400)
         detail = await page(client, f"/runs/{run.id}")
         for part in ("hello dashboard", "Exit code", "Duration", "run.started", "run.done"):
             assert part in detail, part
@@ -266,7 +267,9 @@ async def test_the_cost_page_charts_spend_per_agent_and_day() -> None:
                 )
             await session.commit()
         body = await page(client, "/cost?days=7")
-        assert body.count("<rect x=") == 3
+        assert body.count("<rect x=") == 3 * 2  # drawn for a desktop and for a phone
+        assert "days: one of" in await page(client, "/cost?days=%C2%B2", status=400)
+        assert "days: one of" in await page(client, "/cost?days=" + "9" * 5000, status=400)
         assert "$2.25" in body
         assert "slow" in body
         overview = await page(client, "/")
@@ -284,8 +287,14 @@ async def test_an_approver_approves_on_the_page_and_chat_hears_it() -> None:
             assert "Approval needed" in body
             assert "echo &#39;deployed v2&#39;" in body  # the card, as chat shows it
             assert f'id="approve-{approval_id}"' in body
-            response = await client.post(
+            asked = await client.post(
                 f"/approvals/{approval_id}", data={"csrf": csrf_of(body), "choice": "approve"}
+            )
+            confirm = CONFIRM.search(await asked.text())  # deploy is destructive: confirm
+            assert confirm, "no confirmation asked"
+            response = await client.post(
+                f"/approvals/{approval_id}",
+                data={"csrf": csrf_of(body), "choice": "approve", "confirm": confirm[1]},
             )
             assert response.status == 200  # after the redirect
             shown = await response.text()

@@ -92,6 +92,11 @@ async def test_approve_in_the_browser_and_the_chat_hears_it(browser: Browser) ->
         approval_id = re.search(r"\(([0-9a-f]{8})\)", card)[1]  # type: ignore[index]
         await browser.screenshot("approvals")
         await browser.click(f"#approve-{approval_id}")
+        # deploy asks for every command: a destructive action, confirmed on a page of its own
+        assert "destructive" in await browser.wait_for("#confirm-card h1")
+        await browser.screenshot("approvals-confirm")
+        assert (await dash.deck.approvals.get(approval_id)).status == "pending"  # type: ignore[union-attr]
+        await browser.click(f"#confirm-{approval_id}")
         assert "Approved." in await browser.wait_for("#flash")
         await dash.chat.wait_for("Approved by test:ada")
         result = await dash.chat.wait_for("exit 0")

@@ -28,6 +28,9 @@ def config_text(telegram: FakeTelegram, slack: FakeSlack, openai: FakeOpenAI) ->
     return f"""
 [deck]
 default_agent = "echo"
+[[users]]
+id = "telegram:1001"
+role = "admin"
 [llm]
 base_url = "{openai.base_url}"
 api_key = "env:DOCTOR_LLM_KEY"
@@ -87,6 +90,8 @@ async def test_everything_configured_and_working_is_ok(servers, data_dir: Path) 
     seen = by_check(findings)
     assert [f.check for f in findings] == [
         "config",
+        "agents",
+        "users",
         "database",
         "secrets",
         "telegram",
@@ -94,7 +99,7 @@ async def test_everything_configured_and_working_is_ok(servers, data_dir: Path) 
         "llm",
     ]
     assert all(f.verdict is CheckStatus.OK for f in findings), [f.line() for f in findings]
-    assert seen["config"][1] == "test.toml: 2 agents, 0 users, valid"
+    assert seen["config"][1] == "test.toml: 2 agents, 1 users, valid"
     assert seen["database"][1].endswith(f"schema {HEAD_REVISION} (current)")
     assert seen["secrets"][1] == "master key from AGENTDECK_MASTER_KEY; 1 stored secret(s) decrypt"
     assert seen["telegram"][1] == f"@{BOT_USERNAME} (polling)"
@@ -203,10 +208,10 @@ async def test_the_command_prints_one_line_per_check_and_exits_1(
     code, out, err = await agentdeck("doctor", "--config", str(path))
     lines = out.splitlines()
     assert code == 1, err
-    assert lines[0] == f"ok    config: {path}: 2 agents, 0 users, valid"
-    assert lines[3] == f"ok    telegram: @{BOT_USERNAME} (polling)"
-    assert lines[4].startswith("FAIL  slack: slack.bot_token: ")  # not stored yet
-    assert len(lines) == 6
+    assert lines[0] == f"ok    config: {path}: 2 agents, 1 users, valid"
+    assert lines[5] == f"ok    telegram: @{BOT_USERNAME} (polling)"
+    assert lines[6].startswith("FAIL  slack: slack.bot_token: ")  # not stored yet
+    assert len(lines) == 8
     assert "Traceback" not in out + err
 
 

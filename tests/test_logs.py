@@ -125,4 +125,4 @@ async def test_agentdeck_run_writes_a_json_log_file(tmp_path: Path, data_dir: Pa
     lines = [json.loads(line) for line in (data_dir / "agentdeck.log").read_text().splitlines()]
     assert lines
     assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
-    assert any(line["message"].startswith("agentdeck is back.") for line in lines)
+    assert any(line["message"].startswith("agentdeck started.") for line in lines)

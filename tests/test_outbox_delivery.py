@@ -132,7 +132,7 @@ async def test_telegram_answer_lost_is_not_sent_twice_and_the_admin_is_told(
 ) -> None:
     config = config_for(tmp_path, telegram=fake_telegram, slack=None)
     async with asyncio.timeout(60), open_deck(config) as (deck, _):
-        # The "agentdeck is back" note goes out in the background: not the one to lose.
+        # The "agentdeck started" note goes out in the background: not the one to lose.
         await fake_telegram.wait_until(lambda: bool(fake_telegram.calls_to("sendMessage")))
         fake_telegram.lose_next("sendMessage")  # carried out, its answer lost
         fake_telegram.user_says("maybe lost", user=ADMIN)

@@ -180,7 +180,7 @@ async def test_sighup_reloads_a_running_process(tmp_path: Path, data_dir: Path) 
     assert process.stdin is not None
     assert process.stdout is not None
     async with asyncio.timeout(60):
-        await read_until(process.stdout, "agentdeck is back")
+        await read_until(process.stdout, "agentdeck started")
         path.write_text(path.read_text().replace("timeout = 30", "timeout = 0"))
         process.send_signal(signal.SIGHUP)
         refused = await read_until(process.stdout, "Not reloaded")

@@ -80,8 +80,8 @@ async def arrived(fake: FakeTelegram, text: str, timeout: float = 10) -> None:
 
 
 async def back(fake: FakeTelegram) -> None:
-    """The deck is up and its "agentdeck is back" note is out (no send is left to race)."""
-    await arrived(fake, "agentdeck is back")
+    """The deck is up and its "agentdeck started" note is out (no send is left to race)."""
+    await arrived(fake, "agentdeck started")
 
 
 async def test_three_500s_and_every_reply_arrives_once(fake: FakeTelegram, data_dir: Path) -> None:
@@ -190,13 +190,13 @@ async def test_the_back_note_survives_a_500_and_is_kept_under_its_key(
     fake.fail_next("sendMessage", status=500)  # the first message out is the note
     async with asyncio.timeout(60), open_deck(config_for(data_dir, fake)) as (deck, _):
         await back(fake)
-        note = await wait_for_row(deck, "sent", "agentdeck is back")
+        note = await wait_for_row(deck, "sent", "agentdeck started")
         await deck.tasks.drain()
         rows = await outbox_rows(deck)
-    assert len(shown(fake, "agentdeck is back")) == 1
+    assert len(shown(fake, "agentdeck started")) == 1
     assert refused(fake, 500) == 1
     assert not shown(fake, NOT_ARRIVED)
-    assert [r.key for r in rows if "agentdeck is back" in str(r.payload)] == [note.key]
+    assert [r.key for r in rows if "agentdeck started" in str(r.payload)] == [note.key]
     assert note.key.startswith("back:")
     assert note.subject == outbox.ADMIN_SUBJECT
 

@@ -1,7 +1,14 @@
-"""The cost chart: stacked bars per day and agent, drawn as SVG on the server (no JS)."""
+"""The cost chart: stacked bars per day and agent, drawn as SVG on the server (no JS).
+
+An SVG scales to its box, its labels with it: the 760-unit chart on a phone's 330 px
+would print 11-unit labels at under 5 px. So it is drawn at two widths, `WIDE` and
+`NARROW`, and the stylesheet shows the one that fits; day labels thin out so that they
+never overlap at either.
+"""
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -13,8 +20,11 @@ from storage.costs import DaySpend
 # Colour-blind friendly (Okabe-Ito), then greys for the rest.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442")
 OTHER = "#999999"
-WIDTH, HEIGHT = 760, 260
+WIDE, NARROW = 760, 340
+HEIGHT = 260
 LEFT, RIGHT, TOP, BOTTOM = 64, 12, 12, 40
+FONT = 11
+DAY_LABEL_UNITS = 40  # "12-05" at FONT, with a gap
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,26 +50,27 @@ def legend(rows: list[DaySpend]) -> list[Legend]:
     return [Legend(agent, colour, totals[agent]) for agent, colour in colours(rows).items()]
 
 
-def cost_chart(rows: list[DaySpend], *, first: date, days: int) -> Markup:
+def cost_chart(rows: list[DaySpend], *, first: date, days: int, width: int = WIDE) -> Markup:
     """An SVG of money per day (x) stacked by agent; every day in range gets a slot."""
     palette = colours(rows)
     by_day: dict[date, list[DaySpend]] = defaultdict(list)
     for row in rows:
         by_day[row.day].append(row)
     top = _nice_max(max((sum(r.cost for r in v) for v in by_day.values()), default=0.0))
-    slot = (WIDTH - LEFT - RIGHT) / days
-    parts = [_axis(top) if top else _empty()]
+    slot = (width - LEFT - RIGHT) / days
+    every = max(math.ceil(DAY_LABEL_UNITS / slot), 1)  # day labels that do not overlap
+    parts = [_axis(top, width) if top else _empty(width)]
     for i in range(days):
         day = first + timedelta(days=i)
         x = LEFT + i * slot
         parts.append(
             _stack(sorted(by_day.get(day, []), key=lambda r: r.agent), palette, x, slot, top)
         )
-        if days <= 14 or i % max(days // 10, 1) == 0:
+        if (days - 1 - i) % every == 0:  # counted from today, which is always labelled
             parts.append(_label(x + slot / 2, HEIGHT - BOTTOM + 16, f"{day:%m-%d}"))
     body = "".join(parts)
     return Markup(  # noqa: S704  (labels are escaped where they are made)
-        f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+        f'<svg class="chart chart-{width}" viewBox="0 0 {width} {HEIGHT}" role="img" '
         f'aria-label="Cost per day and agent" xmlns="http://www.w3.org/2000/svg">{body}</svg>'
     )
 
@@ -81,33 +92,33 @@ def _stack(rows: list[DaySpend], palette: dict[str, str], x: float, slot: float,
     return "".join(parts)
 
 
-def _axis(top: float) -> str:
+def _axis(top: float, width: int) -> str:
     plot = HEIGHT - TOP - BOTTOM
     parts = []
     for step in range(5):
         value = top * step / 4
         y = HEIGHT - BOTTOM - plot * step / 4
         parts.append(
-            f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" '
+            f'<line x1="{LEFT}" x2="{width - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" '
             f'stroke="#dddddd" stroke-width="1"/>'
         )
         parts.append(_label(LEFT - 6, y + 4, _money(value), anchor="end"))
     return "".join(parts)
 
 
-def _empty() -> str:
+def _empty(width: int) -> str:
     baseline = HEIGHT - BOTTOM
     return (
-        f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{baseline}" y2="{baseline}" '
+        f'<line x1="{LEFT}" x2="{width - RIGHT}" y1="{baseline}" y2="{baseline}" '
         f'stroke="#dddddd" stroke-width="1"/>'
         + _label(LEFT - 6, baseline + 4, "$0", anchor="end")
-        + _label((LEFT + WIDTH - RIGHT) / 2, (TOP + baseline) / 2, "No spend in this span")
+        + _label((LEFT + width - RIGHT) / 2, (TOP + baseline) / 2, "No spend in this span")
     )
 
 
 def _label(x: float, y: float, text: str, anchor: str = "middle") -> str:
     return (
-        f'<text x="{x:.1f}" y="{y:.1f}" font-size="11" fill="#555555" '
+        f'<text x="{x:.1f}" y="{y:.1f}" font-size="{FONT}" fill="#555555" '
         f'text-anchor="{anchor}">{escape(text)}</text>'
     )
 

@@ -23,6 +23,7 @@ from bot.dashboard.web import (
     TEMPLATES,
     THROTTLE,
     environment,
+    not_found_page,
     security_headers,
 )
 from bot.deck import Deck
@@ -118,7 +119,9 @@ class Dashboard:
 
     def _app(self) -> web.Application:
         # Access logs are off: a sign-in link's token travels in the query string.
-        app = web.Application(middlewares=[security_headers], client_max_size=64 * 1024)
+        app = web.Application(
+            middlewares=[security_headers, not_found_page], client_max_size=64 * 1024
+        )
         app[DECK] = self._deck
         app[AUTH] = self.auth
         app[THROTTLE] = self._throttle

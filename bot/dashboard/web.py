@@ -143,6 +143,16 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
     return response
 
 
+@web.middleware
+async def not_found_page(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """An address no route knows: the dashboard's own page, not aiohttp's plain text."""
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        viewer = await request.app[AUTH].viewer(request.cookies.get(COOKIE))
+        return render(request, "missing.html", viewer, status=404, what="such page")
+
+
 def environment(zone: ZoneInfo) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("bot.dashboard", "templates"),

@@ -3,6 +3,7 @@
 Buttons show as numbered choices. A line that is just a number or a button's label
 answers the newest open prompt; when stdin is not a terminal such a line waits for a
 prompt to appear, so `/ask shell echo hi` followed by `1` approves it in a script.
+At a terminal, lines are typed at a prompt with editing and history (`terminal`).
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ import sys
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TextIO
 
+from bot.commands import Commands, command_table
 from bot.text import Rich, Style
+from bot.transports.terminal import Terminal
 from bot.types import Button, Incoming, MessageRef, OnOutage, Outgoing, Press
 
 CHAT = "console:local"
@@ -52,12 +56,27 @@ class ConsoleTransport:
     has_typing = False
 
     def __init__(
-        self, *, user: str, stdin: TextIO | None = None, stdout: TextIO | None = None
+        self,
+        *,
+        user: str,
+        stdin: TextIO | None = None,
+        stdout: TextIO | None = None,
+        history: Path | None = None,
+        commands: Commands | None = None,
     ) -> None:
         self._user = user
         self._stdin = stdin or sys.stdin
         self._stdout = stdout or sys.stdout
-        self.scripted = not self._stdin.isatty()
+        self.scripted = not (self._stdin.isatty() and self._stdout.isatty())
+        self._terminal = (
+            None
+            if self.scripted
+            else Terminal(
+                history=history,
+                commands=command_table() if commands is None else commands,
+                stdout=self._stdout,
+            )
+        )
         self._ids = itertools.count(1)
         self._prompts: list[_Prompt] = []
         self._labels = {"approve", "deny"}
@@ -85,7 +104,8 @@ class ConsoleTransport:
             await asyncio.gather(self._reader, return_exceptions=True)
 
     def _read_stdin(self, loop: asyncio.AbstractEventLoop) -> None:
-        for line in self._stdin:
+        lines = self._stdin if self._terminal is None else self._terminal.lines()
+        for line in lines:
             loop.call_soon_threadsafe(self._lines.put_nowait, line.rstrip("\r\n"))
         loop.call_soon_threadsafe(self._lines.put_nowait, None)
 
@@ -158,5 +178,8 @@ class ConsoleTransport:
             self._print(text)
 
     def _print(self, text: str) -> None:
+        if self._terminal is not None:
+            self._terminal.show(text)
+            return
         self._stdout.write(text + "\n")
         self._stdout.flush()

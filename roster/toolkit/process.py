@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence
 
 from roster.children import kill_group, start_child
+from roster.errors import CommandNotStarted
 from roster.tail import Redact, scrubbed_tail
 
 MAX_OUTPUT = 16_000
@@ -31,8 +32,8 @@ async def run_argv(
     """
     try:
         process = await start_child(argv, env=env, cwd=cwd)
-    except OSError as exc:
-        return f"cannot start {argv[0]!r}: {exc.strerror or exc}"
+    except CommandNotStarted as exc:
+        return f"cannot start: {exc}"
     except ValueError:  # a NUL byte in an argument
         return "cannot start: an argument holds a NUL character"
     on_started(process.pid)

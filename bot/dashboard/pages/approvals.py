@@ -3,6 +3,10 @@
 The press is built as an `Incoming` from the signed-in chat identity and goes through
 the same decision path as a button in chat (`bot.intake.actions`): approvers, quorum,
 self-approval, expiry and the audit apply unchanged.
+
+Approving a destructive action (`bot.runs.destructive`) takes two posts: the first
+shows a confirmation page whose form names the exact action (a prefix of its hash), the
+second decides. Both carry the session's CSRF token.
 """
 
 from __future__ import annotations
@@ -18,11 +22,15 @@ from bot.dashboard.web import DECK, action, page, render, rich_html, see_other
 from bot.deck import Deck
 from bot.intake import actions
 from bot.runs.cards import ACTION_ID, Choice, card, outcome_card
+from bot.runs.destructive import is_destructive
 from bot.types import Incoming, Press
+from roster.agent import Action
 from storage import history
-from storage.models import Approval
+from storage.models import Approval, ApprovalState
 
 MAX_REASON_CHARS = 500
+APPROVING = (Choice.APPROVE, Choice.APPROVE_CONVERSATION)
+CONFIRM_CHARS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +38,7 @@ class CardView:
     approval: Approval
     html: Markup
     may_decide: bool
+    destructive: bool = False
 
 
 @page()
@@ -64,10 +73,46 @@ async def decide(request: web.Request, viewer: Viewer, form: dict[str, str]) -> 
             "/approvals",
             f"The chat you signed in from ({viewer.chat}) is not reachable now; decide in chat.",
         )
+    if choice in APPROVING:
+        unconfirmed = await _unconfirmed(deck, viewer, approval_id, form.get("confirm", ""))
+        if unconfirmed is not None:
+            return _confirmation(request, viewer, deck, unconfirmed, choice)
     press = _press(viewer, approval_id, choice)
     deck.audit.record(viewer.user, "dashboard.press", approval_id, choice=choice)
     verdict = await actions.decide(deck, press, approval_id, choice, reason)
     see_other(request, viewer, "/approvals", verdict.message)
+
+
+async def _unconfirmed(
+    deck: Deck, viewer: Viewer, approval_id: str, confirm: str
+) -> Approval | None:
+    """The approval, when it is destructive and this post did not confirm exactly it.
+
+    Only an approver's press on a pending approval is asked to confirm; any other press
+    goes on to the decision path, which refuses it and says why, as in chat.
+    """
+    approval = await deck.approvals.get(approval_id)
+    if approval is None or approval.status != ApprovalState.PENDING:
+        return None
+    if not deck.access.is_approver(viewer.user, approval.approvers, approval.chat_id):
+        return None
+    if not is_destructive(Action.from_json(approval.action), deck.roster):
+        return None
+    return None if confirm == approval.action_hash[:CONFIRM_CHARS] else approval
+
+
+def _confirmation(
+    request: web.Request, viewer: Viewer, deck: Deck, approval: Approval, choice: str
+) -> web.Response:
+    deck.audit.record(viewer.user, "dashboard.confirm_asked", approval.id, choice=choice)
+    return render(
+        request,
+        "confirm.html",
+        viewer,
+        view=_view(deck, viewer, approval),
+        choice=choice,
+        confirm=approval.action_hash[:CONFIRM_CHARS],
+    )
 
 
 def _press(viewer: Viewer, approval_id: str, choice: str) -> Incoming:
@@ -86,7 +131,8 @@ def _view(deck: Deck, viewer: Viewer, approval: Approval) -> CardView:
     may = viewer.may(Role.OPERATOR) and deck.access.is_approver(
         viewer.user, approval.approvers, approval.chat_id
     )
-    return CardView(approval, rich_html(shown.text), may)
+    destructive = is_destructive(Action.from_json(approval.action), deck.roster)
+    return CardView(approval, rich_html(shown.text), may, destructive)
 
 
 def _decided(deck: Deck, approval: Approval) -> CardView:

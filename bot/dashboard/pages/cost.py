@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from bot.dashboard.auth import Viewer
-from bot.dashboard.chart import cost_chart, legend
+from bot.dashboard.chart import NARROW, WIDE, cost_chart, legend
 from bot.dashboard.web import DECK, page, render
 from bot.deck import Deck
 from storage.costs import DaySpend, spend_by_day
@@ -55,15 +55,21 @@ class Spend:
 @page()
 async def cost(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     deck = request.app[DECK]
-    days = _days(request.query.get("days", ""))
+    raw = request.query.get("days", "")
+    days = _days(raw)
+    problems = [] if days or not raw else [f"days: one of {', '.join(map(str, SPANS))}"]
+    days = days or SPANS[0]
     spend = await spend_over(deck, days)
     return render(
         request,
         "cost.html",
         viewer,
+        status=400 if problems else 200,
+        problems=problems,
         spend=spend,
         spans=SPANS,
-        chart=cost_chart(spend.rows, first=spend.first, days=days),
+        chart=cost_chart(spend.rows, first=spend.first, days=days, width=WIDE),
+        narrow_chart=cost_chart(spend.rows, first=spend.first, days=days, width=NARROW),
         legend=legend(spend.rows),
         zone=deck.config.deck.timezone,
     )
@@ -85,4 +91,5 @@ async def today_spend(deck: Deck) -> Spend:
 
 
 def _days(raw: str) -> int:
-    return int(raw) if raw.isdigit() and int(raw) in SPANS else SPANS[0]
+    """The span asked for, or 0 when it is not one of `SPANS`."""
+    return next((n for n in SPANS if raw == str(n)), 0)

@@ -1,7 +1,15 @@
-"""Runs: a filterable list, and one run with its transcript, tool calls and approvals."""
+"""Runs: a filterable list, paged, and one run with its transcript, tool calls and approvals.
+
+A run is found by its full id or by a prefix of it (the list shows the first 8
+characters); a prefix several runs share lists them. A filter that does not parse is
+named on the page and nothing is listed: an empty page is wrong less quietly than
+showing every run as if the filter had held.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -13,39 +21,62 @@ from bot.dashboard.web import DECK, page, render
 from bot.runs.cards import describe
 from roster.agent import Action
 from storage import history
+from storage.db import Database
 from storage.history import RunFilter
 from storage.models import RunState
 
 MAX_FILTER_CHARS = 200
+PAGE_SIZE = 100
+# What a typed run id may hold; anything else is no run of ours (and no LIKE pattern).
+RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+MIN_PREFIX_CHARS = 4
+SHOWN_MATCHES = 10
 
 
 @page()
 async def runs(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     deck = request.app[DECK]
-    wanted, problems = run_filter(request.query, ZoneInfo(deck.config.deck.timezone))
     await deck.runner.flush()
-    rows = await history.runs(deck.db, wanted)
+    wanted, problems = run_filter(request.query, ZoneInfo(deck.config.deck.timezone))
+    wanted, before_problem = await _paged(deck.db, wanted, request.query.get("before", ""))
+    problems += before_problem
+    rows = [] if problems else await history.runs(deck.db, wanted)
+    older = rows[-1].id if len(rows) == wanted.limit else None
     return render(
         request,
         "runs.html",
         viewer,
+        status=400 if problems else 200,
         rows=rows,
         query=request.query,
         problems=problems,
         agents=deck.roster.names(),
         statuses=[state.value for state in RunState],
         limit=wanted.limit,
+        older=older,
+        paged=wanted.before is not None,
+        filters={k: v for k, v in request.query.items() if k != "before"},
     )
+
+
+async def _paged(db: Database, wanted: RunFilter, before: str) -> tuple[RunFilter, list[str]]:
+    """The filter from `before=<run id>` on: the page after the one that ended there."""
+    if not before:
+        return wanted, []
+    row = await history.run(db, before) if RUN_ID.fullmatch(before) else None
+    if row is None:
+        return wanted, [f"before: no run {before[:40]!r} to page from"]
+    return dataclasses.replace(wanted, before=row), []
 
 
 @page()
 async def run(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     deck = request.app[DECK]
-    run_id = request.match_info["run_id"][:32]
+    run_id = request.match_info["run_id"]
     await deck.runner.flush()
-    row = await history.run(deck.db, run_id)
+    row = await history.run(deck.db, run_id) if RUN_ID.fullmatch(run_id) else None
     if row is None:
-        return render(request, "missing.html", viewer, status=404, what=f"run {run_id}")
+        return await _by_prefix(request, viewer, run_id)
     parts = await history.run_parts(deck.db, run_id)
     redact = deck.vault.redact  # secrets stored after the run was written are scrubbed too
     return render(
@@ -68,6 +99,18 @@ async def run(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     )
 
 
+async def _by_prefix(request: web.Request, viewer: Viewer, prefix: str) -> web.StreamResponse:
+    """A run id shortened as the lists show it: one match opens it, several are listed."""
+    deck = request.app[DECK]
+    usable = len(prefix) >= MIN_PREFIX_CHARS and RUN_ID.fullmatch(prefix)
+    matches = await history.runs_with_prefix(deck.db, prefix, SHOWN_MATCHES) if usable else []
+    if not matches:
+        return render(request, "missing.html", viewer, status=404, what=f"run {prefix[:40]!r}")
+    if len(matches) == 1:
+        raise web.HTTPFound(f"/runs/{matches[0].id}")
+    return render(request, "ambiguous.html", viewer, status=300, prefix=prefix, rows=matches)
+
+
 def run_filter(query: MultiMapping[str], zone: ZoneInfo) -> tuple[RunFilter, list[str]]:
     """The filter a query string asks for; parts that do not parse are named, not fatal."""
     problems: list[str] = []
@@ -83,6 +126,7 @@ def run_filter(query: MultiMapping[str], zone: ZoneInfo) -> tuple[RunFilter, lis
         chat=query.get("chat", "")[:MAX_FILTER_CHARS].strip(),
         since=since,
         until=until + timedelta(days=1) if until else None,  # through the end of that day
+        limit=PAGE_SIZE,
     )
     return wanted, problems
 

@@ -1,0 +1,123 @@
+"""What would break the first message, found without starting anything or going online.
+
+For `agentdeck check` and `agentdeck doctor`: each command agent's program is on the
+PATH its children get (or is a file that exists) and its `cwd` is a directory; the
+dashboard's and the metrics' ports are free to listen on; a Telegram or Slack deck
+lists at least one `[[users]]` (otherwise nobody may use it). A port in use is a
+warning, not a failure: it may be this very deck, already running.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import socket
+
+from bot.config import Config
+from bot.findings import Finding, fail, ok, warn
+from roster.spec import CommandAgentSpec
+
+REFERENCE_PREFIXES = ("env:", "secret:")
+
+
+def preflight(config: Config) -> list[Finding]:
+    """The offline checks, in order: agents, ports, users."""
+    return [agents_finding(config), *ports_findings(config), users_finding(config)]
+
+
+# --- agents --------------------------------------------------------------------------
+
+
+def agents_finding(config: Config) -> Finding:
+    commands = [a for a in config.agents if isinstance(a, CommandAgentSpec) and a.enabled]
+    problems = [p for spec in commands for p in command_problems(spec)]
+    if problems:
+        return fail("agents", "; ".join(problems))
+    return ok("agents", f"{len(commands)} command agent(s): programs found, directories exist")
+
+
+def command_problems(spec: CommandAgentSpec) -> list[str]:
+    """What stops this agent's command lines from starting, one sentence each."""
+    problems = []
+    if spec.cwd is not None and not os.path.isdir(spec.cwd):
+        problems.append(f"agent {spec.name}: cwd {spec.cwd} does not exist")
+    path = _child_path(spec)
+    for program in sorted(_programs(spec)):
+        if "{" in program:  # filled from the message at run time: nothing to look for
+            continue
+        if "/" in program:
+            if not os.access(program, os.X_OK):
+                problems.append(f"agent {spec.name}: command `{program}` is not an executable")
+        elif shutil.which(program, path=path) is None:
+            problems.append(f"agent {spec.name}: command `{program}` not found on PATH")
+    return problems
+
+
+def _programs(spec: CommandAgentSpec) -> set[str]:
+    lines = [spec.command, spec.preview, *spec.actions.values()]
+    return {line[0] for line in lines if line}
+
+
+def _child_path(spec: CommandAgentSpec) -> str:
+    """The PATH the agent's children get: its own `env` PATH, else the bot's."""
+    declared = spec.env.get("PATH", "")
+    if declared and not declared.startswith(REFERENCE_PREFIXES):
+        return declared
+    return os.environ.get("PATH", os.defpath)
+
+
+# --- ports ---------------------------------------------------------------------------
+
+
+def ports_findings(config: Config) -> list[Finding]:
+    wanted = []
+    if config.dashboard.enabled:
+        wanted.append(("dashboard", config.dashboard.listen, config.dashboard.port))
+    if config.metrics.enabled:
+        wanted.append(("metrics", config.metrics.listen, config.metrics.port))
+    return [port_finding(section, host, port) for section, host, port in wanted]
+
+
+def port_finding(section: str, host: str, port: int) -> Finding:
+    check = f"{section} port"
+    if port == 0:
+        return ok(check, "any free port (port = 0)")
+    reason = bind_problem(host, port)
+    if reason is None:
+        return ok(check, f"{host}:{port} is free")
+    return warn(
+        check,
+        f"{host}:{port} {reason}: change [{section}] listen/port, or stop what uses it "
+        "(fine if it is this deck, already running)",
+    )
+
+
+def bind_problem(host: str, port: int) -> str | None:
+    """Why listening on host:port would fail now, or None (binds, as the server would)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp does
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return "is in use"
+            return f"cannot be listened on ({exc.strerror or exc})"
+    return None
+
+
+# --- users ---------------------------------------------------------------------------
+
+
+def users_finding(config: Config) -> Finding:
+    chats = [name for name, on in (("Telegram", config.telegram), ("Slack", config.slack)) if on]
+    if config.users:
+        return ok("users", f"{len(config.users)} in [[users]]")
+    if chats:
+        return warn(
+            "users",
+            f"no [[users]]: nobody may use the {' and '.join(chats)} bot yet; add yourself, "
+            'e.g. [[users]] id = "telegram:123456789" role = "admin"',
+        )
+    return ok("users", "none listed (the console's user is an admin)")
