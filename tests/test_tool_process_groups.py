@@ -17,7 +17,7 @@ from sqlmodel import select
 from bot.deck import Deck
 from storage.db import Database, sqlite_url
 from storage.models import Run, RunState
-from tests.chaos import BotProcess, until
+from tests.chaos import BotProcess, until, until_async
 from tests.conftest import DeckFactory, make_config
 from tests.fakes.openai_server import FakeOpenAI, call, say
 from tests.fakes.telegram_server import FakeTelegram
@@ -56,6 +56,11 @@ approval = "never"
 """
 
 
+async def _group_stored(url: str, pgid: int) -> bool:
+    async with Database(url) as db, db.session() as session:
+        return any(r.process_group == pgid for r in (await session.exec(select(Run))).all())
+
+
 def _stop_group(pgid: int | None) -> None:
     if pgid is not None:
         with contextlib.suppress(ProcessLookupError):
@@ -78,6 +83,9 @@ async def test_a_templated_tool_cut_by_kill_9_has_its_group_stopped_at_the_next_
         await bot.start()
         telegram.user_says("take a nap", user=ADMIN)
         pgid = await read_pid(pid)
+        # Written at once after the fork (as for command agents): kill once it is stored.
+        url = sqlite_url(tmp_path / "data")
+        await until_async(lambda: _group_stored(url, pgid), 20)
         await bot.kill()
         assert group_alive(pgid)  # the tool's group goes on without the bot
 
