@@ -25,11 +25,13 @@ from bot.deck import Deck
 from bot.delivery.outbox import ADMIN_SUBJECT
 from bot.delivery.postman import Postman
 from bot.diskspace import telling_when_full
+from bot.findings import CheckStatus
 from bot.intake import actions
 from bot.intake.dispatcher import Dispatcher
 from bot.intake.routing import routing_for
 from bot.jobruns import halt_scheduler, open_scheduler
 from bot.liveness import Liveness
+from bot.preflight import users_finding
 from bot.redaction import redacting_logs
 from bot.runs import interrupted
 from bot.runs.approvals import Approvals
@@ -87,6 +89,8 @@ async def open_deck(
         vault = await Vault(db=db, data_dir=config.deck.data_path(), clock=clock).load()
         learn_credentials(config, vault.scrubber)  # scrubbed from here on, like vault values
         stack.enter_context(redacting_logs(vault.redact))
+        if (users := users_finding(config)).verdict is CheckStatus.WARN:
+            log.warning(users.detail)  # stderr: a chat deck nobody may use yet
         processes = await beating_process(config, db=db, clock=clock)
         deck = assemble(config, db=db, writer=writer, clock=clock, vault=vault, processes=processes)
         deck.writer = writer

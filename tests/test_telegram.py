@@ -363,3 +363,18 @@ async def test_start_welcomes_each_user_by_role_and_tells_a_stranger_their_id(
         "Sorry, I only work for the people listed in my config. "
         "Ask an admin to add you: your id is telegram:1003."
     ]
+
+
+async def test_a_telegram_deck_without_users_warns_at_start(
+    fake_telegram: FakeTelegram, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = make_config(
+        f'[telegram]\ntoken = "env:TG_TOKEN"\nbase_url = "{fake_telegram.base_url}"\n'
+        '[[agents]]\nname = "echo"\nkind = "echo"\n'
+    )
+    async with running(config):
+        pass
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(w.startswith("no [[users]]: nobody may use the Telegram bot") for w in warnings), (
+        warnings
+    )
