@@ -141,6 +141,7 @@ async def open_deck(
 
             deck.dashboard = await stack.enter_async_context(Dashboard(deck))
         deck.started_at = clock.now()
+        deck.ready.set()
         sweeper = asyncio.create_task(sweep_expired(deck), name="approval-expiry")
         stack.push_async_callback(_cancel, sweeper)
         await recover(deck, dispatcher, inbox, cut)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -50,6 +51,9 @@ class Deck:
     routing: Routing
     tasks: TaskSet = field(default_factory=TaskSet)
     lanes: ChatLanes = field(init=False)
+    # Set once everything has started: work that came in earlier (a transport receives
+    # before the dashboard is up) waits for it rather than finding parts missing.
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
     started_at: datetime | None = None
     scheduler: Scheduler | None = None  # None when [scheduler] enabled = false
     outbox: Outbox | None = None

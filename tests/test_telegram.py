@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -378,3 +379,17 @@ async def test_a_telegram_deck_without_users_warns_at_start(
     assert any(w.startswith("no [[users]]: nobody may use the Telegram bot") for w in warnings), (
         warnings
     )
+
+
+async def test_a_command_sent_before_the_start_waits_for_the_whole_deck(
+    fake_telegram: FakeTelegram,
+) -> None:
+    fake_telegram.user_says("/dashboard", user=ADMIN)  # waiting at the first getUpdates
+    with socket.socket() as sock:  # a free port for the dashboard
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    extra = f"[dashboard]\nenabled = true\nport = {port}\n"
+    async with running(config_for(fake_telegram, extra)):
+        await fake_telegram.wait_until(lambda: bool(fake_telegram.sent_texts(ADMIN)))
+        answer = fake_telegram.sent_texts(ADMIN)[0]
+    assert answer.startswith("Your dashboard sign-in link:"), answer

@@ -7,6 +7,7 @@ work while the chat's agent is busy.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
 import time
@@ -183,13 +184,24 @@ class Dispatcher:
     def _queue(self, incoming: Incoming, work: Awaitable[None], lane: str = "") -> None:
         self.deck.lanes.submit(lane or incoming.chat, self._guarded(incoming, work))
 
+    async def _when_ready(self, work: Awaitable[object]) -> None:
+        """`work`, once the whole deck has started (at once, after the start)."""
+        if not self.deck.ready.is_set():
+            try:
+                await self.deck.ready.wait()
+            except BaseException:
+                if inspect.iscoroutine(work):
+                    work.close()  # stopped before it began: it never runs, and says so cleanly
+                raise
+        await work
+
     async def _guarded(self, incoming: Incoming, work: Awaitable[object]) -> None:
         """Run one piece of work; whatever happens, the user hears something short."""
         where = logs.enter(chat=incoming.chat)  # JSON log lines name the chat
         # Replies keyed by the update, so handling it again after a crash sends them once.
         sendkeys.open_scope(incoming.update_key, replayed=incoming.replayed)
         try:
-            await work
+            await self._when_ready(work)
         except Exception:
             log.exception("handling a message in %s failed", incoming.chat)
             try:
