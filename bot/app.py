@@ -56,6 +56,7 @@ from storage.inbox import Inbox
 from storage.memory import Memory
 from storage.processes import Processes, process_id
 from storage.secrets import Vault
+from storage.sessions import AgentSessions
 from storage.threads import ThreadAgents
 from storage.writer import WriteBehind
 
@@ -178,6 +179,7 @@ def assemble(
         secrets=vault,
         prices=prices,
         bindings=config.secrets,
+        sessions=AgentSessions(db=db, clock=clock),
     )
     access = Access(config.users, console_user=config.console.user, chat_roles=config.chat_roles())
     postman = Postman(redact=vault.redact)

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 
 from bot.config import Config
 from roster.children import inherited
-from roster.spec import CommandAgentSpec
+from roster.spec import ClaudeAgentSpec, CodexAgentSpec, CommandAgentSpec
 from storage.scrubber import MIN_VALUE_CHARS, Scrubber
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def credential_settings(config: Config) -> Iterator[tuple[str, str]]:
         for key in ("bot_token", "app_token", "signing_secret"):
             yield f"slack.{key}", str(getattr(config.slack, key))
     for agent in config.agents:
-        if isinstance(agent, CommandAgentSpec):
+        if isinstance(agent, CommandAgentSpec | ClaudeAgentSpec | CodexAgentSpec):
             for key, value in agent.env.items():
                 if not (value.startswith("env:") and inherited(value[4:])):
                     yield f"agents.{agent.name}.env.{key}", value

@@ -35,6 +35,7 @@ from bot.toolhost import ToolHost, toolbox_for
 from bot.types import Outgoing
 from roster.pricing import PriceTable
 from roster.roster import Roster
+from storage.sessions import AgentSessions
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +177,7 @@ async def apply(deck: Deck, config: Config) -> None:
         secrets=deck.vault,
         prices=prices,
         bindings=config.secrets,
+        sessions=AgentSessions(db=deck.db, clock=deck.clock),
     )
     router = router_for(config, model=deck.model, prices=prices)
     await deck.brakes.budgets.replace(config.budgets)  # may seed from the database first

@@ -16,6 +16,8 @@ from typing import Any, ClassVar, Protocol
 
 from roster.spec import AgentBase, ApprovalMode, Policy
 
+CLI_TOOL = "cli_tool"  # the action kind of a coding agent's permission prompt
+
 
 @dataclass(frozen=True, slots=True)
 class Turn:
@@ -139,6 +141,14 @@ class RunContext(Protocol):
         """Record the process group a command runs in (its own session: the group's id is
         the pid), so that a start after a crash can stop what it left running."""
 
+    async def ask(self, gate: NeedsApproval) -> Decision:
+        """Post an approval card and wait, the run still live, for its decision.
+
+        For agents that cannot stop and resume later (a CLI asking for a permission while
+        its process runs): the same approvers, quorum, expiry and audit as every card; an
+        "approve for this conversation" on the same action answers at once.
+        """
+
 
 class Agent(ABC):
     spec: AgentBase
@@ -207,3 +217,17 @@ class EchoAgent(Agent):
 
     async def start(self, request: AgentRequest, ctx: RunContext) -> Outcome:
         return Finished(request.text)
+
+
+class MissingAgent(Agent):
+    """An agent declared in the config that cannot run here; it says why when asked."""
+
+    def __init__(self, spec: AgentBase, reason: str) -> None:
+        self.spec = spec
+        self._reason = reason
+
+    def unavailable_reason(self) -> str | None:
+        return self._reason
+
+    async def start(self, request: AgentRequest, ctx: RunContext) -> Outcome:
+        return Finished(f"{self.name} cannot run: {self._reason}.", ok=False)

@@ -59,6 +59,7 @@ async def start_child(
     env: Mapping[str, str],
     cwd: str | None = None,
     stdin: int = asyncio.subprocess.DEVNULL,
+    limit: int = 2**16,
 ) -> asyncio.subprocess.Process:
     """Start `argv` (no shell) in a new process group; output and errors on one pipe.
 
@@ -75,6 +76,7 @@ async def start_child(
             cwd=cwd,
             env=dict(env),
             start_new_session=True,  # its own process group, so a kill takes its children too
+            limit=limit,  # the longest line `readline` takes
         )
     )
     try:

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
-from roster.agent import Agent, EchoAgent
+from roster.agent import Agent, EchoAgent, MissingAgent
 from roster.command import CommandAgent
 from roster.egress import Egress, SecretBinding
 from roster.errors import AgentNotFound, AgentUnavailable
 from roster.llm import LLMAgent, ModelClient
 from roster.pricing import NO_PRICES, PriceTable
 from roster.refs import AllowedSecrets, SecretSource
-from roster.spec import AgentBase, CommandAgentSpec, EchoAgentSpec, LLMAgentSpec
+from roster.spec import (
+    AgentBase,
+    ClaudeAgentSpec,
+    CodexAgentSpec,
+    CommandAgentSpec,
+    EchoAgentSpec,
+    LLMAgentSpec,
+)
 from roster.tools import ToolBox
+from storage.sessions import AgentSessions
 
 
 class Roster:
@@ -30,13 +39,13 @@ class Roster:
         secrets: SecretSource,
         prices: PriceTable = NO_PRICES,
         bindings: Iterable[SecretBinding] = (),
+        sessions: AgentSessions | None = None,
     ) -> Roster:
-        """The agents of `specs`; `bindings` (`[[secrets]]`) say where secrets may go."""
+        """The agents of `specs`; `bindings` (`[[secrets]]`) say where secrets may go;
+        `sessions` keeps coding agents' sessions per chat."""
         bound = tuple(bindings)
-        return cls(
-            _make_agent(spec, model=model, tools=tools, secrets=secrets, prices=prices, bound=bound)
-            for spec in specs
-        )
+        parts = _Parts(model, tools, secrets, prices, bound, sessions)
+        return cls(_make_agent(spec, parts) for spec in specs)
 
     def replace(self, agents: Iterable[Agent]) -> None:
         """Swap in a new set of agents (a config reload), in place: every holder sees it.
@@ -84,27 +93,49 @@ class Roster:
         return agent
 
 
-def _make_agent(
-    spec: AgentBase,
-    *,
-    model: ModelClient,
-    tools: ToolBox,
-    secrets: SecretSource,
-    prices: PriceTable,
-    bound: tuple[SecretBinding, ...],
-) -> Agent:
-    allowed = AllowedSecrets(secrets, agent=spec.name, allowed=spec.secrets)
+@dataclass(frozen=True, slots=True)
+class _Parts:
+    model: ModelClient
+    tools: ToolBox
+    secrets: SecretSource
+    prices: PriceTable
+    bound: tuple[SecretBinding, ...]
+    sessions: AgentSessions | None
+
+
+def _make_agent(spec: AgentBase, parts: _Parts) -> Agent:
+    allowed = AllowedSecrets(parts.secrets, agent=spec.name, allowed=spec.secrets)
     if isinstance(spec, CommandAgentSpec):
         return CommandAgent(spec, secrets=allowed)
     if isinstance(spec, LLMAgentSpec):
         return LLMAgent(
             spec,
-            client=model,
-            tools=tools.select(spec.tools),
+            client=parts.model,
+            tools=parts.tools.select(spec.tools),
             secrets=allowed,
-            prices=prices,
-            egress=Egress.of(bound, spec.private_networks),
+            prices=parts.prices,
+            egress=Egress.of(parts.bound, spec.private_networks),
         )
     if isinstance(spec, EchoAgentSpec):
         return EchoAgent(spec)
+    if isinstance(spec, ClaudeAgentSpec | CodexAgentSpec):
+        return _coding_agent(spec, allowed, parts.sessions)
     raise TypeError(f"no agent kind for {type(spec).__name__}")
+
+
+def _coding_agent(
+    spec: ClaudeAgentSpec | CodexAgentSpec, secrets: SecretSource, sessions: AgentSessions | None
+) -> Agent:
+    if sessions is None:
+        return MissingAgent(spec, "no session store (this agent needs a running deck)")
+    if isinstance(spec, CodexAgentSpec):
+        from roster.codex import CodexAgent
+
+        return CodexAgent(spec, secrets=secrets, sessions=sessions)
+    try:  # the `claude` extra is optional: without it the agent says how to get it
+        from roster.claude import ClaudeAgent
+    except ImportError:
+        return MissingAgent(
+            spec, "claude-agent-sdk is not installed (pip install agentdeck[claude])"
+        )
+    return ClaudeAgent(spec, secrets=secrets, sessions=sessions)

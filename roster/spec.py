@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, field_validator, model_validator
 
@@ -16,6 +16,9 @@ SECRET_NAME = r"^[A-Za-z][A-Za-z0-9_.-]{0,99}$"  # noqa: S105 (a pattern, not a 
 BOTS_OWN_PREFIX = "AGENTDECK_"
 # The memory key of agents that share one memory per chat: no agent name starts with "@".
 CHAT_MEMORY = "@chat"
+
+
+ClaudePermissionMode = Literal["default", "acceptEdits", "plan", "bypassPermissions", "dontAsk"]
 
 
 class Strict(BaseModel):
@@ -165,24 +168,8 @@ class CommandAgentSpec(AgentBase):
         return self
 
     @model_validator(mode="after")
-    def _env_holds_nothing_of_the_bots_own(self) -> CommandAgentSpec:
-        for key, value in self.env.items():
-            if key.startswith(BOTS_OWN_PREFIX) or value.startswith(f"env:{BOTS_OWN_PREFIX}"):
-                raise ValueError(
-                    f"env.{key}: {BOTS_OWN_PREFIX}* variables are the bot's own (its master "
-                    "key among them) and are never passed to a child; remove it"
-                )
-        return self
-
-    @model_validator(mode="after")
-    def _env_secrets_are_allowed(self) -> CommandAgentSpec:
-        for key, value in self.env.items():
-            name = value.removeprefix("secret:")
-            if value.startswith("secret:") and name not in self.secrets:
-                raise ValueError(
-                    f"env.{key} uses secret:{name}, which is not in this agent's `secrets` "
-                    f"list; add it: secrets = [{name!r}]"
-                )
+    def _env_is_safe(self) -> CommandAgentSpec:
+        check_env(self.env, self.secrets)
         return self
 
 
@@ -202,4 +189,69 @@ class LLMAgentSpec(AgentBase):
     private_networks: tuple[IPvAnyNetwork, ...] = ()
 
 
-AgentSpec = Annotated[EchoAgentSpec | CommandAgentSpec | LLMAgentSpec, Field(discriminator="kind")]
+class ClaudeAgentSpec(AgentBase):
+    """Claude Code through its Python SDK: a coding agent with sessions per chat (issue 17)."""
+
+    kind: Literal["claude"]
+    cwd: str = Field(min_length=1)  # its working directory (checked by `agentdeck check`)
+    model: str | None = Field(default=None, min_length=1)
+    instructions: str = ""  # appended to Claude Code's own system prompt
+    allowed_tools: tuple[str, ...] = ()  # run without a card (`Read`, `Bash(git status)`)
+    disallowed_tools: tuple[str, ...] = ()
+    permission_mode: ClaudePermissionMode = "default"
+    max_turns: int | None = Field(default=None, ge=1, le=500)
+    env: dict[str, str] = {}
+    mcp_servers: dict[str, dict[str, Any]] = {}
+    timeout: float = Field(default=1800, gt=0)  # one turn, approval waits included
+    run_timeout: float = Field(default=7200, gt=0)
+    cli: str | None = None  # the `claude` program; by default the one the SDK bundles
+
+    @model_validator(mode="after")
+    def _env_is_safe(self) -> ClaudeAgentSpec:
+        check_env(self.env, self.secrets)
+        return self
+
+
+class CodexSandbox(StrEnum):
+    READ_ONLY = "read-only"
+    WORKSPACE_WRITE = "workspace-write"
+    FULL_ACCESS = "danger-full-access"
+
+
+class CodexAgentSpec(AgentBase):
+    """OpenAI's Codex CLI (`codex exec --json`): sessions per chat, its sandbox as the brake."""
+
+    kind: Literal["codex"]
+    cwd: str = Field(min_length=1)
+    model: str | None = Field(default=None, min_length=1)
+    sandbox: CodexSandbox = CodexSandbox.READ_ONLY
+    env: dict[str, str] = {}
+    timeout: float = Field(default=1800, gt=0)
+    cli: str = "codex"
+
+    @model_validator(mode="after")
+    def _env_is_safe(self) -> CodexAgentSpec:
+        check_env(self.env, self.secrets)
+        return self
+
+
+def check_env(env: dict[str, str], secrets: tuple[str, ...]) -> None:
+    """An agent's `env`: nothing of the bot's own, and only secrets the agent lists."""
+    for key, value in env.items():
+        if key.startswith(BOTS_OWN_PREFIX) or value.startswith(f"env:{BOTS_OWN_PREFIX}"):
+            raise ValueError(
+                f"env.{key}: {BOTS_OWN_PREFIX}* variables are the bot's own (its master "
+                "key among them) and are never passed to a child; remove it"
+            )
+        name = value.removeprefix("secret:")
+        if value.startswith("secret:") and name not in secrets:
+            raise ValueError(
+                f"env.{key} uses secret:{name}, which is not in this agent's `secrets` "
+                f"list; add it: secrets = [{name!r}]"
+            )
+
+
+AgentSpec = Annotated[
+    EchoAgentSpec | CommandAgentSpec | LLMAgentSpec | ClaudeAgentSpec | CodexAgentSpec,
+    Field(discriminator="kind"),
+]

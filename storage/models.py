@@ -325,3 +325,24 @@ class RevokedSession(SQLModel, table=True):
     user_id: str = Field(max_length=200)
     revoked_at: datetime = _when()
     expires_at: datetime = _when(index=True)  # the session's own end: forgotten after it
+
+
+class AgentSession(SQLModel, table=True):
+    """A coding agent's session (Claude Code, Codex) in one chat or thread: resumed by id.
+
+    `chat_key` is the chat, or `chat/thread` for a Slack thread. `cost_total` is the CLI's
+    running total for the session (Claude reports the session's sum, not the turn's), so
+    a turn's own cost is the difference; `tokens_in`/`tokens_out` likewise for Codex.
+    """
+
+    __tablename__ = "agent_sessions"
+    chat_key: str = Field(primary_key=True, max_length=400)
+    agent: str = Field(primary_key=True, max_length=100)
+    session_id: str = Field(max_length=200)
+    turns: int = 0
+    cost: float = 0.0  # what this session cost so far, by our count
+    cost_total: float = 0.0  # the CLI's own running total, as last reported
+    tokens_in: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    tokens_out: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    started_at: datetime = _when()
+    used_at: datetime = _when(index=True)

@@ -29,6 +29,7 @@ from storage.runs import ActiveRun
 
 log = logging.getLogger(__name__)
 MAX_REMEMBERED_CARDS = 1_000  # cards posted by this process, kept until decided
+LIVE_POLL_SECONDS = 1.0  # a live run looks at its approval's row this often
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,8 @@ class Approvals:
         # approval before its new card was recorded (a console user types at once), and
         # the outcome must still reach that card.
         self._posted: dict[str, list[dict[str, str | None]]] = {}
+        # Runs that wait, still live, for a decision (`wait`): it is handed to them here.
+        self._live: dict[str, asyncio.Future[Decision]] = {}
 
     async def request(self, run: ActiveRun, gate: NeedsApproval, preview: str = "") -> Approval:
         """Store the approval, then post its card where the run was asked for."""
@@ -68,6 +71,24 @@ class Approvals:
         async with self._lock:  # a press that beats the card's stored ref would not edit it
             await self.post_card(approval)
         return approval
+
+    async def wait(self, approval_id: str) -> Decision:
+        """The decision on an approval, awaited by a run that is still live.
+
+        A decision taken here arrives at once; one taken by another process (several
+        behind one URL) or by the expiry sweep is read from its row, once a second.
+        """
+        waiting = self._live.setdefault(approval_id, asyncio.get_running_loop().create_future())
+        try:
+            while True:
+                try:
+                    return await asyncio.wait_for(asyncio.shield(waiting), LIVE_POLL_SECONDS)
+                except TimeoutError:
+                    row = await self._store.get(approval_id)
+                    if row is None or row.status != ApprovalState.PENDING:
+                        return decision_of(row) if row else Decision(False, "agentdeck")
+        finally:
+            self._live.pop(approval_id, None)
 
     async def granted(self, chat: str, agent: str, action_hash: str) -> Approval | None:
         """An "approve for this conversation" that covers this exact action, if any."""
@@ -183,6 +204,9 @@ class Approvals:
         await self._edit_cards(approval, outcome_card(approval))
         self._posted.pop(approval.id, None)
         decision = Decision(approved=state is ApprovalState.APPROVED, by=user, reason=reason)
+        waiting = self._live.pop(approval.id, None)
+        if waiting is not None and not waiting.done():
+            waiting.set_result(decision)
         return DecisionResult(f"{state.capitalize()}.", approval, decision, refused=False)
 
     async def _expire(self, approval: Approval) -> DecisionResult:

@@ -17,7 +17,7 @@ from bot.runs.budget import ADMINS_DECIDE, Budgets, Overrun, Scope
 from bot.runs.progress import Progress
 from bot.text import bold, rich
 from bot.types import Outgoing
-from roster.agent import NeedsApproval, Usage
+from roster.agent import Decision, NeedsApproval, Usage
 from roster.errors import BudgetExceeded
 from roster.roster import Roster
 from storage.audit import AuditLog
@@ -30,6 +30,7 @@ Pricer = Callable[[str, Usage], float]  # (agent, usage) -> money
 RecordCall = Callable[[str, str, str, str], None]  # (tool, arguments, result, status)
 Stored = Callable[[], Awaitable[None]]  # waits until the run's row is committed
 Spawned = Callable[[int], None]  # records the process group a command runs in
+Ask = Callable[[NeedsApproval], Awaitable[Decision]]  # a card the live run waits on
 
 
 class LiveRun:
@@ -45,7 +46,9 @@ class LiveRun:
         record_call: RecordCall | None = None,
         stored: Stored | None = None,
         spawned: Spawned | None = None,
+        ask: Ask | None = None,
     ) -> None:
+        self._ask = ask
         self._progress = progress
         self._budgets = budgets
         self._scopes = scopes
@@ -82,6 +85,11 @@ class LiveRun:
     def process_started(self, pid: int) -> None:
         if self._spawned is not None:
             self._spawned(pid)
+
+    async def ask(self, gate: NeedsApproval) -> Decision:
+        if self._ask is None:
+            return Decision(approved=False, by="agentdeck", reason="no one can be asked here")
+        return await self._ask(gate)
 
 
 class Brakes:
@@ -127,6 +135,7 @@ class Brakes:
         *,
         stored: Stored | None = None,
         spawned: Spawned | None = None,
+        ask: Ask | None = None,
     ) -> LiveRun:
         scopes = self.budgets.scopes(run.agent, run.chat_id, run.job_id)
         return LiveRun(
@@ -137,6 +146,7 @@ class Brakes:
             record_call=record_call,
             stored=stored,
             spawned=spawned,
+            ask=ask,
         )
 
     async def after_run(self, run: ActiveRun, status: RunState) -> None:

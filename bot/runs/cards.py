@@ -6,7 +6,7 @@ import shlex
 
 from bot.text import Piece, bold, code, pre, rich
 from bot.types import Button, ButtonStyle, Outgoing
-from roster.agent import Action
+from roster.agent import CLI_TOOL, Action
 from storage.models import Approval, ApprovalState
 
 ACTION_ID = "approval"
@@ -149,11 +149,25 @@ def describe(action: Action) -> str:
     """The exact action, as the approver should read it; secrets appear by name only."""
     if action.kind == RUN_AGAIN:
         return f"run {action.agent} again on: {action.arguments.get('input', '')}"
+    if action.kind == CLI_TOOL:
+        return describe_cli_tool(action)
     if action.argv:
         line = shlex.join(action.argv)
         return f"{line}\n(in {action.cwd})" if action.cwd else line
     args = ", ".join(f"{k}={v!r}" for k, v in action.arguments.items())
     return f"{action.tool}({args})"
+
+
+def describe_cli_tool(action: Action) -> str:
+    """A coding agent's tool use: a Bash command in full, an edit's file, else its input."""
+    args = action.arguments
+    if "command" in args:
+        said = f"{action.tool}: {args['command']}"
+        return f"{said}\n({args['description']})" if args.get("description") else said
+    if "file_path" in args:
+        return f"{action.tool}: {args['file_path']}"
+    shown = ", ".join(f"{k}={v!r}" for k, v in args.items())
+    return f"{action.tool}({shown})"
 
 
 def parse_press(value: str) -> tuple[str, str]:

@@ -179,8 +179,8 @@ class Runner:
             self._audit.record(
                 decision.by, "budget.extended", approval.agent, action=approval.action
             )
-        if approval.run_id is None:
-            return
+        if approval.run_id is None or approval.run_id in self._active:
+            return  # a live run (`_ask`) takes its decision itself
         await self._writer.flush()
         # Taken at once, not written behind: one process resumes it, and a crash once it
         # runs leaves it `running` (reported), never `waiting` with its decision taken.
@@ -269,6 +269,7 @@ class Runner:
             record_call=self._call_recorder(run),
             stored=lambda: self._stored(run),
             spawned=self._spawn_recorder(run),
+            ask=lambda gate: self._ask(run, agent, gate),
         )
         try:
             outcome = await _within(agent.spec.run_timeout, step(live))
@@ -311,6 +312,18 @@ class Runner:
             await self._suspend(run, agent, outcome)
             return
         await self._complete(run, agent, progress, outcome, live)
+
+    async def _ask(self, run: ActiveRun, agent: Agent, gate: NeedsApproval) -> Decision:
+        """A card for a live run (a CLI's permission prompt): post it, wait for a decision."""
+        shown = replace(gate, action=self._shown(gate.action))
+        grant = await self._approvals.granted(run.chat_id, run.agent, shown.action.digest())
+        if grant is not None:
+            self._audit.record(run.user_id, "approval.reused", grant.id, run=run.id)
+            return Decision(approved=True, by=grant.decided_by or "an approver")
+        preview = self._redact(await agent.preview(gate.action))
+        await self._stored(run)  # the card names the run: it must be stored first
+        approval = await self._approvals.request(run, shown, preview)
+        return await self._approvals.wait(approval.id)
 
     def _spawn_recorder(self, run: ActiveRun) -> Callable[[int], None]:
         """A command's process group, written at once: a crash from then on leaves a group

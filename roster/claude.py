@@ -1,0 +1,288 @@
+"""The Claude Code agent (`kind = "claude"`): the official SDK driving the `claude` CLI.
+
+Each chat (each Slack thread) has its own session with the agent, resumed by id from the
+database (`storage.sessions`), so a follow-up continues the conversation after a restart
+too. A turn starts the CLI (`--resume <id>`), sends the message and reads its messages:
+tool uses become progress lines (`Bash: npm test`), a permission prompt becomes an
+approval card the live run waits on (`RunContext.ask`), and the result's usage and cost
+are counted. The only module that imports `claude_agent_sdk`.
+
+The CLI gets no more of the bot's environment than any child (`roster.launcher`): the
+SDK adds the bot's whole environment under what it is given, so the command it runs is
+prefixed with `env -u` for every other variable, and `setsid` (a group of its own, which
+a stop and the next start after a crash can kill whole).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKClient, ClaudeSDKError, ResultError
+from claude_agent_sdk._internal.transport.subprocess_cli import SubprocessCLITransport
+from claude_agent_sdk.types import (
+    AssistantMessage,
+    PermissionResultAllow,
+    PermissionResultDeny,
+    ResultMessage,
+    ToolPermissionContext,
+    ToolUseBlock,
+)
+
+from roster.agent import (
+    CLI_TOOL,
+    Action,
+    Agent,
+    AgentRequest,
+    Finished,
+    NeedsApproval,
+    Outcome,
+    RunContext,
+    Usage,
+)
+from roster.errors import AgentFailed
+from roster.launcher import QUIET, agent_environment, env_program, setsid_program, unset_others
+from roster.progress_lines import ProgressLines
+from roster.refs import SecretSource
+from roster.spec import ClaudeAgentSpec
+from storage.sessions import AgentSessions, TurnReport, chat_key
+
+STOP_GRACE_SECONDS = 3.0
+KEPT_INPUT_CHARS = 4000  # of an edit's text, on the card
+
+
+class ClaudeAgent(Agent):
+    spec: ClaudeAgentSpec
+
+    def __init__(
+        self, spec: ClaudeAgentSpec, *, secrets: SecretSource, sessions: AgentSessions
+    ) -> None:
+        self.spec = spec
+        self._secrets = secrets
+        self._sessions = sessions
+
+    def unavailable_reason(self) -> str | None:
+        return super().unavailable_reason()
+
+    async def preview(self, action: Action) -> str:
+        """An edit's change as a short diff, a file's new text: what the card shows below."""
+        return edit_preview(action.arguments)
+
+    async def start(self, request: AgentRequest, ctx: RunContext) -> Outcome:
+        where = chat_key(request.chat_id, request.thread)
+        known = await self._sessions.get(where, self.name)
+        await ctx.before_model_call()  # a spent budget stops the turn before it starts
+        await ctx.before_effect()
+        resume = known.session_id if known else None
+        try:
+            result = await self._turn(request.text, resume, ctx)
+        except ResultError as exc:
+            if resume is None or "No conversation found" not in str(exc):
+                raise AgentFailed(f"Claude Code failed: {exc}") from None
+            known, result = None, await self._turn(request.text, None, ctx)  # its files are gone
+        previous = known.cost_total if known and known.session_id == result.session_id else 0.0
+        usage = _usage(result, previous)
+        ctx.spent(usage)
+        report = TurnReport(
+            session_id=result.session_id,
+            cost=usage.cost,
+            cost_total=result.total_cost_usd or 0.0,
+            tokens_in=(known.tokens_in if known else 0) + usage.tokens_in,
+            tokens_out=(known.tokens_out if known else 0) + usage.tokens_out,
+        )
+        await self._sessions.record(where, self.name, report)
+        text = result.result or ""
+        if result.is_error and not text:
+            text = f"Claude Code stopped: {result.subtype}."
+        return Finished(text, ok=not result.is_error, usage=usage)
+
+    async def _turn(self, text: str, resume: str | None, ctx: RunContext) -> ResultMessage:
+        options = self._options(resume, ctx)
+        transport = AllowlistTransport(options, keep=dict(options.env))
+        client = ClaudeSDKClient(options, transport=transport)
+        lines = ProgressLines()
+        try:
+            async with asyncio.timeout(self.spec.timeout):
+                await client.connect()
+                if transport.pid is not None:
+                    ctx.process_started(transport.pid)
+                await client.query(text)
+                async for message in client.receive_response():
+                    if isinstance(message, AssistantMessage):
+                        await _show_tools(message, lines, ctx)
+                    if isinstance(message, ResultMessage):
+                        return message
+        except TimeoutError:
+            raise AgentFailed(f"Claude Code took longer than {self.spec.timeout:g} s.") from None
+        except ClaudeSDKError as exc:
+            if isinstance(exc, ResultError):
+                raise
+            raise AgentFailed(f"Claude Code failed: {str(exc)[:300]}") from None
+        finally:
+            await asyncio.shield(_close(client, transport))
+        raise AgentFailed("Claude Code ended without a result.")
+
+    def _options(self, resume: str | None, ctx: RunContext) -> ClaudeAgentOptions:
+        spec = self.spec
+        env = {**QUIET, **agent_environment(spec.env, self._secrets)}
+        return ClaudeAgentOptions(
+            cwd=spec.cwd,
+            cli_path=spec.cli,
+            model=spec.model,
+            system_prompt={"type": "preset", "preset": "claude_code", "append": spec.instructions}
+            if spec.instructions
+            else None,
+            allowed_tools=list(spec.allowed_tools),
+            disallowed_tools=list(spec.disallowed_tools),
+            permission_mode=spec.permission_mode,
+            max_turns=spec.max_turns,
+            mcp_servers=dict(spec.mcp_servers),  # type: ignore[arg-type]
+            env=env,
+            resume=resume,
+            setting_sources=[],  # no settings file (the repo's own included) approves a tool
+            can_use_tool=self._asker(ctx),
+        )
+
+    def _asker(self, ctx: RunContext) -> Any:
+        async def can_use_tool(
+            tool: str, tool_input: dict[str, Any], _context: ToolPermissionContext
+        ) -> PermissionResultAllow | PermissionResultDeny:
+            action = Action(
+                agent=self.name,
+                kind=CLI_TOOL,
+                tool=tool,
+                cwd=self.spec.cwd,
+                arguments=card_input(tool_input),
+            )
+            decision = await ctx.ask(
+                NeedsApproval(action=action, policy=self.spec.policy, state={})
+            )
+            if decision.approved:
+                return PermissionResultAllow()
+            said = f"Denied by {decision.by}"
+            return PermissionResultDeny(message=decision.reason or f"{said}.")
+
+        return can_use_tool
+
+
+class AllowlistTransport(SubprocessCLITransport):
+    """The SDK's transport, its CLI started with only the agent's environment (`env -u`)
+    and in a process group of its own (`setsid`), so a stop can end all of it."""
+
+    def __init__(self, options: ClaudeAgentOptions, *, keep: dict[str, str]) -> None:
+        # The client routes permission prompts over stdio only for its own transport.
+        super().__init__(_no_prompt(), replace(options, permission_prompt_tool_name="stdio"))
+        self._keep = keep
+
+    def _build_command(self) -> list[str]:
+        command = super()._build_command()
+        setsid = setsid_program()
+        prefix = [env_program(), *unset_others(self._keep)]
+        return [*prefix, *([setsid] if setsid else []), *command]
+
+    @property
+    def pid(self) -> int | None:
+        process = self._process
+        return None if process is None else int(process.pid)
+
+    def stop_group(self, sig: int) -> bool:
+        """Signal the CLI's group and the groups of its commands; False when none is left."""
+        pid = self.pid
+        if pid is None:
+            return False
+        groups = {pid, *_child_groups(pid)}
+        alive = False
+        for group in groups:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, sig)
+                alive = True
+        return alive
+
+
+async def _close(client: ClaudeSDKClient, transport: AllowlistTransport) -> None:
+    """End the turn's CLI: its interrupt first, then TERM, then KILL of every group."""
+    process = transport._process
+    if process is not None and process.returncode is None:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(STOP_GRACE_SECONDS):
+                await client.interrupt()
+        transport.stop_group(signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(STOP_GRACE_SECONDS):
+                await process.wait()
+        transport.stop_group(signal.SIGKILL)
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(STOP_GRACE_SECONDS * 2):
+            await client.disconnect()
+
+
+def _child_groups(pid: int) -> set[int]:
+    """The process groups of the CLI's children (each Bash command runs in a session of
+    its own, which a signal to the CLI's group would miss)."""
+    groups: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            for child in task.read_text().split():
+                with contextlib.suppress(OSError):
+                    groups.add(os.getpgid(int(child)))
+    return groups
+
+
+async def _no_prompt() -> AsyncIterator[dict[str, Any]]:
+    return
+    yield {}  # an async generator that yields nothing: prompts go through `query`
+
+
+async def _show_tools(message: AssistantMessage, lines: ProgressLines, ctx: RunContext) -> None:
+    for block in message.content:
+        if isinstance(block, ToolUseBlock):
+            lines.add(tool_line(block.name, block.input))
+            await ctx.progress(lines.text())
+
+
+def tool_line(tool: str, tool_input: dict[str, Any]) -> str:
+    """`Bash: npm test`, `Edit: src/app.py`: one line of progress per tool use."""
+    for key in ("command", "file_path", "path", "pattern", "url", "query", "description"):
+        value = tool_input.get(key)
+        if isinstance(value, str) and value:
+            return f"{tool}: {' '.join(value.split())}"
+    return tool
+
+
+def card_input(tool_input: dict[str, Any]) -> dict[str, Any]:
+    """A tool's input as the card keeps it: whole for a command, long texts cut."""
+    return {key: _cut(value) for key, value in tool_input.items()}
+
+
+def _cut(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > KEPT_INPUT_CHARS:
+        return value[:KEPT_INPUT_CHARS] + "…"
+    return value
+
+
+def edit_preview(arguments: dict[str, Any]) -> str:
+    """A unified diff of an Edit (old → new), or the head of a Write's content."""
+    old, new = arguments.get("old_string"), arguments.get("new_string")
+    if isinstance(old, str) and isinstance(new, str):
+        import difflib
+
+        diff = difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=2)
+        return "\n".join(list(diff)[2:])
+    content = arguments.get("content")
+    return content if isinstance(content, str) else ""
+
+
+def _usage(result: ResultMessage, previous_total: float) -> Usage:
+    """This turn's tokens (the result counts the turn) and cost (it reports the session's
+    running total: the turn's is the difference from the last one stored)."""
+    usage = result.usage or {}
+    tokens_in = int(usage.get("input_tokens", 0)) + int(usage.get("cache_read_input_tokens", 0))
+    tokens_in += int(usage.get("cache_creation_input_tokens", 0))
+    cost = max((result.total_cost_usd or 0.0) - previous_total, 0.0)
+    return Usage(tokens_in, int(usage.get("output_tokens", 0)), cost)

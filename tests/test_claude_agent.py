@@ -1,0 +1,220 @@
+"""`kind = "claude"` through a chat: the real Claude Code CLI against the fake Anthropic API.
+
+Sessions per chat resumed by id (the fake sees the history), `/new`, a restart between
+turns, permission prompts as approval cards (Approve runs the command; Deny with reason
+reaches the CLI and nothing runs), progress lines, cost, `/stop`, a budget cap, and the
+attacks: the CLI's environment holds no bot secret; a lower role cannot approve.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.app import open_deck
+from bot.deck import Deck
+from storage.sessions import AgentSessions
+from tests.agent_clis import claude_cli, without_foreign_env
+from tests.conftest import DeckFactory, audit_actions, make_config
+from tests.fakes.anthropic_server import (
+    FakeAnthropic,
+    all_text,
+    last_user_text,
+    say,
+    tool_results,
+    use,
+)
+from tests.fakes.chat import ChatRecorder
+
+pytestmark = pytest.mark.slow  # each turn starts the real CLI
+
+BOT_SECRET = "tg-bot-token-never-for-children-9f8e7d"
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeAnthropic]:
+    server = await FakeAnthropic().start()
+    yield server
+    assert server.unhandled == []
+    await server.stop()
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    without_foreign_env(monkeypatch)
+    monkeypatch.setenv("AGENTDECK_TEST_TOKEN", BOT_SECRET)  # the bot's own: never the CLI's
+    path = tmp_path / "work"
+    path.mkdir()
+    return path
+
+
+def config_text(fake: FakeAnthropic, workdir: Path, extra: str = "") -> str:
+    home = workdir.parent / "home"
+    home.mkdir(exist_ok=True)
+    return f"""
+[deck]
+default_agent = "coder"
+[[users]]
+id = "test:admin"
+role = "admin"
+[[users]]
+id = "test:viewer"
+role = "viewer"
+[[users]]
+id = "test:op"
+role = "operator"
+[[agents]]
+name = "coder"
+kind = "claude"
+cwd = "{workdir}"
+cli = "{claude_cli()}"
+env = {{ ANTHROPIC_BASE_URL = "{fake.base_url}", ANTHROPIC_API_KEY = "sk-ant-dummy", HOME = "{home}" }}
+{extra}
+"""
+
+
+async def sessions_of(deck: Deck) -> AgentSessions:
+    return AgentSessions(db=deck.db, clock=deck.clock)
+
+
+async def test_a_second_message_resumes_the_session(
+    deck_with_chat: DeckFactory, fake: FakeAnthropic, workdir: Path
+) -> None:
+    fake.script += [say("The build is green."), say("It was green, as I said.")]
+    async with deck_with_chat(make_config(config_text(fake, workdir))) as (deck, chat):
+        await chat.say("Is the build green?")
+        await chat.wait_for("coder: The build is green.")
+        await chat.say("What did you say about the build?")
+        await chat.wait_for("coder: It was green, as I said.")
+        row = await (await sessions_of(deck)).get("test:chat", "coder")
+        assert row is not None
+        assert row.turns == 2
+        assert row.cost > 0
+    history = all_text(fake.requests[1])
+    assert "Is the build green?" in history
+    assert "The build is green." in history
+    assert last_user_text(fake.requests[1]) == "What did you say about the build?"
+
+
+async def test_new_starts_a_session_without_history(
+    deck_with_chat: DeckFactory, fake: FakeAnthropic, workdir: Path
+) -> None:
+    fake.script += [say("noted"), say("fresh")]
+    async with deck_with_chat(make_config(config_text(fake, workdir))) as (_deck, chat):
+        await chat.say("remember the word tangerine")
+        await chat.wait_for("coder: noted")
+        await chat.say("/new")
+        await chat.wait_for("New session")
+        await chat.say("which word?")
+        await chat.wait_for("coder: fresh")
+    assert "tangerine" not in all_text(fake.requests[1])
+
+
+async def test_a_restart_between_turns_resumes(fake: FakeAnthropic, workdir: Path) -> None:
+    fake.script += [say("first answer"), say("second answer")]
+    config = make_config(config_text(fake, workdir))
+    for text, answer in (("first question", "first answer"), ("second question", "second answer")):
+        chat = ChatRecorder()
+        async with asyncio.timeout(90), open_deck(config, transports=[chat]):
+            await chat.say(text)
+            await chat.wait_for(f"coder: {answer}")
+    assert "first question" in all_text(fake.requests[1])
+
+
+async def test_a_bash_prompt_becomes_a_card_and_approve_runs_it(
+    deck_with_chat: DeckFactory, fake: FakeAnthropic, workdir: Path
+) -> None:
+    fake.script += [
+        use("Bash", command="touch made.txt", description="make a file"),
+        say("Made it."),
+    ]
+    async with deck_with_chat(make_config(config_text(fake, workdir))) as (deck, chat):
+        await chat.say("make a file")
+        card = await chat.wait_for("Approval needed")
+        assert "Bash: touch made.txt" in card.text
+        assert not (workdir / "made.txt").exists()
+        approval = (await deck.approvals.pending())[0]
+        await chat.press(f"{approval.id}:approve", user="test:viewer")  # a lower role
+        assert (await deck.approvals.pending())[0].id == approval.id
+        await chat.press(f"{approval.id}:approve")
+        await chat.wait_for("coder: Made it.")
+        assert (workdir / "made.txt").exists()
+        assert "approval.refused" in await audit_actions(deck)
+    results = tool_results(fake.requests[1])
+    assert results[0]["is_error"] is False
+
+
+async def test_deny_with_reason_reaches_the_cli_and_nothing_runs(
+    deck_with_chat: DeckFactory, fake: FakeAnthropic, workdir: Path
+) -> None:
+    fake.script += [use("Bash", command="rm -rf build && touch gone.txt"), say("I will not.")]
+    async with deck_with_chat(make_config(config_text(fake, workdir))) as (deck, chat):
+        await chat.say("clean up")
+        await chat.wait_for("Approval needed")
+        approval = (await deck.approvals.pending())[0]
+        await chat.press(f"{approval.id}:reason")
+        await chat.wait_for("reason")
+        await chat.say("use make clean instead")
+        await chat.wait_for("coder: I will not.")
+    assert not (workdir / "gone.txt").exists()
+    results = tool_results(fake.requests[1])
+    assert results[0]["is_error"] is True
+    assert "use make clean instead" in str(results[0]["content"])
+
+
+async def test_progress_lines_and_the_cli_environment(
+    deck_with_chat: DeckFactory, fake: FakeAnthropic, workdir: Path
+) -> None:
+    command = "cat /proc/$PPID/environ | tr '\\0' '\\n' > env.txt; env >> env.txt"
+    fake.script += [use("Bash", command=command), say("done")]
+    extra = 'allowed_tools = ["Bash(cat:*)"]\nrun_timeout = 120'
+    async with deck_with_chat(make_config(config_text(fake, workdir, extra))) as (deck, chat):
+        await chat.say("look around")
+        card = await chat.wait_for("Approval needed")
+        approval = (await deck.approvals.pending())[0]
+        await chat.press(f"{approval.id}:approve")
+        await chat.wait_for("coder: done")
+        assert "Bash: cat /proc" in card.text
+    seen = (workdir / "env.txt").read_text()
+    assert BOT_SECRET not in seen
+    assert "AGENTDECK_" not in seen
+    assert "ANTHROPIC_BASE_URL" in seen  # its own env table did reach it
+
+
+async def test_stop_mid_turn_ends_the_cli(
+    deck_with_chat: DeckFactory, fake: FakeAnthropic, workdir: Path
+) -> None:
+    fake.script += [say("too late", delay=30)]
+    async with deck_with_chat(make_config(config_text(fake, workdir))) as (_deck, chat):
+        await chat.say("think for a long time")
+        async with asyncio.timeout(30):
+            while not fake.requests:
+                await asyncio.sleep(0.05)
+        await chat.say("/stop")
+        await chat.wait_for("coder: stopped.")
+        async with asyncio.timeout(30):
+            while not fake.aborted:
+                await asyncio.sleep(0.05)
+    assert not _claude_children()
+
+
+def _claude_children() -> list[int]:
+    """Processes of this test's that run the bundled CLI still."""
+    cli = str(claude_cli())
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            if cmdline and cmdline[0].decode() == cli and os.getppid() != int(entry.name):
+                stat = (entry / "stat").read_text()
+                if f" {os.getpid()} " in stat.split(")")[1][:40]:
+                    found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
