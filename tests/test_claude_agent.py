@@ -17,6 +17,7 @@ import pytest
 
 from bot.app import open_deck
 from bot.deck import Deck
+from storage.runs import RunStore
 from storage.sessions import AgentSessions
 from tests.agent_clis import claude_cli, without_foreign_env
 from tests.conftest import DeckFactory, audit_actions, make_config
@@ -194,7 +195,7 @@ async def test_stop_mid_turn_ends_the_cli(
         async with asyncio.timeout(30):
             while not fake.requests:
                 await asyncio.sleep(0.05)
-        await chat.say("/stop")
+        await chat.say("/stop coder")
         await chat.wait_for("coder: stopped.")
         async with asyncio.timeout(30):
             while not fake.aborted:
@@ -218,3 +219,29 @@ def _claude_children() -> list[int]:
         except OSError:
             continue
     return found
+
+
+async def test_cost_counts_and_a_budget_cap_asks_to_extend(
+    deck_with_chat: DeckFactory, fake: FakeAnthropic, workdir: Path
+) -> None:
+    fake.script += [say("one"), say("two")]
+    extra = "[[budgets]]\nagent = \"coder\"\ndaily_tokens = 10"
+    async with deck_with_chat(make_config(config_text(fake, workdir, extra))) as (deck, chat):
+        await chat.say("first")
+        await chat.wait_for("coder: one")  # its tokens pass the cap of 10
+        await chat.say("/sessions")
+        listed = await chat.wait_for("1 turn(s)")
+        assert "coder" in listed.text
+        await chat.say("second")
+        card = await chat.wait_for("extend_budget")
+        assert len(fake.requests) == 1  # the second turn waits for the card
+        approval = (await deck.approvals.pending())[0]
+        await chat.press(f"{approval.id}:approve")
+        await chat.wait_for("coder: two")
+        assert "tokens=10" in card.text
+        await chat.say("/cost")
+        await chat.wait_for("coder")
+        await deck.runner.flush()
+        runs = await RunStore(deck.db).recent("coder")
+    assert len(runs) == 2
+    assert all(run.cost > 0 and run.tokens_in > 0 for run in runs)
