@@ -10,13 +10,14 @@ warning, not a failure: it may be this very deck, already running.
 from __future__ import annotations
 
 import errno
+import importlib.util
 import os
 import shutil
 import socket
 
 from bot.config import Config
 from bot.findings import Finding, fail, ok, warn
-from roster.spec import CommandAgentSpec
+from roster.spec import ClaudeAgentSpec, CodexAgentSpec, CommandAgentSpec
 
 REFERENCE_PREFIXES = ("env:", "secret:")
 
@@ -32,9 +33,38 @@ def preflight(config: Config) -> list[Finding]:
 def agents_finding(config: Config) -> Finding:
     commands = [a for a in config.agents if isinstance(a, CommandAgentSpec) and a.enabled]
     problems = [p for spec in commands for p in command_problems(spec)]
+    coding = [a for a in config.agents if isinstance(a, ClaudeAgentSpec | CodexAgentSpec)]
+    problems += [p for spec in coding if spec.enabled for p in coding_problems(spec)]
     if problems:
         return fail("agents", "; ".join(problems))
-    return ok("agents", f"{len(commands)} command agent(s): programs found, directories exist")
+    said = f"{len(commands)} command agent(s)"
+    if coding:
+        said += f", {len(coding)} coding agent(s)"
+    return ok("agents", f"{said}: programs found, directories exist")
+
+
+def coding_problems(spec: ClaudeAgentSpec | CodexAgentSpec) -> list[str]:
+    """A Claude Code or Codex agent: its cwd is a directory, its CLI is there."""
+    problems = []
+    if not os.path.isdir(spec.cwd):
+        problems.append(f"agent {spec.name}: cwd {spec.cwd} does not exist")
+    if (
+        isinstance(spec, ClaudeAgentSpec)
+        and spec.permission_mode == "bypassPermissions"
+        and os.geteuid() == 0
+    ):
+        problems.append(f"agent {spec.name}: Claude Code refuses bypassPermissions as root")
+    program = spec.cli
+    if program is None:  # the CLI bundled in the SDK wheel (the `claude` extra)
+        if importlib.util.find_spec("claude_agent_sdk") is None:
+            problems.append(
+                f"agent {spec.name}: claude-agent-sdk is not installed (the `claude` extra)"
+            )
+        return problems
+    found = os.access(program, os.X_OK) if "/" in program else shutil.which(program)
+    if not found:
+        problems.append(f"agent {spec.name}: CLI `{program}` not found")
+    return problems
 
 
 def command_problems(spec: CommandAgentSpec) -> list[str]:

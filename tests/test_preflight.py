@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.preflight import agents_finding
 from tests.conftest import DeckFactory, make_config
 from tests.fakes.openai_server import FakeOpenAI
 from tests.test_doctor import agentdeck
@@ -209,3 +210,24 @@ cwd = "{tmp_path}/gone"
             == f"lost: the working directory `{tmp_path}/gone` does not exist (check the agent's cwd)"
         )
         assert "FileNotFoundError" not in " ".join(p.text for p in chat.posted)
+
+
+def test_coding_agents_need_their_cwd_and_cli(tmp_path: Path) -> None:
+    config = make_config(
+        f"""
+[[agents]]
+name = "coder"
+kind = "codex"
+cwd = "{tmp_path / "missing"}"
+cli = "no-such-codex-cli"
+[[agents]]
+name = "claude"
+kind = "claude"
+cwd = "{tmp_path}"
+cli = "{tmp_path / "claude"}"
+"""
+    )
+    finding = agents_finding(config)
+    assert "agent coder: cwd" in finding.detail
+    assert "CLI `no-such-codex-cli` not found" in finding.detail
+    assert f"CLI `{tmp_path / 'claude'}` not found" in finding.detail

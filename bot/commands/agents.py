@@ -59,6 +59,9 @@ async def agents(ctx: CommandContext) -> None:
         reason = ctx.deck.roster.unavailable_reason(agent)
         state = f"unavailable: {reason}" if reason else "ready"
         kind = getattr(agent.spec, "kind", "?")
+        sandbox = getattr(agent.spec, "sandbox", None)  # codex: what its commands may touch
+        if sandbox is not None:
+            kind += f", sandbox {sandbox}"
         lines += [bold(agent.name), f" ({kind}, {state}) {agent.spec.description}\n"]
     await ctx.reply(*lines)
 
