@@ -348,6 +348,7 @@ async def recover(deck: Deck, dispatcher: Dispatcher, inbox: Inbox, cut: list[Cu
     if deck.outbox is not None:  # messages a crash left undelivered go first
         await deck.outbox.start_delivering()
     reported = await interrupted.report(cut, postman=deck.postman, approvals=deck.approvals)
+    await deck.approvals.interrupt_live({c.run.id for c in cut})  # their CLI is gone
     # Counted before the cards go out again: a press right after is not "waiting" then.
     pending = len(await deck.approvals.pending()) - len(reported)
     cards = await repost_lost_cards(deck, skip=reported)

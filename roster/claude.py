@@ -31,6 +31,7 @@ from claude_agent_sdk.types import (
     PermissionResultAllow,
     PermissionResultDeny,
     ResultMessage,
+    SystemMessage,
     ToolPermissionContext,
     ToolUseBlock,
 )
@@ -81,11 +82,11 @@ class ClaudeAgent(Agent):
         await ctx.before_effect()
         resume = known.session_id if known else None
         try:
-            result = await self._turn(request.text, resume, ctx)
+            result = await self._turn(request.text, resume, where, ctx)
         except ResultError as exc:
             if resume is None or "No conversation found" not in str(exc):
                 raise AgentFailed(f"Claude Code failed: {exc}") from None
-            known, result = None, await self._turn(request.text, None, ctx)  # its files are gone
+            known, result = None, await self._turn(request.text, None, where, ctx)  # files gone
         previous = known.cost_total if known and known.session_id == result.session_id else 0.0
         usage = _usage(result, previous)
         ctx.spent(usage)
@@ -102,7 +103,9 @@ class ClaudeAgent(Agent):
             text = f"Claude Code stopped: {result.subtype}."
         return Finished(text, ok=not result.is_error, usage=usage)
 
-    async def _turn(self, text: str, resume: str | None, ctx: RunContext) -> ResultMessage:
+    async def _turn(
+        self, text: str, resume: str | None, where: str, ctx: RunContext
+    ) -> ResultMessage:
         options = self._options(resume, ctx)
         transport = AllowlistTransport(options, keep=dict(options.env))
         client = ClaudeSDKClient(options, transport=transport)
@@ -114,6 +117,10 @@ class ClaudeAgent(Agent):
                     ctx.process_started(transport.pid)
                 await client.query(text)
                 async for message in client.receive_response():
+                    if isinstance(message, SystemMessage) and message.subtype == "init":
+                        session_id = str(message.data.get("session_id") or "")
+                        if session_id and session_id != resume:
+                            await self._sessions.begin(where, self.name, session_id)
                     if isinstance(message, AssistantMessage):
                         await _show_tools(message, lines, ctx)
                     if isinstance(message, ResultMessage):

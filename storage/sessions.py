@@ -37,6 +37,28 @@ class AgentSessions:
         async with self._db.session() as session:
             return await session.get(AgentSession, (chat_key, agent))
 
+    async def begin(self, chat_key: str, agent: str, session_id: str) -> None:
+        """Keep a session's id as soon as the CLI names it: a turn cut short (a stop, a
+        restart) is resumed by the next message, not lost."""
+        row = await self.get(chat_key, agent)
+        if row is not None and row.session_id == session_id:
+            return
+        now = self._clock.now()
+        async with self._db.write_session() as session:
+            if row is not None:
+                await session.delete(await session.merge(row))
+                await session.flush()
+            session.add(
+                AgentSession(
+                    chat_key=chat_key,
+                    agent=agent,
+                    session_id=session_id,
+                    started_at=now,
+                    used_at=now,
+                )
+            )
+            await session.commit()
+
     async def record(self, chat_key: str, agent: str, turn: TurnReport) -> None:
         """Count a finished turn; a new session id (a fresh start) restarts the counts."""
         now = self._clock.now()

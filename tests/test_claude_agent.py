@@ -225,7 +225,7 @@ async def test_cost_counts_and_a_budget_cap_asks_to_extend(
     deck_with_chat: DeckFactory, fake: FakeAnthropic, workdir: Path
 ) -> None:
     fake.script += [say("one"), say("two")]
-    extra = "[[budgets]]\nagent = \"coder\"\ndaily_tokens = 10"
+    extra = '[[budgets]]\nagent = "coder"\ndaily_tokens = 10'
     async with deck_with_chat(make_config(config_text(fake, workdir, extra))) as (deck, chat):
         await chat.say("first")
         await chat.wait_for("coder: one")  # its tokens pass the cap of 10
@@ -245,3 +245,26 @@ async def test_cost_counts_and_a_budget_cap_asks_to_extend(
         runs = await RunStore(deck.db).recent("coder")
     assert len(runs) == 2
     assert all(run.cost > 0 and run.tokens_in > 0 for run in runs)
+
+
+async def test_a_stop_while_a_card_waits_ends_the_card_and_the_next_message_resumes(
+    fake: FakeAnthropic, workdir: Path
+) -> None:
+    fake.script += [use("Bash", command="touch late.txt"), say("resumed fine")]
+    config = make_config(config_text(fake, workdir))
+    chat = ChatRecorder()
+    async with asyncio.timeout(90), open_deck(config, transports=[chat]) as (deck, _):
+        await chat.say("make it")
+        await chat.wait_for("Approval needed")
+        [approval] = await deck.approvals.pending()
+    # The deck stopped with the card open: the card says so and takes no press.
+    stopped = await chat.wait_for("the next message resumes the session")
+    assert "Expired" in stopped.text
+    chat = ChatRecorder()
+    async with asyncio.timeout(90), open_deck(config, transports=[chat]) as (deck, _):
+        assert await deck.approvals.pending() == []
+        await chat.press(f"{approval.id}:approve")
+        await chat.say("go on")
+        await chat.wait_for("coder: resumed fine")
+    assert not (workdir / "late.txt").exists()
+    assert "make it" in all_text(fake.requests[-1])

@@ -19,7 +19,7 @@ from bot.delivery.postman import Postman
 from bot.runs.cards import Choice, card, outcome_card
 from bot.runs.reasons import REASON_PROMPT, ReasonWaits
 from bot.types import MessageRef, Outgoing, Queued
-from roster.agent import Decision, NeedsApproval
+from roster.agent import CLI_TOOL, Decision, NeedsApproval
 from storage.approvals import CONVERSATION, ApprovalStore
 from storage.audit import AuditLog
 from storage.clock import Clock
@@ -29,6 +29,8 @@ from storage.runs import ActiveRun
 
 log = logging.getLogger(__name__)
 MAX_REMEMBERED_CARDS = 1_000  # cards posted by this process, kept until decided
+SESSION_INTERRUPTED = "the session was interrupted by a restart; the next message resumes it"
+RUN_STOPPED = "the run was stopped while it waited; the next message resumes the session"
 LIVE_POLL_SECONDS = 1.0  # a live run looks at its approval's row this often
 
 
@@ -87,8 +89,17 @@ class Approvals:
                     row = await self._store.get(approval_id)
                     if row is None or row.status != ApprovalState.PENDING:
                         return decision_of(row) if row else Decision(False, "agentdeck")
+        except asyncio.CancelledError:  # /stop, or a restart: the card takes no press any more
+            await asyncio.shield(self._end_live(approval_id, RUN_STOPPED))
+            raise
         finally:
             self._live.pop(approval_id, None)
+
+    async def _end_live(self, approval_id: str, reason: str) -> None:
+        async with self._lock:
+            approval = await self.get(approval_id)
+            if approval is not None and approval.status == ApprovalState.PENDING:
+                await self._settle(approval, ApprovalState.EXPIRED, "stop", reason)
 
     async def granted(self, chat: str, agent: str, action_hash: str) -> Approval | None:
         """An "approve for this conversation" that covers this exact action, if any."""
@@ -247,6 +258,20 @@ class Approvals:
     async def _mark_escalated(self, approval: Approval, now: datetime) -> None:
         approval.escalated_at = now
         await self._store.change(approval.id, escalated_at=now)
+
+    async def interrupt_live(self, run_ids: set[str]) -> int:
+        """After a restart: the cards of live runs it cut (a CLI's permission prompt whose
+        process is gone) say so, and take no decision any more. How many."""
+        ended = 0
+        async with self._lock:
+            for approval in await self._store.pending():
+                if approval.run_id not in run_ids or approval.action.get("kind") != CLI_TOOL:
+                    continue
+                verdict = await self._settle(
+                    approval, ApprovalState.EXPIRED, "restart", SESSION_INTERRUPTED
+                )
+                ended += verdict.approval is not None
+        return ended
 
     async def decided_unresumed(self) -> list[tuple[Approval, Decision]]:
         """Decisions a crash kept from their runs (`resume` takes each run once)."""
