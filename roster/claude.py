@@ -110,6 +110,7 @@ class ClaudeAgent(Agent):
         transport = AllowlistTransport(options, keep=dict(options.env))
         client = ClaudeSDKClient(options, transport=transport)
         lines = ProgressLines()
+        finished = False
         try:
             async with asyncio.timeout(self.spec.timeout):
                 await client.connect()
@@ -124,6 +125,7 @@ class ClaudeAgent(Agent):
                     if isinstance(message, AssistantMessage):
                         await _show_tools(message, lines, ctx)
                     if isinstance(message, ResultMessage):
+                        finished = True
                         return message
         except TimeoutError:
             raise AgentFailed(f"Claude Code took longer than {self.spec.timeout:g} s.") from None
@@ -132,7 +134,7 @@ class ClaudeAgent(Agent):
                 raise
             raise AgentFailed(f"Claude Code failed: {str(exc)[:300]}") from None
         finally:
-            await asyncio.shield(_close(client, transport))
+            await asyncio.shield(_close(client, transport, cut=not finished))
         raise AgentFailed("Claude Code ended without a result.")
 
     def _options(self, resume: str | None, ctx: RunContext) -> ClaudeAgentOptions:
@@ -212,10 +214,11 @@ class AllowlistTransport(SubprocessCLITransport):
         return alive
 
 
-async def _close(client: ClaudeSDKClient, transport: AllowlistTransport) -> None:
-    """End the turn's CLI: its interrupt first, then TERM, then KILL of every group."""
-    process = transport._process
-    if process is not None and process.returncode is None:
+async def _close(client: ClaudeSDKClient, transport: AllowlistTransport, *, cut: bool) -> None:
+    """End the turn's CLI: after a result, as the SDK does (stdin closed, it exits); a turn
+    cut short (/stop, a timeout): its interrupt first, then TERM, then KILL of every group."""
+    process = transport._process  # the SDK offers no other handle
+    if process is not None and process.returncode is None and cut:
         with contextlib.suppress(Exception):
             async with asyncio.timeout(STOP_GRACE_SECONDS):
                 await client.interrupt()
@@ -227,6 +230,8 @@ async def _close(client: ClaudeSDKClient, transport: AllowlistTransport) -> None
     with contextlib.suppress(Exception):
         async with asyncio.timeout(STOP_GRACE_SECONDS * 2):
             await client.disconnect()
+    if process is not None and process.returncode is None:
+        transport.stop_group(signal.SIGKILL)  # nothing of it outlives the turn
 
 
 def _child_groups(pid: int) -> set[int]:

@@ -1,0 +1,127 @@
+"""Claude Code through agentdeck: what a turn costs beyond running the CLI directly.
+
+Per turn: a chat message to a `kind = "claude"` agent until its answer is in the chat,
+minus the same turn (one Bash tool use, then an answer) with `claude -p` run directly
+against the same fake Anthropic API. Also the progress edits each turn made, and the
+bot's RSS with 10 idle sessions (sessions hold no process between turns).
+
+    .venv/bin/python -m bench.claude_overhead [--turns 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from bench.agent_cli_turn import run_quiet
+from bot.app import open_deck
+from tests.agent_clis import FOREIGN_PREFIXES, claude_cli, claude_env
+from tests.conftest import make_config
+from tests.fakes.anthropic_server import FakeAnthropic, Reply, say, use
+from tests.fakes.chat import ChatRecorder
+
+ALLOWED = "Bash(echo:*)"
+
+
+def script() -> list[Reply]:
+    return [use("Bash", command="echo hi"), say("done")]
+
+
+def config(fake: FakeAnthropic, work: Path, home: Path) -> str:
+    return f"""
+[deck]
+default_agent = "coder"
+[[users]]
+id = "test:admin"
+role = "admin"
+[[agents]]
+name = "coder"
+kind = "claude"
+cwd = "{work}"
+cli = "{claude_cli()}"
+allowed_tools = ["{ALLOWED}"]
+env = {{ ANTHROPIC_BASE_URL = "{fake.base_url}", ANTHROPIC_API_KEY = "sk-dummy", HOME = "{home}" }}
+"""
+
+
+async def direct(turns: int, fake: FakeAnthropic, work: Path, home: Path) -> list[float]:
+    env = claude_env(fake.base_url, home)
+    argv = [str(claude_cli()), "-p", "hi", "--output-format", "json", "--allowedTools", ALLOWED]
+    seconds = []
+    for _ in range(turns + 1):
+        fake.script += script()
+        started = time.perf_counter()
+        await run_quiet(argv, work, env)
+        seconds.append(time.perf_counter() - started)
+    return seconds[1:]  # the first warms the page cache
+
+
+async def through_deck(
+    turns: int, fake: FakeAnthropic, work: Path, home: Path
+) -> dict[str, object]:
+    chat = ChatRecorder()
+    seconds, edits = [], []
+    async with open_deck(make_config(config(fake, work, home)), transports=[chat]):
+        for turn in range(turns + 1):
+            fake.script += script()
+            before = len(chat.posted)
+            started = time.perf_counter()
+            await chat.say(f"turn {turn}")
+            while sum("coder: done" in p.text for p in chat.posted) < turn + 1:
+                await asyncio.sleep(0.005)
+            seconds.append(time.perf_counter() - started)
+            edits.append(sum(p.edits for p in chat.posted[before:]))
+        for idle in range(10):  # ten chats, ten sessions, all idle afterwards
+            fake.script.append(say("done"))
+            await chat.say("hello", chat=f"test:idle{idle}")
+            await chat.wait_for("coder: done", chat=f"test:idle{idle}")
+        rss = _rss_mb()
+    return {"seconds": seconds[1:], "edits": edits[1:], "rss_mb": rss}
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def p50(values: list[float]) -> float:
+    return statistics.median(values) * 1000
+
+
+async def main(turns: int) -> None:
+    for name in list(os.environ):
+        if name.startswith(FOREIGN_PREFIXES):
+            del os.environ[name]
+    root = Path(tempfile.mkdtemp(prefix="claude-overhead-"))
+    os.environ["AGENTDECK_DATA_DIR"] = str(root / "data")
+    work, home = root / "work", root / "home"
+    work.mkdir()
+    home.mkdir()
+    fake = await FakeAnthropic().start()
+    try:
+        plain = await direct(turns, fake, work, home)
+        deck = await through_deck(turns, fake, work, home)
+    finally:
+        await fake.stop()
+    ours = deck["seconds"]
+    assert isinstance(ours, list)
+    load = os.getloadavg()
+    print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; {turns} turns each")
+    print(f"claude -p direct      p50 {p50(plain):6.0f} ms  max {max(plain) * 1000:6.0f} ms")
+    print(f"through agentdeck     p50 {p50(ours):6.0f} ms  max {max(ours) * 1000:6.0f} ms")
+    print(f"overhead              p50 {p50(ours) - p50(plain):6.0f} ms")
+    print(f"progress edits/turn   {statistics.mean(deck['edits']):.1f}")  # type: ignore[arg-type]
+    print(f"bot RSS, 10 idle sessions: {deck['rss_mb']:.0f} MB (no CLI process kept)")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--turns", type=int, default=10)
+    asyncio.run(main(parser.parse_args().turns))
