@@ -30,6 +30,7 @@ from tests.fakes.anthropic_server import (
     use,
 )
 from tests.fakes.chat import ChatRecorder
+from tests.test_metrics import scrape
 
 pytestmark = pytest.mark.slow  # each turn starts the real CLI
 
@@ -225,7 +226,7 @@ async def test_cost_counts_and_a_budget_cap_asks_to_extend(
     deck_with_chat: DeckFactory, fake: FakeAnthropic, workdir: Path
 ) -> None:
     fake.script += [say("one"), say("two")]
-    extra = '[[budgets]]\nagent = "coder"\ndaily_tokens = 10'
+    extra = '[[budgets]]\nagent = "coder"\ndaily_tokens = 10\n[metrics]\nenabled = true\nport = 0'
     async with deck_with_chat(make_config(config_text(fake, workdir, extra))) as (deck, chat):
         await chat.say("first")
         await chat.wait_for("coder: one")  # its tokens pass the cap of 10
@@ -243,6 +244,12 @@ async def test_cost_counts_and_a_budget_cap_asks_to_extend(
         await chat.wait_for("coder")
         await deck.runner.flush()
         runs = await RunStore(deck.db).recent("coder")
+        assert deck.metrics is not None
+        _kind, samples = await scrape(f"http://127.0.0.1:{deck.metrics.port}/metrics")
+    assert samples['agentdeck_cost_usd_total{agent="coder"}'] == pytest.approx(
+        sum(run.cost for run in runs)
+    )
+    assert samples['agentdeck_tokens_total{agent="coder",direction="out"}'] > 0
     assert len(runs) == 2
     assert all(run.cost > 0 and run.tokens_in > 0 for run in runs)
 

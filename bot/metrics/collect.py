@@ -74,6 +74,18 @@ class DeckMetrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self.cost = Counter(
+            "agentdeck_cost_usd",
+            "Money the runs' model calls cost (the CLIs' own figures for claude agents).",
+            ("agent",),
+            registry=registry,
+        )
+        self.tokens = Counter(
+            "agentdeck_tokens",
+            "Tokens the runs used, by agent and direction (in, out).",
+            ("agent", "direction"),
+            registry=registry,
+        )
         self.approvals = Counter(
             "agentdeck_approvals",
             "Approval requests (outcome=requested) and what became of them.",
@@ -120,10 +132,19 @@ class DeckMetrics:
                 self._open.popitem(last=False)
         elif what in ENDED:
             self.runs.labels(agent=agent, status=what).inc()
+            self._on_spend(agent, event.detail)
             started = self._open.pop(event.subject, None)
             if started is not None:
                 seconds = (event.at - started).total_seconds()
                 self.run_seconds.labels(agent=agent).observe(seconds)
+
+    def _on_spend(self, agent: str, detail: dict[str, object]) -> None:
+        cost, tokens_in, tokens_out = (detail.get(k) for k in ("cost", "tokens_in", "tokens_out"))
+        if isinstance(cost, int | float) and cost > 0:
+            self.cost.labels(agent=agent).inc(cost)
+        for direction, count in (("in", tokens_in), ("out", tokens_out)):
+            if isinstance(count, int) and count > 0:
+                self.tokens.labels(agent=agent, direction=direction).inc(count)
 
     # -- sampled at scrape ----------------------------------------------------------------
 

@@ -443,7 +443,14 @@ class Runner:
             "finished_at": self._clock.now(),
         }
         self._audit.record(
-            run.user_id, f"run.{status}", run.id, agent=run.agent, exit_code=exit_code
+            run.user_id,
+            f"run.{status}",
+            run.id,
+            agent=run.agent,
+            exit_code=exit_code,
+            tokens_in=tokens[0],
+            tokens_out=tokens[1],
+            cost=cost,
         )
         await self._brakes.after_run(run, status)
         if run.job_id is not None and self.job_reports is not None:
