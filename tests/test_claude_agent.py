@@ -30,6 +30,7 @@ from tests.fakes.anthropic_server import (
     use,
 )
 from tests.fakes.chat import ChatRecorder
+from tests.fakes.telegram_server import FakeTelegram
 from tests.test_metrics import scrape
 
 pytestmark = pytest.mark.slow  # each turn starts the real CLI
@@ -275,3 +276,71 @@ async def test_a_stop_while_a_card_waits_ends_the_card_and_the_next_message_resu
         await chat.wait_for("coder: resumed fine")
     assert not (workdir / "late.txt").exists()
     assert "make it" in all_text(fake.requests[-1])
+
+
+TG_ADMIN, TG_OPERATOR = 1001, 1002
+
+
+async def test_through_telegram_a_card_progress_and_a_resumed_session(
+    fake: FakeAnthropic, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same through the fake Bot API: the card's buttons, an operator's press refused
+    (only the admin approves), progress edited into one message, the session resumed."""
+    telegram = await FakeTelegram().start()
+    monkeypatch.setenv("TG_TOKEN", telegram.token)
+    fake.script += [
+        use("Bash", command="sleep 1.5 && touch tg.txt", description="wait, then make a file"),
+        say("Made it on Telegram."),
+        say("Still the same session."),
+    ]
+    text = config_text(fake, workdir).replace(
+        '[[users]]\nid = "test:admin"',
+        f'[telegram]\ntoken = "env:TG_TOKEN"\nbase_url = "{telegram.base_url}"\n'
+        f'[[users]]\nid = "telegram:{TG_ADMIN}"\nrole = "admin"\n'
+        f'[[users]]\nid = "telegram:{TG_OPERATOR}"\nrole = "operator"\n'
+        '[[users]]\nid = "test:admin"',
+    )
+    try:
+        async with asyncio.timeout(90), open_deck(make_config(text)):
+            telegram.user_says("make a file", user=TG_ADMIN)
+            await telegram.wait_until(lambda: _tg_ids(telegram, "Approval needed"), timeout=30)
+            card_id = _tg_ids(telegram, "Approval needed")[0]
+            card = telegram.messages[(TG_ADMIN, card_id)]
+            assert "Bash: sleep 1.5 &amp;&amp; touch tg.txt" in card["text"] or (
+                "Bash: sleep 1.5 && touch tg.txt" in card["text"]
+            )
+            buttons = {
+                b["text"]: b["callback_data"]
+                for row in card["reply_markup"]["inline_keyboard"]
+                for b in row
+            }
+            approve = buttons["Approve"]
+            telegram.press(approve, message_id=card_id, chat=TG_ADMIN, user=TG_OPERATOR)
+            answers = await telegram.wait_for("answerCallbackQuery")
+            assert "not one of the approvers" in answers[0].params["text"]
+            assert not (workdir / "tg.txt").exists()
+            telegram.press(approve, message_id=card_id, chat=TG_ADMIN, user=TG_ADMIN)
+            await telegram.wait_until(
+                lambda: any("Made it on Telegram." in t for t in telegram.sent_texts(TG_ADMIN)),
+                timeout=30,
+            )
+            assert (workdir / "tg.txt").exists()
+            shown = [
+                c.params["text"]
+                for c in telegram.calls_to("sendMessage") + telegram.calls_to("editMessageText")
+            ]
+            assert any("working" in t and "Bash: sleep 1.5" in t for t in shown)
+            result = telegram.calls_to("editMessageText")[-1].params["text"]
+            assert "Made it on Telegram." in result  # the answer replaced the progress
+            telegram.user_says("and now?", user=TG_ADMIN)
+            await telegram.wait_until(
+                lambda: any("Still the same session." in t for t in telegram.sent_texts()),
+                timeout=30,
+            )
+    finally:
+        await telegram.stop()
+    assert "make a file" in all_text(fake.requests[-1])
+
+
+def _tg_ids(telegram: FakeTelegram, needle: str) -> list[int]:
+    return [mid for (_, mid), m in telegram.messages.items() if needle in m.get("text", "")]
