@@ -100,5 +100,8 @@ class AgentSessions:
 
 
 def chat_key(chat: str, thread: str | None) -> str:
-    """Where a session belongs: the chat, or the thread within it."""
-    return f"{chat}/{thread}" if thread else chat
+    """Where a session belongs: the chat, or the thread within it (a Slack thread's id
+    names its channel already: `slack:C1/1700000000.000001`)."""
+    if not thread:
+        return chat
+    return thread if thread.startswith(f"{chat}/") else f"{chat}/{thread}"
