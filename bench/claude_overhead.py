@@ -17,6 +17,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from bench.agent_cli_turn import run_quiet
 from bot.app import open_deck
@@ -49,39 +50,39 @@ env = {{ ANTHROPIC_BASE_URL = "{fake.base_url}", ANTHROPIC_API_KEY = "sk-dummy",
 """
 
 
-async def direct(turns: int, fake: FakeAnthropic, work: Path, home: Path) -> list[float]:
+async def direct_turn(fake: FakeAnthropic, work: Path, home: Path) -> float:
     env = claude_env(fake.base_url, home)
     argv = [str(claude_cli()), "-p", "hi", "--output-format", "json", "--allowedTools", ALLOWED]
-    seconds = []
-    for _ in range(turns + 1):
-        fake.script += script()
-        started = time.perf_counter()
-        await run_quiet(argv, work, env)
-        seconds.append(time.perf_counter() - started)
-    return seconds[1:]  # the first warms the page cache
+    fake.script += script()
+    started = time.perf_counter()
+    await run_quiet(argv, work, env)
+    return time.perf_counter() - started
 
 
-async def through_deck(
-    turns: int, fake: FakeAnthropic, work: Path, home: Path
-) -> dict[str, object]:
+async def measure(turns: int, fake: FakeAnthropic, work: Path, home: Path) -> dict[str, Any]:
+    """Direct and through-the-deck turns alternate, so a change of load hits both alike."""
     chat = ChatRecorder()
-    seconds, edits = [], []
+    plain: list[float] = []
+    ours: list[float] = []
+    edits: list[int] = []
     async with open_deck(make_config(config(fake, work, home)), transports=[chat]):
         for turn in range(turns + 1):
+            plain.append(await direct_turn(fake, work, home))
             fake.script += script()
             before = len(chat.posted)
             started = time.perf_counter()
             await chat.say(f"turn {turn}")
             while sum("coder: done" in p.text for p in chat.posted) < turn + 1:
                 await asyncio.sleep(0.005)
-            seconds.append(time.perf_counter() - started)
+            ours.append(time.perf_counter() - started)
             edits.append(sum(p.edits for p in chat.posted[before:]))
         for idle in range(10):  # ten chats, ten sessions, all idle afterwards
             fake.script.append(say("done"))
             await chat.say("hello", chat=f"test:idle{idle}")
             await chat.wait_for("coder: done", chat=f"test:idle{idle}")
         rss = _rss_mb()
-    return {"seconds": seconds[1:], "edits": edits[1:], "rss_mb": rss}
+    # The first of each warms the page cache (the binary is hundreds of MB).
+    return {"plain": plain[1:], "ours": ours[1:], "edits": edits[1:], "rss_mb": rss}
 
 
 def _rss_mb() -> float:
@@ -106,18 +107,17 @@ async def main(turns: int) -> None:
     home.mkdir()
     fake = await FakeAnthropic().start()
     try:
-        plain = await direct(turns, fake, work, home)
-        deck = await through_deck(turns, fake, work, home)
+        deck = await measure(turns, fake, work, home)
     finally:
         await fake.stop()
-    ours = deck["seconds"]
-    assert isinstance(ours, list)
+    plain, ours = deck["plain"], deck["ours"]
+    overheads = [o - p for o, p in zip(ours, plain, strict=True)]
     load = os.getloadavg()
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; {turns} turns each")
     print(f"claude -p direct      p50 {p50(plain):6.0f} ms  max {max(plain) * 1000:6.0f} ms")
     print(f"through agentdeck     p50 {p50(ours):6.0f} ms  max {max(ours) * 1000:6.0f} ms")
-    print(f"overhead              p50 {p50(ours) - p50(plain):6.0f} ms")
-    print(f"progress edits/turn   {statistics.mean(deck['edits']):.1f}")  # type: ignore[arg-type]
+    print(f"overhead, pairwise    p50 {p50(overheads):6.0f} ms")
+    print(f"progress edits/turn   {statistics.mean(deck['edits']):.1f}")
     print(f"bot RSS, 10 idle sessions: {deck['rss_mb']:.0f} MB (no CLI process kept)")
 
 
