@@ -7,6 +7,7 @@ JSON events, the turn's own tokens (Codex counts the thread's), `/new`, the sand
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -119,3 +120,22 @@ async def test_approval_always_puts_a_card_before_the_turn(
         approval = (await deck.approvals.pending())[0]
         await chat.press(f"{approval.id}:approve")
         await chat.wait_for("cx: done")
+
+
+@pytest.mark.slow
+async def test_new_starts_a_fresh_thread_and_stop_ends_a_turn(
+    deck_with_chat: DeckFactory, fake: FakeResponses, workdir: Path
+) -> None:
+    fake.script += [say("noted"), say("too late", delay=8)]
+    async with deck_with_chat(make_config(config_text(fake, workdir))) as (_deck, chat):
+        await chat.say("remember the word tangerine")
+        await chat.wait_for("cx: noted")
+        await chat.say("/new cx")
+        await chat.wait_for("New session with cx")
+        await chat.say("which word?")
+        async with asyncio.timeout(30):
+            while len(fake.requests) < 2:
+                await asyncio.sleep(0.05)
+        await chat.say("/stop cx")
+        await chat.wait_for("cx: stopped.")
+    assert "tangerine" not in " ".join(user_texts(fake.requests[1]))
