@@ -344,3 +344,34 @@ async def test_through_telegram_a_card_progress_and_a_resumed_session(
 
 def _tg_ids(telegram: FakeTelegram, needle: str) -> list[int]:
     return [mid for (_, mid), m in telegram.messages.items() if needle in m.get("text", "")]
+
+
+async def test_a_secret_on_the_card_is_scrubbed_and_approve_for_the_conversation_holds(
+    deck_with_chat: DeckFactory, fake: FakeAnthropic, workdir: Path
+) -> None:
+    """The agent's secret reaches the CLI (its env lists it) but never the card; the same
+    command later in the conversation runs without a second card."""
+    value = "s3cr3t-deploy-token-value-42"
+    command = "echo $DEPLOY_TOKEN >> token.txt && echo " + value + " >> token.txt"
+    fake.script += [use("Bash", command=command), say("first"), use("Bash", command=command)]
+    fake.script += [say("second")]
+    extra = 'secrets = ["DEPLOY_TOKEN"]'
+    text = config_text(fake, workdir, extra).replace(
+        'HOME = "', 'DEPLOY_TOKEN = "secret:DEPLOY_TOKEN", HOME = "'
+    )
+    async with deck_with_chat(make_config(text)) as (deck, chat):
+        await deck.vault.set("DEPLOY_TOKEN", value, by="test")
+        await chat.say("deploy")
+        card = await chat.wait_for("Approval needed")
+        assert value not in card.text
+        assert "[redacted" in card.text
+        [approval] = await deck.approvals.pending()
+        assert value not in str(approval.action)
+        await chat.press(f"{approval.id}:session")
+        await chat.wait_for("coder: first")
+        await chat.say("deploy again")
+        await chat.wait_for("coder: second")
+        assert await deck.approvals.pending() == []
+        assert "approval.reused" in await audit_actions(deck)
+        assert (await audit_actions(deck)).count("approval.requested") == 1
+    assert (workdir / "token.txt").read_text().count(value) == 4
