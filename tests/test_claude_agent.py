@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 
 from bot.app import open_deck
 from bot.deck import Deck
+from bot.runs.approvals import SESSION_INTERRUPTED
 from storage.runs import RunStore
 from storage.sessions import AgentSessions
 from tests.agent_clis import claude_cli, without_foreign_env
@@ -375,3 +377,47 @@ async def test_a_secret_on_the_card_is_scrubbed_and_approve_for_the_conversation
         assert "approval.reused" in await audit_actions(deck)
         assert (await audit_actions(deck)).count("approval.requested") == 1
     assert (workdir / "token.txt").read_text().count(value) == 4
+
+
+async def test_kill_9_while_a_card_waits_the_card_says_so_and_the_session_resumes(
+    fake: FakeAnthropic, workdir: Path, data_dir: Path
+) -> None:
+    """A crash with a permission card open: the CLI is stopped at the next start (its
+    group was recorded), the card says the session was interrupted, the next message
+    resumes the session, and the command the card asked for never ran."""
+    from tests.test_console_e2e import run_console
+    from tests.test_crash_recovery import start_then_kill
+
+    fake.script += [use("Bash", command="touch never.txt")]  # then the fake echoes
+    text = (
+        config_text(fake, workdir).split("[[users]]")[0]
+        + config_text(fake, workdir).split('role = "operator"')[1]
+    )
+    config = workdir.parent / "deck.toml"
+    config.write_text(text)
+    seen = await start_then_kill(["make it"], "[1] Approve", data_dir, config)
+    assert "Approval needed" in seen
+    code, out, err = await run_console(["go on"], data_dir, "--config", str(config))
+    assert code == 0, err
+    assert "coder: echo: go on" in out
+    with sqlite3.connect(data_dir / "agentdeck.db") as db:
+        query = "SELECT status, reason FROM approvals WHERE action LIKE '%cli_tool%'"
+        rows = db.execute(query).fetchall()
+    assert rows == [("expired", SESSION_INTERRUPTED)]
+    assert not (workdir / "never.txt").exists()
+    assert "make it" in all_text(fake.requests[-1])  # the session was resumed
+    assert not _claude_children_anywhere(workdir)
+
+
+def _claude_children_anywhere(workdir: Path) -> list[int]:
+    """Any process still running the bundled CLI in this test's working directory."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.readlink(entry / "cwd") == str(workdir):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
