@@ -421,3 +421,25 @@ def _claude_children_anywhere(workdir: Path) -> list[int]:
         except OSError:
             continue
     return found
+
+
+async def test_two_chats_run_at_once_and_one_chat_queues_in_order(
+    deck_with_chat: DeckFactory, fake: FakeAnthropic, workdir: Path
+) -> None:
+    fake.script += [say("first", delay=2), say("second", delay=2), say("third")]
+    async with deck_with_chat(make_config(config_text(fake, workdir))) as (_deck, chat):
+        await chat.say("apple", chat="test:a")
+        await chat.say("pear", chat="test:b")
+        async with asyncio.timeout(30):  # both turns are at the API before either answers
+            while len(fake.requests) < 2:
+                await asyncio.sleep(0.05)
+        assert not any(": first" in t or ": second" in t for t in chat.texts())
+        await chat.say("fig", chat="test:a")  # waits for "apple" in its chat
+        await chat.wait_for("coder: first")
+        await chat.wait_for("coder: second")
+        await chat.wait_for("coder: third")
+    asked = [last_user_text(r) for r in fake.requests]
+    assert sorted(asked[:2]) == ["apple", "pear"]
+    assert asked[2] == "fig"
+    assert "apple" in all_text(fake.requests[2])  # chat a's session, resumed
+    assert "pear" not in all_text(fake.requests[2])
