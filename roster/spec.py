@@ -226,7 +226,7 @@ class CodexAgentSpec(AgentBase):
     model: str | None = Field(default=None, min_length=1)
     sandbox: CodexSandbox = CodexSandbox.READ_ONLY
     env: dict[str, str] = {}
-    timeout: float = Field(default=1800, gt=0)
+    timeout: float = Field(default=600, gt=0)  # one turn (the run's own limit is longer)
     cli: str = "codex"
 
     @model_validator(mode="after")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -443,3 +444,49 @@ async def test_two_chats_run_at_once_and_one_chat_queues_in_order(
     assert asked[2] == "fig"
     assert "apple" in all_text(fake.requests[2])  # chat a's session, resumed
     assert "pear" not in all_text(fake.requests[2])
+
+
+async def test_the_agents_settings_reach_the_cli_and_its_timeout_holds(
+    deck_with_chat: DeckFactory, fake: FakeAnthropic, workdir: Path
+) -> None:
+    fake.script += [say("Bonjour."), say("too slow", delay=20)]
+    extra = (
+        'model = "claude-test-model"\n'
+        'instructions = "Always answer in French."\n'
+        'disallowed_tools = ["WebFetch"]\n'
+        "max_turns = 3\n"
+        "timeout = 3"
+    )
+    async with deck_with_chat(make_config(config_text(fake, workdir, extra))) as (_deck, chat):
+        await chat.say("hello")
+        await chat.wait_for("coder: Bonjour.")
+        await chat.say("think slowly")
+        await chat.wait_for("Claude Code took longer than 3 s.")
+    first = fake.requests[0]
+    assert first["model"] == "claude-test-model"
+    system = " ".join(block.get("text", "") for block in first["system"])
+    assert "Always answer in French." in system
+    assert "WebFetch" not in {tool["name"] for tool in first["tools"]}
+    async with asyncio.timeout(30):
+        while not fake.aborted:  # the slow turn's CLI was stopped: it hung up
+            await asyncio.sleep(0.05)
+
+
+async def test_mcp_servers_are_passed_on_and_their_tools_ask_first(
+    deck_with_chat: DeckFactory, fake: FakeAnthropic, workdir: Path
+) -> None:
+    server = Path(__file__).parent / "mcp_shout_server.py"
+    fake.script += [
+        use("ToolSearch", query="select:mcp__shout__shout"),  # MCP tools load on demand
+        use("mcp__shout__shout", words="hello"),
+        say("It shouted."),
+    ]
+    extra = f'mcp_servers = {{ shout = {{ command = "{sys.executable}", args = ["{server}"] }} }}'
+    async with deck_with_chat(make_config(config_text(fake, workdir, extra))) as (deck, chat):
+        await chat.say("shout hello")
+        card = await chat.wait_for("Approval needed")
+        assert "mcp__shout__shout" in card.text
+        [approval] = await deck.approvals.pending()
+        await chat.press(f"{approval.id}:approve")
+        await chat.wait_for("coder: It shouted.")
+    assert "HELLO!" in str(tool_results(fake.requests[2])[-1]["content"])
