@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import os
 import signal
 from collections.abc import AsyncIterator
@@ -67,9 +68,6 @@ class ClaudeAgent(Agent):
         self.spec = spec
         self._secrets = secrets
         self._sessions = sessions
-
-    def unavailable_reason(self) -> str | None:
-        return super().unavailable_reason()
 
     async def preview(self, action: Action) -> str:
         """An edit's change as a short diff, a file's new text: what the card shows below."""
@@ -282,8 +280,6 @@ def edit_preview(arguments: dict[str, Any]) -> str:
     """A unified diff of an Edit (old → new), or the head of a Write's content."""
     old, new = arguments.get("old_string"), arguments.get("new_string")
     if isinstance(old, str) and isinstance(new, str):
-        import difflib
-
         diff = difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=2)
         return "\n".join(list(diff)[2:])
     content = arguments.get("content")

@@ -490,3 +490,43 @@ async def test_mcp_servers_are_passed_on_and_their_tools_ask_first(
         await chat.press(f"{approval.id}:approve")
         await chat.wait_for("coder: It shouted.")
     assert "HELLO!" in str(tool_results(fake.requests[2])[-1]["content"])
+
+
+async def test_an_edit_card_shows_the_file_and_a_diff(
+    deck_with_chat: DeckFactory, fake: FakeAnthropic, workdir: Path
+) -> None:
+    target = workdir / "app.py"
+    target.write_text("x = 1\n")
+    fake.script += [
+        use("Read", file_path=str(target)),
+        use("Edit", file_path=str(target), old_string="x = 1", new_string="x = 2"),
+        say("Edited."),
+    ]
+    async with deck_with_chat(make_config(config_text(fake, workdir))) as (deck, chat):
+        await chat.say("bump x")
+        card = await chat.wait_for("Approval needed")
+        assert f"Edit: {target}" in card.text
+        assert "-x = 1" in card.text
+        assert "+x = 2" in card.text
+        assert target.read_text() == "x = 1\n"
+        [approval] = await deck.approvals.pending()
+        await chat.press(f"{approval.id}:approve")
+        await chat.wait_for("coder: Edited.")
+    assert target.read_text() == "x = 2\n"
+
+
+def test_tool_lines_and_card_inputs() -> None:
+    from roster.claude import card_input, edit_preview, tool_line
+
+    assert tool_line("Bash", {"command": "npm   test\n--watch"}) == "Bash: npm test --watch"
+    assert tool_line("Edit", {"file_path": "src/app.py", "old_string": "a"}) == "Edit: src/app.py"
+    assert tool_line("TodoWrite", {"todos": []}) == "TodoWrite"
+    long = card_input({"content": "y" * 10_000, "command": "ls"})
+    assert len(long["content"]) == 4001
+    assert long["command"] == "ls"
+    assert edit_preview({"old_string": "a\nb", "new_string": "a\nc"}).splitlines() == [
+        "@@ -1,2 +1,2 @@",
+        " a",
+        "-b",
+        "+c",
+    ]
