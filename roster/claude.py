@@ -20,7 +20,7 @@ import contextlib
 import difflib
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -53,10 +53,12 @@ from roster.launcher import QUIET, agent_environment, env_program, setsid_progra
 from roster.progress_lines import ProgressLines
 from roster.refs import SecretSource
 from roster.spec import ClaudeAgentSpec
+from roster.tail import ScrubbedTail
 from storage.sessions import AgentSessions, TurnReport, chat_key
 
 STOP_GRACE_SECONDS = 3.0
 KEPT_INPUT_CHARS = 4000  # of an edit's text, on the card
+KEPT_STDERR_CHARS = 4000
 
 
 class ClaudeAgent(Agent):
@@ -104,7 +106,8 @@ class ClaudeAgent(Agent):
     async def _turn(
         self, text: str, resume: str | None, where: str, ctx: RunContext
     ) -> ResultMessage:
-        options = self._options(resume, ctx)
+        errors = ScrubbedTail(KEPT_STDERR_CHARS, self._secrets.redact)
+        options = self._options(resume, ctx, stderr=lambda line: errors.add(line + "\n"))
         transport = AllowlistTransport(options, keep=dict(options.env))
         client = ClaudeSDKClient(options, transport=transport)
         lines = ProgressLines()
@@ -130,12 +133,15 @@ class ClaudeAgent(Agent):
         except ClaudeSDKError as exc:
             if isinstance(exc, ResultError):
                 raise
-            raise AgentFailed(f"Claude Code failed: {str(exc)[:300]}") from None
+            said = errors.text().strip().splitlines() or [str(exc)]
+            raise AgentFailed(f"Claude Code failed: {said[-1][:300]}") from None
         finally:
             await asyncio.shield(_close(client, transport, cut=not finished))
         raise AgentFailed("Claude Code ended without a result.")
 
-    def _options(self, resume: str | None, ctx: RunContext) -> ClaudeAgentOptions:
+    def _options(
+        self, resume: str | None, ctx: RunContext, *, stderr: Callable[[str], None]
+    ) -> ClaudeAgentOptions:
         spec = self.spec
         env = {**QUIET, **agent_environment(spec.env, self._secrets)}
         return ClaudeAgentOptions(
@@ -153,7 +159,9 @@ class ClaudeAgent(Agent):
             env=env,
             resume=resume,
             setting_sources=[],  # no settings file (the repo's own included) approves a tool
-            can_use_tool=self._asker(ctx),
+            # bypassPermissions asks no one: a callback would never be called.
+            can_use_tool=None if spec.permission_mode == "bypassPermissions" else self._asker(ctx),
+            stderr=stderr,  # kept (scrubbed) to say why the CLI failed
         )
 
     def _asker(self, ctx: RunContext) -> Any:
@@ -184,7 +192,9 @@ class AllowlistTransport(SubprocessCLITransport):
 
     def __init__(self, options: ClaudeAgentOptions, *, keep: dict[str, str]) -> None:
         # The client routes permission prompts over stdio only for its own transport.
-        super().__init__(_no_prompt(), replace(options, permission_prompt_tool_name="stdio"))
+        if options.can_use_tool is not None:
+            options = replace(options, permission_prompt_tool_name="stdio")
+        super().__init__(_no_prompt(), options)
         self._keep = keep
 
     def _build_command(self) -> list[str]:

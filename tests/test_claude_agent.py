@@ -530,3 +530,16 @@ def test_tool_lines_and_card_inputs() -> None:
         "-b",
         "+c",
     ]
+
+
+async def test_a_cli_that_refuses_to_start_says_why_in_chat(
+    deck_with_chat: DeckFactory, fake: FakeAnthropic, workdir: Path
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("Claude Code refuses bypassPermissions only as root")
+    extra = 'permission_mode = "bypassPermissions"'
+    async with deck_with_chat(make_config(config_text(fake, workdir, extra))) as (_deck, chat):
+        await chat.say("anything")
+        failed = await chat.wait_for("coder: Claude Code failed:")
+    assert "root" in failed.text
+    assert fake.requests == []
