@@ -188,7 +188,11 @@ class ClaudeAgent(Agent):
 
 class AllowlistTransport(SubprocessCLITransport):
     """The SDK's transport, its CLI started with only the agent's environment (`env -u`)
-    and in a process group of its own (`setsid`), so a stop can end all of it."""
+    and in a process group of its own (`setsid`), so a stop can end all of it.
+
+    `SubprocessCLITransport` is internal to the SDK: the `claude` extra pins its version,
+    and tests/test_claude_agent.py reads the CLI's environment to hold this to it.
+    """
 
     def __init__(self, options: ClaudeAgentOptions, *, keep: dict[str, str]) -> None:
         # The client routes permission prompts over stdio only for its own transport.
