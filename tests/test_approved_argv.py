@@ -20,8 +20,9 @@ from sqlmodel import select
 
 from bot.deck import Deck
 from storage.models import Approval, Job, Run
-from tests.conftest import DeckFactory, make_config
 from tests.fakes.openai_server import FakeOpenAI, call, say
+from tests.support.config import make_config
+from tests.support.decks import DeckFactory
 
 CORE = "9f8e7d6c5b4a"  # needs no escaping: found in the database in any spelling
 VALUE = f'deploy-Tök€n-"quoted"-back\\slash-{CORE}'

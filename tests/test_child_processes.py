@@ -23,9 +23,11 @@ from bot.errors import ConfigError
 from roster.children import KILL_GRACE_SECONDS, kill_group, start_child
 from roster.tools import RunCommandTool, ToolCallContext
 from storage.secrets import new_key
-from tests.conftest import DeckFactory, make_config
 from tests.fakes.openai_server import FakeOpenAI, call, say
-from tests.test_console_e2e import run_console
+from tests.support.bot_process import run_console
+from tests.support.config import make_config
+from tests.support.decks import DeckFactory
+from tests.support.process_groups import group_alive, group_members, read_pid
 
 # What a child may inherit from the bot's environment (`roster.children`).
 INHERITED = {"PATH", "HOME", "LANG", "TZ", "TERM", "USER", "LOGNAME", "SHELL", "TMPDIR"}
@@ -193,28 +195,6 @@ async def test_an_agent_gets_exactly_the_secret_its_env_names(
     assert "PATH=" in preview  # the preview ran, with the allowlist only
 
 
-def group_members(pgid: int) -> list[int]:
-    """Live (not zombie) processes of a process group, from /proc."""
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # gone meanwhile
-        state, group = fields[0], int(fields[2])
-        if group == pgid and state != "Z":
-            members.append(int(stat.parent.name))
-    return members
-
-
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return bool(group_members(pgid))
-
-
 async def gone(pgid: int) -> bool:
     """Whether the group is gone within the kill's grace (TERM, then KILL)."""
     with contextlib.suppress(TimeoutError):
@@ -255,13 +235,6 @@ approval = "never"
 """
 
 
-async def wait_for_pid(pidfile: Path) -> int:
-    async with asyncio.timeout(10):
-        while not pidfile.exists() or not pidfile.read_text().strip():
-            await asyncio.sleep(0.05)
-    return int(pidfile.read_text())
-
-
 async def test_a_templated_tools_timeout_kills_its_whole_process_group(
     deck_with_chat: DeckFactory,
     fake_openai: FakeOpenAI,
@@ -274,7 +247,7 @@ async def test_a_templated_tools_timeout_kills_its_whole_process_group(
     config = make_config(spawning_tools_config(fake_openai, pidfile, timeout=1))
     async with deck_with_chat(config) as (_deck, chat):
         await chat.say("start it")
-        pgid = await wait_for_pid(pidfile)
+        pgid = await read_pid(pidfile)
         await chat.wait_for("bot: over")
         result = [m for m in fake_openai.requests[-1]["messages"] if m["role"] == "tool"]
         assert "timed out after 1 s" in result[0]["content"]
@@ -307,7 +280,7 @@ async def test_stop_kills_a_tools_whole_process_group(
     config = make_config(spawning_tools_config(fake_openai, pidfile, timeout=300))
     async with deck_with_chat(config) as (_deck, chat):
         await chat.say("start it")
-        pgid = await wait_for_pid(pidfile)
+        pgid = await read_pid(pidfile)
         assert len(group_members(pgid)) >= 2  # the shell and its background child
         await chat.say("/stop bot")
         await chat.wait_for("bot: stopped")

@@ -8,9 +8,9 @@ import signal
 import sys
 from pathlib import Path
 
-from tests.test_console_e2e import run_console
-from tests.test_crash_telegram import SCRIPT as SLEEPY
-from tests.test_graceful_stop import group_alive, read_pid
+from tests.support.bot_process import run_console
+from tests.support.chaos import SLEEPY
+from tests.support.process_groups import group_alive, read_pid
 
 CONFIG = """
 [deck]

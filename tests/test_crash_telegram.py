@@ -19,19 +19,13 @@ from sqlmodel import select
 
 from storage.db import Database, sqlite_url
 from storage.models import AuditEvent, Run, RunState
-from tests.chaos import BotProcess, until
 from tests.fakes.telegram_server import FakeTelegram
-from tests.test_graceful_stop import group_alive, read_pid
+from tests.support.chaos import SLEEPY, BotProcess, until
+from tests.support.process_groups import group_alive, read_pid
 
 ADMIN = 1001  # an approver (the default approvers: admins)
 OPERATOR = 1002  # may ask agents, may not approve
 GROUP = -100500
-SCRIPT = """#!/bin/sh
-echo "$1" >> "{count}"
-echo $$ > "{pid}"
-if [ ! -e "{mark}" ]; then touch "{mark}"; sleep 60; fi
-echo "done $1"
-"""
 
 
 class Sleepy:
@@ -42,7 +36,7 @@ class Sleepy:
         self.count = tmp / "count.txt"
         self.pid = tmp / "pid.txt"
         script = tmp / "sleepy.sh"
-        script.write_text(SCRIPT.format(count=self.count, pid=self.pid, mark=tmp / "mark"))
+        script.write_text(SLEEPY.format(count=self.count, pid=self.pid, mark=tmp / "mark"))
         script.chmod(0o755)
         config = tmp / "deck.toml"
         config.write_text(f"""

@@ -31,8 +31,9 @@ from storage.models import (
     Run,
 )
 from storage.signin_links import UsedLinks
-from tests.conftest import make_config
-from tests.dashkit import (
+from tests.fakes.openai_server import FakeOpenAI, call, say
+from tests.support.config import make_config
+from tests.support.dashkit import (
     AGENTS,
     USERS,
     Dash,
@@ -42,7 +43,6 @@ from tests.dashkit import (
     page,
     redeem,
 )
-from tests.fakes.openai_server import FakeOpenAI, call, say
 
 CONFIRM = re.compile(r'name="confirm" value="([0-9a-f]{16})"')
 PAGES = ("/", "/runs", "/runs/nothing", "/jobs", "/approvals", "/audit", "/cost")

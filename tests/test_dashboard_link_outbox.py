@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,10 +25,10 @@ from bot.transports.telegram import limits
 from bot.types import Outgoing
 from storage.clock import FakeClock
 from storage.models import OutboxMessage
-from tests.conftest import make_config
-from tests.dashkit import redeem
 from tests.fakes.chat import ChatRecorder
 from tests.fakes.telegram_server import FakeTelegram
+from tests.support.config import make_config
+from tests.support.dashkit import redeem
 
 ADMIN = 1001
 LINK = re.compile(r"http://127\.0\.0\.1:\d+/signin\?t=([A-Za-z0-9_\-.%]+)")
@@ -49,14 +48,6 @@ kind = "echo"
 enabled = true
 port = 0
 """
-
-
-@pytest.fixture
-async def fake_telegram(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeTelegram]:
-    server = await FakeTelegram().start()
-    monkeypatch.setenv("TG_TOKEN", server.token)
-    yield server
-    await server.stop()
 
 
 def links_sent(fake: FakeTelegram) -> list[str]:

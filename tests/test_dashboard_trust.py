@@ -21,8 +21,8 @@ from storage.clock import FakeClock
 from storage.db import Database, sqlite_url
 from storage.models import AuditEvent
 from storage.signin_links import RevokedSessions
-from tests.conftest import make_config
-from tests.dashkit import (
+from tests.support.config import make_config
+from tests.support.dashkit import (
     AGENTS,
     DASHBOARD,
     TIMEOUT,

@@ -15,9 +15,8 @@ from collections.abc import Iterator
 import pytest
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from tests.browser import Browser, start_chromium
-from tests.dashkit import Dash, dashboard_deck
-from tests.test_dashboard_browser import make_history, sign_in
+from tests.support.browser import Browser, sign_in, start_chromium
+from tests.support.dashkit import Dash, dashboard_deck, make_history
 
 PHONE = (390, 844)
 DESKTOP = (1280, 1000)

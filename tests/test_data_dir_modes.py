@@ -21,7 +21,8 @@ import pytest
 
 from bot.logs import setup_logging
 from bot.reload import write_snapshot
-from tests.conftest import DeckFactory, make_config
+from tests.support.config import make_config
+from tests.support.decks import DeckFactory
 
 DATABASE_FILES = {"agentdeck.db", "agentdeck.db-wal", "agentdeck.db-shm"}
 CONFIG = """

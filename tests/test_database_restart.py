@@ -1,7 +1,7 @@
 """A PostgreSQL restart under load, then an ordinary restart: every message runs once.
 
 Two real `agentdeck run` processes take Telegram's webhook behind the round-robin
-balancer, on a PostgreSQL server of the test's own (`tests.pgserver`), which it
+balancer, on a PostgreSQL server of the test's own (`tests.support.pgserver`), which it
 restarts while 300 messages stream in. A command agent appends each input to a file,
 so executions are counted, not guessed. Afterwards both processes stop and start again
 (the ordinary restart that used to run what the database restart had left unrecorded).
@@ -26,11 +26,11 @@ from sqlmodel import col, select
 
 from storage.db import Database
 from storage.models import InboxItem, OutboxMessage, OutboxState, Run, RunState
-from tests.cluster import two_processes
 from tests.fakes.round_robin import RoundRobin
 from tests.fakes.telegram_server import FakeTelegram
-from tests.pgserver import PgServer
-from tests.test_telegram_webhook import free_port
+from tests.support.cluster import two_processes
+from tests.support.network import free_port
+from tests.support.pgserver import PgServer
 
 MESSAGES = 300
 RESTART_AFTER_SECONDS = 3.0

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from roster.toolkit.delegation import refusal
-from tests.conftest import DeckFactory, make_config
 from tests.fakes.chat import ChatRecorder
 from tests.fakes.openai_server import FakeOpenAI, call, say
+from tests.support.config import make_config
+from tests.support.decks import DeckFactory
 
 
 def llm(name: str, tools: str = '["ask_agent"]', extra: str = "") -> str:

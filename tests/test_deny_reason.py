@@ -24,9 +24,9 @@ from bot.transports.slack.inbound import SlackBotIdentity, from_command
 from storage.clock import FakeClock
 from storage.db import Database, sqlite_url
 from storage.models import Approval, AuditEvent, Run
-from tests.chaos import BotProcess, until
-from tests.conftest import make_config
 from tests.fakes.telegram_server import FakeTelegram
+from tests.support.chaos import BotProcess, until
+from tests.support.config import make_config
 
 ADMIN = 1001
 VALUE = "hunter2-Reason-Leak-93e1"
@@ -49,14 +49,6 @@ command = ["echo", "{{input}}"]
 approval = "always"
 approvers = ["telegram:{ADMIN}"]
 """
-
-
-@pytest.fixture
-async def fake_telegram(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeTelegram]:
-    server = await FakeTelegram().start()
-    monkeypatch.setenv("TG_TOKEN", server.token)
-    yield server
-    await server.stop()
 
 
 @contextlib.asynccontextmanager

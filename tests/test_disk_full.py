@@ -20,8 +20,8 @@ import pytest
 
 from bot.app import open_deck
 from bot.diskspace import back_text, full_text
-from tests.conftest import make_config
 from tests.fakes.telegram_server import FakeTelegram
+from tests.support.config import make_config
 
 ADMIN = 1001
 USERS = (2001, 2002, 2003)

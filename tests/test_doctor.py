@@ -3,9 +3,6 @@ every check says OK, or what is wrong and what to do; exit 1 when anything faile
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,10 +13,11 @@ from storage.clock import SystemClock
 from storage.db import Database
 from storage.migrations import HEAD_REVISION
 from storage.secrets import Vault, new_key
-from tests.conftest import make_config
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_server import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, FakeSlack
 from tests.fakes.telegram_server import BOT_USERNAME, FakeTelegram
+from tests.support.bot_process import agentdeck
+from tests.support.config import make_config
 
 LLM_KEY = "sk-test-doctor"
 
@@ -223,19 +221,3 @@ async def test_an_invalid_config_is_one_fail_line(tmp_path: Path) -> None:
     assert out.splitlines() == [
         f"FAIL  config: {path}: deck.memory_turns: Input should be greater than or equal to 0"
     ]
-
-
-async def agentdeck(*args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=dict(os.environ),
-    )
-    async with asyncio.timeout(60):
-        out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()

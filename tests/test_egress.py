@@ -18,9 +18,10 @@ from aiohttp import web
 from bot.config import load_config
 from bot.deck import Deck
 from roster.toolkit.http import MAX_BODY
-from tests.conftest import DeckFactory, audit_actions, make_config
 from tests.fakes.chat import ChatRecorder
 from tests.fakes.openai_server import FakeOpenAI, Step, call, say
+from tests.support.config import make_config
+from tests.support.decks import DeckFactory, audit_actions
 
 VALUE = "tok-9f8e7d6c5b4a3f2e1d0c-VALUE"
 

@@ -16,7 +16,6 @@ import os
 import signal
 import sqlite3
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -26,8 +25,8 @@ from bot.app import open_deck
 from bot.commands import command_table, inbox_form
 from bot.deck import Deck
 from storage.db import Database, _sqlite_pragmas, sqlite_url
-from tests.conftest import make_config
 from tests.fakes.telegram_server import FakeTelegram
+from tests.support.config import make_config
 
 ADMIN = 1001
 VALUE = "Plaintext-Vault-Value-51d7c0"
@@ -45,14 +44,6 @@ role = "admin"
 name = "echo"
 kind = "echo"
 """
-
-
-@pytest.fixture
-async def fake_telegram(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeTelegram]:
-    server = await FakeTelegram().start()
-    monkeypatch.setenv("TG_TOKEN", server.token)
-    yield server
-    await server.stop()
 
 
 def config_text(fake: FakeTelegram, data_dir: Path) -> str:

@@ -16,8 +16,9 @@ from bot.types import MessageRef, Outgoing
 from storage.clock import FakeClock
 from storage.db import Database
 from storage.models import AuditEvent, Job, OutboxMessage, Run
-from tests.conftest import DeckFactory, make_config
 from tests.fakes.chat import ChatRecorder
+from tests.support.config import make_config
+from tests.support.decks import DeckFactory
 
 BASE = """
 [deck]

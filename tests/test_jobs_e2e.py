@@ -8,84 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 from sqlmodel import col, select
 
 from storage.db import Database
 from storage.models import JobFire, Run, SchedulerState
-
-AGENTDECK = [sys.executable, "-m", "bot", "run"]
-
-
-class Bot:
-    """A running `agentdeck run`: type lines, wait for output."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-        self.lines: list[str] = []
-        self._changed = asyncio.Condition()
-        self._reader = asyncio.create_task(self._read(), name="read-bot")
-
-    async def _read(self) -> None:
-        assert self.process.stdout is not None
-        async for raw in self.process.stdout:
-            async with self._changed:
-                self.lines.append(raw.decode().rstrip("\n"))
-                self._changed.notify_all()
-
-    def say(self, line: str) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write((line + "\n").encode())
-
-    async def wait_for(self, pattern: str, *, after: int = 0, timeout: float = 10) -> re.Match[str]:
-        regex = re.compile(pattern)
-        async with asyncio.timeout(timeout), self._changed:
-            while True:
-                for line in self.lines[after:]:
-                    if found := regex.search(line):
-                        return found
-                await self._changed.wait()
-
-    def count(self, needle: str) -> int:
-        return sum(needle in line for line in self.lines)
-
-    async def finish(self) -> int:
-        """End of input: the bot finishes its work and exits."""
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-        async with asyncio.timeout(20):
-            code = await self.process.wait()
-            await self._reader
-        return code
-
-
-@asynccontextmanager
-async def started(data_dir: Path, *args: str) -> AsyncIterator[Bot]:
-    env = {**os.environ, "AGENTDECK_DATA_DIR": str(data_dir)}
-    data_dir.mkdir(parents=True, exist_ok=True)
-    with (data_dir / "stderr.txt").open("wb") as stderr:  # read it when a test fails
-        process = await asyncio.create_subprocess_exec(
-            *AGENTDECK,
-            *args,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=stderr,
-            env=env,
-        )
-    bot = Bot(process)
-    try:
-        yield bot
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        bot._reader.cancel()
+from tests.support.bot_process import Bot, started
 
 
 async def test_jobs_from_the_console(data_dir: Path) -> None:

@@ -11,8 +11,9 @@ from sqlmodel import select
 from roster.spec import ApprovalMode, Policy
 from roster.tools import Tool, ToolCallContext
 from storage.models import Run, RunState
-from tests.conftest import DeckFactory, make_config
 from tests.fakes.openai_server import FakeOpenAI, Step, call, fail, say
+from tests.support.config import make_config
+from tests.support.decks import DeckFactory
 
 
 def llm_config(

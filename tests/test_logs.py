@@ -18,8 +18,9 @@ from bot.logs import JsonFormatter
 from storage.clock import SystemClock
 from storage.db import Database
 from storage.secrets import Vault, new_key
-from tests.conftest import DeckFactory, make_config
 from tests.fakes.openai_server import FakeOpenAI, fail
+from tests.support.config import make_config
+from tests.support.decks import DeckFactory
 
 SECRET = "hunter2-very-secret-value"
 

@@ -16,7 +16,8 @@ from bot.app import open_deck
 from bot.deck import Deck
 from bot.metrics.server import MetricsStartError
 from storage.models import InboxItem, OutboxMessage
-from tests.conftest import DeckFactory, make_config
+from tests.support.config import make_config
+from tests.support.decks import DeckFactory
 
 CONFIG = """
 [deck]

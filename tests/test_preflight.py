@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DeckFactory, make_config
 from tests.fakes.openai_server import FakeOpenAI
-from tests.test_doctor import agentdeck
+from tests.support.bot_process import agentdeck
+from tests.support.config import make_config
+from tests.support.decks import DeckFactory
 
 TELEGRAM = """
 [telegram]

@@ -15,9 +15,9 @@ from sqlmodel import select
 from roster.children import KILL_GRACE_SECONDS
 from storage.db import Database
 from storage.models import ProcessBeat, Run, RunState
-from tests.cluster import pid_of
-from tests.test_graceful_stop import group_alive
-from tests.test_jobs_e2e import started
+from tests.support.bot_process import started
+from tests.support.cluster import pid_of
+from tests.support.process_groups import group_alive
 
 STALE_SECONDS = 2.0
 CONFIG = f"""

@@ -10,8 +10,9 @@ from roster.agent import Usage
 from roster.llm import Reply, ToolRequest
 from roster.router import Answer, Candidate, HandOff, Junk, Unsure, guess, read_reply
 from storage.models import AuditEvent, Run
-from tests.conftest import DeckFactory, make_config
 from tests.fakes.openai_server import FakeOpenAI, call, say
+from tests.support.config import make_config
+from tests.support.decks import DeckFactory
 
 HOST = Candidate("host", "Host checks: disk usage, memory, uptime", ("df", "disk"))
 RESEARCHER = Candidate("researcher", "Researches questions on the web and summarises sources")

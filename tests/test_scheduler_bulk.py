@@ -9,31 +9,15 @@ from typing import Any
 
 from sqlmodel import col, select
 
-from scheduler.plan import TriggerKind
 from scheduler.service import Fire, Scheduler, Settings
 from storage.clock import FakeClock, SystemClock
 from storage.db import Database, sqlite_url
 from storage.jobs import Claim, FireKind, JobStore
 from storage.locks import AdvisoryLock
-from storage.models import Job, JobFire, JobState
+from storage.models import JobFire, JobState
+from tests.support.scheduling import job
 
 T0 = datetime(2026, 11, 21, 10, 0, 0, 123456, tzinfo=UTC)  # microseconds must survive
-
-
-def job(job_id: str, spec: str, *, at: datetime, **fields: Any) -> Job:
-    return Job(
-        id=job_id,
-        agent="echo",
-        input="tick",
-        trigger=TriggerKind.INTERVAL,
-        spec=spec,
-        chat_id="test:chat",
-        created_by="test:admin",
-        active_since=at,
-        created_at=at,
-        updated_at=at,
-        **fields,
-    )
 
 
 async def test_bulk_claims_are_won_once_and_move_jobs_forward(db: Database) -> None:

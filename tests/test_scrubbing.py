@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,10 +22,11 @@ from bot.cli import _setup_logging
 from bot.deck import Deck
 from storage.models import AuditEvent, Run, ToolCall
 from storage.secrets import new_key
-from tests.conftest import DeckFactory, make_config
 from tests.fakes.openai_server import FakeOpenAI, call, say
 from tests.fakes.telegram_server import FakeTelegram
-from tests.test_secrets_e2e import agentdeck
+from tests.support.bot_process import agentdeck
+from tests.support.config import make_config
+from tests.support.decks import DeckFactory
 
 ADMIN = 1001
 
@@ -39,14 +40,6 @@ def restore_logging() -> Iterator[None]:
         if handler not in handlers:
             handler.close()
     root.handlers[:], root.level = handlers, level
-
-
-@pytest.fixture
-async def fake_telegram(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeTelegram]:
-    server = await FakeTelegram().start()
-    monkeypatch.setenv("TG_TOKEN", server.token)
-    yield server
-    await server.stop()
 
 
 async def stored(deck: Deck) -> dict[str, str]:

@@ -7,9 +7,6 @@ the database files holds the value.
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +14,7 @@ import pytest
 from storage.clock import SystemClock
 from storage.db import Database, sqlite_url
 from storage.secrets import ENV_KEY, KEY_FILE, Vault, new_key
-from tests.test_console_e2e import run_console
+from tests.support.bot_process import agentdeck, run_console
 
 VALUE = "s3cr3t-Plaintext-7c1e9b"
 CONFIG = """
@@ -30,25 +27,6 @@ command = ["/bin/sh", "-c", "echo token=$TOKEN; echo done"]
 env = { TOKEN = "secret:TOKEN" }
 secrets = ["TOKEN"]
 """
-
-
-async def agentdeck(
-    *args: str, data_dir: Path, stdin: str = "", env: dict[str, str] | None = None
-) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *args,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "AGENTDECK_DATA_DIR": str(data_dir), **(env or {})},
-    )
-    async with asyncio.timeout(30):
-        out, err = await process.communicate(stdin.encode())
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 async def store(data_dir: Path, **values: str) -> None:

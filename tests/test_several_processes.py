@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -19,21 +18,18 @@ from sqlmodel import select
 
 from storage.db import Database
 from storage.models import Run, RunState
-from tests.cluster import fire_holders, inbox_owners, pid_of, two_processes
 from tests.fakes.round_robin import RoundRobin
 from tests.fakes.slack_server import (
     APP_TOKEN,
     BOT_TOKEN,
-    BOT_USER,
     SIGNING_SECRET,
     FakeSlack,
     Message,
-    action_body,
-    event_body,
-    sign,
 )
 from tests.fakes.telegram_server import FakeTelegram
-from tests.test_telegram_webhook import free_port
+from tests.support.cluster import fire_holders, inbox_owners, pid_of, two_processes
+from tests.support.network import free_port
+from tests.support.slack import Slack
 
 ADMIN = 1001
 SHELL = """
@@ -213,55 +209,11 @@ role = "admin"
     )
 
 
-class Slack:
-    """Slack's side: signed requests to the balancer, one connection each."""
-
-    def __init__(self, proxy: RoundRobin, http: aiohttp.ClientSession) -> None:
-        self._url = f"{proxy.url}/slack/events"
-        self._http = http
-        self._ts = 0
-
-    async def post(self, body: str, content_type: str, headers: dict[str, str]) -> int:
-        headers = {"Content-Type": content_type, **headers}
-        async with self._http.post(self._url, data=body, headers=headers) as response:
-            await response.read()
-            return response.status
-
-    async def mention(
-        self, text: str, *, event_id: str, thread_ts: str | None = None, retry: int = 0
-    ) -> str:
-        self._ts += 1
-        ts = f"1700000000.{self._ts:06d}"
-        event = {
-            "type": "app_mention",
-            "user": "UADMIN",
-            "text": f"<@{BOT_USER}> {text}",
-            "ts": ts,
-            "channel": "C1",
-            "event_ts": ts,
-            **({"thread_ts": thread_ts} if thread_ts else {}),
-        }
-        await self.event(event, event_id=event_id, retry=retry)
-        return ts
-
-    async def event(self, event: dict[str, Any], *, event_id: str, retry: int = 0) -> None:
-        body = event_body(event, event_id=event_id)
-        headers = sign(body)
-        if retry:
-            headers |= {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"}
-        assert await self.post(body, "application/json", headers) == 200
-
-    async def press(self, message: Message, label: str, *, trigger: str) -> None:
-        button = next(b for b in message.buttons if b["text"]["text"] == label)
-        body = action_body(message, button, user="UADMIN", trigger=trigger)
-        assert await self.post(body, "application/x-www-form-urlencoded", sign(body)) == 200
-
-
 @pytest.fixture
 async def slack_http(balancer: RoundRobin) -> AsyncIterator[Slack]:
     connector = aiohttp.TCPConnector(force_close=True)  # the balancer picks per connection
     async with aiohttp.ClientSession(connector=connector) as http:
-        yield Slack(balancer, http)
+        yield Slack(f"{balancer.url}/slack/events", http, user="UADMIN")
 
 
 async def test_slack_http_on_two_processes(

@@ -21,7 +21,7 @@ from bot.transports.slack import inbound, members, shapes
 from bot.transports.slack.inbound import SlackBotIdentity
 from storage.models import AuditEvent, OutboxMessage, OutboxState
 from tests.fakes.slack_server import BOT_USER, FakeSlack, action_body, event_body, sign
-from tests.test_slack import slack_deck
+from tests.support.slack import everything_slack_got, slack_deck
 
 # -- junk at the HTTP endpoint ------------------------------------------------------------
 
@@ -121,17 +121,6 @@ async def test_a_command_that_says_payload_is_not_dropped(fake_slack: FakeSlack)
 # -- a secret typed into a slash command ---------------------------------------------------
 
 VALUE = 'zebra4711q-ü"\\-value'
-
-
-def everything_slack_got(fake: FakeSlack) -> str:
-    """Every Web API call's arguments, posted message, response-URL post and upload."""
-    parts = [json.dumps(c.args, ensure_ascii=False, default=str) for c in fake.calls]
-    parts += [str(c.args) for c in fake.calls]
-    parts += [m.text + json.dumps(m.blocks, ensure_ascii=False) for m in fake.messages.values()]
-    parts += [m.shown + "".join(m.history) for m in fake.messages.values()]
-    parts += [json.dumps(r, ensure_ascii=False) for r in fake.responses]
-    parts += [u.decode("utf-8", "replace") for u in fake.uploads.values()]
-    return "\n".join(parts)
 
 
 def assert_nowhere_in_slack(fake: FakeSlack, answers: list[str]) -> None:

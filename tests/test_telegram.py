@@ -4,77 +4,18 @@ talking to the fake Bot API server on 127.0.0.1 through `base_url`."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from sqlmodel import select
 
-from bot.app import open_deck
 from bot.commands import command_table
-from bot.config import Config
-from bot.deck import Deck
 from storage.models import InboxItem
-from tests.conftest import audit_actions, make_config
 from tests.fakes.telegram_server import BOT_USERNAME, FakeTelegram
-
-ADMIN = 1001
-VIEWER = 1002
-STRANGER = 1003
-GROUP = -100500
-
-CONFIG = f"""
-[deck]
-default_agent = "echo"
-[telegram]
-token = "env:TG_TOKEN"
-base_url = "BASE_URL"
-[[users]]
-id = "telegram:{ADMIN}"
-role = "admin"
-[[users]]
-id = "telegram:{VIEWER}"
-role = "operator"
-[[agents]]
-name = "echo"
-kind = "echo"
-[[agents]]
-name = "shell"
-kind = "command"
-command = ["echo", "{{input}}"]
-approval = "always"
-approvers = ["telegram:{ADMIN}"]
-[[agents]]
-name = "long"
-kind = "command"
-command = ["python3", "-c", "{{input}}"]
-"""
-
-
-@pytest.fixture
-async def fake_telegram(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeTelegram]:
-    server = await FakeTelegram().start()
-    monkeypatch.setenv("TG_TOKEN", server.token)
-    yield server
-    await server.stop()
-
-
-def config_for(fake: FakeTelegram, extra: str = "") -> Config:
-    return make_config(CONFIG.replace("BASE_URL", fake.base_url) + extra)
-
-
-@contextlib.asynccontextmanager
-async def running(config: Config) -> AsyncIterator[Deck]:
-    async with asyncio.timeout(30), open_deck(config) as (deck, _):
-        yield deck
-
-
-def texts_to(fake: FakeTelegram, chat: int) -> list[str]:
-    return [
-        c.params["text"] for c in fake.calls_to("sendMessage") if int(c.params["chat_id"]) == chat
-    ]
+from tests.support.config import make_config
+from tests.support.decks import audit_actions, running
+from tests.support.telegram import ADMIN, GROUP, STRANGER, VIEWER, config_for, texts_to
 
 
 async def test_text_in_reply_out_and_commands_registered(fake_telegram: FakeTelegram) -> None:

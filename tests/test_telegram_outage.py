@@ -16,7 +16,8 @@ from bot.delivery import transport_links as links
 from storage.models import Run
 from tests.fakes.slack_server import FakeSlack
 from tests.fakes.telegram_server import TOKEN, FakeTelegram
-from tests.test_outbox_delivery import ADMIN, config_for, deck_with_slack
+from tests.support.outbox import deck_with_slack, delivery_config
+from tests.support.telegram import ADMIN
 
 
 class FailingTelegram(FakeTelegram):
@@ -60,7 +61,7 @@ async def test_a_telegram_outage_leaves_slack_alone_and_telegram_recovers(
 ) -> None:
     monkeypatch.setattr(links, "RETRY_FIRST_SECONDS", 0.2)
     telegram = failing_telegram
-    config = config_for(tmp_path, telegram=telegram, slack=fake_slack)
+    config = delivery_config(tmp_path, telegram=telegram, slack=fake_slack)
     async with deck_with_slack(config) as (deck, slack):
         telegram.user_says("before", user=ADMIN)
         await telegram.wait_until(lambda: "echo: before" in telegram.sent_texts(ADMIN))

@@ -17,11 +17,12 @@ from sqlmodel import select
 from bot.deck import Deck
 from storage.db import Database, sqlite_url
 from storage.models import Run, RunState
-from tests.chaos import BotProcess, until, until_async
-from tests.conftest import DeckFactory, make_config
 from tests.fakes.openai_server import FakeOpenAI, call, say
 from tests.fakes.telegram_server import FakeTelegram
-from tests.test_graceful_stop import group_alive, read_pid
+from tests.support.chaos import BotProcess, until, until_async
+from tests.support.config import make_config
+from tests.support.decks import DeckFactory
+from tests.support.process_groups import group_alive, read_pid
 
 ADMIN = 1001
 

@@ -15,8 +15,9 @@ from aiohttp import web
 from roster.errors import ToolError
 from roster.toolkit.plugins import load_plugins
 from roster.toolkit.templated import CommandToolSpec, render
-from tests.conftest import DeckFactory, make_config
 from tests.fakes.openai_server import FakeOpenAI, call, say
+from tests.support.config import make_config
+from tests.support.decks import DeckFactory
 
 
 def tools_config(server: FakeOpenAI, tools: str, declared: str = "", agent: str = "") -> str:

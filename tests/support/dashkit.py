@@ -7,6 +7,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import unquote
 
 import aiohttp
@@ -15,8 +16,9 @@ from bot.app import open_deck
 from bot.config import Config
 from bot.deck import Deck
 from storage.clock import Clock
-from tests.conftest import make_config
+from storage.models import Run, RunState
 from tests.fakes.chat import ChatRecorder
+from tests.support.config import make_config
 
 USERS = """
 [[users]]
@@ -141,3 +143,42 @@ async def dashboard_deck(
         open_deck(config or dashboard_config(), clock=clock, transports=[chat]) as (deck, _),
     ):
         yield Dash(deck, chat)
+
+
+async def make_history(dash: Dash) -> None:
+    """Some of everything: finished runs, a job, a decided and a pending approval."""
+    chat = dash.chat
+    await chat.say("/ask echo good morning", user="test:ada")
+    await chat.wait_for("good morning")
+    await chat.say("/every 2h echo hourly check", user="test:admin")
+    await chat.wait_for("/pause")
+    await chat.say("/ask deploy v1", user="test:bob")
+    first = await chat.wait_for("Approval needed")
+    await chat.press(f"{first.text.split('(')[1][:8]}:deny", user="test:ada")
+    await chat.wait_for("Denied by test:ada")
+    await chat.say("/ask deploy v3", user="test:bob")
+    await chat.wait_for("v3")
+    await spend_over_a_week(dash)
+
+
+async def spend_over_a_week(dash: Dash) -> None:
+    """Priced runs of two agents on past days, for the cost chart."""
+    now = dash.deck.clock.now()
+    async with dash.deck.db.session() as session:
+        for day in range(7):
+            for agent, cost in (("echo", 0.02 * (day + 1)), ("slow", 0.05 * (7 - day))):
+                when = now - timedelta(days=day, hours=1)
+                session.add(
+                    Run(
+                        id=f"{agent}-{day}",
+                        agent=agent,
+                        chat_id="test:ada",
+                        user_id="test:ada",
+                        status=RunState.DONE,
+                        tokens_in=1000 * (day + 1),
+                        cost=cost,
+                        started_at=when,
+                        finished_at=when + timedelta(seconds=3),
+                    )
+                )
+        await session.commit()

@@ -32,9 +32,9 @@ from storage.db import Database, sqlite_url
 from storage.models import InboxItem, Run, RunState
 from tests.fakes.round_robin import RoundRobin
 from tests.fakes.telegram_server import FakeTelegram
-from tests.test_telegram_webhook import free_port
+from tests.support.network import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ADMIN = 1001  # the admin chat: restart notes go there, not into the counted chats
 FIRST_USER = 2001
 ANSWER = re.compile(r"done (m\d{5})")
@@ -45,6 +45,16 @@ START_SECONDS = 60.0
 SCRIPT = """#!/bin/sh
 echo "$1" >> "{count}"
 sleep {work}
+echo "done $1"
+"""
+
+
+# A command agent that appends its input to {count}, writes its pid to {pid}, and the
+# first time (no {mark} yet) sleeps a minute before it answers: a run to kill mid-way.
+SLEEPY = """#!/bin/sh
+echo "$1" >> "{count}"
+echo $$ > "{pid}"
+if [ ! -e "{mark}" ]; then touch "{mark}"; sleep 60; fi
 echo "done $1"
 """
 
