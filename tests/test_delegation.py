@@ -90,9 +90,9 @@ async def test_the_chat_shows_the_chain_from_the_router(
     fake_openai.by_model["a-model"] = [call("ask_agent", agent="host", text="uptime"), say("ok")]
     async with deck_with_chat(make_config(config(fake_openai, router, llm("a")))) as (_d, chat):
         await chat.say("find out the uptime")
-        await chat.wait_for("router → a: research")
-        await chat.wait_for("router → a → host: uptime")
-        await chat.wait_for("a: ok")
+        needles = ("router → a:", "router → a → host:", "a: ok")
+        shown = [(await chat.wait_for(needle)).text for needle in needles]
+        assert shown == ["router → a: research", "router → a → host: uptime", "a: ok"]
 
 
 async def test_the_hop_limit_stops_a_long_chain(

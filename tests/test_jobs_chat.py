@@ -72,9 +72,9 @@ async def test_a_job_every_second_reports_into_chat(deck_with_chat: DeckFactory)
         assert "delivered" in shown.text
         assert "NOT delivered" not in shown.text
         await chat.say("/unschedule " + job_id)
-        await chat.wait_for(f"Job {job_id} removed.")
+        assert (await chat.wait_for("removed")).text == f"Job {job_id} removed."
         await chat.say("/jobs")
-        await chat.wait_for("No jobs.")
+        assert (await chat.wait_for("No jobs")).text == "No jobs. /every 30m host disk makes one."
 
 
 async def test_bad_expressions_and_roles_are_answered(deck_with_chat: DeckFactory) -> None:

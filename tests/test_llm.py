@@ -129,7 +129,8 @@ async def test_timeout_becomes_a_clear_message(
     fake_openai.script = [Step(content="late", delay=3)]
     async with deck_with_chat(make_config(llm_config(fake_openai, timeout=0.5))) as (_deck, chat):
         await chat.say("hi")
-        await chat.wait_for("bot: The model API did not answer within 0.5 s.")
+        answer = await chat.wait_for("bot: ")
+        assert answer.text == "bot: The model API did not answer within 0.5 s."
 
 
 async def test_malformed_response_is_reported(
@@ -138,7 +139,8 @@ async def test_malformed_response_is_reported(
     fake_openai.script = [Step(raw="{not json")]
     async with deck_with_chat(make_config(llm_config(fake_openai))) as (_deck, chat):
         await chat.say("hi")
-        await chat.wait_for("bot: The model API")
+        answer = await chat.wait_for("bot: ")
+        assert answer.text.startswith("bot: The model API"), answer.text
 
 
 async def test_history_is_given_within_memory_turns(

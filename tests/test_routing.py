@@ -180,7 +180,8 @@ async def test_router_failure_falls_back_to_the_local_guess(
     fake_openai.by_model["router-model"] = [fail(500)]
     async with deck_with_chat(make_config(routing_config(fake_openai))) as (_deck, chat):
         await chat.say("df please")
-        await chat.wait_for("host says: df please")
+        reply = await chat.wait_for("df please")
+        assert reply.text.startswith("host\nhost says: df please"), reply.text  # the local guess
 
 
 async def test_without_a_model_the_local_guess_picks_and_says_so(

@@ -53,13 +53,19 @@ async def test_thread_remembers_its_agent_and_channels_their_binding(
 ) -> None:
     async with slack_deck(fake_slack) as (_deck, slack):
         ts = await slack.mention("@other first")
-        await fake_slack.wait_for_text("other*: first")
+        first = await fake_slack.wait_for_text(": first")
         await slack.mention("second", thread_ts=ts)
-        await fake_slack.wait_for_text("other*: second")
-        await slack.mention("elsewhere")
-        await fake_slack.wait_for_text("echo*: elsewhere")
-        await slack.mention("bound", channel="CBOUND")
-        await fake_slack.wait_for_text("other*: bound")
+        second = await fake_slack.wait_for_text(": second")
+        elsewhere_ts = await slack.mention("elsewhere")
+        elsewhere = await fake_slack.wait_for_text(": elsewhere")
+        bound_ts = await slack.mention("bound", channel="CBOUND")
+        bound = await fake_slack.wait_for_text(": bound")
+        assert [(m.shown, m.channel, m.thread_ts) for m in (first, second, elsewhere, bound)] == [
+            ("*other*: first", "C1", ts),
+            ("*other*: second", "C1", ts),  # the thread keeps its agent
+            ("*echo*: elsewhere", "C1", elsewhere_ts),
+            ("*other*: bound", "CBOUND", bound_ts),  # the channel's binding
+        ]
 
 
 async def test_direct_message_is_answered_in_place(fake_slack: FakeSlack) -> None:

@@ -140,7 +140,12 @@ async def test_stranger_press_is_answered_anyway(
         await fake_telegram.wait_for("sendMessage")
         message_id = (await _message_ids(fake_telegram, "echo: hi"))[0]
         fake_telegram.press("approval|x:approve", message_id=message_id, chat=ADMIN, user=STRANGER)
-        await fake_telegram.wait_for("answerCallbackQuery")
+        (answer,) = await fake_telegram.wait_for("answerCallbackQuery")
+        assert (answer.params["show_alert"], answer.params["text"]) == (
+            True,
+            "Sorry, I only work for the people listed in my config. Ask an admin to add you: "
+            f"your id is telegram:{STRANGER}.",
+        )
 
 
 async def test_redelivered_update_is_handled_once(fake_telegram: FakeTelegram) -> None:
