@@ -64,6 +64,7 @@ def allowed_name(name: str) -> bool:
     return name in INHERITED or name.startswith("LC_")
 
 
+@pytest.mark.slow
 async def test_an_approved_env_on_the_console_shows_none_of_the_bots_credentials(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -296,6 +297,7 @@ def test_an_agent_cannot_declare_the_bots_own_variables(env: str) -> None:
         make_config(text)
 
 
+@pytest.mark.slow
 async def test_a_cancel_while_the_child_starts_still_stops_its_group(tmp_path: Path) -> None:
     """/stop can land between the fork and the moment the run holds the process."""
     started: list[int] = []

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.support.bot_process import run_console
+
+pytestmark = pytest.mark.slow  # real agentdeck processes, restarted
 
 
 async def test_the_quick_start_script(data_dir: Path) -> None:

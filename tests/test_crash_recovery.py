@@ -8,9 +8,13 @@ import signal
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.support.bot_process import run_console
 from tests.support.chaos import SLEEPY
 from tests.support.process_groups import group_alive, read_pid
+
+pytestmark = pytest.mark.slow  # real agentdeck processes (started, killed, restarted)
 
 CONFIG = """
 [deck]

@@ -23,6 +23,8 @@ from tests.fakes.telegram_server import FakeTelegram
 from tests.support.chaos import SLEEPY, BotProcess, until
 from tests.support.process_groups import group_alive, read_pid
 
+pytestmark = pytest.mark.slow  # real agentdeck processes (started, killed, restarted)
+
 ADMIN = 1001  # an approver (the default approvers: admins)
 OPERATOR = 1002  # may ask agents, may not approve
 GROUP = -100500
@@ -119,7 +121,6 @@ async def sleepy(tmp_path: Path) -> AsyncIterator[Sleepy]:
         await fake.stop()
 
 
-@pytest.mark.slow
 async def test_a_run_cut_by_kill_9_is_stopped_reported_and_run_again_by_an_approver(
     sleepy: Sleepy,
 ) -> None:
@@ -188,7 +189,6 @@ async def test_stored_runs_name_their_update_and_process(sleepy: Sleepy) -> None
     assert run.process_host  # (its start time too, unless it had ended before it was read)
 
 
-@pytest.mark.slow
 async def test_a_command_that_acts_once_is_not_repeated_after_kill_9(sleepy: Sleepy) -> None:
     """/every creates a job: killed right after its answer, the restart creates none."""
     await sleepy.start()

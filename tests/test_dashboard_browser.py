@@ -17,6 +17,8 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from tests.support.browser import Browser, sign_in, start_chromium
 from tests.support.dashkit import Dash, dashboard_deck, make_history
 
+pytestmark = pytest.mark.slow  # a real headless Chromium
+
 
 @pytest.fixture(scope="module")
 def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:

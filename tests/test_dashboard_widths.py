@@ -18,6 +18,8 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from tests.support.browser import Browser, sign_in, start_chromium
 from tests.support.dashkit import Dash, dashboard_deck, make_history
 
+pytestmark = pytest.mark.slow  # a real headless Chromium
+
 PHONE = (390, 844)
 DESKTOP = (1280, 1000)
 THUMB_PX = 44  # the smallest touch target the platform guidelines name

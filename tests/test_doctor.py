@@ -197,6 +197,7 @@ async def test_an_unreachable_database_and_a_model_the_endpoint_lacks(
     assert "does not list gpt-9-turbo" in seen["llm"][1]
 
 
+@pytest.mark.slow
 async def test_the_command_prints_one_line_per_check_and_exits_1(
     servers, data_dir: Path, tmp_path: Path
 ) -> None:
@@ -213,6 +214,7 @@ async def test_the_command_prints_one_line_per_check_and_exits_1(
     assert "Traceback" not in out + err
 
 
+@pytest.mark.slow
 async def test_an_invalid_config_is_one_fail_line(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text("[deck]\nmemory_turns = -1\n")

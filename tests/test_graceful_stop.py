@@ -22,6 +22,8 @@ from tests.support.bot_process import Bot, run_console, started
 from tests.support.config import make_config
 from tests.support.process_groups import group_alive, read_pid
 
+pytestmark = pytest.mark.slow  # real agentdeck processes (started, killed, restarted)
+
 # The exit may take the grace, then the command's own kill grace (`roster.command`:
 # SIGTERM, SIGKILL 2 s later for a group that ignores it), then the last writes.
 MARGIN_SECONDS = 5.0

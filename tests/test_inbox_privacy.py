@@ -104,6 +104,7 @@ async def bot_process(config: Path, data_dir: Path) -> asyncio.subprocess.Proces
     )
 
 
+@pytest.mark.slow
 async def test_a_crash_before_the_secret_is_stored_asks_to_send_it_again(
     fake_telegram: FakeTelegram, data_dir: Path, tmp_path: Path
 ) -> None:

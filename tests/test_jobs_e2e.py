@@ -11,11 +11,14 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
 from sqlmodel import col, select
 
 from storage.db import Database
 from storage.models import JobFire, Run, SchedulerState
 from tests.support.bot_process import Bot, started
+
+pytestmark = pytest.mark.slow  # real agentdeck processes (started, killed, restarted)
 
 
 async def test_jobs_from_the_console(data_dir: Path) -> None:

@@ -104,6 +104,7 @@ async def run_ids(deck) -> list[str]:  # type: ignore[no-untyped-def]
         return [run.id for run in (await session.exec(select(Run))).all()]
 
 
+@pytest.mark.slow
 async def test_agentdeck_run_writes_a_json_log_file(tmp_path: Path, data_dir: Path) -> None:
     path = tmp_path / "deck.toml"
     path.write_text('[deck]\nlog_format = "json"\n[[agents]]\nname = "echo"\nkind = "echo"\n')

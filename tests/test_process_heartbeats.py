@@ -10,6 +10,7 @@ import re
 import signal
 from pathlib import Path
 
+import pytest
 from sqlmodel import select
 
 from roster.children import KILL_GRACE_SECONDS
@@ -18,6 +19,8 @@ from storage.models import ProcessBeat, Run, RunState
 from tests.support.bot_process import started
 from tests.support.cluster import pid_of
 from tests.support.process_groups import group_alive
+
+pytestmark = pytest.mark.slow  # real agentdeck processes (killed, and one restarted)
 
 STALE_SECONDS = 2.0
 CONFIG = f"""
@@ -52,6 +55,7 @@ async def _running_run(db: Database) -> Run:
 async def test_a_live_process_keeps_its_runs_a_dead_ones_are_reported(
     tmp_path: Path, pg_url: str
 ) -> None:
+
     config = tmp_path / "deck.toml"
     config.write_text(CONFIG.format(url=pg_url))
     args = ("--config", str(config))

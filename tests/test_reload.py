@@ -13,6 +13,7 @@ import signal
 import sys
 from pathlib import Path
 
+import pytest
 from sqlmodel import col, select
 
 from bot.config import load_config
@@ -162,6 +163,7 @@ async def test_the_embedded_default_has_no_file_to_reload(deck_with_chat: DeckFa
         assert deck.roster.names() == ["host", "shell", "assistant"]
 
 
+@pytest.mark.slow
 async def test_sighup_reloads_a_running_process(tmp_path: Path, data_dir: Path) -> None:
     path = tmp_path / "deck.toml"
     path.write_text('[deck]\nadmin_chat = "console:local"\n' + BASE.replace("[deck]\n", ""))

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlmodel import col, select
 
 from scheduler.plan import TriggerKind
@@ -197,6 +198,7 @@ async def read_until(process: Any, prefix: str, timeout: float = 15) -> list[str
     return lines
 
 
+@pytest.mark.slow
 async def test_a_run_claimed_ahead_survives_a_crash_and_runs_once_after_restart(
     data_dir: Path,
 ) -> None:
@@ -225,6 +227,7 @@ async def test_a_run_claimed_ahead_survives_a_crash_and_runs_once_after_restart(
         assert row.claimed_by == service.holder
 
 
+@pytest.mark.slow
 async def test_a_new_leader_takes_over_runs_claimed_ahead_by_a_killed_one(pg_url: str) -> None:
     due = (datetime.now(UTC) + timedelta(seconds=7)).replace(microsecond=0)
     lock_key = 1_000_000 + secrets.randbelow(1_000_000)  # advisory locks span databases
@@ -248,6 +251,7 @@ async def test_a_new_leader_takes_over_runs_claimed_ahead_by_a_killed_one(pg_url
         assert len(await fires_of(db, "handed")) == 1
 
 
+@pytest.mark.slow
 async def test_a_run_due_when_its_leader_was_killed_before_writing_the_hand_over_runs_once(
     pg_url: str,
 ) -> None:

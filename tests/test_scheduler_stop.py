@@ -13,12 +13,15 @@ import asyncio
 import signal
 from pathlib import Path
 
+import pytest
 from sqlmodel import select
 
 from bot.logs import LOG_FILE
 from storage.db import Database, sqlite_url
 from storage.models import JobFire, Run, RunState
 from tests.support.bot_process import Bot, started
+
+pytestmark = pytest.mark.slow  # real agentdeck processes (started, killed, restarted)
 
 GRACE_SECONDS = 60  # far longer than the run: a stop that takes it has waited for nothing
 RUN_SECONDS = 3

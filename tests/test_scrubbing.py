@@ -196,6 +196,7 @@ approval = "always"
 """
 
 
+@pytest.mark.slow
 async def test_audit_rows_hold_no_value_with_non_ascii_quotes_or_backslashes(
     deck_with_chat: DeckFactory, data_dir: Path
 ) -> None:

@@ -16,6 +16,8 @@ from storage.db import Database, sqlite_url
 from storage.secrets import ENV_KEY, KEY_FILE, Vault, new_key
 from tests.support.bot_process import agentdeck, run_console
 
+pytestmark = pytest.mark.slow  # real agentdeck processes (CLI and bot)
+
 VALUE = "s3cr3t-Plaintext-7c1e9b"
 CONFIG = """
 [deck]

@@ -31,6 +31,8 @@ from tests.support.cluster import fire_holders, inbox_owners, pid_of, two_proces
 from tests.support.network import free_port
 from tests.support.slack import Slack
 
+pytestmark = pytest.mark.slow  # real agentdeck processes (started, killed, restarted)
+
 ADMIN = 1001
 SHELL = """
 [[agents]]

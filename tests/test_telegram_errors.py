@@ -130,6 +130,7 @@ async def test_a_429_is_waited_out_and_the_reply_arrives_once(
     assert row.attempts == 1
 
 
+@pytest.mark.slow
 async def test_a_flood_wait_longer_than_a_send_goes_to_the_outbox_not_to_doubt(
     fake: FakeTelegram, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
