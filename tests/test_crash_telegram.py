@@ -20,8 +20,9 @@ from sqlmodel import select
 from storage.db import Database, sqlite_url
 from storage.models import AuditEvent, Run, RunState
 from tests.fakes.telegram_server import FakeTelegram
-from tests.support.chaos import SLEEPY, BotProcess, until
+from tests.support.chaos import SLEEPY, BotProcess
 from tests.support.process_groups import group_alive, read_pid
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow  # real agentdeck processes (started, killed, restarted)
 
@@ -65,7 +66,7 @@ timeout = 120
     async def start(self) -> None:
         self.fake.first_poll_at = None
         await self.bot.start()
-        await until(lambda: self.fake.first_poll_at is not None, 60)
+        await eventually(lambda: self.fake.first_poll_at is not None, 60)
 
     def runs(self) -> list[str]:
         return self.count.read_text().split() if self.count.exists() else []
@@ -103,7 +104,7 @@ timeout = 120
                 if call.params.get("callback_query_id") == query
             ]
 
-        await until(lambda: bool(answered()), 20)
+        await eventually(lambda: bool(answered()), 20)
         return answered()[0]
 
 
@@ -133,7 +134,7 @@ async def test_a_run_cut_by_kill_9_is_stopped_reported_and_run_again_by_an_appro
     assert group_alive(pgid)  # the orphan goes on without the bot
 
     await sleepy.start()
-    await until(lambda: _has_card(sleepy), 20)
+    await eventually(lambda: _has_card(sleepy), 20)
     assert not group_alive(pgid)
     _, card = sleepy.card()
     said = "sleepy: this run was interrupted by a restart and did not finish (job1);"
@@ -148,7 +149,7 @@ async def test_a_run_cut_by_kill_9_is_stopped_reported_and_run_again_by_an_appro
     assert sleepy.runs() == ["job1"]
 
     await sleepy.press(button["callback_data"], ADMIN)
-    await until(lambda: any("done job1" in t for t in sleepy.fake.sent_texts(GROUP)), 20)
+    await eventually(lambda: any("done job1" in t for t in sleepy.fake.sent_texts(GROUP)), 20)
     assert sleepy.runs() == ["job1", "job1"]  # once more, not twice more
     _, card = sleepy.card()
     assert f"Run again by telegram:{ADMIN} at" in card["text"]
@@ -157,7 +158,9 @@ async def test_a_run_cut_by_kill_9_is_stopped_reported_and_run_again_by_an_appro
     late = await sleepy.press(button["callback_data"], ADMIN)
     assert late["text"].endswith("was already decided: approved.")
     sleepy.fake.user_says("/status", user=ADMIN, chat=GROUP)  # handled after any duplicate
-    await until(lambda: any("Running: nothing" in t for t in sleepy.fake.sent_texts(GROUP)), 20)
+    await eventually(
+        lambda: any("Running: nothing" in t for t in sleepy.fake.sent_texts(GROUP)), 20
+    )
     assert await sleepy.bot.stop() == 0
     assert sleepy.runs() == ["job1", "job1"]
     actions = await sleepy.audit()
@@ -179,7 +182,7 @@ async def test_stored_runs_name_their_update_and_process(sleepy: Sleepy) -> None
     sleepy.pid.parent.joinpath("mark").touch()  # no sleeping
     await sleepy.start()
     said = sleepy.fake.user_says("/ask sleepy quick", user=ADMIN, chat=GROUP)
-    await until(lambda: any("done quick" in t for t in sleepy.fake.sent_texts(GROUP)), 20)
+    await eventually(lambda: any("done quick" in t for t in sleepy.fake.sent_texts(GROUP)), 20)
     assert await sleepy.bot.stop() == 0
     async with Database(sleepy.url) as db, db.session() as session:
         (run,) = (await session.exec(select(Run))).all()
@@ -193,12 +196,14 @@ async def test_a_command_that_acts_once_is_not_repeated_after_kill_9(sleepy: Sle
     """/every creates a job: killed right after its answer, the restart creates none."""
     await sleepy.start()
     sleepy.fake.user_says("/every 1h sleepy tick", user=ADMIN)
-    await until(lambda: any("every 1h" in t for t in sleepy.fake.sent_texts(ADMIN)), 20)
+    await eventually(lambda: any("every 1h" in t for t in sleepy.fake.sent_texts(ADMIN)), 20)
     await sleepy.bot.kill()
     await sleepy.start()
-    await until(lambda: any("agentdeck is back" in t for t in sleepy.fake.sent_texts(ADMIN)), 20)
+    await eventually(
+        lambda: any("agentdeck is back" in t for t in sleepy.fake.sent_texts(ADMIN)), 20
+    )
     sleepy.fake.user_says("/jobs", user=ADMIN)
-    await until(lambda: any("Jobs (" in t for t in sleepy.fake.sent_texts(ADMIN)), 20)
+    await eventually(lambda: any("Jobs (" in t for t in sleepy.fake.sent_texts(ADMIN)), 20)
     assert await sleepy.bot.stop() == 0
     texts = sleepy.fake.sent_texts(ADMIN)
     assert next(t for t in texts if "Jobs (" in t).startswith("Jobs (1)")

@@ -19,10 +19,11 @@ from storage.db import Database, sqlite_url
 from storage.models import Run, RunState
 from tests.fakes.openai_server import FakeOpenAI, call, say
 from tests.fakes.telegram_server import FakeTelegram
-from tests.support.chaos import BotProcess, until, until_async
+from tests.support.chaos import BotProcess
 from tests.support.config import make_config
 from tests.support.decks import DeckFactory
 from tests.support.process_groups import group_alive, read_pid
+from tests.support.waiting import eventually
 
 ADMIN = 1001
 
@@ -86,12 +87,12 @@ async def test_a_templated_tool_cut_by_kill_9_has_its_group_stopped_at_the_next_
         pgid = await read_pid(pid)
         # Written at once after the fork (as for command agents): kill once it is stored.
         url = sqlite_url(tmp_path / "data")
-        await until_async(lambda: _group_stored(url, pgid), 20)
+        await eventually(lambda: _group_stored(url, pgid), 20)
         await bot.kill()
         assert group_alive(pgid)  # the tool's group goes on without the bot
 
         await bot.start()
-        await until(
+        await eventually(
             lambda: any("interrupted by a restart" in t for t in telegram.sent_texts(ADMIN)), 30
         )
         assert not group_alive(pgid)

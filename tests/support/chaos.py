@@ -33,6 +33,7 @@ from storage.models import InboxItem, Run, RunState
 from tests.fakes.round_robin import RoundRobin
 from tests.fakes.telegram_server import FakeTelegram
 from tests.support.network import free_port
+from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN = 1001  # the admin chat: restart notes go there, not into the counted chats
@@ -239,18 +240,6 @@ timeout = 60
 """
 
 
-async def until(predicate: Callable[[], bool], timeout: float, step: float = 0.02) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(step)
-
-
-async def until_async(predicate: Callable[[], Awaitable[bool]], timeout: float) -> None:
-    async with asyncio.timeout(timeout):
-        while not await predicate():
-            await asyncio.sleep(0.02)
-
-
 async def stream(
     fake: FakeTelegram, plan: Plan, kill: Callable[[], Awaitable[float]], tally: Tally
 ) -> None:
@@ -274,7 +263,7 @@ async def settle(fake: FakeTelegram, tally: Tally, timeout: float) -> None:
         return not tally.lost
 
     with contextlib.suppress(TimeoutError):  # what is missing shows in the tally
-        await until(told, timeout, step=0.2)
+        await eventually(told, timeout, step=0.2)
 
 
 async def leftovers(url: str, tally: Tally) -> None:
@@ -303,7 +292,7 @@ async def polling(tmp: Path, plan: Plan, *, settle_seconds: float = 120.0) -> Ta
     async def polled() -> None:
         fake.first_poll_at = None
         await bot.start()
-        await until(lambda: fake.first_poll_at is not None, START_SECONDS)
+        await eventually(lambda: fake.first_poll_at is not None, START_SECONDS)
 
     async def kill() -> float:
         killed_at = loop.time()
@@ -367,7 +356,7 @@ async def webhook_pair(
         for bot, port in zip(bots, ports, strict=True):  # one after the other: migrations
             await bot.start()
             await _listening(port)
-        await until(lambda: len(fake.calls_to("setWebhook")) >= 2, START_SECONDS)
+        await eventually(lambda: len(fake.calls_to("setWebhook")) >= 2, START_SECONDS)
         await stream(fake, plan, kill, tally)
         await settle(fake, tally, settle_seconds)
         for bot in bots:
@@ -423,4 +412,4 @@ async def _listening(port: int) -> None:
         writer.close()
         return True
 
-    await until_async(accepts, START_SECONDS)
+    await eventually(accepts, START_SECONDS)
