@@ -28,6 +28,7 @@ from tests.support.bot_process import run_console
 from tests.support.config import make_config
 from tests.support.decks import DeckFactory
 from tests.support.process_groups import group_alive, group_members, read_pid
+from tests.support.waiting import eventually
 
 # What a child may inherit from the bot's environment (`roster.children`).
 INHERITED = {"PATH", "HOME", "LANG", "TZ", "TERM", "USER", "LOGNAME", "SHELL", "TMPDIR"}
@@ -101,10 +102,7 @@ async def test_a_running_read_only_agents_child_holds_no_credential(
     config = make_config(READ_ONLY.replace("{pidfile}", str(pidfile)).replace("{python}", PYTHON))
     async with deck_with_chat(config) as (_deck, chat):
         await chat.say("/ask watch now")
-        async with asyncio.timeout(10):
-            while not pidfile.exists() or not pidfile.read_text().strip():
-                await asyncio.sleep(0.05)
-        pid = int(pidfile.read_text())
+        pid = await read_pid(pidfile)
         environ = Path(f"/proc/{pid}/environ").read_bytes().decode()
         await chat.say("/stop watch")
         await chat.wait_for("stopped")
@@ -199,9 +197,7 @@ async def test_an_agent_gets_exactly_the_secret_its_env_names(
 async def gone(pgid: int) -> bool:
     """Whether the group is gone within the kill's grace (TERM, then KILL)."""
     with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(KILL_GRACE_SECONDS + 3):
-            while group_alive(pgid):
-                await asyncio.sleep(0.05)
+        await eventually(lambda: not group_alive(pgid), timeout=KILL_GRACE_SECONDS + 3)
     return not group_alive(pgid)
 
 

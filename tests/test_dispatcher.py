@@ -198,9 +198,7 @@ async def test_commands_answer_while_an_agent_runs_in_the_chat(
 ) -> None:
     async with deck_with_chat(make_config(CONFIG)) as (deck, chat):
         await chat.say("/ask slow 30")
-        async with asyncio.timeout(10):
-            while not await running(deck, "slow"):
-                await asyncio.sleep(0.02)
+        await eventually(lambda: running(deck, "slow"), step=0.02)
         answers = {
             command: await answer_to(chat, command)
             for command in ("/runs", "/jobs", "/help", "/cost", "/memory", "/audit 3", "/agents")

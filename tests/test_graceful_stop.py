@@ -21,6 +21,7 @@ from storage.models import Run, RunState
 from tests.support.bot_process import Bot, run_console, started
 from tests.support.config import make_config
 from tests.support.process_groups import group_alive, read_pid
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow  # real agentdeck processes (started, killed, restarted)
 
@@ -66,9 +67,7 @@ async def terminate(bot: Bot, *, within: float) -> int:
 async def logged(data_dir: Path, text: str) -> None:
     """Wait until the bot's log file has `text` (what it does, before a test acts on it)."""
     log = data_dir / LOG_FILE
-    async with asyncio.timeout(10):
-        while not log.exists() or text not in log.read_text():
-            await asyncio.sleep(0.05)
+    await eventually(lambda: log.exists() and text in log.read_text())
 
 
 async def runs_of(data_dir: Path) -> list[Run]:

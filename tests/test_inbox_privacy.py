@@ -27,6 +27,7 @@ from bot.deck import Deck
 from storage.db import Database, _sqlite_pragmas, sqlite_url
 from tests.fakes.telegram_server import FakeTelegram
 from tests.support.config import make_config
+from tests.support.waiting import eventually
 
 ADMIN = 1001
 VALUE = "Plaintext-Vault-Value-51d7c0"
@@ -113,14 +114,11 @@ async def test_a_crash_before_the_secret_is_stored_asks_to_send_it_again(
     fake_telegram.hold("deleteMessage")  # `/secret set` deletes the message, then stores
     process = await bot_process(config_file, data_dir)
     try:
-        async with asyncio.timeout(30):  # polling (an empty poll notifies nobody)
-            while fake_telegram.first_poll_at is None:
-                await asyncio.sleep(0.05)
+        # Polling (an empty poll notifies nobody).
+        await eventually(lambda: fake_telegram.first_poll_at is not None, timeout=30)
         fake_telegram.user_says(f"/secret set API_KEY {VALUE}", user=ADMIN)
         await fake_telegram.wait_until(lambda: "deleteMessage" in fake_telegram.waiting, 30)
-        async with asyncio.timeout(10):
-            while not await inbox_rows(data_dir):
-                await asyncio.sleep(0.05)
+        await eventually(lambda: inbox_rows(data_dir))
     finally:
         process.send_signal(signal.SIGKILL)  # between storing the update and the secret
         await process.wait()

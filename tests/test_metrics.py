@@ -3,7 +3,6 @@ errors, queue lengths, open tasks; and the text format itself."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 from datetime import timedelta
@@ -18,6 +17,7 @@ from bot.metrics.server import MetricsStartError
 from storage.models import InboxItem, OutboxMessage
 from tests.support.config import make_config
 from tests.support.decks import DeckFactory
+from tests.support.waiting import eventually
 
 CONFIG = """
 [deck]
@@ -63,9 +63,7 @@ async def scrape(url: str) -> tuple[str, dict[str, float]]:
 
 async def waiting_card(deck: Deck) -> str:
     """The id of the approval waiting now, once it is there."""
-    async with asyncio.timeout(10):
-        while not (pending := await deck.approvals.pending()):
-            await asyncio.sleep(0.01)
+    pending = await eventually(deck.approvals.pending, step=0.01)
     return pending[0].id
 
 

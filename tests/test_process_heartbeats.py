@@ -19,6 +19,7 @@ from storage.models import ProcessBeat, Run, RunState
 from tests.support.bot_process import started
 from tests.support.cluster import pid_of
 from tests.support.process_groups import group_alive
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow  # real agentdeck processes (killed, and one restarted)
 
@@ -45,10 +46,7 @@ async def _runs(db: Database) -> list[Run]:
 
 
 async def _running_run(db: Database) -> Run:
-    async with asyncio.timeout(10):
-        while not (runs := await _runs(db)):
-            await asyncio.sleep(0.1)
-    (run,) = runs
+    (run,) = await eventually(lambda: _runs(db), step=0.1)
     return run
 
 

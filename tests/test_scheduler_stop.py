@@ -20,6 +20,7 @@ from bot.logs import LOG_FILE
 from storage.db import Database, sqlite_url
 from storage.models import JobFire, Run, RunState
 from tests.support.bot_process import Bot, started
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow  # real agentdeck processes (started, killed, restarted)
 
@@ -65,9 +66,7 @@ def write_config(tmp_path: Path, database: str = "") -> Path:
 
 async def first_run_started(tmp_path: Path) -> None:
     started_file = tmp_path / "started"
-    async with asyncio.timeout(20):
-        while not started_file.exists() or not started_file.read_text().strip():
-            await asyncio.sleep(0.02)
+    await eventually(lambda: started_file.exists() and started_file.read_text().strip(), 20)
 
 
 async def stop_during_the_run(bot: Bot, tmp_path: Path) -> int:

@@ -3,7 +3,6 @@ junk at the HTTP endpoint, secrets typed into slash commands, people from other 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -22,6 +21,7 @@ from bot.transports.slack.inbound import SlackBotIdentity
 from storage.models import AuditEvent, OutboxMessage, OutboxState
 from tests.fakes.slack_server import BOT_USER, FakeSlack, action_body, event_body, sign
 from tests.support.slack import everything_slack_got, slack_deck
+from tests.support.waiting import eventually
 
 # -- junk at the HTTP endpoint ------------------------------------------------------------
 
@@ -233,6 +233,12 @@ def shared_config(tmp_path: Path) -> tuple[str, Path]:
     return SHARED.format(log=log), log
 
 
+async def _outsider_rows_reach(deck: Deck, count: int) -> list[AuditEvent]:
+    """The outsiders' refusal rows, once there are `count` (none before)."""
+    rows = await _outsider_rows(deck)
+    return rows if len(rows) >= count else []
+
+
 async def _outsider_rows(deck: Deck) -> list[AuditEvent]:
     await deck.runner.flush()
     async with deck.db.session() as session:
@@ -281,9 +287,8 @@ async def test_guests_and_other_workspaces_cannot_use_a_channel_role(
         mention |= {"text": f"<@{BOT_USER}> @logger by-connect", "ts": "1700000001.000009"}
         await slack.event(mention | {"user_team": OTHER_TEAM})
         await slack.command("ask logger by-command", user="UCMD", channel="CBOUND", team=OTHER_TEAM)
-        async with asyncio.timeout(10):  # the command is admitted after its echo is posted
-            while len(rows := await _outsider_rows(deck)) < 6:
-                await asyncio.sleep(0.05)
+        # The command is admitted after its echo is posted.
+        rows = await eventually(lambda: _outsider_rows_reach(deck, 6))
         await deck.tasks.drain()
         assert "Approval needed" not in everything_slack_got(fake_slack)
         reasons = {r.actor.removeprefix("slack:"): r.detail["reason"] for r in rows}

@@ -5,7 +5,6 @@ the fake OpenAI API; the tool writes its pid (its group: a session of its own)."
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
@@ -110,6 +109,10 @@ async def test_a_templated_tool_cut_by_kill_9_has_its_group_stopped_at_the_next_
     assert cut.process_group == pgid
 
 
+async def _stored_group_is(deck: Deck, pgid: int) -> bool:
+    return await _stored_group(deck) == pgid
+
+
 async def _stored_group(deck: Deck) -> int | None:
     await deck.runner.flush()
     async with deck.db.session() as session:
@@ -135,9 +138,7 @@ async def test_run_command_records_its_process_group_in_the_run(
             card = await chat.wait_for("Approval needed")
             await chat.press(card.message.buttons[0].value)
             pgid = await read_pid(pid)
-            async with asyncio.timeout(10):
-                while await _stored_group(deck) != pgid:
-                    await asyncio.sleep(0.05)
+            assert await eventually(lambda: _stored_group_is(deck, pgid))
             await chat.say("/stop bot")
             await chat.wait_for("stopped")
         assert not group_alive(pgid)
