@@ -246,7 +246,7 @@ command = ["false"]
         await chat.say("/ask flaky go")
         await chat.wait_for("Agent 'flaky' is unavailable: disabled from chat")
         await chat.say("/enable flaky")
-        await chat.wait_for("flaky is enabled.")
+        assert (await chat.wait_for("is enabled")).text == "flaky is enabled."
 
 
 async def test_run_timeout_and_rate_limit() -> None:
@@ -271,7 +271,8 @@ kind = "python"
         assert run.status == RunState.FAILED
         for _ in range(3):
             await chat.say("/agents", user="test:ada")
-        await chat.wait_for("You are sending messages faster than this bot accepts")
+        refusal = await chat.wait_for("faster than")
+        assert refusal.text.startswith("You are sending messages faster than this bot accepts")
 
 
 async def test_only_listed_approvers_count_even_admins() -> None:
@@ -293,7 +294,8 @@ approvers = ["test:bob"]
         await deck.tasks.drain()
         assert chat.press_answers[-1] == ("You are not one of the approvers of this request.", True)
         await chat.press(f"{aid}:approve", user="test:bob")
-        await chat.wait_for("payroll\nrun")
+        result = await chat.wait_for("payroll\n")
+        assert result.text.startswith("payroll\nrun"), result.text
 
 
 async def test_a_decision_stored_just_before_a_crash_is_carried_out_at_the_next_start() -> None:

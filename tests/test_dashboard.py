@@ -42,6 +42,7 @@ from tests.support.dashkit import (
     dashboard_deck,
     page,
     redeem,
+    status_of,
 )
 
 CONFIRM = re.compile(r'name="confirm" value="([0-9a-f]{16})"')
@@ -93,7 +94,7 @@ async def test_a_link_from_chat_signs_in_once() -> None:
             assert again.status == 403
             body = await (await other.post("/signin", data={"t": link.split("t=")[1]})).text()
             assert "used already" in body
-            await page(other, "/", status=401)
+            assert await status_of(other, "/") == 401
         actions = await audit_actions(dash)
         assert "dashboard.link" in actions
         assert "dashboard.signin" in actions
@@ -118,7 +119,7 @@ async def test_an_expired_link_is_refused() -> None:
             assert "expired" in await looked.text()
             response = await redeem(client, link)
             assert response.status == 403
-            await page(client, "/", status=401)
+            assert await status_of(client, "/") == 401
 
 
 async def test_a_forged_or_foreign_token_is_refused() -> None:
@@ -134,7 +135,7 @@ async def test_a_forged_or_foreign_token_is_refused() -> None:
                 assert "not valid" in await response.text()
             # a session cookie made up by hand is no session
             client.cookie_jar.update_cookies({"agentdeck_session": token})
-            await page(client, "/", status=401)
+            assert await status_of(client, "/") == 401
 
 
 async def test_without_a_session_every_page_is_only_a_sign_in_hint() -> None:
@@ -175,7 +176,7 @@ async def test_a_session_ends_with_its_user_and_its_time() -> None:
     async with dashboard_deck(clock=clock) as dash, dash.signed_in("test:ada") as client:
         await page(client, "/")
         clock.advance(timedelta(hours=12, seconds=1))
-        await page(client, "/", status=401)
+        assert await status_of(client, "/") == 401
 
 
 async def test_signing_out_needs_the_form_token() -> None:
@@ -186,7 +187,7 @@ async def test_signing_out_needs_the_form_token() -> None:
         await page(client, "/")
         done = await client.post("/signout", data={"csrf": csrf_of(body)}, allow_redirects=False)
         assert done.status == 303
-        await page(client, "/", status=401)
+        assert await status_of(client, "/") == 401
 
 
 # --- pages --------------------------------------------------------------------------
@@ -209,7 +210,7 @@ async def test_every_page_shows_what_happened() -> None:
         detail = await page(client, f"/runs/{run.id}")
         for part in ("hello dashboard", "Exit code", "Duration", "run.started", "run.done"):
             assert part in detail, part
-        await page(client, "/runs/nonexistent", status=404)
+        assert await status_of(client, "/runs/nonexistent") == 404
         assert "No jobs" in await page(client, "/jobs")
         assert "Nothing waits for approval" in await page(client, "/approvals")
         audit = await page(client, "/audit?action=run.")

@@ -122,7 +122,7 @@ async def test_slow_agent_never_delays_another_chat(deck_with_chat: DeckFactory)
         await chat.say("/stop all", chat="test:b")
         # The slow run was still running when the other chat was answered.
         assert (await chat.wait_for("Stopped")).text == "Stopped 1 run(s)."
-        await chat.wait_for("slow: stopped.")
+        assert (await chat.wait_for("slow: stopped")).text == "slow: stopped."
 
 
 async def test_stop_kills_the_process_group(deck_with_chat: DeckFactory, tmp_path: Path) -> None:
@@ -209,7 +209,7 @@ async def test_commands_answer_while_an_agent_runs_in_the_chat(
         assert await running(deck, "slow")  # all answered while the run went on
         await chat.say("/forget")  # clears what the running agent reads: waits for the run
         await chat.say("/stop slow")
-        await chat.wait_for("slow: stopped.")
+        assert (await chat.wait_for("slow: stopped")).text == "slow: stopped."
         await deck.tasks.drain()
         texts = chat.texts()
         stopped = texts.index("slow: stopped.")

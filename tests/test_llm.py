@@ -223,4 +223,4 @@ async def test_a_tools_preview_is_on_the_card(
         card = await chat.wait_for("Approval needed")
         assert "Preview:\nwould change 3 files to v7" in card.text
         await chat.press(f"{card.text.split('(')[1].split(')')[0]}:approve")
-        await chat.wait_for("bot: deployed it")
+        assert (await chat.wait_for("deployed it")).text == "bot: deployed it"

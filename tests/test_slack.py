@@ -139,7 +139,11 @@ async def test_slash_commands_open_a_thread(fake_slack: FakeSlack) -> None:
         await fake_slack.wait_for_text("other*: uptime")
         await slack.command("")
         bare = await fake_slack.wait_for_text("<@UOP> `/deck`")
-        await fake_slack.wait_for(lambda f: [t for t in replies(f, "C1", bare.ts) if "/ask" in t])
+        (usage,) = await fake_slack.wait_for(
+            lambda f: [t for t in replies(f, "C1", bare.ts) if "/ask" in t]
+        )
+        assert usage.startswith("*Commands*\n`/agents` the roster"), usage  # the bare command: help
+        assert "`/ask &lt;agent&gt; &lt;text&gt;` ask one agent" in usage
 
 
 async def test_slash_command_where_the_bot_is_not_a_member(fake_slack: FakeSlack) -> None:

@@ -127,6 +127,13 @@ async def page(session: aiohttp.ClientSession, path: str, status: int = 200) -> 
         return body
 
 
+async def status_of(session: aiohttp.ClientSession, path: str) -> int:
+    """The HTTP status the dashboard answers `path` with (redirects not followed)."""
+    async with session.get(path, allow_redirects=False) as response:
+        await response.read()
+        return response.status
+
+
 def csrf_of(body: str) -> str:
     found = CSRF.search(body)
     assert found, body[:500]
