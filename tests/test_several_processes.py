@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -127,7 +128,14 @@ async def test_telegram_webhook_on_two_processes(
             await fake.wait_for("setWebhook", count=2, timeout=20)
             pids = {one.process.pid, two.process.pid}
             await _every_update_once(fake, balancer, db, pids)
-            await _approval_pressed_on_the_other_process(fake, db)
+            approval = await _approval_pressed_on_the_other_process(fake, db)
+            assert approval.asked_on != approval.pressed_on
+            # Resumed where it was pressed, and its result shown once.
+            assert (approval.state, approval.ended_on, approval.results) == (
+                RunState.DONE,
+                approval.pressed_on,
+                1,
+            )
             holders = await fire_holders(db)
             assert len(holders) == 1  # the scheduler runs on one process
             assert holders <= pids
@@ -166,7 +174,18 @@ def _webhook_secret(fake: FakeTelegram) -> str:
     return fake.webhook[1]
 
 
-async def _approval_pressed_on_the_other_process(fake: FakeTelegram, db: Database) -> None:
+@dataclass(frozen=True)
+class CrossApproval:
+    """An approval asked through one process and pressed on the other: where each went."""
+
+    asked_on: int  # the pid that took the message asking
+    pressed_on: int  # the pid that took the press
+    ended_on: int  # the pid whose run finished the approved work
+    state: RunState
+    results: int  # how often the result was shown
+
+
+async def _approval_pressed_on_the_other_process(fake: FakeTelegram, db: Database) -> CrossApproval:
     asked = fake.user_says("/ask shell echo approved-$((40+2))", user=ADMIN)
     await fake.wait_until(lambda: bool(_texts(fake, "Approval needed")), timeout=10)
     ((chat, message_id),) = [
@@ -181,13 +200,16 @@ async def _approval_pressed_on_the_other_process(fake: FakeTelegram, db: Databas
     await fake.wait_until(lambda: bool(_texts(fake, "approved-42")), timeout=10)
     pressed = fake.history[-1].update_id
     owners = await inbox_owners(db)
-    assert owners[f"telegram:{asked}"] != owners[f"telegram:{pressed}"]
     run = await finished_run(db, "shell")
-    assert run.status == RunState.DONE
-    assert pid_of(run.owner) == owners[f"telegram:{pressed}"]  # resumed where it was pressed
     await fake.wait_until(lambda: bool(_texts(fake, "Approved by")), timeout=10)
     await asyncio.sleep(0.5)  # time for a second result, if one were coming
-    assert len(_texts(fake, "approved-42")) == 1
+    return CrossApproval(
+        asked_on=owners[f"telegram:{asked}"],
+        pressed_on=owners[f"telegram:{pressed}"],
+        ended_on=pid_of(run.owner),
+        state=run.status,
+        results=len(_texts(fake, "approved-42")),
+    )
 
 
 # -- Slack, HTTP mode -----------------------------------------------------------------------
@@ -242,7 +264,13 @@ async def test_slack_http_on_two_processes(
         ):
             pids = {one.process.pid, two.process.pid}
             await _thread_follows_its_agent_across_processes(fake, slack_http, db, pids)
-            await _slack_approval_on_the_other_process(fake, slack_http, db)
+            approval = await _slack_approval_on_the_other_process(fake, slack_http, db)
+            assert approval.asked_on != approval.pressed_on
+            assert (approval.state, approval.ended_on, approval.results) == (
+                RunState.DONE,
+                approval.pressed_on,
+                1,
+            )
     finally:
         await fake.stop()
 
@@ -273,17 +301,22 @@ async def _thread_follows_its_agent_across_processes(
     assert len(_shown(fake, "*other*: second")) == 1
 
 
-async def _slack_approval_on_the_other_process(fake: FakeSlack, slack: Slack, db: Database) -> None:
+async def _slack_approval_on_the_other_process(
+    fake: FakeSlack, slack: Slack, db: Database
+) -> CrossApproval:
     await slack.mention("@shell echo approved-$((40+2))", event_id="Ev5")
     card = await fake.wait_for_text("Approval needed")
     await slack.press(card, "Approve", trigger="T1")
     await fake.wait_for(lambda f: "Approved by" in card.shown)
     await fake.wait_for_text("approved-42")
     owners = await inbox_owners(db)
-    assert owners["slack:Ev5"] != owners["slack:action:T1"]
     run = await finished_run(db, "shell")
-    assert run.status == RunState.DONE
-    assert pid_of(run.owner) == owners["slack:action:T1"]
     await asyncio.sleep(0.5)  # time for a second result, if one were coming
-    assert len(_shown(fake, "approved-42")) == 1
-    assert card.buttons == []
+    assert card.buttons == []  # the decided card keeps no buttons
+    return CrossApproval(
+        asked_on=owners["slack:Ev5"],
+        pressed_on=owners["slack:action:T1"],
+        ended_on=pid_of(run.owner),
+        state=run.status,
+        results=len(_shown(fake, "approved-42")),
+    )
