@@ -99,10 +99,11 @@ async def test_a_server_shutting_down_and_restarting_is_transient(pg_throwaway: 
         await engine.dispose()  # the pool's connection was the last session
         await asyncio.to_thread(_wait_stopped, pg_throwaway)
         await asyncio.to_thread(pg_throwaway.start)
-        async with engine.connect() as cut, engine.connect() as watch:
+        async with engine.connect() as cut:
             pid = (await cut.execute(text("SELECT pg_backend_pid()"))).scalar()
             query = asyncio.create_task(cut.execute(text("SELECT pg_sleep(10)")))
-            await eventually(lambda: _sleeping(watch, pid))
+            async with engine.connect() as watch:  # closed before the restart cuts it
+                await eventually(lambda: _sleeping(watch, pid))
             await asyncio.to_thread(pg_throwaway.restart, "fast")
             exc = await _raised(lambda: query)
         assert getattr(exc, "connection_invalidated", False)
