@@ -28,9 +28,7 @@ from roster.toolkit.http import HttpRequestTool
 from tests.fakes.telegram_server import FakeTelegram
 from tests.support.config import make_config
 from tests.support.decks import audit_actions
-
-ADMIN = 1001
-OPERATOR = 1002
+from tests.support.telegram import ADMIN, OPERATOR
 
 SCRIPT = """
 import sys

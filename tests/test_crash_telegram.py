@@ -22,13 +22,10 @@ from storage.models import AuditEvent, Run, RunState
 from tests.fakes.telegram_server import FakeTelegram
 from tests.support.chaos import SLEEPY, BotProcess
 from tests.support.process_groups import group_alive, read_pid
+from tests.support.telegram import ADMIN, GROUP, OPERATOR
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow  # real agentdeck processes (started, killed, restarted)
-
-ADMIN = 1001  # an approver (the default approvers: admins)
-OPERATOR = 1002  # may ask agents, may not approve
-GROUP = -100500
 
 
 class Sleepy:

@@ -29,8 +29,8 @@ from tests.fakes.chat import ChatRecorder
 from tests.fakes.telegram_server import FakeTelegram
 from tests.support.config import make_config
 from tests.support.dashkit import redeem
+from tests.support.telegram import ADMIN
 
-ADMIN = 1001
 LINK = re.compile(r"http://127\.0\.0\.1:\d+/signin\?t=([A-Za-z0-9_\-.%]+)")
 CONFIG = f"""
 [deck]

@@ -27,9 +27,9 @@ from storage.models import Approval, AuditEvent, Run
 from tests.fakes.telegram_server import FakeTelegram
 from tests.support.chaos import BotProcess
 from tests.support.config import make_config
+from tests.support.telegram import ADMIN
 from tests.support.waiting import eventually
 
-ADMIN = 1001
 VALUE = "hunter2-Reason-Leak-93e1"
 CONFIG = f"""
 [deck]

@@ -22,9 +22,9 @@ from bot.app import open_deck
 from bot.diskspace import back_text, full_text
 from tests.fakes.telegram_server import FakeTelegram
 from tests.support.config import make_config
+from tests.support.telegram import ADMIN
 from tests.support.waiting import eventually
 
-ADMIN = 1001
 USERS = (2001, 2002, 2003)
 BEFORE, DURING = 5, 30
 

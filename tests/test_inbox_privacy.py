@@ -27,9 +27,9 @@ from bot.deck import Deck
 from storage.db import Database, _sqlite_pragmas, sqlite_url
 from tests.fakes.telegram_server import FakeTelegram
 from tests.support.config import make_config
+from tests.support.telegram import ADMIN
 from tests.support.waiting import eventually
 
-ADMIN = 1001
 VALUE = "Plaintext-Vault-Value-51d7c0"
 CONFIG = f"""
 [deck]

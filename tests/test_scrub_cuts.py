@@ -20,8 +20,8 @@ from tests.fakes.telegram_server import FakeTelegram
 from tests.support.config import make_config
 from tests.support.decks import DeckFactory
 from tests.support.network import free_port
+from tests.support.telegram import ADMIN
 
-ADMIN = 1001
 SECRET = "Zq8first-half-Wx3|Kp5second-half-Yv7"
 SECOND_HALF = SECRET[len(SECRET) // 2 :]
 

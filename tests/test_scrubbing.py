@@ -27,8 +27,7 @@ from tests.fakes.telegram_server import FakeTelegram
 from tests.support.bot_process import agentdeck
 from tests.support.config import make_config
 from tests.support.decks import DeckFactory
-
-ADMIN = 1001
+from tests.support.telegram import ADMIN
 
 
 @pytest.fixture

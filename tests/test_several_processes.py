@@ -31,10 +31,10 @@ from tests.fakes.telegram_server import FakeTelegram
 from tests.support.cluster import fire_holders, inbox_owners, pid_of, two_processes
 from tests.support.network import free_port
 from tests.support.slack import Slack
+from tests.support.telegram import ADMIN
 
 pytestmark = pytest.mark.slow  # real agentdeck processes (started, killed, restarted)
 
-ADMIN = 1001
 SHELL = """
 [[agents]]
 name = "echo"

@@ -16,8 +16,7 @@ from bot.transports.telegram.receive import SECRET_HEADER
 from tests.fakes.telegram_server import FakeTelegram
 from tests.support.config import make_config
 from tests.support.network import free_port
-
-ADMIN = 1001
+from tests.support.telegram import ADMIN
 
 
 @pytest.fixture

@@ -22,9 +22,8 @@ from tests.support.chaos import BotProcess
 from tests.support.config import make_config
 from tests.support.decks import DeckFactory
 from tests.support.process_groups import group_alive, read_pid
+from tests.support.telegram import ADMIN
 from tests.support.waiting import eventually
-
-ADMIN = 1001
 
 
 def deck_toml(telegram: FakeTelegram | None, openai: FakeOpenAI, pid: Path) -> str:

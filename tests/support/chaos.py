@@ -33,11 +33,11 @@ from storage.models import InboxItem, Run, RunState
 from tests.fakes.round_robin import RoundRobin
 from tests.fakes.telegram_server import FakeTelegram
 from tests.support.network import free_port
+from tests.support.telegram import ADMIN
 from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
-ADMIN = 1001  # the admin chat: restart notes go there, not into the counted chats
-FIRST_USER = 2001
+FIRST_USER = 2001  # the counted chats; ADMIN's chat gets the restart notes
 ANSWER = re.compile(r"done (m\d{5})")
 REPORTED = re.compile(r"interrupted by a restart.*?\((m\d{5})\)", re.DOTALL)
 STOP_SECONDS = 60.0

@@ -8,7 +8,7 @@ from tests.fakes.telegram_server import FakeTelegram
 from tests.support.config import make_config
 
 ADMIN = 1001
-VIEWER = 1002  # an operator: may ask agents, may not approve
+OPERATOR = 1002  # may ask agents, may not approve
 STRANGER = 1003
 GROUP = -100500
 
@@ -22,7 +22,7 @@ base_url = "BASE_URL"
 id = "telegram:{ADMIN}"
 role = "admin"
 [[users]]
-id = "telegram:{VIEWER}"
+id = "telegram:{OPERATOR}"
 role = "operator"
 [[agents]]
 name = "echo"
