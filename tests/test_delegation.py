@@ -9,6 +9,7 @@ from tests.fakes.chat import ChatRecorder
 from tests.fakes.openai_server import FakeOpenAI, call, say
 from tests.support.config import make_config
 from tests.support.decks import DeckFactory
+from tests.support.llm import tool_results
 
 
 def llm(name: str, tools: str = '["ask_agent"]', extra: str = "") -> str:
@@ -53,12 +54,6 @@ approval = "always"
 @pytest.fixture(autouse=True)
 def _key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEST_OPENAI_KEY", "sk-test")
-
-
-def tool_results(server: FakeOpenAI, model: str) -> list[str]:
-    """What the tools answered, as the last request of `model` shows it."""
-    last = [r for r in server.requests if r["model"] == model][-1]
-    return [m["content"] for m in last["messages"] if m["role"] == "tool"]
 
 
 def test_refusal_counts_hops_and_spots_cycles() -> None:

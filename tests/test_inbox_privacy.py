@@ -27,6 +27,7 @@ from bot.deck import Deck
 from storage.db import Database, _sqlite_pragmas, sqlite_url
 from tests.fakes.telegram_server import FakeTelegram
 from tests.support.config import make_config
+from tests.support.data import database_bytes
 from tests.support.telegram import ADMIN
 from tests.support.waiting import eventually
 
@@ -53,12 +54,6 @@ def config_text(fake: FakeTelegram, data_dir: Path) -> str:
 
 def said(fake: FakeTelegram, needle: str) -> bool:
     return any(needle in t for t in fake.sent_texts(ADMIN))
-
-
-def database_bytes(data_dir: Path) -> bytes:
-    files = sorted(data_dir.glob("agentdeck.db*"))
-    assert files, "no database files"
-    return b"".join(path.read_bytes() for path in files)
 
 
 async def settled(deck: Deck) -> None:

@@ -18,6 +18,7 @@ from roster.toolkit.templated import CommandToolSpec, render
 from tests.fakes.openai_server import FakeOpenAI, call, say
 from tests.support.config import make_config
 from tests.support.decks import DeckFactory
+from tests.support.llm import tool_results
 
 
 def tools_config(server: FakeOpenAI, tools: str, declared: str = "", agent: str = "") -> str:
@@ -62,10 +63,6 @@ pattern = "^[a-z]+$"
 @pytest.fixture(autouse=True)
 def _key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEST_OPENAI_KEY", "sk-test")
-
-
-def tool_results(server: FakeOpenAI) -> list[str]:
-    return [m["content"] for m in server.requests[-1]["messages"] if m["role"] == "tool"]
 
 
 async def test_config_tool_refuses_bad_arguments_before_running(
