@@ -53,7 +53,6 @@ async def _running_run(db: Database) -> Run:
 async def test_a_live_process_keeps_its_runs_a_dead_ones_are_reported(
     tmp_path: Path, pg_url: str
 ) -> None:
-
     config = tmp_path / "deck.toml"
     config.write_text(CONFIG.format(url=pg_url))
     args = ("--config", str(config))
