@@ -7,7 +7,6 @@ import logging
 import socket
 from datetime import timedelta
 
-import aiohttp
 import pytest
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -17,6 +16,7 @@ from bot.metrics.server import MetricsStartError
 from storage.models import InboxItem, OutboxMessage
 from tests.support.config import make_config
 from tests.support.decks import DeckFactory
+from tests.support.metrics import scrape
 from tests.support.waiting import eventually
 
 CONFIG = """
@@ -45,20 +45,6 @@ command = ["echo", "deployed {input}"]
 approval = "always"
 approvers = ["admin"]
 """
-
-
-async def scrape(url: str) -> tuple[str, dict[str, float]]:
-    """The content type and every sample line as `name{labels}` -> value."""
-    async with aiohttp.ClientSession() as session, session.get(url) as response:
-        assert response.status == 200
-        body = await response.text()
-        kind = response.headers["Content-Type"]
-    samples = {}
-    for line in body.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            samples[name] = float(value)
-    return kind, samples
 
 
 async def waiting_card(deck: Deck) -> str:

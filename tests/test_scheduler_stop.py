@@ -21,13 +21,13 @@ from bot.logs import LOG_FILE
 from storage.db import Database, sqlite_url
 from storage.models import JobFire, Run, RunState
 from tests.support.bot_process import Bot, started
+from tests.support.log_lines import BUSY, CAUGHT_UP, DRAINING, GRACE_RAN_OUT, LEADING
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow  # real agentdeck processes (started, killed, restarted)
 
 GRACE_SECONDS = 60  # far longer than the run: a stop that takes it has waited for nothing
 RUN_SECONDS = 3
-GRACE_RAN_OUT = "cancelling it"  # bot.app.finish_work: the grace ended with work still running
 
 CONFIG = """
 [deck]
@@ -50,11 +50,6 @@ input = "tick"
 every = "1s"
 report_to = "console:local"
 """
-
-LEADING = "runs the scheduler"  # scheduler.service: this process took the lead
-DRAINING = "task(s) running; waiting up to"  # bot.app.finish_work: the drain began
-BUSY = "still running at its next due time"  # scheduler.firing: a run skipped as busy
-CAUGHT_UP = "while the scheduler was down"  # bot.jobruns: the headline of a catch-up run
 
 
 def write_config(tmp_path: Path, database: str = "") -> Path:

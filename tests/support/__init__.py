@@ -12,7 +12,10 @@
 - `data`: secrets stored in a data directory, the database files' bytes
 - `llm`: what the fake OpenAI server was asked (`tool_results`)
 - `fake_time`: a clock and sleep that move only when told, a call that fails first
-- `bot_process`: real `agentdeck` processes (`started`/`Bot`, `run_console`, `agentdeck`)
+- `bot_process`: real `agentdeck` processes (`started`/`Bot`, `run_console`, `agentdeck`,
+  `start_then_kill`, `press_when_shown`)
+- `log_lines`: what the bot logs that tests look for (`LEADING`, `DRAINING`, ...)
+- `metrics`: `scrape` the Prometheus endpoint
 - `process_groups`: `group_alive`, `read_pid`
 - `dashkit`, `browser`: the dashboard over HTTP and in Chromium
 - `chaos`, `cluster`, `pgserver`, `scheduler_process`, `pty_session`, `agent_clis`:

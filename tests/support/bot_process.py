@@ -1,5 +1,7 @@
 """Real `agentdeck` processes: a running bot on the console transport (`started`, `Bot`),
-a whole console session from a script (`run_console`), and one CLI command (`agentdeck`).
+a whole console session from a script (`run_console`), one CLI command (`agentdeck`),
+and a console bot killed (`start_then_kill`) or answered (`press_when_shown`) once it
+printed a marker.
 
 Each writes nothing outside the test's data directory and is killed if the test ends
 first.
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import signal
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -125,3 +128,53 @@ async def agentdeck(
         out, err = await process.communicate(stdin.encode())
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
+
+
+async def console_bot(data_dir: Path, config: Path) -> asyncio.subprocess.Process:
+    """`agentdeck run` on the console transport, stdin and stdout piped."""
+    env = {**os.environ, "AGENTDECK_DATA_DIR": str(data_dir)}
+    process = await asyncio.create_subprocess_exec(
+        *AGENTDECK,
+        "run",
+        "--config",
+        str(config),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    assert process.stdin is not None
+    assert process.stdout is not None
+    return process
+
+
+async def start_then_kill(lines: list[str], marker: str, data_dir: Path, config: Path) -> str:
+    """Run the bot with stdin held open, wait for `marker` on stdout, then SIGKILL it."""
+    process = await console_bot(data_dir, config)
+    assert process.stdin is not None
+    assert process.stdout is not None
+    process.stdin.write("".join(line + "\n" for line in lines).encode())
+    await process.stdin.drain()
+    seen = ""
+    async with asyncio.timeout(30):
+        while marker not in seen:
+            seen += (await process.stdout.readline()).decode()
+    process.send_signal(signal.SIGKILL)
+    await process.wait()
+    return seen
+
+
+async def press_when_shown(marker: str, line: str, data_dir: Path, config: Path) -> tuple[int, str]:
+    """Run the bot; once `marker` is on stdout, type `line` and end the input."""
+    process = await console_bot(data_dir, config)
+    assert process.stdin is not None
+    assert process.stdout is not None
+    seen = ""
+    async with asyncio.timeout(60):
+        while marker not in seen:
+            seen += (await process.stdout.readline()).decode()
+        process.stdin.write(f"{line}\n".encode())
+        process.stdin.close()
+        seen += (await process.stdout.read()).decode()
+        await process.wait()
+    assert process.returncode is not None
+    return process.returncode, seen
