@@ -9,6 +9,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -20,6 +21,11 @@ from tests.support import pgserver
 from tests.support.decks import DeckFactory, chat_deck
 from tests.support.network import PG_URL, admin_sql, free_port, loopback_only, postgres_available
 from tests.support.pgserver import PgServer
+
+if TYPE_CHECKING:  # Selenium is imported only by the browser tests that use these
+    from selenium.webdriver.remote.webdriver import WebDriver
+
+    from tests.support.browser import Browser
 
 
 @pytest.fixture(autouse=True)
@@ -114,3 +120,23 @@ async def fake_telegram(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeTe
     monkeypatch.setenv("TG_TOKEN", server.token)
     yield server
     await server.stop()
+
+
+@pytest.fixture(scope="module")
+def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
+    """A headless Chromium for a module's browser tests (skipped where it is missing)."""
+    from tests.support.browser import start_chromium
+
+    chromium = start_chromium(tmp_path_factory.mktemp("chromium-profile"))
+    yield chromium
+    chromium.quit()
+
+
+@pytest.fixture
+async def browser(driver: WebDriver) -> Browser:
+    """The module's Chromium with its cookies and storage forgotten."""
+    from tests.support.browser import Browser
+
+    browser = Browser(driver)
+    await browser.forget()
+    return browser

@@ -8,30 +8,14 @@ tests/artifacts/.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from selenium.webdriver.remote.webdriver import WebDriver
 
-from tests.support.browser import Browser, sign_in, start_chromium
+from tests.support.browser import Browser, sign_in
 from tests.support.dashkit import Dash, dashboard_deck, make_history
 
 pytestmark = pytest.mark.slow  # a real headless Chromium
-
-
-@pytest.fixture(scope="module")
-def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
-    chromium = start_chromium(tmp_path_factory.mktemp("chromium-profile"))
-    yield chromium
-    chromium.quit()
-
-
-@pytest.fixture
-async def browser(driver: WebDriver) -> Browser:
-    browser = Browser(driver)
-    await browser.forget()
-    return browser
 
 
 async def live(browser: Browser) -> None:
