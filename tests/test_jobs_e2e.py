@@ -6,7 +6,6 @@ scheduler, each due run fires once, and killing the leader hands over.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 from pathlib import Path
@@ -16,7 +15,8 @@ from sqlmodel import col, select
 
 from storage.db import Database
 from storage.models import JobFire, Run, SchedulerState
-from tests.support.bot_process import Bot, started
+from tests.support.bot_process import started
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow  # real agentdeck processes (started, killed, restarted)
 
@@ -78,7 +78,13 @@ async def test_two_processes_fire_each_run_once_and_hand_over(tmp_path: Path, pg
             await _fires_by(db, leader_pid, 1)
             await leader.wait_for(r"^Job tick · every 1s")
             assert standby.count("Job tick · every") == 0  # only the leader fires
-            await _handed_over(db, leader, standby)
+            # The leader is killed: the standby takes the lead and fires.
+            os.kill(leader.process.pid, signal.SIGKILL)
+            await leader.process.wait()
+            assert await _leader(db, {standby_pid}) == standby_pid
+            await _fires_by(db, standby_pid, 1)
+            await standby.wait_for(r"^Job tick · every 1s")
+            assert await standby.finish() == 0
 
         async with db.session() as session:
             fires = (await session.exec(select(JobFire).where(JobFire.job_id == "tick"))).all()
@@ -95,30 +101,24 @@ async def test_two_processes_fire_each_run_once_and_hand_over(tmp_path: Path, pg
     assert printed <= len(claimed)
 
 
-async def _handed_over(db: Database, leader: Bot, standby: Bot) -> None:
-    os.kill(leader.process.pid, signal.SIGKILL)
-    await leader.process.wait()
-    assert await _leader(db, {standby.process.pid}) == standby.process.pid
-    await _fires_by(db, standby.process.pid, 1)
-    await standby.wait_for(r"^Job tick · every 1s")
-    assert await standby.finish() == 0
-
-
 async def _leader(db: Database, candidates: set[int]) -> int:
-    async with asyncio.timeout(15):
-        while True:
-            async with db.session() as session:
-                row = await session.get(SchedulerState, "scheduler")
-            if row is not None and int(row.holder.rsplit(":", 1)[1]) in candidates:
-                return int(row.holder.rsplit(":", 1)[1])
-            await asyncio.sleep(0.1)
+    """The pid leading the scheduler, once it is one of `candidates`."""
+
+    async def leading() -> int | None:
+        async with db.session() as session:
+            row = await session.get(SchedulerState, "scheduler")
+        pid = int(row.holder.rsplit(":", 1)[1]) if row is not None else None
+        return pid if pid in candidates else None
+
+    return await eventually(leading, timeout=15, step=0.1)
 
 
 async def _fires_by(db: Database, pid: int, count: int) -> None:
-    async with asyncio.timeout(10):
-        while True:
-            async with db.session() as session:
-                query = select(JobFire).where(col(JobFire.claimed_by).endswith(f":{pid}"))
-                if len((await session.exec(query)).all()) >= count:
-                    return
-            await asyncio.sleep(0.1)
+    """Wait until `pid` claimed `count` due times."""
+
+    async def claimed() -> bool:
+        async with db.session() as session:
+            query = select(JobFire).where(col(JobFire.claimed_by).endswith(f":{pid}"))
+            return len((await session.exec(query)).all()) >= count
+
+    await eventually(claimed, step=0.1)
