@@ -9,7 +9,6 @@ own) to another.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -70,13 +69,14 @@ timeout = 120
 
     async def stored_run(self) -> Run:
         """The run, once its process group is recorded."""
-        async with asyncio.timeout(10), Database(self.url) as db:
-            while True:
+        async with Database(self.url) as db:
+
+            async def recorded() -> Run | None:
                 async with db.session() as session:
                     runs = (await session.exec(select(Run))).all()
-                if runs and runs[0].process_group is not None:
-                    return runs[0]
-                await asyncio.sleep(0.05)
+                return runs[0] if runs and runs[0].process_group is not None else None
+
+            return await eventually(recorded)
 
     async def audit(self) -> list[str]:
         async with Database(self.url) as db, db.session() as session:

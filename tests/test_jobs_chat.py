@@ -19,6 +19,7 @@ from storage.models import AuditEvent, Job, OutboxMessage, Run
 from tests.fakes.chat import ChatRecorder
 from tests.support.config import make_config
 from tests.support.decks import DeckFactory
+from tests.support.waiting import eventually
 
 BASE = """
 [deck]
@@ -232,12 +233,11 @@ async def _delivered_runs(deck: Deck, job_id: str) -> list[Run]:
 
 
 async def _outbox_row(deck: Deck, job_id: str) -> str:
-    async with asyncio.timeout(10):
-        while True:
-            found = await rows(deck, OutboxMessage, OutboxMessage.subject.startswith("run:"))  # type: ignore[attr-defined]
-            if found:
-                return str(found[0].key)
-            await asyncio.sleep(0.05)
+    """The key of the first run report in the outbox, once there is one."""
+    found = await eventually(
+        lambda: rows(deck, OutboxMessage, OutboxMessage.subject.startswith("run:"))  # type: ignore[attr-defined]
+    )
+    return str(found[0].key)
 
 
 class FlakyChat(ChatRecorder):

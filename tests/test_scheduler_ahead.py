@@ -30,6 +30,7 @@ from storage.locks import AdvisoryLock
 from storage.models import JobFire
 from tests.support.scheduler_process import scheduler as scheduler_in
 from tests.support.scheduling import job
+from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -95,13 +96,13 @@ async def fires_of(db: Database, job_id: str) -> list[JobFire]:
 
 
 async def fire_row(db: Database, job_id: str, due: datetime, kind: FireKind) -> JobFire:
-    """Wait until the claim of `job_id` due at `due` has the kind `kind`."""
-    async with asyncio.timeout(10):
-        while True:
-            for row in await fires_of(db, job_id):
-                if row.scheduled_for == due and row.kind == kind:
-                    return row
-            await asyncio.sleep(0.02)
+    """The claim of `job_id` due at `due`, once it has the kind `kind`."""
+
+    async def found() -> JobFire | None:
+        rows = await fires_of(db, job_id)
+        return next((r for r in rows if r.scheduled_for == due and r.kind == kind), None)
+
+    return await eventually(found, step=0.02)
 
 
 # --- in one process ---------------------------------------------------------------------

@@ -16,6 +16,7 @@ from storage.jobs import Claim, FireKind, JobStore
 from storage.locks import AdvisoryLock
 from storage.models import JobFire, JobState
 from tests.support.scheduling import job
+from tests.support.waiting import eventually
 
 T0 = datetime(2026, 11, 21, 10, 0, 0, 123456, tzinfo=UTC)  # microseconds must survive
 
@@ -112,9 +113,7 @@ async def test_jobs_on_one_trigger_share_a_timer_and_each_fires(data_dir: Path) 
             engine = service.engine()
             assert engine is not None
             assert (len(engine), engine.timers) == (51, 2)
-            async with asyncio.timeout(5):
-                while len({f.job.id for f in hooks.fires}) < 51:
-                    await asyncio.sleep(0.05)
+            await eventually(lambda: len({f.job.id for f in hooks.fires}) >= 51, timeout=5)
             await service.pause("s07")
             assert (len(engine), engine.timers) == (50, 2)
         fired = [(f.job.id, f.claim.scheduled_for) for f in hooks.fires]

@@ -32,6 +32,7 @@ from tests.support.cluster import fire_holders, inbox_owners, pid_of, two_proces
 from tests.support.network import free_port
 from tests.support.slack import Slack
 from tests.support.telegram import ADMIN
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow  # real agentdeck processes (started, killed, restarted)
 
@@ -73,13 +74,13 @@ async def balancer() -> AsyncIterator[RoundRobin]:
 
 async def finished_run(db: Database, agent: str) -> Run:
     """The agent's one run, once its end is written (run rows are written behind)."""
-    async with asyncio.timeout(10):
-        while True:
-            async with db.session() as session:
-                (run,) = (await session.exec(select(Run).where(Run.agent == agent))).all()
-            if run.status not in (RunState.RUNNING, RunState.WAITING):
-                return run
-            await asyncio.sleep(0.1)
+
+    async def ended() -> Run | None:
+        async with db.session() as session:
+            (run,) = (await session.exec(select(Run).where(Run.agent == agent))).all()
+        return run if run.status not in (RunState.RUNNING, RunState.WAITING) else None
+
+    return await eventually(ended, step=0.1)
 
 
 # -- Telegram, webhook mode -------------------------------------------------------------
