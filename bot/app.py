@@ -12,9 +12,10 @@ import os
 import socket
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from bot import messages
 from bot.access import Access
@@ -26,38 +27,31 @@ from bot.delivery.outbox import ADMIN_SUBJECT
 from bot.delivery.postman import Postman
 from bot.diskspace import telling_when_full
 from bot.findings import CheckStatus
+from bot.graph import build_graph
 from bot.intake import actions
 from bot.intake.dispatcher import Dispatcher
-from bot.intake.routing import routing_for
 from bot.jobruns import halt_scheduler, open_scheduler
 from bot.liveness import Liveness
 from bot.preflight import users_finding
 from bot.redaction import redacting_logs
 from bot.runs import interrupted
-from bot.runs.approvals import Approvals
-from bot.runs.brakes import Brakes
-from bot.runs.breaker import Breaker
-from bot.runs.budget import Budgets
 from bot.runs.interrupted import Cut
-from bot.runs.runner import Runner
-from bot.toolhost import ToolHost, toolbox_for
 from bot.transports.console import ConsoleTransport
 from bot.types import Incoming, Outgoing, Transport
 from roster.children import KILL_GRACE_SECONDS
-from roster.errors import ReferenceNotFound
-from roster.llm import ModelClient, ModelSettings
-from roster.pricing import PriceTable
-from roster.refs import SecretSource, resolve
-from roster.roster import Roster
+from roster.refs import SecretSource
 from storage.audit import AuditLog
 from storage.clock import Clock, SystemClock
 from storage.db import Database
 from storage.inbox import Inbox
-from storage.memory import Memory
 from storage.processes import Processes, process_id
 from storage.secrets import Vault
 from storage.threads import ThreadAgents
 from storage.writer import WriteBehind
+
+if TYPE_CHECKING:
+    from bot.dashboard import Dashboard
+    from bot.metrics import MetricsServer
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +59,16 @@ SWEEP_SECONDS = 15.0
 CONSOLE_HISTORY = "console_history"  # in the data directory, mode 0600
 # After cancelling: long enough for a command's process group to be killed, and a little more.
 CANCELLED_WAIT_SECONDS = KILL_GRACE_SECONDS + 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class App:
+    """A started deck: the deck, its transports, and what is built on the deck."""
+
+    deck: Deck
+    transports: list[Transport]
+    dashboard: Dashboard | None  # None when [dashboard] enabled = false
+    metrics: MetricsServer | None  # None when [metrics] enabled = false
 
 
 @contextlib.asynccontextmanager
@@ -77,6 +81,24 @@ async def open_deck(
     transports: list[Transport] | None = None,
     hurry: asyncio.Event | None = None,
 ) -> AsyncIterator[tuple[Deck, list[Transport]]]:
+    """`open_app`, as the deck and its transports."""
+    opened = open_app(
+        config, clock=clock, stdin=stdin, stdout=stdout, transports=transports, hurry=hurry
+    )
+    async with opened as app:
+        yield app.deck, app.transports
+
+
+@contextlib.asynccontextmanager
+async def open_app(
+    config: Config,
+    *,
+    clock: Clock | None = None,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+    transports: list[Transport] | None = None,
+    hurry: asyncio.Event | None = None,
+) -> AsyncIterator[App]:
     """Build and start everything; on exit, finish work and stop in reverse order.
 
     `transports` replaces the ones the config names (tests, embedding). `hurry`, once set,
@@ -92,13 +114,16 @@ async def open_deck(
         if (users := users_finding(config)).verdict is CheckStatus.WARN:
             log.warning(users.detail)  # stderr: a chat deck nobody may use yet
         processes = await beating_process(config, db=db, clock=clock)
-        deck = assemble(config, db=db, writer=writer, clock=clock, vault=vault, processes=processes)
-        deck.writer = writer
+        graph = build_graph(
+            config, db=db, writer=writer, clock=clock, vault=vault, processes=processes
+        )
+        deck = graph.deck
         stack.push_async_callback(deck.model.close)
+        metrics = None
         if config.metrics.enabled:  # first in, last out: counts the whole start and stop
             from bot.metrics import MetricsServer
 
-            deck.metrics = await stack.enter_async_context(MetricsServer(deck))
+            metrics = await stack.enter_async_context(MetricsServer(deck))
         commands = command_table()
         stored = inbox_form(commands)  # `/secret set` values never reach the database
         inbox = Inbox(db=db, writer=writer, clock=clock, processes=processes, stored=stored)
@@ -110,11 +135,10 @@ async def open_deck(
         )  # before any new work starts
         await deck.brakes.budgets.load()
         if transports is None:
-            threads = ThreadAgents(db=db, clock=clock)
             transports = build_transports(
                 config,
                 inbox=inbox,
-                threads=threads,
+                threads=ThreadAgents(db=db, clock=clock),
                 stdin=stdin,
                 stdout=stdout,
                 secrets=vault,
@@ -124,28 +148,35 @@ async def open_deck(
                 commands=commands,
             )
         for transport in transports:
-            deck.postman.add(transport)
-        await stack.enter_async_context(open_scheduler(deck, [t.name for t in transports]))
-        links = deck.links
-        assert links is not None  # open_scheduler started them
+            graph.direct.add(transport)
+            deck.links.add(transport.name)
+        await stack.enter_async_context(deck.links)
+        await stack.enter_async_context(deck.outbox)
+        names = [t.name for t in transports]
+        jobs = open_scheduler(
+            deck.scheduler, config=config, store=graph.jobs, clock=clock, transports=names
+        )
+        await stack.enter_async_context(jobs)
         for transport in transports:
-            await transport.start(dispatcher.handle, on_outage=partial(links.down, transport.name))
+            down = partial(deck.links.down, transport.name)
+            await transport.start(dispatcher.handle, on_outage=down)
             stack.push_async_callback(transport.stop)
         stack.enter_context(telling_when_full(deck))
         liveness = Liveness(deck=deck, processes=processes, inbox=inbox, handle=dispatcher.handle)
         await stack.enter_async_context(liveness)  # beats until the work below has finished
         stack.push_async_callback(finish_work, deck, hurry)
-        stack.push_async_callback(halt_scheduler, deck)  # no new job runs while work drains
+        # No new job runs while work drains.
+        stack.push_async_callback(halt_scheduler, deck.scheduler)
+        dashboard = None
         if config.dashboard.enabled:  # stops first: no new presses while work drains
             from bot.dashboard import Dashboard
 
-            deck.dashboard = await stack.enter_async_context(Dashboard(deck))
-        deck.started_at = clock.now()
+            dashboard = await stack.enter_async_context(Dashboard(deck))
         deck.ready.set()
         sweeper = asyncio.create_task(sweep_expired(deck), name="approval-expiry")
         stack.push_async_callback(_cancel, sweeper)
         await recover(deck, dispatcher, inbox, cut)
-        yield deck, transports
+        yield App(deck=deck, transports=transports, dashboard=dashboard, metrics=metrics)
 
 
 async def beating_process(config: Config, *, db: Database, clock: Clock) -> Processes:
@@ -154,91 +185,6 @@ async def beating_process(config: Config, *, db: Database, clock: Clock) -> Proc
     processes = Processes(db=db, clock=clock, me=process_id(), stale_after=stale)
     await processes.beat()
     return processes
-
-
-def assemble(
-    config: Config,
-    *,
-    db: Database,
-    writer: WriteBehind,
-    clock: Clock,
-    vault: Vault,
-    processes: Processes,
-) -> Deck:
-    audit = AuditLog(db=db, writer=writer, clock=clock, redact=vault.redact)
-    memory = Memory(db=db, writer=writer, clock=clock, redact=vault.redact)
-    model = ModelClient(model_settings(config, vault))
-    host = ToolHost()
-    prices = PriceTable(config.prices)
-    tools = toolbox_for(config, notes=memory, host=host)
-    roster = Roster.build(
-        config.agents,
-        model=model,
-        tools=tools,
-        secrets=vault,
-        prices=prices,
-        bindings=config.secrets,
-    )
-    access = Access(config.users, console_user=config.console.user, chat_roles=config.chat_roles())
-    postman = Postman(redact=vault.redact)
-    approvals = Approvals(db=db, audit=audit, postman=postman, access=access, clock=clock)
-    brakes = Brakes(
-        budgets=Budgets(db=db, clock=clock, entries=config.budgets),
-        breaker=Breaker(config.deck.breaker_failures),
-        roster=roster,
-        postman=postman,
-        audit=audit,
-        admin_chat=config.deck.admin_chat,
-        price=lambda _agent, usage: usage.cost,  # priced per call, by the model that answered
-    )
-    runner = Runner(
-        db=db,
-        writer=writer,
-        memory=memory,
-        audit=audit,
-        postman=postman,
-        roster=roster,
-        approvals=approvals,
-        clock=clock,
-        memory_turns=config.deck.memory_turns,
-        brakes=brakes,
-        processes=processes,
-        scrubber=vault.scrubber,
-    )
-    routing = routing_for(
-        config, roster=roster, model=model, prices=prices, audit=audit, clock=clock
-    )
-    deck = Deck(
-        config=config,
-        db=db,
-        clock=clock,
-        audit=audit,
-        memory=memory,
-        roster=roster,
-        access=access,
-        postman=postman,
-        approvals=approvals,
-        runner=runner,
-        brakes=brakes,
-        model=model,
-        vault=vault,
-        routing=routing,
-    )
-    host.bind(deck)
-    return deck
-
-
-def model_settings(config: Config, secrets: SecretSource) -> ModelSettings:
-    try:
-        key = resolve(config.llm.api_key, secrets) if config.llm.api_key else None
-    except ReferenceNotFound:
-        key = None  # llm agents are then listed as unavailable, with the reason
-    return ModelSettings(
-        base_url=config.llm.base_url or os.environ.get("OPENAI_BASE_URL") or None,
-        api_key=key or None,
-        timeout=config.llm.timeout,
-        max_retries=config.llm.max_retries,
-    )
 
 
 def build_transports(
@@ -343,8 +289,7 @@ async def sweep_expired(deck: Deck) -> None:
 
 async def recover(deck: Deck, dispatcher: Dispatcher, inbox: Inbox, cut: list[Cut]) -> None:
     """Pick up what the last process left: interrupted runs, lost cards, unhandled updates."""
-    if deck.outbox is not None:  # messages a crash left undelivered go first
-        await deck.outbox.start_delivering()
+    await deck.outbox.start_delivering()  # messages a crash left undelivered go first
     reported = await interrupted.report(cut, postman=deck.postman, approvals=deck.approvals)
     # Counted before the cards go out again: a press right after is not "waiting" then.
     pending = len(await deck.approvals.pending()) - len(reported)
@@ -374,8 +319,7 @@ async def recover(deck: Deck, dispatcher: Dispatcher, inbox: Inbox, cut: list[Cu
 
 def back_key(deck: Deck) -> str:
     """The "agentdeck is back" note's key: one per start of one process."""
-    started = deck.started_at.isoformat() if deck.started_at else ""
-    return f"back:{socket.gethostname()}:{os.getpid()}:{started}"
+    return f"back:{socket.gethostname()}:{os.getpid()}:{deck.started_at.isoformat()}"
 
 
 async def repost_lost_cards(deck: Deck, *, skip: set[str] | frozenset[str] = frozenset()) -> int:

@@ -17,8 +17,8 @@ async def status(ctx: CommandContext) -> None:
     deck = ctx.deck
     active = deck.runner.active()
     pending = await deck.approvals.pending()
-    up = deck.clock.now() - deck.started_at if deck.started_at else None
-    lines: list[Piece] = [bold("Status"), f" · up {str(up).split('.')[0] if up else '?'}\n"]
+    up = deck.clock.now() - deck.started_at
+    lines: list[Piece] = [bold("Status"), f" · up {str(up).split('.')[0]}\n"]
     lines.append(
         f"Running: {', '.join(sorted(set(active.values()))) or 'nothing'} ({len(active)} run(s))\n"
     )
@@ -33,8 +33,6 @@ async def status(ctx: CommandContext) -> None:
 
 def transport_lines(deck: Deck) -> list[Piece]:
     """Each transport: up, or retrying since when, with the last error and the next try."""
-    if deck.links is None:
-        return []
     shown = []
     for link in deck.links.all():
         if link.state is LinkState.UP:
