@@ -1,6 +1,10 @@
-"""Start-up and shutdown: storage, then the roster and services, then the transports.
+"""Start-up and shutdown: storage, then the deck's graph, then the transports.
 
-Everything is entered into one AsyncExitStack, so a partial start unwinds in reverse.
+The graph is built in `bot.graph` (nothing started, nothing set afterwards); here each
+part that runs is entered into one AsyncExitStack, in order, so a partial start
+unwinds in reverse, as APScheduler 4 starts its parts. What the last process left is
+picked up last (`bot.recovery`). `open_app` yields the started `App`; `open_deck` the
+deck and its transports.
 """
 
 from __future__ import annotations
@@ -8,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -23,7 +25,6 @@ from bot.commands import Commands, command_table, inbox_form
 from bot.config import Config
 from bot.credentials import learn_credentials
 from bot.deck import Deck
-from bot.delivery.outbox import ADMIN_SUBJECT
 from bot.delivery.postman import Postman
 from bot.diskspace import telling_when_full
 from bot.findings import CheckStatus
@@ -33,11 +34,11 @@ from bot.intake.dispatcher import Dispatcher
 from bot.jobruns import halt_scheduler, open_scheduler
 from bot.liveness import Liveness
 from bot.preflight import users_finding
+from bot.recovery import recover
 from bot.redaction import redacting_logs
 from bot.runs import interrupted
-from bot.runs.interrupted import Cut
 from bot.transports.console import ConsoleTransport
-from bot.types import Incoming, Outgoing, Transport
+from bot.types import Transport
 from roster.children import KILL_GRACE_SECONDS
 from roster.refs import SecretSource
 from storage.audit import AuditLog
@@ -285,52 +286,3 @@ async def sweep_expired(deck: Deck) -> None:
             await actions.sweep_approvals(deck)
         except Exception:
             log.exception("sweeping approvals failed; trying again later")
-
-
-async def recover(deck: Deck, dispatcher: Dispatcher, inbox: Inbox, cut: list[Cut]) -> None:
-    """Pick up what the last process left: interrupted runs, lost cards, unhandled updates."""
-    await deck.outbox.start_delivering()  # messages a crash left undelivered go first
-    reported = await interrupted.report(cut, postman=deck.postman, approvals=deck.approvals)
-    # Counted before the cards go out again: a press right after is not "waiting" then.
-    pending = len(await deck.approvals.pending()) - len(reported)
-    cards = await repost_lost_cards(deck, skip=reported)
-    resumed = await actions.resume_decided(deck)
-    unhandled = await inbox.take_over()
-    for item in unhandled:
-        await dispatcher.handle(Incoming.from_json(item.payload))
-    if deck.db.created:  # a new deck: nothing was left to pick up
-        note = "agentdeck started. Send /start in a chat to see who may do what."
-    else:
-        note = (
-            f"agentdeck is back. Interrupted runs: {interrupted.describe(cut)};"
-            f" approvals waiting: {pending}"
-            f" ({cards} card(s) posted again); updates handled again: {len(unhandled)}."
-        )
-    if resumed:
-        note += f" Decisions carried out now (taken just before the stop): {resumed}."
-    log.info(note)
-    admin = deck.config.deck.admin_chat
-    if admin and deck.postman.knows(admin):
-        with contextlib.suppress(Exception):
-            await deck.postman.keep(
-                back_key(deck), Outgoing.plain(admin, note), subject=ADMIN_SUBJECT
-            )
-
-
-def back_key(deck: Deck) -> str:
-    """The "agentdeck is back" note's key: one per start of one process."""
-    return f"back:{socket.gethostname()}:{os.getpid()}:{deck.started_at.isoformat()}"
-
-
-async def repost_lost_cards(deck: Deck, *, skip: set[str] | frozenset[str] = frozenset()) -> int:
-    """Post pending cards again where they were lost (the console forgets its prompts);
-    `skip`: cards posted a moment ago (a run's report with its Run again button)."""
-    posted = 0
-    for approval in await deck.approvals.pending():
-        if approval.id in skip:
-            continue
-        lost = not approval.card.get("copies") or approval.chat_id.startswith("console:")
-        if lost and deck.postman.knows(approval.chat_id):
-            await deck.approvals.post_card(approval)
-            posted += 1
-    return posted
