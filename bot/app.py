@@ -31,7 +31,7 @@ from bot.findings import CheckStatus
 from bot.graph import build_graph
 from bot.intake import actions
 from bot.intake.dispatcher import Dispatcher
-from bot.jobruns import halt_scheduler, open_scheduler
+from bot.jobruns import halt_scheduler, open_scheduler, sync_config_jobs
 from bot.liveness import Liveness
 from bot.preflight import users_finding
 from bot.recovery import recover
@@ -154,10 +154,8 @@ async def open_app(
         await stack.enter_async_context(deck.links)
         await stack.enter_async_context(deck.outbox)
         names = [t.name for t in transports]
-        jobs = open_scheduler(
-            deck.scheduler, config=config, store=graph.jobs, clock=clock, transports=names
-        )
-        await stack.enter_async_context(jobs)
+        await sync_config_jobs(config, store=graph.jobs, clock=clock, transports=names)
+        await stack.enter_async_context(open_scheduler(deck.scheduler))
         for transport in transports:
             down = partial(deck.links.down, transport.name)
             await transport.start(dispatcher.handle, on_outage=down)

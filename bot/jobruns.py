@@ -7,7 +7,7 @@ as delivered when the transport returned the message's id; otherwise it goes to 
 outbox. A failed run is also escalated to the admin chat.
 
 The parts are built in `bot.graph` (reports before the Runner, the hooks after it, the
-scheduler after the hooks); `open_scheduler` only starts the scheduler.
+scheduler after the hooks); `open_scheduler` only runs the scheduler.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -297,21 +297,21 @@ def scheduler_for(
     )
 
 
-@asynccontextmanager
-async def open_scheduler(
-    scheduler: Scheduler | None,
-    *,
-    config: Config,
-    store: JobStore,
-    clock: Clock,
-    transports: Sequence[str],
-) -> AsyncIterator[None]:
-    """The `[[jobs]]` synced to the job table, then the scheduler running (unless off)."""
+async def sync_config_jobs(
+    config: Config, *, store: JobStore, clock: Clock, transports: Sequence[str]
+) -> None:
+    """The `[[jobs]]` into the job table (before the scheduler starts)."""
     synced = await store.sync_config(config_jobs(config, transports, clock.now()))
     log.info("config jobs: added %s, changed %s, removed %s", *_listed(synced))
-    async with AsyncExitStack() as stack:
-        if scheduler is not None:
-            await stack.enter_async_context(scheduler)
+
+
+@asynccontextmanager
+async def open_scheduler(scheduler: Scheduler | None) -> AsyncIterator[None]:
+    """The scheduler running until the block ends; nothing when switched off (None)."""
+    if scheduler is None:
+        yield
+        return
+    async with scheduler:
         yield
 
 
