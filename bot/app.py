@@ -28,7 +28,7 @@ from bot.deck import Deck
 from bot.delivery.postman import Postman
 from bot.diskspace import telling_when_full
 from bot.findings import CheckStatus
-from bot.graph import build_graph
+from bot.graph import Graph, build_graph
 from bot.intake import actions
 from bot.intake.dispatcher import Dispatcher
 from bot.jobruns import halt_scheduler, open_scheduler, sync_config_jobs
@@ -136,10 +136,11 @@ async def open_app(
         )  # before any new work starts
         await deck.brakes.budgets.load()
         if transports is None:
+            threads = ThreadAgents(db=db, clock=clock)
             transports = build_transports(
                 config,
                 inbox=inbox,
-                threads=ThreadAgents(db=db, clock=clock),
+                threads=threads,
                 stdin=stdin,
                 stdout=stdout,
                 secrets=vault,
@@ -148,14 +149,7 @@ async def open_app(
                 audit=deck.audit,
                 commands=commands,
             )
-        for transport in transports:
-            graph.direct.add(transport)
-            deck.links.add(transport.name)
-        await stack.enter_async_context(deck.links)
-        await stack.enter_async_context(deck.outbox)
-        names = [t.name for t in transports]
-        await sync_config_jobs(config, store=graph.jobs, clock=clock, transports=names)
-        await stack.enter_async_context(open_scheduler(deck.scheduler))
+        await start_delivery_and_jobs(stack, graph, transports)
         for transport in transports:
             down = partial(deck.links.down, transport.name)
             await transport.start(dispatcher.handle, on_outage=down)
@@ -164,8 +158,7 @@ async def open_app(
         liveness = Liveness(deck=deck, processes=processes, inbox=inbox, handle=dispatcher.handle)
         await stack.enter_async_context(liveness)  # beats until the work below has finished
         stack.push_async_callback(finish_work, deck, hurry)
-        # No new job runs while work drains.
-        stack.push_async_callback(halt_scheduler, deck.scheduler)
+        stack.push_async_callback(halt_scheduler, deck.scheduler)  # no new job runs meanwhile
         dashboard = None
         if config.dashboard.enabled:  # stops first: no new presses while work drains
             from bot.dashboard import Dashboard
@@ -176,6 +169,22 @@ async def open_app(
         stack.push_async_callback(_cancel, sweeper)
         await recover(deck, dispatcher, inbox, cut)
         yield App(deck=deck, transports=transports, dashboard=dashboard, metrics=metrics)
+
+
+async def start_delivery_and_jobs(
+    stack: AsyncExitStack, graph: Graph, transports: list[Transport]
+) -> None:
+    """The transports known to the direct sender and to the links; the links, the outbox
+    and (after the `[[jobs]]` sync) the scheduler running, until `stack` closes."""
+    deck = graph.deck
+    for transport in transports:
+        graph.direct.add(transport)
+        deck.links.add(transport.name)
+    await stack.enter_async_context(deck.links)
+    await stack.enter_async_context(deck.outbox)
+    names = [t.name for t in transports]
+    await sync_config_jobs(deck.config, store=graph.jobs, clock=deck.clock, transports=names)
+    await stack.enter_async_context(open_scheduler(deck.scheduler))
 
 
 async def beating_process(config: Config, *, db: Database, clock: Clock) -> Processes:
