@@ -1,11 +1,16 @@
-"""The services one running deck shares; built once in `bot.app`, handed to commands."""
+"""The services one running deck shares; built once in `bot.graph`, handed to commands.
+
+Every field exists when the deck is constructed: the outbox, the transport links and
+the scheduler are built before it (`bot.graph`) and started by `bot.app`. `scheduler`
+is None only when `[scheduler] enabled = false`. The web dashboard and the metrics
+endpoint are built on the deck, so they are not fields of it (`bot.app.App`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from bot.access import Access
 from bot.config import Config
@@ -28,10 +33,6 @@ from storage.secrets import Vault
 from storage.tasks import TaskSet
 from storage.writer import WriteBehind
 
-if TYPE_CHECKING:
-    from bot.dashboard import Dashboard
-    from bot.metrics import MetricsServer
-
 
 @dataclass(slots=True)
 class Deck:
@@ -49,20 +50,16 @@ class Deck:
     model: ModelClient
     vault: Vault
     routing: Routing
-    tasks: TaskSet = field(default_factory=TaskSet)
+    writer: WriteBehind  # the group-committing writes the outbox queues on
+    outbox: Outbox
+    links: TransportLinks  # each transport up, or retried (`bot.delivery.transport_links`)
+    scheduler: Scheduler | None  # None when [scheduler] enabled = false
+    tasks: TaskSet
+    started_at: datetime  # when this deck was built (its start began)
     lanes: ChatLanes = field(init=False)
     # Set once everything has started: work that came in earlier (a transport receives
     # before the dashboard is up) waits for it rather than finding parts missing.
     ready: asyncio.Event = field(default_factory=asyncio.Event)
-    started_at: datetime | None = None
-    scheduler: Scheduler | None = None  # None when [scheduler] enabled = false
-    outbox: Outbox | None = None
-    writer: WriteBehind | None = None  # the group-committing writes the outbox queues on
-    links: TransportLinks | None = (
-        None  # each transport up, or retried (`bot.delivery.transport_links`)
-    )
-    dashboard: Dashboard | None = None  # None when [dashboard] enabled = false
-    metrics: MetricsServer | None = None  # None when [metrics] enabled = false
 
     def __post_init__(self) -> None:
         self.lanes = ChatLanes(self.tasks)

@@ -18,10 +18,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.app import model_settings
 from bot.config import Config
 from bot.errors import BotError
 from bot.findings import CheckStatus, Finding, failed, ok
+from bot.graph import model_settings
 from bot.preflight import preflight
 from roster.errors import RosterError
 from roster.llm import ModelClient

@@ -165,8 +165,17 @@ def _read(source: str) -> Config:
 async def apply(deck: Deck, config: Config) -> None:
     """Build the new roster, tools and router, then swap them in with no await between."""
     learn_credentials(config, deck.vault.scrubber)  # before any new agent can print one
-    host = ToolHost()
-    host.bind(deck)
+    host = ToolHost(
+        roster=deck.roster,
+        runner=deck.runner,
+        postman=deck.postman,
+        audit=deck.audit,
+        db=deck.db,
+        clock=deck.clock,
+        redact=deck.vault.redact,
+        timezone=config.deck.timezone,
+        scheduler=deck.scheduler,
+    )
     prices = PriceTable(config.prices)
     tools = toolbox_for(config, notes=deck.memory, host=host)
     agents = Roster.build(

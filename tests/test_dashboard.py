@@ -166,7 +166,7 @@ async def test_the_dashboard_command_is_for_private_chats_of_operators() -> None
 
 async def test_the_dashboard_command_when_it_is_off(deck_with_chat) -> None:  # type: ignore[no-untyped-def]
     async with deck_with_chat(make_config(USERS + AGENTS)) as (deck, chat):
-        assert deck.dashboard is None
+        assert not deck.postman.mints("signin")  # no dashboard started: no link is made
         await chat.say("/dashboard", user="test:ada", chat="test:ada")
         assert "switched off" in (await chat.wait_for("dashboard")).text
 
@@ -446,7 +446,7 @@ async def test_the_event_stream_says_when_runs_start_and_finish() -> None:
 
 async def test_a_port_in_use_is_one_clear_error() -> None:
     async with dashboard_deck() as dash:
-        port = dash.deck.dashboard.port  # type: ignore[union-attr]
+        port = dash.dashboard.port
         config = make_config(USERS + AGENTS, dashboard={"enabled": True, "port": port})
         dash.deck.config = config
         with pytest.raises(DashboardStartError, match=rf"cannot listen on 127.0.0.1:{port}"):
@@ -459,7 +459,7 @@ async def test_stopping_ends_open_event_streams() -> None:
         stream = await client.get("/events")
         await stream.content.readline()
         async with asyncio.timeout(5):
-            await dash.deck.dashboard.__aexit__(None, None, None)  # type: ignore[union-attr]
+            await dash.dashboard.__aexit__(None, None, None)
             rest = await stream.content.read()
         assert b"event" not in rest
         with pytest.raises(aiohttp.ClientConnectionError):

@@ -19,7 +19,8 @@ from sqlmodel import select
 
 from bot.app import open_deck
 from bot.deck import Deck
-from bot.delivery.postman import NOT_MINTED, Postman, minted_link
+from bot.delivery.direct import NOT_MINTED, Direct, minted_link
+from bot.delivery.postman import Postman
 from bot.text import rich
 from bot.transports.telegram import limits
 from bot.types import Outgoing
@@ -112,9 +113,9 @@ async def test_a_retried_send_brings_a_new_working_link(
 
 
 async def test_a_placeholder_is_minted_per_delivery_or_says_it_cannot_be() -> None:
-    postman = Postman()
+    postman = Postman(Direct())  # no outbox: sent at once
     chat = ChatRecorder()
-    postman.add(chat)
+    postman.direct.add(chat)
     message = Outgoing("test:chat", rich("go: ", minted_link("signin", "test:ada")))
     await postman.send(message)  # no dashboard in this process
     assert chat.posted[-1].text == f"go: {NOT_MINTED}"

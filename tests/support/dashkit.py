@@ -12,8 +12,9 @@ from urllib.parse import unquote
 
 import aiohttp
 
-from bot.app import open_deck
+from bot.app import open_app
 from bot.config import Config
+from bot.dashboard import Dashboard
 from bot.deck import Deck
 from storage.clock import Clock
 from storage.models import Run, RunState
@@ -77,11 +78,11 @@ def dashboard_config(extra: str = "") -> Config:
 class Dash:
     deck: Deck
     chat: ChatRecorder
+    dashboard: Dashboard
 
     @property
     def base(self) -> str:
-        assert self.deck.dashboard is not None
-        return self.deck.dashboard.base_url
+        return self.dashboard.base_url
 
     async def link_from_chat(self, user: str) -> str:
         """Ask for a link as a chat user would, and read it from the reply."""
@@ -95,8 +96,7 @@ class Dash:
 
     def link_for(self, user: str) -> str:
         """A link as the command would mint it (for identities chat does not give one)."""
-        assert self.deck.dashboard is not None
-        return self.deck.dashboard.link_for(user, user)
+        return self.dashboard.link_for(user, user)
 
     @asynccontextmanager
     async def client(self) -> AsyncIterator[aiohttp.ClientSession]:
@@ -147,9 +147,10 @@ async def dashboard_deck(
     chat = ChatRecorder()
     async with (
         asyncio.timeout(60),
-        open_deck(config or dashboard_config(), clock=clock, transports=[chat]) as (deck, _),
+        open_app(config or dashboard_config(), clock=clock, transports=[chat]) as app,
     ):
-        yield Dash(deck, chat)
+        assert app.dashboard is not None
+        yield Dash(app.deck, chat, app.dashboard)
 
 
 async def make_history(dash: Dash) -> None:
