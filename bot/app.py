@@ -32,6 +32,7 @@ from bot.intake.routing import routing_for
 from bot.jobruns import halt_scheduler, open_scheduler
 from bot.liveness import Liveness
 from bot.preflight import users_finding
+from bot.providers import providers_for
 from bot.redaction import redacting_logs
 from bot.runs import interrupted
 from bot.runs.approvals import Approvals
@@ -44,12 +45,11 @@ from bot.toolhost import ToolHost, toolbox_for
 from bot.transports.console import ConsoleTransport
 from bot.types import Incoming, Outgoing, Transport
 from roster.children import KILL_GRACE_SECONDS
-from roster.errors import ReferenceNotFound
-from roster.llm import ModelClient, ModelSettings
 from roster.pricing import PriceTable
 from roster.refs import SecretSource, resolve
 from roster.roster import Roster
 from storage.audit import AuditLog
+from storage.chat_models import ChatModels
 from storage.clock import Clock, SystemClock
 from storage.db import Database
 from storage.inbox import Inbox
@@ -94,7 +94,7 @@ async def open_deck(
         processes = await beating_process(config, db=db, clock=clock)
         deck = assemble(config, db=db, writer=writer, clock=clock, vault=vault, processes=processes)
         deck.writer = writer
-        stack.push_async_callback(deck.model.close)
+        stack.push_async_callback(deck.providers.close)
         if config.metrics.enabled:  # first in, last out: counts the whole start and stop
             from bot.metrics import MetricsServer
 
@@ -167,17 +167,19 @@ def assemble(
 ) -> Deck:
     audit = AuditLog(db=db, writer=writer, clock=clock, redact=vault.redact)
     memory = Memory(db=db, writer=writer, clock=clock, redact=vault.redact)
-    model = ModelClient(model_settings(config, vault))
+    providers = providers_for(config, vault)
+    choices = ChatModels(db=db, clock=clock)
     host = ToolHost()
     prices = PriceTable(config.prices)
     tools = toolbox_for(config, notes=memory, host=host)
     roster = Roster.build(
         config.agents,
-        model=model,
+        providers=providers,
         tools=tools,
         secrets=vault,
         prices=prices,
         bindings=config.secrets,
+        choices=choices,
     )
     access = Access(config.users, console_user=config.console.user, chat_roles=config.chat_roles())
     postman = Postman(redact=vault.redact)
@@ -206,7 +208,7 @@ def assemble(
         scrubber=vault.scrubber,
     )
     routing = routing_for(
-        config, roster=roster, model=model, prices=prices, audit=audit, clock=clock
+        config, roster=roster, providers=providers, prices=prices, audit=audit, clock=clock
     )
     deck = Deck(
         config=config,
@@ -220,25 +222,13 @@ def assemble(
         approvals=approvals,
         runner=runner,
         brakes=brakes,
-        model=model,
+        providers=providers,
+        chat_models=choices,
         vault=vault,
         routing=routing,
     )
     host.bind(deck)
     return deck
-
-
-def model_settings(config: Config, secrets: SecretSource) -> ModelSettings:
-    try:
-        key = resolve(config.llm.api_key, secrets) if config.llm.api_key else None
-    except ReferenceNotFound:
-        key = None  # llm agents are then listed as unavailable, with the reason
-    return ModelSettings(
-        base_url=config.llm.base_url or os.environ.get("OPENAI_BASE_URL") or None,
-        api_key=key or None,
-        timeout=config.llm.timeout,
-        max_retries=config.llm.max_retries,
-    )
 
 
 def build_transports(

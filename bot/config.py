@@ -9,7 +9,7 @@ import os
 import tomllib
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from bot.errors import ConfigError
 from roster.egress import SecretBinding
 from roster.pricing import Price
+from roster.providers import DEFAULT, PROVIDER_NAME, ProviderSpec
 from roster.spec import AgentSpec, CommandAgentSpec, LLMAgentSpec, Policy, ToolPolicy
 from roster.toolkit.registry import BUILTIN_NAMES
 from roster.toolkit.templated import CommandToolSpec
@@ -108,10 +109,24 @@ class MetricsSection(Section):
 
 
 class LLMSection(Section):
+    """The default model provider, and the other providers by name (`roster.providers`)."""
+
     base_url: str = Field(default="", pattern=r"^(https?://\S+)?$")
     api_key: str = "env:OPENAI_API_KEY"
     timeout: float = Field(default=60, gt=0)
     max_retries: int = Field(default=2, ge=0, le=10)
+    providers: dict[Annotated[str, Field(pattern=PROVIDER_NAME)], ProviderSpec] = {}
+    # The models /model may switch an agent to, per provider (agents' `models` win).
+    models: dict[str, tuple[str, ...]] = {}
+
+    @model_validator(mode="after")
+    def _providers_fit_together(self) -> LLMSection:
+        if DEFAULT in self.providers:
+            raise ValueError(f"providers.{DEFAULT}: that name is [llm] itself; pick another")
+        for name in self.models:
+            if name != DEFAULT and name not in self.providers:
+                raise ValueError(f"models.{name}: no provider named {name!r} in [llm.providers]")
+        return self
 
 
 class UserEntry(Section):
@@ -348,6 +363,17 @@ class Config(Section):
             if not (job.report_to or self.deck.admin_chat):
                 raise ValueError(
                     f"jobs[{i}].report_to: say where the job reports (or set [deck] admin_chat)"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _models_fit_together(self) -> Config:
+        known = {DEFAULT, *self.llm.providers}
+        for i, agent in enumerate(self.agents):
+            if isinstance(agent, LLMAgentSpec) and agent.provider not in known:
+                raise ValueError(
+                    f"agents[{i}].provider: no provider named {agent.provider!r}; "
+                    f"known: {', '.join(sorted(known))}"
                 )
         return self
 

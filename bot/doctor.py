@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.app import model_settings
+from bot.providers import model_settings
 from bot.config import Config
 from bot.errors import BotError
 from bot.findings import CheckStatus, Finding, failed, ok
