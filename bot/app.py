@@ -46,7 +46,7 @@ from bot.transports.console import ConsoleTransport
 from bot.types import Incoming, Outgoing, Transport
 from roster.children import KILL_GRACE_SECONDS
 from roster.pricing import PriceTable
-from roster.refs import SecretSource, resolve
+from roster.refs import SecretSource
 from roster.roster import Roster
 from storage.audit import AuditLog
 from storage.chat_models import ChatModels

@@ -18,11 +18,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.providers import model_settings
 from bot.config import Config
 from bot.errors import BotError
 from bot.findings import CheckStatus, Finding, failed, ok
 from bot.preflight import preflight
+from bot.providers import model_settings
 from roster.errors import RosterError
 from roster.llm import ModelClient
 from roster.refs import NoSecrets, SecretSource

@@ -44,7 +44,9 @@ async def complete(
             if index + 1 == len(chain):
                 raise
             following = chain[index + 1].label
-            log.warning("model %s failed (%s); trying fallback model %s", target.label, exc, following)
+            log.warning(
+                "model %s failed (%s); trying fallback model %s", target.label, exc, following
+            )
             failures.append(f"{target.label}: {_first_sentence(exc)}")
             continue
         priced = _priced(reply, target, prices)

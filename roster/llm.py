@@ -179,9 +179,13 @@ def _model_errors(settings: ModelSettings) -> Iterator[None]:
     except openai.APITimeoutError as exc:
         if not _refused(exc):
             raise ModelUnavailable(f"The model API did not answer within {timeout:g} s.") from exc
-        raise ModelUnavailable(f"The model API cannot be reached; check {section} base_url.") from exc
+        raise ModelUnavailable(
+            f"The model API cannot be reached; check {section} base_url."
+        ) from exc
     except openai.APIConnectionError as exc:
-        raise ModelUnavailable(f"The model API cannot be reached; check {section} base_url.") from exc
+        raise ModelUnavailable(
+            f"The model API cannot be reached; check {section} base_url."
+        ) from exc
     except openai.APIStatusError as exc:
         if exc.status_code == NOT_FOUND and "/v1" not in exc.request.url.path:
             raise ModelError(

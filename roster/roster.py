@@ -39,7 +39,9 @@ class Roster:
         models = _Models(providers, choices)
         bound = tuple(bindings)
         return cls(
-            _make_agent(spec, models=models, tools=tools, secrets=secrets, prices=prices, bound=bound)
+            _make_agent(
+                spec, models=models, tools=tools, secrets=secrets, prices=prices, bound=bound
+            )
             for spec in specs
         )
 

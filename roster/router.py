@@ -19,8 +19,8 @@ from typing import Any
 from roster.agent import Usage
 from roster.fallback import complete
 from roster.llm import Message, Reply
-from roster.providers import Providers
 from roster.pricing import PriceTable
+from roster.providers import Providers
 from roster.spec import LLMAgentSpec
 
 MAX_CHOICES = 4

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlmodel import select
 
 from bot.errors import ConfigError
-from storage.models import Run, RunState
+from storage.models import RunState
 from tests.conftest import DeckFactory, make_config
 from tests.fakes.openai_server import FakeOpenAI, Step, fail, say
+from tests.test_chat_models import finished_runs
 
 PRIMARY_KEY = "sk-primary-0123456789"
 BACKUP_KEY = "sk-backup-9876543210"
@@ -83,7 +83,9 @@ async def test_a_first_model_too_slow_hands_over(
 ) -> None:
     fake_openai.by_model["primary"] = [Step(content="too late", delay=5)]
     backup.by_model["spare"] = [say("in time")]
-    config = make_config(two_providers(fake_openai, backup, fallback='["backup:spare"]', timeout=0.5))
+    config = make_config(
+        two_providers(fake_openai, backup, fallback='["backup:spare"]', timeout=0.5)
+    )
     async with deck_with_chat(config) as (_deck, chat):
         await chat.say("hi")
         answer = await chat.wait_for("bot: in time")
@@ -125,9 +127,7 @@ async def test_the_chain_is_tried_in_order_and_the_last_failure_is_told(
     async with deck_with_chat(config) as (deck, chat):
         await chat.say("hi")
         await chat.wait_for("bot: The model API answered 429")
-        await deck.runner.flush()
-        async with deck.db.session() as session:
-            run = (await session.exec(select(Run))).one()
+        (run,) = await finished_runs(deck, 1)
     assert [r["model"] for r in fake_openai.requests] == ["primary", "second"]
     assert [r["model"] for r in backup.requests] == ["llama3:8b"]
     assert run.status == RunState.FAILED
@@ -153,9 +153,7 @@ input = 5_000_000
         await chat.wait_for("bot: dear")
         await chat.say("two")
         await chat.wait_for("bot: cheap")
-        await deck.runner.flush()
-        async with deck.db.session() as session:
-            costs = [r.cost for r in (await session.exec(select(Run))).all()]
+        costs = [r.cost for r in await finished_runs(deck, 2)]
     assert sorted(costs) == [pytest.approx(11 * 1.0), pytest.approx(11 * 5.0)]
 
 

@@ -21,8 +21,8 @@ from bot.text import rich
 from bot.types import Button, Incoming, Outgoing
 from roster.agent import Usage
 from roster.errors import ModelError
-from roster.providers import Providers
 from roster.pricing import PriceTable
+from roster.providers import Providers
 from roster.roster import Roster
 from roster.router import (
     MAX_CHOICES,
@@ -220,9 +220,7 @@ def routing_for(
     return Routing(config=config, roster=roster, router=router, audit=audit, clock=clock)
 
 
-def router_for(
-    config: Config, *, providers: Providers, prices: PriceTable
-) -> ModelRouter | None:
+def router_for(config: Config, *, providers: Providers, prices: PriceTable) -> ModelRouter | None:
     """The router model, when an agent is marked `router = true`."""
     spec = next((a for a in config.agents if isinstance(a, LLMAgentSpec) and a.router), None)
     return None if spec is None else ModelRouter(spec, providers=providers, prices=prices)
