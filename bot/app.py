@@ -19,7 +19,7 @@ from typing import TextIO
 from bot import messages
 from bot.access import Access
 from bot.commands import Commands, command_table, inbox_form
-from bot.config import Config
+from bot.config import Config, TelegramMode
 from bot.credentials import learn_credentials
 from bot.deck import Deck
 from bot.delivery.outbox import ADMIN_SUBJECT
@@ -43,6 +43,9 @@ from bot.runs.interrupted import Cut
 from bot.runs.runner import Runner
 from bot.toolhost import ToolHost, toolbox_for
 from bot.transports.console import ConsoleTransport
+from bot.triggers.server import TriggerListener, WebhookRoutes, mount
+from bot.triggers.service import Triggers
+from bot.triggers.spec import WebhooksSection
 from bot.types import Incoming, Outgoing, Transport
 from roster.children import KILL_GRACE_SECONDS
 from roster.pricing import PriceTable
@@ -109,6 +112,8 @@ async def open_deck(
             processes, db=deck.db, clock=deck.clock, roster=deck.roster, audit=deck.audit
         )  # before any new work starts
         await deck.brakes.budgets.load()
+        triggers = Triggers(deck) if config.triggers else None
+        routes = webhook_routes(triggers, config) if transports is None else None
         if transports is None:
             threads = ThreadAgents(db=db, clock=clock)
             transports = build_transports(
@@ -122,6 +127,7 @@ async def open_deck(
                 access=deck.access,
                 audit=deck.audit,
                 commands=commands,
+                webhook_routes=routes,
             )
         for transport in transports:
             deck.postman.add(transport)
@@ -140,11 +146,12 @@ async def open_deck(
             from bot.dashboard import Dashboard
 
             deck.dashboard = await stack.enter_async_context(Dashboard(deck))
+        await serve_triggers(stack, triggers, config.webhooks, shared=routes is not None)
         deck.started_at = clock.now()
         deck.ready.set()
         sweeper = asyncio.create_task(sweep_expired(deck), name="approval-expiry")
         stack.push_async_callback(_cancel, sweeper)
-        await recover(deck, dispatcher, inbox, cut)
+        await recover(deck, dispatcher, inbox, cut, triggers)
         yield deck, transports
 
 
@@ -231,6 +238,22 @@ def assemble(
     return deck
 
 
+def webhook_routes(triggers: Triggers | None, config: Config) -> WebhookRoutes | None:
+    """The triggers' routes, to mount on Telegram's webhook listener when it runs."""
+    hook = config.telegram
+    if triggers is None or hook is None or hook.mode is not TelegramMode.WEBHOOK:
+        return None
+    return partial(mount, triggers=triggers, limit=config.webhooks.max_body_bytes)
+
+
+async def serve_triggers(
+    stack: AsyncExitStack, triggers: Triggers | None, settings: WebhooksSection, *, shared: bool
+) -> None:
+    """Triggers on a listener of their own, unless Telegram's webhook serves them."""
+    if triggers is not None and not shared:
+        await stack.enter_async_context(TriggerListener(triggers, settings))
+
+
 def build_transports(
     config: Config,
     *,
@@ -243,6 +266,7 @@ def build_transports(
     access: Access,
     audit: AuditLog,
     commands: Commands,
+    webhook_routes: WebhookRoutes | None = None,
 ) -> list[Transport]:
     """The transports the config names; their tokens may be `secret:` references."""
     transports: list[Transport] = []
@@ -259,6 +283,7 @@ def build_transports(
                 commands=commands,
                 secrets=secrets,
                 on_unreadable=unreadable,
+                routes=webhook_routes,
             )
         )
     if config.slack is not None:
@@ -331,8 +356,15 @@ async def sweep_expired(deck: Deck) -> None:
             log.exception("sweeping approvals failed; trying again later")
 
 
-async def recover(deck: Deck, dispatcher: Dispatcher, inbox: Inbox, cut: list[Cut]) -> None:
-    """Pick up what the last process left: interrupted runs, lost cards, unhandled updates."""
+async def recover(
+    deck: Deck,
+    dispatcher: Dispatcher,
+    inbox: Inbox,
+    cut: list[Cut],
+    triggers: Triggers | None = None,
+) -> None:
+    """Pick up what the last process left: interrupted runs, lost cards, unhandled updates,
+    webhook deliveries stored but not started."""
     if deck.outbox is not None:  # messages a crash left undelivered go first
         await deck.outbox.start_delivering()
     reported = await interrupted.report(cut, postman=deck.postman, approvals=deck.approvals)
@@ -343,6 +375,8 @@ async def recover(deck: Deck, dispatcher: Dispatcher, inbox: Inbox, cut: list[Cu
     unhandled = await inbox.take_over()
     for item in unhandled:
         await dispatcher.handle(Incoming.from_json(item.payload))
+    if triggers is not None:
+        await triggers.resume_unstarted()
     if deck.db.created:  # a new deck: nothing was left to pick up
         note = "agentdeck started. Send /start in a chat to see who may do what."
     else:

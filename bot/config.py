@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bot.errors import ConfigError
+from bot.triggers.spec import TriggerEntry, WebhooksSection
 from roster.egress import SecretBinding
 from roster.pricing import Price
 from roster.providers import DEFAULT, PROVIDER_NAME, ProviderSpec
@@ -318,6 +319,9 @@ class Config(Section):
     secrets: tuple[SecretBinding, ...] = ()
     # Per million tokens, by model name (`[prices."gpt-4o-mini"] input = 0.15`).
     prices: dict[str, Price] = {}
+    # Webhooks that start agents (`bot.triggers`), and the listener they use without Telegram's.
+    triggers: tuple[TriggerEntry, ...] = ()
+    webhooks: WebhooksSection = WebhooksSection()
     source: str = Field(default="(embedded default)", exclude=True)
 
     @model_validator(mode="after")
@@ -377,8 +381,23 @@ class Config(Section):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _triggers_fit_together(self) -> Config:
+        for key in ("name", "path"):
+            values = [getattr(trigger, key) for trigger in self.triggers]
+            repeated = sorted({v for v in values if values.count(v) > 1})
+            if repeated:
+                raise ValueError(f"triggers: each {key} once; repeated: {', '.join(repeated)}")
+        hook = self.telegram
+        if hook is not None and hook.mode is TelegramMode.WEBHOOK:
+            for i, trigger in enumerate(self.triggers):
+                if trigger.path == hook.path:
+                    raise ValueError(f"triggers[{i}].path: {hook.path} is Telegram's webhook")
+        return self
+
     def _agent_references(self) -> list[tuple[str, str]]:
         refs = [(f"bindings[{i}].agent", b.agent) for i, b in enumerate(self.bindings)]
+        refs += [(f"triggers[{i}].agent", t.agent) for i, t in enumerate(self.triggers)]
         refs += [(f"jobs[{i}].agent", job.agent) for i, job in enumerate(self.jobs)]
         if self.deck.default_agent:
             refs.append(("deck.default_agent", self.deck.default_agent))

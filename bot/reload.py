@@ -52,6 +52,8 @@ RESTART_SECTIONS = (
     "jobs",
     "dashboard",
     "metrics",
+    "triggers",  # their routes are mounted at start
+    "webhooks",
 )
 RESTART_DECK_KEYS = (
     "data_dir",
