@@ -298,3 +298,36 @@ def test_trigger_config_mistakes_name_the_key(tmp_path: Path, extra: str, error:
     )
     with pytest.raises(ConfigError, match=error):
         make_config(text)
+
+
+async def test_triggers_share_the_telegram_webhook_listener(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With Telegram in webhook mode, triggers are served on its listener (one port to
+    expose), and the report goes to a Telegram chat."""
+    from bot.app import open_deck
+    from tests.fakes.telegram_server import FakeTelegram
+
+    fake = await FakeTelegram().start()
+    monkeypatch.setenv("TG_TOKEN", fake.token)
+    port, ran = free_port(), tmp_path / "ran.txt"
+    text = trigger_config(free_port(), ran).replace(
+        'report = "test:ops"', 'report = "telegram:1001"'
+    )
+    text += f"""
+[telegram]
+token = "env:TG_TOKEN"
+base_url = "{fake.base_url}"
+mode = "webhook"
+webhook_url = "http://127.0.0.1:{port}/telegram"
+port = {port}
+"""
+    body = json.dumps(ISSUE).encode()
+    try:
+        async with asyncio.timeout(30), open_deck(make_config(text)) as (deck, _):
+            assert (await post(port, "/hooks/github", body, github(body)))[0] == 202
+            await fake.wait_until(lambda: any("ran: Triage" in t for t in fake.sent_texts(1001)))
+            await deck.tasks.drain()
+    finally:
+        await fake.stop()
+    assert ran.read_text().splitlines() == ["Triage: disk full on db1 (#42)"]
