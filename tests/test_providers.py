@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.errors import ConfigError
+from bot.findings import CheckStatus
 from storage.models import RunState
 from tests.conftest import DeckFactory, make_config
 from tests.fakes.openai_server import FakeOpenAI, Step, fail, say
@@ -188,3 +189,30 @@ def test_provider_config_mistakes_name_the_key(extra: str, error: str) -> None:
     agent = '[[agents]]\nname = "bot"\nkind = "llm"\nmodel = "m"\n'
     with pytest.raises(ConfigError, match=error.replace("[", r"\[").replace(".", r"\.")):
         make_config(agent + extra + "\n")
+
+
+async def test_provider_keys_are_scrubbed_like_vault_values(
+    deck_with_chat: DeckFactory, fake_openai: FakeOpenAI, backup: FakeOpenAI
+) -> None:
+    text = two_providers(fake_openai, backup, fallback="[]")
+    text += '\n[[agents]]\nname = "echo"\nkind = "echo"\n'
+    async with deck_with_chat(make_config(text)) as (_deck, chat):
+        await chat.say(f"/ask echo the key is {BACKUP_KEY}")
+        answer = await chat.wait_for("echo: the key is")
+    assert BACKUP_KEY not in answer.text
+    assert "[redacted:env:BACKUP_KEY]" in answer.text
+
+
+async def test_doctor_checks_each_provider_for_the_models_asked_of_it(
+    fake_openai: FakeOpenAI, backup: FakeOpenAI
+) -> None:
+    from bot.doctor import examine
+
+    fake_openai.models = ["primary"]
+    backup.models = ["spare"]
+    text = two_providers(fake_openai, backup, fallback='["backup:spare", "backup:absent"]')
+    findings = {f.check: f for f in await examine(make_config(text))}
+    assert findings["llm"].verdict == CheckStatus.OK
+    assert "primary among them" in findings["llm"].detail
+    assert findings["llm.backup"].verdict == CheckStatus.WARN
+    assert "does not list absent" in findings["llm.backup"].detail

@@ -331,3 +331,14 @@ port = {port}
     finally:
         await fake.stop()
     assert ran.read_text().splitlines() == ["Triage: disk full on db1 (#42)"]
+
+
+async def test_a_trigger_secret_is_scrubbed_like_vault_values(
+    deck_with_chat: DeckFactory, tmp_path: Path
+) -> None:
+    port, ran = free_port(), tmp_path / "ran.txt"
+    async with deck_with_chat(make_config(trigger_config(port, ran))) as (_deck, chat):
+        await chat.say(f"/ask triage leaked {HOOK_SECRET}")
+        answer = await chat.wait_for("ran: leaked")
+    assert HOOK_SECRET not in answer.text
+    assert "[redacted:env:HOOK_SECRET]" in answer.text
