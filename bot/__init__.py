@@ -11,8 +11,9 @@
    outages and retries.
 
 Beside the way: `app` builds and starts everything (one exit stack), `deck` is what a
-running deck shares, `jobruns` connects the scheduler's runs to the runner, `toolhost`
-gives tools that reach outside one agent their bot side, `dashboard` and `metrics` are the
-web pages and the Prometheus endpoint, and `cli`, `doctor`, `reload`, `liveness`, `logs`
-the process around it all.
+running deck shares, `jobruns` connects the scheduler's runs to the runner, `triggers`
+starts runs from signed webhook deliveries, `providers` builds the model endpoints,
+`toolhost` gives tools that reach outside one agent their bot side, `dashboard` and
+`metrics` are the web pages and the Prometheus endpoint, and `cli`, `doctor`, `reload`,
+`liveness`, `logs` the process around it all.
 """
