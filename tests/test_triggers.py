@@ -22,6 +22,7 @@ from bot.errors import ConfigError
 from bot.triggers.verify import signature
 from storage.models import Approval, AuditEvent, Run
 from tests.conftest import DeckFactory, make_config
+from tests.fakes.openai_server import FakeOpenAI
 
 HOOK_SECRET = "gh-hook-secret-0123456789"
 BEARER = "alerts-token-9876543210"
@@ -342,3 +343,38 @@ async def test_a_trigger_secret_is_scrubbed_like_vault_values(
         answer = await chat.wait_for("ran: leaked")
     assert HOOK_SECRET not in answer.text
     assert "[redacted:env:HOOK_SECRET]" in answer.text
+
+
+async def test_trigger_runs_count_against_budgets(
+    deck_with_chat: DeckFactory,
+    tmp_path: Path,
+    fake_openai: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At the agent's daily cap, a trigger's run waits for an admin's extension, in the
+    report chat, like any run."""
+    monkeypatch.setenv("TEST_OPENAI_KEY", "sk-test")
+    port, ran = free_port(), tmp_path / "ran.txt"
+    text = trigger_config(port, ran).replace('agent = "triage"', 'agent = "writer"')
+    text += f"""
+[llm]
+base_url = "{fake_openai.base_url}"
+api_key = "env:TEST_OPENAI_KEY"
+max_retries = 0
+[[agents]]
+name = "writer"
+kind = "llm"
+model = "m"
+[[budgets]]
+agent = "writer"
+daily_tokens = 10
+"""
+    first, second = (json.dumps({"issue": {"title": t, "number": 1}}).encode() for t in "AB")
+    async with deck_with_chat(make_config(text)) as (deck, chat):
+        assert (await post(port, "/hooks/github", first, github(first, "one")))[0] == 202
+        await chat.wait_for("writer: echo: Triage: A (#1)", chat="test:ops")  # 18 tokens
+        assert (await post(port, "/hooks/github", second, github(second, "two")))[0] == 202
+        card = await chat.wait_for("extend_budget", chat="test:ops")
+        assert "scope='agent', name='writer', tokens=10" in card.text
+        await deck.tasks.drain()
+    assert len(fake_openai.requests) == 1  # the second waits for the extension
