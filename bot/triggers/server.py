@@ -9,11 +9,11 @@ An unknown path is aiohttp's 404, another method its 405; a body over
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from bot.triggers.service import Answer, Triggers
+from bot.triggers.service import Triggers
 from bot.triggers.spec import TriggerEntry, WebhooksSection
 
 if TYPE_CHECKING:
@@ -34,7 +34,10 @@ def mount(app: web.Application, *, triggers: Triggers, limit: int) -> None:
         app.router.add_post(path, _handler(triggers, trigger, limit))
 
 
-def _handler(triggers: Triggers, trigger: TriggerEntry, limit: int):  # type: ignore[no-untyped-def]
+Handler = Callable[["web.Request"], Awaitable["web.Response"]]
+
+
+def _handler(triggers: Triggers, trigger: TriggerEntry, limit: int) -> Handler:
     from aiohttp import web
 
     async def handle(request: web.Request) -> web.Response:
@@ -45,9 +48,7 @@ def _handler(triggers: Triggers, trigger: TriggerEntry, limit: int):  # type: ig
             )
             error = {"error": f"the body is larger than {limit} bytes"}
             return web.json_response(error, status=TOO_LARGE)
-        answer: Answer = await triggers.receive(
-            trigger, request.headers, body, request.remote or "?"
-        )
+        answer = await triggers.receive(trigger, request.headers, body, request.remote or "?")
         return web.json_response(answer.body, status=answer.status)
 
     return handle
