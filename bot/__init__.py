@@ -13,7 +13,8 @@
 Beside the way: `graph` builds the deck's objects in one place (each given what it uses
 to its constructor), `app` starts them (one exit stack), `recovery` picks up what the
 last process left, `deck` is what a running deck shares, `jobruns` connects the
-scheduler's runs to the runner, `toolhost` gives tools that reach outside one agent
+scheduler's runs to the runner, `triggers` starts runs from signed webhook deliveries,
+`providers` builds the model endpoints, `toolhost` gives tools that reach outside one agent
 their bot side, `dashboard` and `metrics` are the web pages and the Prometheus
 endpoint, and `cli`, `doctor`, `reload`, `liveness`, `logs` the process around it all.
 """

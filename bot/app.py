@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, TextIO
 from bot import messages
 from bot.access import Access
 from bot.commands import Commands, command_table, inbox_form
-from bot.config import Config
+from bot.config import Config, TelegramMode
 from bot.credentials import learn_credentials
 from bot.deck import Deck
 from bot.delivery.postman import Postman
@@ -38,6 +38,9 @@ from bot.recovery import recover
 from bot.redaction import redacting_logs
 from bot.runs import interrupted
 from bot.transports.console import ConsoleTransport
+from bot.trigger_spec import WebhooksSection
+from bot.triggers.server import TriggerListener, WebhookRoutes, mount
+from bot.triggers.service import Triggers
 from bot.types import Transport
 from roster.children import KILL_GRACE_SECONDS
 from roster.refs import SecretSource
@@ -119,7 +122,7 @@ async def open_app(
             config, db=db, writer=writer, clock=clock, vault=vault, processes=processes
         )
         deck = graph.deck
-        stack.push_async_callback(deck.model.close)
+        stack.push_async_callback(deck.providers.close)
         metrics = None
         if config.metrics.enabled:  # first in, last out: counts the whole start and stop
             from bot.metrics import MetricsServer
@@ -135,6 +138,8 @@ async def open_app(
             processes, db=deck.db, clock=deck.clock, roster=deck.roster, audit=deck.audit
         )  # before any new work starts
         await deck.brakes.budgets.load()
+        triggers = Triggers(deck) if config.triggers else None
+        routes = webhook_routes(triggers, config) if transports is None else None
         if transports is None:
             threads = ThreadAgents(db=db, clock=clock)
             transports = build_transports(
@@ -148,6 +153,7 @@ async def open_app(
                 access=deck.access,
                 audit=deck.audit,
                 commands=commands,
+                webhook_routes=routes,
             )
         await start_delivery_and_jobs(stack, graph, transports)
         for transport in transports:
@@ -164,10 +170,11 @@ async def open_app(
             from bot.dashboard import Dashboard
 
             dashboard = await stack.enter_async_context(Dashboard(deck))
+        await serve_triggers(stack, triggers, config.webhooks, shared=routes is not None)
         deck.ready.set()
         sweeper = asyncio.create_task(sweep_expired(deck), name="approval-expiry")
         stack.push_async_callback(_cancel, sweeper)
-        await recover(deck, dispatcher, inbox, cut)
+        await recover(deck, dispatcher, inbox, cut, triggers)
         yield App(deck=deck, transports=transports, dashboard=dashboard, metrics=metrics)
 
 
@@ -195,6 +202,22 @@ async def beating_process(config: Config, *, db: Database, clock: Clock) -> Proc
     return processes
 
 
+def webhook_routes(triggers: Triggers | None, config: Config) -> WebhookRoutes | None:
+    """The triggers' routes, to mount on Telegram's webhook listener when it runs."""
+    hook = config.telegram
+    if triggers is None or hook is None or hook.mode is not TelegramMode.WEBHOOK:
+        return None
+    return partial(mount, triggers=triggers, limit=config.webhooks.max_body_bytes)
+
+
+async def serve_triggers(
+    stack: AsyncExitStack, triggers: Triggers | None, settings: WebhooksSection, *, shared: bool
+) -> None:
+    """Triggers on a listener of their own, unless Telegram's webhook serves them."""
+    if triggers is not None and not shared:
+        await stack.enter_async_context(TriggerListener(triggers, settings))
+
+
 def build_transports(
     config: Config,
     *,
@@ -207,6 +230,7 @@ def build_transports(
     access: Access,
     audit: AuditLog,
     commands: Commands,
+    webhook_routes: WebhookRoutes | None = None,
 ) -> list[Transport]:
     """The transports the config names; their tokens may be `secret:` references."""
     transports: list[Transport] = []
@@ -223,6 +247,7 @@ def build_transports(
                 commands=commands,
                 secrets=secrets,
                 on_unreadable=unreadable,
+                routes=webhook_routes,
             )
         )
     if config.slack is not None:

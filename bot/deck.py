@@ -22,10 +22,11 @@ from bot.lanes import ChatLanes
 from bot.runs.approvals import Approvals
 from bot.runs.brakes import Brakes
 from bot.runs.runner import Runner
-from roster.llm import ModelClient
+from roster.providers import Providers
 from roster.roster import Roster
 from scheduler.service import Scheduler
 from storage.audit import AuditLog
+from storage.chat_models import ChatModels
 from storage.clock import Clock
 from storage.db import Database
 from storage.memory import Memory
@@ -47,7 +48,8 @@ class Deck:
     approvals: Approvals
     runner: Runner
     brakes: Brakes
-    model: ModelClient
+    providers: Providers  # the model endpoints, by name (`[llm]` is `default`)
+    chat_models: ChatModels  # the model each chat picked for an agent (/model)
     vault: Vault
     routing: Routing
     writer: WriteBehind  # the group-committing writes the outbox queues on

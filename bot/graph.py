@@ -15,7 +15,6 @@ transport may itself take the postman (Slack echoes slash commands through it).
 from __future__ import annotations
 
 import asyncio
-import os
 from dataclasses import dataclass
 
 from bot.access import Access
@@ -27,18 +26,17 @@ from bot.delivery.postman import Postman
 from bot.delivery.transport_links import TransportLinks
 from bot.intake.routing import routing_for
 from bot.jobruns import JobReports, JobRuns, report_delivered, scheduler_for
+from bot.providers import providers_for
 from bot.runs.approvals import Approvals
 from bot.runs.brakes import Brakes
 from bot.runs.breaker import Breaker
 from bot.runs.budget import Budgets
 from bot.runs.runner import Runner
 from bot.toolhost import ToolHost, toolbox_for
-from roster.errors import ReferenceNotFound
-from roster.llm import ModelClient, ModelSettings
 from roster.pricing import PriceTable
-from roster.refs import SecretSource, resolve
 from roster.roster import Roster
 from storage.audit import AuditLog
+from storage.chat_models import ChatModels
 from storage.clock import Clock
 from storage.db import Database
 from storage.jobs import JobStore
@@ -70,7 +68,8 @@ def build_graph(
 ) -> Graph:
     audit = AuditLog(db=db, writer=writer, clock=clock, redact=vault.redact)
     memory = Memory(db=db, writer=writer, clock=clock, redact=vault.redact)
-    model = ModelClient(model_settings(config, vault))
+    providers = providers_for(config, vault)
+    choices = ChatModels(db=db, clock=clock)
     prices = PriceTable(config.prices)
     access = Access(config.users, console_user=config.console.user, chat_roles=config.chat_roles())
     tasks = TaskSet()
@@ -143,15 +142,16 @@ def build_graph(
     roster.replace(
         Roster.build(
             config.agents,
-            model=model,
+            providers=providers,
             tools=tools,
             secrets=vault,
             prices=prices,
             bindings=config.secrets,
+            choices=choices,
         )
     )
     routing = routing_for(
-        config, roster=roster, model=model, prices=prices, audit=audit, clock=clock
+        config, roster=roster, providers=providers, prices=prices, audit=audit, clock=clock
     )
     deck = Deck(
         config=config,
@@ -165,7 +165,8 @@ def build_graph(
         approvals=approvals,
         runner=runner,
         brakes=brakes,
-        model=model,
+        providers=providers,
+        chat_models=choices,
         vault=vault,
         routing=routing,
         writer=writer,
@@ -176,16 +177,3 @@ def build_graph(
         started_at=clock.now(),
     )
     return Graph(deck=deck, direct=direct, jobs=jobs)
-
-
-def model_settings(config: Config, secrets: SecretSource) -> ModelSettings:
-    try:
-        key = resolve(config.llm.api_key, secrets) if config.llm.api_key else None
-    except ReferenceNotFound:
-        key = None  # llm agents are then listed as unavailable, with the reason
-    return ModelSettings(
-        base_url=config.llm.base_url or os.environ.get("OPENAI_BASE_URL") or None,
-        api_key=key or None,
-        timeout=config.llm.timeout,
-        max_retries=config.llm.max_retries,
-    )

@@ -19,14 +19,22 @@ from bot.intake import actions
 from bot.intake.dispatcher import Dispatcher
 from bot.runs import interrupted
 from bot.runs.interrupted import Cut
+from bot.triggers.service import Triggers
 from bot.types import Incoming, Outgoing
 from storage.inbox import Inbox
 
 log = logging.getLogger("bot.app")  # the name the JSON log and the error counter know
 
 
-async def recover(deck: Deck, dispatcher: Dispatcher, inbox: Inbox, cut: list[Cut]) -> None:
-    """Pick up what the last process left: interrupted runs, lost cards, unhandled updates."""
+async def recover(
+    deck: Deck,
+    dispatcher: Dispatcher,
+    inbox: Inbox,
+    cut: list[Cut],
+    triggers: Triggers | None = None,
+) -> None:
+    """Pick up what the last process left: interrupted runs, lost cards, unhandled updates,
+    webhook deliveries stored but not started."""
     await deck.outbox.start_delivering()  # messages a crash left undelivered go first
     reported = await interrupted.report(cut, postman=deck.postman, approvals=deck.approvals)
     # Counted before the cards go out again: a press right after is not "waiting" then.
@@ -36,6 +44,8 @@ async def recover(deck: Deck, dispatcher: Dispatcher, inbox: Inbox, cut: list[Cu
     unhandled = await inbox.take_over()
     for item in unhandled:
         await dispatcher.handle(Incoming.from_json(item.payload))
+    if triggers is not None:
+        await triggers.resume_unstarted()
     if deck.db.created:  # a new deck: nothing was left to pick up
         note = "agentdeck started. Send /start in a chat to see who may do what."
     else:

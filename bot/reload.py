@@ -52,6 +52,8 @@ RESTART_SECTIONS = (
     "jobs",
     "dashboard",
     "metrics",
+    "triggers",  # their routes are mounted at start
+    "webhooks",
 )
 RESTART_DECK_KEYS = (
     "data_dir",
@@ -180,13 +182,14 @@ async def apply(deck: Deck, config: Config) -> None:
     tools = toolbox_for(config, notes=deck.memory, host=host)
     agents = Roster.build(
         config.agents,
-        model=deck.model,
+        providers=deck.providers,
         tools=tools,
         secrets=deck.vault,
         prices=prices,
         bindings=config.secrets,
+        choices=deck.chat_models,
     )
-    router = router_for(config, model=deck.model, prices=prices)
+    router = router_for(config, providers=deck.providers, prices=prices)
     await deck.brakes.budgets.replace(config.budgets)  # may seed from the database first
     deck.roster.replace(agents)
     deck.access.replace(

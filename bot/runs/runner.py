@@ -498,6 +498,8 @@ async def _within(seconds: float, work: Awaitable[Outcome]) -> Outcome:
 
 def result_text(agent: Agent, outcome: Finished, seconds: float) -> Rich:
     body = outcome.text.strip() or "(no output)"
+    if outcome.exit_code is None and outcome.answered_by:
+        return rich(bold(agent.name), ": ", body, f"\n({outcome.answered_by})")
     if outcome.exit_code is None:
         return rich(bold(agent.name), ": ", body)
     footer = f"exit {outcome.exit_code} · {seconds:.1f} s"
