@@ -21,10 +21,10 @@ from typing import Any
 
 from bench.agent_cli_turn import run_quiet
 from bot.app import open_deck
-from tests.agent_clis import FOREIGN_PREFIXES, claude_cli, claude_env
-from tests.conftest import make_config
 from tests.fakes.anthropic_server import FakeAnthropic, Reply, say, use
 from tests.fakes.chat import ChatRecorder
+from tests.support.agent_clis import FOREIGN_PREFIXES, claude_cli, claude_env
+from tests.support.config import make_config
 
 ALLOWED = "Bash(echo:*)"
 

@@ -9,8 +9,9 @@ from roster.agent import Agent, EchoAgent, MissingAgent
 from roster.command import CommandAgent
 from roster.egress import Egress, SecretBinding
 from roster.errors import AgentNotFound, AgentUnavailable
-from roster.llm import LLMAgent, ModelClient
+from roster.llm import LLMAgent
 from roster.pricing import NO_PRICES, PriceTable
+from roster.providers import ModelChoices, Providers
 from roster.refs import AllowedSecrets, SecretSource
 from roster.spec import (
     AgentBase,
@@ -34,17 +35,18 @@ class Roster:
         cls,
         specs: Iterable[AgentBase],
         *,
-        model: ModelClient,
+        providers: Providers,
         tools: ToolBox,
         secrets: SecretSource,
         prices: PriceTable = NO_PRICES,
         bindings: Iterable[SecretBinding] = (),
+        choices: ModelChoices | None = None,
         sessions: AgentSessions | None = None,
     ) -> Roster:
-        """The agents of `specs`; `bindings` (`[[secrets]]`) say where secrets may go;
-        `sessions` keeps coding agents' sessions per chat."""
-        bound = tuple(bindings)
-        parts = _Parts(model, tools, secrets, prices, bound, sessions)
+        """The agents of `specs`; `bindings` (`[[secrets]]`) say where secrets may go,
+        `choices` which model each chat picked for an llm agent (`/model`), `sessions`
+        the coding agents' sessions per chat."""
+        parts = _Parts(providers, choices, tools, secrets, prices, tuple(bindings), sessions)
         return cls(_make_agent(spec, parts) for spec in specs)
 
     def replace(self, agents: Iterable[Agent]) -> None:
@@ -95,7 +97,8 @@ class Roster:
 
 @dataclass(frozen=True, slots=True)
 class _Parts:
-    model: ModelClient
+    providers: Providers
+    choices: ModelChoices | None
     tools: ToolBox
     secrets: SecretSource
     prices: PriceTable
@@ -110,7 +113,8 @@ def _make_agent(spec: AgentBase, parts: _Parts) -> Agent:
     if isinstance(spec, LLMAgentSpec):
         return LLMAgent(
             spec,
-            client=parts.model,
+            providers=parts.providers,
+            choices=parts.choices,
             tools=parts.tools.select(spec.tools),
             secrets=allowed,
             prices=parts.prices,

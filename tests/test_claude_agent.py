@@ -17,13 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import open_deck
+from bot.app import open_app, open_deck
 from bot.deck import Deck
 from bot.runs.approvals import SESSION_INTERRUPTED
 from storage.runs import RunStore
 from storage.sessions import AgentSessions
-from tests.agent_clis import claude_cli, without_foreign_env
-from tests.conftest import DeckFactory, audit_actions, make_config
 from tests.fakes.anthropic_server import (
     FakeAnthropic,
     all_text,
@@ -34,7 +32,10 @@ from tests.fakes.anthropic_server import (
 )
 from tests.fakes.chat import ChatRecorder
 from tests.fakes.telegram_server import FakeTelegram
-from tests.test_metrics import scrape
+from tests.support.agent_clis import claude_cli, claude_config_text, without_foreign_env
+from tests.support.config import make_config
+from tests.support.decks import DeckFactory, audit_actions
+from tests.support.metrics import scrape
 
 pytestmark = pytest.mark.slow  # each turn starts the real CLI
 
@@ -58,40 +59,15 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
-def config_text(fake: FakeAnthropic, workdir: Path, extra: str = "") -> str:
-    home = workdir.parent / "home"
-    home.mkdir(exist_ok=True)
-    return f"""
-[deck]
-default_agent = "coder"
-[[users]]
-id = "test:admin"
-role = "admin"
-[[users]]
-id = "test:viewer"
-role = "viewer"
-[[users]]
-id = "test:op"
-role = "operator"
-[[agents]]
-name = "coder"
-kind = "claude"
-cwd = "{workdir}"
-cli = "{claude_cli()}"
-env = {{ ANTHROPIC_BASE_URL = "{fake.base_url}", ANTHROPIC_API_KEY = "sk-ant-dummy", HOME = "{home}" }}
-{extra}
-"""
-
-
 async def sessions_of(deck: Deck) -> AgentSessions:
-    return AgentSessions(db=deck.db, clock=deck.clock)
+    return deck.agent_sessions
 
 
 async def test_a_second_message_resumes_the_session(
     deck_with_chat: DeckFactory, fake: FakeAnthropic, workdir: Path
 ) -> None:
     fake.script += [say("The build is green."), say("It was green, as I said.")]
-    async with deck_with_chat(make_config(config_text(fake, workdir))) as (deck, chat):
+    async with deck_with_chat(make_config(claude_config_text(fake, workdir))) as (deck, chat):
         await chat.say("Is the build green?")
         await chat.wait_for("coder: The build is green.")
         await chat.say("What did you say about the build?")
@@ -110,7 +86,7 @@ async def test_new_starts_a_session_without_history(
     deck_with_chat: DeckFactory, fake: FakeAnthropic, workdir: Path
 ) -> None:
     fake.script += [say("noted"), say("fresh")]
-    async with deck_with_chat(make_config(config_text(fake, workdir))) as (_deck, chat):
+    async with deck_with_chat(make_config(claude_config_text(fake, workdir))) as (_deck, chat):
         await chat.say("remember the word tangerine")
         await chat.wait_for("coder: noted")
         await chat.say("/new")
@@ -122,7 +98,7 @@ async def test_new_starts_a_session_without_history(
 
 async def test_a_restart_between_turns_resumes(fake: FakeAnthropic, workdir: Path) -> None:
     fake.script += [say("first answer"), say("second answer")]
-    config = make_config(config_text(fake, workdir))
+    config = make_config(claude_config_text(fake, workdir))
     for text, answer in (("first question", "first answer"), ("second question", "second answer")):
         chat = ChatRecorder()
         async with asyncio.timeout(90), open_deck(config, transports=[chat]):
@@ -138,7 +114,7 @@ async def test_a_bash_prompt_becomes_a_card_and_approve_runs_it(
         use("Bash", command="touch made.txt", description="make a file"),
         say("Made it."),
     ]
-    async with deck_with_chat(make_config(config_text(fake, workdir))) as (deck, chat):
+    async with deck_with_chat(make_config(claude_config_text(fake, workdir))) as (deck, chat):
         await chat.say("make a file")
         card = await chat.wait_for("Approval needed")
         assert "Bash: touch made.txt" in card.text
@@ -158,7 +134,7 @@ async def test_deny_with_reason_reaches_the_cli_and_nothing_runs(
     deck_with_chat: DeckFactory, fake: FakeAnthropic, workdir: Path
 ) -> None:
     fake.script += [use("Bash", command="rm -rf build && touch gone.txt"), say("I will not.")]
-    async with deck_with_chat(make_config(config_text(fake, workdir))) as (deck, chat):
+    async with deck_with_chat(make_config(claude_config_text(fake, workdir))) as (deck, chat):
         await chat.say("clean up")
         await chat.wait_for("Approval needed")
         approval = (await deck.approvals.pending())[0]
@@ -178,7 +154,10 @@ async def test_progress_lines_and_the_cli_environment(
     command = "cat /proc/$PPID/environ | tr '\\0' '\\n' > env.txt; env >> env.txt"
     fake.script += [use("Bash", command=command), say("done")]
     extra = 'allowed_tools = ["Bash(cat:*)"]\nrun_timeout = 120'
-    async with deck_with_chat(make_config(config_text(fake, workdir, extra))) as (deck, chat):
+    async with deck_with_chat(make_config(claude_config_text(fake, workdir, extra))) as (
+        deck,
+        chat,
+    ):
         await chat.say("look around")
         card = await chat.wait_for("Approval needed")
         approval = (await deck.approvals.pending())[0]
@@ -195,7 +174,7 @@ async def test_stop_mid_turn_ends_the_cli(
     deck_with_chat: DeckFactory, fake: FakeAnthropic, workdir: Path
 ) -> None:
     fake.script += [say("too late", delay=30)]
-    async with deck_with_chat(make_config(config_text(fake, workdir))) as (_deck, chat):
+    async with deck_with_chat(make_config(claude_config_text(fake, workdir))) as (_deck, chat):
         await chat.say("think for a long time")
         async with asyncio.timeout(30):
             while not fake.requests:
@@ -227,11 +206,14 @@ def _claude_children() -> list[int]:
 
 
 async def test_cost_counts_and_a_budget_cap_asks_to_extend(
-    deck_with_chat: DeckFactory, fake: FakeAnthropic, workdir: Path
+    fake: FakeAnthropic, workdir: Path
 ) -> None:
     fake.script += [say("one"), say("two")]
     extra = '[[budgets]]\nagent = "coder"\ndaily_tokens = 10\n[metrics]\nenabled = true\nport = 0'
-    async with deck_with_chat(make_config(config_text(fake, workdir, extra))) as (deck, chat):
+    chat = ChatRecorder()
+    config = make_config(claude_config_text(fake, workdir, extra))
+    async with asyncio.timeout(90), open_app(config, transports=[chat]) as app:
+        deck, metrics = app.deck, app.metrics
         await chat.say("first")
         await chat.wait_for("coder: one")  # its tokens pass the cap of 10
         await chat.say("/sessions")
@@ -248,8 +230,8 @@ async def test_cost_counts_and_a_budget_cap_asks_to_extend(
         await chat.wait_for("coder")
         await deck.runner.flush()
         runs = await RunStore(deck.db).recent("coder")
-        assert deck.metrics is not None
-        _kind, samples = await scrape(f"http://127.0.0.1:{deck.metrics.port}/metrics")
+        assert metrics is not None
+        _kind, samples = await scrape(f"http://127.0.0.1:{metrics.port}/metrics")
     assert samples['agentdeck_cost_usd_total{agent="coder"}'] == pytest.approx(
         sum(run.cost for run in runs)
     )
@@ -262,7 +244,7 @@ async def test_a_stop_while_a_card_waits_ends_the_card_and_the_next_message_resu
     fake: FakeAnthropic, workdir: Path
 ) -> None:
     fake.script += [use("Bash", command="touch late.txt"), say("resumed fine")]
-    config = make_config(config_text(fake, workdir))
+    config = make_config(claude_config_text(fake, workdir))
     chat = ChatRecorder()
     async with asyncio.timeout(90), open_deck(config, transports=[chat]) as (deck, _):
         await chat.say("make it")
@@ -296,7 +278,7 @@ async def test_through_telegram_a_card_progress_and_a_resumed_session(
         say("Made it on Telegram."),
         say("Still the same session."),
     ]
-    text = config_text(fake, workdir).replace(
+    text = claude_config_text(fake, workdir).replace(
         '[[users]]\nid = "test:admin"',
         f'[telegram]\ntoken = "env:TG_TOKEN"\nbase_url = "{telegram.base_url}"\n'
         f'[[users]]\nid = "telegram:{TG_ADMIN}"\nrole = "admin"\n'
@@ -359,7 +341,7 @@ async def test_a_secret_on_the_card_is_scrubbed_and_approve_for_the_conversation
     fake.script += [use("Bash", command=command), say("first"), use("Bash", command=command)]
     fake.script += [say("second")]
     extra = 'secrets = ["DEPLOY_TOKEN"]'
-    text = config_text(fake, workdir, extra).replace(
+    text = claude_config_text(fake, workdir, extra).replace(
         'HOME = "', 'DEPLOY_TOKEN = "secret:DEPLOY_TOKEN", HOME = "'
     )
     async with deck_with_chat(make_config(text)) as (deck, chat):
@@ -386,13 +368,12 @@ async def test_kill_9_while_a_card_waits_the_card_says_so_and_the_session_resume
     """A crash with a permission card open: the CLI is stopped at the next start (its
     group was recorded), the card says the session was interrupted, the next message
     resumes the session, and the command the card asked for never ran."""
-    from tests.test_console_e2e import run_console
-    from tests.test_crash_recovery import start_then_kill
+    from tests.support.bot_process import run_console, start_then_kill
 
     fake.script += [use("Bash", command="touch never.txt")]  # then the fake echoes
     text = (
-        config_text(fake, workdir).split("[[users]]")[0]
-        + config_text(fake, workdir).split('role = "operator"')[1]
+        claude_config_text(fake, workdir).split("[[users]]")[0]
+        + claude_config_text(fake, workdir).split('role = "operator"')[1]
     )
     config = workdir.parent / "deck.toml"
     config.write_text(text)
@@ -428,7 +409,7 @@ async def test_two_chats_run_at_once_and_one_chat_queues_in_order(
     deck_with_chat: DeckFactory, fake: FakeAnthropic, workdir: Path
 ) -> None:
     fake.script += [say("first", delay=2), say("second", delay=2), say("third")]
-    async with deck_with_chat(make_config(config_text(fake, workdir))) as (_deck, chat):
+    async with deck_with_chat(make_config(claude_config_text(fake, workdir))) as (_deck, chat):
         await chat.say("apple", chat="test:a")
         await chat.say("pear", chat="test:b")
         async with asyncio.timeout(30):  # both turns are at the API before either answers
@@ -457,7 +438,10 @@ async def test_the_agents_settings_reach_the_cli_and_its_timeout_holds(
         "max_turns = 3\n"
         "timeout = 3"
     )
-    async with deck_with_chat(make_config(config_text(fake, workdir, extra))) as (_deck, chat):
+    async with deck_with_chat(make_config(claude_config_text(fake, workdir, extra))) as (
+        _deck,
+        chat,
+    ):
         await chat.say("hello")
         await chat.wait_for("coder: Bonjour.")
         await chat.say("think slowly")
@@ -482,7 +466,10 @@ async def test_mcp_servers_are_passed_on_and_their_tools_ask_first(
         say("It shouted."),
     ]
     extra = f'mcp_servers = {{ shout = {{ command = "{sys.executable}", args = ["{server}"] }} }}'
-    async with deck_with_chat(make_config(config_text(fake, workdir, extra))) as (deck, chat):
+    async with deck_with_chat(make_config(claude_config_text(fake, workdir, extra))) as (
+        deck,
+        chat,
+    ):
         await chat.say("shout hello")
         card = await chat.wait_for("Approval needed")
         assert "mcp__shout__shout" in card.text
@@ -502,7 +489,7 @@ async def test_an_edit_card_shows_the_file_and_a_diff(
         use("Edit", file_path=str(target), old_string="x = 1", new_string="x = 2"),
         say("Edited."),
     ]
-    async with deck_with_chat(make_config(config_text(fake, workdir))) as (deck, chat):
+    async with deck_with_chat(make_config(claude_config_text(fake, workdir))) as (deck, chat):
         await chat.say("bump x")
         card = await chat.wait_for("Approval needed")
         assert f"Edit: {target}" in card.text
@@ -538,7 +525,10 @@ async def test_a_cli_that_refuses_to_start_says_why_in_chat(
     if os.geteuid() != 0:
         pytest.skip("Claude Code refuses bypassPermissions only as root")
     extra = 'permission_mode = "bypassPermissions"'
-    async with deck_with_chat(make_config(config_text(fake, workdir, extra))) as (_deck, chat):
+    async with deck_with_chat(make_config(claude_config_text(fake, workdir, extra))) as (
+        _deck,
+        chat,
+    ):
         await chat.say("anything")
         failed = await chat.wait_for("coder: Claude Code failed:")
     assert "root" in failed.text
@@ -557,7 +547,7 @@ async def test_a_settings_file_in_the_repo_does_not_approve_tools(
     home_settings.parent.mkdir(parents=True)
     home_settings.write_text(settings.read_text())
     fake.script += [use("Bash", command="touch sneaky.txt"), say("tried")]
-    async with deck_with_chat(make_config(config_text(fake, workdir))) as (deck, chat):
+    async with deck_with_chat(make_config(claude_config_text(fake, workdir))) as (deck, chat):
         await chat.say("do it")
         await chat.wait_for("Approval needed")
         assert not (workdir / "sneaky.txt").exists()

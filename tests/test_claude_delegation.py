@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DeckFactory, make_config
 from tests.fakes.anthropic_server import FakeAnthropic, say, use
 from tests.fakes.openai_server import FakeOpenAI, call
 from tests.fakes.openai_server import say as llm_say
-from tests.test_claude_agent import config_text
+from tests.support.agent_clis import claude_config_text
+from tests.support.config import make_config
+from tests.support.decks import DeckFactory
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +27,7 @@ async def fake() -> AsyncIterator[FakeAnthropic]:
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    from tests.agent_clis import without_foreign_env
+    from tests.support.agent_clis import without_foreign_env
 
     without_foreign_env(monkeypatch)
     monkeypatch.setenv("TEST_OPENAI_KEY", "sk-test")
@@ -54,7 +55,9 @@ kind = "llm"
 model = "boss-model"
 tools = ["ask_agent"]
 """
-    text = config_text(fake, workdir).replace('default_agent = "coder"', 'default_agent = "boss"')
+    text = claude_config_text(fake, workdir).replace(
+        'default_agent = "coder"', 'default_agent = "boss"'
+    )
     async with deck_with_chat(make_config(text + manager)) as (deck, chat):
         await chat.say("get the thing built")
         await chat.wait_for("boss → coder: build the thing")

@@ -13,11 +13,10 @@ from pathlib import Path
 import pytest
 
 from storage.sessions import AgentSessions
-from tests.agent_clis import without_foreign_env
 from tests.fakes.anthropic_server import FakeAnthropic, all_text, say, use
 from tests.fakes.slack_server import FakeSlack
-from tests.test_claude_agent import config_text
-from tests.test_slack import slack_deck
+from tests.support.agent_clis import claude_config_text, without_foreign_env
+from tests.support.slack import slack_deck
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +41,7 @@ def slack_config(fake: FakeAnthropic, workdir: Path) -> str:
         '[[users]]\nid = "slack:UADMIN"\nrole = "admin"\n'
         '[[users]]\nid = "slack:UOP"\nrole = "operator"\n'
     )
-    return config_text(fake, workdir).replace("[[users]]\n", users + "[[users]]\n", 1)
+    return claude_config_text(fake, workdir).replace("[[users]]\n", users + "[[users]]\n", 1)
 
 
 async def test_each_thread_is_a_session_of_its_own(

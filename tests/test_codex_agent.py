@@ -16,9 +16,10 @@ import pytest
 from roster.codex import CodexTurn, _unwrapped
 from storage.runs import RunStore
 from storage.sessions import AgentSessions
-from tests.agent_clis import codex_cli, codex_env, without_foreign_env
-from tests.conftest import DeckFactory, make_config
 from tests.fakes.responses_server import FakeResponses, Reply, run, say, user_texts
+from tests.support.agent_clis import codex_cli, codex_env, without_foreign_env
+from tests.support.config import make_config
+from tests.support.decks import DeckFactory
 
 BOT_SECRET = "tg-bot-token-never-for-codex-5a4b3c"
 

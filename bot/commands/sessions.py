@@ -11,7 +11,7 @@ from storage.sessions import AgentSessions, chat_key
 
 
 def _sessions(ctx: CommandContext) -> AgentSessions:
-    return AgentSessions(db=ctx.deck.db, clock=ctx.deck.clock)
+    return ctx.deck.agent_sessions
 
 
 def _where(ctx: CommandContext) -> str:

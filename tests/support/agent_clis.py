@@ -16,7 +16,9 @@ from typing import NoReturn
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.fakes.anthropic_server import FakeAnthropic
+
+ROOT = Path(__file__).resolve().parents[2]
 CODEX = ROOT / ".venv" / "node" / "node_modules" / ".bin" / "codex"
 
 # Variables of the test process that would change what the CLIs do or where they send it
@@ -103,3 +105,30 @@ def _missing(what: str, install: str) -> NoReturn:
     if os.environ.get("CI") == "true":
         pytest.fail(f"{what} is not installed (CI must install it: {install})")
     pytest.skip(f"{what} is not installed: run `{install}`", allow_module_level=True)
+
+
+def claude_config_text(fake: FakeAnthropic, workdir: Path, extra: str = "") -> str:
+    """A deck whose default agent `coder` is Claude Code on `fake`, in `workdir`, with an
+    admin, a viewer and an operator; `extra` is appended (more agents, sections)."""
+    home = workdir.parent / "home"
+    home.mkdir(exist_ok=True)
+    return f"""
+[deck]
+default_agent = "coder"
+[[users]]
+id = "test:admin"
+role = "admin"
+[[users]]
+id = "test:viewer"
+role = "viewer"
+[[users]]
+id = "test:op"
+role = "operator"
+[[agents]]
+name = "coder"
+kind = "claude"
+cwd = "{workdir}"
+cli = "{claude_cli()}"
+env = {{ ANTHROPIC_BASE_URL = "{fake.base_url}", ANTHROPIC_API_KEY = "sk-ant-dummy", HOME = "{home}" }}
+{extra}
+"""
