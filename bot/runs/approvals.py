@@ -79,7 +79,7 @@ class Approvals:
 
     async def post_card(self, approval: Approval, chat: str | None = None) -> None:
         """Post the card (again, or to another chat) and remember where it is."""
-        message = card(approval)
+        message = card(approval, self._access.display)
         if chat is not None:
             message = Outgoing(chat=chat, text=message.text, buttons=message.buttons)
         try:
@@ -155,7 +155,7 @@ class Approvals:
         self._audit.record(
             user, "approval.vote", approval.id, votes=len(votes), quorum=approval.quorum
         )
-        await self._edit_cards(approval, card(approval))
+        await self._edit_cards(approval, card(approval, self._access.display))
         return DecisionResult(f"Vote counted: {len(votes)} of {approval.quorum}.", refused=False)
 
     async def _settle(
@@ -180,7 +180,7 @@ class Approvals:
         self._audit.record(
             user, f"approval.{state}", approval.id, agent=approval.agent, reason=reason
         )
-        await self._edit_cards(approval, outcome_card(approval))
+        await self._edit_cards(approval, outcome_card(approval, self._access.display))
         self._posted.pop(approval.id, None)
         decision = Decision(approved=state is ApprovalState.APPROVED, by=user, reason=reason)
         return DecisionResult(f"{state.capitalize()}.", approval, decision, refused=False)
