@@ -109,6 +109,7 @@ async def open_deck(
             processes, db=deck.db, clock=deck.clock, roster=deck.roster, audit=deck.audit
         )  # before any new work starts
         await deck.brakes.budgets.load()
+        await deck.invites.load()  # before any message is let in: they are users too
         if transports is None:
             threads = ThreadAgents(db=db, clock=clock)
             transports = build_transports(
@@ -337,6 +338,7 @@ async def sweep_expired(deck: Deck) -> None:
         await asyncio.sleep(SWEEP_SECONDS)
         try:
             await actions.sweep_approvals(deck)
+            await deck.invites.load()  # another process may have added or removed someone
         except Exception:
             log.exception("sweeping approvals failed; trying again later")
 

@@ -13,6 +13,7 @@ from bot.delivery.outbox import Outbox
 from bot.delivery.postman import Postman
 from bot.delivery.transport_links import TransportLinks
 from bot.intake.routing import Routing
+from bot.invites import Invites
 from bot.lanes import ChatLanes
 from bot.runs.approvals import Approvals
 from bot.runs.brakes import Brakes
@@ -63,6 +64,8 @@ class Deck:
     )
     dashboard: Dashboard | None = None  # None when [dashboard] enabled = false
     metrics: MetricsServer | None = None  # None when [metrics] enabled = false
+    invites: Invites = field(init=False)  # people added by `/invite` codes
 
     def __post_init__(self) -> None:
         self.lanes = ChatLanes(self.tasks)
+        self.invites = Invites(db=self.db, access=self.access, audit=self.audit, clock=self.clock)

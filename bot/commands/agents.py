@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.commands import command
+from bot.commands import command, invites
 from bot.commands.context import CommandContext
 from bot.config import Role
 from bot.intake import actions
@@ -10,9 +10,19 @@ from bot.text import Piece, bold, code
 from roster.errors import AgentNotFound
 
 
-@command("start", role=Role.VIEWER, help="who I am and what you may do here", immediate=True)
+@command(
+    "start",
+    role=Role.VIEWER,
+    help="who I am and what you may do here (`/start <code>` redeems an invite)",
+    usage="[code]",
+    immediate=True,
+    private_args=True,  # an invite code: never stored in the inbox, never echoed on Slack
+)
 async def start(ctx: CommandContext) -> None:
     """The first thing every Telegram user sends: a welcome that says how to begin."""
+    if ctx.args:
+        await invites.join(ctx)
+        return
     deck = ctx.deck
     lines: list[Piece] = [
         "Hello, I am ",

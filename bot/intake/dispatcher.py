@@ -14,8 +14,9 @@ import time
 from collections.abc import Awaitable, Callable
 
 from bot import logs, messages
-from bot.commands import Commands, CommandSpec, keeps_args_private
+from bot.commands import Commands, CommandSpec, keeps_args_private, spec_of
 from bot.commands.context import CommandContext
+from bot.commands.invites import joined_text
 from bot.config import Role
 from bot.deck import Deck
 from bot.delivery import sendkeys
@@ -55,7 +56,10 @@ class Dispatcher:
         role = self.deck.access.role(incoming.user, incoming.chat)
         admitted = self.deck.access.admits(incoming.user, incoming.chat, incoming.outsider)
         if role is None or not admitted:
-            self._spawn(incoming, self._refuse_stranger(incoming, incoming.outsider))
+            if (code := self._invite_code(incoming)) is not None:
+                self._spawn(incoming, self._join(incoming, code))
+            else:
+                self._spawn(incoming, self._refuse_stranger(incoming, incoming.outsider))
         elif incoming.press is not None:
             self._spawn(incoming, self._press(incoming, role))
         elif (approval_id := self.deck.approvals.reasons.take(incoming)) is not None:
@@ -129,6 +133,26 @@ class Dispatcher:
             return
         reason = incoming.text.strip()[:500]
         await actions.decide(self.deck, incoming, approval_id, "deny", reason)
+
+    def _invite_code(self, incoming: Incoming) -> str | None:
+        """The code of a stranger's `/start <code>`; None for anything else. Someone the
+        platform says is outside our organisation (another Slack workspace) cannot join."""
+        if incoming.press is not None or incoming.outsider:
+            return None
+        text = incoming.text.strip()
+        spec = spec_of(text, self._commands)
+        if spec is None or spec.name != "start":
+            return None
+        code = text.partition(" ")[2].strip()
+        return code or None
+
+    async def _join(self, incoming: Incoming, code: str) -> None:
+        """A stranger redeems an invite: added with its role, or told it does not work."""
+        if not await self._claimed(incoming):
+            return
+        await self._reply(
+            incoming, joined_text(await self.deck.invites.redeem(incoming.user, code))
+        )
 
     async def _claimed(self, incoming: Incoming) -> bool:
         """Mark the update handled, durably, before a command that acts once acts."""
