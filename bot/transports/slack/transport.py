@@ -38,7 +38,7 @@ from bot.transports.slack.inbound import SlackBotIdentity
 from bot.transports.slack.intake import Intake
 from bot.transports.slack.members import Members
 from bot.transports.slack.private import PrivateReplies
-from bot.transports.slack.render import escape, render_message
+from bot.transports.slack.render import chat_command, escape, in_slack_form, render_message
 from bot.transports.slack.threads import ThreadAgentStore, ThreadMemory
 from bot.transports.slack.web import SlackRefused, SlackWeb, make_client
 from bot.types import Incoming, MessageRef, OnOutage, Outgoing, Queued, Sent
@@ -355,7 +355,11 @@ class SlackTransport:
 
     # -- outbound -------------------------------------------------------------------
 
+    def _in_slack_form(self, message: Outgoing) -> Outgoing:
+        return in_slack_form(message, self._settings.command, self._commands)
+
     async def send(self, message: Outgoing) -> MessageRef:
+        message = self._in_slack_form(message)  # `/deck pause <id>`, as people type it here
         channel = inbound.channel_of(message.chat)
         reader = inbound.private_reader(message.thread, channel)
         if reader is not None:
@@ -383,6 +387,7 @@ class SlackTransport:
         await self._require_web().whoami()
 
     async def edit(self, ref: MessageRef, message: Outgoing) -> MessageRef:
+        message = self._in_slack_form(message)
         channel = inbound.channel_of(ref.chat)
         if inbound.private_reader(ref.thread, channel):
             return await self.send(message)  # what only one person sees cannot be edited
@@ -411,7 +416,8 @@ class SlackTransport:
         channel = inbound.channel_of(press.chat)
         user = press.user.removeprefix(f"{inbound.TRANSPORT}:")
         thread_ts = inbound.thread_ts_of(press.thread, channel)
-        await self._require_web().ephemeral(channel, user, escape(text), thread_ts)
+        shown = chat_command(text, self._settings.command, self._commands)
+        await self._require_web().ephemeral(channel, user, escape(shown), thread_ts)
 
     def _require_web(self) -> SlackWeb:
         if self._web is None:
