@@ -64,6 +64,8 @@ class Dispatcher:
             self._spawn(incoming, self._press(incoming, role))
         elif (approval_id := self.deck.approvals.reasons.take(incoming)) is not None:
             self._spawn(incoming, self._deny_with(incoming, approval_id))
+        elif incoming.form:  # an answer to a form nobody waits for: never for an agent
+            self._spawn(incoming, actions.stale_form(self.deck, incoming))
         elif not self._rate.allow(incoming.user):
             self._spawn(incoming, self._slow_down(incoming))
         else:

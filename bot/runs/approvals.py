@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from bot.access import Access
 from bot.delivery.postman import Postman
 from bot.runs.cards import Choice, card, outcome_card
-from bot.runs.reasons import REASON_PROMPT, ReasonWaits
+from bot.runs.reasons import REASON_PROMPT, ReasonWaits, waiting_card
 from bot.types import MessageRef, Outgoing, Queued
 from roster.agent import Decision, NeedsApproval
 from storage.approvals import CONVERSATION, ApprovalStore
@@ -227,6 +227,19 @@ class Approvals:
     async def decided_unresumed(self) -> list[tuple[Approval, Decision]]:
         """Decisions a crash kept from their runs (`resume` takes each run once)."""
         return [(row, decision_of(row)) for row in await self._store.decided_unresumed()]
+
+    async def redraw(self, approval_id: str, *, waiting_for: str | None = None) -> None:
+        """Show a still pending card again: with "waiting for a reason from …" and Cancel
+        while `waiting_for` is asked for one, else as it was (a wait ended, nothing decided)."""
+        async with self._lock:  # a decision taken meanwhile keeps its outcome on the card
+            approval = await self.get(approval_id)
+            if approval is None or approval.status != ApprovalState.PENDING:
+                return
+            names = self._access.display
+            shown = card(approval, names)
+            if waiting_for is not None:
+                shown = waiting_card(approval, names, waiting_for)
+            await self._edit_cards(approval, shown)
 
     async def get(self, approval_id: str) -> Approval | None:
         return await self._store.get(approval_id)
