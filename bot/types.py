@@ -54,7 +54,8 @@ class Incoming:
     private: bool = True
     # The platform's delivery id (`telegram:<update_id>`), stored in the inbox.
     update_key: str | None = None
-    # Set by a transport that must answer the press itself (Telegram's callback query id).
+    # The platform's handle on a press: Telegram's callback query id (answered by the
+    # transport), Slack's trigger id (opens a form for the presser).
     press_id: str | None = None
     # Read back from the inbox: handled again after a restart, its replies may be out already.
     replayed: bool = False
