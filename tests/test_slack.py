@@ -266,7 +266,9 @@ async def test_slash_commands_open_a_thread(fake_slack: FakeSlack) -> None:
         await fake_slack.wait_for_text("other*: uptime")
         await slack.command("")
         bare = await fake_slack.wait_for_text("<@UOP> `/deck`")
-        await fake_slack.wait_for(lambda f: [t for t in replies(f, "C1", bare.ts) if "/deck ask" in t])
+        await fake_slack.wait_for(
+            lambda f: [t for t in replies(f, "C1", bare.ts) if "/deck ask" in t]
+        )
 
 
 async def test_slash_command_where_the_bot_is_not_a_member(fake_slack: FakeSlack) -> None:
