@@ -130,3 +130,16 @@ async def test_closing_the_modal_cancels_and_a_thread_message_is_no_reason(
         row = await deck.approvals.get(approval.id)
         assert row is not None
         assert (row.status, row.reason) == ("pending", None)
+
+
+async def test_a_modal_that_cannot_open_says_what_else_works(fake_slack: FakeSlack) -> None:
+    async with slack_deck(fake_slack) as (deck, slack):
+        fake_slack.triggers_expire = True
+        await slack.mention("@shell echo deploy")
+        card = await fake_slack.wait_for_text("Approval needed")
+        await slack.press(card, "Deny with reason", user="UADMIN")
+        (told,) = await fake_slack.wait_for(lambda f: f.called("chat.postEphemeral"))
+        assert "/deck deny" in told.args["text"]
+        await deck.tasks.drain()
+        assert "Waiting for a reason" not in card.shown
+        assert await approval_of(deck) is not None  # still open: its buttons still work

@@ -77,6 +77,7 @@ class FakeSlack:
         self.users: dict[str, dict[str, Any] | str] = {}
         self.views: list[dict[str, Any]] = []  # modals opened, as Slack holds them
         self._triggers_used: set[str] = set()
+        self.triggers_expire = False  # every trigger has expired (the bot was too slow)
         self._ts = itertools.count(1)
         self._changed = asyncio.Condition()
         self._sockets: list[web.WebSocketResponse] = []
@@ -280,7 +281,7 @@ class FakeSlack:
         """Open a modal: a trigger works once (Slack's also expire after 3 s)."""
         trigger = str(args.get("trigger_id") or "")
         view = _json_arg(args.get("view"))
-        if not trigger or trigger in self._triggers_used:
+        if not trigger or trigger in self._triggers_used or self.triggers_expire:
             return {"ok": False, "error": "expired_trigger_id"}
         if view is None or view.get("type") != "modal":
             return {"ok": False, "error": "invalid_arguments"}
