@@ -12,7 +12,8 @@
 
 Beside the way: `app` builds and starts everything (one exit stack), `deck` is what a
 running deck shares, `jobruns` connects the scheduler's runs to the runner, `toolhost`
-gives tools that reach outside one agent their bot side, `dashboard` and `metrics` are the
+gives tools that reach outside one agent their bot side, `access` and `invites` say who may
+do what (`[[users]]` and people added by `/invite` codes), `dashboard` and `metrics` are the
 web pages and the Prometheus endpoint, and `cli`, `doctor`, `reload`, `liveness`, `logs`
 the process around it all.
 """
