@@ -339,6 +339,7 @@ async def sweep_expired(deck: Deck) -> None:
         try:
             await actions.sweep_approvals(deck)
             await deck.invites.load()  # another process may have added or removed someone
+            await deck.invites.prune()
         except Exception:
             log.exception("sweeping approvals failed; trying again later")
 

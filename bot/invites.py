@@ -25,6 +25,7 @@ from storage.models import InvitedUser
 
 DEFAULT_HOURS = 24
 MAX_HOURS = 24 * 7
+KEEP_EXPIRED = timedelta(days=7)  # expired codes are forgotten after this (they never work)
 WINDOW = timedelta(minutes=15)
 USER_TRIES = 5  # wrong codes one person may send per window
 ALL_TRIES = 50  # wrong codes everyone together may send per window
@@ -77,6 +78,10 @@ class Invites:
         process may have added or removed someone)."""
         rows = await self._store.users()
         self._access.set_invited({row.id: Role(row.role) for row in rows})
+
+    async def prune(self) -> None:
+        """Forget codes expired a while ago (the sweep, now and then)."""
+        await self._store.prune(self._clock.now() - KEEP_EXPIRED)
 
     async def create(self, by: str, by_role: Role, role: Role, hours: int) -> str:
         """A new code for `role`, valid `hours`; the caller has checked `by_role` allows it."""

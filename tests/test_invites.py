@@ -23,7 +23,8 @@ from bot.config import Role
 from bot.deck import Deck
 from bot.invites import USER_TRIES
 from storage.clock import FakeClock
-from storage.invites import code_hash
+from storage.db import Database
+from storage.invites import InviteStore, code_hash
 from storage.models import AuditEvent, InboxItem, Invite
 from tests.conftest import make_config
 from tests.fakes.telegram_server import FakeTelegram
@@ -145,6 +146,13 @@ async def test_an_expired_code_does_not_work(fake_telegram: FakeTelegram) -> Non
         fake_telegram.user_says(f"/start {code}", user=NEWCOMER)
         await answer(fake_telegram, NEWCOMER, "does not work")
         assert deck.access.role(f"telegram:{NEWCOMER}") is None
+        await deck.invites.prune()
+        async with deck.db.session() as session:
+            assert len((await session.exec(select(Invite))).all()) == 1  # kept a while
+        clock.advance(timedelta(days=8))
+        await deck.invites.prune()
+        async with deck.db.session() as session:
+            assert (await session.exec(select(Invite))).all() == []
 
 
 async def test_an_operator_cannot_invite_and_nobody_invites_in_a_group(
@@ -192,3 +200,22 @@ async def test_someone_in_the_config_keeps_their_role_and_the_code(
         await answer(fake_telegram, OPERATOR, "already in the config as operator")
         assert deck.access.role(f"telegram:{OPERATOR}") is Role.OPERATOR
         assert await deck.invites.open_codes() == 1
+
+
+async def test_two_people_redeeming_one_code_at_once_one_wins(db: Database) -> None:
+    """On SQLite and PostgreSQL: the claim is one compare-and-set, so a code works once."""
+    from datetime import UTC, datetime
+
+    store = InviteStore(db)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    code = await store.create("operator", "telegram:1", now, now + timedelta(hours=1))
+    results = await asyncio.gather(
+        *(
+            store.redeem(code, f"telegram:{n}", now, may_grant=lambda _r, _b: True)
+            for n in range(100, 110)
+        )
+    )
+    assert len([r for r in results if r is not None]) == 1
+    (person,) = await store.users()
+    assert person.role == "operator"
+    assert await store.redeem(code.upper(), "telegram:999", now, may_grant=lambda *_: True) is None
