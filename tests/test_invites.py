@@ -97,7 +97,7 @@ async def test_a_stranger_guessing_codes_is_refused_then_slowed_even_with_the_ri
         assert deck.access.role(f"telegram:{GUESSER}") is None
         # the code still works for the one it was made for
         fake_telegram.user_says(f"/start {code}", user=NEWCOMER)
-        await answer(fake_telegram, NEWCOMER, "You were added as operator")
+        await answer(fake_telegram, NEWCOMER, "You were added as operator (invited by Ada")
 
 
 async def test_a_code_works_once_and_the_person_is_listed_then_removed(
@@ -108,7 +108,8 @@ async def test_a_code_works_once_and_the_person_is_listed_then_removed(
         fake_telegram.user_says("hello", user=NEWCOMER)
         await answer(fake_telegram, NEWCOMER, f"your id is telegram:{NEWCOMER}")
         fake_telegram.user_says(f"/start {code.upper()}", user=NEWCOMER)  # as typed from a phone
-        await answer(fake_telegram, NEWCOMER, "You were added as operator")
+        joined = await answer(fake_telegram, NEWCOMER, "You were added as operator (invited by Ada")
+        assert "Agents you may use: echo" in joined
         fake_telegram.user_says("hi there", user=NEWCOMER)
         await answer(fake_telegram, NEWCOMER, "echo: hi there")
 

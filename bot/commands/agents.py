@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.commands import command, invites
 from bot.commands.context import CommandContext
+from bot.commands.welcome import welcome
 from bot.config import Role
 from bot.intake import actions
 from bot.text import Piece, bold, code
@@ -23,31 +24,7 @@ async def start(ctx: CommandContext) -> None:
     if ctx.args:
         await invites.join(ctx)
         return
-    deck = ctx.deck
-    lines: list[Piece] = [
-        "Hello, I am ",
-        bold("agentdeck"),
-        ", a bot that runs agents for this team. You are ",
-        bold(f"{ctx.role.value}"),
-        f" here ({ctx.user}).\n",
-    ]
-    if ctx.role.allows(Role.OPERATOR):
-        usable = [a.name for a in deck.roster if deck.roster.unavailable_reason(a) is None]
-        default = actions.agent_for(deck, ctx.incoming.chat)
-        lines += [
-            "Agents you may use: ",
-            ", ".join(usable) or "none right now",
-            f".\nSend plain text to talk to {default}, ",
-            code("@agent text"),
-            " or ",
-            code("/ask agent text"),
-            " to pick another.\n",
-        ]
-    else:
-        lines.append("You may read what goes on (/status, /runs, /jobs, /cost); ")
-        lines.append("an admin can make you an operator to talk to agents.\n")
-    lines += [code("/help"), " lists every command you may use."]
-    await ctx.reply(*lines)
+    await ctx.reply(*welcome(ctx.deck, ctx.incoming, ctx.role))
 
 
 @command("help", role=Role.VIEWER, help="what I can do")

@@ -152,9 +152,8 @@ class Dispatcher:
         """A stranger redeems an invite: added with its role, or told it does not work."""
         if not await self._claimed(incoming):
             return
-        await self._reply(
-            incoming, joined_text(await self.deck.invites.redeem(incoming.user, code))
-        )
+        joined = await self.deck.invites.redeem(incoming.user, code)
+        await self._reply(incoming, *joined_text(self.deck, incoming, joined))
 
     async def _claimed(self, incoming: Incoming) -> bool:
         """Mark the update handled, durably, before a command that acts once acts."""
