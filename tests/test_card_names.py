@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.app import open_deck
-from tests.conftest import make_config
 from tests.fakes.telegram_server import FakeTelegram
+from tests.support.config import make_config
 
 ADA, BOB = 1001, 1002
 CONFIG = f"""

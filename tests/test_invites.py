@@ -26,8 +26,8 @@ from storage.clock import FakeClock
 from storage.db import Database
 from storage.invites import InviteStore, code_hash
 from storage.models import AuditEvent, InboxItem, Invite
-from tests.conftest import make_config
 from tests.fakes.telegram_server import FakeTelegram
+from tests.support.config import make_config
 
 ADMIN, OPERATOR, NEWCOMER, GUESSER = 1001, 1002, 2001, 2002
 GROUP = -100777

@@ -22,7 +22,7 @@ from tests.fakes.slack_server import (
     view_closed_body,
     view_submission_body,
 )
-from tests.test_slack import CONFIG, Slack, slack_deck
+from tests.support.slack import CONFIG, Slack, slack_deck
 
 TWO_ADMINS = CONFIG + '\n[[users]]\nid = "slack:UADMIN2"\nrole = "admin"\n'
 FORM = "application/x-www-form-urlencoded"

@@ -11,7 +11,7 @@ import re
 from bot.text import pre, rich
 from bot.transports.slack.render import chat_command, fallback
 from tests.fakes.slack_server import FakeSlack
-from tests.test_slack import replies, slack_deck
+from tests.support.slack import replies, slack_deck
 
 KNOWN = {"agents", "pause", "help", "ask", "jobs"}
 

@@ -12,8 +12,7 @@ import re
 
 from bot.config import Role
 from tests.fakes.slack_server import FakeSlack
-from tests.test_slack import slack_deck
-from tests.test_slack_trust import everything_slack_got
+from tests.support.slack import everything_slack_got, slack_deck
 
 
 async def _invite(fake: FakeSlack, slack: object, role: str = "operator") -> str:

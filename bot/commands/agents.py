@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from bot.commands import command, invites
 from bot.commands.context import CommandContext
-from bot.commands.welcome import welcome
 from bot.config import Role
 from bot.intake import actions
+from bot.intake.welcome import welcome
 from bot.text import Piece, bold, code
 from roster.errors import AgentNotFound
 

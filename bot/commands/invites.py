@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from bot.commands import command
 from bot.commands.context import CommandContext
-from bot.commands.welcome import welcome
 from bot.config import Role
-from bot.deck import Deck
-from bot.invites import DEFAULT_HOURS, MAX_HOURS, Joined
+from bot.intake.welcome import joined_text
+from bot.invites import DEFAULT_HOURS, MAX_HOURS
 from bot.text import Piece, bold, code
-from bot.types import Incoming
 
 INVITE_USAGE = (
     f"/invite <admin|operator|viewer> [hours, 1 to {MAX_HOURS}; {DEFAULT_HOURS} if not said]"
@@ -125,13 +123,3 @@ async def join(ctx: CommandContext) -> None:
         return
     joined = await ctx.deck.invites.redeem(ctx.user, ctx.args.strip())
     await ctx.reply(*joined_text(ctx.deck, ctx.incoming, joined))
-
-
-def joined_text(deck: Deck, incoming: Incoming, joined: Joined | str) -> list[Piece]:
-    """What a redeemed code says: the refusal, or that they were added and the welcome."""
-    if isinstance(joined, str):
-        return [joined]
-    added = (
-        f"You were added as {joined.role} (invited by {deck.access.display(joined.invited_by)}).\n"
-    )
-    return [added, *welcome(deck, incoming, joined.role)]

@@ -16,13 +16,13 @@ from collections.abc import Awaitable, Callable
 from bot import logs, messages
 from bot.commands import Commands, CommandSpec, keeps_args_private, spec_of
 from bot.commands.context import CommandContext
-from bot.commands.invites import joined_text
 from bot.config import Role
 from bot.deck import Deck
 from bot.delivery import sendkeys
 from bot.intake import actions
 from bot.intake.ratelimit import RateLimit
 from bot.intake.routing import ROUTE_ACTION
+from bot.intake.welcome import joined_text
 from bot.lanes import commands_lane
 from bot.runs.cards import ACTION_ID, parse_press
 from bot.runs.reasons import CANCEL_ACTION

@@ -1,15 +1,19 @@
-"""The welcome `/start` gives (and a redeemed invite): who the bot is, your role, how to ask."""
+"""The welcome `/start` gives (and a redeemed invite): who the bot is, your role, how to ask.
+
+Here rather than in `bot.commands`: the dispatcher answers a stranger's `/start <code>`
+itself (before any command runs), and this stage does not import the commands.
+"""
 
 from __future__ import annotations
 
 from bot.config import Role
-from bot.deck import Deck
 from bot.intake import actions
+from bot.invites import Joined
 from bot.text import Piece, bold, code
 from bot.types import Incoming
 
 
-def welcome(deck: Deck, incoming: Incoming, role: Role) -> list[Piece]:
+def welcome(deck: actions.Parts, incoming: Incoming, role: Role) -> list[Piece]:
     lines: list[Piece] = [
         "Hello, I am ",
         bold("agentdeck"),
@@ -34,3 +38,13 @@ def welcome(deck: Deck, incoming: Incoming, role: Role) -> list[Piece]:
         lines.append("an admin can make you an operator to talk to agents.\n")
     lines += [code("/help"), " lists every command you may use."]
     return lines
+
+
+def joined_text(deck: actions.Parts, incoming: Incoming, joined: Joined | str) -> list[Piece]:
+    """What a redeemed code says: the refusal, or that they were added and the welcome."""
+    if isinstance(joined, str):
+        return [joined]
+    added = (
+        f"You were added as {joined.role} (invited by {deck.access.display(joined.invited_by)}).\n"
+    )
+    return [added, *welcome(deck, incoming, joined.role)]
