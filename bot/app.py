@@ -46,6 +46,7 @@ from bot.types import Incoming, Outgoing, Transport
 from roster.children import KILL_GRACE_SECONDS
 from roster.errors import ReferenceNotFound
 from roster.llm import ModelClient, ModelSettings
+from roster.mcp.pool import McpPool
 from roster.pricing import PriceTable
 from roster.refs import SecretSource, resolve
 from roster.roster import Roster
@@ -95,6 +96,7 @@ async def open_deck(
         deck = assemble(config, db=db, writer=writer, clock=clock, vault=vault, processes=processes)
         deck.writer = writer
         stack.push_async_callback(deck.model.close)
+        stack.push_async_callback(deck.mcp.close)  # after the work: runs may still call tools
         if config.metrics.enabled:  # first in, last out: counts the whole start and stop
             from bot.metrics import MetricsServer
 
@@ -171,6 +173,7 @@ def assemble(
     host = ToolHost()
     prices = PriceTable(config.prices)
     tools = toolbox_for(config, notes=memory, host=host)
+    mcp = mcp_pool(config, vault)
     roster = Roster.build(
         config.agents,
         model=model,
@@ -178,6 +181,7 @@ def assemble(
         secrets=vault,
         prices=prices,
         bindings=config.secrets,
+        mcp=mcp,
     )
     access = Access(config.users, console_user=config.console.user, chat_roles=config.chat_roles())
     postman = Postman(redact=vault.redact)
@@ -223,9 +227,17 @@ def assemble(
         model=model,
         vault=vault,
         routing=routing,
+        mcp=mcp,
     )
     host.bind(deck)
     return deck
+
+
+def mcp_pool(config: Config, vault: Vault) -> McpPool:
+    """The configured MCP servers (none started yet); `secret:` in their env from `vault`."""
+    return McpPool(
+        config.mcp_servers, policies=config.tool_policy, secrets=vault, redact=vault.redact
+    )
 
 
 def model_settings(config: Config, secrets: SecretSource) -> ModelSettings:

@@ -54,6 +54,12 @@ def credential_settings(config: Config) -> Iterator[tuple[str, str]]:
             for key, value in agent.env.items():
                 if not (value.startswith("env:") and inherited(value[4:])):
                     yield f"agents.{agent.name}.env.{key}", value
+    for server in config.mcp_servers:
+        for key, value in server.env.items():
+            if not (value.startswith("env:") and inherited(value[4:])):
+                yield f"mcp_servers.{server.name}.env.{key}", value
+        for key, value in server.headers.items():
+            yield f"mcp_servers.{server.name}.headers.{key}", value
 
 
 def learn_credentials(config: Config, scrubber: Scrubber) -> None:

@@ -18,6 +18,7 @@ from bot.runs.approvals import Approvals
 from bot.runs.brakes import Brakes
 from bot.runs.runner import Runner
 from roster.llm import ModelClient
+from roster.mcp.pool import McpPool
 from roster.roster import Roster
 from scheduler.service import Scheduler
 from storage.audit import AuditLog
@@ -49,6 +50,7 @@ class Deck:
     model: ModelClient
     vault: Vault
     routing: Routing
+    mcp: McpPool  # the MCP servers agents list; each started on first use
     tasks: TaskSet = field(default_factory=TaskSet)
     lanes: ChatLanes = field(init=False)
     # Set once everything has started: work that came in earlier (a transport receives

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,10 +36,12 @@ from roster.pricing import NO_PRICES, PriceTable
 from roster.refs import NoSecrets, SecretSource, resolve_arguments, secret_references
 from roster.spec import LLMAgentSpec
 from roster.summary import summarise
-from roster.tools import Tool, ToolCallContext, parse_arguments
+from roster.tools import Tool, ToolCallContext, ToolSource, parse_arguments
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
+
+log = logging.getLogger(__name__)
 
 Message = dict[str, Any]
 NOT_FOUND = 404
@@ -244,10 +247,12 @@ class LLMAgent(Agent):
         secrets: SecretSource | None = None,
         prices: PriceTable = NO_PRICES,
         egress: Egress | None = None,
+        more_tools: ToolSource | None = None,
     ) -> None:
         self.spec = spec
         self._client = client
-        self._tools = dict(tools)
+        self._own_tools = dict(tools)
+        self._more_tools = more_tools  # MCP servers' tools: known once a server started
         self._prices = prices
         # Tool arguments resolve `secret:` through it; everything the model reads is
         # scrubbed by it, so a model never sees a secret's value.
@@ -257,12 +262,33 @@ class LLMAgent(Agent):
     def unavailable_reason(self) -> str | None:
         return super().unavailable_reason() or self._client.unavailable_reason()
 
+    @property
+    def _tools(self) -> dict[str, Tool]:
+        if self._more_tools is None:
+            return self._own_tools
+        return {**self._own_tools, **self._more_tools.current()}
+
+    def tools_by_source(self) -> dict[str, list[str]]:
+        """Its tools' names: `"built-in"` (and config, plugins), then `"mcp"` as known now."""
+        sources = {"built-in": list(self._own_tools)}
+        if self._more_tools is not None:
+            sources["mcp"] = list(self._more_tools.current())
+        return sources
+
+    async def _refresh_tools(self) -> None:
+        """Start the MCP servers this agent lists (the first run after a start or a crash)."""
+        if self._more_tools is not None:
+            for problem in await self._more_tools.refresh():
+                log.warning("agent %s: %s", self.name, problem)
+
     async def start(self, request: AgentRequest, ctx: RunContext) -> Outcome:
+        await self._refresh_tools()
         return await self._loop(request, ctx, self._opening(request), turns=0, usage=Usage())
 
     async def resume(
         self, request: AgentRequest, state: dict[str, Any], decision: Decision, ctx: RunContext
     ) -> Outcome:
+        await self._refresh_tools()
         messages: list[Message] = state["messages"]
         pending = [ToolRequest(**call) for call in state["pending"]]
         first, rest = pending[0], pending[1:]

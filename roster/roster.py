@@ -9,6 +9,7 @@ from roster.command import CommandAgent
 from roster.egress import Egress, SecretBinding
 from roster.errors import AgentNotFound, AgentUnavailable
 from roster.llm import LLMAgent, ModelClient
+from roster.mcp.pool import AgentTools, McpPool
 from roster.pricing import NO_PRICES, PriceTable
 from roster.refs import AllowedSecrets, SecretSource
 from roster.spec import AgentBase, CommandAgentSpec, EchoAgentSpec, LLMAgentSpec
@@ -30,11 +31,15 @@ class Roster:
         secrets: SecretSource,
         prices: PriceTable = NO_PRICES,
         bindings: Iterable[SecretBinding] = (),
+        mcp: McpPool | None = None,
     ) -> Roster:
-        """The agents of `specs`; `bindings` (`[[secrets]]`) say where secrets may go."""
+        """The agents of `specs`; `bindings` (`[[secrets]]`) say where secrets may go,
+        `mcp` holds the MCP servers llm agents may list."""
         bound = tuple(bindings)
         return cls(
-            _make_agent(spec, model=model, tools=tools, secrets=secrets, prices=prices, bound=bound)
+            _make_agent(
+                spec, model=model, tools=tools, secrets=secrets, prices=prices, bound=bound, mcp=mcp
+            )
             for spec in specs
         )
 
@@ -92,6 +97,7 @@ def _make_agent(
     secrets: SecretSource,
     prices: PriceTable,
     bound: tuple[SecretBinding, ...],
+    mcp: McpPool | None,
 ) -> Agent:
     allowed = AllowedSecrets(secrets, agent=spec.name, allowed=spec.secrets)
     if isinstance(spec, CommandAgentSpec):
@@ -104,6 +110,7 @@ def _make_agent(
             secrets=allowed,
             prices=prices,
             egress=Egress.of(bound, spec.private_networks),
+            more_tools=AgentTools(mcp, spec.mcp, spec.mcp_tools) if mcp and spec.mcp else None,
         )
     if isinstance(spec, EchoAgentSpec):
         return EchoAgent(spec)
