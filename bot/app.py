@@ -138,6 +138,10 @@ async def open_deck(
         await stack.enter_async_context(liveness)  # beats until the work below has finished
         stack.push_async_callback(finish_work, deck, hurry)
         stack.push_async_callback(halt_scheduler, deck)  # no new job runs while work drains
+        if config.mcp.port is not None:  # MCP clients over HTTP: stopped before work drains
+            from bot.mcp_serve.server import HttpListener
+
+            deck.mcp_http = await stack.enter_async_context(HttpListener(deck))
         if config.dashboard.enabled:  # stops first: no new presses while work drains
             from bot.dashboard import Dashboard
 

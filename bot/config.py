@@ -126,8 +126,21 @@ class McpSection(Section):
     chat: str = Field(default="", pattern=r"^([a-z]+:.+)?$")
     listen: str = "127.0.0.1"
     port: int | None = Field(default=None, ge=0, le=65535)  # streamable HTTP; 0: any free
+    # HTTP callers send `Authorization: Bearer <token>` (a `secret:`/`env:` reference).
+    token: str = ""
     # How long `ask_agent` waits for a run (approvals included) before answering "still running".
     wait_seconds: float = Field(default=600, gt=0)
+
+    @model_validator(mode="after")
+    def _http_needs_a_token(self) -> McpSection:
+        if self.port is not None and not self.token:
+            raise ValueError(
+                "token: serving MCP over HTTP needs a bearer token (any local process can "
+                'reach the port): token = "secret:MCP_SERVE_TOKEN"'
+            )
+        if self.port is not None and not (self.user and self.chat):
+            raise ValueError("user and chat: who MCP callers act as, and where runs report")
+        return self
 
 
 class LLMSection(Section):

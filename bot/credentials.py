@@ -43,6 +43,7 @@ def derived_webhook_secret(token: str) -> str:
 def credential_settings(config: Config) -> Iterator[tuple[str, str]]:
     """(key path, setting) of every setting that may hold or name a credential."""
     yield "llm.api_key", config.llm.api_key
+    yield "mcp.token", config.mcp.token
     if config.telegram is not None:
         yield "telegram.token", config.telegram.token
         yield "telegram.secret_token", config.telegram.secret_token

@@ -31,6 +31,7 @@ from storage.writer import WriteBehind
 
 if TYPE_CHECKING:
     from bot.dashboard import Dashboard
+    from bot.mcp_serve.server import HttpListener
     from bot.metrics import MetricsServer
 
 
@@ -65,6 +66,7 @@ class Deck:
     )
     dashboard: Dashboard | None = None  # None when [dashboard] enabled = false
     metrics: MetricsServer | None = None  # None when [metrics] enabled = false
+    mcp_http: HttpListener | None = None  # None unless [mcp] port is set
 
     def __post_init__(self) -> None:
         self.lanes = ChatLanes(self.tasks)
