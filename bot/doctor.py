@@ -3,9 +3,10 @@
 Checks, in order: the config (already loaded by the caller), what `bot.preflight`
 finds offline (agents' programs and directories, ports, users), the database
 (reachable, which schema), the master key and the stored secrets (do they decrypt?),
-each configured transport's credentials (Telegram `getMe`, Slack `auth.test`) and the
-model endpoint (`GET /models`). Nothing is started, created or migrated; every network
-call has a deadline. A check that cannot run because an earlier one failed says so.
+each configured transport's credentials (Telegram `getMe`, Slack `auth.test`), the
+model endpoint (`GET /models`) and each MCP server (started as the deck would start
+it, its tools listed, stopped again). Nothing else is started, created or migrated;
+every network call has a deadline. A check that cannot run because an earlier one failed says so.
 No model API key is a warning: the bot runs without one, its llm agents do not.
 """
 
@@ -25,6 +26,7 @@ from bot.findings import CheckStatus, Finding, failed, ok
 from bot.preflight import preflight
 from roster.errors import RosterError
 from roster.llm import ModelClient
+from roster.mcp.pool import McpPool
 from roster.refs import NoSecrets, SecretSource
 from roster.spec import LLMAgentSpec
 from storage.clock import SystemClock
@@ -34,6 +36,7 @@ from storage.migrations import HEAD_REVISION
 from storage.secrets import KeySource, MasterKeys, Vault, read_keys
 
 CHECK_SECONDS = 15.0
+MCP_TOOLS_SHOWN = 12
 
 
 __all__ = ["CheckStatus", "Finding", "examine", "failed"]
@@ -52,6 +55,10 @@ async def examine(config: Config) -> list[Finding]:
         secrets: SecretSource = vault or NoSecrets()
         findings += [await _guarded(name, check(secrets)) for name, check in _transports(config)]
         findings.append(await _guarded("llm", _llm(config, secrets)))
+        findings += [
+            await _guarded(f"mcp {server.name}", _mcp(config, server.name, secrets))
+            for server in config.mcp_servers
+        ]
     finally:
         await db.engine.dispose()
     return findings
@@ -173,6 +180,23 @@ def _transports(config: Config) -> list[tuple[str, Probe]]:
 
         probes.append(("slack", slack))
     return probes
+
+
+# --- MCP servers ---------------------------------------------------------------------
+
+
+async def _mcp(config: Config, server: str, secrets: SecretSource) -> Finding:
+    """Start the server as the deck would (its env, its references), list its tools, stop it."""
+    pool = McpPool(
+        config.mcp_servers, policies=config.tool_policy, secrets=secrets, redact=secrets.redact
+    )
+    try:
+        tools = sorted(await pool.tools(server))
+    finally:
+        await pool.close()
+    shown = ", ".join(tools[:MCP_TOOLS_SHOWN]) + (" …" if len(tools) > MCP_TOOLS_SHOWN else "")
+    transport = pool.spec(server).transport
+    return ok(f"mcp {server}", f"{transport}: started; {len(tools)} tools: {shown or 'none'}")
 
 
 # --- model endpoint ------------------------------------------------------------------

@@ -459,3 +459,64 @@ async def _audit(deck: Deck) -> list[str]:
     from tests.conftest import audit_actions
 
     return await audit_actions(deck)
+
+
+# --- doctor and /agents --------------------------------------------------------------
+
+
+async def test_doctor_starts_each_server_and_lists_its_tools(tmp_path: Path) -> None:
+    from bot.doctor import CheckStatus, examine
+
+    servers = TIME + '[[mcp_servers]]\nname = "broken"\ncommand = ["/nonexistent/server"]\n'
+    config = parse_config(_toml(servers), source="t.toml")
+    findings = {f.check: f for f in await examine(config)}
+    time = findings["mcp time"]
+    assert time.verdict is CheckStatus.OK
+    assert "stdio: started; 2 tools: time__convert_time, time__get_current_time" in time.detail
+    broken = findings["mcp broken"]
+    assert broken.verdict is CheckStatus.FAIL
+    assert "command not found" in broken.detail
+    assert children("mcp-server-time") == []  # stopped again
+
+
+async def test_agents_shows_each_agents_tools_by_source(
+    fake_telegram: FakeTelegram, fake_openai: FakeOpenAI
+) -> None:
+    agent = 'tools = ["remember"]\nmcp = ["time"]'
+    fake_openai.script = [say("hi")]
+    async with running(config_text(fake_telegram, fake_openai, TIME, agent)) as deck:
+        fake_telegram.user_says("/agents", user=ADMIN)
+        await fake_telegram.wait_until(lambda: said(fake_telegram, "mcp time: listed once"))
+        assert said(fake_telegram, "tools: remember")
+        await deck.mcp.tools("time")
+        fake_telegram.user_says("/agents", user=ADMIN)
+        await fake_telegram.wait_until(
+            lambda: said(fake_telegram, "mcp time: time__convert_time, time__get_current_time")
+        )
+
+
+@needs_everything
+async def test_the_dashboard_confirms_tools_the_server_does_not_call_harmless() -> None:
+    """`destructiveHint` decides whether Approve on the dashboard takes a second post."""
+    from bot.runs.destructive import is_destructive
+    from roster.agent import Action
+    from roster.mcp.pool import McpPool
+    from roster.mcp.spec import McpServerSpec
+    from roster.refs import NoSecrets
+    from roster.roster import Roster
+
+    spec = McpServerSpec(name="everything", command=(str(EVERYTHING), "stdio"))
+    pool = McpPool([spec], policies={}, secrets=NoSecrets(), redact=str)
+    hints = (lambda action: pool.destructive(action.tool or ""),)
+
+    def destructive(tool: str) -> bool:
+        return is_destructive(Action("helper", "tool", tool=tool), Roster([]), hints)
+
+    try:
+        assert destructive("everything__get-env")  # not listed yet: confirm, to be safe
+        await pool.tools("everything")
+        assert not destructive("everything__get-env")  # readOnlyHint
+        assert not destructive("everything__toggle-simulated-logging")  # destructiveHint false
+        assert not destructive("remember")
+    finally:
+        await pool.close()

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from roster.children import child_environment
 from roster.errors import McpServerDown
-from roster.mcp.spec import McpServerSpec, tool_name
+from roster.mcp.spec import McpServerSpec, server_of, tool_name
 from roster.mcp.tool import FUNCTION_NAME, McpTool
 from roster.refs import SecretSource, resolve
 from roster.spec import Policy
@@ -73,8 +73,14 @@ class McpPool:
         """The tools last listed by the server; empty while it never started."""
         return self._tools.get(server, {})
 
-    def policy_of(self, name: str) -> Policy | None:
-        return self._policies.get(name)
+    def destructive(self, name: str) -> bool:
+        """Whether a tool of a configured server may destroy (its `destructiveHint`); a
+        tool not listed yet in this process counts as such: confirming costs one click."""
+        server = server_of(name)
+        if server not in self._specs:
+            return False
+        tool = self.known(server).get(name)
+        return tool is None or tool.destructive
 
     async def close(self) -> None:
         connections = list(self._connections.values())
