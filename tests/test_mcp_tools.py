@@ -152,6 +152,8 @@ async def test_the_model_calls_the_time_server_and_reads_its_real_answer(
     async with running(config_text(fake_telegram, fake_openai, servers)):
         fake_telegram.user_says("what time is it in Tokyo?", user=ADMIN)
         await fake_telegram.wait_until(lambda: said(fake_telegram, "it is late"), timeout=30)
+        assert len(children("mcp-server-time")) == 1
+    assert children("mcp-server-time") == []  # stopped with the deck
     offered = {t["function"]["name"]: t["function"] for t in fake_openai.requests[0]["tools"]}
     assert "timezone" in offered["time__get_current_time"]["parameters"]["properties"]
     assert "time__convert_time" in offered
@@ -208,6 +210,28 @@ async def test_a_denied_mcp_tool_does_not_run_and_the_model_reads_why(
         await fake_telegram.wait_until(lambda: said(fake_telegram, "understood"), timeout=30)
     (result,) = tool_results(fake_openai)
     assert result.startswith(f"Denied by telegram:{ADMIN}; the action did not run.")
+
+
+async def test_a_secret_the_model_puts_in_arguments_never_reaches_the_server(
+    fake_telegram: FakeTelegram, fake_openai: FakeOpenAI
+) -> None:
+    """A prompt-injected model names a vault secret: a card first (whatever the tool's
+    policy), and even approved, a secret the agent does not list is not resolved."""
+    servers = TIME + '[tool_policy."time__get_current_time"]\napproval = "never"\n'
+    fake_openai.script = [call("time__get_current_time", timezone="secret:MCP_TOKEN"), say("tried")]
+    async with running(config_text(fake_telegram, fake_openai, servers)) as deck:
+        await deck.vault.set("MCP_TOKEN", SECRET_VALUE, by="test")
+        fake_telegram.user_says("time?", user=ADMIN)
+        await fake_telegram.wait_until(lambda: said(fake_telegram, "Approval needed"), timeout=30)
+        (card,) = [t for t in fake_telegram.sent_texts(ADMIN) if "Approval needed" in t]
+        assert "timezone='secret:MCP_TOKEN'" in card
+        assert SECRET_VALUE not in card
+        press(fake_telegram, "Approve")
+        await fake_telegram.wait_until(lambda: said(fake_telegram, "tried"), timeout=30)
+    (result,) = tool_results(fake_openai)
+    assert result.startswith("error:")
+    assert "MCP_TOKEN" in result
+    assert SECRET_VALUE not in result
 
 
 @needs_everything
@@ -520,3 +544,25 @@ async def test_the_dashboard_confirms_tools_the_server_does_not_call_harmless() 
         assert not destructive("remember")
     finally:
         await pool.close()
+
+
+async def test_a_reload_stops_a_server_whose_entry_changed_and_keeps_the_others(
+    fake_telegram: FakeTelegram, fake_openai: FakeOpenAI
+) -> None:
+    from bot.reload import apply
+
+    other = TIME.replace('name = "time"', 'name = "clock"')
+    agent = 'mcp = ["time", "clock"]'
+    async with running(config_text(fake_telegram, fake_openai, TIME + other, agent)) as deck:
+        await deck.mcp.tools("time")
+        await deck.mcp.tools("clock")
+        await until(lambda: len(children("mcp-server-time")) == 2)
+        kept = deck.mcp.connection("clock")
+        changed = other.replace('"UTC"', '"Europe/Paris"')
+        await apply(
+            deck, make_config(config_text(fake_telegram, fake_openai, TIME + changed, agent))
+        )
+        await until(lambda: len(children("mcp-server-time")) == 1)  # the old clock stopped
+        assert deck.mcp.connection("time").running
+        assert deck.mcp.connection("clock") is not kept
+        assert "--local-timezone Europe/Paris" in " ".join(deck.mcp.spec("clock").command)

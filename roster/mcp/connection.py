@@ -121,14 +121,17 @@ class Connection:
         self._closing = True
         self._down.set()
         task = self._task
-        if task is None or task.done():
-            return
-        try:
-            async with asyncio.timeout(STOP_SECONDS):
-                await asyncio.shield(task)
-        except TimeoutError:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        if task is not None and not task.done():
+            try:
+                async with asyncio.timeout(STOP_SECONDS):
+                    await asyncio.shield(task)
+            except TimeoutError:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        attempt = self._attempt
+        if attempt is not None and not attempt.done():  # no call waits for a start forever
+            attempt.set_exception(McpServerDown(self.spec.name, "the deck is stopping"))
+            attempt.exception()
 
     # --- starting -------------------------------------------------------------------
 
