@@ -268,13 +268,6 @@ class LLMAgent(Agent):
             return self._own_tools
         return {**self._own_tools, **self._more_tools.current()}
 
-    def tools_by_source(self) -> dict[str, list[str]]:
-        """Its tools' names: `"built-in"` (and config, plugins), then `"mcp"` as known now."""
-        sources = {"built-in": list(self._own_tools)}
-        if self._more_tools is not None:
-            sources["mcp"] = list(self._more_tools.current())
-        return sources
-
     async def _refresh_tools(self) -> None:
         """Start the MCP servers this agent lists (the first run after a start or a crash)."""
         if self._more_tools is not None:

@@ -247,3 +247,24 @@ def test_serving_over_http_needs_a_token_and_a_caller() -> None:
         make_config('[mcp]\nport = 0\nuser = "telegram:1"\nchat = "telegram:1"\n')
     with pytest.raises(ConfigError, match="who MCP callers act as"):
         make_config('[mcp]\nport = 0\ntoken = "env:X"\n')
+
+
+@pytest.mark.slow
+def test_agentdeck_mcp_without_a_caller_says_what_to_set(tmp_path: Path, data_dir: Path) -> None:
+    import subprocess
+
+    config = tmp_path / "deck.toml"
+    config.write_text('[[agents]]\nname = "echo"\nkind = "echo"\n')
+    done = subprocess.run(
+        [str(AGENTDECK), "mcp", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stdout == ""  # stdout is the MCP channel: nothing else is written there
+    assert done.stderr.strip() == (
+        "agentdeck: [mcp] user and chat are needed: who MCP calls act as, and where runs report"
+    )

@@ -82,10 +82,13 @@ class DeckOps:
             raise Refused("`text` is empty: say what the agent should do")
         run_id = uuid.uuid4().hex
         ended = deck.runner.ended(run_id)
+        origin = Origin(chat=self.chat, user=self.user, run_id=run_id)
+        # A deck task, as for a chat message: a stop lets it finish, and a client that
+        # goes away does not cut the run short (its answer is posted to the chat).
+        running = deck.tasks.spawn(deck.runner.start(agent, origin, text), name=f"mcp:{run_id}")
         try:
-            origin = Origin(chat=self.chat, user=self.user, run_id=run_id)
-            await deck.runner.start(agent, origin, text)
             async with asyncio.timeout(deck.config.mcp.wait_seconds):
+                await asyncio.shield(running)  # started, and then ended or suspended
                 await ended.wait()
         except TimeoutError:
             pass  # answered below from the run's row: still running, or waiting

@@ -100,6 +100,7 @@ class HttpListener:
             lifespan="off",
             interface="asgi3",
             access_log=False,
+            timeout_graceful_shutdown=2,  # an ask_agent still waiting is not waited for
         )
         self._server = QuietServer(config)
         self._task: asyncio.Task[None] | None = None
