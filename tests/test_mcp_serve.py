@@ -199,6 +199,29 @@ async def test_over_http_a_denied_action_is_a_tool_error(fake_telegram: FakeTele
         assert "shell ended denied" in text_of(result)
 
 
+async def test_an_admin_caller_creates_a_job_that_reports_to_the_chat(
+    fake_telegram: FakeTelegram,
+) -> None:
+    async with http_deck(fake_telegram) as deck, http_session(deck) as session:
+        created = await session.call_tool(
+            "create_job", {"agent": "echo", "text": "morning report", "when": "every 1h"}
+        )
+        assert not created.isError
+        assert "created: interval" in text_of(created)
+        listed = text_of(await session.call_tool("list_jobs", {}))
+        assert "echo: morning report" in listed
+        bad = await session.call_tool(
+            "create_job", {"agent": "nope", "text": "x", "when": "every 1h"}
+        )
+        assert bad.isError
+        assert "No agent named 'nope'" in text_of(bad)
+        assert deck.scheduler is not None
+        rows, _ = await deck.scheduler.store.listed(limit=10)
+        assert [(job.chat_id, job.created_by) for job in rows] == [
+            (f"telegram:{ADMIN}", f"telegram:{ADMIN}")
+        ]
+
+
 async def test_a_caller_with_a_lower_role_is_refused_and_audited(
     fake_telegram: FakeTelegram,
 ) -> None:

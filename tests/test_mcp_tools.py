@@ -351,6 +351,8 @@ async def test_a_secret_reaches_the_servers_environment_and_nowhere_else(
     data_dir: Path,
 ) -> None:
     monkeypatch.setenv("BOT_ONLY_SETTING", BOT_ONLY)
+    # An allowlisted name whose value is a credential the deck knows stays out too.
+    monkeypatch.setenv("LOGNAME", SECRET_VALUE)
     servers = f"""
 [[mcp_servers]]
 name = "everything"
@@ -369,6 +371,8 @@ approval = "never"
         env = environ(pid)
         await deck.runner.flush()
     assert env["SERVICE_TOKEN"] == SECRET_VALUE
+    assert [name for name, value in env.items() if SECRET_VALUE in value] == ["SERVICE_TOKEN"]
+    assert env["PATH"] == os.environ["PATH"]  # the allowlist still reaches it
     assert BOT_ONLY not in env.values()
     assert not [name for name in env if name.startswith(("AGENTDECK_", "TG_", "TEST_OPENAI"))]
     (result,) = tool_results(fake_openai)

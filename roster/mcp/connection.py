@@ -26,7 +26,7 @@ from typing import Any
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp import ClientSession, McpError, StdioServerParameters, types
-from mcp.client.stdio import stdio_client
+from mcp.client.stdio import DEFAULT_INHERITED_ENV_VARS, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.message import SessionMessage
@@ -223,7 +223,7 @@ class Connection:
             params = StdioServerParameters(
                 command=self.spec.command[0],
                 args=list(self.spec.command[1:]),
-                env=settings,
+                env=_exactly(settings),
                 cwd=self.spec.cwd,
             )
             with _quiet() as errlog:  # its stderr may print what it was given: not ours
@@ -266,6 +266,14 @@ class Connection:
         self._down.set()
         if not self._closing and self._live_session() is not None:
             self._attempt = asyncio.get_running_loop().create_future()
+
+
+def _exactly(env: dict[str, str]) -> dict[str, str]:
+    """`env` as the child's whole environment: the SDK adds a few of the bot's variables
+    (HOME, PATH, USER...) under the given ones; one the allowlist left out (its value
+    holds a credential) is given here as empty, so the SDK's copy does not come back."""
+    blanked = {name: "" for name in DEFAULT_INHERITED_ENV_VARS if name in os.environ}
+    return {**blanked, **env}
 
 
 async def _all_tools(session: ClientSession) -> tuple[types.Tool, ...]:
