@@ -111,6 +111,9 @@ class McpPool:
                 continue
             policy = self._policies.get(name, spec.policy)
             adapted[name] = McpTool(connection, listed, name=name, policy=policy)
+        for name in self._policies:
+            if server_of(name) == spec.name and name not in adapted:
+                log.warning("tool_policy.%s: server %s has no such tool", name, spec.name)
         return adapted
 
     def _settings(self, spec: McpServerSpec) -> dict[str, str]:

@@ -91,9 +91,4 @@ def _apply_policies(box: ToolBox, policies: Mapping[str, Policy]) -> list[str]:
     known = box.select([name for name in policies if name in box.names()])
     for name, tool in known.items():
         tool.policy = policies[name]
-    # `<server>__<tool>`: an MCP tool, known once its server runs (`roster.mcp.pool`).
-    return [
-        f"tool_policy.{name}: no tool of that name"
-        for name in policies
-        if name not in known and "__" not in name
-    ]
+    return [f"tool_policy.{name}: no tool of that name" for name in policies if name not in known]
