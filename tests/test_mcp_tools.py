@@ -261,6 +261,39 @@ approval = "unless-read-only"
         await fake_telegram.wait_until(lambda: said(fake_telegram, "finished"), timeout=30)
 
 
+@needs_everything
+async def test_images_are_notes_structured_content_is_json_and_bad_input_is_a_tool_error(
+    fake_telegram: FakeTelegram, fake_openai: FakeOpenAI
+) -> None:
+    servers = f"""
+[[mcp_servers]]
+name = "everything"
+command = ["{EVERYTHING}", "stdio"]
+approval = "never"
+"""
+    agent = 'mcp = ["everything"]'
+    fake_openai.script = [
+        call("everything__get-tiny-image"),
+        call("everything__get-structured-content", location="Chicago"),
+        call("everything__get-structured-content", location="Atlantis"),
+        say("seen"),
+    ]
+    async with running(config_text(fake_telegram, fake_openai, servers, agent)):
+        fake_telegram.user_says("look", user=ADMIN)
+        await fake_telegram.wait_until(lambda: said(fake_telegram, "seen"), timeout=30)
+    image, weather, atlantis = tool_results(fake_openai)
+    assert "Here's the image you requested:" in image
+    assert "[image: image/png," in image
+    assert "not shown to the model]" in image
+    assert json.loads(weather) == {
+        "temperature": 36,
+        "conditions": "Light rain / drizzle",
+        "humidity": 82,
+    }
+    assert atlantis.startswith("error:")
+    assert "location" in atlantis
+
+
 # --- a server that dies, a server that hangs -----------------------------------------
 
 
@@ -287,7 +320,8 @@ approval = "never"
         connection = deck.mcp.connection("everything")
         await until(lambda: connection.running)
         (first,) = children("mcp-server-everything")
-        await asyncio.sleep(0.3)  # the call is in flight (no event says it reached the server)
+        # The call is in flight: the session waits for its answer (the SDK's own table).
+        await until(lambda: bool(getattr(connection._live_session(), "_response_streams", {})))
         os.killpg(first, signal.SIGKILL)
         await fake_telegram.wait_until(lambda: said(fake_telegram, "recovered"), timeout=40)
         died, summed = tool_results(fake_openai)
