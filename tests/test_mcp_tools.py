@@ -538,6 +538,9 @@ async def test_doctor_starts_each_server_and_lists_its_tools(tmp_path: Path) -> 
     broken = findings["mcp broken"]
     assert broken.verdict is CheckStatus.FAIL
     assert "command not found" in broken.detail
+    offline = findings["mcp servers"]  # `agentdeck check` finds it too, starting nothing
+    assert offline.verdict is CheckStatus.FAIL
+    assert offline.detail == "mcp server broken: command `/nonexistent/server` not found"
     assert children("mcp-server-time") == []  # stopped again
 
 
