@@ -607,3 +607,28 @@ async def test_a_reload_stops_a_server_whose_entry_changed_and_keeps_the_others(
         assert deck.mcp.connection("time").running
         assert deck.mcp.connection("clock") is not kept
         assert "--local-timezone Europe/Paris" in " ".join(deck.mcp.spec("clock").command)
+
+
+@pytest.mark.slow
+async def test_a_server_that_keeps_dying_is_restarted_with_a_growing_backoff() -> None:
+    """Each quick death doubles the wait before the next start (a crash loop is slowed)."""
+    from roster.mcp.connection import BACKOFF_START
+    from roster.mcp.pool import McpPool
+    from roster.mcp.spec import McpServerSpec
+    from roster.refs import NoSecrets
+
+    spec = McpServerSpec(name="time", command=(str(TIME_SERVER),))
+    pool = McpPool([spec], policies={}, secrets=NoSecrets(), redact=str)
+    connection = pool.connection("time")
+    try:
+        await pool.tools("time")
+        for life in (1, 2):
+            (pid,) = children("mcp-server-time")
+            os.killpg(pid, signal.SIGKILL)
+            await until(lambda life=life: connection.starts == life + 1 and connection.running)
+        assert connection._delay == BACKOFF_START * 4  # 0.5 s, then 1 s waited; 2 s next
+        result = await connection.call("get_current_time", {"timezone": "UTC"})
+        assert not result.isError
+    finally:
+        await pool.close()
+    assert children("mcp-server-time") == []

@@ -1,12 +1,12 @@
 """One MCP server session: started on first use, shared, restarted when it dies, stopped.
 
-The SDK's transports (`stdio_client`, `streamablehttp_client`) and `ClientSession` are
+The SDK's transports (`stdio_client`, `streamable_http_client`) and `ClientSession` are
 anyio task groups, which must be entered and left by one task: each connection keeps
 them in a long-lived task of its own (`_supervise`), and calls from any run use the
 session it holds. Reading goes through a relay (`_relay`) so that the end of the
 server's output (a stdio server that exited or crashed) is seen at once: pending calls
 fail with "connection closed" and the server is started again after a backoff that
-doubles up to `BACKOFF_CAP` and starts over once a start succeeds.
+doubles up to `BACKOFF_CAP` and starts over once a life lasted `STABLE_SECONDS`.
 
 A start that fails is reported to the calls waiting for it; the next call after the
 backoff tries again (the server is not restarted in a loop when it cannot start).
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 BACKOFF_START = 0.5
 BACKOFF_CAP = 30.0
+STABLE_SECONDS = 60.0  # a life this long resets the backoff (a crash loop keeps doubling it)
 STOP_SECONDS = 5.0
 # On top of the server's own call timeout: the SDK's deadline fires first; this one only
 # guards against a session that cannot even deliver its timeout.
@@ -167,9 +168,12 @@ class Connection:
         while True:
             attempt = self._attempt
             assert attempt is not None
+            born = loop.time()
             served = await self._serve(attempt)
             if self._closing:
                 return
+            if served and loop.time() - born >= STABLE_SECONDS:
+                self._delay = BACKOFF_START  # it ran well a while: a new death starts over
             self._retry_at = loop.time() + self._delay
             if not served:
                 self._delay = min(self._delay * 2, BACKOFF_CAP)
@@ -190,7 +194,6 @@ class Connection:
             async with self._open() as session:
                 started = True
                 self.starts += 1
-                self._delay = BACKOFF_START
                 attempt.set_result(session)
                 await self._down.wait()
         except Exception as exc:  # any failure of a server is reported, not raised
