@@ -24,13 +24,13 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from bot.app import open_deck
-from bot.deck import Deck
-from tests.conftest import audit_actions, make_config
+from bot.app import App, open_app
 from tests.fakes.telegram_server import FakeTelegram
+from tests.support.config import make_config
+from tests.support.decks import audit_actions
+from tests.support.telegram import ADMIN
 
-ADMIN = 1001
-VIEWER = 1002
+VIEWER = 1002  # a viewer: may list, may not ask
 TOKEN = "serve-Token-4b9e2f7a10c3"
 AGENTDECK = Path(sys.executable).parent / "agentdeck"
 
@@ -151,16 +151,16 @@ async def test_agentdeck_mcp_over_stdio_lists_asks_and_waits_for_a_press(
 
 
 @contextlib.asynccontextmanager
-async def http_deck(fake: FakeTelegram, caller: int = ADMIN) -> AsyncIterator[Deck]:
+async def http_deck(fake: FakeTelegram, caller: int = ADMIN) -> AsyncIterator[App]:
     config = make_config(config_text(fake, caller=caller, http=True))
-    async with asyncio.timeout(60), open_deck(config) as (deck, _):
-        yield deck
+    async with asyncio.timeout(60), open_app(config) as app:
+        yield app
 
 
 @contextlib.asynccontextmanager
-async def http_session(deck: Deck, token: str = TOKEN) -> AsyncIterator[ClientSession]:
-    assert deck.mcp_http is not None
-    url = f"http://127.0.0.1:{deck.mcp_http.port}/mcp"
+async def http_session(app: App, token: str = TOKEN) -> AsyncIterator[ClientSession]:
+    assert app.mcp_http is not None
+    url = f"http://127.0.0.1:{app.mcp_http.port}/mcp"
     client = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
     async with (
         client,
@@ -174,7 +174,8 @@ async def http_session(deck: Deck, token: str = TOKEN) -> AsyncIterator[ClientSe
 async def test_over_http_a_gated_action_waits_for_a_press_in_chat(
     fake_telegram: FakeTelegram,
 ) -> None:
-    async with http_deck(fake_telegram) as deck, http_session(deck) as session:
+    async with http_deck(fake_telegram) as app, http_session(app) as session:
+        deck = app.deck
         pending = asyncio.create_task(
             session.call_tool("ask_agent", {"agent": "shell", "text": "staging"})
         )
@@ -188,7 +189,7 @@ async def test_over_http_a_gated_action_waits_for_a_press_in_chat(
 
 
 async def test_over_http_a_denied_action_is_a_tool_error(fake_telegram: FakeTelegram) -> None:
-    async with http_deck(fake_telegram) as deck, http_session(deck) as session:
+    async with http_deck(fake_telegram) as app, http_session(app) as session:
         pending = asyncio.create_task(
             session.call_tool("ask_agent", {"agent": "shell", "text": "prod"})
         )
@@ -202,7 +203,8 @@ async def test_over_http_a_denied_action_is_a_tool_error(fake_telegram: FakeTele
 async def test_an_admin_caller_creates_a_job_that_reports_to_the_chat(
     fake_telegram: FakeTelegram,
 ) -> None:
-    async with http_deck(fake_telegram) as deck, http_session(deck) as session:
+    async with http_deck(fake_telegram) as app, http_session(app) as session:
+        deck = app.deck
         created = await session.call_tool(
             "create_job", {"agent": "echo", "text": "morning report", "when": "every 1h"}
         )
@@ -225,7 +227,8 @@ async def test_an_admin_caller_creates_a_job_that_reports_to_the_chat(
 async def test_a_caller_with_a_lower_role_is_refused_and_audited(
     fake_telegram: FakeTelegram,
 ) -> None:
-    async with http_deck(fake_telegram, caller=VIEWER) as deck, http_session(deck) as session:
+    async with http_deck(fake_telegram, caller=VIEWER) as app, http_session(app) as session:
+        deck = app.deck
         assert "echo" in text_of(await session.call_tool("list_agents", {}))
         asked = await session.call_tool("ask_agent", {"agent": "shell", "text": "prod"})
         assert asked.isError
@@ -244,9 +247,10 @@ async def test_a_caller_with_a_lower_role_is_refused_and_audited(
 async def test_an_http_request_without_the_token_gets_401_and_runs_nothing(
     fake_telegram: FakeTelegram,
 ) -> None:
-    async with http_deck(fake_telegram) as deck:
-        assert deck.mcp_http is not None
-        url = f"http://127.0.0.1:{deck.mcp_http.port}/mcp"
+    async with http_deck(fake_telegram) as app:
+        deck = app.deck
+        assert app.mcp_http is not None
+        url = f"http://127.0.0.1:{app.mcp_http.port}/mcp"
         body: dict[str, Any] = {
             "jsonrpc": "2.0",
             "id": 1,

@@ -31,14 +31,15 @@ import pytest
 from bot.app import open_deck
 from bot.config import parse_config
 from bot.deck import Deck
-from tests.conftest import make_config
 from tests.fakes.openai_server import FakeOpenAI, call, say
 from tests.fakes.telegram_server import FakeTelegram
+from tests.support.config import make_config
+from tests.support.decks import audit_actions
+from tests.support.telegram import ADMIN
 
 ROOT = Path(__file__).resolve().parent.parent
 TIME_SERVER = Path(sys.executable).parent / "mcp-server-time"
 EVERYTHING = ROOT / ".venv" / "node" / "node_modules" / ".bin" / "mcp-server-everything"
-ADMIN = 1001
 SECRET_VALUE = "mcp-Token-Value-7f3a9c2e51"
 BOT_ONLY = "bot-only-Value-0c4f1d2b7e"
 
@@ -194,7 +195,7 @@ async def test_a_gated_mcp_tool_runs_after_approve(
         assert tool_results(fake_openai) == []  # nothing ran before the press
         press(fake_telegram, "Approve")
         await fake_telegram.wait_until(lambda: said(fake_telegram, "got it"), timeout=30)
-        assert "approval.approved" in [e for e in await _audit(deck)]
+        assert "approval.approved" in await audit_actions(deck)
     (result,) = tool_results(fake_openai)
     assert json.loads(result)["timezone"] == "Europe/Paris"
 
@@ -515,12 +516,6 @@ def _toml(text: str) -> dict[str, Any]:
     import tomllib
 
     return tomllib.loads(text)
-
-
-async def _audit(deck: Deck) -> list[str]:
-    from tests.conftest import audit_actions
-
-    return await audit_actions(deck)
 
 
 # --- doctor and /agents --------------------------------------------------------------

@@ -48,6 +48,18 @@ class DeckOps:
         self.deck = deck
         self.user = user
         self.chat = chat
+        # Jobs are created as an agent's `schedule_job` tool creates them (checks, audit).
+        self._jobs = ToolHost(
+            roster=deck.roster,
+            runner=deck.runner,
+            postman=deck.postman,
+            audit=deck.audit,
+            db=deck.db,
+            clock=deck.clock,
+            redact=deck.vault.redact,
+            timezone=deck.config.deck.timezone,
+            scheduler=deck.scheduler,
+        )
 
     async def perform(self, name: str, arguments: dict[str, Any]) -> str:
         """Run one operation for the caller; `Refused` when its role is not enough."""
@@ -148,10 +160,8 @@ class DeckOps:
         )
 
     async def create_job(self, arguments: dict[str, Any]) -> str:
-        host = ToolHost()
-        host.bind(self.deck)
         try:
-            return await host.schedule(
+            return await self._jobs.schedule(
                 agent=str(arguments.get("agent", "")),
                 text=str(arguments.get("text", "")),
                 when=str(arguments.get("when", "")),
