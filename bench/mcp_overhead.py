@@ -36,6 +36,7 @@ from roster.agent import AgentRequest
 from roster.llm import LLMAgent, ModelClient, ModelSettings, ToolRequest
 from roster.mcp.pool import AgentTools, McpPool
 from roster.mcp.spec import McpServerSpec
+from roster.providers import DEFAULT, Providers
 from roster.refs import NoSecrets
 from roster.spec import LLMAgentSpec, Policy
 from storage.scrubber import Scrubber
@@ -65,7 +66,7 @@ def agent(pool: McpPool) -> LLMAgent:
     spec = LLMAgentSpec(name="bench", kind="llm", model="m", mcp=("time",))
     return LLMAgent(
         spec,
-        client=ModelClient(ModelSettings(base_url=None, api_key="k")),
+        providers=Providers({DEFAULT: ModelClient(ModelSettings(base_url=None, api_key="k"))}),
         tools={},
         more_tools=AgentTools(pool, ("time",)),
     )
