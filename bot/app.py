@@ -124,8 +124,7 @@ async def open_app(
             config, db=db, writer=writer, clock=clock, vault=vault, processes=processes
         )
         deck = graph.deck
-        stack.push_async_callback(deck.providers.close)
-        stack.push_async_callback(deck.mcp.close)  # after the work: runs may still call tools
+        stack.push_async_callback(close_clients, deck)  # after the work: runs still use them
         metrics = None
         if config.metrics.enabled:  # first in, last out: counts the whole start and stop
             from bot.metrics import MetricsServer
@@ -141,6 +140,7 @@ async def open_app(
             processes, db=deck.db, clock=deck.clock, roster=deck.roster, audit=deck.audit
         )  # before any new work starts
         await deck.brakes.budgets.load()
+        await deck.invites.load()  # before any message is let in: they are users too
         triggers = Triggers(deck) if config.triggers else None
         routes = webhook_routes(triggers, config) if transports is None else None
         if transports is None:
@@ -226,6 +226,14 @@ async def serve_triggers(
     """Triggers on a listener of their own, unless Telegram's webhook serves them."""
     if triggers is not None and not shared:
         await stack.enter_async_context(TriggerListener(triggers, settings))
+
+
+async def close_clients(deck: Deck) -> None:
+    """The MCP servers stopped, then the model providers' connections closed."""
+    try:
+        await deck.mcp.close()
+    finally:
+        await deck.providers.close()
 
 
 async def serve_mcp_http(stack: AsyncExitStack, deck: Deck) -> HttpListener | None:
@@ -335,5 +343,7 @@ async def sweep_expired(deck: Deck) -> None:
         await asyncio.sleep(SWEEP_SECONDS)
         try:
             await actions.sweep_approvals(deck)
+            await deck.invites.load()  # another process may have added or removed someone
+            await deck.invites.prune()
         except Exception:
             log.exception("sweeping approvals failed; trying again later")

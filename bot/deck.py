@@ -18,6 +18,7 @@ from bot.delivery.outbox import Outbox
 from bot.delivery.postman import Postman
 from bot.delivery.transport_links import TransportLinks
 from bot.intake.routing import Routing
+from bot.invites import Invites
 from bot.lanes import ChatLanes
 from bot.runs.approvals import Approvals
 from bot.runs.brakes import Brakes
@@ -54,6 +55,7 @@ class Deck:
     vault: Vault
     routing: Routing
     mcp: McpPool  # the MCP servers agents list; each started on first use
+    invites: Invites  # people added by `/invite` codes
     writer: WriteBehind  # the group-committing writes the outbox queues on
     outbox: Outbox
     links: TransportLinks  # each transport up, or retried (`bot.delivery.transport_links`)
