@@ -23,6 +23,7 @@ from bot.lanes import ChatLanes
 from bot.runs.approvals import Approvals
 from bot.runs.brakes import Brakes
 from bot.runs.runner import Runner
+from roster.mcp.pool import McpPool
 from roster.providers import Providers
 from roster.roster import Roster
 from scheduler.service import Scheduler
@@ -55,6 +56,7 @@ class Deck:
     agent_sessions: AgentSessions  # coding agents' sessions per chat (/new, /sessions)
     vault: Vault
     routing: Routing
+    mcp: McpPool  # the MCP servers agents list; each started on first use
     invites: Invites  # people added by `/invite` codes
     writer: WriteBehind  # the group-committing writes the outbox queues on
     outbox: Outbox

@@ -34,6 +34,7 @@ from bot.runs.breaker import Breaker
 from bot.runs.budget import Budgets
 from bot.runs.runner import Runner
 from bot.toolhost import ToolHost, toolbox_for
+from roster.mcp.pool import McpPool
 from roster.pricing import PriceTable
 from roster.roster import Roster
 from storage.audit import AuditLog
@@ -143,6 +144,10 @@ def build_graph(
         scheduler=scheduler,
     )
     tools = toolbox_for(config, notes=memory, host=host)
+    # The configured MCP servers, none started yet; `secret:` in their env from the vault.
+    mcp = McpPool(
+        config.mcp_servers, policies=config.tool_policy, secrets=vault, redact=vault.redact
+    )
     roster.replace(
         Roster.build(
             config.agents,
@@ -153,6 +158,7 @@ def build_graph(
             bindings=config.secrets,
             choices=choices,
             sessions=sessions,
+            mcp=mcp,
         )
     )
     routing = routing_for(
@@ -175,6 +181,7 @@ def build_graph(
         agent_sessions=sessions,
         vault=vault,
         routing=routing,
+        mcp=mcp,
         invites=invites,
         writer=writer,
         outbox=outbox,

@@ -10,6 +10,7 @@ from roster.command import CommandAgent
 from roster.egress import Egress, SecretBinding
 from roster.errors import AgentNotFound, AgentUnavailable
 from roster.llm import LLMAgent
+from roster.mcp.pool import AgentTools, McpPool
 from roster.pricing import NO_PRICES, PriceTable
 from roster.providers import ModelChoices, Providers
 from roster.refs import AllowedSecrets, SecretSource
@@ -42,11 +43,12 @@ class Roster:
         bindings: Iterable[SecretBinding] = (),
         choices: ModelChoices | None = None,
         sessions: AgentSessions | None = None,
+        mcp: McpPool | None = None,
     ) -> Roster:
         """The agents of `specs`; `bindings` (`[[secrets]]`) say where secrets may go,
         `choices` which model each chat picked for an llm agent (`/model`), `sessions`
-        the coding agents' sessions per chat."""
-        parts = _Parts(providers, choices, tools, secrets, prices, tuple(bindings), sessions)
+        the coding agents' sessions per chat, `mcp` the MCP servers llm agents may list."""
+        parts = _Parts(providers, choices, tools, secrets, prices, tuple(bindings), sessions, mcp)
         return cls(_make_agent(spec, parts) for spec in specs)
 
     def replace(self, agents: Iterable[Agent]) -> None:
@@ -104,6 +106,7 @@ class _Parts:
     prices: PriceTable
     bound: tuple[SecretBinding, ...]
     sessions: AgentSessions | None
+    mcp: McpPool | None
 
 
 def _make_agent(spec: AgentBase, parts: _Parts) -> Agent:
@@ -119,6 +122,9 @@ def _make_agent(spec: AgentBase, parts: _Parts) -> Agent:
             secrets=allowed,
             prices=parts.prices,
             egress=Egress.of(parts.bound, spec.private_networks),
+            more_tools=AgentTools(parts.mcp, spec.mcp, spec.mcp_tools)
+            if parts.mcp and spec.mcp
+            else None,
         )
     if isinstance(spec, EchoAgentSpec):
         return EchoAgent(spec)

@@ -6,9 +6,9 @@ Run by the Claude Code CLI as `python tests/mcp_shout_server.py`, as an agent's
 
 from __future__ import annotations
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.fastmcp import FastMCP
 
-server = MCPServer("shout")
+server = FastMCP("shout")
 
 
 @server.tool()

@@ -5,10 +5,12 @@ from __future__ import annotations
 from bot.commands import command, invites
 from bot.commands.context import CommandContext
 from bot.config import Role
+from bot.deck import Deck
 from bot.intake import actions
 from bot.intake.welcome import welcome
 from bot.text import Piece, bold, code
 from roster.errors import AgentNotFound
+from roster.spec import LLMAgentSpec
 
 
 @command(
@@ -50,7 +52,26 @@ async def agents(ctx: CommandContext) -> None:
         if sandbox is not None:
             kind += f", sandbox {sandbox}"
         lines += [bold(agent.name), f" ({kind}, {state}) {agent.spec.description}\n"]
+        lines += tool_lines(ctx.deck, agent.spec)
     await ctx.reply(*lines)
+
+
+def tool_lines(deck: Deck, spec: object) -> list[Piece]:
+    """An llm agent's tools by source: its own list, then each MCP server's."""
+    if not isinstance(spec, LLMAgentSpec):
+        return []
+    lines: list[Piece] = []
+    if spec.tools:
+        lines.append(f"  tools: {', '.join(spec.tools)}\n")
+    for server in spec.mcp:
+        known = [
+            name
+            for name in sorted(deck.mcp.known(server))
+            if not spec.mcp_tools or name in spec.mcp_tools
+        ]
+        listed = ", ".join(known) or "listed once it starts (first use)"
+        lines.append(f"  mcp {server}: {listed}\n")
+    return lines
 
 
 @command("ask", role=Role.OPERATOR, help="ask one agent", usage="<agent> <text>", with_agents=True)
