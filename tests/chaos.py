@@ -282,18 +282,30 @@ async def until_async(predicate: Callable[[], Awaitable[bool]], timeout: float) 
 
 
 async def stream(
-    fake: FakeTelegram, plan: Plan, kill: Callable[[], Awaitable[float]], tally: Tally
+    fake: FakeTelegram,
+    plan: Plan,
+    kill: Callable[[], Awaitable[float]],
+    tally: Tally,
+    *,
+    aside: bool = False,
 ) -> None:
-    """Send the messages; after each kill point, kill (and restart) a bot process."""
+    """Send the messages; after each kill point, kill (and restart) a bot process. With
+    `aside` the fault runs beside the stream, which goes on meanwhile (a database
+    restart under load); it is awaited before this returns."""
     points = plan.kill_points()
     rng = random.Random(plan.seed + 1)  # noqa: S311 (a repeatable experiment)
+    beside: list[asyncio.Future[float]] = []
     for n in range(plan.messages):
         fake.user_says(tag(n), user=FIRST_USER + n % plan.chats)
         if n in points:
             await asyncio.sleep(rng.uniform(0, plan.jitter))
-            tally.recovery.append(await kill())
+            if aside:
+                beside.append(asyncio.ensure_future(kill()))
+            else:
+                tally.recovery.append(await kill())
             tally.kills += 1
         await asyncio.sleep(plan.gap)
+    tally.recovery += await asyncio.gather(*beside)
 
 
 async def settle(fake: FakeTelegram, tally: Tally, timeout: float) -> None:
@@ -431,11 +443,13 @@ async def webhook_pair(
     fault: Callable[[Pair], Awaitable[float]] = Pair.kill_one,
     setup: str = "webhook-kill: PostgreSQL, webhook, two processes",
     restart_after: bool = False,
+    aside: bool = False,
 ) -> Tally:
     """Two webhook processes on one PostgreSQL database behind a round-robin balancer;
     at each kill point `fault` strikes (by default one of them, in turn, is killed and
-    started again). With `restart_after`, once all is told both stop and start again
-    (an ordinary restart) before counting: nothing may run or be told again then."""
+    started again; with `aside`, the stream goes on while it strikes). With
+    `restart_after`, once all is told both stop and start again (an ordinary restart)
+    before counting: nothing may run or be told again then."""
     fake = await FakeTelegram(connection_per_update=True).start()
     ports = [free_port(), free_port()]
     balancer = await RoundRobin(ports).start()
@@ -461,7 +475,7 @@ async def webhook_pair(
 
     try:
         await pair.start_both()
-        await stream(fake, plan, strike, tally)
+        await stream(fake, plan, strike, tally, aside=aside)
         await settle(fake, tally, settle_seconds)
         await pair.stop_both()
         if restart_after:
