@@ -20,7 +20,7 @@ A command agent appends each input to a file, so executions are counted, not inf
 
 Prints a Markdown table for README.md, with the load average. "Recovery" is, for a
 kill, until the restarted process takes updates again; for a database restart, until
-every message sent before it was told; for a refused send, until the same text went
+a bot process stores an update again; for a refused send, until the same text went
 out; for a SIGTERM, until the next process reported its catch-up run. `webhook-kill`
 needs a server at `AGENTDECK_TEST_PG`'s address (as the tests do); a database of its
 own is created and dropped.
