@@ -68,7 +68,7 @@ async def test_telegram_refusing_sends_with_5xx_and_429_loses_and_doubles_nothin
 async def test_sigterm_during_a_job_run_twice_runs_nothing_twice_and_owes_nothing(
     tmp_path: Path,
 ) -> None:
-    row = await chaos_jobs.job_sigterm(tmp_path, stops=2)
+    row = await chaos_jobs.job_sigterm(tmp_path, stops=2, work=2.0)  # room for a slow SIGTERM
     assert row.faults == 2
     assert row.problems == ()
     assert row.duplicates == row.lost == 0
