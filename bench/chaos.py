@@ -3,16 +3,16 @@
 The experiments of `tests/test_chaos.py`, larger, each a set-up (`--setups`):
 
 - `polling-kill`: 1,000 messages, 10 random kill -9s, SQLite, Telegram polling, one
-  process killed and started again (`tests.chaos.polling`);
+  process killed and started again (`tests.support.chaos.polling`);
 - `webhook-kill`: the same on PostgreSQL with two webhook processes behind a
-  round-robin balancer, one of them killed each time (`tests.chaos.webhook_pair`);
+  round-robin balancer, one of them killed each time (`tests.support.chaos.webhook_pair`);
 - `database-restart`: two webhook processes on a throwaway PostgreSQL server
-  (`tests.pgserver`, never the shared one), restarted under load, then an ordinary
-  restart of both bot processes (`tests.chaos_faults.database_restart`);
+  (`tests.support.pgserver`, never the shared one), restarted under load, then an ordinary
+  restart of both bot processes (`tests.support.chaos_faults.database_restart`);
 - `api-errors`: the fake Telegram refuses a share of `sendMessage` calls with 500, 503
-  and 429 (`tests.chaos_faults.api_errors`);
+  and 429 (`tests.support.chaos_faults.api_errors`);
 - `job-sigterm`: SIGTERM during a 1-second job's run, again and again
-  (`tests.chaos_jobs.job_sigterm`).
+  (`tests.support.chaos_jobs.job_sigterm`).
 
 A command agent appends each input to a file, so executions are counted, not inferred.
 
@@ -41,8 +41,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tests import chaos, chaos_faults, chaos_jobs, pgserver
-from tests.chaos import Plan, Row
+from tests.support import chaos, chaos_faults, chaos_jobs, pgserver
+from tests.support.chaos import Plan, Row
 
 PG_URL = os.environ.get("AGENTDECK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 SETUPS = ("polling-kill", "webhook-kill", "database-restart", "api-errors", "job-sigterm")

@@ -1,11 +1,12 @@
 """Faults under a stream of messages: nothing runs twice, nothing is lost (issue #15).
 
-Real `agentdeck run` processes and the fake Telegram Bot API (`tests.chaos`): kill -9 at
-random moments (SQLite polling; two PostgreSQL webhook processes), a PostgreSQL restart
-then an ordinary restart, Telegram refusing sends with 5xx and 429 (`tests.chaos_faults`),
-SIGTERM during a job's run (`tests.chaos_jobs`). Each message runs at most once, and is
-answered once or reported once as cut short with a Run again button; nothing is left
-unhandled in the inbox or `running`. The same code at scale is `bench/chaos.py`.
+Real `agentdeck run` processes and the fake Telegram Bot API (`tests.support.chaos`):
+kill -9 at random moments (SQLite polling; two PostgreSQL webhook processes), a
+PostgreSQL restart then an ordinary restart, Telegram refusing sends with 5xx and 429
+(`tests.support.chaos_faults`), SIGTERM during a job's run (`tests.support.chaos_jobs`).
+Each message runs at most once, and is answered once or reported once as cut short with
+a Run again button; nothing is left unhandled in the inbox or `running`. The same code
+at scale is `bench/chaos.py`.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests import chaos, chaos_faults, chaos_jobs
-from tests.chaos import Plan
-from tests.pgserver import PgServer
+from tests.support import chaos, chaos_faults, chaos_jobs
+from tests.support.chaos import Plan
+from tests.support.pgserver import PgServer
 
 
 @pytest.mark.slow

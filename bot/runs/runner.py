@@ -88,6 +88,7 @@ class Runner:
         brakes: Brakes,
         processes: Processes,
         scrubber: Scrubber,
+        job_reports: JobReports,
     ) -> None:
         self._runs = RunStore(db)
         self._processes = processes  # runs name this process as their owner
@@ -105,7 +106,7 @@ class Runner:
         # keeps them by reference (sealed) and gets them back when it resumes.
         self._scrubber = scrubber
         self._redact = scrubber.redact
-        self.job_reports: JobReports | None = None
+        self._job_reports = job_reports
         self._active: dict[str, tuple[str, asyncio.Task[Any]]] = {}  # run id -> (agent, task)
         self._stop_reasons: dict[str, str] = {}  # run id -> why it was stopped, if not by /stop
 
@@ -433,9 +434,9 @@ class Runner:
             run.user_id, f"run.{status}", run.id, agent=run.agent, exit_code=exit_code
         )
         await self._brakes.after_run(run, status)
-        if run.job_id is not None and self.job_reports is not None:
+        if run.job_id is not None:
             self._writer.update(Run, "id", {"id": run.id, **values})  # the report reads it
-            await self.job_reports.report(run, status, text, progress)
+            await self._job_reports.report(run, status, text, progress)
             return
         try:
             if isinstance(await progress.finish(text), Queued):  # the outbox delivers it
@@ -497,6 +498,8 @@ async def _within(seconds: float, work: Awaitable[Outcome]) -> Outcome:
 
 def result_text(agent: Agent, outcome: Finished, seconds: float) -> Rich:
     body = outcome.text.strip() or "(no output)"
+    if outcome.exit_code is None and outcome.answered_by:
+        return rich(bold(agent.name), ": ", body, f"\n({outcome.answered_by})")
     if outcome.exit_code is None:
         return rich(bold(agent.name), ": ", body)
     footer = f"exit {outcome.exit_code} · {seconds:.1f} s"

@@ -46,6 +46,7 @@ class FakeOpenAI:
         # Steps for one model name, taken before `script` (a router and agents side by side).
         self.by_model: dict[str, list[Step]] = {}
         self.requests: list[dict[str, Any]] = []
+        self.keys: list[str] = []  # the bearer token of each completion request
         self.delay = delay
         # `GET /v1/models` lists these; with `api_key` set, any other key gets a 401 there.
         self.models = ["gpt-4o-mini", "gpt-4o"]
@@ -79,6 +80,7 @@ class FakeOpenAI:
     async def _complete(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.requests.append(body)
+        self.keys.append(request.headers.get("Authorization", "").removeprefix("Bearer "))
         step = self._next_step(body.get("model", ""))
         delay = step.delay if step and step.delay else self.delay
         if delay:

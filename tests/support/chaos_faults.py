@@ -1,7 +1,7 @@
 """Chaos without kills: a PostgreSQL restart under load, and Telegram API errors.
 
-`database_restart`: the webhook pair of `tests.chaos` on a throwaway PostgreSQL server
-(`tests.pgserver`, never the shared one), which is restarted at each fault point while
+`database_restart`: the webhook pair of `tests.support.chaos` on a throwaway PostgreSQL server
+(`tests.support.pgserver`, never the shared one), which is restarted at each fault point while
 messages go on streaming in; then both bot processes stop and start again (the ordinary
 restart that used to run again what the database restart had left unrecorded). Recovery
 runs from the restart to a bot process storing an update again (a webhook POST
@@ -12,7 +12,7 @@ answered 200).
 a 429 with `retry_after`. Every answer must still arrive exactly once, and every outbox
 row end `sent`. Recovery is, per refused call, the time until the same text went out.
 
-Both end in a `Tally` of `tests.chaos` (executions counted by the command agent).
+Both end in a `Tally` of `tests.support.chaos` (executions counted by the command agent).
 """
 
 from __future__ import annotations
@@ -28,10 +28,11 @@ from sqlmodel import select
 
 from storage.db import Database, sqlite_url
 from storage.models import OutboxMessage, OutboxState
-from tests import chaos
-from tests.chaos import Pair, Plan, Tally
 from tests.fakes.telegram_server import Call, FakeTelegram
-from tests.pgserver import PgServer
+from tests.support import chaos
+from tests.support.chaos import Pair, Plan, Tally
+from tests.support.pgserver import PgServer
+from tests.support.waiting import eventually
 
 REFUSALS = (500, 503, 429)  # each a Bot API answer with a JSON body: the message was not sent
 RETRY_AFTER = 1  # seconds a 429 asks to wait
@@ -68,7 +69,7 @@ async def _stored_again(fake: FakeTelegram, timeout: float) -> None:
     does once the update's row is stored), or the time is up."""
     after = len(fake.webhook_statuses)
     with contextlib.suppress(TimeoutError):
-        await chaos.until(lambda: OK in fake.webhook_statuses[after:], timeout)
+        await eventually(lambda: OK in fake.webhook_statuses[after:], timeout)
 
 
 def refuse_a_share(fake: FakeTelegram, *, calls: int, share: float, seed: int) -> int:

@@ -8,7 +8,7 @@ as cut short with a Run again button; nothing may be left unhandled in the inbox
 with two webhook processes behind a round-robin balancer, one of them killed each time.
 
 The other experiments of issue #15 (a PostgreSQL restart, Telegram API errors, SIGTERM
-during a job) are in `tests.chaos_faults` and `tests.chaos_jobs`; each ends in a `Row`.
+during a job) are in `chaos_faults` and `chaos_jobs` beside it; each ends in a `Row`.
 Used by `tests/test_chaos.py` (small) and `bench/chaos.py` (large).
 """
 
@@ -34,11 +34,12 @@ from storage.db import Database, sqlite_url
 from storage.models import InboxItem, Run, RunState
 from tests.fakes.round_robin import RoundRobin
 from tests.fakes.telegram_server import FakeTelegram
-from tests.test_telegram_webhook import free_port
+from tests.support.network import free_port
+from tests.support.telegram import ADMIN
+from tests.support.waiting import eventually
 
-ROOT = Path(__file__).resolve().parent.parent
-ADMIN = 1001  # the admin chat: restart notes go there, not into the counted chats
-FIRST_USER = 2001
+ROOT = Path(__file__).resolve().parents[2]
+FIRST_USER = 2001  # the counted chats; ADMIN's chat gets the restart notes
 ANSWER = re.compile(r"done (m\d{5})")
 REPORTED = re.compile(r"interrupted by a restart.*?\((m\d{5})\)", re.DOTALL)
 STOP_SECONDS = 60.0
@@ -48,6 +49,16 @@ STARTED = ("agentdeck started.", "agentdeck is back.")  # the admin's note at ea
 SCRIPT = """#!/bin/sh
 echo "$1" >> "{count}"
 sleep {work}
+echo "done $1"
+"""
+
+
+# A command agent that appends its input to {count}, writes its pid to {pid}, and the
+# first time (no {mark} yet) sleeps a minute before it answers: a run to kill mid-way.
+SLEEPY = """#!/bin/sh
+echo "$1" >> "{count}"
+echo $$ > "{pid}"
+if [ ! -e "{mark}" ]; then touch "{mark}"; sleep 60; fi
 echo "done $1"
 """
 
@@ -269,18 +280,6 @@ def starts_told(fake: FakeTelegram) -> int:
     return sum(text.startswith(STARTED) for text in fake.sent_texts(ADMIN))
 
 
-async def until(predicate: Callable[[], bool], timeout: float, step: float = 0.02) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(step)
-
-
-async def until_async(predicate: Callable[[], Awaitable[bool]], timeout: float) -> None:
-    async with asyncio.timeout(timeout):
-        while not await predicate():
-            await asyncio.sleep(0.02)
-
-
 async def stream(
     fake: FakeTelegram,
     plan: Plan,
@@ -316,7 +315,7 @@ async def settle(fake: FakeTelegram, tally: Tally, timeout: float) -> None:
         return not tally.lost
 
     with contextlib.suppress(TimeoutError):  # what is missing shows in the tally
-        await until(told, timeout, step=0.2)
+        await eventually(told, timeout, step=0.2)
 
 
 async def unfinished(db: Database) -> tuple[int, int]:
@@ -371,7 +370,7 @@ async def polling(
     async def polled() -> None:
         fake.first_poll_at = None
         await bot.start()
-        await until(lambda: fake.first_poll_at is not None, START_SECONDS)
+        await eventually(lambda: fake.first_poll_at is not None, START_SECONDS)
 
     async def kill() -> float:
         killed_at = loop.time()
@@ -426,8 +425,10 @@ class Pair:
         told, registered = starts_told(self.fake), len(self.fake.calls_to("setWebhook"))
         for index in range(2):
             await self.start(index)
-        await until(lambda: len(self.fake.calls_to("setWebhook")) >= registered + 2, START_SECONDS)
-        await until(lambda: starts_told(self.fake) >= told + 2, START_SECONDS)
+        await eventually(
+            lambda: len(self.fake.calls_to("setWebhook")) >= registered + 2, START_SECONDS
+        )
+        await eventually(lambda: starts_told(self.fake) >= told + 2, START_SECONDS)
 
     async def stop_both(self) -> None:
         for bot in self.bots:
@@ -533,4 +534,4 @@ async def _listening(port: int) -> None:
         writer.close()
         return True
 
-    await until_async(accepts, START_SECONDS)
+    await eventually(accepts, START_SECONDS)

@@ -8,7 +8,7 @@ nothing as busy while it drains (`tests/test_scheduler_stop.py`, once); the runs
 during the drain and the downtime are the next leader's catch-up, one coalesced run; no
 due time fires twice and no run executes twice.
 
-Counted into a `Row` of `tests.chaos`: "messages" are job runs, "faults" SIGTERMs,
+Counted into a `Row` of `tests.support.chaos`: "messages" are job runs, "faults" SIGTERMs,
 "lost" stops after which no catch-up came, "recovery" SIGTERM to the catch-up's report.
 """
 
@@ -23,9 +23,9 @@ from sqlmodel import select
 from bot.logs import LOG_FILE
 from storage.db import Database, sqlite_url
 from storage.models import JobFire, Run, RunState
-from tests.chaos import Row
-from tests.test_jobs_e2e import Bot, started
-from tests.test_scheduler_stop import BUSY, CAUGHT_UP, DRAINING, LEADING
+from tests.support.bot_process import Bot, started
+from tests.support.chaos import Row
+from tests.support.log_lines import BUSY, CAUGHT_UP, DRAINING, LEADING
 
 GRACE_SECONDS = 60
 START_SECONDS = 60.0
