@@ -138,6 +138,7 @@ async def open_app(
             processes, db=deck.db, clock=deck.clock, roster=deck.roster, audit=deck.audit
         )  # before any new work starts
         await deck.brakes.budgets.load()
+        await deck.invites.load()  # before any message is let in: they are users too
         triggers = Triggers(deck) if config.triggers else None
         routes = webhook_routes(triggers, config) if transports is None else None
         if transports is None:
@@ -316,5 +317,7 @@ async def sweep_expired(deck: Deck) -> None:
         await asyncio.sleep(SWEEP_SECONDS)
         try:
             await actions.sweep_approvals(deck)
+            await deck.invites.load()  # another process may have added or removed someone
+            await deck.invites.prune()
         except Exception:
             log.exception("sweeping approvals failed; trying again later")

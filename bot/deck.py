@@ -18,6 +18,7 @@ from bot.delivery.outbox import Outbox
 from bot.delivery.postman import Postman
 from bot.delivery.transport_links import TransportLinks
 from bot.intake.routing import Routing
+from bot.invites import Invites
 from bot.lanes import ChatLanes
 from bot.runs.approvals import Approvals
 from bot.runs.brakes import Brakes
@@ -52,6 +53,7 @@ class Deck:
     chat_models: ChatModels  # the model each chat picked for an agent (/model)
     vault: Vault
     routing: Routing
+    invites: Invites  # people added by `/invite` codes
     writer: WriteBehind  # the group-committing writes the outbox queues on
     outbox: Outbox
     links: TransportLinks  # each transport up, or retried (`bot.delivery.transport_links`)

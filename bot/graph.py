@@ -25,6 +25,7 @@ from bot.delivery.outbox import Outbox
 from bot.delivery.postman import Postman
 from bot.delivery.transport_links import TransportLinks
 from bot.intake.routing import routing_for
+from bot.invites import Invites
 from bot.jobruns import JobReports, JobRuns, report_delivered, scheduler_for
 from bot.providers import providers_for
 from bot.runs.approvals import Approvals
@@ -72,6 +73,7 @@ def build_graph(
     choices = ChatModels(db=db, clock=clock)
     prices = PriceTable(config.prices)
     access = Access(config.users, console_user=config.console.user, chat_roles=config.chat_roles())
+    invites = Invites(db=db, access=access, audit=audit, clock=clock)
     tasks = TaskSet()
 
     direct = Direct(redact=vault.redact)
@@ -169,6 +171,7 @@ def build_graph(
         chat_models=choices,
         vault=vault,
         routing=routing,
+        invites=invites,
         writer=writer,
         outbox=outbox,
         links=links,

@@ -127,7 +127,7 @@ def _press(viewer: Viewer, approval_id: str, choice: str) -> Incoming:
 
 
 def _view(deck: Deck, viewer: Viewer, approval: Approval) -> CardView:
-    shown = deck.postman.scrub(card(approval))
+    shown = deck.postman.scrub(card(approval, deck.access.display))
     may = viewer.may(Role.OPERATOR) and deck.access.is_approver(
         viewer.user, approval.approvers, approval.chat_id
     )
@@ -136,4 +136,8 @@ def _view(deck: Deck, viewer: Viewer, approval: Approval) -> CardView:
 
 
 def _decided(deck: Deck, approval: Approval) -> CardView:
-    return CardView(approval, rich_html(deck.postman.scrub(outcome_card(approval)).text), False)
+    return CardView(
+        approval,
+        rich_html(deck.postman.scrub(outcome_card(approval, deck.access.display)).text),
+        False,
+    )
