@@ -36,8 +36,10 @@ async def recover(
     """Pick up what the last process left: interrupted runs, lost cards, unhandled updates,
     webhook deliveries stored but not started."""
     await deck.outbox.start_delivering()  # messages a crash left undelivered go first
+    # A CLI's permission card of a cut run ends first (its process is gone): before any
+    # card is posted again, so a press on one cannot wait behind this.
+    await deck.approvals.interrupt_live({c.run.id for c in cut})
     reported = await interrupted.report(cut, postman=deck.postman, approvals=deck.approvals)
-    await deck.approvals.interrupt_live({c.run.id for c in cut})  # their CLI is gone
     # Counted before the cards go out again: a press right after is not "waiting" then.
     pending = len(await deck.approvals.pending()) - len(reported)
     cards = await repost_lost_cards(deck, skip=reported)
