@@ -44,3 +44,8 @@ def stranger(user: str) -> str:
         "Sorry, I only work for the people listed in my config. "
         f"Ask an admin to add you: your id is {user}."
     )
+
+
+def unsupported(kind: str) -> str:
+    """The answer to a message the bot cannot use: what it was, and what the bot takes."""
+    return f"I can't use {kind}. Send me text: a question for an agent, or a /command (/help)."

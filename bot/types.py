@@ -66,6 +66,9 @@ class Incoming:
     # serves (another Slack workspace, a guest); empty for a member. Such a person gets
     # only the role `[[users]]` lists, never one from writing in a chat.
     outsider: str = ""
+    # What the message was when the bot cannot use it ("a sticker", "a location"): it is
+    # answered with what the bot takes, never dropped in silence.
+    unsupported: str = ""
 
     def to_json(self) -> dict[str, object]:
         """Plain JSON for the inbox, so an update can be handled again after a restart."""
@@ -85,6 +88,8 @@ class Incoming:
             data["slash_command"] = True
         if self.outsider:
             data["outsider"] = self.outsider
+        if self.unsupported:
+            data["unsupported"] = self.unsupported
         return data
 
     @classmethod
@@ -104,6 +109,7 @@ class Incoming:
             slash_command=bool(data.get("slash_command", False)),
             redacted=bool(data.get("redacted", False)),
             outsider=str(data.get("outsider") or ""),
+            unsupported=str(data.get("unsupported") or ""),
         )
 
 

@@ -62,12 +62,20 @@ class Dispatcher:
             self._spawn(incoming, self._deny_with(incoming, approval_id))
         elif not self._rate.allow(incoming.user):
             self._spawn(incoming, self._slow_down(incoming))
+        elif incoming.unsupported:
+            self._queue(incoming, self._unsupported(incoming))
         else:
             self._route_text(incoming, role)
 
     async def _slow_down(self, incoming: Incoming) -> None:
         self.deck.audit.record(incoming.user, "refused.rate_limit", incoming.chat)
         await self._reply(incoming, messages.SLOW_DOWN)
+
+    async def _unsupported(self, incoming: Incoming) -> None:
+        self.deck.audit.record(
+            incoming.user, "refused.unsupported", incoming.chat, kind=incoming.unsupported
+        )
+        await self._reply(incoming, messages.unsupported(incoming.unsupported))
 
     def _route_text(self, incoming: Incoming, role: Role) -> None:
         text = incoming.text.strip()

@@ -203,14 +203,30 @@ class FakeTelegram:
         thread: int | None = None,
     ) -> int:
         """Queue a text message from `user` (in their private chat unless `chat`); its update id."""
+        return self.user_sends(
+            {"text": text}, user=user, chat=chat, kind=kind, reply_to=reply_to, thread=thread
+        )
+
+    def user_sends(
+        self,
+        content: dict[str, Any],
+        *,
+        user: int = 1001,
+        chat: int | None = None,
+        kind: str | None = None,
+        reply_to: int | None = None,
+        thread: int | None = None,
+    ) -> int:
+        """Queue a message with these contents (`{"sticker": {...}}`, `{"text": ...}`)."""
         chat_id = user if chat is None else chat
         message: dict[str, Any] = {
             "message_id": next(self._message_ids),
             "date": int(time.time()),
             "chat": self.chat(chat_id, kind),
             "from": {"id": user, "is_bot": False, "first_name": f"User{user}"},
-            "text": text,
+            **content,
         }
+        text = str(content.get("text", ""))
         if text.startswith("/"):
             size = len(text.split(None, 1)[0])
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": size}]

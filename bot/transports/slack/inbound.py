@@ -99,6 +99,7 @@ def from_event(body: Payload, me: SlackBotIdentity) -> Incoming | None:
         return None
     text = clean_text(str(event.get("text") or ""), me.user_id)
     event_id = body.get("event_id")
+    files = event.get("files") or []
     return Incoming(
         transport=TRANSPORT,
         chat=chat_for_channel(channel),
@@ -108,7 +109,18 @@ def from_event(body: Payload, me: SlackBotIdentity) -> Incoming | None:
         message_id=ts,
         private=private,
         update_key=f"{TRANSPORT}:{event_id}" if event_id else None,
+        unsupported=_file_kind(files[0]) if files and isinstance(files, list) else "",
     )
+
+
+def _file_kind(file: object) -> str:
+    """A shared file as the answer names it (the bot reads none of them yet)."""
+    mimetype = str(file.get("mimetype") or "") if isinstance(file, Mapping) else ""
+    if mimetype.startswith("image/"):
+        return "an image"
+    if mimetype.startswith(("audio/", "video/")):
+        return "an audio or video file"
+    return "a file"
 
 
 def from_command(body: Payload, me: SlackBotIdentity, commands: Collection[str]) -> Incoming:

@@ -1,8 +1,11 @@
 """Telegram updates -> `Incoming`, and what a group chat may say to the bot.
 
-Private chats: every text. Groups: only commands, `@bot` mentions (the mention is
-stripped) and replies to the bot's own messages; the rest of a group's chatter is
-not ours. Button presses become `Incoming(press=...)` with the callback query id.
+Private chats: every message. Groups: only commands, `@bot` mentions (the mention is
+stripped, in a caption too) and replies to the bot's own messages; the rest of a
+group's chatter is not ours. A message the bot cannot use (a sticker, a location, a
+poll) becomes `Incoming(unsupported="a sticker")`, answered with what the bot takes;
+service messages (someone joined, a pin) are no one talking to us. Button presses
+become `Incoming(press=...)` with the callback query id.
 """
 
 from __future__ import annotations
@@ -31,6 +34,30 @@ class TelegramBotIdentity:
 
     def mention(self) -> re.Pattern[str]:
         return re.compile(rf"(?<![\w@])@{re.escape(self.username)}\b", re.IGNORECASE)
+
+
+# Message contents we cannot use yet, as the answer names them. Order matters: a GIF
+# also carries `document`, a venue also `location`.
+UNSUPPORTED = (
+    ("sticker", "a sticker"),
+    ("animation", "a GIF"),
+    ("video_note", "a video message"),
+    ("video", "a video"),
+    ("voice", "a voice note"),
+    ("audio", "an audio file"),
+    ("photo", "a photo"),
+    ("document", "a file"),
+    ("venue", "a place"),
+    ("location", "a location"),
+    ("contact", "a contact"),
+    ("poll", "a poll"),
+    ("dice", "a dice roll"),
+    ("game", "a game"),
+    ("story", "a story"),
+    ("invoice", "an invoice"),
+    ("paid_media", "paid media"),
+    ("checklist", "a checklist"),
+)
 
 
 def update_key(update_id: int) -> str:
@@ -67,10 +94,13 @@ class Inbound:
 
     def _message(self, update_id: int, message: Message) -> Incoming | None:
         user = message.from_user
-        if user is None or user.is_bot or not message.text:
+        if user is None or user.is_bot:
             return None
+        unsupported = "" if message.text else _unsupported_kind(message)
+        if not message.text and not unsupported:
+            return None  # a service message: someone joined, a pin, a new title
         private = message.chat.type == Chat.PRIVATE
-        text = message.text if private else self._group_text(message)
+        text = (message.text or "") if private else self._group_text(message)
         if text is None:
             return None
         return Incoming(
@@ -82,11 +112,12 @@ class Inbound:
             message_id=str(message.message_id),
             private=private,
             update_key=update_key(update_id),
+            unsupported=unsupported,
         )
 
     def _group_text(self, message: Message) -> str | None:
         """What a group message says to us, or None when it is not for us."""
-        text = message.text or ""
+        text = message.text or message.caption or ""
         if text.startswith("/"):
             command = text.split(None, 1)[0]
             addressee = command.partition("@")[2]
@@ -113,6 +144,14 @@ class Inbound:
             update_key=update_key(update_id),
             press_id=query.id,
         )
+
+
+def _unsupported_kind(message: Message) -> str:
+    """What a message without text holds, as the answer names it; empty for none."""
+    for field, kind in UNSUPPORTED:
+        if getattr(message, field, None):
+            return kind
+    return ""
 
 
 def _well_formed(incoming: Incoming) -> bool:
