@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, field_validator, model_validator
 
@@ -115,6 +115,14 @@ class AgentBase(Strict):
     run_timeout: float = Field(default=900, gt=0)
     # The only vault secrets this agent may use (`secret:NAME` in env or tool arguments).
     secrets: tuple[Annotated[str, Field(pattern=SECRET_NAME)], ...] = ()
+    # Whether the output is Markdown, rendered as each chat shows it; unset: the kind's
+    # default (`MARKDOWN`: models write Markdown, commands print preformatted text).
+    markdown: bool | None = None
+    MARKDOWN: ClassVar[bool] = False
+
+    @property
+    def renders_markdown(self) -> bool:
+        return self.MARKDOWN if self.markdown is None else self.markdown
 
     @property
     def memory_key(self) -> str:
@@ -190,6 +198,7 @@ class LLMAgentSpec(AgentBase):
     """An OpenAI-compatible chat model with instructions and tools."""
 
     kind: Literal["llm"]
+    MARKDOWN: ClassVar[bool] = True
     model: str = Field(min_length=1)
     # Used for a call when `model` still fails after the client's retries.
     fallback_model: str | None = Field(default=None, min_length=1)

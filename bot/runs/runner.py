@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from bot import logs, messages
+from bot import logs, markdown, messages
 from bot.delivery.postman import Postman
 from bot.runs import orphans
 from bot.runs.approvals import Approvals
@@ -18,7 +18,7 @@ from bot.runs.brakes import Brakes, LiveRun
 from bot.runs.cards import RERUN_OF
 from bot.runs.conversation import Conversation
 from bot.runs.progress import Progress
-from bot.text import Rich, bold, code, pre, rich
+from bot.text import Rich, Style, bold, code, plain_text, pre, rich
 from bot.types import Outgoing, Queued
 from roster.agent import (
     Action,
@@ -389,7 +389,9 @@ class Runner:
             run,
             progress,
             status,
-            result_text(agent, outcome, progress.elapsed),
+            # Scrubbed whole before Markdown cuts it into spans: a secret's value split by
+            # a mark (`**abc**def`) would escape a scrub of each span.
+            result_text(agent, replace(outcome, text=self._redact(outcome.text)), progress.elapsed),
             output=outcome.text,
             exit_code=outcome.exit_code,
             tokens=(outcome.usage.tokens_in, outcome.usage.tokens_out),
@@ -497,7 +499,20 @@ async def _within(seconds: float, work: Awaitable[Outcome]) -> Outcome:
 
 def result_text(agent: Agent, outcome: Finished, seconds: float) -> Rich:
     body = outcome.text.strip() or "(no output)"
-    if outcome.exit_code is None:
+    footer = "" if outcome.exit_code is None else f"exit {outcome.exit_code} · {seconds:.1f} s"
+    if agent.spec.renders_markdown:
+        shown = markdown.to_rich(body)
+        lead = "\n" if _starts_block(shown) else ": "
+        return rich(bold(agent.name), lead, *shown, "\n" + footer if footer else "")
+    if not footer:
         return rich(bold(agent.name), ": ", body)
-    footer = f"exit {outcome.exit_code} · {seconds:.1f} s"
     return rich(bold(agent.name), "\n", pre(body), footer)
+
+
+def _starts_block(text: Rich) -> bool:
+    """Whether Markdown output begins with a block (a code block, a quote, several
+    paragraphs) that reads better on its own line after the agent's name."""
+    first = text[0] if text else None
+    return first is not None and (
+        first.style is Style.PRE or first.quote or "\n" in plain_text(text).strip()
+    )
