@@ -23,7 +23,7 @@ from bot.text import Span, Style, plain_text, span_from_json, span_to_json
 from bot.transports import console
 from bot.transports.slack import render as slack
 from bot.transports.telegram import render as telegram
-from storage.models import Run
+from storage.models import Run, RunState
 from tests.conftest import make_config
 from tests.dashkit import dashboard_config, dashboard_deck, page
 from tests.fakes.openai_server import FakeOpenAI, say
@@ -371,7 +371,7 @@ async def test_the_run_page_shows_markdown_as_safe_html_under_the_strict_csp() -
                 session.add(
                     Run(id=run_id, agent=agent, chat_id="test:ada", user_id="test:ada",
                         input="in", output=output, started_at=now, finished_at=now,
-                        status="done")
+                        status=RunState.DONE)
                 )  # fmt: skip
             await session.commit()
         async with dash.signed_in("test:admin") as client:
