@@ -71,6 +71,12 @@ class DeckSection(Section):
     process_stale_seconds: float = Field(default=60, gt=0)
     # On SIGTERM running work may finish for this long; what is left is then cancelled.
     stop_grace_seconds: float = Field(default=10, gt=0, le=3600)
+    # The largest file (voice note, audio) the bot downloads from a chat, in megabytes.
+    max_file_mb: float = Field(default=20, gt=0, le=2000)
+
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_file_mb * 1024 * 1024)
 
     @model_validator(mode="after")
     def _stale_after_several_beats(self) -> DeckSection:
@@ -112,6 +118,9 @@ class LLMSection(Section):
     api_key: str = "env:OPENAI_API_KEY"
     timeout: float = Field(default=60, gt=0)
     max_retries: int = Field(default=2, ge=0, le=10)
+    # The model voice notes are written down with (`/audio/transcriptions`, e.g.
+    # "whisper-1"), at the same provider as chat; empty: voice notes are not taken.
+    transcription_model: str = ""
 
 
 class UserEntry(Section):

@@ -42,6 +42,31 @@ class Press:
     value: str
 
 
+class AttachmentKind(StrEnum):
+    VOICE = "voice"  # a voice note
+    AUDIO = "audio"  # an audio file
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file sent with a message, not fetched yet: the transport that made it downloads
+    it (`Downloads`) through its platform's API when the file is used."""
+
+    kind: AttachmentKind
+    file_id: str  # the platform's id (Telegram's file_id, Slack's file id)
+    name: str = ""
+    size: int | None = None  # bytes, as the platform announced them
+    mime: str = ""
+
+    def to_json(self) -> list[object]:
+        return [self.kind.value, self.file_id, self.name, self.size, self.mime]
+
+    @classmethod
+    def from_json(cls, data: list[Any]) -> Attachment:
+        kind, file_id, name, size, mime = data
+        return cls(AttachmentKind(kind), str(file_id), str(name), size, str(mime))
+
+
 @dataclass(frozen=True, slots=True)
 class Incoming:
     transport: str
@@ -69,6 +94,7 @@ class Incoming:
     # What the message was when the bot cannot use it ("a sticker", "a location"): it is
     # answered with what the bot takes, never dropped in silence.
     unsupported: str = ""
+    attachments: tuple[Attachment, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         """Plain JSON for the inbox, so an update can be handled again after a restart."""
@@ -90,6 +116,8 @@ class Incoming:
             data["outsider"] = self.outsider
         if self.unsupported:
             data["unsupported"] = self.unsupported
+        if self.attachments:
+            data["attachments"] = [a.to_json() for a in self.attachments]
         return data
 
     @classmethod
@@ -110,6 +138,7 @@ class Incoming:
             redacted=bool(data.get("redacted", False)),
             outsider=str(data.get("outsider") or ""),
             unsupported=str(data.get("unsupported") or ""),
+            attachments=tuple(Attachment.from_json(a) for a in data.get("attachments") or ()),
         )
 
 
@@ -199,3 +228,13 @@ class LooksUp(Protocol):
     """A transport whose platform can say whether a message with a given key arrived."""
 
     async def find_sent(self, message: Outgoing, since: datetime) -> MessageRef | None: ...
+
+
+@runtime_checkable
+class Downloads(Protocol):
+    """A transport that fetches the files people send, through its platform's API."""
+
+    async def download(self, incoming: Incoming, attachment: Attachment, limit: int) -> bytes:
+        """The file's bytes; `FileTooLarge` above `limit` bytes, `TransportError` when the
+        platform will not give it (or it is not this chat's)."""
+        ...

@@ -125,6 +125,16 @@ class ModelClient:
         except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
             raise ModelError("The model API sent a malformed response.") from exc
 
+    async def transcribe(self, model: str, audio: bytes, filename: str) -> str:
+        """The words in an audio file (`/audio/transcriptions`, at the chat provider)."""
+        await self.load_sdk()
+        client = self._connect()
+        with _model_errors(self.settings.timeout):
+            result = await client.audio.transcriptions.create(
+                model=model, file=(filename or "voice.ogg", audio), response_format="json"
+            )
+        return str(getattr(result, "text", "") or "").strip()
+
     async def models(self) -> list[str]:
         """The model names the endpoint offers (`GET /models`): a cheap check of URL and key."""
         await self.load_sdk()

@@ -12,6 +12,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from bot import logs, messages
 from bot.commands import Commands, CommandSpec, keeps_args_private
@@ -19,7 +20,7 @@ from bot.commands.context import CommandContext
 from bot.config import Role
 from bot.deck import Deck
 from bot.delivery import sendkeys
-from bot.intake import actions
+from bot.intake import actions, voice
 from bot.intake.ratelimit import RateLimit
 from bot.intake.routing import ROUTE_ACTION
 from bot.lanes import commands_lane
@@ -64,12 +65,20 @@ class Dispatcher:
             self._spawn(incoming, self._slow_down(incoming))
         elif incoming.unsupported:
             self._queue(incoming, self._unsupported(incoming))
+        elif voice.recording(incoming) is not None:
+            self._queue(incoming, self._spoken(incoming))
         else:
             self._route_text(incoming, role)
 
     async def _slow_down(self, incoming: Incoming) -> None:
         self.deck.audit.record(incoming.user, "refused.rate_limit", incoming.chat)
         await self._reply(incoming, messages.SLOW_DOWN)
+
+    async def _spoken(self, incoming: Incoming) -> None:
+        """A voice note: its transcript is handled as if its sender had typed it."""
+        text = await voice.transcript(self.deck, incoming, self._commands)
+        if text is not None:
+            await self.handle(replace(incoming, text=text, attachments=()))
 
     async def _unsupported(self, incoming: Incoming) -> None:
         self.deck.audit.record(

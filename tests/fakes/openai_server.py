@@ -1,5 +1,6 @@
 """A fake OpenAI-compatible API on 127.0.0.1: `/v1/chat/completions` with scripted replies,
-and `/v1/models`.
+`/v1/models`, and `/v1/audio/transcriptions` (multipart; the "transcript" of a file is
+`transcripts[content]`, else its bytes read as UTF-8 — tests speak in text).
 
 Each request takes the next scripted step (from `by_model[model]` first): a text answer, tool calls, an HTTP error,
 a delay, or malformed JSON. With nothing scripted it answers `echo: <last user text>`.
@@ -46,6 +47,9 @@ class FakeOpenAI:
         # Steps for one model name, taken before `script` (a router and agents side by side).
         self.by_model: dict[str, list[Step]] = {}
         self.requests: list[dict[str, Any]] = []
+        # /audio/transcriptions: (model, file name, bytes) of each call, and what to answer.
+        self.transcriptions: list[tuple[str, str, bytes]] = []
+        self.transcripts: dict[bytes, str] = {}
         self.delay = delay
         # `GET /v1/models` lists these; with `api_key` set, any other key gets a 401 there.
         self.models = ["gpt-4o-mini", "gpt-4o"]
@@ -62,7 +66,19 @@ class FakeOpenAI:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._complete)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/audio/transcriptions", self._transcribe)
         return app
+
+    async def _transcribe(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        upload = form.get("file")
+        if not isinstance(upload, web.FileField):
+            error = {"message": "file is required", "type": "invalid_request_error"}
+            return web.json_response({"error": error}, status=400)
+        content = upload.file.read()
+        self.transcriptions.append((str(form.get("model", "")), upload.filename, content))
+        text = self.transcripts.get(content, content.decode("utf-8", "replace"))
+        return web.json_response({"text": text})
 
     async def start(self, port: int = 0) -> FakeOpenAI:
         self._runner = web.AppRunner(self.app(), access_log=None)

@@ -130,6 +130,7 @@ class FakeTelegram:
         self.chats: dict[int, dict[str, Any]] = {}
         self.messages: dict[tuple[int, int], dict[str, Any]] = {}
         self.documents: dict[tuple[int, int], bytes] = {}
+        self.files: dict[str, bytes] = {}  # what users sent, by file_id (getFile, download)
         self.commands: list[dict[str, Any]] = []
         self.blocked: set[int] = set()
         self.webhook: tuple[str, str] | None = None
@@ -156,9 +157,14 @@ class FakeTelegram:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/bot"
 
+    @property
+    def base_file_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/file/bot"
+
     def app(self) -> web.Application:
         app = web.Application(client_max_size=50 << 20)
         app.router.add_route("*", "/bot{token}/{method}", self._dispatch)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._download)
         control_routes(app, self)
         return app
 
@@ -235,6 +241,19 @@ class FakeTelegram:
         if thread is not None:
             message.update(message_thread_id=thread, is_topic_message=True)
         return self._enqueue({"message": message})
+
+    def add_file(self, content: bytes) -> dict[str, Any]:
+        """Keep a file as Telegram keeps what users send; its `file_id`, `file_unique_id`
+        and `file_size` (for a voice/audio/document object)."""
+        number = len(self.files) + 1
+        file_id = f"file{number}"
+        self.files[file_id] = content
+        return {"file_id": file_id, "file_unique_id": f"uf{number}", "file_size": len(content)}
+
+    def user_voice(self, content: bytes, *, user: int = 1001, **where: Any) -> int:
+        """Queue a voice note whose recording is `content` (the fake OpenAI hears its text)."""
+        voice = {**self.add_file(content), "duration": 2, "mime_type": "audio/ogg"}
+        return self.user_sends({"voice": voice}, user=user, **where)
 
     def press(self, data: str, *, message_id: int, chat: int, user: int = 1001) -> str:
         """Queue a button press on a message the bot sent; the callback query id."""
@@ -446,6 +465,30 @@ class FakeTelegram:
         message = self._store(chat_id, extra, params)
         self.documents[(chat_id, message["message_id"])] = content
         return message
+
+    async def _api_getFile(self, params: dict[str, Any]) -> dict[str, Any]:
+        file_id = str(params.get("file_id", ""))
+        content = self.files.get(file_id)
+        if content is None:
+            raise ApiError(400, "Bad Request: invalid file_id")
+        if len(content) > 20 * 1024 * 1024:
+            raise ApiError(400, "Bad Request: file is too big")
+        return {
+            "file_id": file_id,
+            "file_unique_id": f"u{file_id}",
+            "file_size": len(content),
+            "file_path": f"voice/{file_id}.oga",
+        }
+
+    async def _download(self, request: web.Request) -> web.Response:
+        self.calls.append(Call("download", {"path": request.match_info["path"]}))
+        if request.match_info["token"] != self.token:
+            return web.Response(status=401)
+        file_id = request.match_info["path"].rsplit("/", 1)[-1].split(".", 1)[0]
+        content = self.files.get(file_id)
+        if content is None:
+            return web.Response(status=404)
+        return web.Response(body=content)
 
     async def _api_editMessageText(self, params: dict[str, Any]) -> dict[str, Any]:
         key = (int(params["chat_id"]), int(params["message_id"]))

@@ -2,7 +2,8 @@
 
 Private chats: every message. Groups: only commands, `@bot` mentions (the mention is
 stripped, in a caption too) and replies to the bot's own messages; the rest of a
-group's chatter is not ours. A message the bot cannot use (a sticker, a location, a
+group's chatter is not ours. A voice note or an audio file becomes an `Attachment`
+(fetched later, when it is used). A message the bot cannot use (a sticker, a location, a
 poll) becomes `Incoming(unsupported="a sticker")`, answered with what the bot takes;
 service messages (someone joined, a pin) are no one talking to us. Button presses
 become `Incoming(press=...)` with the callback query id.
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from telegram import CallbackQuery, Chat, Message, Update
 
 from bot.transports.telegram.render import parse_callback_data
-from bot.types import Incoming, Press
+from bot.types import Attachment, AttachmentKind, Incoming, Press
 
 NAME = "telegram"
 ALLOWED_UPDATES = ("message", "callback_query")
@@ -43,8 +44,6 @@ UNSUPPORTED = (
     ("animation", "a GIF"),
     ("video_note", "a video message"),
     ("video", "a video"),
-    ("voice", "a voice note"),
-    ("audio", "an audio file"),
     ("photo", "a photo"),
     ("document", "a file"),
     ("venue", "a place"),
@@ -96,8 +95,9 @@ class Inbound:
         user = message.from_user
         if user is None or user.is_bot:
             return None
-        unsupported = "" if message.text else _unsupported_kind(message)
-        if not message.text and not unsupported:
+        attachments = _recordings(message)
+        unsupported = "" if message.text or attachments else _unsupported_kind(message)
+        if not message.text and not unsupported and not attachments:
             return None  # a service message: someone joined, a pin, a new title
         private = message.chat.type == Chat.PRIVATE
         text = (message.text or "") if private else self._group_text(message)
@@ -113,6 +113,7 @@ class Inbound:
             private=private,
             update_key=update_key(update_id),
             unsupported=unsupported,
+            attachments=attachments,
         )
 
     def _group_text(self, message: Message) -> str | None:
@@ -144,6 +145,21 @@ class Inbound:
             update_key=update_key(update_id),
             press_id=query.id,
         )
+
+
+def _recordings(message: Message) -> tuple[Attachment, ...]:
+    """A voice note or an audio file, as an attachment to fetch when it is used."""
+    if message.voice is not None:
+        voice = message.voice
+        name = f"voice-{message.message_id}.ogg"
+        mime = voice.mime_type or "audio/ogg"
+        return (Attachment(AttachmentKind.VOICE, voice.file_id, name, voice.file_size, mime),)
+    if message.audio is not None:
+        audio = message.audio
+        name = audio.file_name or "audio.mp3"
+        mime = audio.mime_type or ""
+        return (Attachment(AttachmentKind.AUDIO, audio.file_id, name, audio.file_size, mime),)
+    return ()
 
 
 def _unsupported_kind(message: Message) -> str:

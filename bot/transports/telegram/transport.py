@@ -21,6 +21,7 @@ from bot.commands import Commands
 from bot.config import TelegramMode, TelegramSection
 from bot.credentials import derived_webhook_secret
 from bot.errors import TransportError, TransportStartError
+from bot.transports.telegram import files
 from bot.transports.telegram.inbound import (
     ALLOWED_UPDATES,
     NAME,
@@ -32,7 +33,7 @@ from bot.transports.telegram.limits import Pacer
 from bot.transports.telegram.outbound import BotApiSender, translated
 from bot.transports.telegram.receive import Poller, WebhookServer
 from bot.transports.telegram.request import AiohttpRequest
-from bot.types import Incoming, MessageRef, OnOutage, Outgoing
+from bot.types import Attachment, Incoming, MessageRef, OnOutage, Outgoing
 from roster.errors import ReferenceNotFound
 from roster.refs import NoSecrets, SecretSource, resolve
 from storage.inbox import Inbox
@@ -307,6 +308,13 @@ class TelegramTransport:
             raise TransportStartError("The Telegram transport is not started")
         with translated("getMe"):
             await bot.get_me()
+
+    async def download(self, incoming: Incoming, attachment: Attachment, limit: int) -> bytes:
+        """A file from an update (voice note, audio), through `getFile`."""
+        if self._bot is None:
+            raise TransportError("Telegram is not started")
+        with translated("getFile"):
+            return await files.download(self._bot, attachment, limit)
 
     async def typing(self, chat: str) -> None:
         with translated("sendChatAction"):
