@@ -140,4 +140,4 @@ async def test_slack_file_without_words_is_answered(fake_slack: FakeSlack) -> No
         assert (await slack.event(event)).status == 200
         answer = await fake_slack.wait_for_text("I can't use")
         assert "refused.unsupported" in await audit_actions(deck)
-    assert answer.shown.startswith("I can't use an audio or video file.")
+    assert answer.shown.startswith("I can't use a video.")

@@ -1,4 +1,6 @@
-"""Voice notes in (#19 point 2): fetched through the Bot API (getFile + the file download),
+"""Voice notes in (#19 point 2): fetched through the Bot API (getFile + the file download)
+or Slack's files.info + url_private (with the bot token, only from Slack, only for a
+file shared in that chat),
 written down at the fake OpenAI's `/audio/transcriptions`, shown back in a short quote and
 handled as the message's text — with the rights of typed text from the same person and no
 more (the attack tests: a spoken secret, a spoken approval by a non-approver, a stranger).
@@ -8,12 +10,17 @@ The fake OpenAI "hears" a recording's bytes as UTF-8 text, so tests speak in tex
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from bot.config import Config
 from tests.conftest import audit_actions, make_config
 from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.slack_server import BOT_TOKEN, FakeSlack
 from tests.fakes.telegram_server import FakeTelegram
+from tests.test_slack import CONFIG as SLACK_CONFIG
+from tests.test_slack import slack_deck
 from tests.test_telegram import ADMIN, CONFIG, STRANGER, VIEWER, fake_telegram, running
 
 __all__ = ["fake_telegram"]  # the fixture
@@ -178,3 +185,71 @@ async def test_attack_a_strangers_voice_is_never_fetched_nor_written_down(
     assert "only work for the people listed" in text
     assert not fake_telegram.calls_to("getFile")
     assert fake_openai.transcriptions == []
+
+
+# -- Slack: files.info, then url_private with the bot token ------------------------------
+
+
+def slack_voice(openai: FakeOpenAI) -> str:
+    return SLACK_CONFIG + VOICE.replace("OPENAI_URL", openai.base_url)
+
+
+def audio_event(file: dict[str, Any], channel: str = "D1") -> dict[str, Any]:
+    return {
+        "type": "message",
+        "subtype": "file_share",
+        "channel_type": "im",
+        "channel": channel,
+        "user": "UOP",
+        "text": "",
+        "ts": "1700000000.000100",
+        "files": [file],
+    }
+
+
+async def test_a_slack_audio_clip_is_fetched_with_the_bot_token_and_handled(
+    fake_slack: FakeSlack, fake_openai: FakeOpenAI
+) -> None:
+    file = fake_slack.share_file(
+        b"@ops restart the queue", name="clip.webm", mimetype="audio/webm", channel="D1"
+    )
+    async with slack_deck(fake_slack, slack_voice(fake_openai)) as (_deck, slack):
+        assert (await slack.event(audio_event(file))).status == 200
+        answer = await fake_slack.wait_for_text("*ops*: restart")
+        quote = await fake_slack.wait_for_text("🎤")
+    assert answer.shown == "*ops*: restart the queue"
+    assert quote.shown == "> 🎤 @ops restart the queue"  # a Slack quote
+    assert fake_slack.downloads == [(file["id"], BOT_TOKEN)]
+    assert fake_openai.transcriptions[0][1] == "clip.webm"
+
+
+async def test_attack_a_file_shared_in_another_chat_is_not_fetched(
+    fake_slack: FakeSlack, fake_openai: FakeOpenAI
+) -> None:
+    elsewhere = fake_slack.share_file(
+        b"secret plans", name="c.webm", mimetype="audio/webm", channel="CPRIVATE"
+    )
+    async with slack_deck(fake_slack, slack_voice(fake_openai)) as (_deck, slack):
+        assert (await slack.event(audio_event(elsewhere, channel="D1"))).status == 200
+        refusal = await fake_slack.wait_for_text("could not fetch that file")
+    assert "file_not_shared_in_this_chat" in refusal.shown
+    assert fake_slack.downloads == []
+    assert fake_openai.transcriptions == []
+
+
+async def test_attack_the_bot_token_never_goes_to_another_host(
+    fake_slack: FakeSlack, fake_openai: FakeOpenAI
+) -> None:
+    port = fake_slack.url.rsplit(":", 1)[1]
+    file = fake_slack.share_file(
+        b"x",
+        name="c.webm",
+        mimetype="audio/webm",
+        channel="D1",
+        url=f"http://127.0.0.2:{port}/files-pri/F0000001/c.webm",
+    )
+    async with slack_deck(fake_slack, slack_voice(fake_openai)) as (_deck, slack):
+        assert (await slack.event(audio_event(file))).status == 200
+        refusal = await fake_slack.wait_for_text("could not fetch that file")
+    assert "file_url_not_on_slack" in refusal.shown
+    assert fake_slack.downloads == []

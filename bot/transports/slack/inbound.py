@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.transports.slack.render import press_of
-from bot.types import Incoming
+from bot.types import Attachment, AttachmentKind, Incoming
 
 TRANSPORT = "slack"
 PRIVATE = "@"  # in a thread id, where the ts would be: replies shown to this user alone
@@ -99,7 +99,8 @@ def from_event(body: Payload, me: SlackBotIdentity) -> Incoming | None:
         return None
     text = clean_text(str(event.get("text") or ""), me.user_id)
     event_id = body.get("event_id")
-    files = event.get("files") or []
+    files = [f for f in event.get("files") or [] if isinstance(f, Mapping)]
+    attachments = tuple(a for a in (_recording(f) for f in files) if a is not None)
     return Incoming(
         transport=TRANSPORT,
         chat=chat_for_channel(channel),
@@ -109,17 +110,33 @@ def from_event(body: Payload, me: SlackBotIdentity) -> Incoming | None:
         message_id=ts,
         private=private,
         update_key=f"{TRANSPORT}:{event_id}" if event_id else None,
-        unsupported=_file_kind(files[0]) if files and isinstance(files, list) else "",
+        unsupported=_file_kind(files[0]) if files and not attachments else "",
+        attachments=attachments,
     )
 
 
-def _file_kind(file: object) -> str:
-    """A shared file as the answer names it (the bot reads none of them yet)."""
-    mimetype = str(file.get("mimetype") or "") if isinstance(file, Mapping) else ""
+def _recording(file: Mapping[str, Any]) -> Attachment | None:
+    """An audio file (a voice clip recorded in Slack too), to fetch when it is used."""
+    mimetype = str(file.get("mimetype") or "")
+    if not mimetype.startswith("audio/") or not file.get("id"):
+        return None
+    size = file.get("size")
+    return Attachment(
+        AttachmentKind.AUDIO,
+        str(file["id"]),
+        str(file.get("name") or "audio"),
+        size if isinstance(size, int) else None,
+        mimetype,
+    )
+
+
+def _file_kind(file: Mapping[str, Any]) -> str:
+    """A shared file the bot cannot read, as the answer names it."""
+    mimetype = str(file.get("mimetype") or "")
     if mimetype.startswith("image/"):
         return "an image"
-    if mimetype.startswith(("audio/", "video/")):
-        return "an audio or video file"
+    if mimetype.startswith("video/"):
+        return "a video"
     return "a file"
 
 

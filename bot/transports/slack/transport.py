@@ -32,7 +32,7 @@ from bot.config import SlackMode, SlackSection
 from bot.delivery.postman import Sender
 from bot.errors import TransportError, TransportStartError
 from bot.text import code, rich
-from bot.transports.slack import inbound, members
+from bot.transports.slack import files, inbound, members
 from bot.transports.slack.endpoint import Endpoint
 from bot.transports.slack.inbound import SlackBotIdentity
 from bot.transports.slack.intake import Intake
@@ -41,7 +41,7 @@ from bot.transports.slack.private import PrivateReplies
 from bot.transports.slack.render import escape, render_message
 from bot.transports.slack.threads import ThreadAgentStore, ThreadMemory
 from bot.transports.slack.web import SlackRefused, SlackWeb, make_client
-from bot.types import Incoming, MessageRef, OnOutage, Outgoing, Queued, Sent
+from bot.types import Attachment, Incoming, MessageRef, OnOutage, Outgoing, Queued, Sent
 from roster.errors import ReferenceNotFound
 from roster.refs import NoSecrets, SecretSource, resolve
 from storage.inbox import Inbox
@@ -397,6 +397,11 @@ class SlackTransport:
             thread_ts = inbound.thread_ts_of(ref.thread, channel)
             await self._require_web().upload(channel, thread_ts, rendered.attachment)
         return ref
+
+    async def download(self, incoming: Incoming, attachment: Attachment, limit: int) -> bytes:
+        """A file shared with a message (an audio clip), if it was shared in that chat."""
+        channel = inbound.channel_of(incoming.chat)
+        return await files.download(self._require_web(), attachment, channel, limit)
 
     async def typing(self, chat: str) -> None:
         return None  # Slack shows no typing indicator for bots; "working…" says it
