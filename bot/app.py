@@ -26,7 +26,7 @@ from bot.delivery.outbox import ADMIN_SUBJECT
 from bot.delivery.postman import Postman
 from bot.diskspace import telling_when_full
 from bot.findings import CheckStatus
-from bot.intake import actions
+from bot.intake import actions, files
 from bot.intake.dispatcher import Dispatcher
 from bot.intake.routing import routing_for
 from bot.jobruns import halt_scheduler, open_scheduler
@@ -62,6 +62,7 @@ from storage.writer import WriteBehind
 log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 15.0
+PRUNE_SECONDS = 24 * 3600.0
 CONSOLE_HISTORY = "console_history"  # in the data directory, mode 0600
 # After cancelling: long enough for a command's process group to be killed, and a little more.
 CANCELLED_WAIT_SECONDS = KILL_GRACE_SECONDS + 3.0
@@ -144,6 +145,8 @@ async def open_deck(
         deck.ready.set()
         sweeper = asyncio.create_task(sweep_expired(deck), name="approval-expiry")
         stack.push_async_callback(_cancel, sweeper)
+        pruner = asyncio.create_task(prune_attachments(deck), name="attachments-prune")
+        stack.push_async_callback(_cancel, pruner)
         await recover(deck, dispatcher, inbox, cut)
         yield deck, transports
 
@@ -339,6 +342,20 @@ async def sweep_expired(deck: Deck) -> None:
             await actions.sweep_approvals(deck)
         except Exception:
             log.exception("sweeping approvals failed; trying again later")
+
+
+async def prune_attachments(deck: Deck) -> None:
+    """At start and then daily: files sent to agents go after `[deck] attachments_days`."""
+    while True:
+        days = deck.config.deck.attachments_days
+        try:
+            root, now = deck.config.deck.data_path(), deck.clock.now()
+            removed = await asyncio.to_thread(files.prune, root, now, days)
+            if removed:
+                log.info("deleted %s attachment folder(s) older than %g days", removed, days)
+        except OSError:
+            log.exception("deleting old attachments failed; trying again tomorrow")
+        await asyncio.sleep(PRUNE_SECONDS)
 
 
 async def recover(deck: Deck, dispatcher: Dispatcher, inbox: Inbox, cut: list[Cut]) -> None:

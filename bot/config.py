@@ -73,6 +73,8 @@ class DeckSection(Section):
     stop_grace_seconds: float = Field(default=10, gt=0, le=3600)
     # The largest file (voice note, audio) the bot downloads from a chat, in megabytes.
     max_file_mb: float = Field(default=20, gt=0, le=2000)
+    # Files sent to agents are kept under the data directory this many days.
+    attachments_days: float = Field(default=30, gt=0)
 
     @property
     def max_file_bytes(self) -> int:

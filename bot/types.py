@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from bot.text import Rich, rich
+from roster.agent import Received
 
 OnOutage = Callable[[str], None]  # (reason): a transport noticed its platform is gone
 
@@ -45,6 +46,8 @@ class Press:
 class AttachmentKind(StrEnum):
     VOICE = "voice"  # a voice note
     AUDIO = "audio"  # an audio file
+    PHOTO = "photo"  # an image (Telegram's compressed photo, an image shared in Slack)
+    DOCUMENT = "document"  # any other file
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +98,9 @@ class Incoming:
     # answered with what the bot takes, never dropped in silence.
     unsupported: str = ""
     attachments: tuple[Attachment, ...] = ()
+    # The attachments once fetched and saved for the agents (set by the dispatcher, on
+    # the copy it hands on; never read back from the inbox).
+    received: tuple[Received, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         """Plain JSON for the inbox, so an update can be handled again after a restart."""

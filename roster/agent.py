@@ -24,6 +24,16 @@ class Turn:
 
 
 @dataclass(frozen=True, slots=True)
+class Received:
+    """A file someone sent with a message, as saved for the agents (`bot.intake.files`)."""
+
+    path: str
+    kind: str  # "photo" or "document"
+    name: str
+    mime: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class AgentRequest:
     run_id: str
     chat_id: str
@@ -32,6 +42,9 @@ class AgentRequest:
     history: Sequence[Turn] = ()
     hops: tuple[str, ...] = ()  # agents already in this request's chain (delegation)
     thread: str | None = None  # where in the chat the answer goes
+    # Files sent with the message, saved under the data directory (never named in text a
+    # person typed: only the bot's own download puts a file here).
+    files: tuple[Received, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from roster import attachments
 from roster.agent import (
     Action,
     Agent,
@@ -268,7 +269,13 @@ class LLMAgent(Agent):
         return super().unavailable_reason() or self._client.unavailable_reason()
 
     async def start(self, request: AgentRequest, ctx: RunContext) -> Outcome:
-        return await self._loop(request, ctx, self._opening(request), turns=0, usage=Usage())
+        messages = self._opening(request)
+        images = [f for f in request.files if attachments.takes_inline(self.spec, f)]
+        if images:  # the files are read in a thread: a photo is megabytes
+            parts = await asyncio.to_thread(attachments.image_parts, images)
+            text = {"type": "text", "text": messages[-1]["content"]}
+            messages[-1] = {"role": "user", "content": [text, *parts]}
+        return await self._loop(request, ctx, messages, turns=0, usage=Usage())
 
     async def resume(
         self, request: AgentRequest, state: dict[str, Any], decision: Decision, ctx: RunContext

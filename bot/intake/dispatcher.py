@@ -20,7 +20,7 @@ from bot.commands.context import CommandContext
 from bot.config import Role
 from bot.deck import Deck
 from bot.delivery import sendkeys
-from bot.intake import actions, voice
+from bot.intake import actions, files, voice
 from bot.intake.ratelimit import RateLimit
 from bot.intake.routing import ROUTE_ACTION
 from bot.lanes import commands_lane
@@ -67,6 +67,8 @@ class Dispatcher:
             self._queue(incoming, self._unsupported(incoming))
         elif voice.recording(incoming) is not None:
             self._queue(incoming, self._spoken(incoming))
+        elif files.sent(incoming):
+            self._queue(incoming, self._with_files(incoming, role))
         else:
             self._route_text(incoming, role)
 
@@ -79,6 +81,13 @@ class Dispatcher:
         text = await voice.transcript(self.deck, incoming, self._commands)
         if text is not None:
             await self.handle(replace(incoming, text=text, attachments=()))
+
+    async def _with_files(self, incoming: Incoming, role: Role) -> None:
+        """Photos and files: saved, then the caption handled as typed text, with them."""
+        saved = await files.received(self.deck, incoming, role)
+        if saved is not None:
+            text = incoming.text.strip() or actions.described(saved)
+            await self.handle(replace(incoming, text=text, attachments=(), received=saved))
 
     async def _unsupported(self, incoming: Incoming) -> None:
         self.deck.audit.record(

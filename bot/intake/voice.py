@@ -16,10 +16,9 @@ import logging
 from bot import messages
 from bot.commands import Commands, keeps_args_private
 from bot.deck import Deck
-from bot.errors import FileTooLarge, TransportError
-from bot.intake import actions
+from bot.intake import actions, files
 from bot.text import Span
-from bot.types import Attachment, AttachmentKind, Downloads, Incoming
+from bot.types import Attachment, AttachmentKind, Incoming
 from roster.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -61,7 +60,7 @@ async def _written_down(deck: Deck, incoming: Incoming, audio: Attachment) -> st
     if reason is not None:
         await _refuse(deck, incoming, "no_model", messages.not_transcribed(reason))
         return None
-    data = await _fetched(deck, incoming, audio)
+    data = await files.fetch(deck, incoming, audio)
     if data is None:
         return None
     try:
@@ -73,27 +72,6 @@ async def _written_down(deck: Deck, incoming: Incoming, audio: Attachment) -> st
         await _refuse(deck, incoming, "empty", messages.HEARD_NOTHING)
         return None
     return text.strip()
-
-
-async def _fetched(deck: Deck, incoming: Incoming, audio: Attachment) -> bytes | None:
-    limit = deck.config.deck.max_file_bytes
-    if audio.size is not None and audio.size > limit:
-        await _refuse(deck, incoming, "too_large", messages.file_too_large(audio.size, limit))
-        return None
-    transport = deck.postman.transport_for(incoming.chat)
-    if not isinstance(transport, Downloads):
-        unable = messages.file_not_fetched("this chat platform does not pass files on")
-        await _refuse(deck, incoming, "no_download", unable)
-        return None
-    try:
-        return await transport.download(incoming, audio, limit)
-    except FileTooLarge as exc:
-        await _refuse(deck, incoming, "too_large", messages.file_too_large(exc.size, limit))
-        return None
-    except TransportError as exc:
-        log.warning("could not download a file in %s: %s", incoming.chat, exc)
-        await _refuse(deck, incoming, "download", messages.file_not_fetched(str(exc)))
-        return None
 
 
 async def _refuse(deck: Deck, incoming: Incoming, why: str, text: str) -> None:

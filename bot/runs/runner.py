@@ -20,6 +20,7 @@ from bot.runs.conversation import Conversation
 from bot.runs.progress import Progress
 from bot.text import Rich, Style, bold, code, plain_text, pre, rich
 from bot.types import Outgoing, Queued
+from roster import attachments
 from roster.agent import (
     Action,
     Agent,
@@ -28,6 +29,7 @@ from roster.agent import (
     Finished,
     NeedsApproval,
     Outcome,
+    Received,
     Turn,
     Usage,
 )
@@ -62,6 +64,7 @@ class Origin:
     run_id: str | None = None  # chosen in advance by the scheduler, whose claim names the run
     hops: tuple[str, ...] = ()  # the agents that handed this request on (router, delegation)
     update_key: str | None = None  # the update it answers: that update is never handled again
+    files: tuple[Received, ...] = ()  # sent with the message, saved by `bot.intake.files`
 
 
 class JobReports(Protocol):
@@ -134,6 +137,7 @@ class Runner:
         return len(hits)
 
     async def start(self, agent: Agent, origin: Origin, text: str) -> ActiveRun:
+        text = attachments.as_input(agent.spec, text, origin.files)
         run = ActiveRun(
             id=origin.run_id or uuid.uuid4().hex,
             agent=agent.name,
@@ -153,14 +157,23 @@ class Runner:
         self._audit.record(
             origin.user, "run.started", run.id, agent=agent.name, input=run.input[:500]
         )
-        await self._begin(run, agent, text)
+        await self._begin(run, agent, text, origin.files)
         return run
 
-    async def _begin(self, run: ActiveRun, agent: Agent, text: str) -> None:
+    async def _begin(
+        self, run: ActiveRun, agent: Agent, text: str, files: tuple[Received, ...] = ()
+    ) -> None:
         """Check the brakes and the agent's own gate, then run (or suspend)."""
         history = await self._history(agent, run)
         request = AgentRequest(
-            run.id, run.chat_id, run.user_id, text, history, hops=run.hops, thread=run.thread_id
+            run.id,
+            run.chat_id,
+            run.user_id,
+            text,
+            history,
+            hops=run.hops,
+            thread=run.thread_id,
+            files=files,
         )
         try:
             gate = self._brakes.budget_gate(run) or agent.gate(request)

@@ -100,7 +100,7 @@ def from_event(body: Payload, me: SlackBotIdentity) -> Incoming | None:
     text = clean_text(str(event.get("text") or ""), me.user_id)
     event_id = body.get("event_id")
     files = [f for f in event.get("files") or [] if isinstance(f, Mapping)]
-    attachments = tuple(a for a in (_recording(f) for f in files) if a is not None)
+    attachments = tuple(a for a in (_attachment(f) for f in files) if a is not None)
     return Incoming(
         transport=TRANSPORT,
         chat=chat_for_channel(channel),
@@ -115,16 +115,21 @@ def from_event(body: Payload, me: SlackBotIdentity) -> Incoming | None:
     )
 
 
-def _recording(file: Mapping[str, Any]) -> Attachment | None:
-    """An audio file (a voice clip recorded in Slack too), to fetch when it is used."""
+def _attachment(file: Mapping[str, Any]) -> Attachment | None:
+    """An audio clip, an image or another file (not a video), to fetch when it is used."""
     mimetype = str(file.get("mimetype") or "")
-    if not mimetype.startswith("audio/") or not file.get("id"):
+    if mimetype.startswith("video/") or not file.get("id"):
         return None
+    kind = AttachmentKind.DOCUMENT
+    if mimetype.startswith("audio/"):
+        kind = AttachmentKind.AUDIO
+    elif mimetype.startswith("image/"):
+        kind = AttachmentKind.PHOTO
     size = file.get("size")
     return Attachment(
-        AttachmentKind.AUDIO,
+        kind,
         str(file["id"]),
-        str(file.get("name") or "audio"),
+        str(file.get("name") or "file"),
         size if isinstance(size, int) else None,
         mimetype,
     )

@@ -2,11 +2,12 @@
 
 Private chats: every message. Groups: only commands, `@bot` mentions (the mention is
 stripped, in a caption too) and replies to the bot's own messages; the rest of a
-group's chatter is not ours. A voice note or an audio file becomes an `Attachment`
-(fetched later, when it is used). A message the bot cannot use (a sticker, a location, a
-poll) becomes `Incoming(unsupported="a sticker")`, answered with what the bot takes;
-service messages (someone joined, a pin) are no one talking to us. Button presses
-become `Incoming(press=...)` with the callback query id.
+group's chatter is not ours. A voice note, an audio file, a photo or a document becomes
+an `Attachment` (fetched later, when it is used; a caption is the text). A message the
+bot cannot use (a sticker, a location, a poll) becomes `Incoming(unsupported="a
+sticker")`, answered with what the bot takes; service messages (someone joined, a pin)
+are no one talking to us. Button presses become `Incoming(press=...)` with the callback
+query id.
 """
 
 from __future__ import annotations
@@ -44,8 +45,6 @@ UNSUPPORTED = (
     ("animation", "a GIF"),
     ("video_note", "a video message"),
     ("video", "a video"),
-    ("photo", "a photo"),
-    ("document", "a file"),
     ("venue", "a place"),
     ("location", "a location"),
     ("contact", "a contact"),
@@ -95,12 +94,13 @@ class Inbound:
         user = message.from_user
         if user is None or user.is_bot:
             return None
-        attachments = _recordings(message)
+        attachments = _recordings(message) or _files(message)
         unsupported = "" if message.text or attachments else _unsupported_kind(message)
         if not message.text and not unsupported and not attachments:
             return None  # a service message: someone joined, a pin, a new title
         private = message.chat.type == Chat.PRIVATE
-        text = (message.text or "") if private else self._group_text(message)
+        said = message.text or message.caption or ""
+        text = said if private else self._group_text(message)
         if text is None:
             return None
         return Incoming(
@@ -159,6 +159,23 @@ def _recordings(message: Message) -> tuple[Attachment, ...]:
         name = audio.file_name or "audio.mp3"
         mime = audio.mime_type or ""
         return (Attachment(AttachmentKind.AUDIO, audio.file_id, name, audio.file_size, mime),)
+    return ()
+
+
+def _files(message: Message) -> tuple[Attachment, ...]:
+    """A photo (its largest size) or a document, as an attachment to fetch when used."""
+    number = message.message_id
+    if message.photo:
+        photo = max(message.photo, key=lambda size: size.width * size.height)
+        name = f"photo-{number}.jpg"
+        return (
+            Attachment(AttachmentKind.PHOTO, photo.file_id, name, photo.file_size, "image/jpeg"),
+        )
+    if message.document is not None and message.animation is None:
+        doc = message.document
+        name = doc.file_name or f"file-{number}"
+        mime = doc.mime_type or ""
+        return (Attachment(AttachmentKind.DOCUMENT, doc.file_id, name, doc.file_size, mime),)
     return ()
 
 
