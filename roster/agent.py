@@ -31,6 +31,9 @@ class Received:
     kind: str  # "photo" or "document"
     name: str
     mime: str = ""
+    size: int = 0
+    # A document's text, when a model may read it as text (`roster.documents`).
+    text: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,11 @@
 """Files sent with a message, as each agent takes them.
 
 An llm agent with `vision = true` gets a photo inside its request, as an image part of
-the user's message. Every other agent gets the file's path in its input: a line
-`[attached: /…/photo.jpg]` after the text (so it is stored with the run, shown on the
-dashboard, and kept when a run waits for an approval), and a command template's
-`{files}` stands for the paths. Paths only ever come from the bot's own download
+the user's message; any llm agent gets a text-like document (up to 1 MB) or a PDF's
+text in its message (`roster.documents`). Every other agent gets the file's path in
+its input: a line `[attached: /…/photo.jpg]` after the text (so it is stored with the
+run, shown on the dashboard, and kept when a run waits for an approval), and a command
+template's `{files}` stands for the paths. Paths only ever come from the bot's own download
 (`AgentRequest.files`), never from text someone typed.
 """
 
@@ -24,7 +25,14 @@ DOCUMENT = "document"
 
 def takes_inline(spec: AgentBase, file: Received) -> bool:
     """Whether the agent gets this file inside its request rather than as a path."""
-    return isinstance(spec, LLMAgentSpec) and spec.vision and file.kind == PHOTO
+    if not isinstance(spec, LLMAgentSpec):
+        return False
+    return (spec.vision and file.kind == PHOTO) or file.text is not None
+
+
+def text_blocks(files: Sequence[Received]) -> str:
+    """Documents read as text, each under a line naming it, for the user's message."""
+    return "".join(f"\n\n--- {f.name} ---\n{f.text}" for f in files if f.text is not None)
 
 
 def as_input(spec: AgentBase, text: str, files: Sequence[Received]) -> str:

@@ -270,9 +270,12 @@ class LLMAgent(Agent):
 
     async def start(self, request: AgentRequest, ctx: RunContext) -> Outcome:
         messages = self._opening(request)
+        documents = attachments.text_blocks(request.files)
+        if documents:
+            messages[-1]["content"] += self._secrets.redact(documents)
         images = [f for f in request.files if attachments.takes_inline(self.spec, f)]
-        if images:  # the files are read in a thread: a photo is megabytes
-            parts = await asyncio.to_thread(attachments.image_parts, images)
+        parts = await asyncio.to_thread(attachments.image_parts, images) if images else []
+        if parts:  # the files are read in a thread: a photo is megabytes
             text = {"type": "text", "text": messages[-1]["content"]}
             messages[-1] = {"role": "user", "content": [text, *parts]}
         return await self._loop(request, ctx, messages, turns=0, usage=Usage())

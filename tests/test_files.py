@@ -223,3 +223,55 @@ def test_folders_older_than_attachments_days_are_deleted(tmp_path: Path) -> None
     assert prune(tmp_path, now, days=30) == 1
     assert sorted(p.name for p in base.iterdir()) == ["20261130-bbbb", "20261205-cccc", "notours"]
     assert prune(tmp_path / "nothing-here", now, days=30) == 0
+
+
+def tiny_pdf(text: str) -> bytes:
+    """A one-page PDF showing `text` (built by hand, offsets and all)."""
+    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return bytes(out)
+
+
+async def test_documents_reach_an_llm_agent_as_text_or_as_a_path(
+    fake_telegram: FakeTelegram, fake_openai: FakeOpenAI, data_dir: Path
+) -> None:
+    """A log and a PDF are read as text; a binary file and a text file above 1 MB are
+    given by their path."""
+    fake_openai.by_model["text-model"] = [say("one"), say("two"), say("three"), say("four")]
+    sends = [
+        ({"file_name": "app.log", "mime_type": "text/plain"}, b"ERROR disk full on /var\n"),
+        ({"file_name": "report.pdf", "mime_type": "application/pdf"}, tiny_pdf("Revenue up 12")),
+        ({"file_name": "dump.bin", "mime_type": "application/octet-stream"}, b"\x00\x01\x02"),
+        ({"file_name": "huge.txt", "mime_type": "text/plain"}, b"a" * 1_000_001),
+    ]
+    async with running(files_config(fake_telegram, fake_openai)):
+        for number, (meta, content) in enumerate(sends, 1):
+            document = {**fake_telegram.add_file(content), **meta}
+            fake_telegram.user_sends({"document": document, "caption": "@blind sum up"}, user=ADMIN)
+            await fake_telegram.wait_until(lambda n=number: len(fake_openai.requests) == n)
+    asked = [r["messages"][-1]["content"] for r in fake_openai.requests]
+    assert asked[0] == "sum up\n\n--- app.log ---\nERROR disk full on /var\n"
+    assert asked[1].startswith("sum up\n\n--- report.pdf ---\n")
+    assert "Revenue up 12" in asked[1]
+    for content, name in ((asked[2], "dump.bin"), (asked[3], "huge.txt")):
+        (kept,) = [p for p in saved_files(data_dir) if p.name == name]
+        assert content == f"sum up\n\n[attached: {kept}]"

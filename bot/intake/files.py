@@ -2,10 +2,11 @@
 
 Each message's files go to a folder of their own under the data directory
 (`attachments/<date>-<random>/`, mode 0700) with names reduced to safe characters (a
-name like `../../etc/passwd` is saved as `etc_passwd` inside that folder). Only someone
+name like `../../etc/passwd` is saved as `passwd` inside that folder). Only someone
 who may talk to agents has files fetched at all. The message's caption is its text;
 which agent gets the files, and how (`roster.attachments`), follows from routing as
-for typed text. Folders older than `[deck] attachments_days` are deleted (`prune`).
+for typed text; a document a model can read as text is read once, here.
+Folders older than `[deck] attachments_days` are deleted (`prune`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from bot.deck import Deck
 from bot.errors import FileTooLarge, TransportError
 from bot.intake import actions
 from bot.types import Attachment, AttachmentKind, Downloads, Incoming
+from roster import documents
 from roster.agent import Received
 
 log = logging.getLogger(__name__)
@@ -63,7 +65,11 @@ async def received(deck: Deck, incoming: Incoming, role: Role) -> tuple[Received
         if any(f.name == name for f in saved):
             name = f"{number}-{name}"
         path = await asyncio.to_thread(_write, folder, name, data)
-        saved.append(Received(str(path), attachment.kind.value, name, attachment.mime))
+        text = None
+        if attachment.kind is AttachmentKind.DOCUMENT:  # a PDF is parsed: in a thread
+            text = await asyncio.to_thread(documents.as_text, name, attachment.mime, data)
+        kind = attachment.kind.value
+        saved.append(Received(str(path), kind, name, attachment.mime, len(data), text))
     deck.audit.record(incoming.user, "files.received", incoming.chat, names=[f.name for f in saved])
     return tuple(saved)
 
