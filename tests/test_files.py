@@ -15,10 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlmodel import select
 
 from bot.config import Config
 from bot.intake.files import FOLDER, prune, safe_name
+from storage import history
+from storage.models import Run, RunAttachment, RunState
 from tests.conftest import audit_actions, make_config
+from tests.dashkit import dashboard_deck, page
 from tests.fakes.openai_server import FakeOpenAI, say
 from tests.fakes.slack_server import FakeSlack
 from tests.fakes.telegram_server import FakeTelegram
@@ -275,3 +279,55 @@ async def test_documents_reach_an_llm_agent_as_text_or_as_a_path(
     for content, name in ((asked[2], "dump.bin"), (asked[3], "huge.txt")):
         (kept,) = [p for p in saved_files(data_dir) if p.name == name]
         assert content == f"sum up\n\n[attached: {kept}]"
+
+
+async def test_the_files_are_listed_with_the_run(
+    fake_telegram: FakeTelegram, fake_openai: FakeOpenAI
+) -> None:
+    async with running(files_config(fake_telegram, fake_openai)) as deck:
+        document = {**fake_telegram.add_file(b"hello"), "file_name": "greeting.txt"}
+        fake_telegram.user_sends({"document": document, "caption": "@reader"}, user=ADMIN)
+        await fake_telegram.wait_until(
+            lambda: any("hello" in t for t in fake_telegram.sent_texts(ADMIN))
+        )
+        await deck.runner.flush()
+        async with deck.db.session() as session:
+            (run,) = (await session.exec(select(Run))).all()
+        parts = await history.run_parts(deck.db, run.id)
+    (listed,) = parts.attachments
+    assert (listed.name, listed.kind, listed.size) == ("greeting.txt", "document", 5)
+    assert listed.path.endswith("/greeting.txt")
+
+
+async def test_the_run_page_lists_the_files_sent() -> None:
+    async with dashboard_deck() as dash:
+        now = dash.deck.clock.now()
+        async with dash.deck.db.session() as session:
+            session.add(
+                Run(
+                    id="f" * 32,
+                    agent="echo",
+                    chat_id="test:ada",
+                    user_id="test:ada",
+                    input="see file",
+                    started_at=now,
+                    status=RunState.DONE,
+                )
+            )
+            session.add(
+                RunAttachment(
+                    run_id="f" * 32,
+                    name="<script>x</script>.log",
+                    kind="document",
+                    size=1234,
+                    path="/data/attachments/x/y.log",
+                    created_at=now,
+                )
+            )
+            await session.commit()
+        async with dash.signed_in("test:admin") as client:
+            body = await page(client, "/runs/" + "f" * 32)
+    assert 'id="run-attachments"' in body
+    assert "&lt;script&gt;x&lt;/script&gt;.log" in body
+    assert "1,234 bytes" in body
+    assert "for 30 days" in body

@@ -40,7 +40,7 @@ from storage.clock import Clock
 from storage.db import Database
 from storage.errors import SecretGone
 from storage.memory import Memory
-from storage.models import Approval, Run, RunState, ToolCall
+from storage.models import Approval, Run, RunAttachment, RunState, ToolCall
 from storage.processes import Processes
 from storage.runs import ActiveRun, RunStore
 from storage.scrubber import Scrubber, redact_tree
@@ -153,6 +153,8 @@ class Runner:
             update_key=origin.update_key,
         )
         run.row_written = self._writer.insert(Run, run.row())
+        for file in origin.files:  # listed on the run's dashboard page
+            self._writer.insert(RunAttachment, _attachment_row(run, file))
         # Cut after scrubbing: a value cut in two would no longer be found.
         self._audit.record(
             origin.user, "run.started", run.id, agent=agent.name, input=run.input[:500]
@@ -520,6 +522,17 @@ def result_text(agent: Agent, outcome: Finished, seconds: float) -> Rich:
     if not footer:
         return rich(bold(agent.name), ": ", body)
     return rich(bold(agent.name), "\n", pre(body), footer)
+
+
+def _attachment_row(run: ActiveRun, file: Received) -> dict[str, Any]:
+    return {
+        "run_id": run.id,
+        "name": file.name[:255],
+        "kind": file.kind,
+        "size": file.size,
+        "path": file.path[:1000],
+        "created_at": run.started_at,
+    }
 
 
 def _starts_block(text: Rich) -> bool:

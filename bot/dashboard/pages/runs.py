@@ -101,6 +101,8 @@ async def run(request: web.Request, viewer: Viewer) -> web.StreamResponse:
             for approval in parts.approvals
         ],
         events=parts.events,
+        attachments=parts.attachments,
+        attachments_days=deck.config.deck.attachments_days,
     )
 
 
