@@ -207,6 +207,8 @@ def assemble(
         brakes=brakes,
         processes=processes,
         scrubber=vault.scrubber,
+        files_root=config.deck.data_path(),
+        file_limit=config.deck.max_file_bytes,
     )
     routing = routing_for(
         config, roster=roster, model=model, prices=prices, audit=audit, clock=clock

@@ -160,6 +160,9 @@ class Outgoing:
     # The ids of the parts an earlier attempt delivered (a long text split in several
     # messages, cut part-way): the transport sends only the parts after them.
     sent_parts: tuple[str, ...] = ()
+    # Files an agent sends back (paths the bot collected from the run's outbox folder),
+    # each shown as a document or photo; the text is their caption.
+    files: tuple[str, ...] = ()
 
     @classmethod
     def plain(cls, chat: str, text: str, thread: str | None = None) -> Outgoing:

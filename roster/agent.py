@@ -48,6 +48,8 @@ class AgentRequest:
     # Files sent with the message, saved under the data directory (never named in text a
     # person typed: only the bot's own download puts a file here).
     files: tuple[Received, ...] = ()
+    # A folder the agent may write files into, sent to the chat when the run ends.
+    outbox: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

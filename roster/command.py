@@ -30,6 +30,7 @@ from roster.tail import ScrubbedTail
 READ_CHUNK = 4096
 MAX_KEPT_OUTPUT = 1_000_000  # keep the tail of runaway output, not all of it
 PREVIEW_TIMEOUT_SECONDS = 10.0
+OUTBOX_VARIABLE = "AGENTDECK_OUTBOX_DIR"
 FILES = "{files}"  # the paths of the files sent with the message
 _INPUT_WORD = re.compile(r"(?:^|\s)\{input\}")  # a shell line's word that is the input
 
@@ -130,7 +131,7 @@ class CommandAgent(Agent):
         await ctx.before_effect()  # the run is stored: a crash from here on never runs it twice
         process = await start_child(
             argv,
-            env=self._environment(),
+            env=self._environment(request.outbox),
             cwd=self.spec.cwd,
             stdin=asyncio.subprocess.PIPE if self.spec.stdin else asyncio.subprocess.DEVNULL,
         )
@@ -176,9 +177,12 @@ class CommandAgent(Agent):
             tail.add(decoder.decode(data))
             await ctx.progress(tail.text())
 
-    def _environment(self) -> dict[str, str]:
-        """The allowlist, and this agent's own `env` with its references resolved."""
+    def _environment(self, outbox: str | None = None) -> dict[str, str]:
+        """The allowlist, this agent's own `env` with its references resolved, and the
+        folder whose files are sent to the chat when the run ends."""
         declared = {key: resolve(value, self._secrets) for key, value in self.spec.env.items()}
+        if outbox is not None:
+            declared[OUTBOX_VARIABLE] = outbox
         return child_environment(declared, redact=self._secrets.redact)
 
 

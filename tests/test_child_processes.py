@@ -59,7 +59,8 @@ def assert_clean(text: str, credentials: dict[str, str], where: str) -> None:
 
 
 def allowed_name(name: str) -> bool:
-    return name in INHERITED or name.startswith("LC_")
+    # AGENTDECK_OUTBOX_DIR: the folder the bot gives a run for files it sends back (#19).
+    return name in INHERITED or name.startswith("LC_") or name == "AGENTDECK_OUTBOX_DIR"
 
 
 async def test_an_approved_env_on_the_console_shows_none_of_the_bots_credentials(

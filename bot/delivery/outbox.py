@@ -60,6 +60,8 @@ def to_payload(message: Outgoing) -> dict[str, Any]:
     }
     if message.sent_parts:
         payload["parts_sent"] = list(message.sent_parts)
+    if message.files:
+        payload["files"] = list(message.files)
     return payload
 
 
@@ -77,6 +79,7 @@ def from_payload(row: OutboxMessage) -> Outgoing:
         buttons=buttons,
         key=row.key,
         sent_parts=parts,
+        files=tuple(str(path) for path in row.payload.get("files", [])),
     )
 
 

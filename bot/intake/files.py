@@ -32,6 +32,7 @@ from roster.agent import Received
 log = logging.getLogger(__name__)
 
 FOLDER = "attachments"
+OUTBOX = "outbox"  # `bot.runs.outfiles.FOLDER`: files runs send back
 KEPT = frozenset({AttachmentKind.PHOTO, AttachmentKind.DOCUMENT})
 MAX_NAME = 100
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -111,15 +112,23 @@ async def refuse(deck: Deck, incoming: Incoming, why: str, text: str) -> None:
 
 
 def prune(root: Path, now: datetime, days: float) -> int:
-    """Delete the folders of messages older than `days`; how many. Blocking: a thread."""
-    base = root / FOLDER
-    if not base.is_dir():
-        return 0
-    cutoff = f"{now - timedelta(days=days):%Y%m%d}"
+    """Delete the folders of messages older than `days`, and the runs' outbox folders
+    (`bot.runs.outfiles`) last changed before then; how many. Blocking: a thread."""
+    cutoff = now - timedelta(days=days)
     removed = 0
-    for folder in base.iterdir():
+    for folder in _folders(root / FOLDER):
         day = _DAY.match(folder.name)
-        if folder.is_dir() and not folder.is_symlink() and day and day[1] < cutoff:
+        if day and day[1] < f"{cutoff:%Y%m%d}":
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    for folder in _folders(root / OUTBOX):
+        if folder.stat().st_mtime < cutoff.timestamp():
             shutil.rmtree(folder, ignore_errors=True)
             removed += 1
     return removed
+
+
+def _folders(base: Path) -> list[Path]:
+    if not base.is_dir():
+        return []
+    return [f for f in base.iterdir() if f.is_dir() and not f.is_symlink()]

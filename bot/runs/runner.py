@@ -8,11 +8,12 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Protocol
 
 from bot import logs, markdown, messages
 from bot.delivery.postman import Postman
-from bot.runs import orphans
+from bot.runs import orphans, outfiles
 from bot.runs.approvals import Approvals
 from bot.runs.brakes import Brakes, LiveRun
 from bot.runs.cards import RERUN_OF
@@ -35,6 +36,7 @@ from roster.agent import (
 )
 from roster.errors import AgentFailed, RosterError
 from roster.roster import Roster
+from roster.spec import CommandAgentSpec
 from storage.audit import AuditLog
 from storage.clock import Clock
 from storage.db import Database
@@ -91,8 +93,13 @@ class Runner:
         brakes: Brakes,
         processes: Processes,
         scrubber: Scrubber,
+        files_root: Path | None = None,
+        file_limit: int = 20 * 1024 * 1024,
     ) -> None:
         self._runs = RunStore(db)
+        # Where a command agent's run gets a folder for files it sends back (None: none).
+        self._files_root = files_root
+        self._file_limit = file_limit
         self._processes = processes  # runs name this process as their owner
         self._writer = writer
         self._memory = memory
@@ -176,6 +183,7 @@ class Runner:
             hops=run.hops,
             thread=run.thread_id,
             files=files,
+            outbox=await self._outbox_for(run, agent),
         )
         try:
             gate = self._brakes.budget_gate(run) or agent.gate(request)
@@ -413,8 +421,37 @@ class Runner:
             cost=live.cost,
             acted=live.acted,
         )
+        await self._send_files(run)
         self._conversation.record(agent, run.chat_id, run.input, outcome.text)
         await self._conversation.fold(agent, run.chat_id)  # after the answer is out
+
+    async def _outbox_for(self, run: ActiveRun, agent: Agent) -> str | None:
+        """The folder a command agent's run may leave files in for the chat."""
+        if self._files_root is None or not isinstance(agent.spec, CommandAgentSpec):
+            return None
+        return str(await asyncio.to_thread(outfiles.prepare, self._files_root, run.id))
+
+    async def _send_files(self, run: ActiveRun) -> None:
+        if self._files_root is None:
+            return
+        folder = self._files_root / outfiles.FOLDER / run.id
+        found = await asyncio.to_thread(outfiles.collect, folder, self._file_limit)
+        if found.files or found.skipped:
+            self._audit.record(
+                run.user_id,
+                "run.files_sent",
+                run.id,
+                names=[p.name for p in found.files],
+                skipped=found.skipped,
+            )
+            await outfiles.send(
+                self._postman,
+                found,
+                run_id=run.id,
+                agent=run.agent,
+                chat=run.chat_id,
+                thread=run.thread_id,
+            )
 
     async def _end(
         self,

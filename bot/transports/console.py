@@ -160,6 +160,8 @@ class ConsoleTransport:
     async def send(self, message: Outgoing) -> MessageRef:
         ref = MessageRef(chat=message.chat, message_id=str(next(self._ids)))
         self._print(render(message.text))
+        for path in message.files:  # the file stays where it is: the terminal shows where
+            self._print(f"📎 {path}")
         self._offer(ref, message.buttons)
         return ref
 

@@ -490,6 +490,23 @@ class FakeTelegram:
             return web.Response(status=404)
         return web.Response(body=content)
 
+    async def _api_sendPhoto(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id = self._target(params)
+        upload = params.get("photo")
+        if not isinstance(upload, web.FileField):
+            raise ApiError(400, "Bad Request: there is no photo in the request")
+        content = upload.file.read()
+        number = len(self.documents)
+        extra: dict[str, Any] = {
+            "photo": [{"file_id": f"p{number}", "file_unique_id": f"up{number}", "width": 1,
+                       "height": 1, "file_size": len(content)}],
+        }  # fmt: skip
+        if params.get("caption"):
+            extra["caption"] = str(params["caption"])
+        message = self._store(chat_id, extra, params)
+        self.documents[(chat_id, message["message_id"])] = content
+        return message
+
     async def _api_editMessageText(self, params: dict[str, Any]) -> dict[str, Any]:
         key = (int(params["chat_id"]), int(params["message_id"]))
         message = self.messages.get(key)

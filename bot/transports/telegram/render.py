@@ -19,6 +19,7 @@ from bot.types import Button
 MESSAGE_LIMIT = 4096
 CALLBACK_DATA_LIMIT = 64  # bytes, Telegram's limit for callback_data
 CAPTION_CHARS = 200
+FILE_CAPTION_CHARS = 1024  # Telegram's limit for a photo's or document's caption
 SEPARATOR = "|"  # callback_data = f"{action_id}|{value}"
 EMPTY = "(no text)"
 SHORT_LABEL = 16

@@ -1,0 +1,82 @@
+"""Files out (#19 point 5, command agents): a run's `$AGENTDECK_OUTBOX_DIR` is sent to the
+chat when the run ends, each file as a photo or a document, through the outbox (once,
+retried); a symlink (to a file the bot can read) and a file above the limit are named
+as not sent, never followed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import audit_actions, make_config
+from tests.fakes.slack_server import FakeSlack
+from tests.fakes.telegram_server import FakeTelegram
+from tests.test_slack import CONFIG as SLACK_CONFIG
+from tests.test_slack import slack_deck
+from tests.test_telegram import ADMIN, CONFIG, fake_telegram, running
+
+__all__ = ["fake_telegram"]  # the fixture
+
+MAKER = """
+[[agents]]
+name = "maker"
+kind = "command"
+shell = true
+command = ["SCRIPT"]
+"""
+SCRIPT = (
+    'cd "$AGENTDECK_OUTBOX_DIR" && echo "disk report" > report.txt && '
+    "printf PNGBYTES > chart.png && ln -s SECRET leak && head -c 5000 /dev/zero > big.bin "
+    "&& echo made"
+)
+
+
+def with_maker(text: str, secret: Path) -> str:
+    """The config text with the maker agent and a file limit of about 1 KB."""
+    maker = MAKER.replace("SCRIPT", SCRIPT.replace("SECRET", str(secret)).replace('"', '\\"'))
+    return text.replace("[deck]\n", "[deck]\nmax_file_mb = 0.001\n", 1) + maker
+
+
+@pytest.fixture
+def secret_file(tmp_path: Path) -> Path:
+    path = tmp_path / "bot-only.key"
+    path.write_text("THE-BOTS-OWN-KEY")
+    return path
+
+
+async def test_files_a_command_agent_leaves_arrive_in_telegram(
+    fake_telegram: FakeTelegram, secret_file: Path, data_dir: Path
+) -> None:
+    fake_telegram.fail_next("sendDocument", status=429, retry_after=1)  # retried, sent once
+    text = CONFIG.replace("BASE_URL", fake_telegram.base_url)
+    async with running(make_config(with_maker(text, secret_file))) as deck:
+        fake_telegram.user_says("@maker go", user=ADMIN)
+        await fake_telegram.wait_until(
+            lambda: any("not sent" in t for t in fake_telegram.sent_texts(ADMIN)), timeout=15
+        )
+        await fake_telegram.wait_for("sendDocument")
+        actions = await audit_actions(deck)
+    (document,) = fake_telegram.calls_to("sendDocument")
+    (photo,) = fake_telegram.calls_to("sendPhoto")
+    assert document.params["caption"] == "maker: report.txt"
+    assert photo.params["caption"] == "maker: chart.png"
+    contents = sorted(fake_telegram.documents.values())
+    assert contents == [b"PNGBYTES", b"disk report\n"]
+    (note,) = [t for t in fake_telegram.sent_texts(ADMIN) if "not sent" in t]
+    assert "big.bin (5,000 bytes, above the limit)" in note
+    assert "leak (not a regular file)" in note
+    assert "THE-BOTS-OWN-KEY" not in "".join(fake_telegram.sent_texts())
+    assert b"THE-BOTS-OWN-KEY" not in b"".join(contents)
+    assert "run.files_sent" in actions
+    texts = fake_telegram.sent_texts(ADMIN)
+    assert texts.index(next(t for t in texts if "made" in t)) < texts.index(note)
+
+
+async def test_files_arrive_in_slack_as_uploads(fake_slack: FakeSlack, secret_file: Path) -> None:
+    async with slack_deck(fake_slack, with_maker(SLACK_CONFIG, secret_file)) as (_deck, slack):
+        await slack.mention("@maker go")
+        await fake_slack.wait_for_text("not sent")
+        await fake_slack.wait_for(lambda fake: len(fake.uploads) >= 2)
+    assert sorted(fake_slack.uploads.values()) == [b"PNGBYTES", b"disk report\n"]
