@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from pathlib import PurePath
 from typing import TYPE_CHECKING
 
 from bot import messages
@@ -102,6 +103,19 @@ class ToolHost:
             raise ToolError(f"could not post to {chat} ({type(exc).__name__})") from exc
         deck.audit.record(agent, "tool.notify", chat, text=text[:200])
 
+    # --- FileSender --------------------------------------------------------------------
+
+    async def send_file(
+        self, chat: str, thread: str | None, path: str, *, agent: str, key: str
+    ) -> None:
+        deck = self._deck
+        name = PurePath(path).name
+        message = Outgoing(
+            chat=chat, thread=thread, text=rich(bold(agent), ": ", name), files=(path,)
+        )
+        await deck.postman.keep(key, message, subject=key)
+        deck.audit.record(agent, "tool.send_file", chat, name=name)
+
     # --- JobBook -----------------------------------------------------------------------
 
     async def schedule(self, *, agent: str, text: str, when: str, chat: str, user: str) -> str:
@@ -160,6 +174,7 @@ def toolbox_for(config: Config, *, notes: NoteStore, host: ToolHost) -> ToolBox:
         delegate=host,
         notifier=host,
         jobs=host if config.scheduler.enabled else None,
+        files=host,
         max_hops=config.deck.max_hops,
     )
     built = build_toolbox(services, declared=config.tools, policies=config.tool_policy)

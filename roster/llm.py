@@ -451,6 +451,7 @@ class LLMAgent(Agent):
             egress=self._egress,
             redact=self._secrets.redact,
             process_started=run.process_started if run is not None else _no_process,
+            files=tuple(file.path for file in request.files),
         )
 
     async def _call_tool(self, request: AgentRequest, call: ToolRequest, run: RunContext) -> str:

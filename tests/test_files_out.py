@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import audit_actions, make_config
+from tests.fakes.openai_server import FakeOpenAI, call, say
 from tests.fakes.slack_server import FakeSlack
 from tests.fakes.telegram_server import FakeTelegram
 from tests.test_slack import CONFIG as SLACK_CONFIG
@@ -80,3 +81,48 @@ async def test_files_arrive_in_slack_as_uploads(fake_slack: FakeSlack, secret_fi
         await fake_slack.wait_for_text("not sent")
         await fake_slack.wait_for(lambda fake: len(fake.uploads) >= 2)
     assert sorted(fake_slack.uploads.values()) == [b"PNGBYTES", b"disk report\n"]
+
+
+FILER = """
+[llm]
+base_url = "OPENAI_URL"
+api_key = "env:TEST_OPENAI_KEY"
+max_retries = 0
+[[agents]]
+name = "filer"
+kind = "llm"
+model = "fake-model"
+tools = ["send_file"]
+"""
+
+
+async def test_an_llm_agent_sends_back_only_its_messages_files(
+    fake_telegram: FakeTelegram, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """send_file takes a file name among the message's files; anything else (the
+    database, a path) is refused to the model, and nothing is sent."""
+    monkeypatch.setenv("TEST_OPENAI_KEY", "sk-test")
+    fake_openai.script = [
+        call("send_file", file="agentdeck.db"),
+        call("send_file", file="../../agentdeck.db"),
+        call("send_file", file="notes.txt"),
+        say("sent it back"),
+    ]
+    text = CONFIG.replace(
+        "BASE_URL", f'{fake_telegram.base_url}"\nbase_file_url = "{fake_telegram.base_file_url}'
+    )
+    config = make_config(text + FILER.replace("OPENAI_URL", fake_openai.base_url))
+    async with running(config):
+        document = {**fake_telegram.add_file(b"my notes"), "file_name": "notes.txt"}
+        fake_telegram.user_sends({"document": document, "caption": "@filer return it"}, user=ADMIN)
+        await fake_telegram.wait_until(
+            lambda: "filer: sent it back" in fake_telegram.sent_texts(ADMIN)
+        )
+        await fake_telegram.wait_for("sendDocument")
+    (sent,) = fake_telegram.calls_to("sendDocument")
+    assert sent.params["caption"] == "filer: notes.txt"
+    assert list(fake_telegram.documents.values()) == [b"my notes"]
+    results = [m["content"] for m in fake_openai.requests[3]["messages"] if m["role"] == "tool"]
+    assert "no file 'agentdeck.db'" in results[0]
+    assert "no file '../../agentdeck.db'" in results[1]
+    assert results[2] == "sent notes.txt"
