@@ -139,6 +139,9 @@ class RunContext(Protocol):
     async def progress(self, text: str) -> None:
         """Show output so far (the transport edits one message, throttled)."""
 
+    async def stream(self, text: str) -> None:
+        """Show a model's answer as it is written (Markdown, the text so far)."""
+
     async def before_model_call(self) -> None:
         """Raise `BudgetExceeded` when one more model call would pass today's budget."""
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,11 +30,18 @@ from roster.agent import (
     Usage,
 )
 from roster.egress import Egress, Ruling, Verdict
-from roster.errors import ModelError, ReferenceNotFound, SecretNotAllowed, ToolError
+from roster.errors import (
+    ModelError,
+    ReferenceNotFound,
+    SecretNotAllowed,
+    StreamBroken,
+    ToolError,
+)
 from roster.fallback import complete
 from roster.pricing import NO_PRICES, PriceTable
 from roster.refs import NoSecrets, SecretSource, resolve_arguments, secret_references
 from roster.spec import LLMAgentSpec
+from roster.streaming import Stream
 from roster.summary import summarise
 from roster.tools import Tool, ToolCallContext, parse_arguments
 
@@ -125,6 +132,52 @@ class ModelClient:
             return _reply(response)
         except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
             raise ModelError("The model API sent a malformed response.") from exc
+
+    async def stream(
+        self,
+        model: str,
+        messages: list[Message],
+        tools: list[Message],
+        on_text: Callable[[str], Awaitable[None]],
+    ) -> Reply:
+        """As `complete`, streamed: `on_text(text so far)` as the answer grows.
+
+        A stream cut off once it began is a `StreamBroken` carrying the text shown."""
+        if self._client is None:
+            await self.load_sdk()
+        client = self._connect()
+        from openai import AsyncStream
+
+        body: dict[str, Any] = {
+            "model": model,
+            "messages": messages,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if tools:
+            body["tools"] = tools
+        collected = Stream()
+        with _model_errors(self.settings.timeout):  # the request: the SDK retries it
+            chunks = await client.post(
+                "/chat/completions",
+                body=body,
+                cast_to=dict,
+                stream=True,
+                stream_cls=AsyncStream[dict],  # type: ignore[type-arg]
+            )
+        try:
+            with _model_errors(self.settings.timeout):
+                async for chunk in chunks:
+                    if collected.add(chunk):
+                        await on_text(collected.text)
+        except ModelError as exc:  # cut off mid-way: no retry by the SDK
+            raise StreamBroken(str(exc), collected.text) from exc
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelError("The model API sent a malformed stream.") from exc
+        if not collected.chunks:
+            raise ModelError("The model API sent a malformed response.")
+        calls = tuple(ToolRequest(*call) for call in collected.tool_calls())
+        return Reply(collected.text, calls, Usage(*collected.tokens))
 
     async def transcribe(self, model: str, audio: bytes, filename: str) -> str:
         """The words in an audio file (`/audio/transcriptions`, at the chat provider)."""
@@ -334,6 +387,7 @@ class LLMAgent(Agent):
                 messages=messages,
                 tools=schemas,
                 prices=self._prices,
+                on_text=ctx.stream if self.spec.stream else None,
             )
             ctx.spent(reply.usage)
             turns += 1

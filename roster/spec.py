@@ -207,6 +207,8 @@ class LLMAgentSpec(AgentBase):
     max_turns: int = Field(default=5, ge=1, le=50)
     # The model takes images: photos sent with a message go to it as image parts.
     vision: bool = False
+    # The answer streams: the chat shows it growing (each transport within its limits).
+    stream: bool = True
     router: bool = False
     # Addresses that are not public (loopback, private, link-local, metadata) its tools
     # may reach, e.g. ["10.0.0.0/8", "127.0.0.1"]; refused otherwise (`roster.egress`).

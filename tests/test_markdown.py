@@ -255,11 +255,13 @@ max_retries = 0
 name = "writer"
 kind = "llm"
 model = "fake-model"
+stream = false  # one message, not edits of a growing one (tests/test_streaming.py)
 [[agents]]
 name = "plainwriter"
 kind = "llm"
 model = "fake-model"
 markdown = false
+stream = false
 [[agents]]
 name = "mdcmd"
 kind = "command"

@@ -421,8 +421,9 @@ class Runner:
             cost=live.cost,
             acted=live.acted,
         )
-        await self._send_files(run)
         self._conversation.record(agent, run.chat_id, run.input, outcome.text)
+        if isinstance(agent.spec, CommandAgentSpec):  # only their runs have an outbox folder
+            await self._send_files(run)
         await self._conversation.fold(agent, run.chat_id)  # after the answer is out
 
     async def _outbox_for(self, run: ActiveRun, agent: Agent) -> str | None:

@@ -27,10 +27,22 @@ class Step:
     status: int = 200
     delay: float = 0.0
     raw: str | None = None  # sent as the body as is (malformed responses)
+    # Streaming (`"stream": true`): the answer in pieces of `chunk_chars`, `chunk_delay`
+    # seconds apart; `break_after`: the connection is cut after that many pieces.
+    chunk_chars: int = 4
+    chunk_delay: float = 0.0
+    break_after: int | None = None
 
 
 def say(content: str, delay: float = 0.0) -> Step:
     return Step(content=content, delay=delay)
+
+
+def stream(
+    content: str, *, delay: float = 0.0, chars: int = 4, break_after: int | None = None
+) -> Step:
+    """A text answer that streams in pieces of `chars`, `delay` seconds apart."""
+    return Step(content=content, chunk_chars=chars, chunk_delay=delay, break_after=break_after)
 
 
 def call(name: str, **arguments: Any) -> Step:
@@ -92,7 +104,7 @@ class FakeOpenAI:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    async def _complete(self, request: web.Request) -> web.Response:
+    async def _complete(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(body)
         step = self._next_step(body.get("model", ""))
@@ -106,7 +118,54 @@ class FakeOpenAI:
                 "error": {"message": f"scripted failure {step.status}", "type": "server_error"}
             }
             return web.json_response(error, status=step.status)
+        if body.get("stream"):
+            return await self._stream(request, self._completion(body, step), step or Step())
         return web.json_response(self._completion(body, step))
+
+    async def _stream(
+        self, request: web.Request, completion: dict[str, Any], step: Step
+    ) -> web.StreamResponse:
+        """The completion as server-sent chunks, as the API streams it."""
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        message = completion["choices"][0]["message"]
+        content = message.get("content") or ""
+        pieces = [
+            content[i : i + step.chunk_chars] for i in range(0, len(content), step.chunk_chars)
+        ]
+        deltas: list[dict[str, Any]] = [{"role": "assistant", "content": p} for p in pieces]
+        for index, tool_call in enumerate(message.get("tool_calls") or []):
+            deltas.append({"tool_calls": [{"index": index, **tool_call}]})
+        for number, delta in enumerate(deltas):
+            if step.break_after is not None and number >= step.break_after:
+                assert request.transport is not None
+                request.transport.close()  # cut mid-way: no [DONE]
+                return response
+            await self._event(
+                response, completion, {"index": 0, "delta": delta, "finish_reason": None}
+            )
+            if step.chunk_delay:
+                await asyncio.sleep(step.chunk_delay)
+        finish = completion["choices"][0]["finish_reason"]
+        await self._event(response, completion, {"index": 0, "delta": {}, "finish_reason": finish})
+        usage = {"id": completion["id"], "object": "chat.completion.chunk", "created": 0,
+                 "model": completion["model"], "choices": [], "usage": completion["usage"]}  # fmt: skip
+        await response.write(f"data: {json.dumps(usage)}\n\n".encode())
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+    async def _event(
+        self, response: web.StreamResponse, completion: dict[str, Any], choice: dict[str, Any]
+    ) -> None:
+        chunk = {
+            "id": completion["id"],
+            "object": "chat.completion.chunk",
+            "created": completion["created"],
+            "model": completion["model"],
+            "choices": [choice],
+        }
+        await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
 
     async def _models(self, request: web.Request) -> web.Response:
         given = request.headers.get("Authorization", "").removeprefix("Bearer ")

@@ -1,0 +1,135 @@
+"""Streamed answers (#19 point 6): an llm agent's answer grows in one Telegram message
+(the first text at once, then edits at about one a second), the final text replaces it
+and is what the run stores; a stream cut off mid-way ends with a clear note and is not
+asked again, one cut before any text is asked again; tool calls in a stream work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlmodel import select
+
+from bot.config import Config
+from bot.deck import Deck
+from storage.models import Run, RunState
+from tests.conftest import make_config
+from tests.fakes.openai_server import FakeOpenAI, call, stream
+from tests.fakes.telegram_server import FakeTelegram
+from tests.test_telegram import ADMIN, CONFIG, fake_telegram, running
+
+__all__ = ["fake_telegram"]  # the fixture
+
+WRITER = """
+[llm]
+base_url = "OPENAI_URL"
+api_key = "env:TEST_OPENAI_KEY"
+max_retries = 0
+[[agents]]
+name = "writer"
+kind = "llm"
+model = "fake-model"
+tools = ["recall"]
+"""
+ANSWER = "The disk **is fine**: 42% used on /, 17% on /var. Nothing to do today, all good."
+
+
+@pytest.fixture(autouse=True)
+def _key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_OPENAI_KEY", "sk-test")
+
+
+def streaming_config(telegram: FakeTelegram, openai: FakeOpenAI) -> Config:
+    text = CONFIG.replace("BASE_URL", telegram.base_url)
+    return make_config(text + WRITER.replace("OPENAI_URL", openai.base_url))
+
+
+def shown(fake: FakeTelegram) -> list[str]:
+    """Every text the bot sent or edited to, in order (HTML as sent)."""
+    return [c.params["text"] for c in fake.calls if c.method in ("sendMessage", "editMessageText")]
+
+
+async def final_run(deck: Deck) -> Run:
+    """The one run, once its end is written (that follows the answer going out)."""
+    async with asyncio.timeout(10):
+        while True:
+            await deck.runner.flush()
+            async with deck.db.session() as session:
+                (run,) = (await session.exec(select(Run))).all()
+            if run.finished_at is not None:
+                return run
+            await asyncio.sleep(0.05)
+
+
+async def test_the_answer_grows_in_one_message_then_the_final_text_replaces_it(
+    fake_telegram: FakeTelegram, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.script = [stream(ANSWER, delay=0.2, chars=4)]  # about four seconds
+    async with running(streaming_config(fake_telegram, fake_openai)) as deck:
+        fake_telegram.user_says("@writer how is the disk?", user=ADMIN)
+        final = "<b>writer</b>: The disk <b>is fine</b>: 42% used"
+        await fake_telegram.wait_until(
+            lambda: any(t.startswith(final) and not t.endswith(" …") for t in shown(fake_telegram)),
+            timeout=15,
+        )
+        run = await final_run(deck)
+    texts = shown(fake_telegram)
+    (first,) = fake_telegram.calls_to("sendMessage")  # one message, edited
+    growing = [t for t in texts if t.endswith(" …")]
+    assert len(growing) >= 4, texts  # the first text, then at least three growing edits
+    lengths = [len(t) for t in growing]
+    assert lengths == sorted(lengths)
+    assert first.params["text"] == growing[0]
+    assert texts[-1] == (
+        "<b>writer</b>: The disk <b>is fine</b>: 42% used on /, 17% on /var. "
+        "Nothing to do today, all good."
+    )
+    (message_id,) = [key[1] for key in fake_telegram.messages if key[0] == ADMIN]
+    edited = {int(c.params["message_id"]) for c in fake_telegram.calls_to("editMessageText")}
+    assert edited == {message_id}
+    assert run.output == ANSWER  # what is stored is the final text
+    assert fake_openai.requests[0]["stream"] is True
+
+
+async def test_a_stream_cut_off_mid_way_ends_with_a_clear_note_and_is_not_asked_again(
+    fake_telegram: FakeTelegram, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.script = [stream(ANSWER, chars=4, break_after=6)]
+    async with running(streaming_config(fake_telegram, fake_openai)) as deck:
+        fake_telegram.user_says("@writer how is the disk?", user=ADMIN)
+        await fake_telegram.wait_until(
+            lambda: any("broke off" in t for t in fake_telegram.sent_texts(ADMIN)), timeout=15
+        )
+        run = await final_run(deck)
+    (end,) = [t for t in fake_telegram.sent_texts(ADMIN) if "broke off" in t]
+    assert end.startswith("writer: The disk **is fine**")  # what was shown, as it was said
+    assert "(the answer broke off here:" in end
+    assert len(fake_openai.requests) == 1
+    assert run.status == RunState.FAILED
+
+
+async def test_a_stream_cut_before_any_text_is_asked_again(
+    fake_telegram: FakeTelegram, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.script = [stream(ANSWER, break_after=0), stream("second time lucky")]
+    async with running(streaming_config(fake_telegram, fake_openai)):
+        fake_telegram.user_says("@writer again?", user=ADMIN)
+        await fake_telegram.wait_until(
+            lambda: "writer: second time lucky" in fake_telegram.sent_texts(ADMIN), timeout=15
+        )
+    assert len(fake_openai.requests) == 2
+
+
+async def test_tool_calls_in_a_stream_work_as_before(
+    fake_telegram: FakeTelegram, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.script = [call("recall", query="disk"), stream("nothing noted about disks")]
+    async with running(streaming_config(fake_telegram, fake_openai)):
+        fake_telegram.user_says("@writer what did we note?", user=ADMIN)
+        await fake_telegram.wait_until(
+            lambda: "writer: nothing noted about disks" in fake_telegram.sent_texts(ADMIN),
+            timeout=15,
+        )
+    tool_messages = [m for m in fake_openai.requests[1]["messages"] if m["role"] == "tool"]
+    assert len(tool_messages) == 1
