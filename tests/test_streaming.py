@@ -65,7 +65,7 @@ async def final_run(deck: Deck) -> Run:
 async def test_the_answer_grows_in_one_message_then_the_final_text_replaces_it(
     fake_telegram: FakeTelegram, fake_openai: FakeOpenAI
 ) -> None:
-    fake_openai.script = [stream(ANSWER, delay=0.2, chars=4)]  # about four seconds
+    fake_openai.script = [stream(ANSWER, delay=0.25, chars=4)]  # about five seconds
     async with running(streaming_config(fake_telegram, fake_openai)) as deck:
         fake_telegram.user_says("@writer how is the disk?", user=ADMIN)
         final = "<b>writer</b>: The disk <b>is fine</b>: 42% used"

@@ -79,6 +79,8 @@ class Progress:
             return
         if self._ref is not None and self._latest == self._shown:
             return
+        if self._streaming and self._ref is not None and self._since_edit() < EDIT_INTERVAL_SECONDS:
+            return  # one edit a second per chat at most: the next tick shows it
         # Scrub before cutting: a cut through a secret's value would leave its tail unscrubbed.
         body = self._postman.redact(self._latest)[-TAIL_CHARS:]
         if self._streaming:
@@ -99,8 +101,12 @@ class Progress:
         except Exception:
             log.debug("typing indicator failed", exc_info=True)
 
+    def _since_edit(self) -> float:
+        return time.monotonic() - self._last_edit
+
     async def _post(self, message: Outgoing) -> None:
         async with self._lock:
+            self._last_edit = time.monotonic()
             try:
                 if self._ref is None:  # progress is not kept in the outbox: it is soon stale
                     self._ref = await self._postman.deliver(message)
@@ -120,6 +126,8 @@ class Progress:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
         message = Outgoing(chat=self._chat, thread=self._thread, text=text, key=key)
+        if self._streaming and self._ref is not None:  # the edit pace holds for the last one too
+            await asyncio.sleep(max(EDIT_INTERVAL_SECONDS - self._since_edit(), 0.0))
         async with self._lock:
             if self._ref is not None:
                 try:

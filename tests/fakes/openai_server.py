@@ -62,6 +62,8 @@ class FakeOpenAI:
         # /audio/transcriptions: (model, file name, bytes) of each call, and what to answer.
         self.transcriptions: list[tuple[str, str, bytes]] = []
         self.transcripts: dict[bytes, str] = {}
+        # Streams: (the last user text, perf_counter when the first chunk went out).
+        self.stream_starts: list[tuple[str, float]] = []
         self.delay = delay
         # `GET /v1/models` lists these; with `api_key` set, any other key gets a 401 there.
         self.models = ["gpt-4o-mini", "gpt-4o"]
@@ -119,7 +121,8 @@ class FakeOpenAI:
             }
             return web.json_response(error, status=step.status)
         if body.get("stream"):
-            return await self._stream(request, self._completion(body, step), step or Step())
+            completion = {**self._completion(body, step), "_messages": body["messages"]}
+            return await self._stream(request, completion, step or Step())
         return web.json_response(self._completion(body, step))
 
     async def _stream(
@@ -136,7 +139,11 @@ class FakeOpenAI:
         deltas: list[dict[str, Any]] = [{"role": "assistant", "content": p} for p in pieces]
         for index, tool_call in enumerate(message.get("tool_calls") or []):
             deltas.append({"tool_calls": [{"index": index, **tool_call}]})
+        users = [m for m in completion["_messages"] if m["role"] == "user"]
+        asked: dict[str, Any] = users[-1] if users else {}
         for number, delta in enumerate(deltas):
+            if number == 0:
+                self.stream_starts.append((str(asked.get("content", "")), time.perf_counter()))
             if step.break_after is not None and number >= step.break_after:
                 assert request.transport is not None
                 request.transport.close()  # cut mid-way: no [DONE]
