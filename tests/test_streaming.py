@@ -16,7 +16,10 @@ from bot.deck import Deck
 from storage.models import Run, RunState
 from tests.conftest import make_config
 from tests.fakes.openai_server import FakeOpenAI, call, stream
+from tests.fakes.slack_server import FakeSlack
 from tests.fakes.telegram_server import FakeTelegram
+from tests.test_slack import CONFIG as SLACK_CONFIG
+from tests.test_slack import slack_deck
 from tests.test_telegram import ADMIN, CONFIG, fake_telegram, running
 
 __all__ = ["fake_telegram"]  # the fixture
@@ -133,3 +136,22 @@ async def test_tool_calls_in_a_stream_work_as_before(
         )
     tool_messages = [m for m in fake_openai.requests[1]["messages"] if m["role"] == "tool"]
     assert len(tool_messages) == 1
+
+
+async def test_in_slack_the_answer_grows_by_chat_update(
+    fake_slack: FakeSlack, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.script = [stream(ANSWER, delay=0.15, chars=4)]  # about three seconds
+    text = SLACK_CONFIG + WRITER.replace("OPENAI_URL", fake_openai.base_url)
+    async with slack_deck(fake_slack, text) as (_deck, slack):
+        await slack.mention("@writer how is the disk?")
+        message = await fake_slack.wait_for(
+            lambda fake: next(
+                (m for m in fake.messages.values() if m.shown.endswith("all good.")), None
+            )
+        )
+    assert message.edits >= 2
+    assert all(shown.endswith(" …") for shown in message.history[:2])
+    assert message.shown == "*writer*: The disk *is fine*: 42% used on /, 17% on /var. " + (
+        "Nothing to do today, all good."
+    )
