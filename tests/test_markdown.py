@@ -387,3 +387,11 @@ async def test_the_run_page_shows_markdown_as_safe_html_under_the_strict_csp() -
     assert 'href="javascript' not in body
     assert "<script>alert" not in body
     assert '<pre id="run-output">**done** &lt;script&gt;' in plain  # a command: as printed
+
+
+async def test_the_command_menu_holds_no_backticks(fake_telegram: FakeTelegram) -> None:
+    async with running(make_config(CONFIG.replace("BASE_URL", fake_telegram.base_url))):
+        await fake_telegram.wait_until(lambda: bool(fake_telegram.commands))
+    forget = next(c for c in fake_telegram.commands if c["command"] == "forget")
+    assert forget["description"] == "clear this chat's conversation memory, or with notes its notes"
+    assert not any("`" in c["description"] for c in fake_telegram.commands)

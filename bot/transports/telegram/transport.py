@@ -17,10 +17,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from telegram import Bot, BotCommand, Update
 from telegram.error import InvalidToken, NetworkError, TelegramError
 
+from bot import markdown
 from bot.commands import Commands
 from bot.config import TelegramMode, TelegramSection
 from bot.credentials import derived_webhook_secret
 from bot.errors import TransportError, TransportStartError
+from bot.text import plain_text
 from bot.transports.telegram import files
 from bot.transports.telegram.inbound import (
     ALLOWED_UPDATES,
@@ -154,7 +156,7 @@ class TelegramTransport:
     async def _register_commands(self, bot: Bot) -> None:
         """The command menu the Telegram client shows: every chat command, with its help."""
         commands = [
-            BotCommand(spec.name, spec.help[:256] or spec.name)
+            BotCommand(spec.name, plain_text(markdown.inline(spec.help))[:256] or spec.name)
             for spec in sorted(self._commands.values(), key=lambda spec: spec.name)
             if _COMMAND_NAME.match(spec.name)
         ]
