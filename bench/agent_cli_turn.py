@@ -19,10 +19,10 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from tests.agent_clis import claude_cli, claude_env, codex_cli, codex_env
 from tests.fakes.anthropic_server import FakeAnthropic, say
 from tests.fakes.responses_server import FakeResponses
 from tests.fakes.responses_server import say as codex_say
+from tests.support.agent_clis import claude_cli, claude_env, codex_cli, codex_env
 
 
 async def timed(turns: int, one: Callable[[], Awaitable[None]]) -> list[float]:

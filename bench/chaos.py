@@ -1,6 +1,6 @@
 """Chaos: kill -9 at random moments of a stream of messages, at scale; count what happened.
 
-The experiment of `tests/test_chaos.py` (`tests.chaos`), larger: by default 1,000
+The experiment of `tests/test_chaos.py` (`tests.support.chaos`), larger: by default 1,000
 messages and 10 kills, on SQLite with Telegram polling (one process, killed and started
 again) and on PostgreSQL with two webhook processes behind a round-robin balancer (one
 of them killed each time, in turn). A command agent appends each message's tag to a
@@ -26,8 +26,8 @@ import time
 import uuid
 from pathlib import Path
 
-from tests import chaos
-from tests.chaos import Plan, Tally
+from tests.support import chaos
+from tests.support.chaos import Plan, Tally
 
 PG_URL = os.environ.get("AGENTDECK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 COLUMNS = (

@@ -7,12 +7,14 @@
    or an agent chosen by routing.
 3. `bot.runs` — the runner records a run, applies the brakes (budget, breaker, clock),
    waits for approvals where the policy asks, shows progress, and ends with an outcome.
-4. `bot.delivery` — the postman and the durable outbox deliver the answer once, through
-   outages and retries.
+4. `bot.delivery` — the postman (durable: through the outbox) and the direct sender
+   (through the transports) deliver the answer once, through outages and retries.
 
-Beside the way: `app` builds and starts everything (one exit stack), `deck` is what a
-running deck shares, `jobruns` connects the scheduler's runs to the runner, `toolhost`
-gives tools that reach outside one agent their bot side, `dashboard` and `metrics` are the
-web pages and the Prometheus endpoint, and `cli`, `doctor`, `reload`, `liveness`, `logs`
-the process around it all.
+Beside the way: `graph` builds the deck's objects in one place (each given what it uses
+to its constructor), `app` starts them (one exit stack), `recovery` picks up what the
+last process left, `deck` is what a running deck shares, `jobruns` connects the
+scheduler's runs to the runner, `triggers` starts runs from signed webhook deliveries,
+`providers` builds the model endpoints, `toolhost` gives tools that reach outside one agent
+their bot side, `dashboard` and `metrics` are the web pages and the Prometheus
+endpoint, and `cli`, `doctor`, `reload`, `liveness`, `logs` the process around it all.
 """

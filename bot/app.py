@@ -1,6 +1,10 @@
-"""Start-up and shutdown: storage, then the roster and services, then the transports.
+"""Start-up and shutdown: storage, then the deck's graph, then the transports.
 
-Everything is entered into one AsyncExitStack, so a partial start unwinds in reverse.
+The graph is built in `bot.graph` (nothing started, nothing set afterwards); here each
+part that runs is entered into one AsyncExitStack, in order, so a partial start
+unwinds in reverse, as APScheduler 4 starts its parts. What the last process left is
+picked up last (`bot.recovery`). `open_app` yields the started `App`; `open_deck` the
+deck and its transports.
 """
 
 from __future__ import annotations
@@ -8,56 +12,50 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from bot import messages
 from bot.access import Access
 from bot.commands import Commands, command_table, inbox_form
-from bot.config import Config
+from bot.config import Config, TelegramMode
 from bot.credentials import learn_credentials
 from bot.deck import Deck
-from bot.delivery.outbox import ADMIN_SUBJECT
 from bot.delivery.postman import Postman
 from bot.diskspace import telling_when_full
 from bot.findings import CheckStatus
+from bot.graph import Graph, build_graph
 from bot.intake import actions, files
 from bot.intake.dispatcher import Dispatcher
-from bot.intake.routing import routing_for
-from bot.jobruns import halt_scheduler, open_scheduler
+from bot.jobruns import halt_scheduler, open_scheduler, sync_config_jobs
 from bot.liveness import Liveness
 from bot.preflight import users_finding
+from bot.recovery import recover
 from bot.redaction import redacting_logs
 from bot.runs import interrupted
-from bot.runs.approvals import Approvals
-from bot.runs.brakes import Brakes
-from bot.runs.breaker import Breaker
-from bot.runs.budget import Budgets
-from bot.runs.interrupted import Cut
-from bot.runs.runner import Runner
-from bot.toolhost import ToolHost, toolbox_for
 from bot.transports.console import ConsoleTransport
-from bot.types import Incoming, Outgoing, Transport
+from bot.trigger_spec import WebhooksSection
+from bot.triggers.server import TriggerListener, WebhookRoutes, mount
+from bot.triggers.service import Triggers
+from bot.types import Transport
 from roster.children import KILL_GRACE_SECONDS
-from roster.errors import ReferenceNotFound
-from roster.llm import ModelClient, ModelSettings
-from roster.pricing import PriceTable
-from roster.refs import SecretSource, resolve
-from roster.roster import Roster
+from roster.refs import SecretSource
 from storage.audit import AuditLog
 from storage.clock import Clock, SystemClock
 from storage.db import Database
 from storage.inbox import Inbox
-from storage.memory import Memory
 from storage.processes import Processes, process_id
 from storage.secrets import Vault
 from storage.threads import ThreadAgents
 from storage.writer import WriteBehind
+
+if TYPE_CHECKING:
+    from bot.dashboard import Dashboard
+    from bot.metrics import MetricsServer
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +64,16 @@ PRUNE_SECONDS = 24 * 3600.0
 CONSOLE_HISTORY = "console_history"  # in the data directory, mode 0600
 # After cancelling: long enough for a command's process group to be killed, and a little more.
 CANCELLED_WAIT_SECONDS = KILL_GRACE_SECONDS + 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class App:
+    """A started deck: the deck, its transports, and what is built on the deck."""
+
+    deck: Deck
+    transports: list[Transport]
+    dashboard: Dashboard | None  # None when [dashboard] enabled = false
+    metrics: MetricsServer | None  # None when [metrics] enabled = false
 
 
 @contextlib.asynccontextmanager
@@ -78,6 +86,24 @@ async def open_deck(
     transports: list[Transport] | None = None,
     hurry: asyncio.Event | None = None,
 ) -> AsyncIterator[tuple[Deck, list[Transport]]]:
+    """`open_app`, as the deck and its transports."""
+    opened = open_app(
+        config, clock=clock, stdin=stdin, stdout=stdout, transports=transports, hurry=hurry
+    )
+    async with opened as app:
+        yield app.deck, app.transports
+
+
+@contextlib.asynccontextmanager
+async def open_app(
+    config: Config,
+    *,
+    clock: Clock | None = None,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+    transports: list[Transport] | None = None,
+    hurry: asyncio.Event | None = None,
+) -> AsyncIterator[App]:
     """Build and start everything; on exit, finish work and stop in reverse order.
 
     `transports` replaces the ones the config names (tests, embedding). `hurry`, once set,
@@ -93,13 +119,16 @@ async def open_deck(
         if (users := users_finding(config)).verdict is CheckStatus.WARN:
             log.warning(users.detail)  # stderr: a chat deck nobody may use yet
         processes = await beating_process(config, db=db, clock=clock)
-        deck = assemble(config, db=db, writer=writer, clock=clock, vault=vault, processes=processes)
-        deck.writer = writer
-        stack.push_async_callback(deck.model.close)
+        graph = build_graph(
+            config, db=db, writer=writer, clock=clock, vault=vault, processes=processes
+        )
+        deck = graph.deck
+        stack.push_async_callback(deck.providers.close)
+        metrics = None
         if config.metrics.enabled:  # first in, last out: counts the whole start and stop
             from bot.metrics import MetricsServer
 
-            deck.metrics = await stack.enter_async_context(MetricsServer(deck))
+            metrics = await stack.enter_async_context(MetricsServer(deck))
         commands = command_table()
         stored = inbox_form(commands)  # `/secret set` values never reach the database
         inbox = Inbox(db=db, writer=writer, clock=clock, processes=processes, stored=stored)
@@ -110,6 +139,8 @@ async def open_deck(
             processes, db=deck.db, clock=deck.clock, roster=deck.roster, audit=deck.audit
         )  # before any new work starts
         await deck.brakes.budgets.load()
+        triggers = Triggers(deck) if config.triggers else None
+        routes = webhook_routes(triggers, config) if transports is None else None
         if transports is None:
             threads = ThreadAgents(db=db, clock=clock)
             transports = build_transports(
@@ -123,32 +154,47 @@ async def open_deck(
                 access=deck.access,
                 audit=deck.audit,
                 commands=commands,
+                webhook_routes=routes,
             )
+        await start_delivery_and_jobs(stack, graph, transports)
         for transport in transports:
-            deck.postman.add(transport)
-        await stack.enter_async_context(open_scheduler(deck, [t.name for t in transports]))
-        links = deck.links
-        assert links is not None  # open_scheduler started them
-        for transport in transports:
-            await transport.start(dispatcher.handle, on_outage=partial(links.down, transport.name))
+            down = partial(deck.links.down, transport.name)
+            await transport.start(dispatcher.handle, on_outage=down)
             stack.push_async_callback(transport.stop)
         stack.enter_context(telling_when_full(deck))
         liveness = Liveness(deck=deck, processes=processes, inbox=inbox, handle=dispatcher.handle)
         await stack.enter_async_context(liveness)  # beats until the work below has finished
         stack.push_async_callback(finish_work, deck, hurry)
-        stack.push_async_callback(halt_scheduler, deck)  # no new job runs while work drains
+        stack.push_async_callback(halt_scheduler, deck.scheduler)  # no new job runs meanwhile
+        dashboard = None
         if config.dashboard.enabled:  # stops first: no new presses while work drains
             from bot.dashboard import Dashboard
 
-            deck.dashboard = await stack.enter_async_context(Dashboard(deck))
-        deck.started_at = clock.now()
+            dashboard = await stack.enter_async_context(Dashboard(deck))
+        await serve_triggers(stack, triggers, config.webhooks, shared=routes is not None)
         deck.ready.set()
         sweeper = asyncio.create_task(sweep_expired(deck), name="approval-expiry")
         stack.push_async_callback(_cancel, sweeper)
         pruner = asyncio.create_task(prune_attachments(deck), name="attachments-prune")
         stack.push_async_callback(_cancel, pruner)
-        await recover(deck, dispatcher, inbox, cut)
-        yield deck, transports
+        await recover(deck, dispatcher, inbox, cut, triggers)
+        yield App(deck=deck, transports=transports, dashboard=dashboard, metrics=metrics)
+
+
+async def start_delivery_and_jobs(
+    stack: AsyncExitStack, graph: Graph, transports: list[Transport]
+) -> None:
+    """The transports known to the direct sender and to the links; the links, the outbox
+    and (after the `[[jobs]]` sync) the scheduler running, until `stack` closes."""
+    deck = graph.deck
+    for transport in transports:
+        graph.direct.add(transport)
+        deck.links.add(transport.name)
+    await stack.enter_async_context(deck.links)
+    await stack.enter_async_context(deck.outbox)
+    names = [t.name for t in transports]
+    await sync_config_jobs(deck.config, store=graph.jobs, clock=deck.clock, transports=names)
+    await stack.enter_async_context(open_scheduler(deck.scheduler))
 
 
 async def beating_process(config: Config, *, db: Database, clock: Clock) -> Processes:
@@ -159,91 +205,20 @@ async def beating_process(config: Config, *, db: Database, clock: Clock) -> Proc
     return processes
 
 
-def assemble(
-    config: Config,
-    *,
-    db: Database,
-    writer: WriteBehind,
-    clock: Clock,
-    vault: Vault,
-    processes: Processes,
-) -> Deck:
-    audit = AuditLog(db=db, writer=writer, clock=clock, redact=vault.redact)
-    memory = Memory(db=db, writer=writer, clock=clock, redact=vault.redact)
-    model = ModelClient(model_settings(config, vault))
-    host = ToolHost()
-    prices = PriceTable(config.prices)
-    tools = toolbox_for(config, notes=memory, host=host)
-    roster = Roster.build(
-        config.agents,
-        model=model,
-        tools=tools,
-        secrets=vault,
-        prices=prices,
-        bindings=config.secrets,
-    )
-    access = Access(config.users, console_user=config.console.user, chat_roles=config.chat_roles())
-    postman = Postman(redact=vault.redact)
-    approvals = Approvals(db=db, audit=audit, postman=postman, access=access, clock=clock)
-    brakes = Brakes(
-        budgets=Budgets(db=db, clock=clock, entries=config.budgets),
-        breaker=Breaker(config.deck.breaker_failures),
-        roster=roster,
-        postman=postman,
-        audit=audit,
-        admin_chat=config.deck.admin_chat,
-        price=lambda _agent, usage: usage.cost,  # priced per call, by the model that answered
-    )
-    runner = Runner(
-        db=db,
-        writer=writer,
-        memory=memory,
-        audit=audit,
-        postman=postman,
-        roster=roster,
-        approvals=approvals,
-        clock=clock,
-        memory_turns=config.deck.memory_turns,
-        brakes=brakes,
-        processes=processes,
-        scrubber=vault.scrubber,
-        files_root=config.deck.data_path(),
-        file_limit=config.deck.max_file_bytes,
-    )
-    routing = routing_for(
-        config, roster=roster, model=model, prices=prices, audit=audit, clock=clock
-    )
-    deck = Deck(
-        config=config,
-        db=db,
-        clock=clock,
-        audit=audit,
-        memory=memory,
-        roster=roster,
-        access=access,
-        postman=postman,
-        approvals=approvals,
-        runner=runner,
-        brakes=brakes,
-        model=model,
-        vault=vault,
-        routing=routing,
-    )
-    host.bind(deck)
-    return deck
+def webhook_routes(triggers: Triggers | None, config: Config) -> WebhookRoutes | None:
+    """The triggers' routes, to mount on Telegram's webhook listener when it runs."""
+    hook = config.telegram
+    if triggers is None or hook is None or hook.mode is not TelegramMode.WEBHOOK:
+        return None
+    return partial(mount, triggers=triggers, limit=config.webhooks.max_body_bytes)
 
 
-def model_settings(config: Config, secrets: SecretSource) -> ModelSettings:
-    try:
-        key = resolve(config.llm.api_key, secrets) if config.llm.api_key else None
-    except ReferenceNotFound:
-        key = None  # llm agents are then listed as unavailable, with the reason
-    return ModelSettings(
-        base_url=config.llm.base_url or os.environ.get("OPENAI_BASE_URL") or None,
-        api_key=key or None,
-        timeout=config.llm.timeout,
-        max_retries=config.llm.max_retries,
-    )
+async def serve_triggers(
+    stack: AsyncExitStack, triggers: Triggers | None, settings: WebhooksSection, *, shared: bool
+) -> None:
+    """Triggers on a listener of their own, unless Telegram's webhook serves them."""
+    if triggers is not None and not shared:
+        await stack.enter_async_context(TriggerListener(triggers, settings))
 
 
 def build_transports(
@@ -258,6 +233,7 @@ def build_transports(
     access: Access,
     audit: AuditLog,
     commands: Commands,
+    webhook_routes: WebhookRoutes | None = None,
 ) -> list[Transport]:
     """The transports the config names; their tokens may be `secret:` references."""
     transports: list[Transport] = []
@@ -274,6 +250,7 @@ def build_transports(
                 commands=commands,
                 secrets=secrets,
                 on_unreadable=unreadable,
+                routes=webhook_routes,
             )
         )
     if config.slack is not None:
@@ -358,54 +335,3 @@ async def prune_attachments(deck: Deck) -> None:
         except OSError:
             log.exception("deleting old attachments failed; trying again tomorrow")
         await asyncio.sleep(PRUNE_SECONDS)
-
-
-async def recover(deck: Deck, dispatcher: Dispatcher, inbox: Inbox, cut: list[Cut]) -> None:
-    """Pick up what the last process left: interrupted runs, lost cards, unhandled updates."""
-    if deck.outbox is not None:  # messages a crash left undelivered go first
-        await deck.outbox.start_delivering()
-    reported = await interrupted.report(cut, postman=deck.postman, approvals=deck.approvals)
-    # Counted before the cards go out again: a press right after is not "waiting" then.
-    pending = len(await deck.approvals.pending()) - len(reported)
-    cards = await repost_lost_cards(deck, skip=reported)
-    resumed = await actions.resume_decided(deck)
-    unhandled = await inbox.take_over()
-    for item in unhandled:
-        await dispatcher.handle(Incoming.from_json(item.payload))
-    if deck.db.created:  # a new deck: nothing was left to pick up
-        note = "agentdeck started. Send /start in a chat to see who may do what."
-    else:
-        note = (
-            f"agentdeck is back. Interrupted runs: {interrupted.describe(cut)};"
-            f" approvals waiting: {pending}"
-            f" ({cards} card(s) posted again); updates handled again: {len(unhandled)}."
-        )
-    if resumed:
-        note += f" Decisions carried out now (taken just before the stop): {resumed}."
-    log.info(note)
-    admin = deck.config.deck.admin_chat
-    if admin and deck.postman.knows(admin):
-        with contextlib.suppress(Exception):
-            await deck.postman.keep(
-                back_key(deck), Outgoing.plain(admin, note), subject=ADMIN_SUBJECT
-            )
-
-
-def back_key(deck: Deck) -> str:
-    """The "agentdeck is back" note's key: one per start of one process."""
-    started = deck.started_at.isoformat() if deck.started_at else ""
-    return f"back:{socket.gethostname()}:{os.getpid()}:{started}"
-
-
-async def repost_lost_cards(deck: Deck, *, skip: set[str] | frozenset[str] = frozenset()) -> int:
-    """Post pending cards again where they were lost (the console forgets its prompts);
-    `skip`: cards posted a moment ago (a run's report with its Run again button)."""
-    posted = 0
-    for approval in await deck.approvals.pending():
-        if approval.id in skip:
-            continue
-        lost = not approval.card.get("copies") or approval.chat_id.startswith("console:")
-        if lost and deck.postman.knows(approval.chat_id):
-            await deck.approvals.post_card(approval)
-            posted += 1
-    return posted

@@ -9,14 +9,16 @@ import os
 import tomllib
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bot.errors import ConfigError
+from bot.trigger_spec import TriggerEntry, WebhooksSection
 from roster.egress import SecretBinding
 from roster.pricing import Price
+from roster.providers import DEFAULT, PROVIDER_NAME, ProviderSpec
 from roster.spec import AgentSpec, CommandAgentSpec, LLMAgentSpec, Policy, ToolPolicy
 from roster.toolkit.registry import BUILTIN_NAMES
 from roster.toolkit.templated import CommandToolSpec
@@ -116,6 +118,8 @@ class MetricsSection(Section):
 
 
 class LLMSection(Section):
+    """The default model provider, and the other providers by name (`roster.providers`)."""
+
     base_url: str = Field(default="", pattern=r"^(https?://\S+)?$")
     api_key: str = "env:OPENAI_API_KEY"
     timeout: float = Field(default=60, gt=0)
@@ -123,6 +127,18 @@ class LLMSection(Section):
     # The model voice notes are written down with (`/audio/transcriptions`, e.g.
     # "whisper-1"), at the same provider as chat; empty: voice notes are not taken.
     transcription_model: str = ""
+    providers: dict[Annotated[str, Field(pattern=PROVIDER_NAME)], ProviderSpec] = {}
+    # The models /model may switch an agent to, per provider (agents' `models` win).
+    models: dict[str, tuple[str, ...]] = {}
+
+    @model_validator(mode="after")
+    def _providers_fit_together(self) -> LLMSection:
+        if DEFAULT in self.providers:
+            raise ValueError(f"providers.{DEFAULT}: that name is [llm] itself; pick another")
+        for name in self.models:
+            if name != DEFAULT and name not in self.providers:
+                raise ValueError(f"models.{name}: no provider named {name!r} in [llm.providers]")
+        return self
 
 
 class UserEntry(Section):
@@ -314,6 +330,9 @@ class Config(Section):
     secrets: tuple[SecretBinding, ...] = ()
     # Per million tokens, by model name (`[prices."gpt-4o-mini"] input = 0.15`).
     prices: dict[str, Price] = {}
+    # Webhooks that start agents (`bot.triggers`), and the listener they use without Telegram's.
+    triggers: tuple[TriggerEntry, ...] = ()
+    webhooks: WebhooksSection = WebhooksSection()
     source: str = Field(default="(embedded default)", exclude=True)
 
     @model_validator(mode="after")
@@ -362,8 +381,34 @@ class Config(Section):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _models_fit_together(self) -> Config:
+        known = {DEFAULT, *self.llm.providers}
+        for i, agent in enumerate(self.agents):
+            if isinstance(agent, LLMAgentSpec) and agent.provider not in known:
+                raise ValueError(
+                    f"agents[{i}].provider: no provider named {agent.provider!r}; "
+                    f"known: {', '.join(sorted(known))}"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _triggers_fit_together(self) -> Config:
+        for key in ("name", "path"):
+            values = [getattr(trigger, key) for trigger in self.triggers]
+            repeated = sorted({v for v in values if values.count(v) > 1})
+            if repeated:
+                raise ValueError(f"triggers: each {key} once; repeated: {', '.join(repeated)}")
+        hook = self.telegram
+        if hook is not None and hook.mode is TelegramMode.WEBHOOK:
+            for i, trigger in enumerate(self.triggers):
+                if trigger.path == hook.path:
+                    raise ValueError(f"triggers[{i}].path: {hook.path} is Telegram's webhook")
+        return self
+
     def _agent_references(self) -> list[tuple[str, str]]:
         refs = [(f"bindings[{i}].agent", b.agent) for i, b in enumerate(self.bindings)]
+        refs += [(f"triggers[{i}].agent", t.agent) for i, t in enumerate(self.triggers)]
         refs += [(f"jobs[{i}].agent", job.agent) for i, job in enumerate(self.jobs)]
         if self.deck.default_agent:
             refs.append(("deck.default_agent", self.deck.default_agent))

@@ -2,12 +2,12 @@
 
 At start (and at each reload), before any message is handled, every `env:` reference
 the config holds is read and its value given to the deck's one scrubber: the
-transports' tokens and signing secrets, the model's API key, the `env:` values of
-agents' `env` tables (whether or not that agent ever runs), and a plain
-`[telegram] secret_token`, or the one derived from the bot token when none is set
-(`derived_webhook_secret`: whoever holds it can post updates to the webhook). From then
-on they are scrubbed from chat, logs, stored runs and audit rows exactly as vault values
-are (`secret:` references are vault values already).
+transports' tokens and signing secrets, the model providers' API keys, the webhook
+triggers' secrets, the `env:` values of agents' `env` tables (whether or not that agent
+ever runs), and a plain `[telegram] secret_token`, or the one derived from the bot
+token when none is set (`derived_webhook_secret`: whoever holds it can post updates to
+the webhook). From then on they are scrubbed from chat, logs, stored runs and audit
+rows exactly as vault values are (`secret:` references are vault values already).
 
 Not a credential: an agent's `env` entry that names a variable every child inherits
 anyway (`HOME = "env:HOME"`): scrubbing it would blank every path in every output.
@@ -43,6 +43,10 @@ def derived_webhook_secret(token: str) -> str:
 def credential_settings(config: Config) -> Iterator[tuple[str, str]]:
     """(key path, setting) of every setting that may hold or name a credential."""
     yield "llm.api_key", config.llm.api_key
+    for name, provider in config.llm.providers.items():
+        yield f"llm.providers.{name}.api_key", provider.api_key
+    for trigger in config.triggers:
+        yield f"triggers.{trigger.name}.secret", trigger.secret
     if config.telegram is not None:
         yield "telegram.token", config.telegram.token
         yield "telegram.secret_token", config.telegram.secret_token

@@ -18,13 +18,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.app import model_settings
 from bot.config import Config
 from bot.errors import BotError
 from bot.findings import CheckStatus, Finding, failed, ok
 from bot.preflight import preflight
+from bot.providers import model_settings, provider_settings
 from roster.errors import RosterError
-from roster.llm import ModelClient
+from roster.llm import ModelClient, ModelSettings
+from roster.providers import DEFAULT, ModelName, parse_model
 from roster.refs import NoSecrets, SecretSource
 from roster.spec import LLMAgentSpec
 from storage.clock import SystemClock
@@ -52,6 +53,8 @@ async def examine(config: Config) -> list[Finding]:
         secrets: SecretSource = vault or NoSecrets()
         findings += [await _guarded(name, check(secrets)) for name, check in _transports(config)]
         findings.append(await _guarded("llm", _llm(config, secrets)))
+        for name in config.llm.providers:
+            findings.append(await _guarded(f"llm.{name}", _provider(config, secrets, name)))
     finally:
         await db.engine.dispose()
     return findings
@@ -179,17 +182,31 @@ def _transports(config: Config) -> list[tuple[str, Probe]]:
 
 
 async def _llm(config: Config, secrets: SecretSource) -> Finding:
-    agents = [a for a in config.agents if isinstance(a, LLMAgentSpec)]
-    if not agents:
+    if not any(isinstance(a, LLMAgentSpec) for a in config.agents):
         return Finding("llm", CheckStatus.SKIP, "no llm agents configured")
+    wanted = _wanted(config, DEFAULT)
     settings = model_settings(config, secrets)
     if not settings.api_key:
-        names = ", ".join(a.name for a in agents)
+        names = ", ".join(a.name for a in config.agents if isinstance(a, LLMAgentSpec))
         detail = (
             f"no API key, so {names} cannot answer (the rest of the bot runs): "
             "set OPENAI_API_KEY or [llm] api_key"
         )
         return Finding("llm", CheckStatus.WARN, detail)
+    return await _offered("llm", settings, settings.base_url or "api.openai.com", wanted)
+
+
+async def _provider(config: Config, secrets: SecretSource, name: str) -> Finding:
+    """One `[llm.providers.<name>]`: does it answer, and list the models asked of it?"""
+    check = f"llm.{name}"
+    settings = provider_settings(name, config.llm.providers[name], config, secrets)
+    if not settings.api_key:
+        detail = f"its api_key names nothing set, so models on {name} cannot answer"
+        return Finding(check, CheckStatus.WARN, detail)
+    return await _offered(check, settings, str(settings.base_url), _wanted(config, name))
+
+
+async def _offered(check: str, settings: ModelSettings, where: str, wanted: set[str]) -> Finding:
     # One quick try: the doctor reports a failure, the bot's own retries would hide it.
     quick = dataclasses.replace(settings, max_retries=0, timeout=min(settings.timeout, 10.0))
     client = ModelClient(quick)
@@ -197,18 +214,30 @@ async def _llm(config: Config, secrets: SecretSource) -> Finding:
         offered = set(await client.models())
     finally:
         await client.close()
-    return _models_finding(settings.base_url or "api.openai.com", agents, offered)
+    return _models_finding(check, where, wanted, offered)
 
 
-def _models_finding(where: str, agents: list[LLMAgentSpec], offered: set[str]) -> Finding:
-    wanted = {a.model for a in agents} | {a.fallback_model for a in agents if a.fallback_model}
+def _wanted(config: Config, provider: str) -> set[str]:
+    """The models the agents ask of one provider: their own, their fallbacks and choices."""
+    known = list(config.llm.providers)
+    wanted: set[str] = set()
+    for agent in config.agents:
+        if not isinstance(agent, LLMAgentSpec):
+            continue
+        names = [agent.model, *([agent.fallback_model] if agent.fallback_model else [])]
+        parsed = [ModelName(agent.provider, name) for name in names]
+        parsed += [parse_model(t, own=agent.provider, providers=known) for t in agent.fallback]
+        wanted |= {name.model for name in parsed if name.provider == provider}
+    return wanted
+
+
+def _models_finding(check: str, where: str, wanted: set[str], offered: set[str]) -> Finding:
     missing = sorted(wanted - offered)
     if missing:
         detail = (
             f"{where} answers, but does not list {', '.join(missing)}: check the agents' "
             "model names (some gateways list fewer models than they serve)"
         )
-        return Finding("llm", CheckStatus.WARN, detail)
-    return ok(
-        "llm", f"{where}: {len(offered)} models offered, {', '.join(sorted(wanted))} among them"
-    )
+        return Finding(check, CheckStatus.WARN, detail)
+    among = f", {', '.join(sorted(wanted))} among them" if wanted else ""
+    return ok(check, f"{where}: {len(offered)} models offered{among}")

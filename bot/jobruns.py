@@ -2,9 +2,12 @@
 
 The scheduler claims a due run and calls `launch`; the run goes through the Runner
 like any other (approval-gated actions go to the approvers), with its report in the
-job's chat. The Runner hands the result back to `report`: a report counts as
-delivered when the transport returned the message's id; otherwise it goes to the
+job's chat. The Runner hands the result back to `JobReports.report`: a report counts
+as delivered when the transport returned the message's id; otherwise it goes to the
 outbox. A failed run is also escalated to the admin chat.
+
+The parts are built in `bot.graph` (reports before the Runner, the hooks after it, the
+scheduler after the hooks); `open_scheduler` only runs the scheduler.
 """
 
 from __future__ import annotations
@@ -12,29 +15,32 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from bot.delivery import sendkeys
-from bot.delivery.outbox import Outbox
-from bot.delivery.transport_links import TransportLinks
+from bot.delivery.outbox import Delivered, Outbox
+from bot.delivery.postman import Postman
 from bot.errors import ConfigError
 from bot.runs.progress import Progress
-from bot.runs.runner import Origin
+from bot.runs.runner import Origin, Runner
 from bot.text import Rich, bold, plain_text, rich
 from bot.types import MessageRef, Outgoing, Queued
 from roster.errors import AgentNotFound, AgentUnavailable
+from roster.roster import Roster
 from scheduler.service import LOCK_KEY, Fire, Scheduler, Settings, plan_of
 from storage.jobs import FireKind, JobStore, SyncResult
 from storage.locks import AdvisoryLock
 from storage.models import Job, OutboxMessage, Run, RunState
-from storage.outbox import OutboxStore
 from storage.runs import ActiveRun
+from storage.tasks import TaskSet
 
 if TYPE_CHECKING:
     from bot.config import Config, JobEntry
-    from bot.deck import Deck
+    from storage.clock import Clock
+    from storage.db import Database
+    from storage.writer import WriteBehind
 
 log = logging.getLogger(__name__)
 
@@ -49,82 +55,21 @@ def report_target(job: Job) -> tuple[str, str | None]:
     return job.chat_id, job.thread_id
 
 
-class JobRuns:
-    def __init__(self, *, deck: Deck, outbox: Outbox, store: JobStore) -> None:
-        self._deck = deck
-        self._outbox = outbox
+class JobReports:
+    """The end of a job's run: its report, headed by the job, delivered or kept (the Runner
+    calls `report`). Knows each run's firing while it goes, for the headline."""
+
+    def __init__(self, *, store: JobStore, outbox: Outbox, writer: WriteBehind) -> None:
         self._store = store
+        self._outbox = outbox
+        self._writer = writer  # the run's row is written behind; it must exist first
         self._fires: dict[str, Fire] = {}  # run id -> its firing, while the run goes
 
-    # --- JobHooks --------------------------------------------------------------------
-
-    def launch(self, fire: Fire) -> asyncio.Future[Any]:
-        return self._deck.tasks.spawn(self._run(fire), name=f"job:{fire.job.id}")
-
-    def skipped(self, fire: Fire) -> None:
-        chat, thread = report_target(fire.job)
-        upcoming = fire.claim.next_run_at
-        text = rich(
-            bold(f"Job {fire.job.id}"),
-            f" ({fire.job.agent} {fire.job.input}): {_runs(fire.claim.missed)} fell due while "
-            f"the scheduler was down, the last at {fire.claim.scheduled_for:%Y-%m-%d %H:%M} UTC, "
-            f"longer ago than the grace time, so none ran.",
-            f" Next run: {upcoming:%Y-%m-%d %H:%M} UTC." if upcoming else "",
-        )
-        key = f"skipped:{fire.job.id}:{fire.claim.scheduled_for.isoformat()}"
-        self._spawn(self._outbox.put(key, Outgoing(chat=chat, thread=thread, text=text)), key)
-
-    def alert(self, text: str) -> None:
-        key = f"alert:{self._deck.clock.now().isoformat()}:{hash(text)}"
-        self._spawn(self._outbox.tell_admin(key, text), "alert")
-
-    def _spawn(self, work: Any, name: str) -> None:
-        self._deck.tasks.spawn(work, name=f"jobs:{name}")
-
-    # --- running ---------------------------------------------------------------------
-
-    async def _run(self, fire: Fire) -> None:
-        job, run_id = fire.job, fire.run_id
-        assert run_id is not None
-        chat, thread = report_target(job)
-        sendkeys.open_scope(f"run:{run_id}")  # this task's messages: run:<id>#1, #2, …
-        origin = Origin(chat=chat, user=job.created_by, thread=thread, job_id=job.id, run_id=run_id)
+    def firing(self, run_id: str, fire: Fire) -> None:
         self._fires[run_id] = fire
-        try:
-            agent = self._deck.roster.runnable(job.agent)
-        except (AgentNotFound, AgentUnavailable) as exc:
-            await self._refused(fire, origin, str(exc))
-            return
-        try:
-            await self._deck.runner.start(agent, origin, job.input)
-        finally:
-            self._fires.pop(run_id, None)
 
-    async def _refused(self, fire: Fire, origin: Origin, reason: str) -> None:
-        """The agent cannot run: record a failed run, and report it like one."""
-        now = self._deck.clock.now()
-        run = Run(
-            id=fire.run_id or "",
-            agent=fire.job.agent,
-            chat_id=origin.chat,
-            thread_id=origin.thread,
-            user_id=origin.user,
-            job_id=fire.job.id,
-            input=fire.job.input,
-            status=RunState.FAILED,
-            error=reason,
-            started_at=now,
-            finished_at=now,
-        )
-        await self._store.add_run(run)
-        progress = Progress(
-            postman=self._deck.postman, chat=origin.chat, thread=origin.thread, agent=run.agent
-        )
-        failed = rich(bold(run.agent), f": {reason}")
-        await self.report(ActiveRun.of(run), RunState.FAILED, failed, progress)
-        self._fires.pop(run.id, None)
-
-    # --- JobReports (the Runner calls this when a job's run ends) --------------------
+    def ended(self, run_id: str) -> None:
+        self._fires.pop(run_id, None)
 
     async def report(
         self, run: ActiveRun, status: RunState, text: Rich, progress: Progress
@@ -132,7 +77,7 @@ class JobRuns:
         assert run.job_id is not None
         message = (*await self._headline(run), *text)
         ref = await self._post(run, progress, message)
-        await self._deck.runner.flush()  # the run's row is written behind; it must exist
+        await self._writer.flush()  # the run's row is written behind; it must exist
         if ref is not None:
             await self._store.set_delivered(run.id)
         else:
@@ -157,11 +102,6 @@ class JobRuns:
             return None
         return sent
 
-    async def delivered(self, row: OutboxMessage, ref: MessageRef) -> None:
-        """An outbox message went out; a run's report makes its run delivered."""
-        if row.subject.startswith("run:"):
-            await self._store.set_delivered(row.subject.removeprefix("run:"))
-
     async def _headline(self, run: ActiveRun) -> Rich:
         fire = self._fires.get(run.id)
         job, claim = (fire.job, fire.claim) if fire else await self._stored(run)
@@ -173,6 +113,109 @@ class JobRuns:
         """After a restart (a run resumed by an approval) the firing is in the database."""
         assert run.job_id is not None
         return await self._store.get(run.job_id), await self._store.fire_of_run(run.id)
+
+
+def report_delivered(store: JobStore) -> Delivered:
+    """The outbox's callback: a run's report that went out makes its run delivered."""
+
+    async def delivered(row: OutboxMessage, ref: MessageRef) -> None:
+        if row.subject.startswith("run:"):
+            await store.set_delivered(row.subject.removeprefix("run:"))
+
+    return delivered
+
+
+class JobRuns:
+    """The scheduler's hooks (`JobHooks`): a due run starts through the Runner."""
+
+    def __init__(
+        self,
+        *,
+        runner: Runner,
+        roster: Roster,
+        postman: Postman,
+        outbox: Outbox,
+        store: JobStore,
+        reports: JobReports,
+        clock: Clock,
+        tasks: TaskSet,
+    ) -> None:
+        self._runner = runner
+        self._roster = roster
+        self._postman = postman
+        self._outbox = outbox
+        self._store = store
+        self._reports = reports
+        self._clock = clock
+        self._tasks = tasks
+
+    # --- JobHooks --------------------------------------------------------------------
+
+    def launch(self, fire: Fire) -> asyncio.Future[Any]:
+        return self._tasks.spawn(self._run(fire), name=f"job:{fire.job.id}")
+
+    def skipped(self, fire: Fire) -> None:
+        chat, thread = report_target(fire.job)
+        upcoming = fire.claim.next_run_at
+        text = rich(
+            bold(f"Job {fire.job.id}"),
+            f" ({fire.job.agent} {fire.job.input}): {_runs(fire.claim.missed)} fell due while "
+            f"the scheduler was down, the last at {fire.claim.scheduled_for:%Y-%m-%d %H:%M} UTC, "
+            f"longer ago than the grace time, so none ran.",
+            f" Next run: {upcoming:%Y-%m-%d %H:%M} UTC." if upcoming else "",
+        )
+        key = f"skipped:{fire.job.id}:{fire.claim.scheduled_for.isoformat()}"
+        self._spawn(self._outbox.put(key, Outgoing(chat=chat, thread=thread, text=text)), key)
+
+    def alert(self, text: str) -> None:
+        key = f"alert:{self._clock.now().isoformat()}:{hash(text)}"
+        self._spawn(self._outbox.tell_admin(key, text), "alert")
+
+    def _spawn(self, work: Any, name: str) -> None:
+        self._tasks.spawn(work, name=f"jobs:{name}")
+
+    # --- running ---------------------------------------------------------------------
+
+    async def _run(self, fire: Fire) -> None:
+        job, run_id = fire.job, fire.run_id
+        assert run_id is not None
+        chat, thread = report_target(job)
+        sendkeys.open_scope(f"run:{run_id}")  # this task's messages: run:<id>#1, #2, …
+        origin = Origin(chat=chat, user=job.created_by, thread=thread, job_id=job.id, run_id=run_id)
+        self._reports.firing(run_id, fire)
+        try:
+            agent = self._roster.runnable(job.agent)
+        except (AgentNotFound, AgentUnavailable) as exc:
+            await self._refused(fire, origin, str(exc))
+            return
+        try:
+            await self._runner.start(agent, origin, job.input)
+        finally:
+            self._reports.ended(run_id)
+
+    async def _refused(self, fire: Fire, origin: Origin, reason: str) -> None:
+        """The agent cannot run: record a failed run, and report it like one."""
+        now = self._clock.now()
+        run = Run(
+            id=fire.run_id or "",
+            agent=fire.job.agent,
+            chat_id=origin.chat,
+            thread_id=origin.thread,
+            user_id=origin.user,
+            job_id=fire.job.id,
+            input=fire.job.input,
+            status=RunState.FAILED,
+            error=reason,
+            started_at=now,
+            finished_at=now,
+        )
+        await self._store.add_run(run)
+        progress = Progress(
+            postman=self._postman, chat=origin.chat, thread=origin.thread, agent=run.agent
+        )
+        failed = rich(bold(run.agent), f": {reason}")
+        await self._reports.report(ActiveRun.of(run), RunState.FAILED, failed, progress)
+        self._reports.ended(run.id)
 
 
 def _note(claim: Any) -> str:
@@ -239,60 +282,43 @@ def _config_row(entry: JobEntry, target: str, timezone: str, now: Any) -> Job:
     )
 
 
+def scheduler_for(
+    config: Config, *, db: Database, store: JobStore, hooks: JobRuns, clock: Clock
+) -> Scheduler | None:
+    """The scheduler, not started (`open_scheduler`); None when switched off."""
+    if not config.scheduler.enabled:
+        return None
+    return Scheduler(
+        store=store,
+        lock=AdvisoryLock(db, key=LOCK_KEY),
+        hooks=hooks,
+        clock=clock,
+        settings=scheduler_settings(config),
+    )
+
+
+async def sync_config_jobs(
+    config: Config, *, store: JobStore, clock: Clock, transports: Sequence[str]
+) -> None:
+    """The `[[jobs]]` into the job table (before the scheduler starts)."""
+    synced = await store.sync_config(config_jobs(config, transports, clock.now()))
+    log.info("config jobs: added %s, changed %s, removed %s", *_listed(synced))
+
+
 @asynccontextmanager
-async def open_scheduler(deck: Deck, transports: Sequence[str]) -> AsyncIterator[None]:
-    """The outbox, the job runs and (unless switched off) the scheduler, on the deck."""
-    config, clock = deck.config, deck.clock
-    async with AsyncExitStack() as stack:
-        deck.links = await stack.enter_async_context(links_for(deck, transports))
-        outbox = Outbox(
-            store=OutboxStore(db=deck.db, clock=clock, writer=deck.writer),
-            postman=deck.postman,
-            clock=clock,
-            admin_chat=config.deck.admin_chat,
-            links=deck.links,
-        )
-        deck.outbox = await stack.enter_async_context(outbox)
-        deck.postman.outbox = outbox
-        stack.callback(setattr, deck.postman, "outbox", None)
-        store = JobStore(db=deck.db, clock=clock)
-        runs = JobRuns(deck=deck, outbox=outbox, store=store)
-        outbox.on_delivered(runs.delivered)
-        deck.runner.job_reports = runs
-        synced = await store.sync_config(config_jobs(config, transports, clock.now()))
-        log.info("config jobs: added %s, changed %s, removed %s", *_listed(synced))
-        if config.scheduler.enabled:
-            scheduler = Scheduler(
-                store=store,
-                lock=AdvisoryLock(deck.db, key=LOCK_KEY),
-                hooks=runs,
-                clock=clock,
-                settings=scheduler_settings(config),
-            )
-            deck.scheduler = await stack.enter_async_context(scheduler)
-        try:
-            yield
-        finally:
-            deck.scheduler = None
+async def open_scheduler(scheduler: Scheduler | None) -> AsyncIterator[None]:
+    """The scheduler running until the block ends; nothing when switched off (None)."""
+    if scheduler is None:
+        yield
+        return
+    async with scheduler:
+        yield
 
 
-def links_for(deck: Deck, transports: Sequence[str]) -> TransportLinks:
-    """Transport health; a transport that comes back gets its waiting messages at once."""
-
-    def back(_name: str) -> None:
-        if deck.outbox is not None:
-            deck.outbox.wake()
-
-    links = TransportLinks(clock=deck.clock, probe=deck.postman.probe, on_up=back)
-    for name in transports:
-        links.add(name)
-    return links
-
-
-async def halt_scheduler(deck: Deck) -> None:
+async def halt_scheduler(scheduler: Scheduler | None) -> None:
     """Stop firing jobs (before the deck waits for its running work)."""
-    if deck.scheduler is not None:
-        await deck.scheduler.halt()
+    if scheduler is not None:
+        await scheduler.halt()
 
 
 def _listed(synced: SyncResult) -> tuple[str, str, str]:

@@ -2,9 +2,9 @@
 
 For `agentdeck check` and `agentdeck doctor`: each command agent's program is on the
 PATH its children get (or is a file that exists) and its `cwd` is a directory; the
-dashboard's and the metrics' ports are free to listen on; a Telegram or Slack deck
-lists at least one `[[users]]` (otherwise nobody may use it). A port in use is a
-warning, not a failure: it may be this very deck, already running.
+dashboard's, the metrics' and the triggers' ports are free to listen on; a Telegram or
+Slack deck lists at least one `[[users]]` (otherwise nobody may use it). A port in use
+is a warning, not a failure: it may be this very deck, already running.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import os
 import shutil
 import socket
 
-from bot.config import Config
+from bot.config import Config, TelegramMode
 from bot.findings import Finding, fail, ok, warn
 from roster.spec import CommandAgentSpec
 
@@ -76,6 +76,9 @@ def ports_findings(config: Config) -> list[Finding]:
         wanted.append(("dashboard", config.dashboard.listen, config.dashboard.port))
     if config.metrics.enabled:
         wanted.append(("metrics", config.metrics.listen, config.metrics.port))
+    hook = config.telegram
+    if config.triggers and not (hook is not None and hook.mode is TelegramMode.WEBHOOK):
+        wanted.append(("webhooks", config.webhooks.listen, config.webhooks.port))
     return [port_finding(section, host, port) for section, host, port in wanted]
 
 

@@ -52,6 +52,8 @@ RESTART_SECTIONS = (
     "jobs",
     "dashboard",
     "metrics",
+    "triggers",  # their routes are mounted at start
+    "webhooks",
 )
 RESTART_DECK_KEYS = (
     "data_dir",
@@ -165,19 +167,29 @@ def _read(source: str) -> Config:
 async def apply(deck: Deck, config: Config) -> None:
     """Build the new roster, tools and router, then swap them in with no await between."""
     learn_credentials(config, deck.vault.scrubber)  # before any new agent can print one
-    host = ToolHost()
-    host.bind(deck)
+    host = ToolHost(
+        roster=deck.roster,
+        runner=deck.runner,
+        postman=deck.postman,
+        audit=deck.audit,
+        db=deck.db,
+        clock=deck.clock,
+        redact=deck.vault.redact,
+        timezone=config.deck.timezone,
+        scheduler=deck.scheduler,
+    )
     prices = PriceTable(config.prices)
     tools = toolbox_for(config, notes=deck.memory, host=host)
     agents = Roster.build(
         config.agents,
-        model=deck.model,
+        providers=deck.providers,
         tools=tools,
         secrets=deck.vault,
         prices=prices,
         bindings=config.secrets,
+        choices=deck.chat_models,
     )
-    router = router_for(config, model=deck.model, prices=prices)
+    router = router_for(config, providers=deck.providers, prices=prices)
     await deck.brakes.budgets.replace(config.budgets)  # may seed from the database first
     deck.roster.replace(agents)
     deck.access.replace(

@@ -120,6 +120,8 @@ class Finished:
     exit_code: int | None = None
     usage: Usage = Usage()
     denied: bool = False  # an approver said no: nothing ran (the run ends "denied")
+    # Which model answered, when not the one asked first (shown, not remembered).
+    answered_by: str = ""
 
 
 @dataclass(frozen=True, slots=True)

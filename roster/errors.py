@@ -5,6 +5,7 @@ RosterError(Exception)
 ├── AgentUnavailable              the agent exists but cannot run (disabled, no key)
 ├── AgentFailed                   a run failed in a way worth telling the user
 │   ├── ModelError                the model API refused, failed or timed out
+│   │   ├── ModelUnavailable      ... in a way another model may not (429, 5xx, timeout)
 │   │   └── StreamBroken          a streamed answer was cut off mid-way
 │   ├── CommandNotStarted         a command's program or working directory is missing
 │   └── BudgetExceeded            today's token or money budget is spent
@@ -45,6 +46,10 @@ class CommandNotStarted(AgentFailed):
 
 class ModelError(AgentFailed):
     pass
+
+
+class ModelUnavailable(ModelError):
+    """Rate-limited, a server error, a timeout or no connection: worth the next fallback."""
 
 
 class StreamBroken(ModelError):

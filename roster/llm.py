@@ -32,6 +32,7 @@ from roster.agent import (
 from roster.egress import Egress, Ruling, Verdict
 from roster.errors import (
     ModelError,
+    ModelUnavailable,
     ReferenceNotFound,
     SecretNotAllowed,
     StreamBroken,
@@ -48,8 +49,12 @@ from roster.tools import Tool, ToolCallContext, parse_arguments
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
 
+    from roster.providers import ModelChoices, Providers, Target
+
 Message = dict[str, Any]
 NOT_FOUND = 404
+RATE_LIMITED = 429
+SERVER_ERRORS = 500
 REFUSED = "error: refused:"  # how a tool result refused by the egress policy starts
 
 _SDK_LOADED = threading.Event()
@@ -68,6 +73,7 @@ class ModelSettings:
     api_key: str | None
     timeout: float = 60.0
     max_retries: int = 2
+    section: str = "[llm]"  # where its settings are, as error texts name it
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +88,8 @@ class Reply:
     content: str
     tool_calls: tuple[ToolRequest, ...]
     usage: Usage
+    model: str = ""  # which model answered, as `roster.providers` names it
+    fell_back: str = ""  # why: the failures of the models tried before it
 
     def as_message(self) -> Message:
         message: Message = {"role": "assistant", "content": self.content or None}
@@ -105,8 +113,10 @@ class ModelClient:
         self._client: AsyncOpenAI | None = None
 
     def unavailable_reason(self) -> str | None:
-        if not self.settings.api_key:
+        if not self.settings.api_key and self.settings.section == "[llm]":
             return "no API key: set OPENAI_API_KEY or [llm] api_key"
+        if not self.settings.api_key:
+            return f"no API key: set {self.settings.section} api_key"
         return None
 
     async def load_sdk(self) -> None:
@@ -122,7 +132,7 @@ class ModelClient:
         body: dict[str, Any] = {"model": model, "messages": messages}
         if tools:
             body["tools"] = tools
-        with _model_errors(self.settings.timeout):
+        with _model_errors(self.settings):
             # The SDK's own request path (retries, errors, status handling) without
             # `chat.completions.create`'s walk over every parameter (our messages are
             # plain JSON already) or building its response models: the few fields we
@@ -157,7 +167,7 @@ class ModelClient:
         if tools:
             body["tools"] = tools
         collected = Stream()
-        with _model_errors(self.settings.timeout):  # the request: the SDK retries it
+        with _model_errors(self.settings):  # the request: the SDK retries it
             chunks = await client.post(
                 "/chat/completions",
                 body=body,
@@ -166,7 +176,7 @@ class ModelClient:
                 stream_cls=AsyncStream[dict],  # type: ignore[type-arg]
             )
         try:
-            with _model_errors(self.settings.timeout):
+            with _model_errors(self.settings):
                 async for chunk in chunks:
                     if collected.add(chunk):
                         await on_text(collected.text)
@@ -183,7 +193,7 @@ class ModelClient:
         """The words in an audio file (`/audio/transcriptions`, at the chat provider)."""
         await self.load_sdk()
         client = self._connect()
-        with _model_errors(self.settings.timeout):
+        with _model_errors(self.settings):
             result = await client.audio.transcriptions.create(
                 model=model, file=(filename or "voice.ogg", audio), response_format="json"
             )
@@ -193,7 +203,7 @@ class ModelClient:
         """The model names the endpoint offers (`GET /models`): a cheap check of URL and key."""
         await self.load_sdk()
         client = self._connect()
-        with _model_errors(self.settings.timeout):
+        with _model_errors(self.settings):
             return [model.id async for model in client.models.list()]
 
     def _connect(self) -> AsyncOpenAI:
@@ -217,27 +227,33 @@ class ModelClient:
 
 
 @contextlib.contextmanager
-def _model_errors(timeout: float) -> Iterator[None]:
+def _model_errors(settings: ModelSettings) -> Iterator[None]:
     """Translate the SDK's errors into `ModelError` at this one boundary."""
     import openai
+
+    timeout, section = settings.timeout, settings.section
 
     try:
         yield
     except openai.APITimeoutError as exc:
         if not _refused(exc):
-            raise ModelError(f"The model API did not answer within {timeout:g} s.") from exc
-        raise ModelError("The model API cannot be reached; check [llm] base_url.") from exc
+            raise ModelUnavailable(f"The model API did not answer within {timeout:g} s.") from exc
+        raise ModelUnavailable(
+            f"The model API cannot be reached; check {section} base_url."
+        ) from exc
     except openai.APIConnectionError as exc:
-        raise ModelError("The model API cannot be reached; check [llm] base_url.") from exc
+        raise ModelUnavailable(
+            f"The model API cannot be reached; check {section} base_url."
+        ) from exc
     except openai.APIStatusError as exc:
         if exc.status_code == NOT_FOUND and "/v1" not in exc.request.url.path:
             raise ModelError(
-                f"The model API answered 404 at {_where(exc.request.url)}: does [llm] base_url "
+                f"The model API answered 404 at {_where(exc.request.url)}: does {section} base_url "
                 "need /v1 at its end?"
             ) from exc
-        raise ModelError(
-            f"The model API answered {exc.status_code}: {_short(exc.message)}"
-        ) from exc
+        failed = exc.status_code == RATE_LIMITED or exc.status_code >= SERVER_ERRORS
+        error = ModelUnavailable if failed else ModelError
+        raise error(f"The model API answered {exc.status_code}: {_short(exc.message)}") from exc
     except openai.OpenAIError as exc:
         raise ModelError(f"The model API failed: {_short(str(exc))}") from exc
     except ValueError as exc:  # undecodable JSON
@@ -303,14 +319,18 @@ class LLMAgent(Agent):
         self,
         spec: LLMAgentSpec,
         *,
-        client: ModelClient,
+        providers: Providers,
         tools: Mapping[str, Tool],
         secrets: SecretSource | None = None,
         prices: PriceTable = NO_PRICES,
         egress: Egress | None = None,
+        choices: ModelChoices | None = None,
     ) -> None:
+        from roster.providers import NoChoices
+
         self.spec = spec
-        self._client = client
+        self._providers = providers
+        self._choices = choices or NoChoices()  # the model a chat switched this agent to
         self._tools = dict(tools)
         self._prices = prices
         # Tool arguments resolve `secret:` through it; everything the model reads is
@@ -319,7 +339,11 @@ class LLMAgent(Agent):
         self._egress = egress or Egress()
 
     def unavailable_reason(self) -> str | None:
-        return super().unavailable_reason() or self._client.unavailable_reason()
+        return super().unavailable_reason() or self._providers.unavailable_reason(self.spec)
+
+    async def chain(self, chat: str) -> list[Target]:
+        """The models a request in `chat` tries, in order (the chat's /model choice first)."""
+        return self._providers.chain(self.spec, await self._choices.chosen(chat, self.name))
 
     async def start(self, request: AgentRequest, ctx: RunContext) -> Outcome:
         messages = self._opening(request)
@@ -366,8 +390,9 @@ class LLMAgent(Agent):
         return messages
 
     async def summarise(self, previous: str, turns: Sequence[Turn]) -> str | None:
-        """Fold older turns into the running summary, with this agent's model."""
-        return await summarise(self._client, self.spec.model, previous, turns)
+        """Fold older turns into the running summary, with this agent's own model."""
+        client = self._providers.client(self.spec.provider)
+        return await summarise(client, self.spec.model, previous, turns)
 
     async def _loop(
         self,
@@ -378,12 +403,11 @@ class LLMAgent(Agent):
         usage: Usage,
     ) -> Outcome:
         schemas = [tool.schema() for tool in self._tools.values()]
+        chain = await self.chain(request.chat_id)
         while turns < self.spec.max_turns:
             await ctx.before_model_call()
             reply = await complete(
-                self._client,
-                model=self.spec.model,
-                fallback=self.spec.fallback_model,
+                chain,
                 messages=messages,
                 tools=schemas,
                 prices=self._prices,
@@ -393,7 +417,7 @@ class LLMAgent(Agent):
             turns += 1
             usage += reply.usage
             if not reply.tool_calls:
-                return Finished(reply.content, usage=usage)
+                return Finished(reply.content, usage=usage, answered_by=_answered_by(reply))
             messages.append(reply.as_message())
             stopped = await self._run_calls(
                 request, ctx, messages, list(reply.tool_calls), turns=turns, usage=usage
@@ -525,6 +549,13 @@ class LLMAgent(Agent):
             return await tool.call(resolved, context)
         except (ToolError, ReferenceNotFound, SecretNotAllowed) as exc:
             return f"error: {exc}"
+
+
+def _answered_by(reply: Reply) -> str:
+    """Said under the answer when a fallback model gave it: which one, and why."""
+    if not reply.fell_back:
+        return ""
+    return f"answered by {reply.model} ({reply.fell_back})"
 
 
 def _no_process(pid: int) -> None:

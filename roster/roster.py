@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 from roster.agent import Agent, EchoAgent
 from roster.command import CommandAgent
 from roster.egress import Egress, SecretBinding
 from roster.errors import AgentNotFound, AgentUnavailable
-from roster.llm import LLMAgent, ModelClient
+from roster.llm import LLMAgent
 from roster.pricing import NO_PRICES, PriceTable
+from roster.providers import ModelChoices, Providers
 from roster.refs import AllowedSecrets, SecretSource
 from roster.spec import AgentBase, CommandAgentSpec, EchoAgentSpec, LLMAgentSpec
 from roster.tools import ToolBox
@@ -25,16 +27,21 @@ class Roster:
         cls,
         specs: Iterable[AgentBase],
         *,
-        model: ModelClient,
+        providers: Providers,
         tools: ToolBox,
         secrets: SecretSource,
         prices: PriceTable = NO_PRICES,
         bindings: Iterable[SecretBinding] = (),
+        choices: ModelChoices | None = None,
     ) -> Roster:
-        """The agents of `specs`; `bindings` (`[[secrets]]`) say where secrets may go."""
+        """The agents of `specs`; `bindings` (`[[secrets]]`) say where secrets may go,
+        `choices` which model each chat picked for an llm agent (`/model`)."""
+        models = _Models(providers, choices)
         bound = tuple(bindings)
         return cls(
-            _make_agent(spec, model=model, tools=tools, secrets=secrets, prices=prices, bound=bound)
+            _make_agent(
+                spec, models=models, tools=tools, secrets=secrets, prices=prices, bound=bound
+            )
             for spec in specs
         )
 
@@ -84,10 +91,16 @@ class Roster:
         return agent
 
 
+@dataclass(frozen=True, slots=True)
+class _Models:
+    providers: Providers
+    choices: ModelChoices | None
+
+
 def _make_agent(
     spec: AgentBase,
     *,
-    model: ModelClient,
+    models: _Models,
     tools: ToolBox,
     secrets: SecretSource,
     prices: PriceTable,
@@ -99,7 +112,8 @@ def _make_agent(
     if isinstance(spec, LLMAgentSpec):
         return LLMAgent(
             spec,
-            client=model,
+            providers=models.providers,
+            choices=models.choices,
             tools=tools.select(spec.tools),
             secrets=allowed,
             prices=prices,

@@ -18,8 +18,9 @@ from typing import Any
 
 from roster.agent import Usage
 from roster.fallback import complete
-from roster.llm import Message, ModelClient, Reply
+from roster.llm import Message, Reply
 from roster.pricing import PriceTable
+from roster.providers import Providers
 from roster.spec import LLMAgentSpec
 
 MAX_CHOICES = 4
@@ -100,9 +101,9 @@ INSTRUCTIONS = (
 
 
 class ModelRouter:
-    def __init__(self, spec: LLMAgentSpec, *, client: ModelClient, prices: PriceTable) -> None:
+    def __init__(self, spec: LLMAgentSpec, *, providers: Providers, prices: PriceTable) -> None:
         self.spec = spec
-        self._client = client
+        self._providers = providers
         self._prices = prices
 
     @property
@@ -115,9 +116,7 @@ class ModelRouter:
     async def decide(self, text: str, candidates: Sequence[Candidate]) -> Decision | Junk:
         """One model call (raises `ModelError`); the answer read strictly."""
         reply = await complete(
-            self._client,
-            model=self.spec.model,
-            fallback=self.spec.fallback_model,
+            self._providers.chain(self.spec),
             messages=self._messages(text, candidates),
             tools=[ROUTE, ASK_WHICH],
             prices=self._prices,

@@ -200,8 +200,14 @@ class LLMAgentSpec(AgentBase):
     kind: Literal["llm"]
     MARKDOWN: ClassVar[bool] = True
     model: str = Field(min_length=1)
-    # Used for a call when `model` still fails after the client's retries.
+    # `[llm.providers.<name>]` that serves `model`; "default" is `[llm]` itself.
+    provider: str = Field(default="default", pattern=r"^[a-z][a-z0-9_-]{0,39}$")
+    # Used for a call when `model` is rate-limited, failing or too slow after the client's
+    # retries: `fallback_model` on the same provider, then `fallback` ("<provider>:<model>").
     fallback_model: str | None = Field(default=None, min_length=1)
+    fallback: tuple[Annotated[str, Field(min_length=1)], ...] = ()
+    # What a chat may switch it to with /model (else `[llm.models]` of its provider).
+    models: tuple[Annotated[str, Field(min_length=1)], ...] = ()
     instructions: str = ""
     tools: tuple[str, ...] = ()
     max_turns: int = Field(default=5, ge=1, le=50)

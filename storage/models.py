@@ -338,3 +338,33 @@ class RevokedSession(SQLModel, table=True):
     user_id: str = Field(max_length=200)
     revoked_at: datetime = _when()
     expires_at: datetime = _when(index=True)  # the session's own end: forgotten after it
+
+
+class ChatModel(SQLModel, table=True):
+    """The model a chat switched an llm agent to (`/model`); no row: the agent's own."""
+
+    __tablename__ = "chat_models"
+    chat_id: str = Field(primary_key=True, max_length=200)
+    agent: str = Field(primary_key=True, max_length=100)
+    model: str = Field(max_length=300)  # as `roster.providers` labels it
+    set_by: str = Field(max_length=200)
+    set_at: datetime = _when()
+
+
+class DeliveryState(StrEnum):
+    RECEIVED = "received"  # stored; its run not started yet
+    STARTED = "started"  # its run was handed to the runner (once)
+
+
+class TriggerDelivery(SQLModel, table=True):
+    """A webhook delivery a trigger took: stored first, so a retry of it runs nothing."""
+
+    __tablename__ = "trigger_deliveries"
+    trigger: str = Field(primary_key=True, max_length=100)
+    delivery_id: str = Field(primary_key=True, max_length=200)
+    run_id: str = Field(max_length=64)  # chosen when stored: the run it starts has this id
+    input: str = _text()  # the agent's input, from the template (scrubbed)
+    state: DeliveryState = Field(
+        default=DeliveryState.RECEIVED, sa_column=Column(String(20), nullable=False, index=True)
+    )
+    received_at: datetime = _when(index=True)

@@ -1,46 +1,36 @@
-"""Shared fixtures. Tests talk only to servers on this machine: a guard refuses the rest."""
+"""Shared fixtures, and only fixtures (helpers live in `tests.support`). Tests talk only to
+servers on this machine: a guard refuses the rest."""
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import os
 import socket
-import tomllib
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 
-from bot.app import open_deck
-from bot.config import Config, parse_config
-from bot.deck import Deck
 from storage.db import Database, sqlite_url
-from tests import pgserver
-from tests.fakes.chat import ChatRecorder
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_server import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, FakeSlack
-from tests.pgserver import PgServer
+from tests.fakes.telegram_server import FakeTelegram
+from tests.support import pgserver
+from tests.support.decks import DeckFactory, chat_deck
+from tests.support.network import PG_URL, admin_sql, free_port, loopback_only, postgres_available
+from tests.support.pgserver import PgServer
 
-PG_URL = os.environ.get("AGENTDECK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+if TYPE_CHECKING:  # Selenium is imported only by the browser tests that use these
+    from selenium.webdriver.remote.webdriver import WebDriver
 
-_real_connect = socket.socket.connect
-
-
-def _loopback_only(self: socket.socket, address: Any) -> Any:
-    if self.family in (socket.AF_INET, socket.AF_INET6):
-        host = address[0]
-        if host != "localhost" and not ipaddress.ip_address(host).is_loopback:
-            raise ConnectionRefusedError(f"tests may not reach {host}: only 127.0.0.1 / ::1")
-    return _real_connect(self, address)
+    from tests.support.browser import Browser
 
 
 @pytest.fixture(autouse=True)
 def _network_guard(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(socket.socket, "connect", _loopback_only)
+    monkeypatch.setattr(socket.socket, "connect", loopback_only)
 
 
 @pytest.fixture(autouse=True)
@@ -59,35 +49,10 @@ async def fake_openai() -> AsyncIterator[FakeOpenAI]:
     await server.stop()
 
 
-def make_config(text: str, **sections: Any) -> Config:
-    """A config from TOML text; keyword sections are merged on top."""
-    data = tomllib.loads(text)
-    data.update(sections)
-    return parse_config(data, source="test.toml")
-
-
-DeckFactory = Callable[[Config], AbstractAsyncContextManager[tuple[Deck, ChatRecorder]]]
-
-
 @pytest.fixture
 def deck_with_chat() -> DeckFactory:
     """Open a deck whose only transport is a `ChatRecorder` (chat ids `test:...`)."""
-
-    @asynccontextmanager
-    async def opened(config: Config) -> AsyncIterator[tuple[Deck, ChatRecorder]]:
-        chat = ChatRecorder()
-        async with asyncio.timeout(60), open_deck(config, transports=[chat]) as (deck, _):
-            yield deck, chat
-
-    return opened
-
-
-def postgres_available() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
-            return True
-    except OSError:
-        return False
+    return chat_deck
 
 
 @pytest.fixture
@@ -101,21 +66,11 @@ def pg_url() -> Iterator[str]:
             pytest.fail("PostgreSQL is not running at 127.0.0.1:5432 (CI must start it)")
         pytest.skip("PostgreSQL is not running at 127.0.0.1:5432")
     name = f"agentdeck_test_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin_sql(f'CREATE DATABASE "{name}"'))
+    asyncio.run(admin_sql(f'CREATE DATABASE "{name}"'))
     try:
         yield PG_URL.rsplit("/", 1)[0] + "/" + name
     finally:
-        asyncio.run(_admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-async def _admin_sql(statement: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_URL.replace("postgresql://", "postgres://"))
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
+        asyncio.run(admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture
@@ -128,10 +83,7 @@ def pg_throwaway() -> Iterator[PgServer]:
         if os.environ.get("CI") == "true":
             pytest.fail(f"a throwaway PostgreSQL cannot start: {reason}")
         pytest.skip(reason)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    with pgserver.pg_server(port) as server:
+    with pgserver.pg_server(free_port()) as server:
         yield server
 
 
@@ -161,12 +113,30 @@ async def fake_slack(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeSlack
     await server.stop()
 
 
-async def audit_actions(deck: Deck) -> list[str]:
-    """Every audit event's action so far, oldest first (queued writes flushed first)."""
-    from sqlmodel import select
+@pytest.fixture
+async def fake_telegram(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeTelegram]:
+    """The fake Bot API; its token in `TG_TOKEN`, as the Telegram configs of tests read it."""
+    server = await FakeTelegram().start()
+    monkeypatch.setenv("TG_TOKEN", server.token)
+    yield server
+    await server.stop()
 
-    from storage.models import AuditEvent
 
-    await deck.runner.flush()
-    async with deck.db.session() as session:
-        return [e.action for e in (await session.exec(select(AuditEvent))).all()]
+@pytest.fixture(scope="module")
+def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
+    """A headless Chromium for a module's browser tests (skipped where it is missing)."""
+    from tests.support.browser import start_chromium
+
+    chromium = start_chromium(tmp_path_factory.mktemp("chromium-profile"))
+    yield chromium
+    chromium.quit()
+
+
+@pytest.fixture
+async def browser(driver: WebDriver) -> Browser:
+    """The module's Chromium with its cookies and storage forgotten."""
+    from tests.support.browser import Browser
+
+    browser = Browser(driver)
+    await browser.forget()
+    return browser

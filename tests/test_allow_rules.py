@@ -25,11 +25,10 @@ from roster.errors import ToolError
 from roster.refs import NoSecrets
 from roster.spec import AllowRule, ApprovalMode, CommandAgentSpec, Extra, Policy
 from roster.toolkit.http import HttpRequestTool
-from tests.conftest import audit_actions, make_config
 from tests.fakes.telegram_server import FakeTelegram
-
-ADMIN = 1001
-OPERATOR = 1002
+from tests.support.config import make_config
+from tests.support.decks import audit_actions
+from tests.support.telegram import ADMIN, OPERATOR
 
 SCRIPT = """
 import sys
@@ -76,14 +75,6 @@ allow = [{argv}]
 approvers = ["telegram:{ADMIN}"]
 {agent_extra}
 """
-
-
-@pytest.fixture
-async def fake_telegram(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeTelegram]:
-    server = await FakeTelegram().start()
-    monkeypatch.setenv("TG_TOKEN", server.token)
-    yield server
-    await server.stop()
 
 
 @contextlib.asynccontextmanager

@@ -20,8 +20,10 @@ from sqlmodel import select
 
 from bot.deck import Deck
 from storage.models import Approval, Job, Run
-from tests.conftest import DeckFactory, make_config
 from tests.fakes.openai_server import FakeOpenAI, call, say
+from tests.support.config import make_config
+from tests.support.data import database_bytes
+from tests.support.decks import DeckFactory
 
 CORE = "9f8e7d6c5b4a"  # needs no escaping: found in the database in any spelling
 VALUE = f'deploy-Tök€n-"quoted"-back\\slash-{CORE}'
@@ -55,10 +57,6 @@ async def approval_rows(deck: Deck) -> list[Approval]:
     await deck.runner.flush()
     async with deck.db.session() as session:
         return list((await session.exec(select(Approval))).all())
-
-
-def database_bytes(data_dir: Path) -> bytes:
-    return b"".join(path.read_bytes() for path in sorted(data_dir.glob("agentdeck.db*")))
 
 
 def holds_value(stored: object) -> bool:

@@ -1,6 +1,6 @@
 """kill -9 at random moments of a stream of messages: nothing runs twice, nothing is lost.
 
-Real `agentdeck run` processes and the fake Telegram Bot API (`tests.chaos`): each
+Real `agentdeck run` processes and the fake Telegram Bot API (`tests.support.chaos`): each
 message runs at most once, and is answered once or reported once as cut short with a
 Run again button; nothing is left unhandled in the inbox or `running`.
 """
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests import chaos
-from tests.chaos import Plan
+from tests.support import chaos
+from tests.support.chaos import Plan
 
 
 @pytest.mark.slow

@@ -23,9 +23,12 @@ from bot.errors import ConfigError
 from roster.children import KILL_GRACE_SECONDS, kill_group, start_child
 from roster.tools import RunCommandTool, ToolCallContext
 from storage.secrets import new_key
-from tests.conftest import DeckFactory, make_config
 from tests.fakes.openai_server import FakeOpenAI, call, say
-from tests.test_console_e2e import run_console
+from tests.support.bot_process import run_console
+from tests.support.config import make_config
+from tests.support.decks import DeckFactory
+from tests.support.process_groups import group_alive, group_members, read_pid
+from tests.support.waiting import eventually
 
 # What a child may inherit from the bot's environment (`roster.children`).
 INHERITED = {"PATH", "HOME", "LANG", "TZ", "TERM", "USER", "LOGNAME", "SHELL", "TMPDIR"}
@@ -52,10 +55,9 @@ def names_in(env_output: str) -> set[str]:
     return {line.split("=", 1)[0] for line in env_output.splitlines() if "=" in line}
 
 
-def assert_clean(text: str, credentials: dict[str, str], where: str) -> None:
-    for name, value in credentials.items():
-        assert f"{name}=" not in text, f"{name} reached the child ({where})"
-        assert value not in text, f"the value of {name} is readable ({where})"
+def leaks(text: str, credentials: dict[str, str]) -> list[str]:
+    """The credentials whose name (as `NAME=`) or value `text` shows."""
+    return [name for name, value in credentials.items() if f"{name}=" in text or value in text]
 
 
 def allowed_name(name: str) -> bool:
@@ -63,6 +65,7 @@ def allowed_name(name: str) -> bool:
     return name in INHERITED or name.startswith("LC_") or name == "AGENTDECK_OUTBOX_DIR"
 
 
+@pytest.mark.slow
 async def test_an_approved_env_on_the_console_shows_none_of_the_bots_credentials(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -71,11 +74,11 @@ async def test_an_approved_env_on_the_console_shows_none_of_the_bots_credentials
     assert code == 0, err
     assert "Approved by console:local" in out
     assert "PATH=" in out  # the command ran and printed its environment
-    assert_clean(out + err, credentials, "console")
+    assert leaks(out + err, credentials) == [], "console"
     with sqlite3.connect(data_dir / "agentdeck.db") as db:
         outputs = [row[0] for row in db.execute("SELECT output FROM runs")]
     assert any("PATH=" in output for output in outputs)
-    assert_clean("\n".join(outputs), credentials, "runs.output")
+    assert leaks("\n".join(outputs), credentials) == [], "runs.output"
 
 
 READ_ONLY = """
@@ -99,16 +102,13 @@ async def test_a_running_read_only_agents_child_holds_no_credential(
     config = make_config(READ_ONLY.replace("{pidfile}", str(pidfile)).replace("{python}", PYTHON))
     async with deck_with_chat(config) as (_deck, chat):
         await chat.say("/ask watch now")
-        async with asyncio.timeout(10):
-            while not pidfile.exists() or not pidfile.read_text().strip():
-                await asyncio.sleep(0.05)
-        pid = int(pidfile.read_text())
+        pid = await read_pid(pidfile)
         environ = Path(f"/proc/{pid}/environ").read_bytes().decode()
         await chat.say("/stop watch")
         await chat.wait_for("stopped")
     names = {entry.split("=", 1)[0] for entry in environ.split("\0") if entry}
     assert "PATH" in names
-    assert_clean(environ.replace("\0", "\n"), credentials, "/proc/<pid>/environ")
+    assert leaks(environ.replace("\0", "\n"), credentials) == [], "/proc/<pid>/environ"
     assert all(allowed_name(name) for name in names), sorted(names)
 
 
@@ -149,7 +149,7 @@ async def test_templated_tools_and_run_command_get_no_credential(
     assert len(results) == 2
     for where, result in zip(("show_env", "run_command"), results, strict=True):
         assert "PATH=" in result, result
-        assert_clean(result, credentials, where)
+        assert leaks(result, credentials) == [], where
         assert all(allowed_name(name) for name in names_in(result)), where
 
 
@@ -184,7 +184,7 @@ async def test_an_agent_gets_exactly_the_secret_its_env_names(
         await chat.press(card.message.buttons[0].value)
         result = await chat.wait_for("exit 0")
     for where, text in (("preview", preview), ("run", result.text)):
-        assert_clean(text, credentials, where)
+        assert leaks(text, credentials) == [], where
         assert "other-secret-value-2" not in text
     names = names_in(result.text)
     assert {"DEPLOY_TOKEN", "MODE"} <= names
@@ -194,34 +194,10 @@ async def test_an_agent_gets_exactly_the_secret_its_env_names(
     assert "PATH=" in preview  # the preview ran, with the allowlist only
 
 
-def group_members(pgid: int) -> list[int]:
-    """Live (not zombie) processes of a process group, from /proc."""
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # gone meanwhile
-        state, group = fields[0], int(fields[2])
-        if group == pgid and state != "Z":
-            members.append(int(stat.parent.name))
-    return members
-
-
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return bool(group_members(pgid))
-
-
 async def gone(pgid: int) -> bool:
     """Whether the group is gone within the kill's grace (TERM, then KILL)."""
     with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(KILL_GRACE_SECONDS + 3):
-            while group_alive(pgid):
-                await asyncio.sleep(0.05)
+        await eventually(lambda: not group_alive(pgid), timeout=KILL_GRACE_SECONDS + 3)
     return not group_alive(pgid)
 
 
@@ -256,13 +232,6 @@ approval = "never"
 """
 
 
-async def wait_for_pid(pidfile: Path) -> int:
-    async with asyncio.timeout(10):
-        while not pidfile.exists() or not pidfile.read_text().strip():
-            await asyncio.sleep(0.05)
-    return int(pidfile.read_text())
-
-
 async def test_a_templated_tools_timeout_kills_its_whole_process_group(
     deck_with_chat: DeckFactory,
     fake_openai: FakeOpenAI,
@@ -275,7 +244,7 @@ async def test_a_templated_tools_timeout_kills_its_whole_process_group(
     config = make_config(spawning_tools_config(fake_openai, pidfile, timeout=1))
     async with deck_with_chat(config) as (_deck, chat):
         await chat.say("start it")
-        pgid = await wait_for_pid(pidfile)
+        pgid = await read_pid(pidfile)
         await chat.wait_for("bot: over")
         result = [m for m in fake_openai.requests[-1]["messages"] if m["role"] == "tool"]
         assert "timed out after 1 s" in result[0]["content"]
@@ -308,7 +277,7 @@ async def test_stop_kills_a_tools_whole_process_group(
     config = make_config(spawning_tools_config(fake_openai, pidfile, timeout=300))
     async with deck_with_chat(config) as (_deck, chat):
         await chat.say("start it")
-        pgid = await wait_for_pid(pidfile)
+        pgid = await read_pid(pidfile)
         assert len(group_members(pgid)) >= 2  # the shell and its background child
         await chat.say("/stop bot")
         await chat.wait_for("bot: stopped")
@@ -324,6 +293,7 @@ def test_an_agent_cannot_declare_the_bots_own_variables(env: str) -> None:
         make_config(text)
 
 
+@pytest.mark.slow
 async def test_a_cancel_while_the_child_starts_still_stops_its_group(tmp_path: Path) -> None:
     """/stop can land between the fork and the moment the run holds the process."""
     started: list[int] = []

@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 
-from tests.agent_clis import claude_cli, claude_env, require_claude_sdk, without_foreign_env
 from tests.fakes.anthropic_server import (
     FakeAnthropic,
     Reply,
@@ -29,6 +28,7 @@ from tests.fakes.anthropic_server import (
     tool_results,
     use,
 )
+from tests.support.agent_clis import claude_cli, claude_env, require_claude_sdk, without_foreign_env
 
 pytestmark = pytest.mark.slow  # each test starts the CLI (about a second) once or more
 

@@ -10,6 +10,10 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # a real agentdeck process per command
+
 AGENTDECK = str(Path(sys.executable).with_name("agentdeck"))
 
 

@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 
-from tests.agent_clis import codex_cli, codex_env, without_foreign_env
 from tests.fakes.responses_server import (
     FakeResponses,
     Reply,
@@ -30,6 +29,7 @@ from tests.fakes.responses_server import (
     say,
     user_texts,
 )
+from tests.support.agent_clis import codex_cli, codex_env, without_foreign_env
 
 pytestmark = pytest.mark.slow
 

@@ -2,32 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from pathlib import Path
 
-AGENTDECK = [sys.executable, "-m", "bot"]
+import pytest
 
+from tests.support.bot_process import run_console
 
-async def run_console(
-    lines: list[str], data_dir: Path, *args: str, timeout: float = 60
-) -> tuple[int, str, str]:
-    env = {**os.environ, "AGENTDECK_DATA_DIR": str(data_dir)}
-    process = await asyncio.create_subprocess_exec(
-        *AGENTDECK,
-        "run",
-        *args,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    script = "".join(line + "\n" for line in lines).encode()
-    async with asyncio.timeout(timeout):
-        out, err = await process.communicate(script)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+pytestmark = pytest.mark.slow  # real agentdeck processes, restarted
 
 
 async def test_the_quick_start_script(data_dir: Path) -> None:

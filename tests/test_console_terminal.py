@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from storage.secrets import new_key
-from tests.pty_session import LEFT, UP, PtySession
+from tests.support.pty_session import LEFT, UP, PtySession
 
 SECRET_VALUE = "hunter2-terminal-value"
 

@@ -10,8 +10,9 @@ from sqlmodel import select
 
 from roster.pricing import Price, PriceTable
 from storage.models import Run, RunState
-from tests.conftest import DeckFactory, make_config
 from tests.fakes.openai_server import FakeOpenAI, fail, say
+from tests.support.config import make_config
+from tests.support.decks import DeckFactory
 
 # The fake server reports 11 prompt and 7 completion tokens per call.
 

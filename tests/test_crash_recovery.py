@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
-import sys
 from pathlib import Path
 
-from tests.test_console_e2e import run_console
-from tests.test_crash_telegram import SCRIPT as SLEEPY
-from tests.test_graceful_stop import group_alive, read_pid
+import pytest
+
+from tests.support.bot_process import press_when_shown, run_console, start_then_kill
+from tests.support.chaos import SLEEPY
+from tests.support.process_groups import group_alive, read_pid
+
+pytestmark = pytest.mark.slow  # real agentdeck processes (started, killed, restarted)
 
 CONFIG = """
 [deck]
@@ -25,58 +25,6 @@ kind = "command"
 command = ["/bin/sh", "-c", "{input}"]
 approval = "always"
 """
-
-
-async def console_bot(data_dir: Path, config: Path) -> asyncio.subprocess.Process:
-    """`agentdeck run` on the console transport, stdin and stdout piped."""
-    env = {**os.environ, "AGENTDECK_DATA_DIR": str(data_dir)}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "run",
-        "--config",
-        str(config),
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    assert process.stdin is not None
-    assert process.stdout is not None
-    return process
-
-
-async def start_then_kill(lines: list[str], marker: str, data_dir: Path, config: Path) -> str:
-    """Run the bot with stdin held open, wait for `marker` on stdout, then SIGKILL it."""
-    process = await console_bot(data_dir, config)
-    assert process.stdin is not None
-    assert process.stdout is not None
-    process.stdin.write("".join(line + "\n" for line in lines).encode())
-    await process.stdin.drain()
-    seen = ""
-    async with asyncio.timeout(30):
-        while marker not in seen:
-            seen += (await process.stdout.readline()).decode()
-    process.send_signal(signal.SIGKILL)
-    await process.wait()
-    return seen
-
-
-async def press_when_shown(marker: str, line: str, data_dir: Path, config: Path) -> tuple[int, str]:
-    """Run the bot; once `marker` is on stdout, type `line` and end the input."""
-    process = await console_bot(data_dir, config)
-    assert process.stdin is not None
-    assert process.stdout is not None
-    seen = ""
-    async with asyncio.timeout(60):
-        while marker not in seen:
-            seen += (await process.stdout.readline()).decode()
-        process.stdin.write(f"{line}\n".encode())
-        process.stdin.close()
-        seen += (await process.stdout.read()).decode()
-        await process.wait()
-    assert process.returncode is not None
-    return process.returncode, seen
 
 
 async def test_kill_during_a_run_reports_it_interrupted(data_dir: Path, tmp_path: Path) -> None:

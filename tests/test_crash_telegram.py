@@ -9,7 +9,6 @@ own) to another.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,19 +18,13 @@ from sqlmodel import select
 
 from storage.db import Database, sqlite_url
 from storage.models import AuditEvent, Run, RunState
-from tests.chaos import BotProcess, until
 from tests.fakes.telegram_server import FakeTelegram
-from tests.test_graceful_stop import group_alive, read_pid
+from tests.support.chaos import SLEEPY, BotProcess
+from tests.support.process_groups import group_alive, read_pid
+from tests.support.telegram import ADMIN, GROUP, OPERATOR
+from tests.support.waiting import eventually
 
-ADMIN = 1001  # an approver (the default approvers: admins)
-OPERATOR = 1002  # may ask agents, may not approve
-GROUP = -100500
-SCRIPT = """#!/bin/sh
-echo "$1" >> "{count}"
-echo $$ > "{pid}"
-if [ ! -e "{mark}" ]; then touch "{mark}"; sleep 60; fi
-echo "done $1"
-"""
+pytestmark = pytest.mark.slow  # real agentdeck processes (started, killed, restarted)
 
 
 class Sleepy:
@@ -42,7 +35,7 @@ class Sleepy:
         self.count = tmp / "count.txt"
         self.pid = tmp / "pid.txt"
         script = tmp / "sleepy.sh"
-        script.write_text(SCRIPT.format(count=self.count, pid=self.pid, mark=tmp / "mark"))
+        script.write_text(SLEEPY.format(count=self.count, pid=self.pid, mark=tmp / "mark"))
         script.chmod(0o755)
         config = tmp / "deck.toml"
         config.write_text(f"""
@@ -69,20 +62,21 @@ timeout = 120
     async def start(self) -> None:
         self.fake.first_poll_at = None
         await self.bot.start()
-        await until(lambda: self.fake.first_poll_at is not None, 60)
+        await eventually(lambda: self.fake.first_poll_at is not None, 60)
 
     def runs(self) -> list[str]:
         return self.count.read_text().split() if self.count.exists() else []
 
     async def stored_run(self) -> Run:
         """The run, once its process group is recorded."""
-        async with asyncio.timeout(10), Database(self.url) as db:
-            while True:
+        async with Database(self.url) as db:
+
+            async def recorded() -> Run | None:
                 async with db.session() as session:
                     runs = (await session.exec(select(Run))).all()
-                if runs and runs[0].process_group is not None:
-                    return runs[0]
-                await asyncio.sleep(0.05)
+                return runs[0] if runs and runs[0].process_group is not None else None
+
+            return await eventually(recorded)
 
     async def audit(self) -> list[str]:
         async with Database(self.url) as db, db.session() as session:
@@ -107,7 +101,7 @@ timeout = 120
                 if call.params.get("callback_query_id") == query
             ]
 
-        await until(lambda: bool(answered()), 20)
+        await eventually(lambda: bool(answered()), 20)
         return answered()[0]
 
 
@@ -125,7 +119,6 @@ async def sleepy(tmp_path: Path) -> AsyncIterator[Sleepy]:
         await fake.stop()
 
 
-@pytest.mark.slow
 async def test_a_run_cut_by_kill_9_is_stopped_reported_and_run_again_by_an_approver(
     sleepy: Sleepy,
 ) -> None:
@@ -138,7 +131,7 @@ async def test_a_run_cut_by_kill_9_is_stopped_reported_and_run_again_by_an_appro
     assert group_alive(pgid)  # the orphan goes on without the bot
 
     await sleepy.start()
-    await until(lambda: _has_card(sleepy), 20)
+    await eventually(lambda: _has_card(sleepy), 20)
     assert not group_alive(pgid)
     _, card = sleepy.card()
     said = "sleepy: this run was interrupted by a restart and did not finish (job1);"
@@ -153,7 +146,7 @@ async def test_a_run_cut_by_kill_9_is_stopped_reported_and_run_again_by_an_appro
     assert sleepy.runs() == ["job1"]
 
     await sleepy.press(button["callback_data"], ADMIN)
-    await until(lambda: any("done job1" in t for t in sleepy.fake.sent_texts(GROUP)), 20)
+    await eventually(lambda: any("done job1" in t for t in sleepy.fake.sent_texts(GROUP)), 20)
     assert sleepy.runs() == ["job1", "job1"]  # once more, not twice more
     _, card = sleepy.card()
     assert f"Run again by telegram:{ADMIN} at" in card["text"]
@@ -162,7 +155,9 @@ async def test_a_run_cut_by_kill_9_is_stopped_reported_and_run_again_by_an_appro
     late = await sleepy.press(button["callback_data"], ADMIN)
     assert late["text"].endswith("was already decided: approved.")
     sleepy.fake.user_says("/status", user=ADMIN, chat=GROUP)  # handled after any duplicate
-    await until(lambda: any("Running: nothing" in t for t in sleepy.fake.sent_texts(GROUP)), 20)
+    await eventually(
+        lambda: any("Running: nothing" in t for t in sleepy.fake.sent_texts(GROUP)), 20
+    )
     assert await sleepy.bot.stop() == 0
     assert sleepy.runs() == ["job1", "job1"]
     actions = await sleepy.audit()
@@ -184,7 +179,7 @@ async def test_stored_runs_name_their_update_and_process(sleepy: Sleepy) -> None
     sleepy.pid.parent.joinpath("mark").touch()  # no sleeping
     await sleepy.start()
     said = sleepy.fake.user_says("/ask sleepy quick", user=ADMIN, chat=GROUP)
-    await until(lambda: any("done quick" in t for t in sleepy.fake.sent_texts(GROUP)), 20)
+    await eventually(lambda: any("done quick" in t for t in sleepy.fake.sent_texts(GROUP)), 20)
     assert await sleepy.bot.stop() == 0
     async with Database(sleepy.url) as db, db.session() as session:
         (run,) = (await session.exec(select(Run))).all()
@@ -194,17 +189,18 @@ async def test_stored_runs_name_their_update_and_process(sleepy: Sleepy) -> None
     assert run.process_host  # (its start time too, unless it had ended before it was read)
 
 
-@pytest.mark.slow
 async def test_a_command_that_acts_once_is_not_repeated_after_kill_9(sleepy: Sleepy) -> None:
     """/every creates a job: killed right after its answer, the restart creates none."""
     await sleepy.start()
     sleepy.fake.user_says("/every 1h sleepy tick", user=ADMIN)
-    await until(lambda: any("every 1h" in t for t in sleepy.fake.sent_texts(ADMIN)), 20)
+    await eventually(lambda: any("every 1h" in t for t in sleepy.fake.sent_texts(ADMIN)), 20)
     await sleepy.bot.kill()
     await sleepy.start()
-    await until(lambda: any("agentdeck is back" in t for t in sleepy.fake.sent_texts(ADMIN)), 20)
+    await eventually(
+        lambda: any("agentdeck is back" in t for t in sleepy.fake.sent_texts(ADMIN)), 20
+    )
     sleepy.fake.user_says("/jobs", user=ADMIN)
-    await until(lambda: any("Jobs (" in t for t in sleepy.fake.sent_texts(ADMIN)), 20)
+    await eventually(lambda: any("Jobs (" in t for t in sleepy.fake.sent_texts(ADMIN)), 20)
     assert await sleepy.bot.stop() == 0
     texts = sleepy.fake.sent_texts(ADMIN)
     assert next(t for t in texts if "Jobs (" in t).startswith("Jobs (1)")

@@ -31,8 +31,9 @@ from storage.models import (
     Run,
 )
 from storage.signin_links import UsedLinks
-from tests.conftest import make_config
-from tests.dashkit import (
+from tests.fakes.openai_server import FakeOpenAI, call, say
+from tests.support.config import make_config
+from tests.support.dashkit import (
     AGENTS,
     USERS,
     Dash,
@@ -41,8 +42,8 @@ from tests.dashkit import (
     dashboard_deck,
     page,
     redeem,
+    status_of,
 )
-from tests.fakes.openai_server import FakeOpenAI, call, say
 
 CONFIRM = re.compile(r'name="confirm" value="([0-9a-f]{16})"')
 PAGES = ("/", "/runs", "/runs/nothing", "/jobs", "/approvals", "/audit", "/cost")
@@ -93,7 +94,7 @@ async def test_a_link_from_chat_signs_in_once() -> None:
             assert again.status == 403
             body = await (await other.post("/signin", data={"t": link.split("t=")[1]})).text()
             assert "used already" in body
-            await page(other, "/", status=401)
+            assert await status_of(other, "/") == 401
         actions = await audit_actions(dash)
         assert "dashboard.link" in actions
         assert "dashboard.signin" in actions
@@ -118,7 +119,7 @@ async def test_an_expired_link_is_refused() -> None:
             assert "expired" in await looked.text()
             response = await redeem(client, link)
             assert response.status == 403
-            await page(client, "/", status=401)
+            assert await status_of(client, "/") == 401
 
 
 async def test_a_forged_or_foreign_token_is_refused() -> None:
@@ -134,7 +135,7 @@ async def test_a_forged_or_foreign_token_is_refused() -> None:
                 assert "not valid" in await response.text()
             # a session cookie made up by hand is no session
             client.cookie_jar.update_cookies({"agentdeck_session": token})
-            await page(client, "/", status=401)
+            assert await status_of(client, "/") == 401
 
 
 async def test_without_a_session_every_page_is_only_a_sign_in_hint() -> None:
@@ -165,7 +166,7 @@ async def test_the_dashboard_command_is_for_private_chats_of_operators() -> None
 
 async def test_the_dashboard_command_when_it_is_off(deck_with_chat) -> None:  # type: ignore[no-untyped-def]
     async with deck_with_chat(make_config(USERS + AGENTS)) as (deck, chat):
-        assert deck.dashboard is None
+        assert not deck.postman.mints("signin")  # no dashboard started: no link is made
         await chat.say("/dashboard", user="test:ada", chat="test:ada")
         assert "switched off" in (await chat.wait_for("dashboard")).text
 
@@ -175,7 +176,7 @@ async def test_a_session_ends_with_its_user_and_its_time() -> None:
     async with dashboard_deck(clock=clock) as dash, dash.signed_in("test:ada") as client:
         await page(client, "/")
         clock.advance(timedelta(hours=12, seconds=1))
-        await page(client, "/", status=401)
+        assert await status_of(client, "/") == 401
 
 
 async def test_signing_out_needs_the_form_token() -> None:
@@ -186,7 +187,7 @@ async def test_signing_out_needs_the_form_token() -> None:
         await page(client, "/")
         done = await client.post("/signout", data={"csrf": csrf_of(body)}, allow_redirects=False)
         assert done.status == 303
-        await page(client, "/", status=401)
+        assert await status_of(client, "/") == 401
 
 
 # --- pages --------------------------------------------------------------------------
@@ -209,7 +210,7 @@ async def test_every_page_shows_what_happened() -> None:
         detail = await page(client, f"/runs/{run.id}")
         for part in ("hello dashboard", "Exit code", "Duration", "run.started", "run.done"):
             assert part in detail, part
-        await page(client, "/runs/nonexistent", status=404)
+        assert await status_of(client, "/runs/nonexistent") == 404
         assert "No jobs" in await page(client, "/jobs")
         assert "Nothing waits for approval" in await page(client, "/approvals")
         audit = await page(client, "/audit?action=run.")
@@ -445,7 +446,7 @@ async def test_the_event_stream_says_when_runs_start_and_finish() -> None:
 
 async def test_a_port_in_use_is_one_clear_error() -> None:
     async with dashboard_deck() as dash:
-        port = dash.deck.dashboard.port  # type: ignore[union-attr]
+        port = dash.dashboard.port
         config = make_config(USERS + AGENTS, dashboard={"enabled": True, "port": port})
         dash.deck.config = config
         with pytest.raises(DashboardStartError, match=rf"cannot listen on 127.0.0.1:{port}"):
@@ -458,7 +459,7 @@ async def test_stopping_ends_open_event_streams() -> None:
         stream = await client.get("/events")
         await stream.content.readline()
         async with asyncio.timeout(5):
-            await dash.deck.dashboard.__aexit__(None, None, None)  # type: ignore[union-attr]
+            await dash.dashboard.__aexit__(None, None, None)
             rest = await stream.content.read()
         assert b"event" not in rest
         with pytest.raises(aiohttp.ClientConnectionError):

@@ -8,37 +8,14 @@ tests/artifacts/.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from selenium.webdriver.remote.webdriver import WebDriver
 
-from storage.models import Run, RunState
-from tests.browser import Browser, start_chromium
-from tests.dashkit import Dash, dashboard_deck
+from tests.support.browser import Browser, sign_in
+from tests.support.dashkit import Dash, dashboard_deck, make_history
 
-
-@pytest.fixture(scope="module")
-def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
-    chromium = start_chromium(tmp_path_factory.mktemp("chromium-profile"))
-    yield chromium
-    chromium.quit()
-
-
-@pytest.fixture
-async def browser(driver: WebDriver) -> Browser:
-    browser = Browser(driver)
-    await browser.forget()
-    return browser
-
-
-async def sign_in(browser: Browser, dash: Dash, user: str) -> None:
-    link = await dash.link_from_chat(user)
-    await browser.get(link)
-    await browser.click("#signin")
-    await browser.wait_for(".who .user", user)
+pytestmark = pytest.mark.slow  # a real headless Chromium
 
 
 async def live(browser: Browser) -> None:
@@ -132,42 +109,3 @@ async def test_every_page_renders_in_the_browser(browser: Browser) -> None:
 async def browser_text_of(browser: Browser, dash: Dash, path: str, css: str) -> str:
     await browser.get(dash.base + path)
     return await browser.wait_for(css)
-
-
-async def make_history(dash: Dash) -> None:
-    """Some of everything: finished runs, a job, a decided and a pending approval."""
-    chat = dash.chat
-    await chat.say("/ask echo good morning", user="test:ada")
-    await chat.wait_for("good morning")
-    await chat.say("/every 2h echo hourly check", user="test:admin")
-    await chat.wait_for("/pause")
-    await chat.say("/ask deploy v1", user="test:bob")
-    first = await chat.wait_for("Approval needed")
-    await chat.press(f"{first.text.split('(')[1][:8]}:deny", user="test:ada")
-    await chat.wait_for("Denied by test:ada")
-    await chat.say("/ask deploy v3", user="test:bob")
-    await chat.wait_for("v3")
-    await spend_over_a_week(dash)
-
-
-async def spend_over_a_week(dash: Dash) -> None:
-    """Priced runs of two agents on past days, for the cost chart."""
-    now = dash.deck.clock.now()
-    async with dash.deck.db.session() as session:
-        for day in range(7):
-            for agent, cost in (("echo", 0.02 * (day + 1)), ("slow", 0.05 * (7 - day))):
-                when = now - timedelta(days=day, hours=1)
-                session.add(
-                    Run(
-                        id=f"{agent}-{day}",
-                        agent=agent,
-                        chat_id="test:ada",
-                        user_id="test:ada",
-                        status=RunState.DONE,
-                        tokens_in=1000 * (day + 1),
-                        cost=cost,
-                        started_at=when,
-                        finished_at=when + timedelta(seconds=3),
-                    )
-                )
-        await session.commit()

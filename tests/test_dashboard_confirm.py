@@ -13,7 +13,7 @@ from pathlib import Path
 from bot.runs.destructive import is_destructive
 from roster.agent import Action
 from storage.models import ApprovalState
-from tests.dashkit import Dash, csrf_of, dashboard_config, dashboard_deck, page
+from tests.support.dashkit import Dash, csrf_of, dashboard_config, dashboard_deck, page
 
 CONFIRM = re.compile(r'name="confirm" value="([0-9a-f]{16})"')
 CARD_ID = re.compile(r"\(([0-9a-f]{8})\)")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,18 +19,19 @@ from sqlmodel import select
 
 from bot.app import open_deck
 from bot.deck import Deck
-from bot.delivery.postman import NOT_MINTED, Postman, minted_link
+from bot.delivery.direct import NOT_MINTED, Direct, minted_link
+from bot.delivery.postman import Postman
 from bot.text import rich
 from bot.transports.telegram import limits
 from bot.types import Outgoing
 from storage.clock import FakeClock
 from storage.models import OutboxMessage
-from tests.conftest import make_config
-from tests.dashkit import redeem
 from tests.fakes.chat import ChatRecorder
 from tests.fakes.telegram_server import FakeTelegram
+from tests.support.config import make_config
+from tests.support.dashkit import redeem
+from tests.support.telegram import ADMIN
 
-ADMIN = 1001
 LINK = re.compile(r"http://127\.0\.0\.1:\d+/signin\?t=([A-Za-z0-9_\-.%]+)")
 CONFIG = f"""
 [deck]
@@ -49,14 +49,6 @@ kind = "echo"
 enabled = true
 port = 0
 """
-
-
-@pytest.fixture
-async def fake_telegram(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeTelegram]:
-    server = await FakeTelegram().start()
-    monkeypatch.setenv("TG_TOKEN", server.token)
-    yield server
-    await server.stop()
 
 
 def links_sent(fake: FakeTelegram) -> list[str]:
@@ -121,9 +113,9 @@ async def test_a_retried_send_brings_a_new_working_link(
 
 
 async def test_a_placeholder_is_minted_per_delivery_or_says_it_cannot_be() -> None:
-    postman = Postman()
+    postman = Postman(Direct())  # no outbox: sent at once
     chat = ChatRecorder()
-    postman.add(chat)
+    postman.direct.add(chat)
     message = Outgoing("test:chat", rich("go: ", minted_link("signin", "test:ada")))
     await postman.send(message)  # no dashboard in this process
     assert chat.posted[-1].text == f"go: {NOT_MINTED}"

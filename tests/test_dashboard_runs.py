@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from storage.models import Run
-from tests.dashkit import Dash, dashboard_deck, page
+from tests.support.dashkit import Dash, dashboard_deck, page
 
 PAGE_SIZE = 100
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterator
 
 import pytest
-from selenium.webdriver.remote.webdriver import WebDriver
 
-from tests.browser import Browser, start_chromium
-from tests.dashkit import Dash, dashboard_deck
-from tests.test_dashboard_browser import make_history, sign_in
+from tests.support.browser import Browser, sign_in
+from tests.support.dashkit import Dash, dashboard_deck, make_history
+
+pytestmark = pytest.mark.slow  # a real headless Chromium
 
 PHONE = (390, 844)
 DESKTOP = (1280, 1000)
@@ -39,20 +38,6 @@ return Array.from(document.querySelectorAll(arguments[0]), b => {
 });
 """
 VISIBLE = "const e = document.querySelector(arguments[0]); return !!e && e.getBoundingClientRect().height > 0"
-
-
-@pytest.fixture(scope="module")
-def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
-    chromium = start_chromium(tmp_path_factory.mktemp("chromium-profile"))
-    yield chromium
-    chromium.quit()
-
-
-@pytest.fixture
-async def browser(driver: WebDriver) -> Browser:
-    browser = Browser(driver)
-    await browser.forget()
-    return browser
 
 
 async def fits(browser: Browser, name: str) -> None:

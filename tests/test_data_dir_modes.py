@@ -21,7 +21,8 @@ import pytest
 
 from bot.logs import setup_logging
 from bot.reload import write_snapshot
-from tests.conftest import DeckFactory, make_config
+from tests.support.config import make_config
+from tests.support.decks import DeckFactory
 
 DATABASE_FILES = {"agentdeck.db", "agentdeck.db-wal", "agentdeck.db-shm"}
 CONFIG = """
@@ -74,6 +75,7 @@ async def read_until(process: asyncio.subprocess.Process, marker: str) -> str:
     return seen
 
 
+@pytest.mark.slow
 async def test_a_fresh_data_dir_and_all_it_holds_are_private(
     data_dir: Path, tmp_path: Path
 ) -> None:
@@ -105,6 +107,7 @@ async def test_a_fresh_data_dir_and_all_it_holds_are_private(
     assert oct(stat.S_IMODE(made.stat().st_mode)) == "0o600"
 
 
+@pytest.mark.slow
 async def test_files_an_older_version_left_readable_are_made_private(
     data_dir: Path, tmp_path: Path
 ) -> None:

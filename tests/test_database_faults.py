@@ -18,7 +18,9 @@ from storage.models import Message, Note
 from storage.writer import WriteBehind
 from tests.fakes.tcp_proxy import CuttableProxy
 from tests.fakes.telegram_server import FakeTelegram
-from tests.pgserver import PgServer
+from tests.support.decks import running
+from tests.support.pgserver import PgServer
+from tests.support.telegram import ADMIN, config_for, texts_to
 
 
 async def test_writes_wait_for_a_restarted_database(pg_url: str) -> None:
@@ -124,7 +126,6 @@ async def test_a_refused_inbox_write_is_not_acknowledged_to_telegram(
     """Polling hands new updates over while their rows are written; the next getUpdates
     (the acknowledgement) waits for the write. A refused write raises there: the offset
     stays, Telegram delivers the update again, and it is recognised, not run twice."""
-    from tests.test_telegram import ADMIN, config_for, running, texts_to
 
     fake = await FakeTelegram().start()
     monkeypatch.setenv("TG_TOKEN", fake.token)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 
 from roster.toolkit.delegation import refusal
-from tests.conftest import DeckFactory, make_config
 from tests.fakes.chat import ChatRecorder
 from tests.fakes.openai_server import FakeOpenAI, call, say
+from tests.support.config import make_config
+from tests.support.decks import DeckFactory
+from tests.support.llm import tool_results
 
 
 def llm(name: str, tools: str = '["ask_agent"]', extra: str = "") -> str:
@@ -54,12 +56,6 @@ def _key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEST_OPENAI_KEY", "sk-test")
 
 
-def tool_results(server: FakeOpenAI, model: str) -> list[str]:
-    """What the tools answered, as the last request of `model` shows it."""
-    last = [r for r in server.requests if r["model"] == model][-1]
-    return [m["content"] for m in last["messages"] if m["role"] == "tool"]
-
-
 def test_refusal_counts_hops_and_spots_cycles() -> None:
     assert refusal(("a",), "b", max_hops=1) is None
     assert "hop limit of 1" in (refusal(("a", "b"), "c", max_hops=1) or "")
@@ -89,9 +85,9 @@ async def test_the_chat_shows_the_chain_from_the_router(
     fake_openai.by_model["a-model"] = [call("ask_agent", agent="host", text="uptime"), say("ok")]
     async with deck_with_chat(make_config(config(fake_openai, router, llm("a")))) as (_d, chat):
         await chat.say("find out the uptime")
-        await chat.wait_for("router → a: research")
-        await chat.wait_for("router → a → host: uptime")
-        await chat.wait_for("a: ok")
+        needles = ("router → a:", "router → a → host:", "a: ok")
+        shown = [(await chat.wait_for(needle)).text for needle in needles]
+        assert shown == ["router → a: research", "router → a → host: uptime", "a: ok"]
 
 
 async def test_the_hop_limit_stops_a_long_chain(

@@ -24,11 +24,12 @@ from bot.transports.slack.inbound import SlackBotIdentity, from_command
 from storage.clock import FakeClock
 from storage.db import Database, sqlite_url
 from storage.models import Approval, AuditEvent, Run
-from tests.chaos import BotProcess, until
-from tests.conftest import make_config
 from tests.fakes.telegram_server import FakeTelegram
+from tests.support.chaos import BotProcess
+from tests.support.config import make_config
+from tests.support.telegram import ADMIN
+from tests.support.waiting import eventually
 
-ADMIN = 1001
 VALUE = "hunter2-Reason-Leak-93e1"
 CONFIG = f"""
 [deck]
@@ -49,14 +50,6 @@ command = ["echo", "{{input}}"]
 approval = "always"
 approvers = ["telegram:{ADMIN}"]
 """
-
-
-@pytest.fixture
-async def fake_telegram(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeTelegram]:
-    server = await FakeTelegram().start()
-    monkeypatch.setenv("TG_TOKEN", server.token)
-    yield server
-    await server.stop()
 
 
 @contextlib.asynccontextmanager
@@ -220,7 +213,7 @@ async def test_a_reason_cut_by_kill_9_is_not_handled_again_after_the_restart(
 
         await bot.start()
         fake_telegram.user_says("after-the-restart", user=ADMIN)
-        await until(lambda: "after-the-restart" in _lines(count), 60)
+        await eventually(lambda: "after-the-restart" in _lines(count), 60)
         await fake_telegram.wait_until(lambda: said(fake_telegram, "Denied by"), 20)
     finally:
         await bot.stop()

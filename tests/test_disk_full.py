@@ -20,10 +20,11 @@ import pytest
 
 from bot.app import open_deck
 from bot.diskspace import back_text, full_text
-from tests.conftest import make_config
 from tests.fakes.telegram_server import FakeTelegram
+from tests.support.config import make_config
+from tests.support.telegram import ADMIN
+from tests.support.waiting import eventually
 
-ADMIN = 1001
 USERS = (2001, 2002, 2003)
 BEFORE, DURING = 5, 30
 
@@ -145,6 +146,10 @@ async def test_a_full_disk_is_told_once_and_loses_nothing(
     assert str(disk / "agentdeck.db") in where
 
 
+def _wal_size(wal: Path) -> int:
+    return wal.stat().st_size if wal.exists() else 0
+
+
 async def test_a_quiet_bots_wal_stays_small(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -161,9 +166,8 @@ async def test_a_quiet_bots_wal_stays_small(
                 fake.user_says(f"m{n}", user=USERS[n % len(USERS)])
             await fake.wait_until(lambda: len(_answers(fake)) == 60, timeout=30)
             grown = wal.stat().st_size
-            async with asyncio.timeout(10):
-                while wal.exists() and wal.stat().st_size > 0:
-                    await asyncio.sleep(0.2)
+            await eventually(lambda: _wal_size(wal) == 0, timeout=10, step=0.2)
     finally:
         await fake.stop()
-    assert grown > 0  # the messages went through the WAL, which the idle checkpoint emptied
+    # The messages went through the WAL, which the idle checkpoint emptied.
+    assert (grown > 0, _wal_size(wal)) == (True, 0)

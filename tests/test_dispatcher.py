@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 from sqlmodel import select
 
 from bot.deck import Deck
 from storage.models import Run, RunState
-from tests.conftest import DeckFactory, audit_actions, make_config
 from tests.fakes.chat import ChatRecorder
+from tests.support.config import make_config
+from tests.support.decks import DeckFactory, audit_actions
+from tests.support.process_groups import read_pid
+from tests.support.waiting import eventually
 
 CONFIG = """
 [deck]
@@ -53,8 +55,9 @@ async def test_routing_ask_mention_binding_default(deck_with_chat: DeckFactory) 
         await chat.say("@other two")
         await chat.say("three", chat="test:bound")
         await chat.say("four")
-        for needle in ("other: one", "other: two", "other: three", "echo: four"):
-            await chat.wait_for(needle)
+        needles = ("other: one", "other: two", "other: three", "echo: four")
+        answers = [(await chat.wait_for(needle)).text for needle in needles]
+        assert answers == list(needles)
 
 
 async def test_unknown_user_gets_one_refusal_and_an_audit_event(
@@ -85,9 +88,11 @@ async def test_roles_are_enforced(deck_with_chat: DeckFactory) -> None:
 async def test_unknown_command_and_agent(deck_with_chat: DeckFactory) -> None:
     async with deck_with_chat(make_config(CONFIG)) as (_deck, chat):
         await chat.say("/nope")
-        await chat.wait_for("Unknown command /nope. Commands: /agents")
+        unknown = await chat.wait_for("Unknown command")
+        assert unknown.text.startswith("Unknown command /nope. Commands: /agents")
         await chat.say("/ask ghost hi")
-        await chat.wait_for("No agent named 'ghost'. Agents: echo, other, slow, quick.")
+        ghost = await chat.wait_for("No agent named")
+        assert ghost.text == "No agent named 'ghost'. Agents: echo, other, slow, quick."
 
 
 async def test_disable_and_enable(deck_with_chat: DeckFactory) -> None:
@@ -97,25 +102,27 @@ async def test_disable_and_enable(deck_with_chat: DeckFactory) -> None:
         await chat.wait_for("Agent 'other' is unavailable: disabled from chat")
         await chat.say("/enable other")
         await chat.say("/ask other back")
-        await chat.wait_for("other: back")
+        assert (await chat.wait_for("other: b")).text == "other: back"
 
 
 async def test_oversized_message_is_refused(deck_with_chat: DeckFactory) -> None:
     async with deck_with_chat(make_config(CONFIG)) as (_deck, chat):
         await chat.say("x" * 25_000)
-        await chat.wait_for("That message is 25,000 characters; the limit is 20,000.")
+        refusal = await chat.wait_for("That message is")
+        assert refusal.text == (
+            "That message is 25,000 characters; the limit is 20,000. Send a shorter one."
+        )
 
 
 async def test_slow_agent_never_delays_another_chat(deck_with_chat: DeckFactory) -> None:
     async with deck_with_chat(make_config(CONFIG)) as (_deck, chat):
-        await chat.say("/ask slow 5", chat="test:a")
-        started = time.monotonic()
+        await chat.say("/ask slow 25", chat="test:a")  # runs until it is stopped below
         await chat.say("/ask echo fast", chat="test:b")
         await chat.wait_for("echo: fast")
-        assert time.monotonic() - started < 2
         await chat.say("/stop all", chat="test:b")
-        await chat.wait_for("Stopped 1 run(s).")
-        await chat.wait_for("slow: stopped.")
+        # The slow run was still running when the other chat was answered.
+        assert (await chat.wait_for("Stopped")).text == "Stopped 1 run(s)."
+        assert (await chat.wait_for("slow: stopped")).text == "slow: stopped."
 
 
 async def test_stop_kills_the_process_group(deck_with_chat: DeckFactory, tmp_path: Path) -> None:
@@ -126,15 +133,12 @@ async def test_stop_kills_the_process_group(deck_with_chat: DeckFactory, tmp_pat
     pidfile = tmp_path / "child.pid"
     async with deck_with_chat(make_config(config)) as (deck, chat):
         await chat.say(f"/ask tree {pidfile}")
-        while not pidfile.exists() or not pidfile.read_text().strip():
-            await asyncio.sleep(0.05)
-        child = int(pidfile.read_text())
+        child = await read_pid(pidfile)
         await chat.say("/stop tree")
         await chat.wait_for("tree: stopped.")
         await deck.tasks.drain()
-        async with asyncio.timeout(5):  # the orphaned child is reaped by init soon after
-            while _alive(child):
-                await asyncio.sleep(0.05)
+        # The orphaned child is reaped by init soon after.
+        assert await eventually(lambda: not _alive(child), timeout=5)
 
 
 async def test_command_timeout_kills_and_says_so(deck_with_chat: DeckFactory) -> None:
@@ -194,9 +198,7 @@ async def test_commands_answer_while_an_agent_runs_in_the_chat(
 ) -> None:
     async with deck_with_chat(make_config(CONFIG)) as (deck, chat):
         await chat.say("/ask slow 30")
-        async with asyncio.timeout(10):
-            while not await running(deck, "slow"):
-                await asyncio.sleep(0.02)
+        await eventually(lambda: running(deck, "slow"), step=0.02)
         answers = {
             command: await answer_to(chat, command)
             for command in ("/runs", "/jobs", "/help", "/cost", "/memory", "/audit 3", "/agents")
@@ -207,7 +209,7 @@ async def test_commands_answer_while_an_agent_runs_in_the_chat(
         assert await running(deck, "slow")  # all answered while the run went on
         await chat.say("/forget")  # clears what the running agent reads: waits for the run
         await chat.say("/stop slow")
-        await chat.wait_for("slow: stopped.")
+        assert (await chat.wait_for("slow: stopped")).text == "slow: stopped."
         await deck.tasks.drain()
         texts = chat.texts()
         stopped = texts.index("slow: stopped.")

@@ -3,23 +3,20 @@ every check says OK, or what is wrong and what to do; exit 1 when anything faile
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from bot.doctor import CheckStatus, examine, failed
-from storage.clock import SystemClock
-from storage.db import Database
 from storage.migrations import HEAD_REVISION
-from storage.secrets import Vault, new_key
-from tests.conftest import make_config
+from storage.secrets import new_key
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_server import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, FakeSlack
 from tests.fakes.telegram_server import BOT_USERNAME, FakeTelegram
+from tests.support.bot_process import agentdeck
+from tests.support.config import make_config
+from tests.support.data import store_secrets
 
 LLM_KEY = "sk-test-doctor"
 
@@ -72,20 +69,13 @@ async def servers(
     await telegram.stop()
 
 
-async def store_secret(data_dir: Path, name: str, value: str) -> None:
-    """A migrated database holding one secret, as `agentdeck secrets set` leaves it."""
-    async with Database(f"sqlite:///{data_dir / 'agentdeck.db'}") as db:
-        vault = await Vault(db=db, data_dir=data_dir, clock=SystemClock()).load()
-        await vault.set(name, value, by="test")
-
-
 def by_check(findings: list) -> dict[str, tuple[CheckStatus, str]]:  # type: ignore[type-arg]
     return {f.check: (f.verdict, f.detail) for f in findings}
 
 
 async def test_everything_configured_and_working_is_ok(servers, data_dir: Path) -> None:
     telegram, slack, openai = servers
-    await store_secret(data_dir, "slack_bot", BOT_TOKEN)
+    await store_secrets(data_dir, slack_bot=BOT_TOKEN)
     findings = await examine(make_config(config_text(telegram, slack, openai)))
     seen = by_check(findings)
     assert [f.check for f in findings] == [
@@ -115,7 +105,7 @@ async def test_bad_credentials_are_named_with_what_to_do(
     servers, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     telegram, slack, openai = servers
-    await store_secret(data_dir, "slack_bot", "xoxb-revoked-token")
+    await store_secrets(data_dir, slack_bot="xoxb-revoked-token")
     monkeypatch.setenv("DOCTOR_TG_TOKEN", "999:wrong")
     monkeypatch.setenv("DOCTOR_LLM_KEY", "sk-wrong")
     findings = await examine(make_config(config_text(telegram, slack, openai)))
@@ -170,7 +160,7 @@ async def test_wrong_master_key_fails_the_secrets_check(
     servers, data_dir: Path, monkeypatch
 ) -> None:
     telegram, slack, openai = servers
-    await store_secret(data_dir, "slack_bot", BOT_TOKEN)
+    await store_secrets(data_dir, slack_bot=BOT_TOKEN)
     monkeypatch.setenv("AGENTDECK_MASTER_KEY", new_key())
     findings = await examine(make_config(config_text(telegram, slack, openai)))
     verdict, detail = by_check(findings)["secrets"]
@@ -199,6 +189,7 @@ async def test_an_unreachable_database_and_a_model_the_endpoint_lacks(
     assert "does not list gpt-9-turbo" in seen["llm"][1]
 
 
+@pytest.mark.slow
 async def test_the_command_prints_one_line_per_check_and_exits_1(
     servers, data_dir: Path, tmp_path: Path
 ) -> None:
@@ -215,6 +206,7 @@ async def test_the_command_prints_one_line_per_check_and_exits_1(
     assert "Traceback" not in out + err
 
 
+@pytest.mark.slow
 async def test_an_invalid_config_is_one_fail_line(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text("[deck]\nmemory_turns = -1\n")
@@ -223,19 +215,3 @@ async def test_an_invalid_config_is_one_fail_line(tmp_path: Path) -> None:
     assert out.splitlines() == [
         f"FAIL  config: {path}: deck.memory_turns: Input should be greater than or equal to 0"
     ]
-
-
-async def agentdeck(*args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=dict(os.environ),
-    )
-    async with asyncio.timeout(60):
-        out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()

@@ -18,9 +18,11 @@ from aiohttp import web
 from bot.config import load_config
 from bot.deck import Deck
 from roster.toolkit.http import MAX_BODY
-from tests.conftest import DeckFactory, audit_actions, make_config
 from tests.fakes.chat import ChatRecorder
 from tests.fakes.openai_server import FakeOpenAI, Step, call, say
+from tests.support.config import make_config
+from tests.support.decks import DeckFactory, audit_actions
+from tests.support.llm import tool_results
 
 VALUE = "tok-9f8e7d6c5b4a3f2e1d0c-VALUE"
 
@@ -112,10 +114,6 @@ async def listener() -> AsyncIterator[Listener]:
 async def other() -> AsyncIterator[Listener]:
     async for one in _listen():
         yield one
-
-
-def tool_results(server: FakeOpenAI) -> list[str]:
-    return [m["content"] for m in server.requests[-1]["messages"] if m["role"] == "tool"]
 
 
 def everything_the_model_read(server: FakeOpenAI) -> str:

@@ -24,7 +24,7 @@ from roster.egress import (
     refuse,
     web_target,
 )
-from tests.conftest import make_config
+from tests.support.config import make_config
 
 
 @pytest.mark.parametrize(

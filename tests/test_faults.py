@@ -20,8 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from storage.db import async_url
 from storage.faults import Fault, Pressure, classify, retrying
-from tests.pgserver import PgServer
-from tests.test_telegram_webhook import free_port
+from tests.support.network import free_port
+from tests.support.pgserver import PgServer
+from tests.support.waiting import eventually
 
 
 async def _raised(work: Callable[[], Awaitable[object]]) -> BaseException:
@@ -56,7 +57,7 @@ async def test_a_terminated_backend_is_transient(pg_url: str) -> None:
         async with engine.connect() as victim, engine.connect() as admin:
             pid = (await victim.execute(text("SELECT pg_backend_pid()"))).scalar()
             query = asyncio.create_task(victim.execute(text("SELECT pg_sleep(10)")))
-            await asyncio.sleep(0.3)
+            await eventually(lambda: _sleeping(admin, pid))
             await admin.execute(text(f"SELECT pg_terminate_backend({pid})"))
             exc = await _raised(lambda: query)
     finally:
@@ -99,15 +100,23 @@ async def test_a_server_shutting_down_and_restarting_is_transient(pg_throwaway: 
         await asyncio.to_thread(_wait_stopped, pg_throwaway)
         await asyncio.to_thread(pg_throwaway.start)
         async with engine.connect() as cut:
-            await cut.execute(text("SELECT 1"))
+            pid = (await cut.execute(text("SELECT pg_backend_pid()"))).scalar()
             query = asyncio.create_task(cut.execute(text("SELECT pg_sleep(10)")))
-            await asyncio.sleep(0.3)
+            async with engine.connect() as watch:  # closed before the restart cuts it
+                await eventually(lambda: _sleeping(watch, pid))
             await asyncio.to_thread(pg_throwaway.restart, "fast")
             exc = await _raised(lambda: query)
         assert getattr(exc, "connection_invalidated", False)
         assert classify(exc) is Fault.UNREACHABLE
     finally:
         await engine.dispose()
+
+
+async def _sleeping(conn, pid: int) -> bool:  # type: ignore[no-untyped-def]
+    """Whether backend `pid` is inside its `pg_sleep` (the query to cut has begun)."""
+    activity = text("SELECT query FROM pg_stat_activity WHERE pid = :pid AND state = 'active'")
+    query = (await conn.execute(activity, {"pid": pid})).scalar()
+    return query is not None and "pg_sleep" in query
 
 
 def _wait_stopped(server: PgServer) -> None:

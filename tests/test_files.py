@@ -21,16 +21,15 @@ from bot.config import Config
 from bot.intake.files import FOLDER, prune, safe_name
 from storage import history
 from storage.models import Run, RunAttachment, RunState
-from tests.conftest import audit_actions, make_config
-from tests.dashkit import dashboard_deck, page
 from tests.fakes.openai_server import FakeOpenAI, say
 from tests.fakes.slack_server import FakeSlack
 from tests.fakes.telegram_server import FakeTelegram
-from tests.test_slack import CONFIG as SLACK_CONFIG
-from tests.test_slack import slack_deck
-from tests.test_telegram import ADMIN, CONFIG, STRANGER, fake_telegram, running
-
-__all__ = ["fake_telegram"]  # the fixture
+from tests.support.config import make_config
+from tests.support.dashkit import dashboard_deck, page
+from tests.support.decks import audit_actions, running
+from tests.support.slack import CONFIG as SLACK_CONFIG
+from tests.support.slack import slack_deck
+from tests.support.telegram import ADMIN, CONFIG, STRANGER
 
 AGENTS = """
 [llm]

@@ -10,15 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import audit_actions, make_config
 from tests.fakes.openai_server import FakeOpenAI, call, say
 from tests.fakes.slack_server import FakeSlack
 from tests.fakes.telegram_server import FakeTelegram
-from tests.test_slack import CONFIG as SLACK_CONFIG
-from tests.test_slack import slack_deck
-from tests.test_telegram import ADMIN, CONFIG, fake_telegram, running
-
-__all__ = ["fake_telegram"]  # the fixture
+from tests.support.config import make_config
+from tests.support.decks import audit_actions, running
+from tests.support.slack import CONFIG as SLACK_CONFIG
+from tests.support.slack import slack_deck
+from tests.support.telegram import ADMIN, CONFIG
 
 MAKER = """
 [[agents]]

@@ -18,9 +18,12 @@ from bot.errors import ConfigError
 from bot.logs import LOG_FILE
 from storage.db import Database, sqlite_url
 from storage.models import Run, RunState
-from tests.conftest import make_config
-from tests.test_console_e2e import run_console
-from tests.test_jobs_e2e import Bot, started
+from tests.support.bot_process import Bot, run_console, started
+from tests.support.config import make_config
+from tests.support.process_groups import group_alive, read_pid
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.slow  # real agentdeck processes (started, killed, restarted)
 
 # The exit may take the grace, then the command's own kill grace (`roster.command`:
 # SIGTERM, SIGKILL 2 s later for a group that ignores it), then the last writes.
@@ -57,42 +60,19 @@ async def terminate(bot: Bot, *, within: float) -> int:
     bot.process.send_signal(signal.SIGTERM)
     async with asyncio.timeout(within):
         code = await bot.process.wait()
-    async with asyncio.timeout(5):
-        await bot._reader  # everything it printed before exiting
+    await bot.output_read()  # everything it printed before exiting
     return code
 
 
 async def logged(data_dir: Path, text: str) -> None:
     """Wait until the bot's log file has `text` (what it does, before a test acts on it)."""
     log = data_dir / LOG_FILE
-    async with asyncio.timeout(10):
-        while not log.exists() or text not in log.read_text():
-            await asyncio.sleep(0.05)
+    await eventually(lambda: log.exists() and text in log.read_text())
 
 
 async def runs_of(data_dir: Path) -> list[Run]:
     async with Database(sqlite_url(data_dir)) as db, db.session() as session:
         return list((await session.exec(select(Run))).all())
-
-
-async def read_pid(path: Path) -> int:
-    async with asyncio.timeout(10):
-        while not path.exists() or not path.read_text().strip():
-            await asyncio.sleep(0.05)
-    return int(path.read_text())
-
-
-def group_alive(pgid: int) -> bool:
-    """Whether a live process is in the group (a zombie waiting for its reaper is not)."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # it went while we looked
-        state, group = fields[0], int(fields[2])
-        if group == pgid and state != "Z":
-            return True
-    return False
 
 
 async def test_a_short_run_in_flight_finishes(data_dir: Path, tmp_path: Path) -> None:

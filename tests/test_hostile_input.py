@@ -14,8 +14,8 @@ from bot.app import open_deck
 from bot.config import parse_config
 from bot.errors import ConfigError
 from bot.types import Incoming, Press
-from tests.conftest import make_config
 from tests.fakes.chat import ChatRecorder
+from tests.support.config import make_config
 
 CONFIG = """
 [deck]

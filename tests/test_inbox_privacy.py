@@ -16,7 +16,6 @@ import os
 import signal
 import sqlite3
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -26,10 +25,12 @@ from bot.app import open_deck
 from bot.commands import command_table, inbox_form
 from bot.deck import Deck
 from storage.db import Database, _sqlite_pragmas, sqlite_url
-from tests.conftest import make_config
 from tests.fakes.telegram_server import FakeTelegram
+from tests.support.config import make_config
+from tests.support.data import database_bytes
+from tests.support.telegram import ADMIN
+from tests.support.waiting import eventually
 
-ADMIN = 1001
 VALUE = "Plaintext-Vault-Value-51d7c0"
 CONFIG = f"""
 [deck]
@@ -47,26 +48,12 @@ kind = "echo"
 """
 
 
-@pytest.fixture
-async def fake_telegram(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeTelegram]:
-    server = await FakeTelegram().start()
-    monkeypatch.setenv("TG_TOKEN", server.token)
-    yield server
-    await server.stop()
-
-
 def config_text(fake: FakeTelegram, data_dir: Path) -> str:
     return CONFIG.replace("BASE_URL", fake.base_url).replace("DATA_DIR", str(data_dir))
 
 
 def said(fake: FakeTelegram, needle: str) -> bool:
     return any(needle in t for t in fake.sent_texts(ADMIN))
-
-
-def database_bytes(data_dir: Path) -> bytes:
-    files = sorted(data_dir.glob("agentdeck.db*"))
-    assert files, "no database files"
-    return b"".join(path.read_bytes() for path in files)
 
 
 async def settled(deck: Deck) -> None:
@@ -113,6 +100,7 @@ async def bot_process(config: Path, data_dir: Path) -> asyncio.subprocess.Proces
     )
 
 
+@pytest.mark.slow
 async def test_a_crash_before_the_secret_is_stored_asks_to_send_it_again(
     fake_telegram: FakeTelegram, data_dir: Path, tmp_path: Path
 ) -> None:
@@ -121,14 +109,11 @@ async def test_a_crash_before_the_secret_is_stored_asks_to_send_it_again(
     fake_telegram.hold("deleteMessage")  # `/secret set` deletes the message, then stores
     process = await bot_process(config_file, data_dir)
     try:
-        async with asyncio.timeout(30):  # polling (an empty poll notifies nobody)
-            while fake_telegram.first_poll_at is None:
-                await asyncio.sleep(0.05)
+        # Polling (an empty poll notifies nobody).
+        await eventually(lambda: fake_telegram.first_poll_at is not None, timeout=30)
         fake_telegram.user_says(f"/secret set API_KEY {VALUE}", user=ADMIN)
         await fake_telegram.wait_until(lambda: "deleteMessage" in fake_telegram.waiting, 30)
-        async with asyncio.timeout(10):
-            while not await inbox_rows(data_dir):
-                await asyncio.sleep(0.05)
+        await eventually(lambda: inbox_rows(data_dir))
     finally:
         process.send_signal(signal.SIGKILL)  # between storing the update and the secret
         await process.wait()

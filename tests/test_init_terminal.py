@@ -21,8 +21,8 @@ from storage.secrets import Vault
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_server import APP_TOKEN, BOT_TOKEN, FakeSlack
 from tests.fakes.telegram_server import BOT_USERNAME, FakeTelegram
-from tests.pty_session import PtySession
-from tests.test_doctor import agentdeck
+from tests.support.bot_process import agentdeck
+from tests.support.pty_session import PtySession
 
 LLM_KEY = "sk-init-terminal"
 pytestmark = pytest.mark.slow

@@ -16,8 +16,10 @@ from bot.types import MessageRef, Outgoing
 from storage.clock import FakeClock
 from storage.db import Database
 from storage.models import AuditEvent, Job, OutboxMessage, Run
-from tests.conftest import DeckFactory, make_config
 from tests.fakes.chat import ChatRecorder
+from tests.support.config import make_config
+from tests.support.decks import DeckFactory
+from tests.support.waiting import eventually
 
 BASE = """
 [deck]
@@ -71,9 +73,9 @@ async def test_a_job_every_second_reports_into_chat(deck_with_chat: DeckFactory)
         assert "delivered" in shown.text
         assert "NOT delivered" not in shown.text
         await chat.say("/unschedule " + job_id)
-        await chat.wait_for(f"Job {job_id} removed.")
+        assert (await chat.wait_for("removed")).text == f"Job {job_id} removed."
         await chat.say("/jobs")
-        await chat.wait_for("No jobs.")
+        assert (await chat.wait_for("No jobs")).text == "No jobs. /every 30m host disk makes one."
 
 
 async def test_bad_expressions_and_roles_are_answered(deck_with_chat: DeckFactory) -> None:
@@ -231,12 +233,11 @@ async def _delivered_runs(deck: Deck, job_id: str) -> list[Run]:
 
 
 async def _outbox_row(deck: Deck, job_id: str) -> str:
-    async with asyncio.timeout(10):
-        while True:
-            found = await rows(deck, OutboxMessage, OutboxMessage.subject.startswith("run:"))  # type: ignore[attr-defined]
-            if found:
-                return str(found[0].key)
-            await asyncio.sleep(0.05)
+    """The key of the first run report in the outbox, once there is one."""
+    found = await eventually(
+        lambda: rows(deck, OutboxMessage, OutboxMessage.subject.startswith("run:"))  # type: ignore[attr-defined]
+    )
+    return str(found[0].key)
 
 
 class FlakyChat(ChatRecorder):

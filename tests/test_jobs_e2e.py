@@ -6,86 +6,19 @@ scheduler, each due run fires once, and killing the leader hands over.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import re
 import signal
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
+import pytest
 from sqlmodel import col, select
 
 from storage.db import Database
 from storage.models import JobFire, Run, SchedulerState
+from tests.support.bot_process import started
+from tests.support.waiting import eventually
 
-AGENTDECK = [sys.executable, "-m", "bot", "run"]
-
-
-class Bot:
-    """A running `agentdeck run`: type lines, wait for output."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-        self.lines: list[str] = []
-        self._changed = asyncio.Condition()
-        self._reader = asyncio.create_task(self._read(), name="read-bot")
-
-    async def _read(self) -> None:
-        assert self.process.stdout is not None
-        async for raw in self.process.stdout:
-            async with self._changed:
-                self.lines.append(raw.decode().rstrip("\n"))
-                self._changed.notify_all()
-
-    def say(self, line: str) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write((line + "\n").encode())
-
-    async def wait_for(self, pattern: str, *, after: int = 0, timeout: float = 10) -> re.Match[str]:
-        regex = re.compile(pattern)
-        async with asyncio.timeout(timeout), self._changed:
-            while True:
-                for line in self.lines[after:]:
-                    if found := regex.search(line):
-                        return found
-                await self._changed.wait()
-
-    def count(self, needle: str) -> int:
-        return sum(needle in line for line in self.lines)
-
-    async def finish(self) -> int:
-        """End of input: the bot finishes its work and exits."""
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-        async with asyncio.timeout(20):
-            code = await self.process.wait()
-            await self._reader
-        return code
-
-
-@asynccontextmanager
-async def started(data_dir: Path, *args: str) -> AsyncIterator[Bot]:
-    env = {**os.environ, "AGENTDECK_DATA_DIR": str(data_dir)}
-    data_dir.mkdir(parents=True, exist_ok=True)
-    with (data_dir / "stderr.txt").open("wb") as stderr:  # read it when a test fails
-        process = await asyncio.create_subprocess_exec(
-            *AGENTDECK,
-            *args,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=stderr,
-            env=env,
-        )
-    bot = Bot(process)
-    try:
-        yield bot
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        bot._reader.cancel()
+pytestmark = pytest.mark.slow  # real agentdeck processes (started, killed, restarted)
 
 
 async def test_jobs_from_the_console(data_dir: Path) -> None:
@@ -145,7 +78,13 @@ async def test_two_processes_fire_each_run_once_and_hand_over(tmp_path: Path, pg
             await _fires_by(db, leader_pid, 1)
             await leader.wait_for(r"^Job tick · every 1s")
             assert standby.count("Job tick · every") == 0  # only the leader fires
-            await _handed_over(db, leader, standby)
+            # The leader is killed: the standby takes the lead and fires.
+            os.kill(leader.process.pid, signal.SIGKILL)
+            await leader.process.wait()
+            assert await _leader(db, {standby_pid}) == standby_pid
+            await _fires_by(db, standby_pid, 1)
+            await standby.wait_for(r"^Job tick · every 1s")
+            assert await standby.finish() == 0
 
         async with db.session() as session:
             fires = (await session.exec(select(JobFire).where(JobFire.job_id == "tick"))).all()
@@ -162,30 +101,24 @@ async def test_two_processes_fire_each_run_once_and_hand_over(tmp_path: Path, pg
     assert printed <= len(claimed)
 
 
-async def _handed_over(db: Database, leader: Bot, standby: Bot) -> None:
-    os.kill(leader.process.pid, signal.SIGKILL)
-    await leader.process.wait()
-    assert await _leader(db, {standby.process.pid}) == standby.process.pid
-    await _fires_by(db, standby.process.pid, 1)
-    await standby.wait_for(r"^Job tick · every 1s")
-    assert await standby.finish() == 0
-
-
 async def _leader(db: Database, candidates: set[int]) -> int:
-    async with asyncio.timeout(15):
-        while True:
-            async with db.session() as session:
-                row = await session.get(SchedulerState, "scheduler")
-            if row is not None and int(row.holder.rsplit(":", 1)[1]) in candidates:
-                return int(row.holder.rsplit(":", 1)[1])
-            await asyncio.sleep(0.1)
+    """The pid leading the scheduler, once it is one of `candidates`."""
+
+    async def leading() -> int | None:
+        async with db.session() as session:
+            row = await session.get(SchedulerState, "scheduler")
+        pid = int(row.holder.rsplit(":", 1)[1]) if row is not None else None
+        return pid if pid in candidates else None
+
+    return await eventually(leading, timeout=15, step=0.1)
 
 
 async def _fires_by(db: Database, pid: int, count: int) -> None:
-    async with asyncio.timeout(10):
-        while True:
-            async with db.session() as session:
-                query = select(JobFire).where(col(JobFire.claimed_by).endswith(f":{pid}"))
-                if len((await session.exec(query)).all()) >= count:
-                    return
-            await asyncio.sleep(0.1)
+    """Wait until `pid` claimed `count` due times."""
+
+    async def claimed() -> bool:
+        async with db.session() as session:
+            query = select(JobFire).where(col(JobFire.claimed_by).endswith(f":{pid}"))
+            return len((await session.exec(query)).all()) >= count
+
+    await eventually(claimed, step=0.1)

@@ -11,8 +11,9 @@ from sqlmodel import select
 from roster.spec import ApprovalMode, Policy
 from roster.tools import Tool, ToolCallContext
 from storage.models import Run, RunState
-from tests.conftest import DeckFactory, make_config
 from tests.fakes.openai_server import FakeOpenAI, Step, call, fail, say
+from tests.support.config import make_config
+from tests.support.decks import DeckFactory
 
 
 def llm_config(
@@ -128,7 +129,8 @@ async def test_timeout_becomes_a_clear_message(
     fake_openai.script = [Step(content="late", delay=3)]
     async with deck_with_chat(make_config(llm_config(fake_openai, timeout=0.5))) as (_deck, chat):
         await chat.say("hi")
-        await chat.wait_for("bot: The model API did not answer within 0.5 s.")
+        answer = await chat.wait_for("bot: ")
+        assert answer.text == "bot: The model API did not answer within 0.5 s."
 
 
 async def test_malformed_response_is_reported(
@@ -137,7 +139,8 @@ async def test_malformed_response_is_reported(
     fake_openai.script = [Step(raw="{not json")]
     async with deck_with_chat(make_config(llm_config(fake_openai))) as (_deck, chat):
         await chat.say("hi")
-        await chat.wait_for("bot: The model API")
+        answer = await chat.wait_for("bot: ")
+        assert answer.text.startswith("bot: The model API"), answer.text
 
 
 async def test_history_is_given_within_memory_turns(
@@ -220,4 +223,4 @@ async def test_a_tools_preview_is_on_the_card(
         card = await chat.wait_for("Approval needed")
         assert "Preview:\nwould change 3 files to v7" in card.text
         await chat.press(f"{card.text.split('(')[1].split(')')[0]}:approve")
-        await chat.wait_for("bot: deployed it")
+        assert (await chat.wait_for("deployed it")).text == "bot: deployed it"

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from bot.logs import JsonFormatter
-from storage.clock import SystemClock
-from storage.db import Database
-from storage.secrets import Vault, new_key
-from tests.conftest import DeckFactory, make_config
+from storage.secrets import new_key
 from tests.fakes.openai_server import FakeOpenAI, fail
+from tests.support.config import make_config
+from tests.support.data import store_secrets
+from tests.support.decks import DeckFactory
 
 SECRET = "hunter2-very-secret-value"
 
@@ -38,12 +38,6 @@ def json_lines() -> Iterator[io.StringIO]:
         root.removeHandler(handler)
 
 
-async def store_secret(data_dir: Path) -> None:
-    async with Database(f"sqlite:///{data_dir / 'agentdeck.db'}") as db:
-        vault = await Vault(db=db, data_dir=data_dir, clock=SystemClock()).load()
-        await vault.set("db_password", SECRET, by="test")
-
-
 async def test_json_lines_name_the_run_and_chat_and_are_scrubbed(
     deck_with_chat: DeckFactory,
     fake_openai: FakeOpenAI,
@@ -53,7 +47,7 @@ async def test_json_lines_name_the_run_and_chat_and_are_scrubbed(
 ) -> None:
     monkeypatch.setenv("AGENTDECK_MASTER_KEY", new_key())
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    await store_secret(data_dir)
+    await store_secrets(data_dir, db_password=SECRET)
     fake_openai.by_model["primary"] = [fail(500)]
     config = make_config(f"""
 [deck]
@@ -103,6 +97,7 @@ async def run_ids(deck) -> list[str]:  # type: ignore[no-untyped-def]
         return [run.id for run in (await session.exec(select(Run))).all()]
 
 
+@pytest.mark.slow
 async def test_agentdeck_run_writes_a_json_log_file(tmp_path: Path, data_dir: Path) -> None:
     path = tmp_path / "deck.toml"
     path.write_text('[deck]\nlog_format = "json"\n[[agents]]\nname = "echo"\nkind = "echo"\n')

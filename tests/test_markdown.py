@@ -24,14 +24,13 @@ from bot.transports import console
 from bot.transports.slack import render as slack
 from bot.transports.telegram import render as telegram
 from storage.models import Run, RunState
-from tests.conftest import make_config
-from tests.dashkit import dashboard_config, dashboard_deck, page
 from tests.fakes.openai_server import FakeOpenAI, say
 from tests.fakes.telegram_html import EntityError, parse_html
 from tests.fakes.telegram_server import FakeTelegram
-from tests.test_telegram import ADMIN, CONFIG, fake_telegram, running
-
-__all__ = ["fake_telegram"]  # the fixture
+from tests.support.config import make_config
+from tests.support.dashkit import dashboard_config, dashboard_deck, page
+from tests.support.decks import running
+from tests.support.telegram import ADMIN, CONFIG
 
 EVERYTHING = """# Report
 

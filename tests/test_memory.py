@@ -6,8 +6,9 @@ import pytest
 from sqlmodel import col, select
 
 from storage.models import Message
-from tests.conftest import DeckFactory, make_config
 from tests.fakes.openai_server import FakeOpenAI, call, fail, say
+from tests.support.config import make_config
+from tests.support.decks import DeckFactory
 
 
 def config_text(server: FakeOpenAI, *, memory: str = "agent") -> str:

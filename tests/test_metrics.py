@@ -6,17 +6,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
-import aiohttp
 import pytest
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from bot.app import open_deck
+from bot.app import App, open_app, open_deck
+from bot.config import Config
 from bot.deck import Deck
 from bot.metrics.server import MetricsStartError
 from storage.models import InboxItem, OutboxMessage
-from tests.conftest import DeckFactory, make_config
+from tests.fakes.chat import ChatRecorder
+from tests.support.config import make_config
+from tests.support.metrics import scrape
+from tests.support.waiting import eventually
 
 CONFIG = """
 [deck]
@@ -46,33 +51,24 @@ approvers = ["admin"]
 """
 
 
-async def scrape(url: str) -> tuple[str, dict[str, float]]:
-    """The content type and every sample line as `name{labels}` -> value."""
-    async with aiohttp.ClientSession() as session, session.get(url) as response:
-        assert response.status == 200
-        body = await response.text()
-        kind = response.headers["Content-Type"]
-    samples = {}
-    for line in body.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            samples[name] = float(value)
-    return kind, samples
-
-
 async def waiting_card(deck: Deck) -> str:
     """The id of the approval waiting now, once it is there."""
-    async with asyncio.timeout(10):
-        while not (pending := await deck.approvals.pending()):
-            await asyncio.sleep(0.01)
+    pending = await eventually(deck.approvals.pending, step=0.01)
     return pending[0].id
 
 
-async def test_runs_latency_approvals_errors_queues_and_tasks(
-    deck_with_chat: DeckFactory,
-) -> None:
-    async with deck_with_chat(make_config(CONFIG)) as (deck, chat):
-        assert deck.metrics is not None
+@asynccontextmanager
+async def app_with_chat(config: Config) -> AsyncIterator[tuple[App, ChatRecorder]]:
+    """A started deck (with its metrics endpoint, if on) whose only transport is a recorder."""
+    chat = ChatRecorder()
+    async with asyncio.timeout(60), open_app(config, transports=[chat]) as app:
+        yield app, chat
+
+
+async def test_runs_latency_approvals_errors_queues_and_tasks() -> None:
+    async with app_with_chat(make_config(CONFIG)) as (app, chat):
+        deck, metrics = app.deck, app.metrics
+        assert metrics is not None
         await chat.say("one", user="test:op")
         await chat.say("two", user="test:op")
         await chat.say("/ask broken now", user="test:op")
@@ -101,7 +97,7 @@ async def test_runs_latency_approvals_errors_queues_and_tasks(
             )
             await session.commit()
 
-        kind, samples = await scrape(deck.metrics.url)
+        kind, samples = await scrape(metrics.url)
 
     assert kind == CONTENT_TYPE_LATEST
     assert samples['agentdeck_runs_total{agent="echo",status="done"}'] == 2
@@ -131,11 +127,9 @@ async def test_runs_latency_approvals_errors_queues_and_tasks(
     assert len(python_info) == 1
 
 
-async def test_off_by_default_and_a_busy_port_is_one_clear_error(
-    deck_with_chat: DeckFactory,
-) -> None:
-    async with deck_with_chat(make_config(CONFIG.replace("enabled = true", ""))) as (deck, _):
-        assert deck.metrics is None
+async def test_off_by_default_and_a_busy_port_is_one_clear_error() -> None:
+    async with app_with_chat(make_config(CONFIG.replace("enabled = true", ""))) as (app, _):
+        assert app.metrics is None
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

@@ -5,99 +5,25 @@ while the others go on, and a message pending when a deck stops arrives after re
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
-from sqlmodel import select
 
 from bot.app import open_deck
-from bot.config import Config
-from bot.deck import Deck
 from bot.delivery import transport_links as links
 from storage.clock import FakeClock
-from storage.models import OutboxMessage
-from tests.conftest import make_config
 from tests.fakes.slack_server import BOT_TOKEN, SIGNING_SECRET, FakeSlack
-from tests.fakes.telegram_server import TOKEN, FakeTelegram
-from tests.test_slack import Slack
-from tests.test_telegram import ADMIN
-
-USERS = f"""
-[deck]
-default_agent = "echo"
-admin_chat = "telegram:{ADMIN}"
-[[users]]
-id = "telegram:{ADMIN}"
-role = "admin"
-[[users]]
-id = "slack:UOP"
-role = "operator"
-[[agents]]
-name = "echo"
-kind = "echo"
-"""
-
-
-@pytest.fixture
-async def fake_telegram(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeTelegram]:
-    server = await FakeTelegram().start()
-    monkeypatch.setenv("TG_TOKEN", TOKEN)
-    yield server
-    await server.stop()
-
-
-def config_for(data_dir: Path, *, telegram: FakeTelegram | None, slack: FakeSlack | None) -> Config:
-    text = USERS.replace("[deck]", f'[deck]\ndata_dir = "{data_dir}"')
-    if telegram is not None:
-        text += f'[telegram]\ntoken = "env:TG_TOKEN"\nbase_url = "{telegram.base_url}"\n'
-    sections: dict[str, Any] = {}
-    if slack is not None:
-        sections["slack"] = {"mode": "http", "port": 0, "base_url": slack.api_url}
-    return make_config(text, **sections)
-
-
-@contextlib.asynccontextmanager
-async def deck_with_slack(
-    config: Config, clock: FakeClock | None = None
-) -> AsyncIterator[tuple[Deck, Slack]]:
-    async with (
-        asyncio.timeout(60),
-        open_deck(config, clock=clock) as (deck, transports),
-        aiohttp.ClientSession() as http,
-    ):
-        slack = next(t for t in transports if t.name == "slack")
-        yield deck, Slack(slack, http)  # type: ignore[arg-type]
-
-
-async def outbox_rows(deck: Deck) -> list[OutboxMessage]:
-    assert deck.writer is not None
-    await deck.writer.flush()
-    async with deck.db.session() as session:
-        return list((await session.exec(select(OutboxMessage))).all())
-
-
-async def wait_for_row(deck: Deck, state: str, needle: str = "") -> OutboxMessage:
-    async with asyncio.timeout(10):
-        while True:
-            for row in await outbox_rows(deck):
-                if row.state == state and needle in str(row.payload):
-                    return row
-            await asyncio.sleep(0.05)
-
-
-def posted(fake: FakeSlack, needle: str) -> list[str]:
-    return [m.shown for m in fake.messages.values() if needle in m.shown]
+from tests.fakes.telegram_server import FakeTelegram
+from tests.support.outbox import deck_with_slack, delivery_config, posted, wait_for_row
+from tests.support.telegram import ADMIN
 
 
 async def test_slack_answer_lost_once_is_found_not_posted_again(
     fake_slack: FakeSlack, tmp_path: Path
 ) -> None:
-    config = config_for(tmp_path, telegram=None, slack=fake_slack)
+    config = delivery_config(tmp_path, telegram=None, slack=fake_slack)
     async with deck_with_slack(config) as (deck, slack):
         fake_slack.fail_next("chat.postMessage", "lose")
         await slack.mention("only once")
@@ -118,7 +44,7 @@ async def test_slack_answer_lost_once_is_found_not_posted_again(
 async def test_slack_post_dropped_before_it_arrived_is_posted_after_looking(
     fake_slack: FakeSlack, tmp_path: Path
 ) -> None:
-    config = config_for(tmp_path, telegram=None, slack=fake_slack)
+    config = delivery_config(tmp_path, telegram=None, slack=fake_slack)
     async with deck_with_slack(config) as (deck, slack):
         fake_slack.fail_next("chat.postMessage", "drop")  # never reached Slack
         await slack.mention("late but there")
@@ -130,7 +56,7 @@ async def test_slack_post_dropped_before_it_arrived_is_posted_after_looking(
 async def test_telegram_answer_lost_is_not_sent_twice_and_the_admin_is_told(
     fake_telegram: FakeTelegram, tmp_path: Path
 ) -> None:
-    config = config_for(tmp_path, telegram=fake_telegram, slack=None)
+    config = delivery_config(tmp_path, telegram=fake_telegram, slack=None)
     async with asyncio.timeout(60), open_deck(config) as (deck, _):
         # The "agentdeck started" note goes out in the background: not the one to lose.
         await fake_telegram.wait_until(lambda: bool(fake_telegram.calls_to("sendMessage")))
@@ -155,7 +81,7 @@ async def test_a_revoked_slack_token_leaves_telegram_alone_and_slack_recovers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(links, "RETRY_FIRST_SECONDS", 0.2)
-    config = config_for(tmp_path, telegram=fake_telegram, slack=fake_slack)
+    config = delivery_config(tmp_path, telegram=fake_telegram, slack=fake_slack)
     async with deck_with_slack(config) as (deck, slack):
         await slack.mention("before")  # bolt checks the token once, then trusts it
         await wait_for_row(deck, "sent", "before")
@@ -187,7 +113,7 @@ async def test_a_message_pending_when_the_deck_stops_arrives_after_restart_once(
     fake_slack: FakeSlack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(links, "RETRY_FIRST_SECONDS", 3600.0)  # no recovery in this life
-    config = config_for(tmp_path, telegram=None, slack=fake_slack)
+    config = delivery_config(tmp_path, telegram=None, slack=fake_slack)
     async with deck_with_slack(config) as (deck, slack):
         await slack.mention("before")
         await wait_for_row(deck, "sent", "before")
@@ -223,7 +149,7 @@ async def test_a_post_in_flight_when_the_deck_stops_is_found_after_restart(
     monkeypatch.setenv("SLACK_SIGNING_SECRET", SIGNING_SECRET)
     fake = await HangingSlack().start()
     clock = FakeClock(datetime.now(UTC))
-    config = config_for(tmp_path, telegram=None, slack=fake)
+    config = delivery_config(tmp_path, telegram=None, slack=fake)
     short_stop = config.deck.model_copy(update={"stop_grace_seconds": 0.5})
     config = config.model_copy(update={"deck": short_stop})
     try:
@@ -245,7 +171,7 @@ async def test_a_post_in_flight_when_the_deck_stops_is_found_after_restart(
 
 async def test_telegram_never_answers_a_bot(fake_telegram: FakeTelegram, tmp_path: Path) -> None:
     """The loop guard: another bot (or this one) writing is not answered, a person is."""
-    config = config_for(tmp_path, telegram=fake_telegram, slack=None)
+    config = delivery_config(tmp_path, telegram=fake_telegram, slack=None)
     async with asyncio.timeout(60), open_deck(config) as (deck, _):
         for sender in (
             {"id": 777, "is_bot": True, "first_name": "Other"},

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DeckFactory, make_config
 from tests.fakes.openai_server import FakeOpenAI
-from tests.test_doctor import agentdeck
+from tests.support.bot_process import agentdeck
+from tests.support.config import make_config
+from tests.support.decks import DeckFactory
 
 TELEGRAM = """
 [telegram]
@@ -45,6 +46,7 @@ async def openai(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeOpenAI]:
     await server.stop()
 
 
+@pytest.mark.slow
 async def test_a_missing_program_or_directory_fails_check(data_dir: Path, tmp_path: Path) -> None:
     path = write(
         tmp_path,
@@ -90,6 +92,7 @@ env = {{ PATH = "{tmp_path}" }}
     assert "FAIL  agents: agent cx: command `claude-x` not found on PATH" in out
 
 
+@pytest.mark.slow
 async def test_ports_in_use_and_a_chat_deck_without_users_are_warned(
     data_dir: Path, tmp_path: Path, busy_port: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -124,6 +127,7 @@ port = {busy_port}
     )
 
 
+@pytest.mark.slow
 async def test_base_url_shapes_are_named(data_dir: Path, tmp_path: Path) -> None:
     for section, wrong, said in [
         ('[telegram]\ntoken = "env:T"\n', "https://api.telegram.org", "Telegram base_url must"),
@@ -137,6 +141,7 @@ async def test_base_url_shapes_are_named(data_dir: Path, tmp_path: Path) -> None
         assert "end in /" in err or section == "[llm]\n"
 
 
+@pytest.mark.slow
 async def test_a_model_url_without_v1_is_named_by_doctor_and_in_chat(
     data_dir: Path, tmp_path: Path, openai: FakeOpenAI, deck_with_chat: DeckFactory
 ) -> None:
@@ -169,6 +174,7 @@ model = "gpt-4o-mini"
     assert openai.requests == []  # nothing reached the real route
 
 
+@pytest.mark.slow
 async def test_the_embedded_default_without_a_key_is_a_warning(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

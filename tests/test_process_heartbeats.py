@@ -10,14 +10,18 @@ import re
 import signal
 from pathlib import Path
 
+import pytest
 from sqlmodel import select
 
 from roster.children import KILL_GRACE_SECONDS
 from storage.db import Database
 from storage.models import ProcessBeat, Run, RunState
-from tests.cluster import pid_of
-from tests.test_graceful_stop import group_alive
-from tests.test_jobs_e2e import started
+from tests.support.bot_process import started
+from tests.support.cluster import pid_of
+from tests.support.process_groups import group_alive
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.slow  # real agentdeck processes (killed, and one restarted)
 
 STALE_SECONDS = 2.0
 CONFIG = f"""
@@ -42,10 +46,7 @@ async def _runs(db: Database) -> list[Run]:
 
 
 async def _running_run(db: Database) -> Run:
-    async with asyncio.timeout(10):
-        while not (runs := await _runs(db)):
-            await asyncio.sleep(0.1)
-    (run,) = runs
+    (run,) = await eventually(lambda: _runs(db), step=0.1)
     return run
 
 

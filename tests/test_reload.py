@@ -13,12 +13,14 @@ import signal
 import sys
 from pathlib import Path
 
+import pytest
 from sqlmodel import col, select
 
 from bot.config import load_config
 from bot.reload import compare
 from storage.models import AuditEvent
-from tests.conftest import DeckFactory
+from tests.support.decks import DeckFactory
+from tests.support.waiting import eventually
 
 BASE = """
 [deck]
@@ -144,8 +146,7 @@ async def test_only_admins_reload_and_a_running_run_keeps_its_agent(
         await chat.say("/reload", user="test:op")
         await chat.wait_for("You need the admin role to use /reload.")
         await chat.say("/ask slow go", user="test:op")
-        while not deck.runner.active():
-            await asyncio.sleep(0.01)
+        await eventually(deck.runner.active)
         path.write_text(CHANGED)
         await chat.say("/reload")
         await chat.wait_for("Reloaded")
@@ -162,6 +163,7 @@ async def test_the_embedded_default_has_no_file_to_reload(deck_with_chat: DeckFa
         assert deck.roster.names() == ["host", "shell", "assistant"]
 
 
+@pytest.mark.slow
 async def test_sighup_reloads_a_running_process(tmp_path: Path, data_dir: Path) -> None:
     path = tmp_path / "deck.toml"
     path.write_text('[deck]\nadmin_chat = "console:local"\n' + BASE.replace("[deck]\n", ""))

@@ -10,8 +10,9 @@ from roster.agent import Usage
 from roster.llm import Reply, ToolRequest
 from roster.router import Answer, Candidate, HandOff, Junk, Unsure, guess, read_reply
 from storage.models import AuditEvent, Run
-from tests.conftest import DeckFactory, make_config
 from tests.fakes.openai_server import FakeOpenAI, call, say
+from tests.support.config import make_config
+from tests.support.decks import DeckFactory
 
 HOST = Candidate("host", "Host checks: disk usage, memory, uptime", ("df", "disk"))
 RESEARCHER = Candidate("researcher", "Researches questions on the web and summarises sources")
@@ -179,7 +180,8 @@ async def test_router_failure_falls_back_to_the_local_guess(
     fake_openai.by_model["router-model"] = [fail(500)]
     async with deck_with_chat(make_config(routing_config(fake_openai))) as (_deck, chat):
         await chat.say("df please")
-        await chat.wait_for("host says: df please")
+        reply = await chat.wait_for("df please")
+        assert reply.text.startswith("host\nhost says: df please"), reply.text  # the local guess
 
 
 async def test_without_a_model_the_local_guess_picks_and_says_so(

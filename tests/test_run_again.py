@@ -14,9 +14,10 @@ from sqlmodel import select
 from bot.intake import actions
 from storage.clock import FakeClock
 from storage.models import Approval, Run, RunState
-from tests.conftest import audit_actions, make_config
 from tests.fakes.chat import Posted
-from tests.test_approvals import USERS, deck_for
+from tests.support.approvals import USERS
+from tests.support.config import make_config
+from tests.support.decks import audit_actions, chat_deck
 
 AGENTS = """
 [[agents]]
@@ -35,7 +36,7 @@ async def leave_running(agent: str, text: str, *, user: str = "test:ada") -> str
     """A run a dead process left `running`, in the database the next deck opens."""
     config = make_config(USERS + AGENTS)
     run_id = uuid.uuid4().hex
-    async with deck_for(config) as (deck, _chat), deck.db.session() as session:
+    async with chat_deck(config) as (deck, _chat), deck.db.session() as session:
         session.add(
             Run(
                 id=run_id,
@@ -60,7 +61,7 @@ def offer_id(card: Posted) -> str:
 
 async def test_the_agents_approvers_and_self_approval_rule_apply() -> None:
     await leave_running("deploy", "v2")
-    async with deck_for(make_config(USERS + AGENTS)) as (deck, chat):
+    async with chat_deck(make_config(USERS + AGENTS)) as (deck, chat):
         card = await chat.wait_for("interrupted by a restart and did not finish (v2).")
         assert "The requester cannot approve it." in card.text
         value = f"{offer_id(card)}:approve"
@@ -86,7 +87,7 @@ async def test_the_agents_approvers_and_self_approval_rule_apply() -> None:
 async def test_an_offer_nobody_takes_expires_quietly() -> None:
     cut = await leave_running("echo", "hello")
     clock = FakeClock()
-    async with deck_for(make_config(USERS + AGENTS), clock) as (deck, chat):
+    async with chat_deck(make_config(USERS + AGENTS), clock) as (deck, chat):
         card = await chat.wait_for("interrupted by a restart and did not finish (hello).")
         clock.advance(timedelta(minutes=31))
         await actions.sweep_approvals(deck)
@@ -105,12 +106,12 @@ async def test_an_offer_nobody_takes_expires_quietly() -> None:
 async def test_deny_by_text_declines_it_and_a_second_start_reports_nothing_again() -> None:
     await leave_running("echo", "hello")
     config = make_config(USERS + AGENTS)
-    async with deck_for(config) as (deck, chat):
+    async with chat_deck(config) as (deck, chat):
         card = await chat.wait_for("interrupted by a restart")
         await chat.say(f"/deny {offer_id(card)}")
         await chat.wait_for("Not run again: declined by test:admin")
         await deck.tasks.drain()
-    async with deck_for(config) as (deck, chat):
+    async with chat_deck(config) as (deck, chat):
         await deck.tasks.drain()
         async with deck.db.session() as session:
             approvals = (await session.exec(select(Approval))).all()
@@ -120,6 +121,6 @@ async def test_deny_by_text_declines_it_and_a_second_start_reports_nothing_again
 
 async def test_a_run_of_an_agent_gone_from_the_config_is_reported_without_a_button() -> None:
     await leave_running("retired", "old work")
-    async with deck_for(make_config(USERS + AGENTS)) as (_deck, chat):
+    async with chat_deck(make_config(USERS + AGENTS)) as (_deck, chat):
         posted = await chat.wait_for("interrupted by a restart and did not finish (old work).")
     assert posted.message.buttons == ()

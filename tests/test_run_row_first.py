@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.runs.runner import Origin
-from tests.conftest import DeckFactory, make_config
+from tests.support.config import make_config
+from tests.support.decks import DeckFactory
 
 
 async def test_a_run_whose_row_is_refused_never_starts_its_command(

@@ -28,7 +28,9 @@ from storage.clock import FakeClock, SystemClock
 from storage.db import Database, sqlite_url
 from storage.jobs import Claim, FireKind, JobStore
 from storage.locks import AdvisoryLock
-from storage.models import Job, JobFire
+from storage.models import JobFire
+from tests.support.scheduling import job
+from tests.support.waiting import eventually
 
 T0 = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)  # a Saturday
 
@@ -54,22 +56,6 @@ class Hooks:
 
     def alert(self, text: str) -> None:
         self.alerts.append(text)
-
-
-def job(job_id: str, kind: TriggerKind, spec: str, *, at: datetime, **fields: Any) -> Job:
-    return Job(
-        id=job_id,
-        agent="echo",
-        input="tick",
-        trigger=kind,
-        spec=spec,
-        chat_id="test:chat",
-        created_by="test:admin",
-        active_since=at,
-        created_at=at,
-        updated_at=at,
-        **fields,
-    )
 
 
 @pytest.fixture
@@ -193,7 +179,7 @@ def test_a_long_downtime_of_a_busy_cron_stops_counting_but_finds_the_newest() ->
 
 async def test_a_due_run_is_claimed_once(db: Database) -> None:
     store = JobStore(db=db, clock=FakeClock(T0))
-    await store.add(job("a", TriggerKind.INTERVAL, "60", at=T0))
+    await store.add(job("a", "60", kind=TriggerKind.INTERVAL, at=T0))
     due = T0 + timedelta(minutes=1)
     claim = Claim("a", due, FireKind.SCHEDULED, due + timedelta(minutes=1), "run1")
     first, second = await asyncio.gather(
@@ -217,7 +203,7 @@ def fast(**changes: Any) -> Settings:
 async def test_a_job_every_second_fires_each_second_once(db: Database) -> None:
     store, hooks = JobStore(db=db, clock=SystemClock()), Hooks()
     now = datetime.now(UTC)
-    await store.add(job("tick", TriggerKind.INTERVAL, "1", at=now))
+    await store.add(job("tick", "1", kind=TriggerKind.INTERVAL, at=now))
     scheduler = Scheduler(
         store=store, lock=AdvisoryLock(db, 1), hooks=hooks, clock=SystemClock(), settings=fast()
     )
@@ -247,7 +233,7 @@ async def test_a_job_made_while_leading_fires(db: Database) -> None:
         await asyncio.wait_for(scheduler.ready.wait(), 5)
         soon = datetime.now(UTC) + timedelta(seconds=0.5)
         await scheduler.create(
-            job("once", TriggerKind.DATE, soon.isoformat(), at=datetime.now(UTC))
+            job("once", soon.isoformat(), kind=TriggerKind.DATE, at=datetime.now(UTC))
         )
         await asyncio.wait_for(hooks.fired.wait(), 5)
     assert [f.job.id for f in hooks.fires] == ["once"]
@@ -262,10 +248,14 @@ async def test_restart_makes_up_missed_runs_once_and_reports_old_ones(db: Databa
     made = now - timedelta(hours=1, minutes=5)
     await store.add(
         job(
-            "recent", TriggerKind.INTERVAL, "600", at=made, last_run_at=made + timedelta(minutes=10)
+            "recent",
+            "600",
+            kind=TriggerKind.INTERVAL,
+            at=made,
+            last_run_at=made + timedelta(minutes=10),
         )
     )
-    await store.add(job("stale", TriggerKind.CRON, "0 0 1 1 *", at=now - timedelta(days=400)))
+    await store.add(job("stale", "0 0 1 1 *", kind=TriggerKind.CRON, at=now - timedelta(days=400)))
     settings = fast(grace=timedelta(minutes=30))
     async with Scheduler(
         store=store, lock=AdvisoryLock(db, 1), hooks=hooks, clock=SystemClock(), settings=settings
@@ -287,7 +277,7 @@ async def test_the_watch_tells_the_admin_once_when_due_jobs_stop_firing(db: Data
     clock = FakeClock(T0)
     store, hooks = JobStore(db=db, clock=clock), Hooks()
     await store.add(
-        job("late", TriggerKind.INTERVAL, "60", at=T0, next_run_at=T0 + timedelta(minutes=1))
+        job("late", "60", kind=TriggerKind.INTERVAL, at=T0, next_run_at=T0 + timedelta(minutes=1))
     )
     watch = Watch(store=store, clock=clock, alert=hooks.alert, settings=fast(), holder="me")
     await watch.check(T0)
@@ -312,6 +302,12 @@ async def test_a_standby_notices_a_leader_that_stopped_beating(db: Database) -> 
     assert "other:1 has not written a heartbeat" in hooks.alerts[0]
 
 
+def _one_leads(*schedulers: Scheduler) -> set[str] | None:
+    """The schedulers' roles, once one of them leads."""
+    roles = {str(s.role) for s in schedulers}
+    return roles if "leader" in roles else None
+
+
 async def test_only_one_scheduler_leads_on_postgresql(pg_url: str) -> None:
     async with Database(pg_url) as first_db, Database(pg_url) as second_db:
         first_hooks, second_hooks = Hooks(), Hooks()
@@ -331,8 +327,8 @@ async def test_only_one_scheduler_leads_on_postgresql(pg_url: str) -> None:
         )
         async with second:
             async with first:
-                await asyncio.sleep(0.6)
-                assert {first.role, second.role} == {"leader", "standby"}
+                roles = await eventually(lambda: _one_leads(first, second), timeout=10)
+                assert roles == {"leader", "standby"}
                 leader = first if first.role == "leader" else second
                 standby = second if leader is first else first
             if leader is first:  # the leader stopped: the other takes over

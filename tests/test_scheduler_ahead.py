@@ -1,6 +1,6 @@
 """Runs claimed ahead of their due time: held until it, checked at it, never lost.
 
-The crash tests kill a real scheduler process (`tests/scheduler_process.py`) after it
+The crash tests kill a real scheduler process (`tests/support/scheduler_process.py`) after it
 claimed a run ahead, before the run was due or before its hand-over was written; the
 run must still happen, once.
 """
@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlmodel import col, select
 
 from scheduler.plan import TriggerKind
@@ -27,8 +28,9 @@ from storage.db import Database, sqlite_url
 from storage.jobs import Claim, FireKind, JobStore
 from storage.locks import AdvisoryLock
 from storage.models import JobFire
-from tests.scheduler_process import scheduler as scheduler_in
-from tests.test_scheduler import job
+from tests.support.scheduler_process import scheduler as scheduler_in
+from tests.support.scheduling import job
+from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -94,13 +96,13 @@ async def fires_of(db: Database, job_id: str) -> list[JobFire]:
 
 
 async def fire_row(db: Database, job_id: str, due: datetime, kind: FireKind) -> JobFire:
-    """Wait until the claim of `job_id` due at `due` has the kind `kind`."""
-    async with asyncio.timeout(10):
-        while True:
-            for row in await fires_of(db, job_id):
-                if row.scheduled_for == due and row.kind == kind:
-                    return row
-            await asyncio.sleep(0.02)
+    """The claim of `job_id` due at `due`, once it has the kind `kind`."""
+
+    async def found() -> JobFire | None:
+        rows = await fires_of(db, job_id)
+        return next((r for r in rows if r.scheduled_for == due and r.kind == kind), None)
+
+    return await eventually(found, step=0.02)
 
 
 # --- in one process ---------------------------------------------------------------------
@@ -113,7 +115,7 @@ async def test_the_overlap_rule_is_checked_at_the_due_instant_not_at_the_claim(
     hooks = Hooks()
     async with Database(sqlite_url(data_dir)) as db:
         await JobStore(db=db, clock=SystemClock()).add(
-            job("slow", TriggerKind.INTERVAL, "1", at=made)
+            job("slow", "1", kind=TriggerKind.INTERVAL, at=made)
         )
         async with in_process(db, hooks, claim_ahead=0.6):
             await hooks.launched(1)
@@ -141,7 +143,7 @@ async def test_a_job_paused_after_its_run_was_claimed_does_not_run(data_dir: Pat
     hooks = Hooks()
     async with Database(sqlite_url(data_dir)) as db:
         await JobStore(db=db, clock=SystemClock()).add(
-            job("paused", TriggerKind.INTERVAL, "2", at=made)
+            job("paused", "2", kind=TriggerKind.INTERVAL, at=made)
         )
         async with in_process(db, hooks, claim_ahead=1.5) as service:
             await fire_row(db, "paused", due, FireKind.AHEAD)
@@ -161,7 +163,7 @@ async def scheduler_process(
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "tests.scheduler_process",
+        "tests.support.scheduler_process",
         url,
         str(claim_ahead),
         str(lock_key),
@@ -197,6 +199,7 @@ async def read_until(process: Any, prefix: str, timeout: float = 15) -> list[str
     return lines
 
 
+@pytest.mark.slow
 async def test_a_run_claimed_ahead_survives_a_crash_and_runs_once_after_restart(
     data_dir: Path,
 ) -> None:
@@ -204,7 +207,7 @@ async def test_a_run_claimed_ahead_survives_a_crash_and_runs_once_after_restart(
     due = (datetime.now(UTC) + timedelta(seconds=6)).replace(microsecond=0)
     async with Database(url) as db:
         await JobStore(db=db, clock=SystemClock()).add(
-            job("once", TriggerKind.DATE, due.isoformat(), at=datetime.now(UTC))
+            job("once", due.isoformat(), kind=TriggerKind.DATE, at=datetime.now(UTC))
         )
         async with scheduler_process(url, claim_ahead=5.5, lock_key=6) as process:
             claimed = await fire_row(db, "once", due, FireKind.AHEAD)
@@ -225,12 +228,13 @@ async def test_a_run_claimed_ahead_survives_a_crash_and_runs_once_after_restart(
         assert row.claimed_by == service.holder
 
 
+@pytest.mark.slow
 async def test_a_new_leader_takes_over_runs_claimed_ahead_by_a_killed_one(pg_url: str) -> None:
     due = (datetime.now(UTC) + timedelta(seconds=7)).replace(microsecond=0)
     lock_key = 1_000_000 + secrets.randbelow(1_000_000)  # advisory locks span databases
     async with Database(pg_url) as db:
         store = JobStore(db=db, clock=SystemClock())
-        await store.add(job("handed", TriggerKind.DATE, due.isoformat(), at=datetime.now(UTC)))
+        await store.add(job("handed", due.isoformat(), kind=TriggerKind.DATE, at=datetime.now(UTC)))
         async with scheduler_process(pg_url, claim_ahead=6.5, lock_key=lock_key) as leader:
             claimed = await fire_row(db, "handed", due, FireKind.AHEAD)
             assert claimed.claimed_by.endswith(f":{leader.pid}")
@@ -248,6 +252,7 @@ async def test_a_new_leader_takes_over_runs_claimed_ahead_by_a_killed_one(pg_url
         assert len(await fires_of(db, "handed")) == 1
 
 
+@pytest.mark.slow
 async def test_a_run_due_when_its_leader_was_killed_before_writing_the_hand_over_runs_once(
     pg_url: str,
 ) -> None:
@@ -255,7 +260,7 @@ async def test_a_run_due_when_its_leader_was_killed_before_writing_the_hand_over
     lock_key = 1_000_000 + secrets.randbelow(1_000_000)
     async with Database(pg_url) as db:
         store = JobStore(db=db, clock=SystemClock())
-        await store.add(job("handed", TriggerKind.DATE, due.isoformat(), at=datetime.now(UTC)))
+        await store.add(job("handed", due.isoformat(), kind=TriggerKind.DATE, at=datetime.now(UTC)))
         # The leader's marks never reach the database: killed while the one of this run
         # is on its way (the window in which its run row is not written either).
         async with scheduler_process(pg_url, 6.5, lock_key, "stuck-marks") as leader:
@@ -282,7 +287,7 @@ async def test_a_hand_over_is_written_only_by_the_leader_that_still_holds_the_ro
     due = datetime.now(UTC) + timedelta(seconds=30)
     async with Database(pg_url) as db:
         store = JobStore(db=db, clock=SystemClock())
-        await store.add(job("both", TriggerKind.DATE, due.isoformat(), at=datetime.now(UTC)))
+        await store.add(job("both", due.isoformat(), kind=TriggerKind.DATE, at=datetime.now(UTC)))
         ahead = Claim("both", due, FireKind.AHEAD, None, "r1")
         assert await store.claim([ahead], "old:1") == [ahead]
         [taken] = await store.reown("new:2", datetime.now(UTC) - timedelta(minutes=1))

@@ -9,31 +9,16 @@ from typing import Any
 
 from sqlmodel import col, select
 
-from scheduler.plan import TriggerKind
 from scheduler.service import Fire, Scheduler, Settings
 from storage.clock import FakeClock, SystemClock
 from storage.db import Database, sqlite_url
 from storage.jobs import Claim, FireKind, JobStore
 from storage.locks import AdvisoryLock
-from storage.models import Job, JobFire, JobState
+from storage.models import JobFire, JobState
+from tests.support.scheduling import job
+from tests.support.waiting import eventually
 
 T0 = datetime(2026, 11, 21, 10, 0, 0, 123456, tzinfo=UTC)  # microseconds must survive
-
-
-def job(job_id: str, spec: str, *, at: datetime, **fields: Any) -> Job:
-    return Job(
-        id=job_id,
-        agent="echo",
-        input="tick",
-        trigger=TriggerKind.INTERVAL,
-        spec=spec,
-        chat_id="test:chat",
-        created_by="test:admin",
-        active_since=at,
-        created_at=at,
-        updated_at=at,
-        **fields,
-    )
 
 
 async def test_bulk_claims_are_won_once_and_move_jobs_forward(db: Database) -> None:
@@ -128,9 +113,7 @@ async def test_jobs_on_one_trigger_share_a_timer_and_each_fires(data_dir: Path) 
             engine = service.engine()
             assert engine is not None
             assert (len(engine), engine.timers) == (51, 2)
-            async with asyncio.timeout(5):
-                while len({f.job.id for f in hooks.fires}) < 51:
-                    await asyncio.sleep(0.05)
+            await eventually(lambda: len({f.job.id for f in hooks.fires}) >= 51, timeout=5)
             await service.pause("s07")
             assert (len(engine), engine.timers) == (50, 2)
         fired = [(f.job.id, f.claim.scheduled_for) for f in hooks.fires]

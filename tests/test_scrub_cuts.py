@@ -5,7 +5,6 @@ before its tail is cut (a secret's value cut in two would leak its second half).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,22 +15,15 @@ from roster.command import MAX_KEPT_OUTPUT
 from roster.toolkit.process import MAX_OUTPUT
 from storage.models import Run
 from storage.secrets import KEY_FILE
-from tests.conftest import DeckFactory, make_config
 from tests.fakes.openai_server import FakeOpenAI, call, say
 from tests.fakes.telegram_server import FakeTelegram
-from tests.test_telegram_webhook import free_port
+from tests.support.config import make_config
+from tests.support.decks import DeckFactory
+from tests.support.network import free_port
+from tests.support.telegram import ADMIN
 
-ADMIN = 1001
 SECRET = "Zq8first-half-Wx3|Kp5second-half-Yv7"
 SECOND_HALF = SECRET[len(SECRET) // 2 :]
-
-
-@pytest.fixture
-async def fake_telegram(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeTelegram]:
-    server = await FakeTelegram().start()
-    monkeypatch.setenv("TG_TOKEN", server.token)
-    yield server
-    await server.stop()
 
 
 async def test_the_webhook_secret_derived_from_the_token_is_scrubbed(

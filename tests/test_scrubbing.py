@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,12 +22,12 @@ from bot.cli import _setup_logging
 from bot.deck import Deck
 from storage.models import AuditEvent, Run, ToolCall
 from storage.secrets import new_key
-from tests.conftest import DeckFactory, make_config
 from tests.fakes.openai_server import FakeOpenAI, call, say
 from tests.fakes.telegram_server import FakeTelegram
-from tests.test_secrets_e2e import agentdeck
-
-ADMIN = 1001
+from tests.support.bot_process import agentdeck
+from tests.support.config import make_config
+from tests.support.decks import DeckFactory
+from tests.support.telegram import ADMIN
 
 
 @pytest.fixture
@@ -39,14 +39,6 @@ def restore_logging() -> Iterator[None]:
         if handler not in handlers:
             handler.close()
     root.handlers[:], root.level = handlers, level
-
-
-@pytest.fixture
-async def fake_telegram(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeTelegram]:
-    server = await FakeTelegram().start()
-    monkeypatch.setenv("TG_TOKEN", server.token)
-    yield server
-    await server.stop()
 
 
 async def stored(deck: Deck) -> dict[str, str]:
@@ -203,6 +195,7 @@ approval = "always"
 """
 
 
+@pytest.mark.slow
 async def test_audit_rows_hold_no_value_with_non_ascii_quotes_or_backslashes(
     deck_with_chat: DeckFactory, data_dir: Path
 ) -> None:

@@ -34,9 +34,9 @@ from bot.app import open_deck
 from bot.config import LogFormat
 from bot.logs import LOG_FILE, setup_logging
 from storage.scrubber import scrubbable
-from tests.conftest import make_config
 from tests.fakes.chat import ChatRecorder
 from tests.fakes.openai_server import FakeOpenAI, call, say
+from tests.support.config import make_config
 
 RECORD = "import sys; open(sys.argv[1], 'a').write(repr(sys.argv[2:]) + '\\n'); print(sys.argv[2])"
 SENTINEL = "§"

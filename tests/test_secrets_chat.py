@@ -13,8 +13,9 @@ from sqlmodel import select
 from bot.cli import _setup_logging
 from bot.errors import ConfigError
 from storage.models import AuditEvent, Message, Run
-from tests.conftest import DeckFactory, make_config
 from tests.fakes.openai_server import FakeOpenAI, call, say
+from tests.support.config import make_config
+from tests.support.decks import DeckFactory
 
 VALUE = "hunter2-Value-5d41402abc"
 BASE = """

@@ -7,9 +7,6 @@ the database files holds the value.
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +14,10 @@ import pytest
 from storage.clock import SystemClock
 from storage.db import Database, sqlite_url
 from storage.secrets import ENV_KEY, KEY_FILE, Vault, new_key
-from tests.test_console_e2e import run_console
+from tests.support.bot_process import agentdeck, run_console
+from tests.support.data import store_secrets
+
+pytestmark = pytest.mark.slow  # real agentdeck processes (CLI and bot)
 
 VALUE = "s3cr3t-Plaintext-7c1e9b"
 CONFIG = """
@@ -30,33 +30,6 @@ command = ["/bin/sh", "-c", "echo token=$TOKEN; echo done"]
 env = { TOKEN = "secret:TOKEN" }
 secrets = ["TOKEN"]
 """
-
-
-async def agentdeck(
-    *args: str, data_dir: Path, stdin: str = "", env: dict[str, str] | None = None
-) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *args,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "AGENTDECK_DATA_DIR": str(data_dir), **(env or {})},
-    )
-    async with asyncio.timeout(30):
-        out, err = await process.communicate(stdin.encode())
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
-
-
-async def store(data_dir: Path, **values: str) -> None:
-    """Set secrets in-process (the CLI's `set` is exercised by the tests that need it)."""
-    async with Database(sqlite_url(data_dir)) as db:
-        vault = await Vault(db=db, data_dir=data_dir, clock=SystemClock()).load()
-        for name, value in values.items():
-            await vault.set(name, value, by="cli:test")
 
 
 @pytest.fixture
@@ -88,7 +61,7 @@ async def test_no_plaintext_in_chat_log_or_database(data_dir: Path, config_file:
 
 
 async def test_cli_list_and_delete(data_dir: Path) -> None:
-    await store(data_dir, TOKEN=VALUE, OTHER="other-value")
+    await store_secrets(data_dir, TOKEN=VALUE, OTHER="other-value")
     code, out, _ = await agentdeck("secrets", "list", data_dir=data_dir)
     assert code == 0
     assert [line.split()[0] for line in out.splitlines()] == ["OTHER", "TOKEN"]
@@ -104,7 +77,7 @@ async def test_cli_list_and_delete(data_dir: Path) -> None:
 
 
 async def test_cli_rotate_key(data_dir: Path, config_file: Path) -> None:
-    await store(data_dir, TOKEN=VALUE)
+    await store_secrets(data_dir, TOKEN=VALUE)
     old_key = (data_dir / KEY_FILE).read_text()
     code, out, err = await agentdeck("secrets", "rotate-key", data_dir=data_dir)
     assert code == 0, err
@@ -120,7 +93,7 @@ async def test_cli_rotate_key(data_dir: Path, config_file: Path) -> None:
 async def test_wrong_key_is_one_line_and_the_bot_does_not_start(
     data_dir: Path, config_file: Path
 ) -> None:
-    await store(data_dir, TOKEN=VALUE)
+    await store_secrets(data_dir, TOKEN=VALUE)
     wrong = {ENV_KEY: new_key()}
     code, _, err = await agentdeck(
         "secrets", "set", "MORE", data_dir=data_dir, stdin="v4lue", env=wrong

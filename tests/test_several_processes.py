@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -19,23 +19,23 @@ from sqlmodel import select
 
 from storage.db import Database
 from storage.models import Run, RunState
-from tests.cluster import fire_holders, inbox_owners, pid_of, two_processes
 from tests.fakes.round_robin import RoundRobin
 from tests.fakes.slack_server import (
     APP_TOKEN,
     BOT_TOKEN,
-    BOT_USER,
     SIGNING_SECRET,
     FakeSlack,
     Message,
-    action_body,
-    event_body,
-    sign,
 )
 from tests.fakes.telegram_server import FakeTelegram
-from tests.test_telegram_webhook import free_port
+from tests.support.cluster import fire_holders, inbox_owners, pid_of, two_processes
+from tests.support.network import free_port
+from tests.support.slack import Slack
+from tests.support.telegram import ADMIN
+from tests.support.waiting import eventually
 
-ADMIN = 1001
+pytestmark = pytest.mark.slow  # real agentdeck processes (started, killed, restarted)
+
 SHELL = """
 [[agents]]
 name = "echo"
@@ -74,13 +74,13 @@ async def balancer() -> AsyncIterator[RoundRobin]:
 
 async def finished_run(db: Database, agent: str) -> Run:
     """The agent's one run, once its end is written (run rows are written behind)."""
-    async with asyncio.timeout(10):
-        while True:
-            async with db.session() as session:
-                (run,) = (await session.exec(select(Run).where(Run.agent == agent))).all()
-            if run.status not in (RunState.RUNNING, RunState.WAITING):
-                return run
-            await asyncio.sleep(0.1)
+
+    async def ended() -> Run | None:
+        async with db.session() as session:
+            (run,) = (await session.exec(select(Run).where(Run.agent == agent))).all()
+        return run if run.status not in (RunState.RUNNING, RunState.WAITING) else None
+
+    return await eventually(ended, step=0.1)
 
 
 # -- Telegram, webhook mode -------------------------------------------------------------
@@ -129,7 +129,14 @@ async def test_telegram_webhook_on_two_processes(
             await fake.wait_for("setWebhook", count=2, timeout=20)
             pids = {one.process.pid, two.process.pid}
             await _every_update_once(fake, balancer, db, pids)
-            await _approval_pressed_on_the_other_process(fake, db)
+            approval = await _approval_pressed_on_the_other_process(fake, db)
+            assert approval.asked_on != approval.pressed_on
+            # Resumed where it was pressed, and its result shown once.
+            assert (approval.state, approval.ended_on, approval.results) == (
+                RunState.DONE,
+                approval.pressed_on,
+                1,
+            )
             holders = await fire_holders(db)
             assert len(holders) == 1  # the scheduler runs on one process
             assert holders <= pids
@@ -168,7 +175,18 @@ def _webhook_secret(fake: FakeTelegram) -> str:
     return fake.webhook[1]
 
 
-async def _approval_pressed_on_the_other_process(fake: FakeTelegram, db: Database) -> None:
+@dataclass(frozen=True)
+class CrossApproval:
+    """An approval asked through one process and pressed on the other: where each went."""
+
+    asked_on: int  # the pid that took the message asking
+    pressed_on: int  # the pid that took the press
+    ended_on: int  # the pid whose run finished the approved work
+    state: RunState
+    results: int  # how often the result was shown
+
+
+async def _approval_pressed_on_the_other_process(fake: FakeTelegram, db: Database) -> CrossApproval:
     asked = fake.user_says("/ask shell echo approved-$((40+2))", user=ADMIN)
     await fake.wait_until(lambda: bool(_texts(fake, "Approval needed")), timeout=10)
     ((chat, message_id),) = [
@@ -183,13 +201,16 @@ async def _approval_pressed_on_the_other_process(fake: FakeTelegram, db: Databas
     await fake.wait_until(lambda: bool(_texts(fake, "approved-42")), timeout=10)
     pressed = fake.history[-1].update_id
     owners = await inbox_owners(db)
-    assert owners[f"telegram:{asked}"] != owners[f"telegram:{pressed}"]
     run = await finished_run(db, "shell")
-    assert run.status == RunState.DONE
-    assert pid_of(run.owner) == owners[f"telegram:{pressed}"]  # resumed where it was pressed
     await fake.wait_until(lambda: bool(_texts(fake, "Approved by")), timeout=10)
     await asyncio.sleep(0.5)  # time for a second result, if one were coming
-    assert len(_texts(fake, "approved-42")) == 1
+    return CrossApproval(
+        asked_on=owners[f"telegram:{asked}"],
+        pressed_on=owners[f"telegram:{pressed}"],
+        ended_on=pid_of(run.owner),
+        state=run.status,
+        results=len(_texts(fake, "approved-42")),
+    )
 
 
 # -- Slack, HTTP mode -----------------------------------------------------------------------
@@ -213,55 +234,11 @@ role = "admin"
     )
 
 
-class Slack:
-    """Slack's side: signed requests to the balancer, one connection each."""
-
-    def __init__(self, proxy: RoundRobin, http: aiohttp.ClientSession) -> None:
-        self._url = f"{proxy.url}/slack/events"
-        self._http = http
-        self._ts = 0
-
-    async def post(self, body: str, content_type: str, headers: dict[str, str]) -> int:
-        headers = {"Content-Type": content_type, **headers}
-        async with self._http.post(self._url, data=body, headers=headers) as response:
-            await response.read()
-            return response.status
-
-    async def mention(
-        self, text: str, *, event_id: str, thread_ts: str | None = None, retry: int = 0
-    ) -> str:
-        self._ts += 1
-        ts = f"1700000000.{self._ts:06d}"
-        event = {
-            "type": "app_mention",
-            "user": "UADMIN",
-            "text": f"<@{BOT_USER}> {text}",
-            "ts": ts,
-            "channel": "C1",
-            "event_ts": ts,
-            **({"thread_ts": thread_ts} if thread_ts else {}),
-        }
-        await self.event(event, event_id=event_id, retry=retry)
-        return ts
-
-    async def event(self, event: dict[str, Any], *, event_id: str, retry: int = 0) -> None:
-        body = event_body(event, event_id=event_id)
-        headers = sign(body)
-        if retry:
-            headers |= {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"}
-        assert await self.post(body, "application/json", headers) == 200
-
-    async def press(self, message: Message, label: str, *, trigger: str) -> None:
-        button = next(b for b in message.buttons if b["text"]["text"] == label)
-        body = action_body(message, button, user="UADMIN", trigger=trigger)
-        assert await self.post(body, "application/x-www-form-urlencoded", sign(body)) == 200
-
-
 @pytest.fixture
 async def slack_http(balancer: RoundRobin) -> AsyncIterator[Slack]:
     connector = aiohttp.TCPConnector(force_close=True)  # the balancer picks per connection
     async with aiohttp.ClientSession(connector=connector) as http:
-        yield Slack(balancer, http)
+        yield Slack(f"{balancer.url}/slack/events", http, user="UADMIN")
 
 
 async def test_slack_http_on_two_processes(
@@ -288,7 +265,13 @@ async def test_slack_http_on_two_processes(
         ):
             pids = {one.process.pid, two.process.pid}
             await _thread_follows_its_agent_across_processes(fake, slack_http, db, pids)
-            await _slack_approval_on_the_other_process(fake, slack_http, db)
+            approval = await _slack_approval_on_the_other_process(fake, slack_http, db)
+            assert approval.asked_on != approval.pressed_on
+            assert (approval.state, approval.ended_on, approval.results) == (
+                RunState.DONE,
+                approval.pressed_on,
+                1,
+            )
     finally:
         await fake.stop()
 
@@ -319,17 +302,22 @@ async def _thread_follows_its_agent_across_processes(
     assert len(_shown(fake, "*other*: second")) == 1
 
 
-async def _slack_approval_on_the_other_process(fake: FakeSlack, slack: Slack, db: Database) -> None:
+async def _slack_approval_on_the_other_process(
+    fake: FakeSlack, slack: Slack, db: Database
+) -> CrossApproval:
     await slack.mention("@shell echo approved-$((40+2))", event_id="Ev5")
     card = await fake.wait_for_text("Approval needed")
     await slack.press(card, "Approve", trigger="T1")
     await fake.wait_for(lambda f: "Approved by" in card.shown)
     await fake.wait_for_text("approved-42")
     owners = await inbox_owners(db)
-    assert owners["slack:Ev5"] != owners["slack:action:T1"]
     run = await finished_run(db, "shell")
-    assert run.status == RunState.DONE
-    assert pid_of(run.owner) == owners["slack:action:T1"]
     await asyncio.sleep(0.5)  # time for a second result, if one were coming
-    assert len(_shown(fake, "approved-42")) == 1
-    assert card.buttons == []
+    assert card.buttons == []  # the decided card keeps no buttons
+    return CrossApproval(
+        asked_on=owners["slack:Ev5"],
+        pressed_on=owners["slack:action:T1"],
+        ended_on=pid_of(run.owner),
+        state=run.status,
+        results=len(_shown(fake, "approved-42")),
+    )

@@ -8,8 +8,7 @@ from sqlmodel import select
 from bot.deck import Deck
 from storage.models import AuditEvent
 from tests.fakes.slack_server import FakeSlack
-from tests.test_slack import slack_deck
-from tests.test_slack_trust import everything_slack_got
+from tests.support.slack import everything_slack_got, slack_deck
 
 WORD = "hijack-4711"
 

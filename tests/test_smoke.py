@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tests.conftest import DeckFactory, make_config
+from tests.support.config import make_config
+from tests.support.decks import DeckFactory
 
 BASE = """
 [deck]

@@ -11,6 +11,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # Loaded only when configured or first used: the dashboard, Slack, the webhook server,
@@ -31,6 +33,8 @@ NOT_AT_START = (
     "rich",
     "pygments",
 )
+
+pytestmark = pytest.mark.slow  # a fresh Python process per check
 
 
 def loaded_after(code: str) -> list[str]:

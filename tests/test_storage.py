@@ -26,8 +26,8 @@ def test_head_revision_constant_matches_the_scripts() -> None:
     assert ScriptDirectory.from_config(alembic_config()).get_current_head() == HEAD_REVISION
 
 
-async def assert_schema_matches_models(url: str) -> None:
-    """Replay every migration on an empty database, then compare with the models."""
+async def schema_differences(url: str) -> list[object]:
+    """Replay every migration on an empty database; how the result differs from the models."""
     db = Database(url)
     try:
         async with db.engine.begin() as conn:
@@ -38,16 +38,16 @@ async def assert_schema_matches_models(url: str) -> None:
             )
     finally:
         await db.engine.dispose()
-    assert diff == [], f"models and migrations disagree: {diff}"
+    return list(diff)
 
 
 async def test_migrations_match_models_on_sqlite(data_dir: Path) -> None:
     data_dir.mkdir(parents=True)
-    await assert_schema_matches_models(sqlite_url(data_dir))
+    assert await schema_differences(sqlite_url(data_dir)) == []
 
 
 async def test_migrations_match_models_on_postgresql(pg_url: str) -> None:
-    await assert_schema_matches_models(pg_url)
+    assert await schema_differences(pg_url) == []
 
 
 async def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(data_dir: Path) -> None:
@@ -75,19 +75,20 @@ async def test_unreachable_database_is_one_clear_error() -> None:
             pass
 
 
-async def write_events(url: str, count: int) -> None:
+async def write_events(url: str, count: int) -> tuple[int, object]:
+    """Record `count` audit events; what verifying the chain then finds (rows, broken)."""
     async with Database(url) as db, WriteBehind(db) as writer:
         log = AuditLog(db=db, writer=writer, clock=FakeClock())
         for n in range(count):
             log.record("test:admin", "command", "status", n=n, action="nested key named action")
         await writer.flush()
         check = await log.verify()
-        assert (check.rows, check.broken) == (count, None)
+    return check.rows, check.broken
 
 
 def test_audit_chain_verifies_and_finds_tampering(data_dir: Path) -> None:
     url = sqlite_url(data_dir)
-    asyncio.run(write_events(url, 5))
+    assert asyncio.run(write_events(url, 5)) == (5, None)
     runner = CliRunner()
     ok = runner.invoke(main, ["audit", "verify"])
     assert (ok.exit_code, ok.output.strip()) == (0, "audit chain intact: 5 rows checked")
@@ -105,7 +106,7 @@ async def tamper(url: str) -> None:
 
 
 async def test_audit_chain_on_postgresql(pg_url: str) -> None:
-    await write_events(pg_url, 20)
+    assert await write_events(pg_url, 20) == (20, None)
 
 
 async def test_two_processes_migrating_a_fresh_postgresql_at_once(pg_url: str) -> None:

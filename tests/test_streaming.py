@@ -2,11 +2,13 @@
 (the first text at once, then edits at about one a second), the final text replaces it
 and is what the run stores; a stream cut off mid-way ends with a clear note and is not
 asked again, one cut before any text is asked again; tool calls in a stream work.
+Streams go down the agent's chain of models (`roster.providers`): a stream that breaks
+twice before any text hands over to the next provider, one cut after text does not.
 """
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
 from sqlmodel import select
@@ -14,15 +16,15 @@ from sqlmodel import select
 from bot.config import Config
 from bot.deck import Deck
 from storage.models import Run, RunState
-from tests.conftest import make_config
 from tests.fakes.openai_server import FakeOpenAI, call, stream
 from tests.fakes.slack_server import FakeSlack
 from tests.fakes.telegram_server import FakeTelegram
-from tests.test_slack import CONFIG as SLACK_CONFIG
-from tests.test_slack import slack_deck
-from tests.test_telegram import ADMIN, CONFIG, fake_telegram, running
-
-__all__ = ["fake_telegram"]  # the fixture
+from tests.support.config import make_config
+from tests.support.decks import running
+from tests.support.slack import CONFIG as SLACK_CONFIG
+from tests.support.slack import slack_deck
+from tests.support.telegram import ADMIN, CONFIG
+from tests.support.waiting import eventually
 
 WRITER = """
 [llm]
@@ -55,14 +57,14 @@ def shown(fake: FakeTelegram) -> list[str]:
 
 async def final_run(deck: Deck) -> Run:
     """The one run, once its end is written (that follows the answer going out)."""
-    async with asyncio.timeout(10):
-        while True:
-            await deck.runner.flush()
-            async with deck.db.session() as session:
-                (run,) = (await session.exec(select(Run))).all()
-            if run.finished_at is not None:
-                return run
-            await asyncio.sleep(0.05)
+
+    async def finished() -> Run | None:
+        await deck.runner.flush()
+        async with deck.db.session() as session:
+            (run,) = (await session.exec(select(Run))).all()
+        return run if run.finished_at is not None else None
+
+    return await eventually(finished)
 
 
 async def test_the_answer_grows_in_one_message_then_the_final_text_replaces_it(
@@ -122,6 +124,62 @@ async def test_a_stream_cut_before_any_text_is_asked_again(
             lambda: "writer: second time lucky" in fake_telegram.sent_texts(ADMIN), timeout=15
         )
     assert len(fake_openai.requests) == 2
+
+
+BACKUP = """
+[llm.providers.backup]
+base_url = "BACKUP_URL"
+api_key = "env:TEST_OPENAI_KEY"
+"""
+
+
+@pytest.fixture
+async def backup() -> AsyncIterator[FakeOpenAI]:
+    server = await FakeOpenAI().start()
+    yield server
+    await server.stop()
+
+
+def with_fallback(telegram: FakeTelegram, openai: FakeOpenAI, backup: FakeOpenAI) -> Config:
+    """The writer, falling back to the model "spare" on a second provider."""
+    agent = WRITER.replace("OPENAI_URL", openai.base_url) + 'fallback = ["backup:spare"]\n'
+    text = CONFIG.replace("BASE_URL", telegram.base_url) + agent
+    return make_config(text + BACKUP.replace("BACKUP_URL", backup.base_url))
+
+
+async def test_a_stream_cut_twice_before_any_text_goes_to_the_next_provider(
+    fake_telegram: FakeTelegram, fake_openai: FakeOpenAI, backup: FakeOpenAI
+) -> None:
+    fake_openai.script = [stream(ANSWER, break_after=0), stream(ANSWER, break_after=0)]
+    backup.by_model["spare"] = [stream("from the spare", chars=3)]
+    async with running(with_fallback(fake_telegram, fake_openai, backup)) as deck:
+        fake_telegram.user_says("@writer how is the disk?", user=ADMIN)
+        await fake_telegram.wait_until(
+            lambda: any("answered by" in t for t in fake_telegram.sent_texts(ADMIN)), timeout=15
+        )
+        run = await final_run(deck)
+    (answer,) = [t for t in fake_telegram.sent_texts(ADMIN) if "answered by" in t]
+    assert answer.startswith("writer: from the spare\n(answered by backup:spare (fake-model: ")
+    assert [r["model"] for r in fake_openai.requests] == ["fake-model", "fake-model"]
+    assert [(r["model"], r["stream"]) for r in backup.requests] == [("spare", True)]
+    assert (run.status, run.output) == (RunState.DONE, "from the spare")
+
+
+async def test_a_stream_cut_after_text_is_not_handed_to_the_next_provider(
+    fake_telegram: FakeTelegram, fake_openai: FakeOpenAI, backup: FakeOpenAI
+) -> None:
+    fake_openai.script = [stream(ANSWER, chars=4, break_after=6)]
+    backup.by_model["spare"] = [stream("a different answer")]
+    async with running(with_fallback(fake_telegram, fake_openai, backup)) as deck:
+        fake_telegram.user_says("@writer how is the disk?", user=ADMIN)
+        await fake_telegram.wait_until(
+            lambda: any("broke off" in t for t in fake_telegram.sent_texts(ADMIN)), timeout=15
+        )
+        run = await final_run(deck)
+    (end,) = [t for t in fake_telegram.sent_texts(ADMIN) if "broke off" in t]
+    assert end.startswith("writer: The disk **is fine**")
+    assert (len(fake_openai.requests), backup.requests) == (1, [])
+    assert run.status == RunState.FAILED
 
 
 async def test_tool_calls_in_a_stream_work_as_before(

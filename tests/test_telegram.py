@@ -4,77 +4,18 @@ talking to the fake Bot API server on 127.0.0.1 through `base_url`."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from sqlmodel import select
 
-from bot.app import open_deck
 from bot.commands import command_table
-from bot.config import Config
-from bot.deck import Deck
 from storage.models import InboxItem
-from tests.conftest import audit_actions, make_config
 from tests.fakes.telegram_server import BOT_USERNAME, FakeTelegram
-
-ADMIN = 1001
-VIEWER = 1002
-STRANGER = 1003
-GROUP = -100500
-
-CONFIG = f"""
-[deck]
-default_agent = "echo"
-[telegram]
-token = "env:TG_TOKEN"
-base_url = "BASE_URL"
-[[users]]
-id = "telegram:{ADMIN}"
-role = "admin"
-[[users]]
-id = "telegram:{VIEWER}"
-role = "operator"
-[[agents]]
-name = "echo"
-kind = "echo"
-[[agents]]
-name = "shell"
-kind = "command"
-command = ["echo", "{{input}}"]
-approval = "always"
-approvers = ["telegram:{ADMIN}"]
-[[agents]]
-name = "long"
-kind = "command"
-command = ["python3", "-c", "{{input}}"]
-"""
-
-
-@pytest.fixture
-async def fake_telegram(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeTelegram]:
-    server = await FakeTelegram().start()
-    monkeypatch.setenv("TG_TOKEN", server.token)
-    yield server
-    await server.stop()
-
-
-def config_for(fake: FakeTelegram, extra: str = "") -> Config:
-    return make_config(CONFIG.replace("BASE_URL", fake.base_url) + extra)
-
-
-@contextlib.asynccontextmanager
-async def running(config: Config) -> AsyncIterator[Deck]:
-    async with asyncio.timeout(30), open_deck(config) as (deck, _):
-        yield deck
-
-
-def texts_to(fake: FakeTelegram, chat: int) -> list[str]:
-    return [
-        c.params["text"] for c in fake.calls_to("sendMessage") if int(c.params["chat_id"]) == chat
-    ]
+from tests.support.config import make_config
+from tests.support.decks import audit_actions, running
+from tests.support.telegram import ADMIN, GROUP, OPERATOR, STRANGER, config_for, texts_to
 
 
 async def test_text_in_reply_out_and_commands_registered(fake_telegram: FakeTelegram) -> None:
@@ -142,7 +83,7 @@ async def test_html_rejected_by_telegram_is_resent_plain(fake_telegram: FakeTele
 
 async def test_approval_by_approver_non_approver_and_twice(fake_telegram: FakeTelegram) -> None:
     async with running(config_for(fake_telegram)) as deck:
-        fake_telegram.user_says("/ask shell hi from telegram", user=VIEWER)
+        fake_telegram.user_says("/ask shell hi from telegram", user=OPERATOR)
         (card,) = [
             c
             for c in await fake_telegram.wait_for("sendMessage")
@@ -159,27 +100,27 @@ async def test_approval_by_approver_non_approver_and_twice(fake_telegram: FakeTe
         assert len(approve.encode()) <= 64
         message_id = (await _message_ids(fake_telegram, "Approval needed"))[0]
 
-        fake_telegram.press(approve, message_id=message_id, chat=VIEWER, user=VIEWER)
+        fake_telegram.press(approve, message_id=message_id, chat=OPERATOR, user=OPERATOR)
         answers = await fake_telegram.wait_for("answerCallbackQuery")
         assert answers[0].params["show_alert"] is True
         assert "not one of the approvers" in answers[0].params["text"]
 
-        fake_telegram.press(approve, message_id=message_id, chat=VIEWER, user=ADMIN)
+        fake_telegram.press(approve, message_id=message_id, chat=OPERATOR, user=ADMIN)
         await fake_telegram.wait_until(
             lambda: any(
                 "hi from telegram" in t and "shell" in t for t in fake_telegram.sent_texts()
             ),
         )
-        edited = fake_telegram.messages[(VIEWER, message_id)]
+        edited = fake_telegram.messages[(OPERATOR, message_id)]
         await fake_telegram.wait_until(lambda: edited["text"].startswith("Approved"))
         assert edited["text"].startswith(f"Approved by telegram:{ADMIN}")
         assert "reply_markup" not in edited, "the outcome card has no buttons left"
 
-        fake_telegram.press(approve, message_id=message_id, chat=VIEWER, user=ADMIN)
+        fake_telegram.press(approve, message_id=message_id, chat=OPERATOR, user=ADMIN)
         answers = await fake_telegram.wait_for("answerCallbackQuery", 3)
         assert "already decided" in answers[2].params["text"]
         await deck.tasks.drain()
-        runs = [t for t in fake_telegram.sent_texts(VIEWER) if "hi from telegramexit 0" in t]
+        runs = [t for t in fake_telegram.sent_texts(OPERATOR) if "hi from telegramexit 0" in t]
         assert len(runs) == 1, "the second press ran nothing"
         assert (await audit_actions(deck)).count("approval.approved") == 1
 
@@ -199,7 +140,12 @@ async def test_stranger_press_is_answered_anyway(
         await fake_telegram.wait_for("sendMessage")
         message_id = (await _message_ids(fake_telegram, "echo: hi"))[0]
         fake_telegram.press("approval|x:approve", message_id=message_id, chat=ADMIN, user=STRANGER)
-        await fake_telegram.wait_for("answerCallbackQuery")
+        (answer,) = await fake_telegram.wait_for("answerCallbackQuery")
+        assert (answer.params["show_alert"], answer.params["text"]) == (
+            True,
+            "Sorry, I only work for the people listed in my config. Ask an admin to add you: "
+            f"your id is telegram:{STRANGER}.",
+        )
 
 
 async def test_redelivered_update_is_handled_once(fake_telegram: FakeTelegram) -> None:
@@ -227,10 +173,10 @@ async def test_a_blocked_chat_is_skipped_and_others_go_on(fake_telegram: FakeTel
     fake_telegram.blocked.add(ADMIN)
     async with running(config_for(fake_telegram)) as deck:
         fake_telegram.user_says("into the void", user=ADMIN)
-        fake_telegram.user_says("still here", user=VIEWER)
+        fake_telegram.user_says("still here", user=OPERATOR)
         await fake_telegram.wait_for("sendMessage")
         await deck.tasks.drain()
-    assert texts_to(fake_telegram, VIEWER) == ["<b>echo</b>: still here"]
+    assert texts_to(fake_telegram, OPERATOR) == ["<b>echo</b>: still here"]
 
 
 async def test_groups_take_only_commands_mentions_and_replies(fake_telegram: FakeTelegram) -> None:

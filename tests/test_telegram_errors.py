@@ -22,11 +22,11 @@ from bot.delivery import outbox
 from bot.transports.telegram import limits
 from bot.transports.telegram.request import ServerFailed, server_error
 from bot.types import Outgoing, Queued
-from tests.conftest import make_config
 from tests.fakes.telegram_server import TOKEN, FakeTelegram
-from tests.test_outbox_delivery import outbox_rows, wait_for_row
-from tests.test_telegram import ADMIN
-from tests.test_telegram_parts import FakeTime, failing
+from tests.support.config import make_config
+from tests.support.fake_time import FakeTime, failing
+from tests.support.outbox import outbox_rows, wait_for_row
+from tests.support.telegram import ADMIN
 
 CONFIG = f"""
 [deck]
@@ -55,7 +55,7 @@ async def fake(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeTelegram]:
     await server.stop()
 
 
-def config_for(data_dir: Path, fake: FakeTelegram) -> Config:
+def errors_config(data_dir: Path, fake: FakeTelegram) -> Config:
     text = CONFIG.replace("[deck]", f'[deck]\ndata_dir = "{data_dir}"')
     text += f'[telegram]\ntoken = "env:TG_TOKEN"\nbase_url = "{fake.base_url}"\n'
     return make_config(text)
@@ -85,7 +85,7 @@ async def back(fake: FakeTelegram) -> None:
 
 
 async def test_three_500s_and_every_reply_arrives_once(fake: FakeTelegram, data_dir: Path) -> None:
-    async with asyncio.timeout(60), open_deck(config_for(data_dir, fake)) as (deck, _):
+    async with asyncio.timeout(60), open_deck(errors_config(data_dir, fake)) as (deck, _):
         await back(fake)
         fake.fail_next("sendMessage", status=500, times=3)
         for word in ("one", "two", "three"):
@@ -102,7 +102,7 @@ async def test_three_500s_and_every_reply_arrives_once(fake: FakeTelegram, data_
 
 
 async def test_a_503_page_is_an_answer_too(fake: FakeTelegram, data_dir: Path) -> None:
-    async with asyncio.timeout(60), open_deck(config_for(data_dir, fake)) as (deck, _):
+    async with asyncio.timeout(60), open_deck(errors_config(data_dir, fake)) as (deck, _):
         await back(fake)
         fake.gateway_next("sendMessage", status=503)  # the proxy passed nothing on
         fake.user_says("through the proxy", user=ADMIN)
@@ -116,7 +116,7 @@ async def test_a_503_page_is_an_answer_too(fake: FakeTelegram, data_dir: Path) -
 async def test_a_429_is_waited_out_and_the_reply_arrives_once(
     fake: FakeTelegram, data_dir: Path
 ) -> None:
-    async with asyncio.timeout(60), open_deck(config_for(data_dir, fake)) as (deck, _):
+    async with asyncio.timeout(60), open_deck(errors_config(data_dir, fake)) as (deck, _):
         await back(fake)
         fake.fail_next("sendMessage", status=429, retry_after=1)
         fake.user_says("patience", user=ADMIN)
@@ -130,13 +130,14 @@ async def test_a_429_is_waited_out_and_the_reply_arrives_once(
     assert row.attempts == 1
 
 
+@pytest.mark.slow
 async def test_a_flood_wait_longer_than_a_send_goes_to_the_outbox_not_to_doubt(
     fake: FakeTelegram, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A send may take SEND_TIMEOUT_SECONDS (30); a shorter one here makes a 12 s flood
     # wait outlast it without a 30 s test. Nothing was sent: it must not end in doubt.
     monkeypatch.setattr(outbox, "SEND_TIMEOUT_SECONDS", 5.0)
-    async with asyncio.timeout(60), open_deck(config_for(data_dir, fake)) as (deck, _):
+    async with asyncio.timeout(60), open_deck(errors_config(data_dir, fake)) as (deck, _):
         await back(fake)
         fake.fail_next("sendMessage", status=429, retry_after=12)
         fake.user_says("flooded", user=ADMIN)
@@ -154,7 +155,7 @@ async def test_a_flood_wait_longer_than_a_send_goes_to_the_outbox_not_to_doubt(
 async def test_a_lost_answer_is_not_sent_twice_and_the_admin_hears_despite_a_500(
     fake: FakeTelegram, data_dir: Path
 ) -> None:
-    async with asyncio.timeout(60), open_deck(config_for(data_dir, fake)) as (deck, _):
+    async with asyncio.timeout(60), open_deck(errors_config(data_dir, fake)) as (deck, _):
         await back(fake)
         fake.lose_next("sendMessage")  # the reply is carried out, its answer lost
         fake.fail_next("sendMessage", status=500)  # and the admin notice's first attempt
@@ -173,7 +174,7 @@ async def test_a_lost_answer_is_not_sent_twice_and_the_admin_hears_despite_a_500
 async def test_a_gateway_page_is_uncertain_and_not_sent_again(
     fake: FakeTelegram, data_dir: Path, status: int
 ) -> None:
-    async with asyncio.timeout(60), open_deck(config_for(data_dir, fake)) as (deck, _):
+    async with asyncio.timeout(60), open_deck(errors_config(data_dir, fake)) as (deck, _):
         await back(fake)
         fake.gateway_next("sendMessage", status=status, done=True)  # done behind the proxy
         fake.user_says("behind a proxy", user=ADMIN)
@@ -188,7 +189,7 @@ async def test_the_back_note_survives_a_500_and_is_kept_under_its_key(
     fake: FakeTelegram, data_dir: Path
 ) -> None:
     fake.fail_next("sendMessage", status=500)  # the first message out is the note
-    async with asyncio.timeout(60), open_deck(config_for(data_dir, fake)) as (deck, _):
+    async with asyncio.timeout(60), open_deck(errors_config(data_dir, fake)) as (deck, _):
         await back(fake)
         note = await wait_for_row(deck, "sent", "agentdeck started")
         await deck.tasks.drain()
@@ -204,7 +205,7 @@ async def test_the_back_note_survives_a_500_and_is_kept_under_its_key(
 async def test_the_breaker_notice_goes_through_the_outbox_under_its_key(
     fake: FakeTelegram, data_dir: Path
 ) -> None:
-    async with asyncio.timeout(60), open_deck(config_for(data_dir, fake)) as (deck, _):
+    async with asyncio.timeout(60), open_deck(errors_config(data_dir, fake)) as (deck, _):
         await back(fake)
         fake.fail_next("sendMessage", status=500, times=2)
         fake.user_says("/ask flaky go", user=ADMIN)
@@ -275,7 +276,7 @@ REFUSED_NOTICE = "was refused"  # bot.delivery.outbox: the admin hears of a refu
 async def test_a_400_is_a_refusal_not_retried_and_the_admin_is_told_once(
     fake: FakeTelegram, data_dir: Path, description: str, times_refused: int
 ) -> None:
-    async with asyncio.timeout(60), open_deck(config_for(data_dir, fake)) as (deck, _):
+    async with asyncio.timeout(60), open_deck(errors_config(data_dir, fake)) as (deck, _):
         await back(fake)
         fake.fail_next("sendMessage", status=400, description=description, times=times_refused)
         fake.user_says("refused-words", user=ADMIN)
@@ -299,7 +300,7 @@ async def test_a_long_answer_cut_after_its_first_part_sends_only_the_rest(
     """Three parts; the second is refused (a 500, every retry of it): after a restart the
     outbox sends parts 2 and 3, never part 1 again. Counted at the fake Bot API."""
     numbers = [str(n) for n in range(1, 2501)]  # three messages' worth
-    async with asyncio.timeout(60), open_deck(config_for(data_dir, fake)) as (deck, _):
+    async with asyncio.timeout(60), open_deck(errors_config(data_dir, fake)) as (deck, _):
         await back(fake)
         fake.fail_next("sendMessage", status=500, times=limits.NETWORK_ATTEMPTS, after=1)
         assert deck.outbox is not None
@@ -307,7 +308,7 @@ async def test_a_long_answer_cut_after_its_first_part_sends_only_the_rest(
         assert isinstance(sent, Queued)
         assert refused(fake, 500) == limits.NETWORK_ATTEMPTS
         await wait_for_row(deck, "pending", "2500")
-    async with asyncio.timeout(60), open_deck(config_for(data_dir, fake)) as (deck, _):
+    async with asyncio.timeout(60), open_deck(errors_config(data_dir, fake)) as (deck, _):
         row = await wait_for_row(deck, "sent", "2500")
     parts = [t for t in fake.sent_texts(ADMIN) if t.strip().split("\n")[-1].isdigit()]
     assert len(parts) == 3

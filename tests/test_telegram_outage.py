@@ -3,7 +3,6 @@ Telegram comes back by itself."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,7 +15,9 @@ from bot.delivery import transport_links as links
 from storage.models import Run
 from tests.fakes.slack_server import FakeSlack
 from tests.fakes.telegram_server import TOKEN, FakeTelegram
-from tests.test_outbox_delivery import ADMIN, config_for, deck_with_slack
+from tests.support.outbox import deck_with_slack, delivery_config
+from tests.support.telegram import ADMIN
+from tests.support.waiting import eventually
 
 
 class FailingTelegram(FakeTelegram):
@@ -60,7 +61,7 @@ async def test_a_telegram_outage_leaves_slack_alone_and_telegram_recovers(
 ) -> None:
     monkeypatch.setattr(links, "RETRY_FIRST_SECONDS", 0.2)
     telegram = failing_telegram
-    config = config_for(tmp_path, telegram=telegram, slack=fake_slack)
+    config = delivery_config(tmp_path, telegram=telegram, slack=fake_slack)
     async with deck_with_slack(config) as (deck, slack):
         telegram.user_says("before", user=ADMIN)
         await telegram.wait_until(lambda: "echo: before" in telegram.sent_texts(ADMIN))
@@ -69,31 +70,37 @@ async def test_a_telegram_outage_leaves_slack_alone_and_telegram_recovers(
 
         telegram.go_down()  # polling fails from now on
         assert deck.links is not None
-        async with asyncio.timeout(20):
-            while deck.links.is_up("telegram"):
-                await asyncio.sleep(0.05)
+        await eventually(lambda: not deck.links.is_up("telegram"), timeout=20)
         await slack.mention("/status")
         status = (await fake_slack.wait_for_text("telegram retrying since")).shown
         assert "slack up" in status
         assert "Bad Gateway" in status
         fired = await _job_runs(deck)
-        async with asyncio.timeout(10):  # the scheduler goes on firing meanwhile
-            while await _job_runs(deck) < fired + 2:
-                await asyncio.sleep(0.2)
+        # The scheduler goes on firing meanwhile.
+        await eventually(lambda: _job_runs_reach(deck, fired + 2), timeout=10, step=0.2)
         reported = len(_job_reports(telegram))
 
         telegram.down = False
-        async with asyncio.timeout(20):
-            while not deck.links.is_up("telegram"):
-                await asyncio.sleep(0.05)
+        await eventually(lambda: deck.links.is_up("telegram"), timeout=20)
         telegram.user_says("after", user=ADMIN)
         await telegram.wait_until(lambda: "echo: after" in telegram.sent_texts(ADMIN), timeout=40)
         # The reports of the runs that fired during the outage waited, and arrive now.
-        await telegram.wait_until(lambda: len(_job_reports(telegram)) >= reported + 2, timeout=20)
+        reports = await eventually(lambda: _reports_after(telegram, reported, 2), timeout=20)
+        assert all(report.endswith("echo: tick") for report in reports), reports
+
+
+def _reports_after(telegram: FakeTelegram, seen: int, count: int) -> list[str]:
+    """The job reports after the first `seen`, once there are `count` of them."""
+    later = _job_reports(telegram)[seen:]
+    return later if len(later) >= count else []
 
 
 def _job_reports(telegram: FakeTelegram) -> list[str]:
     return [t for t in telegram.sent_texts(ADMIN) if "every 1s" in t and t.startswith("Job ")]
+
+
+async def _job_runs_reach(deck: Deck, count: int) -> bool:
+    return await _job_runs(deck) >= count
 
 
 async def _job_runs(deck: Deck) -> int:

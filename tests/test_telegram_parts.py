@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 import pytest
 from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
 
@@ -11,6 +9,7 @@ from bot.text import bold, code, link, plain_text, pre, rich
 from bot.transports.telegram import limits, render
 from bot.types import Button
 from tests.fakes.telegram_html import parse_html
+from tests.support.fake_time import FakeTime, failing
 
 
 def test_spans_render_to_escaped_html() -> None:
@@ -70,16 +69,6 @@ def test_keyboard_rows_fit_a_phone() -> None:
     assert render.keyboard(()) is None
 
 
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.slept: list[float] = []
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
 def test_pace_lets_a_burst_through_then_spaces_calls() -> None:
     time = FakeTime()
     pace = limits.Pace(30, burst=30, now=lambda: time.now)
@@ -109,17 +98,6 @@ async def test_limits_off_when_zero() -> None:
     for _ in range(1000):
         await pacer.wait("-1", new_message=True)
     assert time.slept == []
-
-
-def failing(*errors: Exception) -> Callable[[], Awaitable[str]]:
-    queue = list(errors)
-
-    async def call() -> str:
-        if queue:
-            raise queue.pop(0)
-        return "sent"
-
-    return call
 
 
 async def test_retrying_waits_out_429_and_network_errors(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,11 +9,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import audit_actions
 from tests.fakes.telegram_server import FakeTelegram
-from tests.test_telegram import ADMIN, config_for, fake_telegram, running, texts_to
-
-__all__ = ["fake_telegram"]  # the fixture
+from tests.support.decks import audit_actions, running
+from tests.support.telegram import ADMIN, config_for, texts_to
 
 JUNK: list[dict[str, Any]] = [
     {"message": "a string"},  # python-telegram-bot cannot parse it

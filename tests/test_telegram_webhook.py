@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,10 +13,10 @@ import pytest
 
 from bot.app import open_deck
 from bot.transports.telegram.receive import SECRET_HEADER
-from tests.conftest import make_config
 from tests.fakes.telegram_server import FakeTelegram
-
-ADMIN = 1001
+from tests.support.config import make_config
+from tests.support.network import free_port
+from tests.support.telegram import ADMIN
 
 
 @pytest.fixture
@@ -27,12 +26,6 @@ async def fake_telegram(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeTe
     monkeypatch.setenv("TG_WEBHOOK_SECRET", "s3cret-token")
     yield server
     await server.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def webhook_config(fake: FakeTelegram, port: int) -> str:

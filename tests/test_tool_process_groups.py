@@ -5,7 +5,6 @@ the fake OpenAI API; the tool writes its pid (its group: a session of its own)."
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
@@ -17,13 +16,14 @@ from sqlmodel import select
 from bot.deck import Deck
 from storage.db import Database, sqlite_url
 from storage.models import Run, RunState
-from tests.chaos import BotProcess, until, until_async
-from tests.conftest import DeckFactory, make_config
 from tests.fakes.openai_server import FakeOpenAI, call, say
 from tests.fakes.telegram_server import FakeTelegram
-from tests.test_graceful_stop import group_alive, read_pid
-
-ADMIN = 1001
+from tests.support.chaos import BotProcess
+from tests.support.config import make_config
+from tests.support.decks import DeckFactory
+from tests.support.process_groups import group_alive, read_pid
+from tests.support.telegram import ADMIN
+from tests.support.waiting import eventually
 
 
 def deck_toml(telegram: FakeTelegram | None, openai: FakeOpenAI, pid: Path) -> str:
@@ -85,12 +85,12 @@ async def test_a_templated_tool_cut_by_kill_9_has_its_group_stopped_at_the_next_
         pgid = await read_pid(pid)
         # Written at once after the fork (as for command agents): kill once it is stored.
         url = sqlite_url(tmp_path / "data")
-        await until_async(lambda: _group_stored(url, pgid), 20)
+        await eventually(lambda: _group_stored(url, pgid), 20)
         await bot.kill()
         assert group_alive(pgid)  # the tool's group goes on without the bot
 
         await bot.start()
-        await until(
+        await eventually(
             lambda: any("interrupted by a restart" in t for t in telegram.sent_texts(ADMIN)), 30
         )
         assert not group_alive(pgid)
@@ -106,6 +106,10 @@ async def test_a_templated_tool_cut_by_kill_9_has_its_group_stopped_at_the_next_
         runs = (await session.exec(select(Run))).all()
     (cut,) = [r for r in runs if r.status == RunState.INTERRUPTED]  # beside it: Run again
     assert cut.process_group == pgid
+
+
+async def _stored_group_is(deck: Deck, pgid: int) -> bool:
+    return await _stored_group(deck) == pgid
 
 
 async def _stored_group(deck: Deck) -> int | None:
@@ -133,9 +137,7 @@ async def test_run_command_records_its_process_group_in_the_run(
             card = await chat.wait_for("Approval needed")
             await chat.press(card.message.buttons[0].value)
             pgid = await read_pid(pid)
-            async with asyncio.timeout(10):
-                while await _stored_group(deck) != pgid:
-                    await asyncio.sleep(0.05)
+            assert await eventually(lambda: _stored_group_is(deck, pgid))
             await chat.say("/stop bot")
             await chat.wait_for("stopped")
         assert not group_alive(pgid)

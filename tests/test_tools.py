@@ -15,8 +15,11 @@ from aiohttp import web
 from roster.errors import ToolError
 from roster.toolkit.plugins import load_plugins
 from roster.toolkit.templated import CommandToolSpec, render
-from tests.conftest import DeckFactory, make_config
+from roster.tools import ToolCallContext
 from tests.fakes.openai_server import FakeOpenAI, call, say
+from tests.support.config import make_config
+from tests.support.decks import DeckFactory
+from tests.support.llm import tool_results
 
 
 def tools_config(server: FakeOpenAI, tools: str, declared: str = "", agent: str = "") -> str:
@@ -61,10 +64,6 @@ pattern = "^[a-z]+$"
 @pytest.fixture(autouse=True)
 def _key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEST_OPENAI_KEY", "sk-test")
-
-
-def tool_results(server: FakeOpenAI) -> list[str]:
-    return [m["content"] for m in server.requests[-1]["messages"] if m["role"] == "tool"]
 
 
 async def test_config_tool_refuses_bad_arguments_before_running(
@@ -308,15 +307,31 @@ async def test_a_tool_outside_the_allowlist_is_not_offered(
 
 
 def test_tool_policy_overrides_a_built_in_default(fake_openai: FakeOpenAI) -> None:
-    from bot.toolhost import ToolHost, toolbox_for
+    from bot.toolhost import toolbox_for
 
     config = make_config(
         tools_config(fake_openai, "[]"), tool_policy={"notify": {"approval": "always"}}
     )
-    box = toolbox_for(config, notes=_NoNotes(), host=ToolHost())
+    box = toolbox_for(config, notes=_NoNotes(), host=_NoHost())
     notify = box.select(["notify"])["notify"]
     assert notify.needs_approval({"chat": "test:x", "text": "hi"})
     assert "schedule_job" in box.names()
+
+
+class _NoHost:
+    """The tools are only built here, never called."""
+
+    async def ask(self, agent: str, text: str, ctx: ToolCallContext) -> str:
+        raise AssertionError("not called")
+
+    async def notify(self, chat: str, text: str, *, agent: str) -> None:
+        raise AssertionError("not called")
+
+    async def schedule(self, *, agent: str, text: str, when: str, chat: str, user: str) -> str:
+        raise AssertionError("not called")
+
+    async def listing(self, chat: str) -> str:
+        raise AssertionError("not called")
 
 
 class _NoNotes:

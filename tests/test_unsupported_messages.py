@@ -11,13 +11,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import audit_actions
 from tests.fakes.slack_server import FakeSlack
 from tests.fakes.telegram_server import FakeTelegram
-from tests.test_slack import slack_deck
-from tests.test_telegram import ADMIN, GROUP, STRANGER, config_for, fake_telegram, running
-
-__all__ = ["fake_telegram"]  # the fixture
+from tests.support.decks import audit_actions, running
+from tests.support.slack import slack_deck
+from tests.support.telegram import ADMIN, GROUP, STRANGER, config_for
 
 STICKER = {
     "file_id": "s1",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.commands import command
 from bot.commands.context import CommandContext
 from bot.config import Role
-from bot.delivery.postman import minted_link
+from bot.delivery.direct import minted_link
 
 SIGNIN = "signin"  # the kind of minted link the dashboard makes (`Dashboard.__aenter__`)
 
@@ -18,7 +18,7 @@ NOT_PRIVATE = "Ask me for the dashboard link in a private chat: the link signs i
 )
 async def dashboard(ctx: CommandContext) -> None:
     deck = ctx.deck
-    if deck.dashboard is None:
+    if not deck.postman.mints(SIGNIN):  # the dashboard registers the minter as it starts
         await ctx.reply(OFF)
         return
     if not ctx.incoming.private:

@@ -18,6 +18,7 @@ from roster.errors import AgentNotFound
 from scheduler.errors import SchedulerError
 from scheduler.parse import EXAMPLES, JobRequest, parse_request
 from scheduler.service import Scheduler, plan_of
+from storage.clock import Clock
 from storage.models import Job, JobState
 
 CHECK_TIMEOUT_SECONDS = 15.0
@@ -264,15 +265,15 @@ async def _scheduler(ctx: CommandContext) -> Scheduler | None:
     return ctx.deck.scheduler
 
 
-async def scheduler_lines(deck: Deck) -> list[Piece]:
+async def scheduler_lines(scheduler: Scheduler | None, clock: Clock) -> list[Piece]:
     """The scheduler's part of /status: who leads, the heartbeat, the next runs."""
-    if deck.scheduler is None:
+    if scheduler is None:
         return [f"\n{SCHEDULER_OFF}"]
-    status = await deck.scheduler.status()
-    here = " (this process)" if status.holder == deck.scheduler.holder else ""
+    status = await scheduler.status()
+    here = " (this process)" if status.holder == scheduler.holder else ""
     beat = "no heartbeat yet"
     if status.heartbeat_at is not None:
-        beat = f"heartbeat {(deck.clock.now() - status.heartbeat_at).total_seconds():.0f} s ago"
+        beat = f"heartbeat {(clock.now() - status.heartbeat_at).total_seconds():.0f} s ago"
     lines: list[Piece] = [
         f"\nScheduler: {status.role}{here}; leader {status.holder or 'none'}; {beat}"
     ]

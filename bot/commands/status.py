@@ -6,8 +6,7 @@ from bot.commands import command
 from bot.commands.context import CommandContext
 from bot.commands.jobs import scheduler_lines
 from bot.config import Role
-from bot.deck import Deck
-from bot.delivery.transport_links import LinkState
+from bot.delivery.transport_links import LinkState, TransportLinks
 from bot.text import Piece, bold, code
 from storage.runs import RunStore
 
@@ -17,8 +16,8 @@ async def status(ctx: CommandContext) -> None:
     deck = ctx.deck
     active = deck.runner.active()
     pending = await deck.approvals.pending()
-    up = deck.clock.now() - deck.started_at if deck.started_at else None
-    lines: list[Piece] = [bold("Status"), f" · up {str(up).split('.')[0] if up else '?'}\n"]
+    up = deck.clock.now() - deck.started_at
+    lines: list[Piece] = [bold("Status"), f" · up {str(up).split('.')[0]}\n"]
     lines.append(
         f"Running: {', '.join(sorted(set(active.values()))) or 'nothing'} ({len(active)} run(s))\n"
     )
@@ -26,17 +25,15 @@ async def status(ctx: CommandContext) -> None:
     ready = [a.name for a in deck.roster if not deck.roster.unavailable_reason(a)]
     lines.append(f"Agents ready: {', '.join(ready) or 'none'}\n")
     lines.append(f"Database: {deck.db.display_url}")
-    lines += transport_lines(deck)
-    lines += await scheduler_lines(deck)
+    lines += transport_lines(deck.links)
+    lines += await scheduler_lines(deck.scheduler, deck.clock)
     await ctx.reply(*lines)
 
 
-def transport_lines(deck: Deck) -> list[Piece]:
+def transport_lines(links: TransportLinks) -> list[Piece]:
     """Each transport: up, or retrying since when, with the last error and the next try."""
-    if deck.links is None:
-        return []
     shown = []
-    for link in deck.links.all():
+    for link in links.all():
         if link.state is LinkState.UP:
             shown.append(f"{link.name} up")
             continue

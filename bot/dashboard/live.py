@@ -16,8 +16,9 @@ from aiohttp import web
 
 from bot.dashboard.auth import COOKIE
 from bot.dashboard.web import AUTH
-from bot.deck import Deck
+from bot.runs.runner import Runner
 from storage import history
+from storage.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +30,9 @@ RETRY_MS = 3000
 class Pulse:
     """Watches live work; `changed()` waits for the next change (or the end)."""
 
-    def __init__(self, deck: Deck, *, every: float = 1.0) -> None:
-        self._deck = deck
+    def __init__(self, *, db: Database, runner: Runner, every: float = 1.0) -> None:
+        self._db = db
+        self._runner = runner
         self._every = every
         self._changed = asyncio.Condition()
         self._version = 0
@@ -68,8 +70,8 @@ class Pulse:
                     self._changed.notify_all()
 
     async def _fingerprint(self) -> tuple[object, ...]:
-        active = tuple(sorted(self._deck.runner.active()))
-        return (active, *await history.pulse(self._deck.db))
+        active = tuple(sorted(self._runner.active()))
+        return (active, *await history.pulse(self._db))
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
         """GET /events: `changed` events while the page is open."""

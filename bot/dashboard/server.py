@@ -42,7 +42,7 @@ class Dashboard:
     def __init__(self, deck: Deck, *, pulse_seconds: float = 1.0) -> None:
         self._deck = deck
         self._settings = deck.config.dashboard
-        self._pulse = Pulse(deck, every=pulse_seconds)
+        self._pulse = Pulse(db=deck.db, runner=deck.runner, every=pulse_seconds)
         self._runner: web.AppRunner | None = None
         self._auth: Auth | None = None
         self._throttle = SignInThrottle(audit=deck.audit, clock=deck.clock)

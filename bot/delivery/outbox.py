@@ -27,13 +27,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 from bot.delivery import sendkeys
-from bot.delivery.postman import Postman
+from bot.delivery.direct import Direct
 from bot.delivery.transport_links import TransportLinks
 from bot.errors import DeliveryUncertain, Refused, RetryLater, TransportDown
 from bot.text import plain_text, span_from_json, span_to_json
@@ -111,20 +111,25 @@ class Outbox:
         self,
         *,
         store: OutboxStore,
-        postman: Postman,
+        direct: Direct,
         clock: Clock,
         admin_chat: str,
         backoff: tuple[float, ...] = BACKOFF_SECONDS,
         links: TransportLinks | None = None,
+        on_delivered: Sequence[Delivered] = (),
+        wake: asyncio.Event | None = None,
     ) -> None:
+        """`on_delivered`: called once a message is delivered (a run's report marks its run
+        delivered). `wake`, once set, makes the outbox look for due messages at once (the
+        transport links set it when a transport is back)."""
         self._store = store
-        self._postman = postman
+        self._direct = direct
         self._clock = clock
         self._admin_chat = admin_chat
         self._backoff = backoff
         self._links = links
-        self._delivered: list[Delivered] = []
-        self._wake = asyncio.Event()
+        self._delivered = tuple(on_delivered)
+        self._wake = wake or asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Outbox:
@@ -165,7 +170,7 @@ class Outbox:
             row = await self._store.get(key)
             if row is not None:
                 return self._already(row)
-        message = replace(self._postman.scrub(message), key=key)
+        message = replace(self._direct.scrub(message), key=key)
         name = message.chat.partition(":")[0]
         up = self._links is None or self._links.is_up(name)
         self._store.record(
@@ -184,7 +189,7 @@ class Outbox:
             return Queued(f"{name} is down; the message waits in the outbox")
         try:
             async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
-                ref = await self._postman.deliver(message)
+                ref = await self._direct.deliver(message)
         except Exception as exc:
             await self._inline_failed(key, message, exc, retry=retry)
             return Queued(f"not delivered yet ({describe(exc)}); kept in the outbox", exc)
@@ -218,17 +223,13 @@ class Outbox:
             return MessageRef(row.chat_id, row.message_id, row.thread_id)
         return Queued(f"{row.key} is with the outbox ({row.state})")
 
-    def on_delivered(self, callback: Delivered) -> None:
-        """Call back once a message is delivered (e.g. to mark a run's report delivered)."""
-        self._delivered.append(callback)
-
     async def put(self, key: str, message: Outgoing, *, subject: str = "") -> bool:
         """Store a message for delivery (once per key); False if the key was stored before."""
         fresh = await self._store.put(
             key,
             chat=message.chat,
             thread=message.thread,
-            payload=to_payload(self._postman.scrub(message)),  # stored: no secret values
+            payload=to_payload(self._direct.scrub(message)),  # stored: no secret values
             subject=subject,
         )
         self._wake.set()
@@ -242,7 +243,7 @@ class Outbox:
 
     async def pump(self, *, backoff_over: bool = False) -> int:
         """Attempt every message that is due now; return how many were attempted."""
-        names = self._postman.names()
+        names = self._direct.names()
         if self._links is not None:
             names = self._links.up_names(names)
         await self._store.settle()  # the chat path's rows and marks are written behind
@@ -281,7 +282,7 @@ class Outbox:
             async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
                 ref = await self._look_up(row, message) if doubtful else None
                 if ref is None:
-                    ref = await self._postman.deliver(message)
+                    ref = await self._direct.deliver(message)
         except Exception as exc:
             await self._failed(row, exc, with_parts_sent(message, exc))
             return
@@ -294,9 +295,9 @@ class Outbox:
 
     async def _look_up(self, row: OutboxMessage, message: Outgoing) -> MessageRef | None:
         """An earlier attempt may have arrived: find it, or say we cannot know."""
-        if not self._postman.can_look_up(row.chat_id):
+        if not self._direct.can_look_up(row.chat_id):
             raise DeliveryUncertain(row.last_error or "an earlier attempt was cut short")
-        found = await self._postman.find_sent(message, row.created_at - LOOK_BACK)
+        found = await self._direct.find_sent(message, row.created_at - LOOK_BACK)
         if found is not None:
             log.info("%s had arrived after all; not sent again", row.key)
         return found
@@ -307,7 +308,7 @@ class Outbox:
         error = describe(exc)
         if isinstance(exc, TransportDown) and self._links is not None:
             self._links.down(row.chat_id.partition(":")[0], error)
-        if uncertain(exc) and not self._postman.can_look_up(row.chat_id):
+        if uncertain(exc) and not self._direct.can_look_up(row.chat_id):
             await self._unconfirmed(row, error)
             return
         if isinstance(exc, Refused):

@@ -1,37 +1,22 @@
-"""Delivers neutral messages to the transport that owns the chat.
+"""Delivers neutral messages the durable way: through the outbox where the transport needs it.
 
-`send()` is durable when the outbox is attached: the message is recorded and kept until
-delivered (`bot.delivery.outbox`). `keep()` hands a message to the outbox under a key the caller
-chooses (notices: stored once per key, delivered in the background). `deliver()` is the
-direct way, for what is not worth keeping (progress messages) and for the outbox itself.
-
-A link that must not be stored (the dashboard's one-time sign-in link) is sent as a
-placeholder (`minted_link`) and made at each delivery attempt by a minter registered
-for its kind: the outbox row holds the placeholder only, and a retry brings a new link.
+`Postman(direct, outbox)`: `send()` records the message in the outbox and keeps it until
+delivered (`bot.delivery.outbox`); `keep()` hands a message to the outbox under a key the
+caller chooses (notices: stored once per key, delivered in the background). What is not
+worth keeping (progress messages, typing, a press's answer) goes the direct way
+(`bot.delivery.direct.Direct`), which the postman passes on to. A transport that keeps
+nothing (the console) is always sent to directly.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
-from dataclasses import replace
 from datetime import datetime
 from typing import Protocol
 
-from bot.errors import TransportError
-from bot.text import Rich, Span, Style
-from bot.types import Incoming, LooksUp, MessageRef, Outgoing, Probing, Sent, Transport
+from bot.delivery.direct import NOT_MINTED, Direct, Minter, minted_link
+from bot.types import Incoming, MessageRef, Outgoing, Sent, Transport
 
-log = logging.getLogger(__name__)
-
-MINTED = "agentdeck-mint:"  # the URL scheme of a placeholder: `agentdeck-mint:<kind>:<arg>`
-NOT_MINTED = "(this link cannot be made here: ask for it again)"
-Minter = Callable[[str, str], str]  # (argument, chat) -> the URL
-
-
-def minted_link(kind: str, argument: str) -> Span:
-    """A link made anew whenever the message is delivered, never stored."""
-    return Span("(a link made when sent)", Style.LINK, f"{MINTED}{kind}:{argument}")
+__all__ = ["NOT_MINTED", "Direct", "DurableSend", "Postman", "Sender", "minted_link"]
 
 
 class Sender(Protocol):
@@ -45,36 +30,9 @@ class DurableSend(Sender, Protocol):
 
 
 class Postman:
-    def __init__(self, redact: Callable[[str], str] = lambda s: s) -> None:
-        self._transports: dict[str, Transport] = {}
-        self._redact = redact
-        self._minters: dict[str, Minter] = {}
-        self.outbox: DurableSend | None = None  # attached once the outbox runs
-
-    def add(self, transport: Transport) -> None:
-        self._transports[transport.name] = transport
-
-    def mint(self, kind: str, minter: Minter) -> None:
-        """Make the links of `minted_link(kind, ...)` placeholders with `minter`."""
-        self._minters[kind] = minter
-
-    def transport_for(self, chat: str) -> Transport:
-        name = chat.partition(":")[0]
-        transport = self._transports.get(name)
-        if transport is None:
-            raise TransportError(f"No transport {name!r} is running for chat {chat}")
-        return transport
-
-    def redact(self, text: str) -> str:
-        """Scrub stored secrets' values, as every message sent through here is."""
-        return self._redact(text)
-
-    def names(self) -> list[str]:
-        """The transports messages can go to (chat id prefixes)."""
-        return list(self._transports)
-
-    def knows(self, chat: str) -> bool:
-        return chat.partition(":")[0] in self._transports
+    def __init__(self, direct: Direct, outbox: DurableSend | None = None) -> None:
+        self.direct = direct
+        self._outbox = outbox  # None: nothing is kept (a postman without storage)
 
     async def send(self, message: Outgoing, *, retry: bool = True) -> Sent:
         """Send through the outbox (kept until delivered) where the transport needs it.
@@ -84,77 +42,68 @@ class Postman:
         `retry=False`: a message worth sending only now (a slash command's echo); it is
         recorded, but a failed attempt is not tried again later.
         """
-        transport = self.transport_for(message.chat)
-        if self.outbox is None or not transport.durable:
-            return await transport.send(self._ready(message))
-        return await self.outbox.send(message, retry=retry)
+        transport = self.direct.transport_for(message.chat)
+        if self._outbox is None or not transport.durable:
+            return await self.direct.deliver(message)
+        return await self._outbox.send(message, retry=retry)
 
     async def keep(self, key: str, message: Outgoing, *, subject: str = "") -> None:
         """Store the message under `key` (once) for the outbox to deliver and retry.
 
-        Where nothing is kept (no outbox yet, the console) it is sent now instead.
+        Where nothing is kept (no outbox, the console) it is sent now instead.
         """
-        transport = self.transport_for(message.chat)
-        if self.outbox is None or not transport.durable:
-            await transport.send(self._ready(message))
+        transport = self.direct.transport_for(message.chat)
+        if self._outbox is None or not transport.durable:
+            await self.direct.deliver(message)
             return
-        await self.outbox.put(key, message, subject=subject)
+        await self._outbox.put(key, message, subject=subject)
+
+    # --- the direct way, passed on ---------------------------------------------------
+
+    def mint(self, kind: str, minter: Minter) -> None:
+        self.direct.mint(kind, minter)
+
+    def mints(self, kind: str) -> bool:
+        return self.direct.mints(kind)
+
+    def transport_for(self, chat: str) -> Transport:
+        return self.direct.transport_for(chat)
+
+    def redact(self, text: str) -> str:
+        return self.direct.redact(text)
+
+    def names(self) -> list[str]:
+        return self.direct.names()
+
+    def knows(self, chat: str) -> bool:
+        return self.direct.knows(chat)
 
     async def deliver(self, message: Outgoing) -> MessageRef:
-        """Send straight to the transport: nothing is recorded, nothing retried later."""
-        return await self.transport_for(message.chat).send(self._ready(message))
+        return await self.direct.deliver(message)
 
     def can_look_up(self, chat: str) -> bool:
-        """Whether the chat's platform can say if a message with a given key arrived."""
-        return isinstance(self.transport_for(chat), LooksUp)
+        return self.direct.can_look_up(chat)
 
     async def find_sent(self, message: Outgoing, since: datetime) -> MessageRef | None:
-        """The message carrying `message.key`, if the platform has it (`can_look_up`)."""
-        transport = self.transport_for(message.chat)
-        if not isinstance(transport, LooksUp):
-            raise TransportError(f"{message.chat}: the platform cannot look messages up")
-        return await transport.find_sent(message, since)
+        return await self.direct.find_sent(message, since)
 
     async def probe(self, name: str) -> None:
-        """Ask a transport's platform whether it answers (and takes our token) again."""
-        transport = self._transports.get(name)
-        if isinstance(transport, Probing):
-            await transport.probe()
+        await self.direct.probe(name)
 
     async def edit(self, ref: MessageRef, message: Outgoing) -> MessageRef:
-        return await self.transport_for(ref.chat).edit(ref, self._ready(message))
+        return await self.direct.edit(ref, message)
 
     def has_typing(self, chat: str) -> bool:
-        """Whether the chat's platform shows a "typing…" indicator of its own."""
-        return self.transport_for(chat).has_typing
+        return self.direct.has_typing(chat)
 
     async def typing(self, chat: str) -> None:
-        await self.transport_for(chat).typing(chat)
+        await self.direct.typing(chat)
 
     async def delete(self, ref: MessageRef) -> None:
-        await self.transport_for(ref.chat).delete(ref)
+        await self.direct.delete(ref)
 
     async def answer_press(self, press: Incoming, text: str, *, alert: bool) -> None:
-        await self.transport_for(press.chat).answer_press(press, self._redact(text), alert=alert)
+        await self.direct.answer_press(press, text, alert=alert)
 
     def scrub(self, message: Outgoing) -> Outgoing:
-        """The message with stored secrets' values scrubbed (before it is stored or sent)."""
-        text: Rich = tuple(replace(s, text=self._redact(s.text)) for s in message.text)
-        return replace(message, text=text)
-
-    def _ready(self, message: Outgoing) -> Outgoing:
-        """What goes to the transport now: its placeholders minted, then scrubbed."""
-        if any(span.url.startswith(MINTED) for span in message.text):
-            text = tuple(self._minted(span, message.chat) for span in message.text)
-            message = replace(message, text=text)
-        return self.scrub(message)
-
-    def _minted(self, span: Span, chat: str) -> Span:
-        if not span.url.startswith(MINTED):
-            return span
-        kind, _, argument = span.url.removeprefix(MINTED).partition(":")
-        minter = self._minters.get(kind)
-        if minter is None:  # e.g. delivered by a process without the dashboard
-            return Span(NOT_MINTED)
-        url = minter(argument, chat)
-        return Span(url, Style.LINK, url)
+        return self.direct.scrub(message)

@@ -2,29 +2,50 @@
 
 Asking an agent, free text routed to one, deciding an approval: each is one function
 here, and whether a user may talk to agents is decided in one place (`_may_talk`).
+
+Each takes the deck's parts it uses (`Parts`, which the deck has), not the deck: this
+stage does not import `bot.deck`.
 """
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from bot import messages
-from bot.config import Role
-from bot.deck import Deck
-from bot.intake.routing import Answered, Chosen
+from bot.config import Config, Role
+from bot.delivery.postman import Postman
+from bot.intake.routing import Answered, Chosen, Routing
 from bot.runs import reasons
-from bot.runs.approvals import DecisionResult
-from bot.runs.runner import Origin
+from bot.runs.approvals import Approvals, DecisionResult
+from bot.runs.runner import Origin, Runner
 from bot.text import Piece, bold, rich
 from bot.types import Incoming, Outgoing
 from roster.agent import Received
 from roster.errors import AgentNotFound, AgentUnavailable
+from roster.roster import Roster
+from storage.audit import AuditLog
+from storage.tasks import TaskSet
 
 
-async def reply(deck: Deck, incoming: Incoming, *pieces: Piece) -> None:
+class Parts(Protocol):
+    """What a message's actions use of the deck (`bot.deck.Deck` has them all)."""
+
+    config: Config
+    roster: Roster
+    audit: AuditLog
+    postman: Postman
+    runner: Runner
+    routing: Routing
+    approvals: Approvals
+    tasks: TaskSet
+
+
+async def reply(deck: Parts, incoming: Incoming, *pieces: Piece) -> None:
     message = Outgoing(chat=incoming.chat, thread=incoming.thread, text=rich(*pieces))
     await deck.postman.send(message)
 
 
-def agent_for(deck: Deck, chat: str) -> str:
+def agent_for(deck: Parts, chat: str) -> str:
     """The chat's bound agent, else the default agent (free text may be routed elsewhere)."""
     for binding in deck.config.bindings:
         if binding.chat == chat:
@@ -33,7 +54,7 @@ def agent_for(deck: Deck, chat: str) -> str:
 
 
 async def ask(
-    deck: Deck,
+    deck: Parts,
     incoming: Incoming,
     role: Role,
     agent_name: str,
@@ -46,12 +67,12 @@ async def ask(
         await _run_agent(deck, incoming, agent_name, text, hops=hops)
 
 
-async def refuse_role(deck: Deck, incoming: Incoming, what: str, needed: Role) -> None:
+async def refuse_role(deck: Parts, incoming: Incoming, what: str, needed: Role) -> None:
     deck.audit.record(incoming.user, "refused.role", what, needed=needed)
     await reply(deck, incoming, messages.needs_role(what, needed))
 
 
-async def _may_talk(deck: Deck, incoming: Incoming, role: Role) -> bool:
+async def _may_talk(deck: Parts, incoming: Incoming, role: Role) -> bool:
     """Whether the user may talk to agents; if not, they are told so (and it is audited)."""
     if role.allows(Role.OPERATOR):
         return True
@@ -70,7 +91,7 @@ def described(files: tuple[Received, ...]) -> str:
 
 
 async def _run_agent(
-    deck: Deck, incoming: Incoming, agent_name: str, text: str, *, hops: tuple[str, ...] = ()
+    deck: Parts, incoming: Incoming, agent_name: str, text: str, *, hops: tuple[str, ...] = ()
 ) -> None:
     try:
         agent = deck.roster.runnable(agent_name)
@@ -95,7 +116,7 @@ async def _run_agent(
     await deck.runner.start(agent, origin, text)
 
 
-async def route_text(deck: Deck, incoming: Incoming, role: Role, text: str) -> None:
+async def route_text(deck: Parts, incoming: Incoming, role: Role, text: str) -> None:
     """Send free text to the agent routing picks, or ask the user which one."""
     if not await _may_talk(deck, incoming, role):  # before routing: no router call
         return
@@ -115,7 +136,7 @@ async def route_text(deck: Deck, incoming: Incoming, role: Role, text: str) -> N
         await reply(deck, incoming, messages.NO_AGENT_READY)
 
 
-async def pick(deck: Deck, incoming: Incoming, role: Role) -> None:
+async def pick(deck: Parts, incoming: Incoming, role: Role) -> None:
     """A press on a "which agent?" button: run the picked agent on the waiting message."""
     taken = deck.routing.take(incoming)
     if isinstance(taken, str):
@@ -128,7 +149,7 @@ async def pick(deck: Deck, incoming: Incoming, role: Role) -> None:
 
 
 async def decide(
-    deck: Deck, incoming: Incoming, approval_id: str, choice: str, reason: str = ""
+    deck: Parts, incoming: Incoming, approval_id: str, choice: str, reason: str = ""
 ) -> DecisionResult:
     """Decide an approval and, once decided, resume the run that waits for it.
 
@@ -151,7 +172,7 @@ async def decide(
     return verdict
 
 
-async def cancel_reason(deck: Deck, incoming: Incoming) -> None:
+async def cancel_reason(deck: Parts, incoming: Incoming) -> None:
     """Cancel on a reason prompt: the wait ends; the approval stays as it is."""
     assert incoming.press is not None
     wait = deck.approvals.reasons.cancel(
@@ -164,7 +185,7 @@ async def cancel_reason(deck: Deck, incoming: Incoming) -> None:
     await reasons.close_prompt(deck.postman, wait, "Cancelled: no reason will be taken.")
 
 
-async def sweep_approvals(deck: Deck) -> None:
+async def sweep_approvals(deck: Parts) -> None:
     """Expire what is past its time (the waiting run is told: nothing ran); escalate the rest."""
     for verdict in await deck.approvals.expire_due():
         if verdict.approval is not None and verdict.decision is not None:
@@ -177,7 +198,7 @@ async def sweep_approvals(deck: Deck) -> None:
         )
 
 
-async def resume_decided(deck: Deck) -> int:
+async def resume_decided(deck: Parts) -> int:
     """At start: carry out decisions a crash kept from their runs; how many."""
     decided = await deck.approvals.decided_unresumed()
     for approval, decision in decided:

@@ -78,9 +78,12 @@ class Dispatcher:
 
     async def _spoken(self, incoming: Incoming) -> None:
         """A voice note: its transcript is handled as if its sender had typed it."""
-        text = await voice.transcript(self.deck, incoming, self._commands)
+        text = await voice.transcript(self.deck, incoming, self._keeps_args_private)
         if text is not None:
             await self.handle(replace(incoming, text=text, attachments=()))
+
+    def _keeps_args_private(self, text: str) -> bool:
+        return keeps_args_private(text, self._commands)
 
     async def _with_files(self, incoming: Incoming, role: Role) -> None:
         """Photos and files: saved, then the caption handled as typed text, with them."""

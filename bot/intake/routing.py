@@ -21,8 +21,8 @@ from bot.text import rich
 from bot.types import Button, Incoming, Outgoing
 from roster.agent import Usage
 from roster.errors import ModelError
-from roster.llm import ModelClient
 from roster.pricing import PriceTable
+from roster.providers import Providers
 from roster.roster import Roster
 from roster.router import (
     MAX_CHOICES,
@@ -210,17 +210,17 @@ def routing_for(
     config: Config,
     *,
     roster: Roster,
-    model: ModelClient,
+    providers: Providers,
     prices: PriceTable,
     audit: AuditLog,
     clock: Clock,
 ) -> Routing:
     """The routing service, with the router model when an agent is marked `router = true`."""
-    router = router_for(config, model=model, prices=prices)
+    router = router_for(config, providers=providers, prices=prices)
     return Routing(config=config, roster=roster, router=router, audit=audit, clock=clock)
 
 
-def router_for(config: Config, *, model: ModelClient, prices: PriceTable) -> ModelRouter | None:
+def router_for(config: Config, *, providers: Providers, prices: PriceTable) -> ModelRouter | None:
     """The router model, when an agent is marked `router = true`."""
     spec = next((a for a in config.agents if isinstance(a, LLMAgentSpec) and a.router), None)
-    return None if spec is None else ModelRouter(spec, client=model, prices=prices)
+    return None if spec is None else ModelRouter(spec, providers=providers, prices=prices)

@@ -12,9 +12,9 @@ and cannot be deleted the way a typed secret is.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from bot import messages
-from bot.commands import Commands, keeps_args_private
 from bot.deck import Deck
 from bot.intake import actions, files
 from bot.text import Span
@@ -32,16 +32,17 @@ def recording(incoming: Incoming) -> Attachment | None:
     return next((a for a in incoming.attachments if a.kind in SPOKEN), None)
 
 
-async def transcript(deck: Deck, incoming: Incoming, commands: Commands) -> str | None:
+async def transcript(deck: Deck, incoming: Incoming, private: Callable[[str], bool]) -> str | None:
     """The words of the message's recording, shown back; None when there are none to
-    hand on (the person was told why)."""
+    hand on (the person was told why). `private(text)`: the text is a command whose
+    arguments are private (the dispatcher asks its commands; intake does not import them)."""
     audio = recording(incoming)
     if audio is None:
         return None
     text = await _written_down(deck, incoming, audio)
     if text is None:
         return None
-    if keeps_args_private(text, commands):
+    if private(text):
         deck.audit.record(incoming.user, "refused.spoken_private", incoming.chat)
         await actions.reply(deck, incoming, messages.SPOKEN_PRIVATE_COMMAND)
         return None
@@ -56,7 +57,7 @@ async def _written_down(deck: Deck, incoming: Incoming, audio: Attachment) -> st
     if not model:
         await _refuse(deck, incoming, "no_model", messages.NO_TRANSCRIPTION)
         return None
-    reason = deck.model.unavailable_reason()
+    reason = deck.providers.default.unavailable_reason()
     if reason is not None:
         await _refuse(deck, incoming, "no_model", messages.not_transcribed(reason))
         return None
@@ -64,7 +65,7 @@ async def _written_down(deck: Deck, incoming: Incoming, audio: Attachment) -> st
     if data is None:
         return None
     try:
-        text = await deck.model.transcribe(model, data, audio.name)
+        text = await deck.providers.default.transcribe(model, data, audio.name)
     except ModelError as exc:
         await _refuse(deck, incoming, "model", messages.not_transcribed(str(exc)))
         return None

@@ -10,7 +10,7 @@ owner's heartbeat stop):
 2. it is marked interrupted and, in the same transaction, a Run again offer is stored:
    a new run, waiting, with the same input, and an approval whose card is the report;
 3. the card is posted. A crash before that leaves a pending approval with no card,
-   which the next start posts (`bot.app.repost_lost_cards`): the report is not lost,
+   which the next start posts (`bot.recovery.repost_lost_cards`): the report is not lost,
    and it is made once (the mark is a compare-and-set on `running`).
 
 A press on Run again is an approval like any other: the agent's approvers, quorum,

@@ -93,6 +93,7 @@ class Runner:
         brakes: Brakes,
         processes: Processes,
         scrubber: Scrubber,
+        job_reports: JobReports,
         files_root: Path | None = None,
         file_limit: int = 20 * 1024 * 1024,
     ) -> None:
@@ -115,7 +116,7 @@ class Runner:
         # keeps them by reference (sealed) and gets them back when it resumes.
         self._scrubber = scrubber
         self._redact = scrubber.redact
-        self.job_reports: JobReports | None = None
+        self._job_reports = job_reports
         self._active: dict[str, tuple[str, asyncio.Task[Any]]] = {}  # run id -> (agent, task)
         self._stop_reasons: dict[str, str] = {}  # run id -> why it was stopped, if not by /stop
 
@@ -488,9 +489,9 @@ class Runner:
             run.user_id, f"run.{status}", run.id, agent=run.agent, exit_code=exit_code
         )
         await self._brakes.after_run(run, status)
-        if run.job_id is not None and self.job_reports is not None:
+        if run.job_id is not None:
             self._writer.update(Run, "id", {"id": run.id, **values})  # the report reads it
-            await self.job_reports.report(run, status, text, progress)
+            await self._job_reports.report(run, status, text, progress)
             return
         try:
             if isinstance(await progress.finish(text), Queued):  # the outbox delivers it
@@ -552,13 +553,16 @@ async def _within(seconds: float, work: Awaitable[Outcome]) -> Outcome:
 
 def result_text(agent: Agent, outcome: Finished, seconds: float) -> Rich:
     body = outcome.text.strip() or "(no output)"
-    footer = "" if outcome.exit_code is None else f"exit {outcome.exit_code} · {seconds:.1f} s"
+    if outcome.exit_code is not None:
+        footer = f"exit {outcome.exit_code} · {seconds:.1f} s"
+    else:  # a model's answer: which model gave it, when a fallback did
+        footer = f"({outcome.answered_by})" if outcome.answered_by else ""
     if agent.spec.renders_markdown:
         shown = markdown.to_rich(body)
         lead = "\n" if _starts_block(shown) else ": "
         return rich(bold(agent.name), lead, *shown, "\n" + footer if footer else "")
-    if not footer:
-        return rich(bold(agent.name), ": ", body)
+    if outcome.exit_code is None:
+        return rich(bold(agent.name), ": ", body, "\n" + footer if footer else "")
     return rich(bold(agent.name), "\n", pre(body), footer)
 
 

@@ -64,6 +64,7 @@ class FakeOpenAI:
         self.transcripts: dict[bytes, str] = {}
         # Streams: (the last user text, perf_counter when the first chunk went out).
         self.stream_starts: list[tuple[str, float]] = []
+        self.keys: list[str] = []  # the bearer token of each completion request
         self.delay = delay
         # `GET /v1/models` lists these; with `api_key` set, any other key gets a 401 there.
         self.models = ["gpt-4o-mini", "gpt-4o"]
@@ -109,6 +110,7 @@ class FakeOpenAI:
     async def _complete(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(body)
+        self.keys.append(request.headers.get("Authorization", "").removeprefix("Bearer "))
         step = self._next_step(body.get("model", ""))
         delay = step.delay if step and step.delay else self.delay
         if delay:

@@ -10,8 +10,9 @@ from aiohttp import web
 from bot.dashboard.auth import Viewer
 from bot.dashboard.pages.cost import today_spend
 from bot.dashboard.web import DECK, page, render
-from bot.deck import Deck
+from roster.roster import Roster
 from storage import history
+from storage.db import Database
 from storage.history import RunFilter
 from storage.models import RunState
 
@@ -47,24 +48,24 @@ async def overview(request: web.Request, viewer: Viewer) -> web.StreamResponse:
         request,
         "overview.html",
         viewer,
-        agents=agent_rows(deck, active),
+        agents=agent_rows(deck.roster, active),
         running=await history.runs_by_id(deck.db, list(active)),
         waiting=await history.runs(deck.db, RunFilter(status=RunState.WAITING, limit=20)),
         pending=await deck.approvals.pending(),
         next_jobs=next_jobs,
-        transports=await transport_rows(deck),
+        transports=await transport_rows(deck.db, deck.postman.names()),
         spend=await today_spend(deck),
         started_at=deck.started_at,
     )
 
 
-def agent_rows(deck: Deck, active: dict[str, str]) -> list[AgentRow]:
+def agent_rows(roster: Roster, active: dict[str, str]) -> list[AgentRow]:
     running: dict[str, int] = {}
     for name in active.values():
         running[name] = running.get(name, 0) + 1
     rows = []
-    for agent in deck.roster:
-        reason = deck.roster.unavailable_reason(agent)
+    for agent in roster:
+        reason = roster.unavailable_reason(agent)
         if reason:
             state, note = "unavailable", reason
         elif agent.name in running:
@@ -76,10 +77,11 @@ def agent_rows(deck: Deck, active: dict[str, str]) -> list[AgentRow]:
     return rows
 
 
-async def transport_rows(deck: Deck) -> list[TransportRow]:
-    outbox = await history.deliveries(deck.db)
+async def transport_rows(db: Database, names: list[str]) -> list[TransportRow]:
+    """Each transport's outbox: waiting, undelivered, last sent."""
+    outbox = await history.deliveries(db)
     rows = []
-    for name in deck.postman.names():
+    for name in names:
         seen = outbox.get(name, history.Delivery())
         rows.append(TransportRow(name, seen.pending, seen.undelivered, seen.last_sent_at))
     return rows

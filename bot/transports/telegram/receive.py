@@ -19,7 +19,7 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from telegram import Bot, Update
 from telegram.error import Conflict, InvalidToken, RetryAfter, TelegramError
@@ -55,8 +55,10 @@ class Poller:
         poll_seconds: int = POLL_SECONDS,
         on_outage: Callable[[str], None] = lambda reason: None,
         on_unreadable: Unreadable = lambda why: None,
+        routes: Callable[[Any], None] | None = None,
     ) -> None:
         self._bot = bot
+        self._routes = routes  # what else this listener serves (webhook triggers)
         self._take = take
         self._poll_seconds = poll_seconds
         self._on_outage = (
@@ -146,8 +148,10 @@ class WebhookServer:
         path: str,
         secret: str,
         on_unreadable: Unreadable = lambda why: None,
+        routes: Callable[[Any], None] | None = None,
     ) -> None:
         self._bot = bot
+        self._routes = routes  # what else this listener serves (webhook triggers)
         self._take = take
         self._on_unreadable = on_unreadable
         self._listen = listen
@@ -161,6 +165,8 @@ class WebhookServer:
 
         app = web.Application(client_max_size=MAX_BODY_BYTES)
         app.router.add_post(self._path, self._post)
+        if self._routes is not None:
+            self._routes(app)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         await web.TCPSite(self._runner, self._listen, self._port).start()

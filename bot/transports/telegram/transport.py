@@ -13,6 +13,7 @@ import logging
 import os
 import re
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from telegram import Bot, BotCommand, Update
 from telegram.error import InvalidToken, NetworkError, TelegramError
@@ -69,8 +70,10 @@ class TelegramTransport:
         commands: Commands,
         secrets: SecretSource | None = None,
         on_unreadable: Callable[[str], None] = lambda why: None,
+        routes: Callable[[Any], None] | None = None,
     ) -> None:
         self._settings = settings
+        self._routes = routes  # more routes on the webhook's listener (`bot.triggers`)
         self._on_unreadable = on_unreadable  # an update skipped as unreadable: audited
         self._inbox = inbox
         self._commands = commands  # the client's command menu
@@ -184,6 +187,7 @@ class TelegramTransport:
             path=settings.path,
             secret=secret,
             on_unreadable=self._on_unreadable,
+            routes=self._routes,
         )
         await self._webhook.start()
         try:

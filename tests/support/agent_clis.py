@@ -16,7 +16,7 @@ from typing import NoReturn
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CODEX = ROOT / ".venv" / "node" / "node_modules" / ".bin" / "codex"
 
 # Variables of the test process that would change what the CLIs do or where they send it

@@ -32,11 +32,12 @@ from storage.db import Database, sqlite_url
 from storage.models import InboxItem, Run, RunState
 from tests.fakes.round_robin import RoundRobin
 from tests.fakes.telegram_server import FakeTelegram
-from tests.test_telegram_webhook import free_port
+from tests.support.network import free_port
+from tests.support.telegram import ADMIN
+from tests.support.waiting import eventually
 
-ROOT = Path(__file__).resolve().parent.parent
-ADMIN = 1001  # the admin chat: restart notes go there, not into the counted chats
-FIRST_USER = 2001
+ROOT = Path(__file__).resolve().parents[2]
+FIRST_USER = 2001  # the counted chats; ADMIN's chat gets the restart notes
 ANSWER = re.compile(r"done (m\d{5})")
 REPORTED = re.compile(r"interrupted by a restart.*?\((m\d{5})\)", re.DOTALL)
 STOP_SECONDS = 60.0
@@ -45,6 +46,16 @@ START_SECONDS = 60.0
 SCRIPT = """#!/bin/sh
 echo "$1" >> "{count}"
 sleep {work}
+echo "done $1"
+"""
+
+
+# A command agent that appends its input to {count}, writes its pid to {pid}, and the
+# first time (no {mark} yet) sleeps a minute before it answers: a run to kill mid-way.
+SLEEPY = """#!/bin/sh
+echo "$1" >> "{count}"
+echo $$ > "{pid}"
+if [ ! -e "{mark}" ]; then touch "{mark}"; sleep 60; fi
 echo "done $1"
 """
 
@@ -229,18 +240,6 @@ timeout = 60
 """
 
 
-async def until(predicate: Callable[[], bool], timeout: float, step: float = 0.02) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(step)
-
-
-async def until_async(predicate: Callable[[], Awaitable[bool]], timeout: float) -> None:
-    async with asyncio.timeout(timeout):
-        while not await predicate():
-            await asyncio.sleep(0.02)
-
-
 async def stream(
     fake: FakeTelegram, plan: Plan, kill: Callable[[], Awaitable[float]], tally: Tally
 ) -> None:
@@ -264,7 +263,7 @@ async def settle(fake: FakeTelegram, tally: Tally, timeout: float) -> None:
         return not tally.lost
 
     with contextlib.suppress(TimeoutError):  # what is missing shows in the tally
-        await until(told, timeout, step=0.2)
+        await eventually(told, timeout, step=0.2)
 
 
 async def leftovers(url: str, tally: Tally) -> None:
@@ -293,7 +292,7 @@ async def polling(tmp: Path, plan: Plan, *, settle_seconds: float = 120.0) -> Ta
     async def polled() -> None:
         fake.first_poll_at = None
         await bot.start()
-        await until(lambda: fake.first_poll_at is not None, START_SECONDS)
+        await eventually(lambda: fake.first_poll_at is not None, START_SECONDS)
 
     async def kill() -> float:
         killed_at = loop.time()
@@ -357,7 +356,7 @@ async def webhook_pair(
         for bot, port in zip(bots, ports, strict=True):  # one after the other: migrations
             await bot.start()
             await _listening(port)
-        await until(lambda: len(fake.calls_to("setWebhook")) >= 2, START_SECONDS)
+        await eventually(lambda: len(fake.calls_to("setWebhook")) >= 2, START_SECONDS)
         await stream(fake, plan, kill, tally)
         await settle(fake, tally, settle_seconds)
         for bot in bots:
@@ -413,4 +412,4 @@ async def _listening(port: int) -> None:
         writer.close()
         return True
 
-    await until_async(accepts, START_SECONDS)
+    await eventually(accepts, START_SECONDS)

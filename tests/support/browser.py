@@ -21,9 +21,11 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
+from tests.support.dashkit import Dash
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-ARTIFACTS = Path(__file__).parent / "artifacts"
+ARTIFACTS = Path(__file__).parents[1] / "artifacts"
 WAIT_SECONDS = 8.0
 FLAGS = (
     "--headless",
@@ -125,3 +127,11 @@ class Browser:
 
         path.write_bytes(await self._do(shoot))
         return path
+
+
+async def sign_in(browser: Browser, dash: Dash, user: str) -> None:
+    """Sign `user` in through a link the dashboard sent to their chat."""
+    link = await dash.link_from_chat(user)
+    await browser.get(link)
+    await browser.click("#signin")
+    await browser.wait_for(".who .user", user)

@@ -7,16 +7,19 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import unquote
 
 import aiohttp
 
-from bot.app import open_deck
+from bot.app import open_app
 from bot.config import Config
+from bot.dashboard import Dashboard
 from bot.deck import Deck
 from storage.clock import Clock
-from tests.conftest import make_config
+from storage.models import Run, RunState
 from tests.fakes.chat import ChatRecorder
+from tests.support.config import make_config
 
 USERS = """
 [[users]]
@@ -75,11 +78,11 @@ def dashboard_config(extra: str = "") -> Config:
 class Dash:
     deck: Deck
     chat: ChatRecorder
+    dashboard: Dashboard
 
     @property
     def base(self) -> str:
-        assert self.deck.dashboard is not None
-        return self.deck.dashboard.base_url
+        return self.dashboard.base_url
 
     async def link_from_chat(self, user: str) -> str:
         """Ask for a link as a chat user would, and read it from the reply."""
@@ -93,8 +96,7 @@ class Dash:
 
     def link_for(self, user: str) -> str:
         """A link as the command would mint it (for identities chat does not give one)."""
-        assert self.deck.dashboard is not None
-        return self.deck.dashboard.link_for(user, user)
+        return self.dashboard.link_for(user, user)
 
     @asynccontextmanager
     async def client(self) -> AsyncIterator[aiohttp.ClientSession]:
@@ -125,6 +127,13 @@ async def page(session: aiohttp.ClientSession, path: str, status: int = 200) -> 
         return body
 
 
+async def status_of(session: aiohttp.ClientSession, path: str) -> int:
+    """The HTTP status the dashboard answers `path` with (redirects not followed)."""
+    async with session.get(path, allow_redirects=False) as response:
+        await response.read()
+        return response.status
+
+
 def csrf_of(body: str) -> str:
     found = CSRF.search(body)
     assert found, body[:500]
@@ -138,6 +147,46 @@ async def dashboard_deck(
     chat = ChatRecorder()
     async with (
         asyncio.timeout(60),
-        open_deck(config or dashboard_config(), clock=clock, transports=[chat]) as (deck, _),
+        open_app(config or dashboard_config(), clock=clock, transports=[chat]) as app,
     ):
-        yield Dash(deck, chat)
+        assert app.dashboard is not None
+        yield Dash(app.deck, chat, app.dashboard)
+
+
+async def make_history(dash: Dash) -> None:
+    """Some of everything: finished runs, a job, a decided and a pending approval."""
+    chat = dash.chat
+    await chat.say("/ask echo good morning", user="test:ada")
+    await chat.wait_for("good morning")
+    await chat.say("/every 2h echo hourly check", user="test:admin")
+    await chat.wait_for("/pause")
+    await chat.say("/ask deploy v1", user="test:bob")
+    first = await chat.wait_for("Approval needed")
+    await chat.press(f"{first.text.split('(')[1][:8]}:deny", user="test:ada")
+    await chat.wait_for("Denied by test:ada")
+    await chat.say("/ask deploy v3", user="test:bob")
+    await chat.wait_for("v3")
+    await spend_over_a_week(dash)
+
+
+async def spend_over_a_week(dash: Dash) -> None:
+    """Priced runs of two agents on past days, for the cost chart."""
+    now = dash.deck.clock.now()
+    async with dash.deck.db.session() as session:
+        for day in range(7):
+            for agent, cost in (("echo", 0.02 * (day + 1)), ("slow", 0.05 * (7 - day))):
+                when = now - timedelta(days=day, hours=1)
+                session.add(
+                    Run(
+                        id=f"{agent}-{day}",
+                        agent=agent,
+                        chat_id="test:ada",
+                        user_id="test:ada",
+                        status=RunState.DONE,
+                        tokens_in=1000 * (day + 1),
+                        cost=cost,
+                        started_at=when,
+                        finished_at=when + timedelta(seconds=3),
+                    )
+                )
+        await session.commit()

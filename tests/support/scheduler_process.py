@@ -1,6 +1,6 @@
 """A scheduler alone in a process, for tests that kill it: prints each run it hands over.
 
-    python -m tests.scheduler_process DATABASE_URL CLAIM_AHEAD_SECONDS LOCK_KEY [stuck-marks]
+    python -m tests.support.scheduler_process DATABASE_URL CLAIM_AHEAD_SECONDS LOCK_KEY [stuck-marks]
 
 Prints `leading` once it fires, and `launched <job id> <due time>` for each run. With
 `stuck-marks`, what became of a run claimed ahead is never written, as in a process

@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from storage.db import Database
 from storage.models import InboxItem, JobFire
-from tests.test_jobs_e2e import Bot, started
+from tests.support.bot_process import Bot, started
 
 STARTUP_SECONDS = 30
 

@@ -1,0 +1,181 @@
+"""The object graph of one deck, built in one place and in one order (nothing started).
+
+Each part is given what it uses to its constructor; nothing is assigned after. The
+order follows what needs what: the direct sender, the transport links and the outbox
+come first (the postman sends through them), then the runner (it hands job reports to
+`JobReports`), the scheduler's hooks and the scheduler, the tools' host, and last the
+agents (their tools reach the runner: the roster is made empty and filled with them,
+the way a reload fills it). `bot.app` starts what is built here, in one exit stack,
+as PTB's `ApplicationBuilder` builds and its application starts.
+
+Transports are added to the direct sender (`Direct.add`) once built, because a
+transport may itself take the postman (Slack echoes slash commands through it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from bot.access import Access
+from bot.config import Config
+from bot.deck import Deck
+from bot.delivery.direct import Direct
+from bot.delivery.outbox import Outbox
+from bot.delivery.postman import Postman
+from bot.delivery.transport_links import TransportLinks
+from bot.intake.routing import routing_for
+from bot.jobruns import JobReports, JobRuns, report_delivered, scheduler_for
+from bot.providers import providers_for
+from bot.runs.approvals import Approvals
+from bot.runs.brakes import Brakes
+from bot.runs.breaker import Breaker
+from bot.runs.budget import Budgets
+from bot.runs.runner import Runner
+from bot.toolhost import ToolHost, toolbox_for
+from roster.pricing import PriceTable
+from roster.roster import Roster
+from storage.audit import AuditLog
+from storage.chat_models import ChatModels
+from storage.clock import Clock
+from storage.db import Database
+from storage.jobs import JobStore
+from storage.memory import Memory
+from storage.outbox import OutboxStore
+from storage.processes import Processes
+from storage.secrets import Vault
+from storage.tasks import TaskSet
+from storage.writer import WriteBehind
+
+
+@dataclass(frozen=True, slots=True)
+class Graph:
+    """The deck, and the parts of it that only the start-up itself handles."""
+
+    deck: Deck
+    direct: Direct  # transports are added here once built
+    jobs: JobStore  # `[[jobs]]` are synced into it before the scheduler starts
+
+
+def build_graph(
+    config: Config,
+    *,
+    db: Database,
+    writer: WriteBehind,
+    clock: Clock,
+    vault: Vault,
+    processes: Processes,
+) -> Graph:
+    audit = AuditLog(db=db, writer=writer, clock=clock, redact=vault.redact)
+    memory = Memory(db=db, writer=writer, clock=clock, redact=vault.redact)
+    providers = providers_for(config, vault)
+    choices = ChatModels(db=db, clock=clock)
+    prices = PriceTable(config.prices)
+    access = Access(config.users, console_user=config.console.user, chat_roles=config.chat_roles())
+    tasks = TaskSet()
+
+    direct = Direct(redact=vault.redact)
+    back = asyncio.Event()  # a transport is back: the outbox looks for its messages at once
+    links = TransportLinks(clock=clock, probe=direct.probe, on_up=lambda _name: back.set())
+    jobs = JobStore(db=db, clock=clock)
+    outbox = Outbox(
+        store=OutboxStore(db=db, clock=clock, writer=writer),
+        direct=direct,
+        clock=clock,
+        admin_chat=config.deck.admin_chat,
+        links=links,
+        on_delivered=[report_delivered(jobs)],
+        wake=back,
+    )
+    postman = Postman(direct, outbox)
+
+    roster = Roster(())  # the agents come last: their tools reach the runner
+    approvals = Approvals(db=db, audit=audit, postman=postman, access=access, clock=clock)
+    brakes = Brakes(
+        budgets=Budgets(db=db, clock=clock, entries=config.budgets),
+        breaker=Breaker(config.deck.breaker_failures),
+        roster=roster,
+        postman=postman,
+        audit=audit,
+        admin_chat=config.deck.admin_chat,
+        price=lambda _agent, usage: usage.cost,  # priced per call, by the model that answered
+    )
+    reports = JobReports(store=jobs, outbox=outbox, writer=writer)
+    runner = Runner(
+        db=db,
+        writer=writer,
+        memory=memory,
+        audit=audit,
+        postman=postman,
+        roster=roster,
+        approvals=approvals,
+        clock=clock,
+        memory_turns=config.deck.memory_turns,
+        brakes=brakes,
+        processes=processes,
+        scrubber=vault.scrubber,
+        job_reports=reports,
+        files_root=config.deck.data_path(),
+        file_limit=config.deck.max_file_bytes,
+    )
+    hooks = JobRuns(
+        runner=runner,
+        roster=roster,
+        postman=postman,
+        outbox=outbox,
+        store=jobs,
+        reports=reports,
+        clock=clock,
+        tasks=tasks,
+    )
+    scheduler = scheduler_for(config, db=db, store=jobs, hooks=hooks, clock=clock)
+    host = ToolHost(
+        roster=roster,
+        runner=runner,
+        postman=postman,
+        audit=audit,
+        db=db,
+        clock=clock,
+        redact=vault.redact,
+        timezone=config.deck.timezone,
+        scheduler=scheduler,
+    )
+    tools = toolbox_for(config, notes=memory, host=host)
+    roster.replace(
+        Roster.build(
+            config.agents,
+            providers=providers,
+            tools=tools,
+            secrets=vault,
+            prices=prices,
+            bindings=config.secrets,
+            choices=choices,
+        )
+    )
+    routing = routing_for(
+        config, roster=roster, providers=providers, prices=prices, audit=audit, clock=clock
+    )
+    deck = Deck(
+        config=config,
+        db=db,
+        clock=clock,
+        audit=audit,
+        memory=memory,
+        roster=roster,
+        access=access,
+        postman=postman,
+        approvals=approvals,
+        runner=runner,
+        brakes=brakes,
+        providers=providers,
+        chat_models=choices,
+        vault=vault,
+        routing=routing,
+        writer=writer,
+        outbox=outbox,
+        links=links,
+        scheduler=scheduler,
+        tasks=tasks,
+        started_at=clock.now(),
+    )
+    return Graph(deck=deck, direct=direct, jobs=jobs)
