@@ -4,8 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 NODE := $(VENV)/node
 CODEX_VERSION := 0.171.0
+EVERYTHING_VERSION := 2026.8.31
 
-.PHONY: run test check lint bench clean browser agent-clis
+.PHONY: run test check lint bench clean browser agent-clis mcp-servers
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,10 +36,20 @@ $(NODE)/.codex-$(CODEX_VERSION):
 		--loglevel=error @openai/codex@$(CODEX_VERSION)
 	touch $@
 
+# A real third-party MCP server from npm for tests/test_mcp_tools.py (stdio and streamable
+# HTTP), into the venv's node directory; `mcp-server-time` comes from PyPI with the dev
+# extra. For `make test` only, never `make run`.
+mcp-servers: $(NODE)/.server-everything-$(EVERYTHING_VERSION)
+
+$(NODE)/.server-everything-$(EVERYTHING_VERSION):
+	npm install --prefix $(NODE) --no-save --no-package-lock --no-audit --no-fund \
+		--loglevel=error @modelcontextprotocol/server-everything@$(EVERYTHING_VERSION)
+	touch $@
+
 run: $(BIN)/.installed
 	$(BIN)/agentdeck run
 
-test: $(BIN)/.installed agent-clis browser lint
+test: $(BIN)/.installed agent-clis mcp-servers browser lint
 	$(BIN)/python -m pytest
 
 lint: $(BIN)/.installed

@@ -15,6 +15,7 @@ to its constructor), `app` starts them (one exit stack), `recovery` picks up wha
 last process left, `deck` is what a running deck shares, `jobruns` connects the
 scheduler's runs to the runner, `triggers` starts runs from signed webhook deliveries,
 `providers` builds the model endpoints, `toolhost` gives tools that reach outside one agent
-their bot side, `dashboard` and `metrics` are the web pages and the Prometheus
+their bot side, `access` and `invites` say who may do what (`[[users]]` and people added
+by `/invite` codes), `dashboard` and `metrics` are the web pages and the Prometheus
 endpoint, and `cli`, `doctor`, `reload`, `liveness`, `logs` the process around it all.
 """

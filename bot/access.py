@@ -1,4 +1,8 @@
-"""Who may do what: identities from `[[users]]` and their roles."""
+"""Who may do what: identities from `[[users]]` (and people added by invite) and their roles.
+
+`[[users]]` wins over an invite for the same id; a chat's role (`channel_members`) only
+raises a member's role. `display()` is how cards and messages name a person.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ class Access:
         console_user: str,
         chat_roles: Mapping[str, Role] | None = None,
     ) -> None:
+        self._invited: dict[str, Role] = {}
         self.replace(users, console_user=console_user, chat_roles=chat_roles)
 
     def replace(
@@ -25,9 +30,29 @@ class Access:
         chat_roles: Mapping[str, Role] | None = None,
     ) -> None:
         """Swap in new users and roles (a config reload), in place: every holder sees it."""
+        users = list(users)
         roles = {user.id: user.role for user in users}
         roles.setdefault(console_user, Role.ADMIN)  # the person at the terminal
-        self._roles, self._chat_roles = roles, dict(chat_roles or {})
+        self._listed, self._chat_roles = roles, dict(chat_roles or {})
+        self._names = {user.id: user.name for user in users if user.name}
+        self._merge()
+
+    def set_invited(self, invited: Mapping[str, Role]) -> None:
+        """The people added by invite (the database's list), in place."""
+        self._invited = dict(invited)
+        self._merge()
+
+    def _merge(self) -> None:
+        self._roles = {**self._invited, **self._listed}  # `[[users]]` wins
+
+    def is_listed(self, user: str) -> bool:
+        """Whether `[[users]]` names this person (an invite cannot change their role)."""
+        return user in self._listed
+
+    def display(self, user: str) -> str:
+        """`Ada (telegram:1001)` for a person `[[users]]` names, else the id alone."""
+        name = self._names.get(user)
+        return f"{name} ({user})" if name else user
 
     def role(self, user: str, chat: str | None = None) -> Role | None:
         """The user's role; in a chat that grants one to its members, the higher of the two."""

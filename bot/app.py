@@ -55,6 +55,7 @@ from storage.writer import WriteBehind
 
 if TYPE_CHECKING:
     from bot.dashboard import Dashboard
+    from bot.mcp_serve.server import HttpListener
     from bot.metrics import MetricsServer
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ class App:
     transports: list[Transport]
     dashboard: Dashboard | None  # None when [dashboard] enabled = false
     metrics: MetricsServer | None  # None when [metrics] enabled = false
+    mcp_http: HttpListener | None  # None unless [mcp] port is set
 
 
 @contextlib.asynccontextmanager
@@ -123,7 +125,7 @@ async def open_app(
             config, db=db, writer=writer, clock=clock, vault=vault, processes=processes
         )
         deck = graph.deck
-        stack.push_async_callback(deck.providers.close)
+        stack.push_async_callback(close_clients, deck)  # after the work: runs still use them
         metrics = None
         if config.metrics.enabled:  # first in, last out: counts the whole start and stop
             from bot.metrics import MetricsServer
@@ -139,6 +141,7 @@ async def open_app(
             processes, db=deck.db, clock=deck.clock, roster=deck.roster, audit=deck.audit
         )  # before any new work starts
         await deck.brakes.budgets.load()
+        await deck.invites.load()  # before any message is let in: they are users too
         triggers = Triggers(deck) if config.triggers else None
         routes = webhook_routes(triggers, config) if transports is None else None
         if transports is None:
@@ -166,6 +169,7 @@ async def open_app(
         await stack.enter_async_context(liveness)  # beats until the work below has finished
         stack.push_async_callback(finish_work, deck, hurry)
         stack.push_async_callback(halt_scheduler, deck.scheduler)  # no new job runs meanwhile
+        mcp_http = await serve_mcp_http(stack, deck)  # stopped before work drains
         dashboard = None
         if config.dashboard.enabled:  # stops first: no new presses while work drains
             from bot.dashboard import Dashboard
@@ -173,12 +177,15 @@ async def open_app(
             dashboard = await stack.enter_async_context(Dashboard(deck))
         await serve_triggers(stack, triggers, config.webhooks, shared=routes is not None)
         deck.ready.set()
-        sweeper = asyncio.create_task(sweep_expired(deck), name="approval-expiry")
-        stack.push_async_callback(_cancel, sweeper)
-        pruner = asyncio.create_task(prune_attachments(deck), name="attachments-prune")
-        stack.push_async_callback(_cancel, pruner)
+        start_sweeps(stack, deck)
         await recover(deck, dispatcher, inbox, cut, triggers)
-        yield App(deck=deck, transports=transports, dashboard=dashboard, metrics=metrics)
+        yield App(
+            deck=deck,
+            transports=transports,
+            dashboard=dashboard,
+            metrics=metrics,
+            mcp_http=mcp_http,
+        )
 
 
 async def start_delivery_and_jobs(
@@ -219,6 +226,23 @@ async def serve_triggers(
     """Triggers on a listener of their own, unless Telegram's webhook serves them."""
     if triggers is not None and not shared:
         await stack.enter_async_context(TriggerListener(triggers, settings))
+
+
+async def close_clients(deck: Deck) -> None:
+    """The MCP servers stopped, then the model providers' connections closed."""
+    try:
+        await deck.mcp.close()
+    finally:
+        await deck.providers.close()
+
+
+async def serve_mcp_http(stack: AsyncExitStack, deck: Deck) -> HttpListener | None:
+    """The deck served to MCP clients over streamable HTTP, when `[mcp] port` is set."""
+    if deck.config.mcp.port is None:
+        return None
+    from bot.mcp_serve.server import HttpListener
+
+    return await stack.enter_async_context(HttpListener(deck))
 
 
 def build_transports(
@@ -313,12 +337,22 @@ async def finish_work(deck: Deck, hurry: asyncio.Event | None = None) -> None:
         )
 
 
+def start_sweeps(stack: AsyncExitStack, deck: Deck) -> None:
+    """Expired approvals and old attachments swept in the background until `stack` closes."""
+    sweeper = asyncio.create_task(sweep_expired(deck), name="approval-expiry")
+    stack.push_async_callback(_cancel, sweeper)
+    pruner = asyncio.create_task(prune_attachments(deck), name="attachments-prune")
+    stack.push_async_callback(_cancel, pruner)
+
+
 async def sweep_expired(deck: Deck) -> None:
     """Now and then: expired approvals deny (nothing runs), overdue ones escalate."""
     while True:
         await asyncio.sleep(SWEEP_SECONDS)
         try:
             await actions.sweep_approvals(deck)
+            await deck.invites.load()  # another process may have added or removed someone
+            await deck.invites.prune()
         except Exception:
             log.exception("sweeping approvals failed; trying again later")
 

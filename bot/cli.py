@@ -156,6 +156,47 @@ async def _until_stopped(
     await asyncio.gather(reloads, return_exceptions=True)
 
 
+@main.command("mcp")
+@config_option
+def mcp_command(config_path: str | None) -> None:
+    """Serve the deck to an MCP client over stdio (agents, runs, approvals, jobs).
+
+    Calls act as `[mcp] user` and report to `[mcp] chat`, where approval cards wait for
+    a press; the console is off (stdin and stdout speak MCP), logs go to the log file.
+    """
+    os.umask(PRIVATE_UMASK)
+    config = _load(config_path)
+    if not (config.mcp.user and config.mcp.chat):
+        _fail("[mcp] user and chat are needed: who MCP calls act as, and where runs report")
+    from bot.config import ConsoleSection
+
+    config = config.model_copy(update={"console": ConsoleSection(enabled=False)})
+    _setup_logging(config)
+    try:
+        asyncio.run(_serve_mcp(config))
+    except (BotError, StorageError, RosterError) as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        pass
+
+
+async def _serve_mcp(config: Config) -> None:
+    from bot.app import open_deck
+    from bot.mcp_serve.server import serve_stdio
+
+    stop, hurry = asyncio.Event(), asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, _on_stop_signal, stop, hurry)
+    async with open_deck(config, hurry=hurry) as (deck, _):
+        serving = asyncio.create_task(serve_stdio(deck), name="mcp-stdio")
+        stopping = asyncio.create_task(stop.wait(), name="signal")
+        await asyncio.wait((serving, stopping), return_when=asyncio.FIRST_COMPLETED)
+        for task in (serving, stopping):
+            task.cancel()
+        await asyncio.gather(serving, stopping, return_exceptions=True)
+
+
 def _on_stop_signal(stop: asyncio.Event, hurry: asyncio.Event) -> None:
     """The first SIGTERM or Ctrl-C stops gracefully; another one cuts the grace short."""
     (hurry if stop.is_set() else stop).set()

@@ -17,9 +17,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from bot.errors import ConfigError
 from bot.trigger_spec import TriggerEntry, WebhooksSection
 from roster.egress import SecretBinding
+from roster.mcp.spec import McpServerSpec, server_of
 from roster.pricing import Price
 from roster.providers import DEFAULT, PROVIDER_NAME, ProviderSpec
-from roster.spec import AgentSpec, CommandAgentSpec, LLMAgentSpec, Policy, ToolPolicy
+from roster.spec import (
+    AgentSpec,
+    ApprovalMode,
+    CommandAgentSpec,
+    LLMAgentSpec,
+    Policy,
+    ToolPolicy,
+)
 from roster.toolkit.registry import BUILTIN_NAMES
 from roster.toolkit.templated import CommandToolSpec
 
@@ -115,6 +123,34 @@ class MetricsSection(Section):
     enabled: bool = False
     listen: str = "127.0.0.1"
     port: int = Field(default=9464, ge=0, le=65535)  # 0: any free port (tests)
+
+
+class McpSection(Section):
+    """`agentdeck mcp`: the deck served to MCP clients (stdio, and HTTP when `port` is set).
+
+    Every call acts as `user` (its role decides what it may do) and posts to `chat`
+    (the run's answer, and the approval cards that must be pressed there).
+    """
+
+    user: str = Field(default="", pattern=r"^([a-z]+:.+)?$")
+    chat: str = Field(default="", pattern=r"^([a-z]+:.+)?$")
+    listen: str = "127.0.0.1"
+    port: int | None = Field(default=None, ge=0, le=65535)  # streamable HTTP; 0: any free
+    # HTTP callers send `Authorization: Bearer <token>` (a `secret:`/`env:` reference).
+    token: str = ""
+    # How long `ask_agent` waits for a run (approvals included) before answering "still running".
+    wait_seconds: float = Field(default=600, gt=0)
+
+    @model_validator(mode="after")
+    def _http_needs_a_token(self) -> McpSection:
+        if self.port is not None and not self.token:
+            raise ValueError(
+                "token: serving MCP over HTTP needs a bearer token (any local process can "
+                'reach the port): token = "secret:MCP_SERVE_TOKEN"'
+            )
+        if self.port is not None and not (self.user and self.chat):
+            raise ValueError("user and chat: who MCP callers act as, and where runs report")
+        return self
 
 
 class LLMSection(Section):
@@ -326,6 +362,9 @@ class Config(Section):
     tools: tuple[CommandToolSpec, ...] = ()
     # Approval policy per tool name, over the tool's own default (`[tool_policy.notify]`).
     tool_policy: dict[str, ToolPolicy] = {}
+    # MCP servers whose tools llm agents may list (`mcp = ["time"]`).
+    mcp_servers: tuple[McpServerSpec, ...] = ()
+    mcp: McpSection = McpSection()
     # Where vault secrets may be sent unasked (`[[secrets]] name = "X", hosts = [...]`).
     secrets: tuple[SecretBinding, ...] = ()
     # Per million tokens, by model name (`[prices."gpt-4o-mini"] input = 0.15`).
@@ -355,6 +394,29 @@ class Config(Section):
         routers = [a.name for a in self.agents if isinstance(a, LLMAgentSpec) and a.router]
         if len(routers) > 1:
             raise ValueError(f"only one agent may be the router; marked: {', '.join(routers)}")
+        return self
+
+    @model_validator(mode="after")
+    def _mcp_fits_together(self) -> Config:
+        servers = [server.name for server in self.mcp_servers]
+        duplicates = sorted({name for name in servers if servers.count(name) > 1})
+        if duplicates:
+            repeated = ", ".join(duplicates)
+            raise ValueError(f"mcp_servers: names must be unique; repeated: {repeated}")
+        for agent in self.agents:
+            if agent.policy.approval is ApprovalMode.UNLESS_READ_ONLY:
+                raise ValueError(
+                    f"agents.{agent.name}: approval = 'unless-read-only' is for MCP tools only"
+                )
+            unknown = [s for s in getattr(agent, "mcp", ()) if s not in servers]
+            if unknown:
+                raise ValueError(
+                    f"agents.{agent.name}.mcp names {', '.join(unknown)}, not in [[mcp_servers]]"
+                )
+        for name, policy in self.tool_policy.items():
+            mode = policy.approval is ApprovalMode.UNLESS_READ_ONLY
+            if mode and server_of(name) not in servers:
+                raise ValueError(f"tool_policy.{name}: 'unless-read-only' is for MCP tools only")
         return self
 
     @model_validator(mode="after")

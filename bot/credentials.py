@@ -45,6 +45,7 @@ def credential_settings(config: Config) -> Iterator[tuple[str, str]]:
     yield "llm.api_key", config.llm.api_key
     for name, provider in config.llm.providers.items():
         yield f"llm.providers.{name}.api_key", provider.api_key
+    yield "mcp.token", config.mcp.token
     for trigger in config.triggers:
         yield f"triggers.{trigger.name}.secret", trigger.secret
     if config.telegram is not None:
@@ -53,11 +54,23 @@ def credential_settings(config: Config) -> Iterator[tuple[str, str]]:
     if config.slack is not None:
         for key in ("bot_token", "app_token", "signing_secret"):
             yield f"slack.{key}", str(getattr(config.slack, key))
+    yield from _child_settings(config)
+
+
+def _child_settings(config: Config) -> Iterator[tuple[str, str]]:
+    """The env of command agents and MCP servers, and MCP servers' headers (an `env:`
+    reference the children inherit anyway is no credential of ours)."""
     for agent in config.agents:
         if isinstance(agent, CommandAgentSpec):
             for key, value in agent.env.items():
                 if not (value.startswith("env:") and inherited(value[4:])):
                     yield f"agents.{agent.name}.env.{key}", value
+    for server in config.mcp_servers:
+        for key, value in server.env.items():
+            if not (value.startswith("env:") and inherited(value[4:])):
+                yield f"mcp_servers.{server.name}.env.{key}", value
+        for key, value in server.headers.items():
+            yield f"mcp_servers.{server.name}.headers.{key}", value
 
 
 def learn_credentials(config: Config, scrubber: Scrubber) -> None:

@@ -18,10 +18,12 @@ from bot.delivery.outbox import Outbox
 from bot.delivery.postman import Postman
 from bot.delivery.transport_links import TransportLinks
 from bot.intake.routing import Routing
+from bot.invites import Invites
 from bot.lanes import ChatLanes
 from bot.runs.approvals import Approvals
 from bot.runs.brakes import Brakes
 from bot.runs.runner import Runner
+from roster.mcp.pool import McpPool
 from roster.providers import Providers
 from roster.roster import Roster
 from scheduler.service import Scheduler
@@ -52,6 +54,8 @@ class Deck:
     chat_models: ChatModels  # the model each chat picked for an agent (/model)
     vault: Vault
     routing: Routing
+    mcp: McpPool  # the MCP servers agents list; each started on first use
+    invites: Invites  # people added by `/invite` codes
     writer: WriteBehind  # the group-committing writes the outbox queues on
     outbox: Outbox
     links: TransportLinks  # each transport up, or retried (`bot.delivery.transport_links`)

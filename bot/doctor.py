@@ -3,9 +3,10 @@
 Checks, in order: the config (already loaded by the caller), what `bot.preflight`
 finds offline (agents' programs and directories, ports, users), the database
 (reachable, which schema), the master key and the stored secrets (do they decrypt?),
-each configured transport's credentials (Telegram `getMe`, Slack `auth.test`) and the
-model endpoint (`GET /models`). Nothing is started, created or migrated; every network
-call has a deadline. A check that cannot run because an earlier one failed says so.
+each configured transport's credentials (Telegram `getMe`, Slack `auth.test`), the
+model endpoint (`GET /models`) and each MCP server (started as the deck would start
+it, its tools listed, stopped again). Nothing else is started, created or migrated;
+every network call has a deadline. A check that cannot run because an earlier one failed says so.
 No model API key is a warning: the bot runs without one, its llm agents do not.
 """
 
@@ -25,6 +26,7 @@ from bot.preflight import preflight
 from bot.providers import model_settings, provider_settings
 from roster.errors import RosterError
 from roster.llm import ModelClient, ModelSettings
+from roster.mcp.pool import McpPool
 from roster.providers import DEFAULT, ModelName, parse_model
 from roster.refs import NoSecrets, SecretSource
 from roster.spec import LLMAgentSpec
@@ -35,6 +37,7 @@ from storage.migrations import HEAD_REVISION
 from storage.secrets import KeySource, MasterKeys, Vault, read_keys
 
 CHECK_SECONDS = 15.0
+MCP_TOOLS_SHOWN = 12
 
 
 __all__ = ["CheckStatus", "Finding", "examine", "failed"]
@@ -55,6 +58,10 @@ async def examine(config: Config) -> list[Finding]:
         findings.append(await _guarded("llm", _llm(config, secrets)))
         for name in config.llm.providers:
             findings.append(await _guarded(f"llm.{name}", _provider(config, secrets, name)))
+        findings += [
+            await _guarded(f"mcp {server.name}", _mcp(config, server.name, secrets))
+            for server in config.mcp_servers
+        ]
     finally:
         await db.engine.dispose()
     return findings
@@ -176,6 +183,23 @@ def _transports(config: Config) -> list[tuple[str, Probe]]:
 
         probes.append(("slack", slack))
     return probes
+
+
+# --- MCP servers ---------------------------------------------------------------------
+
+
+async def _mcp(config: Config, server: str, secrets: SecretSource) -> Finding:
+    """Start the server as the deck would (its env, its references), list its tools, stop it."""
+    pool = McpPool(
+        config.mcp_servers, policies=config.tool_policy, secrets=secrets, redact=secrets.redact
+    )
+    try:
+        tools = sorted(await pool.tools(server))
+    finally:
+        await pool.close()
+    shown = ", ".join(tools[:MCP_TOOLS_SHOWN]) + (" …" if len(tools) > MCP_TOOLS_SHOWN else "")
+    transport = pool.spec(server).transport
+    return ok(f"mcp {server}", f"{transport}: started; {len(tools)} tools: {shown or 'none'}")
 
 
 # --- model endpoint ------------------------------------------------------------------

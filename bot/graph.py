@@ -25,6 +25,7 @@ from bot.delivery.outbox import Outbox
 from bot.delivery.postman import Postman
 from bot.delivery.transport_links import TransportLinks
 from bot.intake.routing import routing_for
+from bot.invites import Invites
 from bot.jobruns import JobReports, JobRuns, report_delivered, scheduler_for
 from bot.providers import providers_for
 from bot.runs.approvals import Approvals
@@ -33,6 +34,7 @@ from bot.runs.breaker import Breaker
 from bot.runs.budget import Budgets
 from bot.runs.runner import Runner
 from bot.toolhost import ToolHost, toolbox_for
+from roster.mcp.pool import McpPool
 from roster.pricing import PriceTable
 from roster.roster import Roster
 from storage.audit import AuditLog
@@ -72,6 +74,7 @@ def build_graph(
     choices = ChatModels(db=db, clock=clock)
     prices = PriceTable(config.prices)
     access = Access(config.users, console_user=config.console.user, chat_roles=config.chat_roles())
+    invites = Invites(db=db, access=access, audit=audit, clock=clock)
     tasks = TaskSet()
 
     direct = Direct(redact=vault.redact)
@@ -141,6 +144,10 @@ def build_graph(
         scheduler=scheduler,
     )
     tools = toolbox_for(config, notes=memory, host=host)
+    # The configured MCP servers, none started yet; `secret:` in their env from the vault.
+    mcp = McpPool(
+        config.mcp_servers, policies=config.tool_policy, secrets=vault, redact=vault.redact
+    )
     roster.replace(
         Roster.build(
             config.agents,
@@ -150,6 +157,7 @@ def build_graph(
             prices=prices,
             bindings=config.secrets,
             choices=choices,
+            mcp=mcp,
         )
     )
     routing = routing_for(
@@ -171,6 +179,8 @@ def build_graph(
         chat_models=choices,
         vault=vault,
         routing=routing,
+        mcp=mcp,
+        invites=invites,
         writer=writer,
         outbox=outbox,
         links=links,

@@ -3,8 +3,9 @@
 For `agentdeck check` and `agentdeck doctor`: each command agent's program is on the
 PATH its children get (or is a file that exists) and its `cwd` is a directory; the
 dashboard's, the metrics' and the triggers' ports are free to listen on; a Telegram or
-Slack deck lists at least one `[[users]]` (otherwise nobody may use it). A port in use
-is a warning, not a failure: it may be this very deck, already running.
+Slack deck lists at least one `[[users]]` (otherwise nobody may use it); each stdio MCP
+server's program is there. A port in use is a warning, not a failure: it may be this
+very deck, already running.
 """
 
 from __future__ import annotations
@@ -23,7 +24,28 @@ REFERENCE_PREFIXES = ("env:", "secret:")
 
 def preflight(config: Config) -> list[Finding]:
     """The offline checks, in order: agents, ports, users."""
-    return [agents_finding(config), *ports_findings(config), users_finding(config)]
+    mcp = [mcp_finding(config)] if config.mcp_servers else []
+    return [agents_finding(config), *mcp, *ports_findings(config), users_finding(config)]
+
+
+def mcp_finding(config: Config) -> Finding:
+    """Each stdio MCP server's program is there and its `cwd` is a directory."""
+    problems = []
+    for server in config.mcp_servers:
+        if server.cwd is not None and not os.path.isdir(server.cwd):
+            problems.append(f"mcp server {server.name}: cwd {server.cwd} does not exist")
+        if not server.command:
+            continue
+        program = server.command[0]
+        declared = server.env.get("PATH", "")
+        path = declared if declared and not declared.startswith(REFERENCE_PREFIXES) else None
+        path = path or os.environ.get("PATH", "")
+        found = os.access(program, os.X_OK) if "/" in program else shutil.which(program, path=path)
+        if not found:
+            problems.append(f"mcp server {server.name}: command `{program}` not found")
+    if problems:
+        return fail("mcp servers", "; ".join(problems))
+    return ok("mcp servers", f"{len(config.mcp_servers)} configured: programs found")
 
 
 # --- agents --------------------------------------------------------------------------

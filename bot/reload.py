@@ -188,10 +188,12 @@ async def apply(deck: Deck, config: Config) -> None:
         prices=prices,
         bindings=config.secrets,
         choices=deck.chat_models,
+        mcp=deck.mcp,
     )
     router = router_for(config, providers=deck.providers, prices=prices)
     await deck.brakes.budgets.replace(config.budgets)  # may seed from the database first
     deck.roster.replace(agents)
+    deck.mcp.replace(config.mcp_servers, config.tool_policy)
     deck.access.replace(
         config.users, console_user=config.console.user, chat_roles=config.chat_roles()
     )

@@ -29,6 +29,7 @@ from bot.runs.runner import Origin, Runner
 from bot.text import bold, rich
 from bot.types import Outgoing
 from roster.errors import AgentNotFound, AgentUnavailable, ToolError
+from roster.mcp.spec import server_of
 from roster.roster import Roster
 from roster.toolkit.delegation import ARROW, Delegate, chain_of
 from roster.toolkit.jobs import JobBook
@@ -195,7 +196,10 @@ def toolbox_for(config: Config, *, notes: NoteStore, host: Host) -> ToolBox:
         files=host,
         max_hops=config.deck.max_hops,
     )
-    built = build_toolbox(services, declared=config.tools, policies=config.tool_policy)
+    # `<server>__<tool>` of an MCP server: its tools are known once it runs (`roster.mcp`).
+    servers = {server.name for server in config.mcp_servers}
+    policies = {k: v for k, v in config.tool_policy.items() if server_of(k) not in servers}
+    built = build_toolbox(services, declared=config.tools, policies=policies)
     for problem in built.problems:
         log.warning("tools: %s", problem)
     return built.toolbox

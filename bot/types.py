@@ -82,7 +82,8 @@ class Incoming:
     private: bool = True
     # The platform's delivery id (`telegram:<update_id>`), stored in the inbox.
     update_key: str | None = None
-    # Set by a transport that must answer the press itself (Telegram's callback query id).
+    # The platform's handle on a press: Telegram's callback query id (answered by the
+    # transport), Slack's trigger id (opens a form for the presser).
     press_id: str | None = None
     # Read back from the inbox: handled again after a restart, its replies may be out already.
     replayed: bool = False
@@ -101,6 +102,9 @@ class Incoming:
     # The attachments once fetched and saved for the agents (set by the dispatcher, on
     # the copy it hands on; never read back from the inbox).
     received: tuple[Received, ...] = ()
+    # The answer to a form the bot opened (`TextRequest.form`, e.g. Slack's modal): `text`
+    # is what was typed into it, alone, and it is never a message for an agent.
+    form: str = ""
 
     def to_json(self) -> dict[str, object]:
         """Plain JSON for the inbox, so an update can be handled again after a restart."""
@@ -124,6 +128,8 @@ class Incoming:
             data["unsupported"] = self.unsupported
         if self.attachments:
             data["attachments"] = [a.to_json() for a in self.attachments]
+        if self.form:
+            data["form"] = self.form
         return data
 
     @classmethod
@@ -145,6 +151,7 @@ class Incoming:
             outsider=str(data.get("outsider") or ""),
             unsupported=str(data.get("unsupported") or ""),
             attachments=tuple(Attachment.from_json(a) for a in data.get("attachments") or ()),
+            form=str(data.get("form") or ""),
         )
 
 
@@ -222,6 +229,33 @@ class Transport(Protocol):
 
     async def answer_press(self, press: Incoming, text: str, *, alert: bool) -> None:
         """Acknowledge a button press; `alert` when it was refused (a popup where possible)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class TextRequest:
+    """Ask the person who pressed a button for one line of text (a denial's reason).
+
+    The answer comes back as an `Incoming` whose `form` is this `form`; giving up (closing
+    the form) comes back as a press of `cancel`.
+    """
+
+    form: str
+    title: str  # a form's title (Slack: at most 24 characters)
+    prompt: Rich  # what the person reads
+    label: str  # the input's label
+    cancel: Button
+
+
+@runtime_checkable
+class AsksText(Protocol):
+    """A transport that can ask for text in its own way: Telegram a ForceReply on the
+    pressed message, Slack a modal (opened with the press's trigger)."""
+
+    answers_by_form: bool  # True: only the form's answer counts (not the next message)
+
+    async def ask_text(self, press: Incoming, request: TextRequest) -> MessageRef | None:
+        """Ask; the prompt message, if there is one to edit later."""
         ...
 
 

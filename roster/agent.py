@@ -214,8 +214,8 @@ def needs_approval(policy: Policy, argv: Sequence[str]) -> bool:
     """Apply a policy to a parsed argv (never shell text): does no allow rule match it?"""
     if policy.approval is ApprovalMode.NEVER:
         return False
-    if policy.approval is ApprovalMode.ALWAYS:
-        return True
+    if policy.approval in (ApprovalMode.ALWAYS, ApprovalMode.UNLESS_READ_ONLY):
+        return True  # only an MCP tool knows whether it is read-only (`roster.mcp.tool`)
     return not any(rule.matches(argv) for rule in policy.allow)
 
 

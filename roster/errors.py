@@ -10,7 +10,8 @@ RosterError(Exception)
 │   ├── CommandNotStarted         a command's program or working directory is missing
 │   └── BudgetExceeded            today's token or money budget is spent
 ├── ToolError                     a tool was called wrongly or failed
-│   └── EgressRefused             the egress policy refused where a call would go
+│   ├── EgressRefused             the egress policy refused where a call would go
+│   └── McpServerDown             an MCP server did not start, or stopped during a call
 ├── ReferenceNotFound(LookupError) an `env:` or `secret:` reference names nothing
 └── SecretNotAllowed(PermissionError) an agent used a secret its `secrets` list lacks
 """
@@ -67,6 +68,14 @@ class BudgetExceeded(AgentFailed):
 
 class ToolError(RosterError):
     pass
+
+
+class McpServerDown(ToolError):
+    """An MCP server cannot be reached now; it is started again on a later call."""
+
+    def __init__(self, server: str, why: str) -> None:
+        super().__init__(f"MCP server {server!r} is unavailable: {why}")
+        self.server = server
 
 
 class EgressRefused(ToolError):

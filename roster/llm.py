@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -44,12 +45,14 @@ from roster.refs import NoSecrets, SecretSource, resolve_arguments, secret_refer
 from roster.spec import LLMAgentSpec
 from roster.streaming import Stream
 from roster.summary import summarise
-from roster.tools import Tool, ToolCallContext, parse_arguments
+from roster.tools import Tool, ToolCallContext, ToolSource, parse_arguments
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
 
     from roster.providers import ModelChoices, Providers, Target
+
+log = logging.getLogger(__name__)
 
 Message = dict[str, Any]
 NOT_FOUND = 404
@@ -325,13 +328,15 @@ class LLMAgent(Agent):
         prices: PriceTable = NO_PRICES,
         egress: Egress | None = None,
         choices: ModelChoices | None = None,
+        more_tools: ToolSource | None = None,
     ) -> None:
         from roster.providers import NoChoices
 
         self.spec = spec
         self._providers = providers
         self._choices = choices or NoChoices()  # the model a chat switched this agent to
-        self._tools = dict(tools)
+        self._own_tools = dict(tools)
+        self._more_tools = more_tools  # MCP servers' tools: known once a server started
         self._prices = prices
         # Tool arguments resolve `secret:` through it; everything the model reads is
         # scrubbed by it, so a model never sees a secret's value.
@@ -345,7 +350,20 @@ class LLMAgent(Agent):
         """The models a request in `chat` tries, in order (the chat's /model choice first)."""
         return self._providers.chain(self.spec, await self._choices.chosen(chat, self.name))
 
+    @property
+    def _tools(self) -> dict[str, Tool]:
+        if self._more_tools is None:
+            return self._own_tools
+        return {**self._own_tools, **self._more_tools.current()}
+
+    async def _refresh_tools(self) -> None:
+        """Start the MCP servers this agent lists (the first run after a start or a crash)."""
+        if self._more_tools is not None:
+            for problem in await self._more_tools.refresh():
+                log.warning("agent %s: %s", self.name, problem)
+
     async def start(self, request: AgentRequest, ctx: RunContext) -> Outcome:
+        await self._refresh_tools()
         messages = self._opening(request)
         documents = attachments.text_blocks(request.files)
         if documents:
@@ -360,6 +378,7 @@ class LLMAgent(Agent):
     async def resume(
         self, request: AgentRequest, state: dict[str, Any], decision: Decision, ctx: RunContext
     ) -> Outcome:
+        await self._refresh_tools()
         messages: list[Message] = state["messages"]
         pending = [ToolRequest(**call) for call in state["pending"]]
         first, rest = pending[0], pending[1:]

@@ -10,6 +10,7 @@ from roster.command import CommandAgent
 from roster.egress import Egress, SecretBinding
 from roster.errors import AgentNotFound, AgentUnavailable
 from roster.llm import LLMAgent
+from roster.mcp.pool import AgentTools, McpPool
 from roster.pricing import NO_PRICES, PriceTable
 from roster.providers import ModelChoices, Providers
 from roster.refs import AllowedSecrets, SecretSource
@@ -33,14 +34,22 @@ class Roster:
         prices: PriceTable = NO_PRICES,
         bindings: Iterable[SecretBinding] = (),
         choices: ModelChoices | None = None,
+        mcp: McpPool | None = None,
     ) -> Roster:
         """The agents of `specs`; `bindings` (`[[secrets]]`) say where secrets may go,
-        `choices` which model each chat picked for an llm agent (`/model`)."""
+        `choices` which model each chat picked for an llm agent (`/model`), `mcp` holds
+        the MCP servers llm agents may list."""
         models = _Models(providers, choices)
         bound = tuple(bindings)
         return cls(
             _make_agent(
-                spec, models=models, tools=tools, secrets=secrets, prices=prices, bound=bound
+                spec,
+                models=models,
+                tools=tools,
+                secrets=secrets,
+                prices=prices,
+                bound=bound,
+                mcp=mcp,
             )
             for spec in specs
         )
@@ -105,6 +114,7 @@ def _make_agent(
     secrets: SecretSource,
     prices: PriceTable,
     bound: tuple[SecretBinding, ...],
+    mcp: McpPool | None,
 ) -> Agent:
     allowed = AllowedSecrets(secrets, agent=spec.name, allowed=spec.secrets)
     if isinstance(spec, CommandAgentSpec):
@@ -118,6 +128,7 @@ def _make_agent(
             secrets=allowed,
             prices=prices,
             egress=Egress.of(bound, spec.private_networks),
+            more_tools=AgentTools(mcp, spec.mcp, spec.mcp_tools) if mcp and spec.mcp else None,
         )
     if isinstance(spec, EchoAgentSpec):
         return EchoAgent(spec)

@@ -26,6 +26,8 @@ class ApprovalMode(StrEnum):
     NEVER = "never"
     ALWAYS = "always"
     RULES = "rules"  # run unasked when the argv matches an `allow` rule
+    # MCP tools: run unasked when the server marks the tool read-only (`readOnlyHint`).
+    UNLESS_READ_ONLY = "unless-read-only"
 
 
 class MemoryScope(StrEnum):
@@ -219,6 +221,21 @@ class LLMAgentSpec(AgentBase):
     # Addresses that are not public (loopback, private, link-local, metadata) its tools
     # may reach, e.g. ["10.0.0.0/8", "127.0.0.1"]; refused otherwise (`roster.egress`).
     private_networks: tuple[IPvAnyNetwork, ...] = ()
+    # `[[mcp_servers]]` whose tools the model is offered (`<server>__<tool>`), and, when
+    # given, only these of them (`mcp_tools = ["time__get_current_time"]`).
+    mcp: tuple[str, ...] = ()
+    mcp_tools: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _mcp_tools_come_from_listed_servers(self) -> LLMAgentSpec:
+        for name in self.mcp_tools:
+            server, sep, tool = name.partition("__")
+            if not (sep and tool) or server not in self.mcp:
+                raise ValueError(
+                    f"mcp_tools: {name!r} is not `<server>__<tool>` of a server in `mcp` "
+                    f"({', '.join(self.mcp) or 'none listed'})"
+                )
+        return self
 
 
 AgentSpec = Annotated[EchoAgentSpec | CommandAgentSpec | LLMAgentSpec, Field(discriminator="kind")]

@@ -205,6 +205,18 @@ class RecallTool(Tool):
         return "\n".join(f"- {row.text}" for row in rows) or "no notes"
 
 
+class ToolSource(Protocol):
+    """Tools that come and go while the bot runs (an MCP server's): `refresh` before use."""
+
+    async def refresh(self) -> list[str]:
+        """Bring the tools up to date (start a server); what failed, in words."""
+        ...
+
+    def current(self) -> Mapping[str, Tool]:
+        """The tools as last refreshed."""
+        ...
+
+
 class ToolBox:
     """The tools that exist; each agent gets the subset its `tools` list allows."""
 

@@ -368,3 +368,26 @@ class TriggerDelivery(SQLModel, table=True):
         default=DeliveryState.RECEIVED, sa_column=Column(String(20), nullable=False, index=True)
     )
     received_at: datetime = _when(index=True)
+
+
+class Invite(SQLModel, table=True):
+    """A one-time pairing code made by `/invite`: only its SHA-256 is kept, never the code."""
+
+    __tablename__ = "invites"
+    id: str = Field(primary_key=True, max_length=64)  # sha256 hex of the normalised code
+    role: str = Field(max_length=20)
+    created_by: str = Field(max_length=200)
+    created_at: datetime = _when()
+    expires_at: datetime = _when(index=True)
+    used_by: str | None = Field(default=None, max_length=200)
+    used_at: datetime | None = _when(nullable=True)
+
+
+class InvitedUser(SQLModel, table=True):
+    """Someone added by redeeming an invite: a role beside `[[users]]` (which wins)."""
+
+    __tablename__ = "invited_users"
+    id: str = Field(primary_key=True, max_length=200)  # `telegram:123`, `slack:U024BE7LH`
+    role: str = Field(max_length=20)
+    invited_by: str = Field(max_length=200)
+    added_at: datetime = _when()

@@ -1,5 +1,8 @@
 """Deny with reason: only plain text is a reason; the wait ends by itself or by Cancel.
 
+Telegram asks with a ForceReply on the card's message; the card says whose reason it
+waits for, with a Cancel button. Someone else's reply is not the reason.
+
 The attack: after "Deny with reason", an admin's next message `/secret set X value` was
 taken as the reason; the value was stored in `approvals.reason`, `runs.output` and the
 audit log, and the secret was never set.
@@ -30,6 +33,8 @@ from tests.support.config import make_config
 from tests.support.telegram import ADMIN
 from tests.support.waiting import eventually
 
+OTHER = 1002
+GROUP = -100555
 VALUE = "hunter2-Reason-Leak-93e1"
 CONFIG = f"""
 [deck]
@@ -39,6 +44,9 @@ token = "env:TG_TOKEN"
 base_url = "BASE_URL"
 [[users]]
 id = "telegram:{ADMIN}"
+role = "admin"
+[[users]]
+id = "telegram:{OTHER}"
 role = "admin"
 [[agents]]
 name = "echo"
@@ -59,8 +67,8 @@ async def running(fake: FakeTelegram, clock: FakeClock | None = None) -> AsyncIt
         yield deck
 
 
-def said(fake: FakeTelegram, needle: str) -> bool:
-    return any(needle in text for text in fake.sent_texts(ADMIN))
+def said(fake: FakeTelegram, needle: str, chat: int = ADMIN) -> bool:
+    return any(needle in text for text in fake.sent_texts(chat))
 
 
 def message_id(fake: FakeTelegram, needle: str) -> int:
@@ -68,21 +76,78 @@ def message_id(fake: FakeTelegram, needle: str) -> int:
     return found
 
 
-def button(fake: FakeTelegram, mid: int, label: str) -> str:
-    keyboard = fake.messages[(ADMIN, mid)]["reply_markup"]["inline_keyboard"]
+def button(fake: FakeTelegram, mid: int, label: str, chat: int = ADMIN) -> str:
+    keyboard = fake.messages[(chat, mid)]["reply_markup"]["inline_keyboard"]
     (data,) = [str(b["callback_data"]) for row in keyboard for b in row if b["text"] == label]
     return data
 
 
-async def deny_with_reason(deck: Deck, fake: FakeTelegram) -> str:
+async def deny_with_reason(deck: Deck, fake: FakeTelegram, chat: int = ADMIN) -> str:
     """Ask for a gated command, press "Deny with reason"; the approval id."""
-    fake.user_says("/ask shell echo deploy", user=ADMIN)
-    await fake.wait_until(lambda: said(fake, "Approval needed"))
+    fake.user_says("/ask shell echo deploy", user=ADMIN, chat=chat)
+    await fake.wait_until(lambda: said(fake, "Approval needed", chat))
     card = message_id(fake, "Approval needed")
-    approval = str(fake.messages[(ADMIN, card)]["text"]).split("(", 1)[1].split(")", 1)[0]
-    fake.press(button(fake, card, "Deny with reason"), message_id=card, chat=ADMIN, user=ADMIN)
-    await fake.wait_until(lambda: said(fake, "send the reason for denying"))
+    approval = str(fake.messages[(chat, card)]["text"]).split("(", 1)[1].split(")", 1)[0]
+    deny = button(fake, card, "Deny with reason", chat)
+    fake.press(deny, message_id=card, chat=chat, user=ADMIN)
+    await fake.wait_until(lambda: said(fake, "reply with the reason for denying", chat))
+    await fake.wait_until(
+        lambda: "Waiting for a reason from" in fake.messages[(chat, card)]["text"]
+    )
     return approval
+
+
+def prompt_of(fake: FakeTelegram, chat: int = ADMIN) -> int:
+    return message_id(fake, "reply with the reason for denying")
+
+
+async def test_the_prompt_is_a_force_reply_to_the_card_which_says_whose_reason_it_awaits(
+    fake_telegram: FakeTelegram,
+) -> None:
+    async with running(fake_telegram) as deck:
+        approval = await deny_with_reason(deck, fake_telegram)
+        card = message_id(fake_telegram, "Approval needed")
+        prompt = prompt_of(fake_telegram)
+        force = fake_telegram.force_replies[(ADMIN, prompt)]
+        assert force["force_reply"] is True
+        assert force["selective"] is True
+        assert fake_telegram.messages[(ADMIN, prompt)]["reply_to_message"]["message_id"] == card
+        shown = fake_telegram.messages[(ADMIN, card)]
+        assert f"Waiting for a reason from telegram:{ADMIN}…" in shown["text"]
+        assert button(fake_telegram, card, "Cancel") == f"reason|{approval}"
+        fake_telegram.user_says("not today", user=ADMIN, reply_to=prompt)
+        await fake_telegram.wait_until(
+            lambda: (
+                f"Denied by telegram:{ADMIN} at" in fake_telegram.messages[(ADMIN, card)]["text"]
+            )
+        )
+        assert await stored(deck, approval) == "not today"
+
+
+async def test_someone_elses_reply_to_the_prompt_is_not_the_reason(
+    fake_telegram: FakeTelegram,
+) -> None:
+    async with running(fake_telegram) as deck:
+        approval = await deny_with_reason(deck, fake_telegram, chat=GROUP)
+        prompt = prompt_of(fake_telegram, GROUP)
+        fake_telegram.user_says("hijacked reason", user=OTHER, chat=GROUP, reply_to=prompt)
+        await fake_telegram.wait_until(lambda: said(fake_telegram, "echo: hijacked reason", GROUP))
+        assert await status(deck, approval) == "pending"
+        fake_telegram.user_says("the real one", user=ADMIN, chat=GROUP, reply_to=prompt)
+        await fake_telegram.wait_until(lambda: said(fake_telegram, "the real one", GROUP))
+        assert await stored(deck, approval) == "the real one"
+
+
+async def stored(deck: Deck, approval: str) -> str | None:
+    async def decided() -> Approval:
+        while True:
+            row = await deck.approvals.get(approval)
+            if row is not None and row.status != "pending":
+                return row
+            await asyncio.sleep(0.05)
+
+    async with asyncio.timeout(5):
+        return (await decided()).reason
 
 
 async def status(deck: Deck, approval: str) -> str:
@@ -135,19 +200,26 @@ async def test_the_wait_ends_after_a_few_minutes_and_the_approval_stays_open(
         assert "reply_markup" not in fake_telegram.messages[(ADMIN, prompt)]
         assert await status(deck, approval) == "pending"
         assert said(fake_telegram, "still open")
+        card = message_id(fake_telegram, "Approval needed")
+        assert "Waiting for a reason" not in fake_telegram.messages[(ADMIN, card)]["text"]
+        labels = fake_telegram.messages[(ADMIN, card)]["reply_markup"]["inline_keyboard"]
+        assert "Cancel" not in str(labels)
 
 
 async def test_cancel_on_the_prompt_ends_the_wait(fake_telegram: FakeTelegram) -> None:
     async with running(fake_telegram) as deck:
         approval = await deny_with_reason(deck, fake_telegram)
-        prompt = message_id(fake_telegram, "send the reason for denying")
-        cancel = button(fake_telegram, prompt, "Cancel")
-        fake_telegram.press(cancel, message_id=prompt, chat=ADMIN, user=ADMIN)
+        card = message_id(fake_telegram, "Approval needed")
+        cancel = button(fake_telegram, card, "Cancel")
+        fake_telegram.press(cancel, message_id=card, chat=ADMIN, user=ADMIN)
         await fake_telegram.wait_until(lambda: said(fake_telegram, "Cancelled"))
         fake_telegram.user_says("just chatting", user=ADMIN)
         await fake_telegram.wait_until(lambda: said(fake_telegram, "echo: just chatting"))
         assert await status(deck, approval) == "pending"
-        fake_telegram.press(cancel, message_id=prompt, chat=ADMIN, user=ADMIN)  # again
+        await fake_telegram.wait_until(
+            lambda: "Waiting for" not in fake_telegram.messages[(ADMIN, card)]["text"]
+        )
+        fake_telegram.press(cancel, message_id=card, chat=ADMIN, user=ADMIN)  # again
         answers = await fake_telegram.wait_for("answerCallbackQuery", 3)
         assert "no reason" in answers[-1].params["text"].lower()
 
@@ -204,7 +276,10 @@ async def test_a_reason_cut_by_kill_9_is_not_handled_again_after_the_restart(
         card = message_id(fake_telegram, "Approval needed")
         deny = button(fake_telegram, card, "Deny with reason")
         fake_telegram.press(deny, message_id=card, chat=ADMIN, user=ADMIN)
-        await fake_telegram.wait_until(lambda: said(fake_telegram, "send the reason"), 20)
+        await fake_telegram.wait_until(lambda: said(fake_telegram, "reply with the reason"), 20)
+        await fake_telegram.wait_until(
+            lambda: "Waiting for" in fake_telegram.messages[(ADMIN, card)]["text"], 20
+        )
         fake_telegram.hold("editMessageText")  # the card's edit, after the decision is stored
         fake_telegram.user_says("not-on-a-friday", user=ADMIN)
         await fake_telegram.wait_until(lambda: "editMessageText" in fake_telegram.waiting, 20)

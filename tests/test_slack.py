@@ -140,10 +140,12 @@ async def test_slash_commands_open_a_thread(fake_slack: FakeSlack) -> None:
         await slack.command("")
         bare = await fake_slack.wait_for_text("<@UOP> `/deck`")
         (usage,) = await fake_slack.wait_for(
-            lambda f: [t for t in replies(f, "C1", bare.ts) if "/ask" in t]
+            lambda f: [t for t in replies(f, "C1", bare.ts) if "/deck ask" in t]
         )
-        assert usage.startswith("*Commands*\n`/agents` the roster"), usage  # the bare command: help
-        assert "`/ask &lt;agent&gt; &lt;text&gt;` ask one agent" in usage
+        assert usage.startswith("*Commands*\n`/deck agents` the roster"), (
+            usage
+        )  # the bare command: help
+        assert "`/deck ask &lt;agent&gt; &lt;text&gt;` ask one agent" in usage
 
 
 async def test_slash_command_where_the_bot_is_not_a_member(fake_slack: FakeSlack) -> None:

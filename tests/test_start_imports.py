@@ -27,6 +27,7 @@ NOT_AT_START = (
     "slack_sdk",
     "alembic",
     "openai",
+    "mcp",
     "jsonschema",
     "cryptography",
     "httpx._main",

@@ -3,42 +3,31 @@
 from __future__ import annotations
 
 from bot import markdown
-from bot.commands import command
+from bot.commands import command, invites
 from bot.commands.context import CommandContext
 from bot.config import Role
+from bot.deck import Deck
 from bot.intake import actions
+from bot.intake.welcome import welcome
 from bot.text import Piece, bold, code
 from roster.errors import AgentNotFound
+from roster.spec import LLMAgentSpec
 
 
-@command("start", role=Role.VIEWER, help="who I am and what you may do here", immediate=True)
+@command(
+    "start",
+    role=Role.VIEWER,
+    help="who I am and what you may do here (`/start <code>` redeems an invite)",
+    usage="[code]",
+    immediate=True,
+    private_args=True,  # an invite code: never stored in the inbox, never echoed on Slack
+)
 async def start(ctx: CommandContext) -> None:
     """The first thing every Telegram user sends: a welcome that says how to begin."""
-    deck = ctx.deck
-    lines: list[Piece] = [
-        "Hello, I am ",
-        bold("agentdeck"),
-        ", a bot that runs agents for this team. You are ",
-        bold(f"{ctx.role.value}"),
-        f" here ({ctx.user}).\n",
-    ]
-    if ctx.role.allows(Role.OPERATOR):
-        usable = [a.name for a in deck.roster if deck.roster.unavailable_reason(a) is None]
-        default = actions.agent_for(deck, ctx.incoming.chat)
-        lines += [
-            "Agents you may use: ",
-            ", ".join(usable) or "none right now",
-            f".\nSend plain text to talk to {default}, ",
-            code("@agent text"),
-            " or ",
-            code("/ask agent text"),
-            " to pick another.\n",
-        ]
-    else:
-        lines.append("You may read what goes on (/status, /runs, /jobs, /cost); ")
-        lines.append("an admin can make you an operator to talk to agents.\n")
-    lines += [code("/help"), " lists every command you may use."]
-    await ctx.reply(*lines)
+    if ctx.args:
+        await invites.join(ctx)
+        return
+    await ctx.reply(*welcome(ctx.deck, ctx.incoming, ctx.role))
 
 
 @command("help", role=Role.VIEWER, help="what I can do")
@@ -61,7 +50,26 @@ async def agents(ctx: CommandContext) -> None:
         state = f"unavailable: {reason}" if reason else "ready"
         kind = getattr(agent.spec, "kind", "?")
         lines += [bold(agent.name), f" ({kind}, {state}) {agent.spec.description}\n"]
+        lines += tool_lines(ctx.deck, agent.spec)
     await ctx.reply(*lines)
+
+
+def tool_lines(deck: Deck, spec: object) -> list[Piece]:
+    """An llm agent's tools by source: its own list, then each MCP server's."""
+    if not isinstance(spec, LLMAgentSpec):
+        return []
+    lines: list[Piece] = []
+    if spec.tools:
+        lines.append(f"  tools: {', '.join(spec.tools)}\n")
+    for server in spec.mcp:
+        known = [
+            name
+            for name in sorted(deck.mcp.known(server))
+            if not spec.mcp_tools or name in spec.mcp_tools
+        ]
+        listed = ", ".join(known) or "listed once it starts (first use)"
+        lines.append(f"  mcp {server}: {listed}\n")
+    return lines
 
 
 @command("ask", role=Role.OPERATOR, help="ask one agent", usage="<agent> <text>", with_agents=True)

@@ -20,7 +20,10 @@ async def approvals(ctx: CommandContext) -> None:
     lines: list[Piece] = [bold("Pending approvals"), "\n"]
     for row in pending:
         action = describe(Action.from_json(row.action))
-        lines += [code(row.id), f" {row.agent}: {action} (asked by {row.requested_by})\n"]
+        lines += [
+            code(row.id),
+            f" {row.agent}: {action} (asked by {ctx.deck.access.display(row.requested_by)})\n",
+        ]
     await ctx.reply(*lines)
 
 

@@ -9,22 +9,27 @@ stage does not import `bot.deck`.
 
 from __future__ import annotations
 
+import logging
 from typing import Protocol
 
 from bot import messages
+from bot.access import Access
 from bot.config import Config, Role
 from bot.delivery.postman import Postman
+from bot.errors import TransportError
 from bot.intake.routing import Answered, Chosen, Routing
 from bot.runs import reasons
 from bot.runs.approvals import Approvals, DecisionResult
 from bot.runs.runner import Origin, Runner
 from bot.text import Piece, bold, rich
-from bot.types import Incoming, Outgoing
+from bot.types import AsksText, Incoming, Outgoing
 from roster.agent import Received
 from roster.errors import AgentNotFound, AgentUnavailable
 from roster.roster import Roster
 from storage.audit import AuditLog
 from storage.tasks import TaskSet
+
+log = logging.getLogger(__name__)
 
 
 class Parts(Protocol):
@@ -32,6 +37,7 @@ class Parts(Protocol):
 
     config: Config
     roster: Roster
+    access: Access
     audit: AuditLog
     postman: Postman
     runner: Runner
@@ -161,10 +167,7 @@ async def decide(
     elif verdict.decision is None:  # the card shows decisions; say the rest in chat
         await reply(deck, incoming, verdict.message)
     if verdict.asks_reason:
-        wait = deck.approvals.reasons.start(
-            approval_id, chat=incoming.chat, user=incoming.user, thread=incoming.thread
-        )
-        await reasons.post_prompt(deck.postman, wait)
+        await ask_reason(deck, incoming, approval_id)
     if verdict.approval is None or verdict.decision is None:
         return verdict
     resume = deck.runner.resume(verdict.approval, verdict.decision)
@@ -172,8 +175,33 @@ async def decide(
     return verdict
 
 
+async def ask_reason(deck: Parts, incoming: Incoming, approval_id: str) -> None:
+    """Ask the presser for the reason the platform's way; the card says whose it awaits."""
+    wait = deck.approvals.reasons.start(
+        approval_id, chat=incoming.chat, user=incoming.user, thread=incoming.thread
+    )
+    transport = deck.postman.transport_for(incoming.chat)
+    if isinstance(transport, AsksText) and incoming.press is not None:
+        request = reasons.request_for(wait, deck.access.display(incoming.user))
+        try:
+            wait.prompt = await transport.ask_text(incoming, request)
+        except TransportError as exc:
+            log.warning("could not ask for the reason of %s: %s", approval_id, exc)
+            deck.approvals.reasons.cancel(
+                chat=incoming.chat, user=incoming.user, approval_id=approval_id
+            )
+            said = f"Could not ask for a reason here; /deny {approval_id} <reason> works too."
+            await deck.postman.answer_press(incoming, said, alert=True)
+            return
+        wait.by_form = transport.answers_by_form
+    else:
+        await reasons.post_prompt(deck.postman, wait)
+    await deck.approvals.redraw(approval_id, waiting_for=incoming.user)
+
+
 async def cancel_reason(deck: Parts, incoming: Incoming) -> None:
-    """Cancel on a reason prompt: the wait ends; the approval stays as it is."""
+    """Cancel on a reason prompt or the card (or a closed form): the wait ends; the
+    approval stays as it is."""
     assert incoming.press is not None
     wait = deck.approvals.reasons.cancel(
         chat=incoming.chat, user=incoming.user, approval_id=incoming.press.value
@@ -183,6 +211,14 @@ async def cancel_reason(deck: Parts, incoming: Incoming) -> None:
         return
     await deck.postman.answer_press(incoming, "Cancelled.", alert=False)
     await reasons.close_prompt(deck.postman, wait, "Cancelled: no reason will be taken.")
+    await deck.approvals.redraw(wait.approval_id)
+
+
+async def stale_form(deck: Parts, incoming: Incoming) -> None:
+    """A form's answer nobody waits for (from someone else, too late, a command): refused
+    to the sender alone, audited, and never handed to an agent."""
+    deck.audit.record(incoming.user, "reason.refused", incoming.form, chat=incoming.chat)
+    await deck.postman.answer_press(incoming, reasons.NOT_AWAITED, alert=True)
 
 
 async def sweep_approvals(deck: Parts) -> None:
@@ -196,6 +232,7 @@ async def sweep_approvals(deck: Parts) -> None:
         await reasons.close_prompt(
             deck.postman, wait, f"No reason came within {minutes:g} minutes."
         )
+        await deck.approvals.redraw(wait.approval_id)
 
 
 async def resume_decided(deck: Parts) -> int:

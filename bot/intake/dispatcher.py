@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from bot import logs, messages
-from bot.commands import Commands, CommandSpec, keeps_args_private
+from bot.commands import Commands, CommandSpec, keeps_args_private, spec_of
 from bot.commands.context import CommandContext
 from bot.config import Role
 from bot.deck import Deck
@@ -23,6 +23,7 @@ from bot.delivery import sendkeys
 from bot.intake import actions, files, voice
 from bot.intake.ratelimit import RateLimit
 from bot.intake.routing import ROUTE_ACTION
+from bot.intake.welcome import joined_text
 from bot.lanes import commands_lane
 from bot.runs.cards import ACTION_ID, parse_press
 from bot.runs.reasons import CANCEL_ACTION
@@ -56,11 +57,16 @@ class Dispatcher:
         role = self.deck.access.role(incoming.user, incoming.chat)
         admitted = self.deck.access.admits(incoming.user, incoming.chat, incoming.outsider)
         if role is None or not admitted:
-            self._spawn(incoming, self._refuse_stranger(incoming, incoming.outsider))
+            if (code := self._invite_code(incoming)) is not None:
+                self._spawn(incoming, self._join(incoming, code))
+            else:
+                self._spawn(incoming, self._refuse_stranger(incoming, incoming.outsider))
         elif incoming.press is not None:
             self._spawn(incoming, self._press(incoming, role))
         elif (approval_id := self.deck.approvals.reasons.take(incoming)) is not None:
             self._spawn(incoming, self._deny_with(incoming, approval_id))
+        elif incoming.form:  # an answer to a form nobody waits for: never for an agent
+            self._spawn(incoming, actions.stale_form(self.deck, incoming))
         elif not self._rate.allow(incoming.user):
             self._spawn(incoming, self._slow_down(incoming))
         elif incoming.unsupported:
@@ -158,6 +164,25 @@ class Dispatcher:
             return
         reason = incoming.text.strip()[:500]
         await actions.decide(self.deck, incoming, approval_id, "deny", reason)
+
+    def _invite_code(self, incoming: Incoming) -> str | None:
+        """The code of a stranger's `/start <code>`; None for anything else. Someone the
+        platform says is outside our organisation (another Slack workspace) cannot join."""
+        if incoming.press is not None or incoming.outsider:
+            return None
+        text = incoming.text.strip()
+        spec = spec_of(text, self._commands)
+        if spec is None or spec.name != "start":
+            return None
+        code = text.partition(" ")[2].strip()
+        return code or None
+
+    async def _join(self, incoming: Incoming, code: str) -> None:
+        """A stranger redeems an invite: added with its role, or told it does not work."""
+        if not await self._claimed(incoming):
+            return
+        joined = await self.deck.invites.redeem(incoming.user, code)
+        await self._reply(incoming, *joined_text(self.deck, incoming, joined))
 
     async def _claimed(self, incoming: Incoming) -> bool:
         """Mark the update handled, durably, before a command that acts once acts."""

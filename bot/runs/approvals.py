@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from bot.access import Access
 from bot.delivery.postman import Postman
 from bot.runs.cards import Choice, card, outcome_card
-from bot.runs.reasons import REASON_PROMPT, ReasonWaits
+from bot.runs.reasons import REASON_PROMPT, ReasonWaits, waiting_card
 from bot.types import MessageRef, Outgoing, Queued
 from roster.agent import Decision, NeedsApproval
 from storage.approvals import CONVERSATION, ApprovalStore
@@ -79,7 +79,7 @@ class Approvals:
 
     async def post_card(self, approval: Approval, chat: str | None = None) -> None:
         """Post the card (again, or to another chat) and remember where it is."""
-        message = card(approval)
+        message = card(approval, self._access.display)
         if chat is not None:
             message = Outgoing(chat=chat, text=message.text, buttons=message.buttons)
         try:
@@ -155,7 +155,7 @@ class Approvals:
         self._audit.record(
             user, "approval.vote", approval.id, votes=len(votes), quorum=approval.quorum
         )
-        await self._edit_cards(approval, card(approval))
+        await self._edit_cards(approval, card(approval, self._access.display))
         return DecisionResult(f"Vote counted: {len(votes)} of {approval.quorum}.", refused=False)
 
     async def _settle(
@@ -180,7 +180,7 @@ class Approvals:
         self._audit.record(
             user, f"approval.{state}", approval.id, agent=approval.agent, reason=reason
         )
-        await self._edit_cards(approval, outcome_card(approval))
+        await self._edit_cards(approval, outcome_card(approval, self._access.display))
         self._posted.pop(approval.id, None)
         decision = Decision(approved=state is ApprovalState.APPROVED, by=user, reason=reason)
         return DecisionResult(f"{state.capitalize()}.", approval, decision, refused=False)
@@ -227,6 +227,19 @@ class Approvals:
     async def decided_unresumed(self) -> list[tuple[Approval, Decision]]:
         """Decisions a crash kept from their runs (`resume` takes each run once)."""
         return [(row, decision_of(row)) for row in await self._store.decided_unresumed()]
+
+    async def redraw(self, approval_id: str, *, waiting_for: str | None = None) -> None:
+        """Show a still pending card again: with "waiting for a reason from …" and Cancel
+        while `waiting_for` is asked for one, else as it was (a wait ended, nothing decided)."""
+        async with self._lock:  # a decision taken meanwhile keeps its outcome on the card
+            approval = await self.get(approval_id)
+            if approval is None or approval.status != ApprovalState.PENDING:
+                return
+            names = self._access.display
+            shown = card(approval, names)
+            if waiting_for is not None:
+                shown = waiting_card(approval, names, waiting_for)
+            await self._edit_cards(approval, shown)
 
     async def get(self, approval_id: str) -> Approval | None:
         return await self._store.get(approval_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 
 from bot.text import Piece, bold, code, pre, rich
 from bot.types import Button, ButtonStyle, Outgoing
@@ -25,6 +26,13 @@ LEFT_SAID = {
 }
 
 
+Names = Callable[[str], str]  # a user id -> how a card names them (`Access.display`)
+
+
+def as_id(user: str) -> str:
+    return user
+
+
 class Choice:
     """The button values after `<approval id>:`."""
 
@@ -34,21 +42,22 @@ class Choice:
     DENY_WITH_REASON = "reason"
 
 
-def card(approval: Approval) -> Outgoing:
+def card(approval: Approval, names: Names = as_id) -> Outgoing:
+    """The card an approver decides on: who asks, the exact action, who may decide."""
     if is_rerun(approval):
-        return rerun_card(approval)
+        return rerun_card(approval, names)
     action = Action.from_json(approval.action)
     pieces: list[Piece] = [
         bold("Approval needed"),
         f" ({approval.id})\n",
-        f"{approval.requested_by} asks agent ",
+        f"{names(approval.requested_by)} asks agent ",
         bold(approval.agent),
         " to run:\n",
         pre(describe(action)),
     ]
     if approval.preview:
         pieces += ["Preview:\n", pre(approval.preview[-PREVIEW_CHARS:])]
-    pieces.append(_terms(approval))
+    pieces.append(_terms(approval, names))
     return Outgoing(
         chat=approval.chat_id,
         thread=approval.thread_id,
@@ -69,12 +78,18 @@ def buttons(approval_id: str) -> tuple[Button, ...]:
     )
 
 
-def _terms(approval: Approval) -> str:
-    return " ".join([f"Expires {approval.expires_at:%Y-%m-%d %H:%M} UTC.", *_who(approval)])
+def _terms(approval: Approval, names: Names) -> str:
+    expires = f"Expires {approval.expires_at:%Y-%m-%d %H:%M} UTC."
+    return " ".join([expires, *_who(approval, names)])
 
 
-def _who(approval: Approval) -> list[str]:
-    terms = []
+def approvers_line(approval: Approval, names: Names = as_id) -> str:
+    """`approvers: admin, Bob (telegram:1002)`: roles by name, people by name and id."""
+    return "approvers: " + ", ".join(names(who) for who in approval.approvers)
+
+
+def _who(approval: Approval, names: Names) -> list[str]:
+    terms = [f"\n{approvers_line(approval, names)}."] if approval.approvers else []
     if approval.quorum > 1:
         terms.append(f"Needs {approval.quorum} approvers ({len(approval.votes)} so far).")
     if approval.policy.get("self_approval") is False:
@@ -82,15 +97,22 @@ def _who(approval: Approval) -> list[str]:
     return terms
 
 
-def outcome_card(approval: Approval) -> Outgoing:
-    if is_rerun(approval):
-        return rerun_outcome(approval)
-    action = Action.from_json(approval.action)
+def _deciders(approval: Approval, names: Names) -> tuple[str, str]:
+    """(who decided: the voters for an approval, when) as the outcome says them."""
     when = f"{approval.decided_at:%Y-%m-%d %H:%M:%S} UTC" if approval.decided_at else ""
-    by = ", ".join(approval.votes) if approval.votes else approval.decided_by
+    voters = approval.votes or [approval.decided_by or ""]
+    return ", ".join(names(v) for v in voters), when
+
+
+def outcome_card(approval: Approval, names: Names = as_id) -> Outgoing:
+    if is_rerun(approval):
+        return rerun_outcome(approval, names)
+    action = Action.from_json(approval.action)
+    by, when = _deciders(approval, names)
+    denier = names(approval.decided_by or "")
     verdict = {
         ApprovalState.APPROVED: f"Approved by {by} at {when}",
-        ApprovalState.DENIED: f"Denied by {approval.decided_by} at {when}",
+        ApprovalState.DENIED: f"Denied by {denier} at {when}",
         ApprovalState.EXPIRED: f"Expired at {when}; nothing ran",
     }.get(ApprovalState(approval.status), str(approval.status))
     if approval.scope == "conversation":
@@ -119,30 +141,30 @@ def cut_short(approval: Approval) -> Piece:
     )
 
 
-def rerun_card(approval: Approval) -> Outgoing:
+def rerun_card(approval: Approval, names: Names = as_id) -> Outgoing:
     """The report of a run a crash cut short, with the button that runs it again."""
     until = f"An approver can run it again until {approval.expires_at:%Y-%m-%d %H:%M} UTC."
-    terms = " ".join([until, *_who(approval)])
+    terms = " ".join([until, *_who(approval, names)])
     text = rich(bold(approval.agent), ": ", cut_short(approval), "\n", terms)
     again = Button("Run again", ACTION_ID, f"{approval.id}:{Choice.APPROVE}", ButtonStyle.PRIMARY)
     return Outgoing(chat=approval.chat_id, thread=approval.thread_id, text=text, buttons=(again,))
 
 
-def rerun_outcome(approval: Approval) -> Outgoing:
-    when = f"{approval.decided_at:%Y-%m-%d %H:%M:%S} UTC" if approval.decided_at else ""
-    by = ", ".join(approval.votes) if approval.votes else approval.decided_by
+def rerun_outcome(approval: Approval, names: Names = as_id) -> Outgoing:
+    by, when = _deciders(approval, names)
+    denier = names(approval.decided_by or "")
     verdict = {
         ApprovalState.APPROVED: f"Run again by {by} at {when}.",
-        ApprovalState.DENIED: f"Not run again: declined by {approval.decided_by} at {when}.",
+        ApprovalState.DENIED: f"Not run again: declined by {denier} at {when}.",
         ApprovalState.EXPIRED: f"Not run again: the offer expired at {when}.",
     }.get(ApprovalState(approval.status), str(approval.status))
     text = rich(bold(approval.agent), ": ", cut_short(approval), "\n", bold(verdict))
     return Outgoing(chat=approval.chat_id, thread=approval.thread_id, text=text)
 
 
-def progress_card(approval: Approval) -> Outgoing:
+def progress_card(approval: Approval, names: Names = as_id) -> Outgoing:
     """A card that still waits, showing the votes so far (quorum)."""
-    return card(approval)
+    return card(approval, names)
 
 
 def describe(action: Action) -> str:

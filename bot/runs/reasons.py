@@ -1,4 +1,10 @@
-"""Deny with reason: the wait for the reason, which is the decider's next plain message.
+"""Deny with reason: the wait for the reason, asked for the way the platform can ask.
+
+Telegram asks with a ForceReply on the card's message (the reason is the decider's next
+plain message there); Slack opens a modal, and only its answer counts (`by_form`): the
+next thread message is not a reason, nor is anyone else's answer. Where a platform has
+neither (the console), a prompt with a Cancel button is posted. Meanwhile the card says
+whose reason it waits for, with a Cancel button; the text alone is the reason.
 
 Only plain text is a reason. A command (`/secret set NAME value`, Slack's `/deck …`)
 runs as a command and the wait goes on: a value typed for a command must never become
@@ -14,13 +20,15 @@ a restart or a redelivery neither takes it again nor hands it to an agent.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot.delivery.postman import Postman
-from bot.text import rich
-from bot.types import Button, Incoming, MessageRef, Outgoing
+from bot.runs.cards import Names, card
+from bot.text import link, rich
+from bot.types import Button, Incoming, MessageRef, Outgoing, TextRequest
+from storage.models import Approval
 
 if TYPE_CHECKING:
     from storage.clock import Clock
@@ -31,6 +39,8 @@ REASON_WAIT = timedelta(minutes=5)
 CANCEL_ACTION = "reason"  # the Cancel button on the prompt; its value is the approval id
 REASON_PROMPT = "Send the reason as your next message; it goes back to the agent."
 NOTHING_TO_CANCEL = "Nothing to cancel: no reason is awaited from you for this approval."
+NOT_AWAITED = "No reason is awaited from you for that approval (any more); nothing was decided."
+FORM = "reason:"  # a reason form's id: `reason:<approval id>`
 
 
 @dataclass(slots=True)
@@ -43,11 +53,54 @@ class ReasonWait:
     thread: str | None
     until: datetime
     prompt: MessageRef | None = None
+    by_form: bool = False  # only the answer to the form opened for it counts (Slack's modal)
+
+    def takes(self, incoming: Incoming) -> bool:
+        """Whether this message is the awaited reason (the wait's time is checked apart)."""
+        if is_command(incoming):
+            return False
+        if self.by_form:
+            return incoming.form == form_of(self.approval_id)
+        return not incoming.form
 
 
 def is_command(incoming: Incoming) -> bool:
     """A command, in any transport's form: never a reason."""
     return incoming.slash_command or incoming.text.lstrip().startswith("/")
+
+
+def form_of(approval_id: str) -> str:
+    return f"{FORM}{approval_id}"
+
+
+def cancel_button(approval_id: str) -> Button:
+    return Button("Cancel", CANCEL_ACTION, approval_id)
+
+
+def request_for(wait: ReasonWait, who: str) -> TextRequest:
+    """What the platform's own way of asking shows (a ForceReply prompt, a modal)."""
+    minutes = REASON_WAIT.total_seconds() / 60
+    person = wait.user.partition(":")[2]
+    mention = link(who, f"tg://user?id={person}") if wait.user.startswith("telegram:") else who
+    prompt = rich(
+        mention,
+        f": reply with the reason for denying {wait.approval_id}, within {minutes:g} minutes;"
+        " it goes back to the agent. Commands still run as commands.",
+    )
+    return TextRequest(
+        form=form_of(wait.approval_id),
+        title="Deny with reason",
+        prompt=prompt,
+        label=f"Why deny {wait.approval_id}?",
+        cancel=cancel_button(wait.approval_id),
+    )
+
+
+def waiting_card(approval: Approval, names: Names, user: str) -> Outgoing:
+    """The card while a reason is awaited: whose, and a Cancel button beside the others."""
+    shown = card(approval, names)
+    text = (*shown.text, *rich(f"\nWaiting for a reason from {names(user)}…"))
+    return replace(shown, text=text, buttons=(*shown.buttons, cancel_button(approval.id)))
 
 
 class ReasonWaits:
@@ -71,7 +124,7 @@ class ReasonWaits:
             return None
         key = (incoming.chat, incoming.user)
         wait = self._waits.get(key)
-        if wait is None or is_command(incoming) or self._clock.now() >= wait.until:
+        if wait is None or not wait.takes(incoming) or self._clock.now() >= wait.until:
             return None
         del self._waits[key]
         return wait.approval_id
@@ -99,8 +152,7 @@ async def post_prompt(postman: Postman, wait: ReasonWait) -> None:
         f"{wait.user}: send the reason for denying {wait.approval_id} as your next message, "
         f"within {minutes:g} minutes; it goes back to the agent. Commands still run as commands."
     )
-    cancel = Button("Cancel", CANCEL_ACTION, wait.approval_id)
-    message = Outgoing(wait.chat, rich(text), wait.thread, (cancel,))
+    message = Outgoing(wait.chat, rich(text), wait.thread, (cancel_button(wait.approval_id),))
     sent = await postman.send(message)
     if isinstance(sent, MessageRef):  # else the outbox delivers it later: nothing to edit
         wait.prompt = sent

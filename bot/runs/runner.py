@@ -119,6 +119,15 @@ class Runner:
         self._job_reports = job_reports
         self._active: dict[str, tuple[str, asyncio.Task[Any]]] = {}  # run id -> (agent, task)
         self._stop_reasons: dict[str, str] = {}  # run id -> why it was stopped, if not by /stop
+        self._ended: dict[str, asyncio.Event] = {}  # run id -> set when it ends (`ended`)
+
+    def ended(self, run_id: str) -> asyncio.Event:
+        """An event set when the run ends (after an approval too); ask before it starts
+        (`Origin.run_id`), and `forget_ended` when no longer waiting."""
+        return self._ended.setdefault(run_id, asyncio.Event())
+
+    def forget_ended(self, run_id: str) -> None:
+        self._ended.pop(run_id, None)
 
     async def flush(self) -> None:
         """Wait until queued run rows are written (before reading them back)."""
@@ -500,6 +509,8 @@ class Runner:
             log.exception("could not deliver the result of run %s", run.id)
         finally:  # also when a stop cancels the send: the outbox has the message by then
             self._writer.update(Run, "id", {"id": run.id, **values}, urgent=acted)
+            if (ended := self._ended.pop(run.id, None)) is not None:
+                ended.set()
 
     def record_call(self, agent: str, origin: Origin, text: str, answer: str, usage: Usage) -> None:
         """Record a model call made outside a run (the router's), so /cost and budgets see it."""

@@ -5,8 +5,10 @@ It speaks the real wire protocol (bearer tokens, `ok`/`error` JSON, HTTP 429 wit
 the next call of a method with a 429, a dropped connection, or a lost answer (done,
 then the connection dropped). Messages keep their metadata and are listed by
 `conversations.history` / `conversations.replies` as Slack lists them. `revoke()`
-makes Slack refuse the bot token (`token_revoked`) until `restore()`. The other direction
-(Slack calling the bot in HTTP mode) is `sign()`: a request signed like Slack's.
+makes Slack refuse the bot token (`token_revoked`) until `restore()`. `views.open` takes a
+trigger once (a used one is `expired_trigger_id`) and keeps the view in `views`. The other
+direction (Slack calling the bot in HTTP mode) is `sign()`: a request signed like Slack's,
+with bodies for events, commands, presses and a modal's submission or closing.
 """
 
 from __future__ import annotations
@@ -76,6 +78,9 @@ class FakeSlack:
         self.revoked = False
         # users.info: who differs from a full member of TEAM (fields to change, or an error)
         self.users: dict[str, dict[str, Any] | str] = {}
+        self.views: list[dict[str, Any]] = []  # modals opened, as Slack holds them
+        self._triggers_used: set[str] = set()
+        self.triggers_expire = False  # every trigger has expired (the bot was too slow)
         self._ts = itertools.count(1)
         self._changed = asyncio.Condition()
         self._sockets: list[web.WebSocketResponse] = []
@@ -296,6 +301,21 @@ class FakeSlack:
             self._changed.notify_all()
         return {"ok": True, "channel": message.channel, "ts": message.ts}
 
+    async def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Open a modal: a trigger works once (Slack's also expire after 3 s)."""
+        trigger = str(args.get("trigger_id") or "")
+        view = _json_arg(args.get("view"))
+        if not trigger or trigger in self._triggers_used or self.triggers_expire:
+            return {"ok": False, "error": "expired_trigger_id"}
+        if view is None or view.get("type") != "modal":
+            return {"ok": False, "error": "invalid_arguments"}
+        self._triggers_used.add(trigger)
+        opened = {**view, "id": f"V{next(self._ts):08d}", "team_id": TEAM, "state": {"values": {}}}
+        async with self._changed:
+            self.views.append(opened)
+            self._changed.notify_all()
+        return {"ok": True, "view": opened}
+
     async def _chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "message_ts": f"1712345679.{next(self._ts):06d}"}
 
@@ -483,5 +503,37 @@ def action_body(
                 "action_ts": str(time.time()),
             }
         ],
+    }
+    return urlencode({"payload": json.dumps(payload)})
+
+
+def view_submission_body(
+    view: dict[str, Any], *, user: str, values: dict[str, dict[str, str]], team: str = TEAM
+) -> str:
+    """`user` of `team` submits the modal `view`; `values`: block id -> action id -> text."""
+    state = {
+        block: {
+            action: {"type": "plain_text_input", "value": text} for action, text in fields.items()
+        }
+        for block, fields in values.items()
+    }
+    return _view_body("view_submission", {**view, "state": {"values": state}}, user, team)
+
+
+def view_closed_body(view: dict[str, Any], *, user: str, team: str = TEAM) -> str:
+    """`user` of `team` closes the modal `view` (sent when it has `notify_on_close`)."""
+    return _view_body("view_closed", view, user, team, is_cleared=False)
+
+
+def _view_body(kind: str, view: dict[str, Any], user: str, team: str, **extra: Any) -> str:
+    payload = {
+        "type": kind,
+        "team": {"id": team, "domain": "fake"},
+        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": team},
+        "api_app_id": "AFAKE",
+        "token": "unused",
+        "trigger_id": f"view-{view.get('id')}-{time.time()}",
+        "view": view,
+        **extra,
     }
     return urlencode({"payload": json.dumps(payload)})

@@ -129,6 +129,8 @@ class FakeTelegram:
         self.calls: list[Call] = []
         self.chats: dict[int, dict[str, Any]] = {}
         self.messages: dict[tuple[int, int], dict[str, Any]] = {}
+        # ForceReply markups the bot sent, by (chat, message id): what the app would show
+        self.force_replies: dict[tuple[int, int], dict[str, Any]] = {}
         self.documents: dict[tuple[int, int], bytes] = {}
         self.files: dict[str, bytes] = {}  # what users sent, by file_id (getFile, download)
         self.commands: list[dict[str, Any]] = []
@@ -577,8 +579,14 @@ class FakeTelegram:
             "from": {"id": BOT_ID, "is_bot": True, "first_name": "Deck", "username": BOT_USERNAME},
             **body,
         }
-        if params.get("reply_markup"):
+        markup = _json_param(params.get("reply_markup"))
+        if markup and "inline_keyboard" in markup:
             message["reply_markup"] = params["reply_markup"]
+        elif markup:  # a ForceReply: Telegram does not return it with the message
+            self.force_replies[(chat_id, message["message_id"])] = markup
+        replied = _json_param(params.get("reply_parameters"))
+        if replied and (chat_id, int(replied["message_id"])) in self.messages:
+            message["reply_to_message"] = dict(self.messages[(chat_id, int(replied["message_id"]))])
         if params.get("message_thread_id"):
             message["message_thread_id"] = int(params["message_thread_id"])
         self.messages[(chat_id, message["message_id"])] = message
@@ -714,3 +722,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=8200)
     asyncio.run(_serve(parser.parse_args().port))
+
+
+def _json_param(value: Any) -> dict[str, Any] | None:
+    """An object parameter: decoded already (a JSON body) or a JSON string (a form)."""
+    if not value:
+        return None
+    decoded: dict[str, Any] = json.loads(value) if isinstance(value, str) else value
+    return decoded

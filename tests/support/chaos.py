@@ -7,6 +7,8 @@ as cut short with a Run again button; nothing may be left unhandled in the inbox
 `running` once the bot has stopped. Two set-ups: SQLite with polling, and PostgreSQL
 with two webhook processes behind a round-robin balancer, one of them killed each time.
 
+The other experiments of issue #15 (a PostgreSQL restart, Telegram API errors, SIGTERM
+during a job) are in `chaos_faults` and `chaos_jobs` beside it; each ends in a `Row`.
 Used by `tests/test_chaos.py` (small) and `bench/chaos.py` (large).
 """
 
@@ -42,6 +44,7 @@ ANSWER = re.compile(r"done (m\d{5})")
 REPORTED = re.compile(r"interrupted by a restart.*?\((m\d{5})\)", re.DOTALL)
 STOP_SECONDS = 60.0
 START_SECONDS = 60.0
+STARTED = ("agentdeck started.", "agentdeck is back.")  # the admin's note at each start
 
 SCRIPT = """#!/bin/sh
 echo "$1" >> "{count}"
@@ -79,6 +82,22 @@ class Plan:
         return set(rng.sample(range(edge, self.messages - edge), self.kills))
 
 
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One experiment, counted: a line of the bench's table, and what a test asserts."""
+
+    setup: str
+    messages: int  # messages sent (or job runs, for the job experiment)
+    faults: int  # kills, database restarts, API errors answered, SIGTERMs
+    executions: int  # lines the counting command appended
+    duplicates: int  # messages (due times) executed more than once
+    lost: int  # messages neither answered nor reported (due times never made up for)
+    reported: int  # runs reported interrupted, with a Run again button
+    also_answered: int  # of those, answered too (cut between the answer and its record)
+    recovery: tuple[float, ...]  # seconds from each fault to working again
+    problems: tuple[str, ...]  # every broken promise, described
+
+
 @dataclass
 class Tally:
     """What happened to every message."""
@@ -92,6 +111,7 @@ class Tally:
     recovery: list[float] = field(default_factory=list)  # kill -> taking updates again
     unhandled: int = -1  # inbox rows not handled, once the bot stopped
     running: int = -1  # runs still `running`, once the bot stopped
+    more: list[str] = field(default_factory=list)  # broken promises the experiment adds
 
     @property
     def tags(self) -> list[str]:
@@ -131,7 +151,21 @@ class Tally:
             found.append(f"{self.unhandled} inbox row(s) left unhandled")
         if self.running:
             found.append(f"{self.running} run(s) left running")
-        return found
+        return found + self.more
+
+    def row(self) -> Row:
+        return Row(
+            setup=self.setup,
+            messages=self.messages,
+            faults=self.kills,
+            executions=sum(self.executions.values()),
+            duplicates=len(self.duplicates),
+            lost=len(self.lost),
+            reported=sum(self.reports.values()),
+            also_answered=len(self.answered_and_reported),
+            recovery=tuple(self.recovery),
+            problems=tuple(self.problems()),
+        )
 
 
 def tag(n: int) -> str:
@@ -240,19 +274,37 @@ timeout = 60
 """
 
 
+def starts_told(fake: FakeTelegram) -> int:
+    """How many starts the admin chat was told of: each is told once its start took over
+    what the last process left (`bot.app.recover`)."""
+    return sum(text.startswith(STARTED) for text in fake.sent_texts(ADMIN))
+
+
 async def stream(
-    fake: FakeTelegram, plan: Plan, kill: Callable[[], Awaitable[float]], tally: Tally
+    fake: FakeTelegram,
+    plan: Plan,
+    kill: Callable[[], Awaitable[float]],
+    tally: Tally,
+    *,
+    aside: bool = False,
 ) -> None:
-    """Send the messages; after each kill point, kill (and restart) a bot process."""
+    """Send the messages; after each kill point, kill (and restart) a bot process. With
+    `aside` the fault runs beside the stream, which goes on meanwhile (a database
+    restart under load); it is awaited before this returns."""
     points = plan.kill_points()
     rng = random.Random(plan.seed + 1)  # noqa: S311 (a repeatable experiment)
+    beside: list[asyncio.Future[float]] = []
     for n in range(plan.messages):
         fake.user_says(tag(n), user=FIRST_USER + n % plan.chats)
         if n in points:
             await asyncio.sleep(rng.uniform(0, plan.jitter))
-            tally.recovery.append(await kill())
+            if aside:
+                beside.append(asyncio.ensure_future(kill()))
+            else:
+                tally.recovery.append(await kill())
             tally.kills += 1
         await asyncio.sleep(plan.gap)
+    tally.recovery += await asyncio.gather(*beside)
 
 
 async def settle(fake: FakeTelegram, tally: Tally, timeout: float) -> None:
@@ -266,21 +318,47 @@ async def settle(fake: FakeTelegram, tally: Tally, timeout: float) -> None:
         await eventually(told, timeout, step=0.2)
 
 
-async def leftovers(url: str, tally: Tally) -> None:
-    async with Database(url) as db, db.session() as session:
+async def unfinished(db: Database) -> tuple[int, int]:
+    """Inbox rows not handled, and runs `running`."""
+    async with db.session() as session:
         unhandled = select(func.count()).where(col(InboxItem.handled_at).is_(None))
         running = select(func.count()).where(col(Run.status) == RunState.RUNNING)
-        tally.unhandled = (await session.exec(unhandled.select_from(InboxItem))).one()
-        tally.running = (await session.exec(running.select_from(Run))).one()
+        return (
+            (await session.exec(unhandled.select_from(InboxItem))).one(),
+            (await session.exec(running.select_from(Run))).one(),
+        )
+
+
+async def leftovers(url: str, tally: Tally) -> None:
+    async with Database(url) as db:
+        tally.unhandled, tally.running = await unfinished(db)
+
+
+async def settled(url: str, timeout: float) -> None:
+    """Wait until nothing is unhandled or running (what a start takes over is done); what
+    is left after `timeout` shows in the tally."""
+    async with Database(url) as db:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while await unfinished(db) != (0, 0):
+                    await asyncio.sleep(0.1)
 
 
 # -- SQLite, polling ---------------------------------------------------------------------
 
 
-async def polling(tmp: Path, plan: Plan, *, settle_seconds: float = 120.0) -> Tally:
-    """One process on SQLite polling the fake Telegram; killed and restarted each time."""
-    fake = await FakeTelegram().start()
-    tally = Tally("SQLite, polling, one process", plan.messages)
+async def polling(
+    tmp: Path,
+    plan: Plan,
+    *,
+    settle_seconds: float = 120.0,
+    fake: FakeTelegram | None = None,
+    setup: str = "polling-kill: SQLite, polling, one process",
+) -> Tally:
+    """One process on SQLite polling the fake Telegram; killed and restarted at each kill
+    point. The fake may come prepared (faults to answer); it is stopped here."""
+    fake = fake or await FakeTelegram().start()
+    tally = Tally(setup, plan.messages)
     script, count = write_script(tmp, plan.work)
     config = tmp / "deck.toml"
     polling_section = f'[telegram]\ntoken = "env:TG_TOKEN"\nbase_url = "{fake.base_url}"\n'
@@ -318,15 +396,65 @@ async def polling(tmp: Path, plan: Plan, *, settle_seconds: float = 120.0) -> Ta
 # -- PostgreSQL, two webhook processes ----------------------------------------------------
 
 
+@dataclass
+class Pair:
+    """Two webhook processes behind the balancer, and what a fault needs to reach them."""
+
+    fake: FakeTelegram
+    bots: list[BotProcess]
+    ports: list[int]
+    turn: int = 0
+
+    async def start(self, index: int) -> None:
+        await self.bots[index].start()
+        await _listening(self.ports[index])
+
+    async def kill_one(self) -> float:
+        """kill -9 one process (each in turn) and start it again; the seconds until it
+        accepts connections again."""
+        index, self.turn = self.turn % 2, self.turn + 1
+        loop = asyncio.get_running_loop()
+        killed_at = loop.time()
+        await self.bots[index].kill()
+        await self.start(index)
+        return loop.time() - killed_at
+
+    async def start_both(self) -> None:
+        """One after the other (two processes migrating a new database at once would race);
+        until both registered their webhook."""
+        told, registered = starts_told(self.fake), len(self.fake.calls_to("setWebhook"))
+        for index in range(2):
+            await self.start(index)
+        await eventually(
+            lambda: len(self.fake.calls_to("setWebhook")) >= registered + 2, START_SECONDS
+        )
+        await eventually(lambda: starts_told(self.fake) >= told + 2, START_SECONDS)
+
+    async def stop_both(self) -> None:
+        for bot in self.bots:
+            await bot.stop()
+
+
 async def webhook_pair(
-    tmp: Path, plan: Plan, pg_url: str, *, settle_seconds: float = 120.0
+    tmp: Path,
+    plan: Plan,
+    pg_url: str,
+    *,
+    settle_seconds: float = 120.0,
+    fault: Callable[[Pair], Awaitable[float]] = Pair.kill_one,
+    setup: str = "webhook-kill: PostgreSQL, webhook, two processes",
+    restart_after: bool = False,
+    aside: bool = False,
 ) -> Tally:
     """Two webhook processes on one PostgreSQL database behind a round-robin balancer;
-    at each kill point one of them (in turn) is killed and started again."""
+    at each kill point `fault` strikes (by default one of them, in turn, is killed and
+    started again; with `aside`, the stream goes on while it strikes). With
+    `restart_after`, once all is told both stop and start again (an ordinary restart)
+    before counting: nothing may run or be told again then."""
     fake = await FakeTelegram(connection_per_update=True).start()
     ports = [free_port(), free_port()]
     balancer = await RoundRobin(ports).start()
-    tally = Tally("PostgreSQL, webhook, two processes", plan.messages)
+    tally = Tally(setup, plan.messages)
     script, count = write_script(tmp, plan.work)
     bots = [
         _webhook_bot(
@@ -341,26 +469,20 @@ async def webhook_pair(
         )
         for name, port in zip("ab", ports, strict=True)
     ]
-    loop = asyncio.get_running_loop()
-    turn = iter(range(plan.kills))
+    pair = Pair(fake, bots, ports)
 
-    async def kill() -> float:
-        index = next(turn) % 2
-        killed_at = loop.time()
-        await bots[index].kill()
-        await bots[index].start()
-        await _listening(ports[index])
-        return loop.time() - killed_at
+    async def strike() -> float:
+        return await fault(pair)
 
     try:
-        for bot, port in zip(bots, ports, strict=True):  # one after the other: migrations
-            await bot.start()
-            await _listening(port)
-        await eventually(lambda: len(fake.calls_to("setWebhook")) >= 2, START_SECONDS)
-        await stream(fake, plan, kill, tally)
+        await pair.start_both()
+        await stream(fake, plan, strike, tally, aside=aside)
         await settle(fake, tally, settle_seconds)
-        for bot in bots:
-            await bot.stop()
+        await pair.stop_both()
+        if restart_after:
+            await pair.start_both()
+            await settled(pg_url, START_SECONDS)
+            await pair.stop_both()
         read_outcomes(fake, tally)
         read_executions(count, tally)
         await leftovers(pg_url, tally)

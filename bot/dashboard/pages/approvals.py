@@ -22,7 +22,7 @@ from bot.dashboard.web import DECK, action, page, render, rich_html, see_other
 from bot.deck import Deck
 from bot.intake import actions
 from bot.runs.cards import ACTION_ID, Choice, card, outcome_card
-from bot.runs.destructive import is_destructive
+from bot.runs.destructive import ToolHint, is_destructive
 from bot.types import Incoming, Press
 from roster.agent import Action
 from storage import history
@@ -96,7 +96,7 @@ async def _unconfirmed(
         return None
     if not deck.access.is_approver(viewer.user, approval.approvers, approval.chat_id):
         return None
-    if not is_destructive(Action.from_json(approval.action), deck.roster):
+    if not is_destructive(Action.from_json(approval.action), deck.roster, _hints(deck)):
         return None
     return None if confirm == approval.action_hash[:CONFIRM_CHARS] else approval
 
@@ -115,6 +115,11 @@ def _confirmation(
     )
 
 
+def _hints(deck: Deck) -> tuple[ToolHint, ...]:
+    """An MCP tool's own word on whether it destroys (`destructiveHint`)."""
+    return (lambda action: deck.mcp.destructive(action.tool or ""),)
+
+
 def _press(viewer: Viewer, approval_id: str, choice: str) -> Incoming:
     """The button press this form stands for, made by the viewer's chat identity."""
     return Incoming(
@@ -127,13 +132,17 @@ def _press(viewer: Viewer, approval_id: str, choice: str) -> Incoming:
 
 
 def _view(deck: Deck, viewer: Viewer, approval: Approval) -> CardView:
-    shown = deck.postman.scrub(card(approval))
+    shown = deck.postman.scrub(card(approval, deck.access.display))
     may = viewer.may(Role.OPERATOR) and deck.access.is_approver(
         viewer.user, approval.approvers, approval.chat_id
     )
-    destructive = is_destructive(Action.from_json(approval.action), deck.roster)
+    destructive = is_destructive(Action.from_json(approval.action), deck.roster, _hints(deck))
     return CardView(approval, rich_html(shown.text), may, destructive)
 
 
 def _decided(deck: Deck, approval: Approval) -> CardView:
-    return CardView(approval, rich_html(deck.postman.scrub(outcome_card(approval)).text), False)
+    return CardView(
+        approval,
+        rich_html(deck.postman.scrub(outcome_card(approval, deck.access.display)).text),
+        False,
+    )

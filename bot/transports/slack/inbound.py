@@ -188,6 +188,7 @@ def from_action(body: Payload) -> Incoming | None:
         press=press_of(str(action.get("action_id", "")), str(action.get("value", ""))),
         private=channel.startswith("D"),
         update_key=f"{TRANSPORT}:action:{trigger}" if trigger else None,
+        press_id=str(trigger) if trigger else None,  # opens a form (a modal) for this press
     )
 
 

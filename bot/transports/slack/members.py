@@ -6,8 +6,8 @@ write in a bound channel (only `[[users]]` can give them one). Two sources, both
 answering with a reason, or "" for a member:
 
 - `from_payload`: the team ids the payload names for the person acting (events:
-  `event.user_team` / `event.team`; button presses: `user.team_id` / `team.id`; slash
-  commands: `team_id`). Free, but Slack does not always send them.
+  `event.user_team` / `event.team`; button presses and forms: `user.team_id` /
+  `team.id`; slash commands: `team_id`). Free, but Slack does not always send them.
 - `Members.vet`: `users.info` (its team, `is_restricted` / `is_ultra_restricted` for
   guests, `is_stranger`). Asked only for people whose role would come from the channel
   alone, remembered for a while; if Slack cannot answer (no `users:read` scope, an
@@ -37,7 +37,7 @@ def from_payload(body: Payload, me: SlackBotIdentity) -> str:
     event = body.get("event")
     if isinstance(event, dict):
         named = [event.get("user_team"), event.get("team")]
-    elif body.get("type") == "block_actions":
+    elif body.get("type") in ("block_actions", "view_submission", "view_closed"):
         user, team = body.get("user") or {}, body.get("team")
         named = [user.get("team_id"), team.get("id") if isinstance(team, dict) else team]
     else:  # a slash command

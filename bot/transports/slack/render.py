@@ -10,11 +10,11 @@ text that needs more goes as a file, with its start shown in the message.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, replace
 from typing import Any
 
-from bot.text import Rich, Span, Style, plain_text, split_rich
+from bot.text import Rich, Span, Style, split_rich
 from bot.types import Button, ButtonStyle, Outgoing, Press
 
 SECTION_CHARS = 3000
@@ -31,6 +31,10 @@ _USER_ID = re.compile(r"\bslack:([UW][A-Z0-9]{2,})\b")
 _URL_UNSAFE = {"|": "%7C", "<": "%3C", ">": "%3E", " ": "%20"}
 _MARKS = {Style.BOLD: "*", Style.ITALIC: "_", Style.STRIKE: "~"}
 _QUOTED_BREAK = re.compile(r"\n(?=[\s\S])")
+# `/pause` as a word of its own (not `/etc/pause`, not `a/pause`, not `/pause/x`).
+_COMMAND = re.compile(r"(?<![\w/.])/([a-z][a-z0-9_]*)(?![\w/])")
+# Where a command can be named (not code blocks, not links).
+_WORDS = (Style.PLAIN, Style.BOLD, Style.ITALIC, Style.STRIKE, Style.CODE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +69,11 @@ def render(text: Rich) -> str:
 
 def plain(text: Rich) -> str:
     """The text without marks, code blocks on lines of their own (for a file)."""
-    return _join(text, lambda span: span.text.strip("\n") if span.style is Style.PRE else span.text)
+    return _join(text, _plain_span)
+
+
+def _plain_span(span: Span) -> str:
+    return span.text.strip("\n") if span.style is Style.PRE else span.text
 
 
 def _join(text: Rich, show: Callable[[Span], str]) -> str:
@@ -114,8 +122,30 @@ def render_message(message: Outgoing) -> Rendered:
     return Rendered(text=fallback(message.text), blocks=tuple(blocks), attachment=attachment)
 
 
+def chat_command(text: str, slash: str, known: Collection[str]) -> str:
+    """Our commands named in `text`, in Slack's form: `/pause 3f2a` -> `/deck pause 3f2a`.
+
+    Slack has one slash command for the app (`slash`, `[slack] command`); the others are
+    its first word. Only names in `known` change: paths and other words stay as written.
+    """
+    return _COMMAND.sub(lambda m: f"{slash} {m[1]}" if m[1] in known else m[0], text)
+
+
+def in_slack_form(message: Outgoing, slash: str, known: Collection[str]) -> Outgoing:
+    """The message with every command it names (hints, usage, /help) in Slack's form."""
+    if not any("/" in span.text for span in message.text):
+        return message
+    text = tuple(
+        replace(span, text=chat_command(span.text, slash, known)) if span.style in _WORDS else span
+        for span in message.text
+    )
+    return replace(message, text=text)
+
+
 def fallback(text: Rich) -> str:
-    plain = " ".join(plain_text(text).split())
+    """The notification text: the words of every part, a code block's on lines of their
+    own (so `echo deploy` and the `Expires …` after it stay two words)."""
+    plain = " ".join(_join(text, _plain_span).split())
     if len(plain) > FALLBACK_CHARS:
         plain = plain[: FALLBACK_CHARS - 1] + "…"
     return _with_mentions(plain) or "…"

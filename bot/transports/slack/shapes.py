@@ -47,6 +47,9 @@ _EVENT_STRINGS = (
     "source_team",
 )
 _ACTION_STRINGS = ("type", "action_id", "block_id", "value", "action_ts")
+_FORMS = ("view_submission", "view_closed")
+_INTERACTIONS = ("block_actions", *_FORMS)
+_VIEW_STRINGS = ("id", "type", "callback_id", "private_metadata")
 
 
 def problem(body: Any) -> str | None:
@@ -62,7 +65,20 @@ def problem(body: Any) -> str | None:
         or _kind(body)
         or _event(body.get("event"))
         or _actions(body.get("actions"))
+        or _view(body.get("view"))
     )
+
+
+def _view(view: Any) -> str | None:
+    if view is None:
+        return None
+    found = _strings(view, _VIEW_STRINGS, where="view.")
+    if found:
+        return found
+    state = view.get("state")
+    if state is not None and not isinstance(state, dict):
+        return "view.state is not an object"
+    return None
 
 
 def _kind(body: dict[str, Any]) -> str | None:
@@ -71,8 +87,10 @@ def _kind(body: dict[str, Any]) -> str | None:
         return "url_verification without a challenge"
     if kind == "event_callback" and not isinstance(body.get("event"), dict):
         return "event_callback without an event"
-    if kind == "block_actions" and not isinstance(body.get("user"), dict):
-        return "block_actions without a user"
+    if kind in _INTERACTIONS and not isinstance(body.get("user"), dict):
+        return f"{kind} without a user"
+    if kind in _FORMS and not isinstance(body.get("view"), dict):
+        return f"{kind} without a view"
     if "command" in body and not (body.get("user_id") and body.get("channel_id")):
         return "a command without user_id and channel_id"
     return None

@@ -33,16 +33,31 @@ from bot.config import SlackMode, SlackSection
 from bot.delivery.postman import Sender
 from bot.errors import Refused, TransportError, TransportStartError
 from bot.text import code, rich
-from bot.transports.slack import files, inbound, members
+from bot.transports.slack import files, forms, inbound, members
 from bot.transports.slack.endpoint import Endpoint
 from bot.transports.slack.inbound import SlackBotIdentity
 from bot.transports.slack.intake import Intake
 from bot.transports.slack.members import Members
 from bot.transports.slack.private import PrivateReplies
-from bot.transports.slack.render import escape, render, render_message
+from bot.transports.slack.render import (
+    chat_command,
+    escape,
+    in_slack_form,
+    render,
+    render_message,
+)
 from bot.transports.slack.threads import ThreadAgentStore, ThreadMemory
 from bot.transports.slack.web import SlackRefused, SlackWeb, make_client
-from bot.types import Attachment, Incoming, MessageRef, OnOutage, Outgoing, Queued, Sent
+from bot.types import (
+    Attachment,
+    Incoming,
+    MessageRef,
+    OnOutage,
+    Outgoing,
+    Queued,
+    Sent,
+    TextRequest,
+)
 from roster.errors import ReferenceNotFound
 from roster.refs import NoSecrets, SecretSource, resolve
 from storage.inbox import Inbox
@@ -191,6 +206,8 @@ class SlackTransport:
         app.event("message")(self._on_event)
         app.command(self._settings.command)(self._on_command)
         app.action(re.compile(".+"))(self._on_action)
+        app.view_submission(forms.CALLBACK)(self._on_form)
+        app.view_closed(forms.CALLBACK)(self._on_form_closed)
         return app
 
     async def _serve_http(self, app: AsyncApp) -> None:
@@ -242,6 +259,23 @@ class SlackTransport:
     async def _on_action(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
         incoming = inbound.from_action(body)
+        if incoming is not None:
+            await self._deliver(self._mark_outsider(incoming, body))
+
+    async def _on_form(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        """A modal's answer. A command typed into it is shown as the input's error (the
+        modal stays open): it is never a reason, and never runs from there either."""
+        incoming = forms.answer_of(body)
+        if incoming is not None and forms.is_command(incoming.text):
+            await ack(response_action="errors", errors={forms.ANSWER_BLOCK: forms.NOT_A_COMMAND})
+            return
+        await ack()
+        if incoming is not None:
+            await self._deliver(self._mark_outsider(incoming, body))
+
+    async def _on_form_closed(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        incoming = forms.closed_of(body)
         if incoming is not None:
             await self._deliver(self._mark_outsider(incoming, body))
 
@@ -328,7 +362,8 @@ class SlackTransport:
         update is handed out the same way if this process dies before handling it.
         """
         incoming = await self._vetted(incoming)
-        if self._admits(incoming):  # a refused person names no thread's agent
+        # A refused person names no thread's agent; a form's answer is for no agent at all.
+        if self._admits(incoming) and not incoming.form:
             text = await self._threads.route(incoming.thread, incoming.text)
             incoming = dataclasses.replace(incoming, text=text)
         key = incoming.update_key
@@ -356,7 +391,11 @@ class SlackTransport:
 
     # -- outbound -------------------------------------------------------------------
 
+    def _in_slack_form(self, message: Outgoing) -> Outgoing:
+        return in_slack_form(message, self._settings.command, self._commands)
+
     async def send(self, message: Outgoing) -> MessageRef:
+        message = self._in_slack_form(message)  # `/deck pause <id>`, as people type it here
         channel = inbound.channel_of(message.chat)
         reader = inbound.private_reader(message.thread, channel)
         if reader is not None:
@@ -403,6 +442,7 @@ class SlackTransport:
         await self._require_web().whoami()
 
     async def edit(self, ref: MessageRef, message: Outgoing) -> MessageRef:
+        message = self._in_slack_form(message)
         channel = inbound.channel_of(ref.chat)
         if inbound.private_reader(ref.thread, channel):
             return await self.send(message)  # what only one person sees cannot be edited
@@ -426,6 +466,15 @@ class SlackTransport:
     async def typing(self, chat: str) -> None:
         return None  # Slack shows no typing indicator for bots; "working…" says it
 
+    answers_by_form = True  # only the modal's answer counts, never the next thread message
+
+    async def ask_text(self, press: Incoming, request: TextRequest) -> MessageRef | None:
+        """Open a modal for the presser with the press's trigger (3 seconds, once)."""
+        if not press.press_id:
+            raise TransportError("Slack gave this press no trigger to open a form with")
+        await self._require_web().open_view(press.press_id, forms.modal(request, press))
+        return None
+
     async def delete(self, ref: MessageRef) -> None:
         await self._require_web().delete(inbound.channel_of(ref.chat), ref.message_id)
 
@@ -436,7 +485,8 @@ class SlackTransport:
         channel = inbound.channel_of(press.chat)
         user = press.user.removeprefix(f"{inbound.TRANSPORT}:")
         thread_ts = inbound.thread_ts_of(press.thread, channel)
-        await self._require_web().ephemeral(channel, user, escape(text), thread_ts)
+        shown = chat_command(text, self._settings.command, self._commands)
+        await self._require_web().ephemeral(channel, user, escape(shown), thread_ts)
 
     def _require_web(self) -> SlackWeb:
         if self._web is None:

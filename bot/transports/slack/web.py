@@ -170,6 +170,11 @@ class SlackWeb:
                 return str(message["ts"])
         return None
 
+    async def open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
+        """`views.open`: show a modal to the person whose press gave `trigger_id`."""
+        with translated("views.open"):
+            await self.client.views_open(trigger_id=trigger_id, view=view)
+
     async def update(self, channel: str, ts: str, message: Rendered) -> None:
         with translated("chat.update"):
             await self.client.chat_update(

@@ -18,7 +18,7 @@ from functools import partial
 from pathlib import PurePath
 from typing import TypeVar
 
-from telegram import Bot, InlineKeyboardMarkup
+from telegram import Bot, ForceReply, InlineKeyboardMarkup, ReplyParameters
 from telegram.constants import ChatAction, ParseMode
 from telegram.error import (
     BadRequest,
@@ -39,7 +39,7 @@ from bot.transports.telegram.limits import (
     retrying,
 )
 from bot.transports.telegram.request import NotSent, ServerFailed
-from bot.types import MessageRef, Outgoing
+from bot.types import Incoming, MessageRef, Outgoing, TextRequest
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +133,31 @@ class BotApiSender:
         await self._call(
             lambda: self._bot.send_chat_action(target, ChatAction.TYPING), what="typing"
         )
+
+    async def force_reply(self, press: Incoming, request: TextRequest) -> MessageRef:
+        """Ask with a ForceReply, as a reply to the pressed message: the asked person's app
+        opens a reply to it (`selective`: only theirs, as the prompt mentions them)."""
+        target = telegram_chat_id(press.chat)
+        html, _ = render.pages(request.prompt)[0]
+        replied = int(press.message_id) if press.message_id else None
+        markup = ForceReply(selective=True, input_field_placeholder=request.label[:64])
+
+        async def send() -> int:
+            await self._pacer.wait(str(target), new_message=True)
+            sent = await self._bot.send_message(
+                target,
+                html,
+                parse_mode=ParseMode.HTML,
+                message_thread_id=_thread_id(press.thread),
+                reply_markup=markup,
+                reply_parameters=ReplyParameters(replied, allow_sending_without_reply=True)
+                if replied
+                else None,
+            )
+            return sent.message_id
+
+        sent = await self._call(send, what="sendMessage")
+        return MessageRef(press.chat, GONE if sent is None else str(sent), press.thread)
 
     async def answer_press(self, press_id: str, text: str, *, alert: bool) -> bool:
         """Answer a callback query; False when Telegram no longer takes the answer."""

@@ -36,7 +36,7 @@ from bot.transports.telegram.limits import Pacer
 from bot.transports.telegram.outbound import BotApiSender, translated
 from bot.transports.telegram.receive import Poller, WebhookServer
 from bot.transports.telegram.request import AiohttpRequest
-from bot.types import Attachment, Incoming, MessageRef, OnOutage, Outgoing
+from bot.types import Attachment, Incoming, MessageRef, OnOutage, Outgoing, TextRequest
 from roster.errors import ReferenceNotFound
 from roster.refs import NoSecrets, SecretSource, resolve
 from storage.inbox import Inbox
@@ -302,6 +302,13 @@ class TelegramTransport:
     async def edit(self, ref: MessageRef, message: Outgoing) -> MessageRef:
         with translated("editMessageText"):
             return await self._sender_ready().edit(ref, message)
+
+    answers_by_form = False  # the ForceReply's answer is the person's next message there
+
+    async def ask_text(self, press: Incoming, request: TextRequest) -> MessageRef | None:
+        """A ForceReply prompt replying to the pressed message (the card)."""
+        with translated("sendMessage"):
+            return await self._sender_ready().force_reply(press, request)
 
     async def delete(self, ref: MessageRef) -> None:
         with translated("deleteMessage"):
