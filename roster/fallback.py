@@ -22,7 +22,7 @@ from roster.errors import ModelUnavailable, StreamBroken
 from roster.pricing import PriceTable
 
 if TYPE_CHECKING:
-    from roster.llm import Message, Reply
+    from roster.model_client import Message, Reply
     from roster.providers import Target
 
 log = logging.getLogger(__name__)
