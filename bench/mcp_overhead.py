@@ -33,9 +33,10 @@ from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
 from roster.agent import AgentRequest
-from roster.llm import LLMAgent, ModelClient, ModelSettings, ToolRequest
+from roster.llm import LLMAgent
 from roster.mcp.pool import AgentTools, McpPool
 from roster.mcp.spec import McpServerSpec
+from roster.model_client import ModelClient, ModelSettings, ToolRequest
 from roster.providers import DEFAULT, Providers
 from roster.refs import NoSecrets
 from roster.spec import LLMAgentSpec, Policy

@@ -29,7 +29,7 @@ from bot.delivery.postman import Postman
 from bot.diskspace import telling_when_full
 from bot.findings import CheckStatus
 from bot.graph import Graph, build_graph
-from bot.intake import actions
+from bot.intake import actions, files
 from bot.intake.dispatcher import Dispatcher
 from bot.jobruns import halt_scheduler, open_scheduler, sync_config_jobs
 from bot.liveness import Liveness
@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 15.0
+PRUNE_SECONDS = 24 * 3600.0
 CONSOLE_HISTORY = "console_history"  # in the data directory, mode 0600
 # After cancelling: long enough for a command's process group to be killed, and a little more.
 CANCELLED_WAIT_SECONDS = KILL_GRACE_SECONDS + 3.0
@@ -176,8 +177,7 @@ async def open_app(
             dashboard = await stack.enter_async_context(Dashboard(deck))
         await serve_triggers(stack, triggers, config.webhooks, shared=routes is not None)
         deck.ready.set()
-        sweeper = asyncio.create_task(sweep_expired(deck), name="approval-expiry")
-        stack.push_async_callback(_cancel, sweeper)
+        start_sweeps(stack, deck)
         await recover(deck, dispatcher, inbox, cut, triggers)
         yield App(
             deck=deck,
@@ -337,6 +337,14 @@ async def finish_work(deck: Deck, hurry: asyncio.Event | None = None) -> None:
         )
 
 
+def start_sweeps(stack: AsyncExitStack, deck: Deck) -> None:
+    """Expired approvals and old attachments swept in the background until `stack` closes."""
+    sweeper = asyncio.create_task(sweep_expired(deck), name="approval-expiry")
+    stack.push_async_callback(_cancel, sweeper)
+    pruner = asyncio.create_task(prune_attachments(deck), name="attachments-prune")
+    stack.push_async_callback(_cancel, pruner)
+
+
 async def sweep_expired(deck: Deck) -> None:
     """Now and then: expired approvals deny (nothing runs), overdue ones escalate."""
     while True:
@@ -347,3 +355,17 @@ async def sweep_expired(deck: Deck) -> None:
             await deck.invites.prune()
         except Exception:
             log.exception("sweeping approvals failed; trying again later")
+
+
+async def prune_attachments(deck: Deck) -> None:
+    """At start and then daily: files sent to agents go after `[deck] attachments_days`."""
+    while True:
+        days = deck.config.deck.attachments_days
+        try:
+            root, now = deck.config.deck.data_path(), deck.clock.now()
+            removed = await asyncio.to_thread(files.prune, root, now, days)
+            if removed:
+                log.info("deleted %s attachment folder(s) older than %g days", removed, days)
+        except OSError:
+            log.exception("deleting old attachments failed; trying again tomorrow")
+        await asyncio.sleep(PRUNE_SECONDS)

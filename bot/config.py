@@ -81,6 +81,14 @@ class DeckSection(Section):
     process_stale_seconds: float = Field(default=60, gt=0)
     # On SIGTERM running work may finish for this long; what is left is then cancelled.
     stop_grace_seconds: float = Field(default=10, gt=0, le=3600)
+    # The largest file (voice note, audio) the bot downloads from a chat, in megabytes.
+    max_file_mb: float = Field(default=20, gt=0, le=2000)
+    # Files sent to agents are kept under the data directory this many days.
+    attachments_days: float = Field(default=30, gt=0)
+
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_file_mb * 1024 * 1024)
 
     @model_validator(mode="after")
     def _stale_after_several_beats(self) -> DeckSection:
@@ -152,6 +160,9 @@ class LLMSection(Section):
     api_key: str = "env:OPENAI_API_KEY"
     timeout: float = Field(default=60, gt=0)
     max_retries: int = Field(default=2, ge=0, le=10)
+    # The model voice notes are written down with (`/audio/transcriptions`, e.g.
+    # "whisper-1"), at the same provider as chat; empty: voice notes are not taken.
+    transcription_model: str = ""
     providers: dict[Annotated[str, Field(pattern=PROVIDER_NAME)], ProviderSpec] = {}
     # The models /model may switch an agent to, per provider (agents' `models` win).
     models: dict[str, tuple[str, ...]] = {}

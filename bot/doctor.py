@@ -25,8 +25,8 @@ from bot.findings import CheckStatus, Finding, failed, ok
 from bot.preflight import preflight
 from bot.providers import model_settings, provider_settings
 from roster.errors import RosterError
-from roster.llm import ModelClient, ModelSettings
 from roster.mcp.pool import McpPool
+from roster.model_client import ModelClient, ModelSettings
 from roster.providers import DEFAULT, ModelName, parse_model
 from roster.refs import NoSecrets, SecretSource
 from roster.spec import LLMAgentSpec

@@ -8,7 +8,8 @@ BotError(Exception)
     ├── TransportDown         unreachable, or our token refused: the transport is retried
     ├── DeliveryUncertain     the request may have reached the platform; its answer was lost
     ├── RetryLater            the platform asks to wait (a flood limit); nothing was sent
-    └── Refused               the platform will not take this message (a 400): never resent
+    ├── Refused               the platform will not take this message (a 400): never resent
+    └── FileTooLarge          a file someone sent is above `[deck] max_file_mb`
 
 A send the outbox keeps for later is not an error: it returns `bot.types.Queued`.
 """
@@ -58,3 +59,12 @@ class Refused(TransportError):
     """The platform answered that it will not take this message (Telegram's 400: chat not
     found, a text it cannot parse even plain): nothing was sent, and sending the same
     message again would be refused again."""
+
+
+class FileTooLarge(TransportError):
+    """A file someone sent is larger than the deck takes (`[deck] max_file_mb`)."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"the file has {size:,} bytes; the limit is {limit:,}")
+        self.size = size
+        self.limit = limit

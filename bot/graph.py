@@ -120,6 +120,8 @@ def build_graph(
         processes=processes,
         scrubber=vault.scrubber,
         job_reports=reports,
+        files_root=config.deck.data_path(),
+        file_limit=config.deck.max_file_bytes,
     )
     hooks = JobRuns(
         runner=runner,

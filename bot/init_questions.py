@@ -159,7 +159,7 @@ def ask_llm(typed: Typed) -> tuple[str, str]:
     offered: list[str] = []
 
     async def check() -> str:
-        from roster.llm import ModelClient, ModelSettings
+        from roster.model_client import ModelClient, ModelSettings
 
         client = ModelClient(
             ModelSettings(

@@ -44,3 +44,34 @@ def stranger(user: str) -> str:
         "Sorry, I only work for the people listed in my config. "
         f"Ask an admin to add you: your id is {user}."
     )
+
+
+def unsupported(kind: str) -> str:
+    """The answer to a message the bot cannot use: what it was, and what the bot takes."""
+    return f"I can't use {kind}. Send me text: a question for an agent, or a /command (/help)."
+
+
+NO_TRANSCRIPTION = (
+    "I can't listen to voice notes yet: an admin can set [llm] transcription_model "
+    '(e.g. "whisper-1") in the config, then /reload. Meanwhile, please type it.'
+)
+SPOKEN_PRIVATE_COMMAND = (
+    "That command's arguments are private (a secret): type it, don't say it. Nothing was "
+    "done, and what you said was not shown."
+)
+HEARD_NOTHING = "I heard no words in that recording. Please try again, or type it."
+
+
+def file_too_large(size: int, limit: int) -> str:
+    return (
+        f"That file is {size / 1_048_576:.1f} MB; I take files up to {limit / 1_048_576:g} MB "
+        "([deck] max_file_mb)."
+    )
+
+
+def file_not_fetched(reason: str) -> str:
+    return f"I could not fetch that file ({reason}). Please send it again."
+
+
+def not_transcribed(reason: str) -> str:
+    return f"I could not write down that recording: {reason}"

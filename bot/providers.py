@@ -11,7 +11,7 @@ import os
 
 from bot.config import Config
 from roster.errors import ReferenceNotFound
-from roster.llm import ModelClient, ModelSettings
+from roster.model_client import ModelClient, ModelSettings
 from roster.providers import DEFAULT, Providers, ProviderSpec
 from roster.refs import SecretSource, resolve
 

@@ -1,8 +1,9 @@
 """The bot's side of the built-in tools that reach outside one agent.
 
-`ask_agent` (through `Delegate`), `notify` (through `Notifier`) and `schedule_job` /
-`list_jobs` (through `JobBook`) are defined in `roster.toolkit` against small
-protocols; `ToolHost` fulfils them with the deck's services, given to its constructor.
+`ask_agent` (through `Delegate`), `notify` (through `Notifier`), `schedule_job` /
+`list_jobs` (through `JobBook`) and `send_file` (through `FileSender`) are defined in
+`roster.toolkit` against small protocols; `ToolHost` fulfils them with the deck's
+services, given to its constructor.
 The agents hold the tools, and delegation runs agents: so the roster the host is given
 is filled with the agents after the tools are made (`bot.graph`), as a reload fills it.
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
+from pathlib import PurePath
 from typing import Protocol
 
 from bot import messages
@@ -33,6 +35,7 @@ from roster.toolkit.delegation import ARROW, Delegate, chain_of
 from roster.toolkit.jobs import JobBook
 from roster.toolkit.notify import Notifier
 from roster.toolkit.registry import Services, build_toolbox
+from roster.toolkit.sendfile import FileSender
 from roster.tools import NoteStore, ToolBox, ToolCallContext
 from scheduler.errors import SchedulerError
 from scheduler.parse import parse_schedule
@@ -50,7 +53,7 @@ MAX_ANSWER = 16_000
 SCHEDULE_KINDS = ("every", "cron", "at")
 
 
-class Host(Delegate, Notifier, JobBook, Protocol):
+class Host(Delegate, Notifier, JobBook, FileSender, Protocol):
     """What the built-in tools that reach outside one agent act through (`ToolHost`)."""
 
 
@@ -122,6 +125,18 @@ class ToolHost:
             raise ToolError(f"could not post to {chat} ({type(exc).__name__})") from exc
         self._audit.record(agent, "tool.notify", chat, text=text[:200])
 
+    # --- FileSender --------------------------------------------------------------------
+
+    async def send_file(
+        self, chat: str, thread: str | None, path: str, *, agent: str, key: str
+    ) -> None:
+        name = PurePath(path).name
+        message = Outgoing(
+            chat=chat, thread=thread, text=rich(bold(agent), ": ", name), files=(path,)
+        )
+        await self._postman.keep(key, message, subject=key)
+        self._audit.record(agent, "tool.send_file", chat, name=name)
+
     # --- JobBook -----------------------------------------------------------------------
 
     async def schedule(self, *, agent: str, text: str, when: str, chat: str, user: str) -> str:
@@ -178,6 +193,7 @@ def toolbox_for(config: Config, *, notes: NoteStore, host: Host) -> ToolBox:
         delegate=host,
         notifier=host,
         jobs=host if config.scheduler.enabled else None,
+        files=host,
         max_hops=config.deck.max_hops,
     )
     # `<server>__<tool>` of an MCP server: its tools are known once it runs (`roster.mcp`).

@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from bot.text import Rich, rich
+from roster.agent import Received
 
 OnOutage = Callable[[str], None]  # (reason): a transport noticed its platform is gone
 
@@ -42,6 +43,33 @@ class Press:
     value: str
 
 
+class AttachmentKind(StrEnum):
+    VOICE = "voice"  # a voice note
+    AUDIO = "audio"  # an audio file
+    PHOTO = "photo"  # an image (Telegram's compressed photo, an image shared in Slack)
+    DOCUMENT = "document"  # any other file
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file sent with a message, not fetched yet: the transport that made it downloads
+    it (`Downloads`) through its platform's API when the file is used."""
+
+    kind: AttachmentKind
+    file_id: str  # the platform's id (Telegram's file_id, Slack's file id)
+    name: str = ""
+    size: int | None = None  # bytes, as the platform announced them
+    mime: str = ""
+
+    def to_json(self) -> list[object]:
+        return [self.kind.value, self.file_id, self.name, self.size, self.mime]
+
+    @classmethod
+    def from_json(cls, data: list[Any]) -> Attachment:
+        kind, file_id, name, size, mime = data
+        return cls(AttachmentKind(kind), str(file_id), str(name), size, str(mime))
+
+
 @dataclass(frozen=True, slots=True)
 class Incoming:
     transport: str
@@ -67,6 +95,13 @@ class Incoming:
     # serves (another Slack workspace, a guest); empty for a member. Such a person gets
     # only the role `[[users]]` lists, never one from writing in a chat.
     outsider: str = ""
+    # What the message was when the bot cannot use it ("a sticker", "a location"): it is
+    # answered with what the bot takes, never dropped in silence.
+    unsupported: str = ""
+    attachments: tuple[Attachment, ...] = ()
+    # The attachments once fetched and saved for the agents (set by the dispatcher, on
+    # the copy it hands on; never read back from the inbox).
+    received: tuple[Received, ...] = ()
     # The answer to a form the bot opened (`TextRequest.form`, e.g. Slack's modal): `text`
     # is what was typed into it, alone, and it is never a message for an agent.
     form: str = ""
@@ -89,6 +124,10 @@ class Incoming:
             data["slash_command"] = True
         if self.outsider:
             data["outsider"] = self.outsider
+        if self.unsupported:
+            data["unsupported"] = self.unsupported
+        if self.attachments:
+            data["attachments"] = [a.to_json() for a in self.attachments]
         if self.form:
             data["form"] = self.form
         return data
@@ -110,6 +149,8 @@ class Incoming:
             slash_command=bool(data.get("slash_command", False)),
             redacted=bool(data.get("redacted", False)),
             outsider=str(data.get("outsider") or ""),
+            unsupported=str(data.get("unsupported") or ""),
+            attachments=tuple(Attachment.from_json(a) for a in data.get("attachments") or ()),
             form=str(data.get("form") or ""),
         )
 
@@ -126,6 +167,9 @@ class Outgoing:
     # The ids of the parts an earlier attempt delivered (a long text split in several
     # messages, cut part-way): the transport sends only the parts after them.
     sent_parts: tuple[str, ...] = ()
+    # Files an agent sends back (paths the bot collected from the run's outbox folder),
+    # each shown as a document or photo; the text is their caption.
+    files: tuple[str, ...] = ()
 
     @classmethod
     def plain(cls, chat: str, text: str, thread: str | None = None) -> Outgoing:
@@ -227,3 +271,13 @@ class LooksUp(Protocol):
     """A transport whose platform can say whether a message with a given key arrived."""
 
     async def find_sent(self, message: Outgoing, since: datetime) -> MessageRef | None: ...
+
+
+@runtime_checkable
+class Downloads(Protocol):
+    """A transport that fetches the files people send, through its platform's API."""
+
+    async def download(self, incoming: Incoming, attachment: Attachment, limit: int) -> bytes:
+        """The file's bytes; `FileTooLarge` above `limit` bytes, `TransportError` when the
+        platform will not give it (or it is not this chat's)."""
+        ...

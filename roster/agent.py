@@ -26,6 +26,19 @@ class Turn:
 
 
 @dataclass(frozen=True, slots=True)
+class Received:
+    """A file someone sent with a message, as saved for the agents (`bot.intake.files`)."""
+
+    path: str
+    kind: str  # "photo" or "document"
+    name: str
+    mime: str = ""
+    size: int = 0
+    # A document's text, when a model may read it as text (`roster.documents`).
+    text: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class AgentRequest:
     run_id: str
     chat_id: str
@@ -34,6 +47,11 @@ class AgentRequest:
     history: Sequence[Turn] = ()
     hops: tuple[str, ...] = ()  # agents already in this request's chain (delegation)
     thread: str | None = None  # where in the chat the answer goes
+    # Files sent with the message, saved under the data directory (never named in text a
+    # person typed: only the bot's own download puts a file here).
+    files: tuple[Received, ...] = ()
+    # A folder the agent may write files into, sent to the chat when the run ends.
+    outbox: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +142,9 @@ class RunContext(Protocol):
 
     async def progress(self, text: str) -> None:
         """Show output so far (the transport edits one message, throttled)."""
+
+    async def stream(self, text: str) -> None:
+        """Show a model's answer as it is written (Markdown, the text so far)."""
 
     async def before_model_call(self) -> None:
         """Raise `BudgetExceeded` when one more model call would pass today's budget."""

@@ -7,6 +7,7 @@ import codecs
 import contextlib
 import re
 import shlex
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from roster.agent import (
@@ -29,6 +30,8 @@ from roster.tail import ScrubbedTail
 READ_CHUNK = 4096
 MAX_KEPT_OUTPUT = 1_000_000  # keep the tail of runaway output, not all of it
 PREVIEW_TIMEOUT_SECONDS = 10.0
+OUTBOX_VARIABLE = "AGENTDECK_OUTBOX_DIR"
+FILES = "{files}"  # the paths of the files sent with the message
 _INPUT_WORD = re.compile(r"(?:^|\s)\{input\}")  # a shell line's word that is the input
 
 
@@ -39,14 +42,16 @@ class CommandAgent(Agent):
         self.spec = spec
         self._secrets = secrets
 
-    def argv(self, text: str) -> tuple[str, ...]:
-        """The exact argv for a message.
+    def argv(self, text: str, files: Sequence[str] = ()) -> tuple[str, ...]:
+        """The exact argv for a message (and the paths of the files sent with it).
 
         With `actions`, the first word picks a fixed command line. Without a shell,
         `{input}` becomes one argument as it is; with `shell = true` it is quoted into
         the shell line. A template without `{input}` gets the message's words appended
         (after "--" with `end_of_options`). Message words that stand as arguments of
         their own may not start with "-" unless `accept_options` or a "--" comes first.
+        `{files}` standing as a word becomes one argument per file; inside a word (or a
+        shell line) the paths, space-separated (quoted for the shell).
         """
         if "\x00" in text:
             raise ToolError("The message holds a NUL character, which no command line can carry.")
@@ -59,7 +64,9 @@ class CommandAgent(Agent):
         self._check_whole_input(template, text)
         if self.spec.shell:
             line = " ".join(template).replace("{input}", shlex.quote(text))
+            line = line.replace(FILES, " ".join(shlex.quote(path) for path in files))
             return ("/bin/sh", "-c", line)
+        template = tuple(_with_files(template, files))
         argv = tuple(part.replace("{input}", text) for part in template)
         uses_input = any("{input}" in part for part in template)
         if not uses_input and text.strip() and not self.spec.stdin and not self.spec.actions:
@@ -86,19 +93,22 @@ class CommandAgent(Agent):
     def _hint(self) -> str:
         return f"An admin may allow options with accept_options = true on {self.name}."
 
-    def action(self, text: str) -> Action:
-        return Action(agent=self.name, kind="command", argv=self.argv(text), cwd=self.spec.cwd)
+    def action(self, text: str, files: Sequence[str] = ()) -> Action:
+        argv = self.argv(text, files)
+        return Action(agent=self.name, kind="command", argv=argv, cwd=self.spec.cwd)
 
     def gate(self, request: AgentRequest) -> NeedsApproval | None:
-        action = self.action(request.text)
+        files = [file.path for file in request.files]
+        action = self.action(request.text, files)
         if not needs_approval(self.spec.policy, action.argv):
             return None
-        return NeedsApproval(action=action, policy=self.spec.policy, state={"text": request.text})
+        state = {"text": request.text, "files": files} if files else {"text": request.text}
+        return NeedsApproval(action=action, policy=self.spec.policy, state=state)
 
     def recheck(self, request: AgentRequest, state: dict[str, Any]) -> NeedsApproval | None:
         text = state.get("text", "")
         try:
-            action = self.action(text)
+            action = self.action(text, [str(path) for path in state.get("files", ())])
         except ToolError:  # no longer a valid message (the config changed): the run says why
             return None
         return NeedsApproval(action=action, policy=self.spec.policy, state=state)
@@ -117,11 +127,11 @@ class CommandAgent(Agent):
         return out.decode(errors="replace")
 
     async def start(self, request: AgentRequest, ctx: RunContext) -> Outcome:
-        argv = self.argv(request.text)
+        argv = self.argv(request.text, [file.path for file in request.files])
         await ctx.before_effect()  # the run is stored: a crash from here on never runs it twice
         process = await start_child(
             argv,
-            env=self._environment(),
+            env=self._environment(request.outbox),
             cwd=self.spec.cwd,
             stdin=asyncio.subprocess.PIPE if self.spec.stdin else asyncio.subprocess.DEVNULL,
         )
@@ -167,10 +177,21 @@ class CommandAgent(Agent):
             tail.add(decoder.decode(data))
             await ctx.progress(tail.text())
 
-    def _environment(self) -> dict[str, str]:
-        """The allowlist, and this agent's own `env` with its references resolved."""
+    def _environment(self, outbox: str | None = None) -> dict[str, str]:
+        """The allowlist, this agent's own `env` with its references resolved, and the
+        folder whose files are sent to the chat when the run ends."""
         declared = {key: resolve(value, self._secrets) for key, value in self.spec.env.items()}
+        if outbox is not None:
+            declared[OUTBOX_VARIABLE] = outbox
         return child_environment(declared, redact=self._secrets.redact)
+
+
+def _with_files(template: Sequence[str], files: Sequence[str]) -> Iterator[str]:
+    for part in template:
+        if part == FILES:
+            yield from files
+        else:
+            yield part.replace(FILES, " ".join(files))
 
 
 def _splittable(text: str) -> bool:

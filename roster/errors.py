@@ -5,7 +5,8 @@ RosterError(Exception)
 ├── AgentUnavailable              the agent exists but cannot run (disabled, no key)
 ├── AgentFailed                   a run failed in a way worth telling the user
 │   ├── ModelError                the model API refused, failed or timed out
-│   │   └── ModelUnavailable      ... in a way another model may not (429, 5xx, timeout)
+│   │   ├── ModelUnavailable      ... in a way another model may not (429, 5xx, timeout)
+│   │   └── StreamBroken          a streamed answer was cut off mid-way
 │   ├── CommandNotStarted         a command's program or working directory is missing
 │   └── BudgetExceeded            today's token or money budget is spent
 ├── ToolError                     a tool was called wrongly or failed
@@ -50,6 +51,15 @@ class ModelError(AgentFailed):
 
 class ModelUnavailable(ModelError):
     """Rate-limited, a server error, a timeout or no connection: worth the next fallback."""
+
+
+class StreamBroken(ModelError):
+    """A streamed answer broke off mid-way; `shown` is what was shown of it (maybe none)."""
+
+    def __init__(self, reason: str, shown: str) -> None:
+        said = f"{shown.rstrip()}\n\n(the answer broke off here: {reason})" if shown else reason
+        super().__init__(said)
+        self.shown = shown
 
 
 class BudgetExceeded(AgentFailed):

@@ -1,22 +1,18 @@
 """The llm agent: an OpenAI-compatible chat model with a tool-call loop.
 
-The only module that imports `openai`; it does so on first use, so a bot that has
-not talked to a model yet does not pay for loading the SDK. The import takes about a
-third of a second of CPU here, seconds on a busy small machine, so it runs in a worker
-thread, never on the event loop: `ModelClient.load_sdk` (`agentdeck run` calls it as
-soon as the deck runs, when it has an llm agent).
+It talks to its model through `roster.model_client` (via the providers and their
+fallback chains), offers its tools, gates each call by the tool policy, and keeps its
+state (messages, pending calls) resumable across an approval and a restart.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import threading
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from roster import attachments
 from roster.agent import (
     Action,
     Agent,
@@ -31,13 +27,12 @@ from roster.agent import (
 )
 from roster.egress import Egress, Ruling, Verdict
 from roster.errors import (
-    ModelError,
-    ModelUnavailable,
     ReferenceNotFound,
     SecretNotAllowed,
     ToolError,
 )
 from roster.fallback import complete
+from roster.model_client import Message, Reply, ToolRequest
 from roster.pricing import NO_PRICES, PriceTable
 from roster.refs import NoSecrets, SecretSource, resolve_arguments, secret_references
 from roster.spec import LLMAgentSpec
@@ -45,213 +40,11 @@ from roster.summary import summarise
 from roster.tools import Tool, ToolCallContext, ToolSource, parse_arguments
 
 if TYPE_CHECKING:
-    from openai import AsyncOpenAI
-
     from roster.providers import ModelChoices, Providers, Target
 
 log = logging.getLogger(__name__)
 
-Message = dict[str, Any]
-NOT_FOUND = 404
-RATE_LIMITED = 429
-SERVER_ERRORS = 500
 REFUSED = "error: refused:"  # how a tool result refused by the egress policy starts
-
-_SDK_LOADED = threading.Event()
-
-
-def _import_sdk() -> None:
-    """What a model call imports; blocking, for a worker thread."""
-    from openai import AsyncOpenAI, DefaultAioHttpClient  # noqa: F401
-
-    _SDK_LOADED.set()
-
-
-@dataclass(frozen=True, slots=True)
-class ModelSettings:
-    base_url: str | None
-    api_key: str | None
-    timeout: float = 60.0
-    max_retries: int = 2
-    section: str = "[llm]"  # where its settings are, as error texts name it
-
-
-@dataclass(frozen=True, slots=True)
-class ToolRequest:
-    id: str
-    name: str
-    arguments: str
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    content: str
-    tool_calls: tuple[ToolRequest, ...]
-    usage: Usage
-    model: str = ""  # which model answered, as `roster.providers` names it
-    fell_back: str = ""  # why: the failures of the models tried before it
-
-    def as_message(self) -> Message:
-        message: Message = {"role": "assistant", "content": self.content or None}
-        if self.tool_calls:
-            message["tool_calls"] = [
-                {
-                    "id": c.id,
-                    "type": "function",
-                    "function": {"name": c.name, "arguments": c.arguments},
-                }
-                for c in self.tool_calls
-            ]
-        return message
-
-
-class ModelClient:
-    """One shared AsyncOpenAI client; SDK errors become `ModelError` with a clear text."""
-
-    def __init__(self, settings: ModelSettings) -> None:
-        self.settings = settings
-        self._client: AsyncOpenAI | None = None
-
-    def unavailable_reason(self) -> str | None:
-        if not self.settings.api_key and self.settings.section == "[llm]":
-            return "no API key: set OPENAI_API_KEY or [llm] api_key"
-        if not self.settings.api_key:
-            return f"no API key: set {self.settings.section} api_key"
-        return None
-
-    async def load_sdk(self) -> None:
-        """Import the SDK in a worker thread; the loop carries on meanwhile."""
-        if not _SDK_LOADED.is_set():
-            # Callers at once each wait in a thread; Python's import lock runs it once.
-            await asyncio.to_thread(_import_sdk)
-
-    async def complete(self, model: str, messages: list[Message], tools: list[Message]) -> Reply:
-        if self._client is None:
-            await self.load_sdk()
-        client = self._connect()
-        body: dict[str, Any] = {"model": model, "messages": messages}
-        if tools:
-            body["tools"] = tools
-        with _model_errors(self.settings):
-            # The SDK's own request path (retries, errors, status handling) without
-            # `chat.completions.create`'s walk over every parameter (our messages are
-            # plain JSON already) or building its response models: the few fields we
-            # read are read from the JSON, and their shape is checked here.
-            response = await client.post("/chat/completions", body=body, cast_to=dict)
-        try:
-            return _reply(response)
-        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
-            raise ModelError("The model API sent a malformed response.") from exc
-
-    async def models(self) -> list[str]:
-        """The model names the endpoint offers (`GET /models`): a cheap check of URL and key."""
-        await self.load_sdk()
-        client = self._connect()
-        with _model_errors(self.settings):
-            return [model.id async for model in client.models.list()]
-
-    def _connect(self) -> AsyncOpenAI:
-        if self._client is None:
-            from openai import AsyncOpenAI, DefaultAioHttpClient
-
-            self._client = AsyncOpenAI(
-                api_key=self.settings.api_key,
-                base_url=self.settings.base_url,
-                timeout=self.settings.timeout,
-                max_retries=self.settings.max_retries,
-                # aiohttp underneath: measured here about twice the calls per second of the
-                # default httpx transport with 50 requests in flight.
-                http_client=DefaultAioHttpClient(),
-            )
-        return self._client
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-
-
-@contextlib.contextmanager
-def _model_errors(settings: ModelSettings) -> Iterator[None]:
-    """Translate the SDK's errors into `ModelError` at this one boundary."""
-    import openai
-
-    timeout, section = settings.timeout, settings.section
-
-    try:
-        yield
-    except openai.APITimeoutError as exc:
-        if not _refused(exc):
-            raise ModelUnavailable(f"The model API did not answer within {timeout:g} s.") from exc
-        raise ModelUnavailable(
-            f"The model API cannot be reached; check {section} base_url."
-        ) from exc
-    except openai.APIConnectionError as exc:
-        raise ModelUnavailable(
-            f"The model API cannot be reached; check {section} base_url."
-        ) from exc
-    except openai.APIStatusError as exc:
-        if exc.status_code == NOT_FOUND and "/v1" not in exc.request.url.path:
-            raise ModelError(
-                f"The model API answered 404 at {_where(exc.request.url)}: does {section} base_url "
-                "need /v1 at its end?"
-            ) from exc
-        failed = exc.status_code == RATE_LIMITED or exc.status_code >= SERVER_ERRORS
-        error = ModelUnavailable if failed else ModelError
-        raise error(f"The model API answered {exc.status_code}: {_short(exc.message)}") from exc
-    except openai.OpenAIError as exc:
-        raise ModelError(f"The model API failed: {_short(str(exc))}") from exc
-    except ValueError as exc:  # undecodable JSON
-        raise ModelError("The model API sent a malformed response.") from exc
-
-
-def _where(url: Any) -> str:
-    """An httpx URL without what may hold credentials (user info, query)."""
-    port = f":{url.port}" if url.port else ""
-    return f"{url.scheme}://{url.host}{port}{url.path}"
-
-
-def _reply(response: Any) -> Reply:
-    """The answer, tool calls and token counts of a chat completion, from its JSON.
-
-    A missing or mistyped field raises ValueError (reported as a malformed response)."""
-    if not isinstance(response, dict):
-        raise ValueError("not a JSON object")
-    choices = response.get("choices")
-    if not choices:
-        raise ModelError("The model API returned no answer (empty choices).")
-    message = choices[0]["message"]
-    content = message.get("content") or ""
-    calls = []
-    for call in message.get("tool_calls") or ():
-        if call.get("type", "function") == "function":
-            function = call["function"]
-            calls.append(ToolRequest(call["id"], function["name"], function.get("arguments") or ""))
-    usage = response.get("usage") or {}
-    counted = Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
-    if not isinstance(content, str):
-        raise ValueError("content is not text")
-    return Reply(content, tuple(calls), counted)
-
-
-def _refused(exc: BaseException) -> bool:
-    """A "timeout" that was a refused or failed connection underneath.
-
-    httpx-aiohttp maps every aiohttp `ClientConnectionError` to `ConnectTimeout`, so a
-    closed port reads as a timeout; the OS error at the bottom of the chain tells.
-    """
-    seen: set[int] = set()
-    cause = exc.__cause__ or exc.__context__
-    while cause is not None and id(cause) not in seen:
-        if isinstance(cause, OSError) and not isinstance(cause, TimeoutError):
-            return True
-        seen.add(id(cause))
-        cause = cause.__cause__ or cause.__context__
-    return False
-
-
-def _short(text: str, limit: int = 200) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class LLMAgent(Agent):
@@ -305,7 +98,16 @@ class LLMAgent(Agent):
 
     async def start(self, request: AgentRequest, ctx: RunContext) -> Outcome:
         await self._refresh_tools()
-        return await self._loop(request, ctx, self._opening(request), turns=0, usage=Usage())
+        messages = self._opening(request)
+        documents = attachments.text_blocks(request.files)
+        if documents:
+            messages[-1]["content"] += self._secrets.redact(documents)
+        images = [f for f in request.files if attachments.takes_inline(self.spec, f)]
+        parts = await asyncio.to_thread(attachments.image_parts, images) if images else []
+        if parts:  # the files are read in a thread: a photo is megabytes
+            text = {"type": "text", "text": messages[-1]["content"]}
+            messages[-1] = {"role": "user", "content": [text, *parts]}
+        return await self._loop(request, ctx, messages, turns=0, usage=Usage())
 
     async def resume(
         self, request: AgentRequest, state: dict[str, Any], decision: Decision, ctx: RunContext
@@ -357,7 +159,13 @@ class LLMAgent(Agent):
         chain = await self.chain(request.chat_id)
         while turns < self.spec.max_turns:
             await ctx.before_model_call()
-            reply = await complete(chain, messages=messages, tools=schemas, prices=self._prices)
+            reply = await complete(
+                chain,
+                messages=messages,
+                tools=schemas,
+                prices=self._prices,
+                on_text=ctx.stream if self.spec.stream else None,
+            )
             ctx.spent(reply.usage)
             turns += 1
             usage += reply.usage
@@ -474,6 +282,7 @@ class LLMAgent(Agent):
             egress=self._egress,
             redact=self._secrets.redact,
             process_started=run.process_started if run is not None else _no_process,
+            files=tuple(file.path for file in request.files),
         )
 
     async def _call_tool(self, request: AgentRequest, call: ToolRequest, run: RunContext) -> str:

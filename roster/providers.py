@@ -18,7 +18,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from roster.llm import ModelClient
+from roster.model_client import ModelClient
 from roster.spec import LLMAgentSpec
 
 DEFAULT = "default"  # the provider `[llm]` describes

@@ -18,7 +18,7 @@ from typing import Any
 
 from roster.agent import Usage
 from roster.fallback import complete
-from roster.llm import Message, Reply
+from roster.model_client import Message, Reply
 from roster.pricing import PriceTable
 from roster.providers import Providers
 from roster.spec import LLMAgentSpec

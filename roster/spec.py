@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, field_validator, model_validator
 
@@ -120,6 +120,14 @@ class AgentBase(Strict):
     run_timeout: float = Field(default=900, gt=0)
     # The only vault secrets this agent may use (`secret:NAME` in env or tool arguments).
     secrets: tuple[Annotated[str, Field(pattern=SECRET_NAME)], ...] = ()
+    # Whether the output is Markdown, rendered as each chat shows it; unset: the kind's
+    # default (`MARKDOWN`: models write Markdown, commands print preformatted text).
+    markdown: bool | None = None
+    MARKDOWN: ClassVar[bool] = False
+
+    @property
+    def renders_markdown(self) -> bool:
+        return self.MARKDOWN if self.markdown is None else self.markdown
 
     @property
     def memory_key(self) -> str:
@@ -179,6 +187,7 @@ class LLMAgentSpec(AgentBase):
     """An OpenAI-compatible chat model with instructions and tools."""
 
     kind: Literal["llm"]
+    MARKDOWN: ClassVar[bool] = True
     model: str = Field(min_length=1)
     # `[llm.providers.<name>]` that serves `model`; "default" is `[llm]` itself.
     provider: str = Field(default="default", pattern=r"^[a-z][a-z0-9_-]{0,39}$")
@@ -191,6 +200,10 @@ class LLMAgentSpec(AgentBase):
     instructions: str = ""
     tools: tuple[str, ...] = ()
     max_turns: int = Field(default=5, ge=1, le=50)
+    # The model takes images: photos sent with a message go to it as image parts.
+    vision: bool = False
+    # The answer streams: the chat shows it growing (each transport within its limits).
+    stream: bool = True
     router: bool = False
     # Addresses that are not public (loopback, private, link-local, metadata) its tools
     # may reach, e.g. ["10.0.0.0/8", "127.0.0.1"]; refused otherwise (`roster.egress`).

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from roster.agent import Turn
 
 if TYPE_CHECKING:
-    from roster.llm import ModelClient
+    from roster.model_client import ModelClient
 
 SUMMARY_WORDS = 200
 INSTRUCTIONS = (

@@ -42,6 +42,8 @@ class ToolCallContext:
     # Told the process group a tool started (its own session: the group id is its pid), so
     # the run's row names it and a start after a kill -9 can stop it, as for command agents.
     process_started: Callable[[int], None] = field(default=lambda pid: None, repr=False)
+    # The files sent with the message the run answers: all that `send_file` may send.
+    files: tuple[str, ...] = ()
 
     @property
     def memory_key(self) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import and_, func, or_
@@ -21,6 +21,7 @@ from storage.models import (
     OutboxMessage,
     OutboxState,
     Run,
+    RunAttachment,
     RunState,
     ToolCall,
 )
@@ -55,6 +56,7 @@ class RunParts:
     tool_calls: list[ToolCall]
     approvals: list[Approval]
     events: list[AuditEvent]
+    attachments: list[RunAttachment] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,10 +124,16 @@ async def run_parts(db: Database, run_id: str, limit: int = 200) -> RunParts:
             select(Approval).where(Approval.run_id == run_id).order_by(col(Approval.created_at))
         )
         events = select(AuditEvent).where(AuditEvent.subject == run_id).order_by(col(AuditEvent.id))
+        files = (
+            select(RunAttachment)
+            .where(RunAttachment.run_id == run_id)
+            .order_by(col(RunAttachment.id))
+        )
         return RunParts(
             tool_calls=list((await session.exec(calls.limit(limit))).all()),
             approvals=list((await session.exec(approvals.limit(limit))).all()),
             events=list((await session.exec(events.limit(limit))).all()),
+            attachments=list((await session.exec(files.limit(limit))).all()),
         )
 
 

@@ -123,6 +123,19 @@ class ToolCall(SQLModel, table=True):
     created_at: datetime = _when()
 
 
+class RunAttachment(SQLModel, table=True):
+    """A file sent with the message a run answers (kept under the data directory)."""
+
+    __tablename__ = "attachments"
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(max_length=32, index=True)
+    name: str = Field(max_length=255)
+    kind: str = Field(max_length=20)
+    size: int = Field(default=0, sa_type=BigInteger)
+    path: str = Field(max_length=1000)
+    created_at: datetime = _when()
+
+
 class Approval(SQLModel, table=True):
     """A risky action waiting for (or decided by) the people allowed to decide."""
 

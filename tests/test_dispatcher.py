@@ -115,8 +115,9 @@ async def test_oversized_message_is_refused(deck_with_chat: DeckFactory) -> None
 
 
 async def test_slow_agent_never_delays_another_chat(deck_with_chat: DeckFactory) -> None:
-    async with deck_with_chat(make_config(CONFIG)) as (_deck, chat):
+    async with deck_with_chat(make_config(CONFIG)) as (deck, chat):
         await chat.say("/ask slow 25", chat="test:a")  # runs until it is stopped below
+        assert await eventually(lambda: "slow" in deck.runner.active().values(), timeout=10)
         await chat.say("/ask echo fast", chat="test:b")
         await chat.wait_for("echo: fast")
         await chat.say("/stop all", chat="test:b")

@@ -7,7 +7,7 @@ from sqlmodel import select
 
 from bot.intake.routing import ROUTE_ACTION
 from roster.agent import Usage
-from roster.llm import Reply, ToolRequest
+from roster.model_client import Reply, ToolRequest
 from roster.router import Answer, Candidate, HandOff, Junk, Unsure, guess, read_reply
 from storage.models import AuditEvent, Run
 from tests.fakes.openai_server import FakeOpenAI, call, say

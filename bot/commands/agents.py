@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot import markdown
 from bot.commands import command, invites
 from bot.commands.context import CommandContext
 from bot.config import Role
@@ -35,9 +36,9 @@ async def help_(ctx: CommandContext) -> None:
     for spec in sorted(ctx.commands.values(), key=lambda s: s.name):
         if ctx.role.allows(spec.role):
             usage = f" {spec.usage}" if spec.usage else ""
-            lines += [code(f"/{spec.name}{usage}"), f" {spec.help}\n"]
+            lines += [code(f"/{spec.name}{usage}"), " ", *markdown.inline(spec.help), "\n"]
     default = actions.agent_for(ctx.deck, ctx.incoming.chat)
-    lines.append(f"Plain text goes to {default}; `@agent text` or /ask picks another.")
+    lines += [f"Plain text goes to {default}; ", code("@agent text"), " or /ask picks another."]
     await ctx.reply(*lines)
 
 

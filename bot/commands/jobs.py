@@ -6,7 +6,7 @@ import asyncio
 import secrets
 from datetime import datetime
 
-from bot import messages
+from bot import markdown, messages
 from bot.commands import command
 from bot.commands.context import CommandContext
 from bot.config import Role
@@ -127,7 +127,7 @@ async def _create(ctx: CommandContext, kind: str) -> None:
         return
     if deck.vault.redact(request.input) != request.input:
         deck.audit.record(ctx.user, "job.refused", kind, reason="holds a secret's value")
-        await ctx.reply(messages.JOB_HOLDS_SECRET)
+        await ctx.reply(*markdown.inline(messages.JOB_HOLDS_SECRET))
         return
     job = _new_job(ctx, request)
     refusal = await _check_target(deck, job, ctx)

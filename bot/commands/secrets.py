@@ -67,7 +67,9 @@ async def _set(ctx: CommandContext, rest: str) -> None:
     await ctx.reply(
         "Stored ",
         code(name),
-        ". Agents that list it in `secrets` can use ",
+        ". Agents that list it in ",
+        code("secrets"),
+        " can use ",
         code(f"secret:{name}"),
         ". ",
         deleted,

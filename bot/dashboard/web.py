@@ -15,7 +15,7 @@ from bot.config import Role
 from bot.dashboard.auth import COOKIE, Auth, Viewer
 from bot.dashboard.throttle import SignInThrottle
 from bot.deck import Deck
-from bot.text import Rich, Style
+from bot.text import Rich, Span, Style
 from storage.models import Run
 
 DECK = web.AppKey("deck", Deck)
@@ -188,19 +188,38 @@ def short(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+_EMPHASIS_TAGS = {Style.BOLD: "strong", Style.ITALIC: "em", Style.STRIKE: "del"}
+_SAFE_SCHEMES = ("https://", "http://", "mailto:")
+
+
 def rich_html(text: Rich) -> Markup:
-    """Neutral rich text (a chat card) as HTML: the same content the chat shows."""
+    """Neutral rich text (a chat card, an agent's Markdown) as HTML: the same content the
+    chat shows, every character escaped and only these tags written (no attribute but
+    a checked link and a code block's language class), so the page's CSP stays strict."""
     parts: list[str] = []
+    quoted = False
     for span in text:
-        body = str(escape(span.text))
-        if span.style is Style.BOLD:
-            parts.append(f"<strong>{body}</strong>")
-        elif span.style is Style.CODE:
-            parts.append(f"<code>{body}</code>")
-        elif span.style is Style.PRE:
-            parts.append(f"<pre>{body}</pre>")
-        elif span.style is Style.LINK and span.url.startswith(("https://", "http://")):
-            parts.append(f'<a href="{escape(span.url)}" rel="noreferrer">{body}</a>')
-        else:
-            parts.append(body.replace("\n", "<br>"))
-    return Markup("".join(parts))  # noqa: S704  (every part was escaped above)
+        if span.quote != quoted:
+            parts.append("<blockquote>" if span.quote else "</blockquote>")
+            quoted = span.quote
+        parts.append(_span_html(span))
+    if quoted:
+        parts.append("</blockquote>")
+    return Markup("".join(parts))  # noqa: S704  (every part was escaped in _span_html)
+
+
+def _span_html(span: Span) -> str:
+    body = str(escape(span.text))
+    if span.style is Style.CODE:
+        return f"<code>{body}</code>"
+    if span.style is Style.PRE:
+        if span.lang:
+            return f'<pre><code class="language-{escape(span.lang)}">{body}</code></pre>'
+        return f"<pre>{body}</pre>"
+    body = body.replace("\n", "<br>")
+    if span.style is Style.LINK and span.url.lower().startswith(_SAFE_SCHEMES):
+        body = f'<a href="{escape(span.url)}" rel="noreferrer">{body}</a>'
+    for style in reversed(span.emphasis):
+        tag = _EMPHASIS_TAGS[style]
+        body = f"<{tag}>{body}</{tag}>"
+    return body

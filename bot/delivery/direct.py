@@ -106,7 +106,7 @@ class Direct:
 
     def scrub(self, message: Outgoing) -> Outgoing:
         """The message with stored secrets' values scrubbed (before it is stored or sent)."""
-        text: Rich = tuple(Span(self._redact(s.text), s.style, s.url) for s in message.text)
+        text: Rich = tuple(replace(s, text=self._redact(s.text)) for s in message.text)
         return replace(message, text=text)
 
     def _ready(self, message: Outgoing) -> Outgoing:

@@ -36,7 +36,7 @@ from bot.delivery import sendkeys
 from bot.delivery.direct import Direct
 from bot.delivery.transport_links import TransportLinks
 from bot.errors import DeliveryUncertain, Refused, RetryLater, TransportDown
-from bot.text import Span, Style, plain_text
+from bot.text import plain_text, span_from_json, span_to_json
 from bot.types import Button, ButtonStyle, MessageRef, Outgoing, Queued, Sent
 from storage.clock import Clock
 from storage.models import OutboxMessage, OutboxState
@@ -55,16 +55,18 @@ Delivered = Callable[[OutboxMessage, MessageRef], Awaitable[None]]
 
 def to_payload(message: Outgoing) -> dict[str, Any]:
     payload: dict[str, Any] = {
-        "text": [[span.text, span.style.value, span.url] for span in message.text],
+        "text": [span_to_json(span) for span in message.text],
         "buttons": [[b.label, b.action_id, b.value, b.style.value] for b in message.buttons],
     }
     if message.sent_parts:
         payload["parts_sent"] = list(message.sent_parts)
+    if message.files:
+        payload["files"] = list(message.files)
     return payload
 
 
 def from_payload(row: OutboxMessage) -> Outgoing:
-    text = tuple(Span(t, Style(style), url) for t, style, url in row.payload.get("text", []))
+    text = tuple(span_from_json(stored) for stored in row.payload.get("text", []))
     buttons = tuple(
         Button(label, action, value, ButtonStyle(style))
         for label, action, value, style in row.payload.get("buttons", [])
@@ -77,6 +79,7 @@ def from_payload(row: OutboxMessage) -> Outgoing:
         buttons=buttons,
         key=row.key,
         sent_parts=parts,
+        files=tuple(str(path) for path in row.payload.get("files", [])),
     )
 
 

@@ -23,6 +23,7 @@ from bot.runs.approvals import Approvals, DecisionResult
 from bot.runs.runner import Origin, Runner
 from bot.text import Piece, bold, rich
 from bot.types import AsksText, Incoming, Outgoing
+from roster.agent import Received
 from roster.errors import AgentNotFound, AgentUnavailable
 from roster.roster import Roster
 from storage.audit import AuditLog
@@ -86,6 +87,15 @@ async def _may_talk(deck: Parts, incoming: Incoming, role: Role) -> bool:
     return False
 
 
+def described(files: tuple[Received, ...]) -> str:
+    """The text of a message that had only files: what was sent."""
+    if not files:
+        return ""
+    if len(files) == 1 and files[0].kind == "photo":
+        return "(sent a photo)"
+    return f"(sent {', '.join(f.name for f in files)})"
+
+
 async def _run_agent(
     deck: Parts, incoming: Incoming, agent_name: str, text: str, *, hops: tuple[str, ...] = ()
 ) -> None:
@@ -95,6 +105,7 @@ async def _run_agent(
         deck.audit.record(incoming.user, "ask.refused", agent_name, reason=str(exc))
         await reply(deck, incoming, str(exc))
         return
+    text = text or described(incoming.received)
     if not text:
         await reply(
             deck, incoming, f"What should {agent.name} do? Example: /ask {agent.name} <text>"
@@ -106,6 +117,7 @@ async def _run_agent(
         thread=incoming.thread,
         hops=hops,
         update_key=incoming.update_key,
+        files=incoming.received,
     )
     await deck.runner.start(agent, origin, text)
 

@@ -12,6 +12,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from bot import logs, messages
 from bot.commands import Commands, CommandSpec, keeps_args_private, spec_of
@@ -19,7 +20,7 @@ from bot.commands.context import CommandContext
 from bot.config import Role
 from bot.deck import Deck
 from bot.delivery import sendkeys
-from bot.intake import actions
+from bot.intake import actions, files, voice
 from bot.intake.ratelimit import RateLimit
 from bot.intake.routing import ROUTE_ACTION
 from bot.intake.welcome import joined_text
@@ -68,12 +69,40 @@ class Dispatcher:
             self._spawn(incoming, actions.stale_form(self.deck, incoming))
         elif not self._rate.allow(incoming.user):
             self._spawn(incoming, self._slow_down(incoming))
+        elif incoming.unsupported:
+            self._queue(incoming, self._unsupported(incoming))
+        elif voice.recording(incoming) is not None:
+            self._queue(incoming, self._spoken(incoming))
+        elif files.sent(incoming):
+            self._queue(incoming, self._with_files(incoming, role))
         else:
             self._route_text(incoming, role)
 
     async def _slow_down(self, incoming: Incoming) -> None:
         self.deck.audit.record(incoming.user, "refused.rate_limit", incoming.chat)
         await self._reply(incoming, messages.SLOW_DOWN)
+
+    async def _spoken(self, incoming: Incoming) -> None:
+        """A voice note: its transcript is handled as if its sender had typed it."""
+        text = await voice.transcript(self.deck, incoming, self._keeps_args_private)
+        if text is not None:
+            await self.handle(replace(incoming, text=text, attachments=()))
+
+    def _keeps_args_private(self, text: str) -> bool:
+        return keeps_args_private(text, self._commands)
+
+    async def _with_files(self, incoming: Incoming, role: Role) -> None:
+        """Photos and files: saved, then the caption handled as typed text, with them."""
+        saved = await files.received(self.deck, incoming, role)
+        if saved is not None:
+            text = incoming.text.strip() or actions.described(saved)
+            await self.handle(replace(incoming, text=text, attachments=(), received=saved))
+
+    async def _unsupported(self, incoming: Incoming) -> None:
+        self.deck.audit.record(
+            incoming.user, "refused.unsupported", incoming.chat, kind=incoming.unsupported
+        )
+        await self._reply(incoming, messages.unsupported(incoming.unsupported))
 
     def _route_text(self, incoming: Incoming, role: Role) -> None:
         text = incoming.text.strip()

@@ -63,6 +63,9 @@ class LiveRun:
     async def progress(self, text: str) -> None:
         await self._progress.progress(text)
 
+    async def stream(self, text: str) -> None:
+        await self._progress.stream(text)
+
     async def before_model_call(self) -> None:
         self.overrun = self._budgets.overrun(self._scopes)
         if self.overrun is not None:

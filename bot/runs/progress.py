@@ -1,4 +1,10 @@
-"""Shows a run's progress by editing one message, throttled, and only if it takes a while."""
+"""Shows a run's progress by editing one message, throttled, and only if it takes a while.
+
+A command's output shows as a growing code block after "working… N s". A model's
+streamed answer shows as what it is (Markdown, rendered), the first text at once and
+then at the edit pace (about once a second per chat, Telegram's flood limit); the
+result replaces it when the run ends, and only the result is stored.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import asyncio
 import logging
 import time
 
+from bot import markdown
 from bot.delivery.postman import Postman
 from bot.text import Rich, bold, pre, rich
 from bot.types import MessageRef, Outgoing, Sent
@@ -16,6 +23,7 @@ SHOW_AFTER_SECONDS = 0.5  # a fast answer needs no "working…" message before i
 EDIT_INTERVAL_SECONDS = 1.0  # about one edit a second per chat (Telegram's pace)
 TAIL_CHARS = 3000  # progress shows the tail of long output; the result shows it all
 TYPING_LASTS_SECONDS = 4.0  # Telegram shows "typing…" for about five seconds
+FIRST_TEXT_SECONDS = 0.2  # a streamed answer's first text waits this long (see `stream`)
 
 
 class Progress:
@@ -32,6 +40,8 @@ class Progress:
         self._started = time.monotonic()
         self._flusher: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._streaming = False  # a model's answer, not a command's output
+        self._soon: asyncio.Task[None] | None = None  # the first show of a streamed answer
 
     @property
     def elapsed(self) -> float:
@@ -43,6 +53,19 @@ class Progress:
 
     async def progress(self, output: str) -> None:
         self._latest = output
+
+    async def stream(self, text: str) -> None:
+        """A model's answer so far; its first text shows `FIRST_TEXT_SECONDS` after it came
+        (an answer complete by then goes out as one message, never as a stream)."""
+        first = not self._streaming
+        self._streaming = True
+        self._latest = text
+        if first and self._ref is None:
+            self._soon = asyncio.create_task(self._show_soon(), name=f"stream:{self._chat}")
+
+    async def _show_soon(self) -> None:
+        await asyncio.sleep(FIRST_TEXT_SECONDS)
+        await self._show()
 
     async def _show_later(self) -> None:
         await asyncio.sleep(SHOW_AFTER_SECONDS)
@@ -56,11 +79,15 @@ class Progress:
             return
         if self._ref is not None and self._latest == self._shown:
             return
+        if self._streaming and self._ref is not None and self._since_edit() < EDIT_INTERVAL_SECONDS:
+            return  # one edit a second per chat at most: the next tick shows it
         # Scrub before cutting: a cut through a secret's value would leave its tail unscrubbed.
         body = self._postman.redact(self._latest)[-TAIL_CHARS:]
-        text = rich(
-            bold(self._agent), f" working… {self.elapsed:.0f} s", pre(body) if body.strip() else ""
-        )
+        if self._streaming:
+            text = rich(bold(self._agent), ": ", *markdown.to_rich(body), " …")
+        else:
+            shown = pre(body) if body.strip() else ""
+            text = rich(bold(self._agent), f" working… {self.elapsed:.0f} s", shown)
         await self._post(Outgoing(chat=self._chat, thread=self._thread, text=text))
         self._shown = self._latest
         await self._typing()
@@ -74,8 +101,12 @@ class Progress:
         except Exception:
             log.debug("typing indicator failed", exc_info=True)
 
+    def _since_edit(self) -> float:
+        return time.monotonic() - self._last_edit
+
     async def _post(self, message: Outgoing) -> None:
         async with self._lock:
+            self._last_edit = time.monotonic()
             try:
                 if self._ref is None:  # progress is not kept in the outbox: it is soon stale
                     self._ref = await self._postman.deliver(message)
@@ -90,10 +121,13 @@ class Progress:
         The result is kept in the outbox until delivered: when the progress message
         cannot be edited, the result is sent as a new message. `key`: its outbox key.
         """
-        if self._flusher is not None:
-            self._flusher.cancel()
-            await asyncio.gather(self._flusher, return_exceptions=True)
+        for task in (self._flusher, self._soon):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         message = Outgoing(chat=self._chat, thread=self._thread, text=text, key=key)
+        if self._streaming and self._ref is not None:  # the edit pace holds for the last one too
+            await asyncio.sleep(max(EDIT_INTERVAL_SECONDS - self._since_edit(), 0.0))
         async with self._lock:
             if self._ref is not None:
                 try:

@@ -8,18 +8,20 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Protocol
 
-from bot import logs, messages
+from bot import logs, markdown, messages
 from bot.delivery.postman import Postman
-from bot.runs import orphans
+from bot.runs import orphans, outfiles
 from bot.runs.approvals import Approvals
 from bot.runs.brakes import Brakes, LiveRun
 from bot.runs.cards import RERUN_OF
 from bot.runs.conversation import Conversation
 from bot.runs.progress import Progress
-from bot.text import Rich, bold, code, pre, rich
+from bot.text import Rich, Style, bold, code, plain_text, pre, rich
 from bot.types import Outgoing, Queued
+from roster import attachments
 from roster.agent import (
     Action,
     Agent,
@@ -28,17 +30,19 @@ from roster.agent import (
     Finished,
     NeedsApproval,
     Outcome,
+    Received,
     Turn,
     Usage,
 )
 from roster.errors import AgentFailed, RosterError
 from roster.roster import Roster
+from roster.spec import CommandAgentSpec
 from storage.audit import AuditLog
 from storage.clock import Clock
 from storage.db import Database
 from storage.errors import SecretGone
 from storage.memory import Memory
-from storage.models import Approval, Run, RunState, ToolCall
+from storage.models import Approval, Run, RunAttachment, RunState, ToolCall
 from storage.processes import Processes
 from storage.runs import ActiveRun, RunStore
 from storage.scrubber import Scrubber, redact_tree
@@ -62,6 +66,7 @@ class Origin:
     run_id: str | None = None  # chosen in advance by the scheduler, whose claim names the run
     hops: tuple[str, ...] = ()  # the agents that handed this request on (router, delegation)
     update_key: str | None = None  # the update it answers: that update is never handled again
+    files: tuple[Received, ...] = ()  # sent with the message, saved by `bot.intake.files`
 
 
 class JobReports(Protocol):
@@ -89,8 +94,13 @@ class Runner:
         processes: Processes,
         scrubber: Scrubber,
         job_reports: JobReports,
+        files_root: Path | None = None,
+        file_limit: int = 20 * 1024 * 1024,
     ) -> None:
         self._runs = RunStore(db)
+        # Where a command agent's run gets a folder for files it sends back (None: none).
+        self._files_root = files_root
+        self._file_limit = file_limit
         self._processes = processes  # runs name this process as their owner
         self._writer = writer
         self._memory = memory
@@ -144,6 +154,7 @@ class Runner:
         return len(hits)
 
     async def start(self, agent: Agent, origin: Origin, text: str) -> ActiveRun:
+        text = attachments.as_input(agent.spec, text, origin.files)
         run = ActiveRun(
             id=origin.run_id or uuid.uuid4().hex,
             agent=agent.name,
@@ -159,18 +170,30 @@ class Runner:
             update_key=origin.update_key,
         )
         run.row_written = self._writer.insert(Run, run.row())
+        for file in origin.files:  # listed on the run's dashboard page
+            self._writer.insert(RunAttachment, _attachment_row(run, file))
         # Cut after scrubbing: a value cut in two would no longer be found.
         self._audit.record(
             origin.user, "run.started", run.id, agent=agent.name, input=run.input[:500]
         )
-        await self._begin(run, agent, text)
+        await self._begin(run, agent, text, origin.files)
         return run
 
-    async def _begin(self, run: ActiveRun, agent: Agent, text: str) -> None:
+    async def _begin(
+        self, run: ActiveRun, agent: Agent, text: str, files: tuple[Received, ...] = ()
+    ) -> None:
         """Check the brakes and the agent's own gate, then run (or suspend)."""
         history = await self._history(agent, run)
         request = AgentRequest(
-            run.id, run.chat_id, run.user_id, text, history, hops=run.hops, thread=run.thread_id
+            run.id,
+            run.chat_id,
+            run.user_id,
+            text,
+            history,
+            hops=run.hops,
+            thread=run.thread_id,
+            files=files,
+            outbox=await self._outbox_for(run, agent),
         )
         try:
             gate = self._brakes.budget_gate(run) or agent.gate(request)
@@ -412,7 +435,9 @@ class Runner:
             run,
             progress,
             status,
-            result_text(agent, outcome, progress.elapsed),
+            # Scrubbed whole before Markdown cuts it into spans: a secret's value split by
+            # a mark (`**abc**def`) would escape a scrub of each span.
+            result_text(agent, replace(outcome, text=self._redact(outcome.text)), progress.elapsed),
             output=outcome.text,
             exit_code=outcome.exit_code,
             tokens=(outcome.usage.tokens_in, outcome.usage.tokens_out),
@@ -420,7 +445,37 @@ class Runner:
             acted=live.acted,
         )
         self._conversation.record(agent, run.chat_id, run.input, outcome.text)
+        if isinstance(agent.spec, CommandAgentSpec):  # only their runs have an outbox folder
+            await self._send_files(run)
         await self._conversation.fold(agent, run.chat_id)  # after the answer is out
+
+    async def _outbox_for(self, run: ActiveRun, agent: Agent) -> str | None:
+        """The folder a command agent's run may leave files in for the chat."""
+        if self._files_root is None or not isinstance(agent.spec, CommandAgentSpec):
+            return None
+        return str(await asyncio.to_thread(outfiles.prepare, self._files_root, run.id))
+
+    async def _send_files(self, run: ActiveRun) -> None:
+        if self._files_root is None:
+            return
+        folder = self._files_root / outfiles.FOLDER / run.id
+        found = await asyncio.to_thread(outfiles.collect, folder, self._file_limit)
+        if found.files or found.skipped:
+            self._audit.record(
+                run.user_id,
+                "run.files_sent",
+                run.id,
+                names=[p.name for p in found.files],
+                skipped=found.skipped,
+            )
+            await outfiles.send(
+                self._postman,
+                found,
+                run_id=run.id,
+                agent=run.agent,
+                chat=run.chat_id,
+                thread=run.thread_id,
+            )
 
     async def _end(
         self,
@@ -529,9 +584,34 @@ async def _within(seconds: float, work: Awaitable[Outcome]) -> Outcome:
 
 def result_text(agent: Agent, outcome: Finished, seconds: float) -> Rich:
     body = outcome.text.strip() or "(no output)"
-    if outcome.exit_code is None and outcome.answered_by:
-        return rich(bold(agent.name), ": ", body, f"\n({outcome.answered_by})")
+    if outcome.exit_code is not None:
+        footer = f"exit {outcome.exit_code} · {seconds:.1f} s"
+    else:  # a model's answer: which model gave it, when a fallback did
+        footer = f"({outcome.answered_by})" if outcome.answered_by else ""
+    if agent.spec.renders_markdown:
+        shown = markdown.to_rich(body)
+        lead = "\n" if _starts_block(shown) else ": "
+        return rich(bold(agent.name), lead, *shown, "\n" + footer if footer else "")
     if outcome.exit_code is None:
-        return rich(bold(agent.name), ": ", body)
-    footer = f"exit {outcome.exit_code} · {seconds:.1f} s"
+        return rich(bold(agent.name), ": ", body, "\n" + footer if footer else "")
     return rich(bold(agent.name), "\n", pre(body), footer)
+
+
+def _attachment_row(run: ActiveRun, file: Received) -> dict[str, Any]:
+    return {
+        "run_id": run.id,
+        "name": file.name[:255],
+        "kind": file.kind,
+        "size": file.size,
+        "path": file.path[:1000],
+        "created_at": run.started_at,
+    }
+
+
+def _starts_block(text: Rich) -> bool:
+    """Whether Markdown output begins with a block (a code block, a quote, several
+    paragraphs) that reads better on its own line after the agent's name."""
+    first = text[0] if text else None
+    return first is not None and (
+        first.style is Style.PRE or first.quote or "\n" in plain_text(text).strip()
+    )

@@ -26,6 +26,7 @@ from bot.types import Button, Incoming, MessageRef, OnOutage, Outgoing, Press
 CHAT = "console:local"
 PROMPT_WAIT_SECONDS = 60.0
 _CHOICE = re.compile(r"^\d{1,2}$")
+_QUOTED_BREAK = re.compile(r"\n(?=[\s\S])")
 
 
 @dataclass(slots=True)
@@ -35,18 +36,27 @@ class _Prompt:
 
 
 def render(text: Rich) -> str:
+    """Rich text as terminal lines: code blocks indented, quotes behind a bar, links with
+    their address; emphasis has no marks (a terminal reads fine without them)."""
     parts: list[str] = []
-    for span in text:
+    line_start = True
+    for at, span in enumerate(text):
+        following = text[at + 1] if at + 1 < len(text) else None
         if span.style is Style.PRE:
             block = span.text.rstrip("\n")
-            lead = "" if not parts or parts[-1].endswith("\n") else "\n"
-            parts.append(lead + "\n".join("  " + line for line in block.splitlines()) + "\n")
+            lead = "" if line_start else "\n"
+            piece = lead + "\n".join("  " + line for line in block.splitlines()) + "\n"
         elif span.style is Style.CODE:
-            parts.append(f"`{span.text}`")
-        elif span.style is Style.LINK:
-            parts.append(f"{span.text} <{span.url}>")
-        else:
-            parts.append(span.text)
+            piece = f"`{span.text}`"
+        elif span.style is Style.LINK:  # the address once, after the link's last part
+            same = following is not None and following.url == span.url
+            piece = span.text if span.text == span.url or same else f"{span.text} <{span.url}>"
+        else:  # a break after a code block: that block ended its line already
+            piece = span.text[1:] if line_start and span.text.startswith("\n") else span.text
+        if span.quote and piece:
+            piece = ("│ " if line_start else "") + _QUOTED_BREAK.sub("\n│ ", piece)
+        parts.append(piece)
+        line_start = piece.endswith("\n") if piece else line_start
     return "".join(parts).rstrip("\n")
 
 
@@ -150,6 +160,8 @@ class ConsoleTransport:
     async def send(self, message: Outgoing) -> MessageRef:
         ref = MessageRef(chat=message.chat, message_id=str(next(self._ids)))
         self._print(render(message.text))
+        for path in message.files:  # the file stays where it is: the terminal shows where
+            self._print(f"📎 {path}")
         self._offer(ref, message.buttons)
         return ref
 

@@ -15,6 +15,7 @@ from roster.toolkit.http import HttpRequestTool
 from roster.toolkit.jobs import JobBook, ListJobsTool, ScheduleJobTool
 from roster.toolkit.notify import Notifier, NotifyTool
 from roster.toolkit.plugins import load_plugins
+from roster.toolkit.sendfile import FileSender, SendFileTool
 from roster.toolkit.templated import CommandToolSpec, TemplateTool
 from roster.tools import NoteStore, RecallTool, RememberTool, RunCommandTool, Tool, ToolBox
 
@@ -28,6 +29,7 @@ BUILTIN_NAMES = frozenset(
         "list_jobs",
         "ask_agent",
         "notify",
+        "send_file",
     }
 )
 
@@ -41,6 +43,7 @@ class Services:
     notifier: Notifier
     jobs: JobBook | None = None
     max_hops: int = DEFAULT_MAX_HOPS
+    files: FileSender | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +63,8 @@ def builtin_tools(services: Services) -> list[Tool]:
     ]
     if services.jobs is not None:
         tools += [ScheduleJobTool(services.jobs), ListJobsTool(services.jobs)]
+    if services.files is not None:
+        tools.append(SendFileTool(services.files))
     return tools
 
 

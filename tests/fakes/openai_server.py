@@ -1,5 +1,6 @@
 """A fake OpenAI-compatible API on 127.0.0.1: `/v1/chat/completions` with scripted replies,
-and `/v1/models`.
+`/v1/models`, and `/v1/audio/transcriptions` (multipart; the "transcript" of a file is
+`transcripts[content]`, else its bytes read as UTF-8 — tests speak in text).
 
 Each request takes the next scripted step (from `by_model[model]` first): a text answer, tool calls, an HTTP error,
 a delay, or malformed JSON. With nothing scripted it answers `echo: <last user text>`.
@@ -26,10 +27,22 @@ class Step:
     status: int = 200
     delay: float = 0.0
     raw: str | None = None  # sent as the body as is (malformed responses)
+    # Streaming (`"stream": true`): the answer in pieces of `chunk_chars`, `chunk_delay`
+    # seconds apart; `break_after`: the connection is cut after that many pieces.
+    chunk_chars: int = 4
+    chunk_delay: float = 0.0
+    break_after: int | None = None
 
 
 def say(content: str, delay: float = 0.0) -> Step:
     return Step(content=content, delay=delay)
+
+
+def stream(
+    content: str, *, delay: float = 0.0, chars: int = 4, break_after: int | None = None
+) -> Step:
+    """A text answer that streams in pieces of `chars`, `delay` seconds apart."""
+    return Step(content=content, chunk_chars=chars, chunk_delay=delay, break_after=break_after)
 
 
 def call(name: str, **arguments: Any) -> Step:
@@ -46,6 +59,11 @@ class FakeOpenAI:
         # Steps for one model name, taken before `script` (a router and agents side by side).
         self.by_model: dict[str, list[Step]] = {}
         self.requests: list[dict[str, Any]] = []
+        # /audio/transcriptions: (model, file name, bytes) of each call, and what to answer.
+        self.transcriptions: list[tuple[str, str, bytes]] = []
+        self.transcripts: dict[bytes, str] = {}
+        # Streams: (the last user text, perf_counter when the first chunk went out).
+        self.stream_starts: list[tuple[str, float]] = []
         self.keys: list[str] = []  # the bearer token of each completion request
         self.delay = delay
         # `GET /v1/models` lists these; with `api_key` set, any other key gets a 401 there.
@@ -63,7 +81,19 @@ class FakeOpenAI:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._complete)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/audio/transcriptions", self._transcribe)
         return app
+
+    async def _transcribe(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        upload = form.get("file")
+        if not isinstance(upload, web.FileField):
+            error = {"message": "file is required", "type": "invalid_request_error"}
+            return web.json_response({"error": error}, status=400)
+        content = upload.file.read()
+        self.transcriptions.append((str(form.get("model", "")), upload.filename, content))
+        text = self.transcripts.get(content, content.decode("utf-8", "replace"))
+        return web.json_response({"text": text})
 
     async def start(self, port: int = 0) -> FakeOpenAI:
         self._runner = web.AppRunner(self.app(), access_log=None)
@@ -77,7 +107,7 @@ class FakeOpenAI:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    async def _complete(self, request: web.Request) -> web.Response:
+    async def _complete(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(body)
         self.keys.append(request.headers.get("Authorization", "").removeprefix("Bearer "))
@@ -92,7 +122,59 @@ class FakeOpenAI:
                 "error": {"message": f"scripted failure {step.status}", "type": "server_error"}
             }
             return web.json_response(error, status=step.status)
+        if body.get("stream"):
+            completion = {**self._completion(body, step), "_messages": body["messages"]}
+            return await self._stream(request, completion, step or Step())
         return web.json_response(self._completion(body, step))
+
+    async def _stream(
+        self, request: web.Request, completion: dict[str, Any], step: Step
+    ) -> web.StreamResponse:
+        """The completion as server-sent chunks, as the API streams it."""
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        message = completion["choices"][0]["message"]
+        content = message.get("content") or ""
+        pieces = [
+            content[i : i + step.chunk_chars] for i in range(0, len(content), step.chunk_chars)
+        ]
+        deltas: list[dict[str, Any]] = [{"role": "assistant", "content": p} for p in pieces]
+        for index, tool_call in enumerate(message.get("tool_calls") or []):
+            deltas.append({"tool_calls": [{"index": index, **tool_call}]})
+        users = [m for m in completion["_messages"] if m["role"] == "user"]
+        asked: dict[str, Any] = users[-1] if users else {}
+        for number, delta in enumerate(deltas):
+            if number == 0:
+                self.stream_starts.append((str(asked.get("content", "")), time.perf_counter()))
+            if step.break_after is not None and number >= step.break_after:
+                assert request.transport is not None
+                request.transport.close()  # cut mid-way: no [DONE]
+                return response
+            await self._event(
+                response, completion, {"index": 0, "delta": delta, "finish_reason": None}
+            )
+            if step.chunk_delay:
+                await asyncio.sleep(step.chunk_delay)
+        finish = completion["choices"][0]["finish_reason"]
+        await self._event(response, completion, {"index": 0, "delta": {}, "finish_reason": finish})
+        usage = {"id": completion["id"], "object": "chat.completion.chunk", "created": 0,
+                 "model": completion["model"], "choices": [], "usage": completion["usage"]}  # fmt: skip
+        await response.write(f"data: {json.dumps(usage)}\n\n".encode())
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+    async def _event(
+        self, response: web.StreamResponse, completion: dict[str, Any], choice: dict[str, Any]
+    ) -> None:
+        chunk = {
+            "id": completion["id"],
+            "object": "chat.completion.chunk",
+            "created": completion["created"],
+            "model": completion["model"],
+            "choices": [choice],
+        }
+        await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
 
     async def _models(self, request: web.Request) -> web.Response:
         given = request.headers.get("Authorization", "").removeprefix("Bearer ")

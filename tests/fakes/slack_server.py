@@ -69,6 +69,9 @@ class FakeSlack:
         self.calls: list[Call] = []
         self.messages: dict[str, Message] = {}
         self.uploads: dict[str, bytes] = {}
+        # Files people shared (files.info, url_private): the file object and its bytes.
+        self.files: dict[str, tuple[dict[str, Any], bytes]] = {}
+        self.downloads: list[tuple[str, str]] = []  # (file id, the token it came with)
         self.responses: list[dict[str, Any]] = []  # posted to response URLs
         self.acks: list[dict[str, Any]] = []  # Socket Mode acks from the bot
         self._failures: dict[str, list[str]] = {}
@@ -91,6 +94,7 @@ class FakeSlack:
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/api/{method}", self._api)  # the SDK reads history with GET
         app.router.add_post("/upload/{file_id}", self._upload)
+        app.router.add_get("/files-pri/{file_id}/{name}", self._download)
         app.router.add_post("/respond/{token}", self._respond)
         app.router.add_get("/link", self._socket)
         self._runner = web.AppRunner(app, access_log=None)
@@ -117,6 +121,26 @@ class FakeSlack:
         """Make the next call of `method` answer 429 (Retry-After: 1), drop the connection
         before doing anything ("drop"), or do it and drop the connection ("lose")."""
         self._failures.setdefault(method, []).append(how)
+
+    def share_file(
+        self, content: bytes, *, name: str, mimetype: str, channel: str, url: str = ""
+    ) -> dict[str, Any]:
+        """A file a person shared in `channel`, as the event's `files` list carries it."""
+        file_id = f"F{len(self.files) + 1:07d}"
+        where = "ims" if channel.startswith("D") else "channels"
+        info = {
+            "id": file_id,
+            "name": name,
+            "mimetype": mimetype,
+            "size": len(content),
+            "url_private": url or f"{self.url}/files-pri/{file_id}/{name}",
+            "url_private_download": url or f"{self.url}/files-pri/{file_id}/{name}",
+            "channels": [],
+            "ims": [],
+            where: [channel],
+        }
+        self.files[file_id] = (info, content)
+        return dict(info)
 
     def revoke(self) -> None:
         """The bot token stops working, as when an admin revokes it."""
@@ -301,6 +325,10 @@ class FakeSlack:
             self._changed.notify_all()
         return {"ok": found is not None} if found else {"ok": False, "error": "message_not_found"}
 
+    async def _files_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        found = self.files.get(str(args.get("file", "")))
+        return {"ok": True, "file": found[0]} if found else {"ok": False, "error": "file_not_found"}
+
     async def _files_getUploadURLExternal(self, args: dict[str, Any]) -> dict[str, Any]:
         file_id = f"F{next(self._ts):08d}"
         return {"ok": True, "upload_url": f"{self.url}/upload/{file_id}", "file_id": file_id}
@@ -314,6 +342,18 @@ class FakeSlack:
         return {"ok": True, "files": [{"id": f["id"], "title": f.get("title")} for f in files]}
 
     # -- uploads, response URLs, Socket Mode ------------------------------------------------
+
+    async def _download(self, request: web.Request) -> web.Response:
+        """`url_private`: the bytes with the bot token, Slack's sign-in page without it."""
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        file_id = request.match_info["file_id"]
+        async with self._changed:
+            self.downloads.append((file_id, token))
+            self._changed.notify_all()
+        found = self.files.get(file_id)
+        if token != BOT_TOKEN or found is None:
+            return web.Response(status=302, headers={"Location": "/signin"})
+        return web.Response(body=found[1])
 
     async def _upload(self, request: web.Request) -> web.Response:
         async with self._changed:

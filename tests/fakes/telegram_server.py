@@ -132,6 +132,7 @@ class FakeTelegram:
         # ForceReply markups the bot sent, by (chat, message id): what the app would show
         self.force_replies: dict[tuple[int, int], dict[str, Any]] = {}
         self.documents: dict[tuple[int, int], bytes] = {}
+        self.files: dict[str, bytes] = {}  # what users sent, by file_id (getFile, download)
         self.commands: list[dict[str, Any]] = []
         self.blocked: set[int] = set()
         self.webhook: tuple[str, str] | None = None
@@ -158,9 +159,14 @@ class FakeTelegram:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/bot"
 
+    @property
+    def base_file_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/file/bot"
+
     def app(self) -> web.Application:
         app = web.Application(client_max_size=50 << 20)
         app.router.add_route("*", "/bot{token}/{method}", self._dispatch)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._download)
         control_routes(app, self)
         return app
 
@@ -205,14 +211,30 @@ class FakeTelegram:
         thread: int | None = None,
     ) -> int:
         """Queue a text message from `user` (in their private chat unless `chat`); its update id."""
+        return self.user_sends(
+            {"text": text}, user=user, chat=chat, kind=kind, reply_to=reply_to, thread=thread
+        )
+
+    def user_sends(
+        self,
+        content: dict[str, Any],
+        *,
+        user: int = 1001,
+        chat: int | None = None,
+        kind: str | None = None,
+        reply_to: int | None = None,
+        thread: int | None = None,
+    ) -> int:
+        """Queue a message with these contents (`{"sticker": {...}}`, `{"text": ...}`)."""
         chat_id = user if chat is None else chat
         message: dict[str, Any] = {
             "message_id": next(self._message_ids),
             "date": int(time.time()),
             "chat": self.chat(chat_id, kind),
             "from": {"id": user, "is_bot": False, "first_name": f"User{user}"},
-            "text": text,
+            **content,
         }
+        text = str(content.get("text", ""))
         if text.startswith("/"):
             size = len(text.split(None, 1)[0])
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": size}]
@@ -221,6 +243,19 @@ class FakeTelegram:
         if thread is not None:
             message.update(message_thread_id=thread, is_topic_message=True)
         return self._enqueue({"message": message})
+
+    def add_file(self, content: bytes) -> dict[str, Any]:
+        """Keep a file as Telegram keeps what users send; its `file_id`, `file_unique_id`
+        and `file_size` (for a voice/audio/document object)."""
+        number = len(self.files) + 1
+        file_id = f"file{number}"
+        self.files[file_id] = content
+        return {"file_id": file_id, "file_unique_id": f"uf{number}", "file_size": len(content)}
+
+    def user_voice(self, content: bytes, *, user: int = 1001, **where: Any) -> int:
+        """Queue a voice note whose recording is `content` (the fake OpenAI hears its text)."""
+        voice = {**self.add_file(content), "duration": 2, "mime_type": "audio/ogg"}
+        return self.user_sends({"voice": voice}, user=user, **where)
 
     def press(self, data: str, *, message_id: int, chat: int, user: int = 1001) -> str:
         """Queue a button press on a message the bot sent; the callback query id."""
@@ -427,6 +462,47 @@ class FakeTelegram:
             "file_name": document.filename,
         }
         extra: dict[str, Any] = {"document": {**info, "file_size": len(content)}}
+        if params.get("caption"):
+            extra["caption"] = str(params["caption"])
+        message = self._store(chat_id, extra, params)
+        self.documents[(chat_id, message["message_id"])] = content
+        return message
+
+    async def _api_getFile(self, params: dict[str, Any]) -> dict[str, Any]:
+        file_id = str(params.get("file_id", ""))
+        content = self.files.get(file_id)
+        if content is None:
+            raise ApiError(400, "Bad Request: invalid file_id")
+        if len(content) > 20 * 1024 * 1024:
+            raise ApiError(400, "Bad Request: file is too big")
+        return {
+            "file_id": file_id,
+            "file_unique_id": f"u{file_id}",
+            "file_size": len(content),
+            "file_path": f"voice/{file_id}.oga",
+        }
+
+    async def _download(self, request: web.Request) -> web.Response:
+        self.calls.append(Call("download", {"path": request.match_info["path"]}))
+        if request.match_info["token"] != self.token:
+            return web.Response(status=401)
+        file_id = request.match_info["path"].rsplit("/", 1)[-1].split(".", 1)[0]
+        content = self.files.get(file_id)
+        if content is None:
+            return web.Response(status=404)
+        return web.Response(body=content)
+
+    async def _api_sendPhoto(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id = self._target(params)
+        upload = params.get("photo")
+        if not isinstance(upload, web.FileField):
+            raise ApiError(400, "Bad Request: there is no photo in the request")
+        content = upload.file.read()
+        number = len(self.documents)
+        extra: dict[str, Any] = {
+            "photo": [{"file_id": f"p{number}", "file_unique_id": f"up{number}", "width": 1,
+                       "height": 1, "file_size": len(content)}],
+        }  # fmt: skip
         if params.get("caption"):
             extra["caption"] = str(params["caption"])
         message = self._store(chat_id, extra, params)

@@ -14,12 +14,16 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
+from markupsafe import Markup
 from multidict import MultiMapping
 
+from bot import markdown
 from bot.dashboard.auth import Viewer
-from bot.dashboard.web import DECK, page, render
+from bot.dashboard.web import DECK, page, render, rich_html
+from bot.deck import Deck
 from bot.runs.cards import describe
 from roster.agent import Action
+from roster.errors import AgentNotFound
 from storage import history
 from storage.db import Database
 from storage.history import RunFilter
@@ -87,6 +91,7 @@ async def run(request: web.Request, viewer: Viewer) -> web.StreamResponse:
         live=row.id in deck.runner.active(),
         input=redact(row.input),
         output=redact(row.output),
+        output_html=_as_markdown(deck, row.agent, redact(row.output)),
         error=redact(row.error or ""),
         tool_calls=[
             (call, redact(str(call.arguments)), redact(call.result)) for call in parts.tool_calls
@@ -96,7 +101,19 @@ async def run(request: web.Request, viewer: Viewer) -> web.StreamResponse:
             for approval in parts.approvals
         ],
         events=parts.events,
+        attachments=parts.attachments,
+        attachments_days=deck.config.deck.attachments_days,
     )
+
+
+def _as_markdown(deck: Deck, agent: str, output: str) -> Markup | None:
+    """An agent's Markdown output as safe HTML (as the chat shows it); None for an agent
+    whose output is plain text, or one no longer in the roster (shown as it was)."""
+    try:
+        spec = deck.roster.get(agent).spec
+    except AgentNotFound:
+        return None
+    return rich_html(markdown.to_rich(output)) if spec.renders_markdown and output else None
 
 
 async def _by_prefix(request: web.Request, viewer: Viewer, prefix: str) -> web.StreamResponse:

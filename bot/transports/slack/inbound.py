@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.transports.slack.render import press_of
-from bot.types import Incoming
+from bot.types import Attachment, AttachmentKind, Incoming
 
 TRANSPORT = "slack"
 PRIVATE = "@"  # in a thread id, where the ts would be: replies shown to this user alone
@@ -99,6 +99,8 @@ def from_event(body: Payload, me: SlackBotIdentity) -> Incoming | None:
         return None
     text = clean_text(str(event.get("text") or ""), me.user_id)
     event_id = body.get("event_id")
+    files = [f for f in event.get("files") or [] if isinstance(f, Mapping)]
+    attachments = tuple(a for a in (_attachment(f) for f in files) if a is not None)
     return Incoming(
         transport=TRANSPORT,
         chat=chat_for_channel(channel),
@@ -108,7 +110,39 @@ def from_event(body: Payload, me: SlackBotIdentity) -> Incoming | None:
         message_id=ts,
         private=private,
         update_key=f"{TRANSPORT}:{event_id}" if event_id else None,
+        unsupported=_file_kind(files[0]) if files and not attachments else "",
+        attachments=attachments,
     )
+
+
+def _attachment(file: Mapping[str, Any]) -> Attachment | None:
+    """An audio clip, an image or another file (not a video), to fetch when it is used."""
+    mimetype = str(file.get("mimetype") or "")
+    if mimetype.startswith("video/") or not file.get("id"):
+        return None
+    kind = AttachmentKind.DOCUMENT
+    if mimetype.startswith("audio/"):
+        kind = AttachmentKind.AUDIO
+    elif mimetype.startswith("image/"):
+        kind = AttachmentKind.PHOTO
+    size = file.get("size")
+    return Attachment(
+        kind,
+        str(file["id"]),
+        str(file.get("name") or "file"),
+        size if isinstance(size, int) else None,
+        mimetype,
+    )
+
+
+def _file_kind(file: Mapping[str, Any]) -> str:
+    """A shared file the bot cannot read, as the answer names it."""
+    mimetype = str(file.get("mimetype") or "")
+    if mimetype.startswith("image/"):
+        return "an image"
+    if mimetype.startswith("video/"):
+        return "a video"
+    return "a file"
 
 
 def from_command(body: Payload, me: SlackBotIdentity, commands: Collection[str]) -> Incoming:

@@ -29,9 +29,12 @@ Block = dict[str, Any]
 # `slack:U024BE7LH` in our texts becomes a mention: approvers read names, not ids.
 _USER_ID = re.compile(r"\bslack:([UW][A-Z0-9]{2,})\b")
 _URL_UNSAFE = {"|": "%7C", "<": "%3C", ">": "%3E", " ": "%20"}
+_MARKS = {Style.BOLD: "*", Style.ITALIC: "_", Style.STRIKE: "~"}
+_QUOTED_BREAK = re.compile(r"\n(?=[\s\S])")
 # `/pause` as a word of its own (not `/etc/pause`, not `a/pause`, not `/pause/x`).
 _COMMAND = re.compile(r"(?<![\w/.])/([a-z][a-z0-9_]*)(?![\w/])")
-_WORDS = (Style.PLAIN, Style.BOLD, Style.CODE)  # where a command can be named (not code blocks)
+# Where a command can be named (not code blocks, not links).
+_WORDS = (Style.PLAIN, Style.BOLD, Style.ITALIC, Style.STRIKE, Style.CODE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,15 +52,15 @@ def escape(text: str) -> str:
 
 def mrkdwn(span: Span) -> str:
     """One span as mrkdwn (a code block without the line breaks around it)."""
-    if span.style is Style.BOLD:
-        return _bold(span.text)
     if span.style is Style.CODE:
         return _code(span.text)
     if span.style is Style.PRE:
         return _pre(span.text)
+    marks = "".join(_MARKS[style] for style in span.emphasis)
     if span.style is Style.LINK and span.url:
-        return f"<{_url(span.url)}|{escape(span.text)}>"
-    return _with_mentions(span.text)
+        url = _url(span.url)
+        return _marked(span.text, marks, lambda text: f"<{url}|{escape(text)}>")
+    return _marked(span.text, marks, _with_mentions)
 
 
 def render(text: Rich) -> str:
@@ -75,12 +78,20 @@ def _plain_span(span: Span) -> str:
 
 def _join(text: Rich, show: Callable[[Span], str]) -> str:
     parts: list[str] = []
+    line_start = True
+    after_block = False
     for span in text:
         piece = show(span)
         if span.style is Style.PRE and piece:
-            lead = "" if not parts or parts[-1].endswith("\n") else "\n"
+            lead = "" if line_start else "\n"
             piece = f"{lead}{piece}\n"
+        elif after_block and piece.startswith("\n"):  # the block ended its line already
+            piece = piece[1:]
+        after_block = span.style is Style.PRE and bool(piece)
+        if span.quote and piece:  # `>` starts each quoted line (unescaped: it is the mark)
+            piece = ("> " if line_start else "") + _QUOTED_BREAK.sub("\n> ", piece)
         parts.append(piece)
+        line_start = piece.endswith("\n") if piece else line_start
     return "".join(parts)
 
 
@@ -125,9 +136,7 @@ def in_slack_form(message: Outgoing, slash: str, known: Collection[str]) -> Outg
     if not any("/" in span.text for span in message.text):
         return message
     text = tuple(
-        Span(chat_command(span.text, slash, known), span.style, span.url)
-        if span.style in _WORDS
-        else span
+        replace(span, text=chat_command(span.text, slash, known)) if span.style in _WORDS else span
         for span in message.text
     )
     return replace(message, text=text)
@@ -175,16 +184,25 @@ def _button(button: Button, n: int) -> Block:
 
 
 def _measure(span: Span) -> int:
-    return len(mrkdwn(span)) + (2 if span.style is Style.PRE else 0)
+    quote = 2 * (span.text.count("\n") + 1) if span.quote else 0
+    return len(mrkdwn(span)) + (2 if span.style is Style.PRE else 0) + quote
 
 
-def _bold(text: str) -> str:
-    core = text.strip()
-    if not core or "*" in core or "\n" in core:
-        return escape(text)
-    lead = text[: len(text) - len(text.lstrip())]
-    trail = text[len(text.rstrip()) :]
-    return f"{lead}*{_with_mentions(core)}*{trail}"
+def _marked(text: str, marks: str, show: Callable[[str], str]) -> str:
+    """Each line's words between the marks (`*`, `_`, `~`); a line that holds one of the
+    marks itself is shown plain, since the marks would end early."""
+    if not marks:
+        return show(text)
+    lines: list[str] = []
+    for line in text.split("\n"):
+        core = line.strip()
+        if not core or any(mark in core for mark in marks):
+            lines.append(show(line))
+            continue
+        lead = line[: len(line) - len(line.lstrip())]
+        trail = line[len(line.rstrip()) :]
+        lines.append(f"{lead}{marks}{show(core)}{marks[::-1]}{trail}")
+    return "\n".join(lines)
 
 
 def _with_mentions(text: str) -> str:

@@ -19,6 +19,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 import aiohttp
@@ -30,18 +31,33 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from bot.commands import Commands, keeps_args_private
 from bot.config import SlackMode, SlackSection
 from bot.delivery.postman import Sender
-from bot.errors import TransportError, TransportStartError
+from bot.errors import Refused, TransportError, TransportStartError
 from bot.text import code, rich
-from bot.transports.slack import forms, inbound, members
+from bot.transports.slack import files, forms, inbound, members
 from bot.transports.slack.endpoint import Endpoint
 from bot.transports.slack.inbound import SlackBotIdentity
 from bot.transports.slack.intake import Intake
 from bot.transports.slack.members import Members
 from bot.transports.slack.private import PrivateReplies
-from bot.transports.slack.render import chat_command, escape, in_slack_form, render_message
+from bot.transports.slack.render import (
+    chat_command,
+    escape,
+    in_slack_form,
+    render,
+    render_message,
+)
 from bot.transports.slack.threads import ThreadAgentStore, ThreadMemory
 from bot.transports.slack.web import SlackRefused, SlackWeb, make_client
-from bot.types import Incoming, MessageRef, OnOutage, Outgoing, Queued, Sent, TextRequest
+from bot.types import (
+    Attachment,
+    Incoming,
+    MessageRef,
+    OnOutage,
+    Outgoing,
+    Queued,
+    Sent,
+    TextRequest,
+)
 from roster.errors import ReferenceNotFound
 from roster.refs import NoSecrets, SecretSource, resolve
 from storage.inbox import Inbox
@@ -385,11 +401,30 @@ class SlackTransport:
         if reader is not None:
             return await self._private.send(self._require_web(), message, channel, reader)
         thread_ts = inbound.thread_ts_of(message.thread, channel)
+        if message.files:
+            return await self._send_files(message, channel, thread_ts)
         rendered = render_message(message)
         ts = await self._require_web().post(channel, rendered, thread_ts, message.key)
         if rendered.attachment is not None:
             await self._require_web().upload(channel, thread_ts, rendered.attachment)
         return MessageRef(chat=message.chat, message_id=ts, thread=message.thread)
+
+    async def _send_files(
+        self, message: Outgoing, channel: str, thread_ts: str | None
+    ) -> MessageRef:
+        """Each file uploaded into the conversation (read in a thread), the text its comment."""
+        comment = render(message.text)
+        ids: list[str] = []
+        for path in message.files:
+            try:
+                content = await asyncio.to_thread(Path(path).read_bytes)
+            except OSError as exc:
+                raise Refused(
+                    f"the file {Path(path).name} cannot be read: {exc.strerror}"
+                ) from None
+            web = self._require_web()
+            ids.append(await web.upload_file(channel, thread_ts, Path(path).name, content, comment))
+        return MessageRef(message.chat, ids[0], message.thread, tuple(ids[1:]))
 
     async def find_sent(self, message: Outgoing, since: datetime) -> MessageRef | None:
         """Our message with `message.key` in its metadata, if Slack has it (a lost answer)."""
@@ -422,6 +457,11 @@ class SlackTransport:
             thread_ts = inbound.thread_ts_of(ref.thread, channel)
             await self._require_web().upload(channel, thread_ts, rendered.attachment)
         return ref
+
+    async def download(self, incoming: Incoming, attachment: Attachment, limit: int) -> bytes:
+        """A file shared with a message (an audio clip), if it was shared in that chat."""
+        channel = inbound.channel_of(incoming.chat)
+        return await files.download(self._require_web(), attachment, channel, limit)
 
     async def typing(self, chat: str) -> None:
         return None  # Slack shows no typing indicator for bots; "working…" says it

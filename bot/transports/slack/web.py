@@ -214,6 +214,22 @@ class SlackWeb:
                 title="Full output",
             )
 
+    async def upload_file(
+        self, channel: str, thread_ts: str | None, name: str, content: bytes, comment: str
+    ) -> str:
+        """A file an agent sends back, with its text as the comment; the file's id."""
+        with translated("files.upload"):
+            answer = await self.client.files_upload_v2(
+                channel=channel,
+                thread_ts=thread_ts,
+                content=content,
+                filename=name,
+                title=name,
+                initial_comment=comment or None,
+            )
+        file = answer.get("file") or {}
+        return str(file.get("id") or "")
+
     async def respond(
         self, response_url: str, text: str, blocks: tuple[dict[str, Any], ...] = ()
     ) -> None:

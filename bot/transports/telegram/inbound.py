@@ -1,8 +1,13 @@
 """Telegram updates -> `Incoming`, and what a group chat may say to the bot.
 
-Private chats: every text. Groups: only commands, `@bot` mentions (the mention is
-stripped) and replies to the bot's own messages; the rest of a group's chatter is
-not ours. Button presses become `Incoming(press=...)` with the callback query id.
+Private chats: every message. Groups: only commands, `@bot` mentions (the mention is
+stripped, in a caption too) and replies to the bot's own messages; the rest of a
+group's chatter is not ours. A voice note, an audio file, a photo or a document becomes
+an `Attachment` (fetched later, when it is used; a caption is the text). A message the
+bot cannot use (a sticker, a location, a poll) becomes `Incoming(unsupported="a
+sticker")`, answered with what the bot takes; service messages (someone joined, a pin)
+are no one talking to us. Button presses become `Incoming(press=...)` with the callback
+query id.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from dataclasses import dataclass
 from telegram import CallbackQuery, Chat, Message, Update
 
 from bot.transports.telegram.render import parse_callback_data
-from bot.types import Incoming, Press
+from bot.types import Attachment, AttachmentKind, Incoming, Press
 
 NAME = "telegram"
 ALLOWED_UPDATES = ("message", "callback_query")
@@ -31,6 +36,26 @@ class TelegramBotIdentity:
 
     def mention(self) -> re.Pattern[str]:
         return re.compile(rf"(?<![\w@])@{re.escape(self.username)}\b", re.IGNORECASE)
+
+
+# Message contents we cannot use yet, as the answer names them. Order matters: a GIF
+# also carries `document`, a venue also `location`.
+UNSUPPORTED = (
+    ("sticker", "a sticker"),
+    ("animation", "a GIF"),
+    ("video_note", "a video message"),
+    ("video", "a video"),
+    ("venue", "a place"),
+    ("location", "a location"),
+    ("contact", "a contact"),
+    ("poll", "a poll"),
+    ("dice", "a dice roll"),
+    ("game", "a game"),
+    ("story", "a story"),
+    ("invoice", "an invoice"),
+    ("paid_media", "paid media"),
+    ("checklist", "a checklist"),
+)
 
 
 def update_key(update_id: int) -> str:
@@ -67,10 +92,15 @@ class Inbound:
 
     def _message(self, update_id: int, message: Message) -> Incoming | None:
         user = message.from_user
-        if user is None or user.is_bot or not message.text:
+        if user is None or user.is_bot:
             return None
+        attachments = _recordings(message) or _files(message)
+        unsupported = "" if message.text or attachments else _unsupported_kind(message)
+        if not message.text and not unsupported and not attachments:
+            return None  # a service message: someone joined, a pin, a new title
         private = message.chat.type == Chat.PRIVATE
-        text = message.text if private else self._group_text(message)
+        said = message.text or message.caption or ""
+        text = said if private else self._group_text(message)
         if text is None:
             return None
         return Incoming(
@@ -82,11 +112,13 @@ class Inbound:
             message_id=str(message.message_id),
             private=private,
             update_key=update_key(update_id),
+            unsupported=unsupported,
+            attachments=attachments,
         )
 
     def _group_text(self, message: Message) -> str | None:
         """What a group message says to us, or None when it is not for us."""
-        text = message.text or ""
+        text = message.text or message.caption or ""
         if text.startswith("/"):
             command = text.split(None, 1)[0]
             addressee = command.partition("@")[2]
@@ -113,6 +145,46 @@ class Inbound:
             update_key=update_key(update_id),
             press_id=query.id,
         )
+
+
+def _recordings(message: Message) -> tuple[Attachment, ...]:
+    """A voice note or an audio file, as an attachment to fetch when it is used."""
+    if message.voice is not None:
+        voice = message.voice
+        name = f"voice-{message.message_id}.ogg"
+        mime = voice.mime_type or "audio/ogg"
+        return (Attachment(AttachmentKind.VOICE, voice.file_id, name, voice.file_size, mime),)
+    if message.audio is not None:
+        audio = message.audio
+        name = audio.file_name or "audio.mp3"
+        mime = audio.mime_type or ""
+        return (Attachment(AttachmentKind.AUDIO, audio.file_id, name, audio.file_size, mime),)
+    return ()
+
+
+def _files(message: Message) -> tuple[Attachment, ...]:
+    """A photo (its largest size) or a document, as an attachment to fetch when used."""
+    number = message.message_id
+    if message.photo:
+        photo = max(message.photo, key=lambda size: size.width * size.height)
+        name = f"photo-{number}.jpg"
+        return (
+            Attachment(AttachmentKind.PHOTO, photo.file_id, name, photo.file_size, "image/jpeg"),
+        )
+    if message.document is not None and message.animation is None:
+        doc = message.document
+        name = doc.file_name or f"file-{number}"
+        mime = doc.mime_type or ""
+        return (Attachment(AttachmentKind.DOCUMENT, doc.file_id, name, doc.file_size, mime),)
+    return ()
+
+
+def _unsupported_kind(message: Message) -> str:
+    """What a message without text holds, as the answer names it; empty for none."""
+    for field, kind in UNSUPPORTED:
+        if getattr(message, field, None):
+            return kind
+    return ""
 
 
 def _well_formed(incoming: Incoming) -> bool:

@@ -9,9 +9,13 @@ answered, a 429); a flood wait longer than a send may take is left to the outbox
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
+from pathlib import PurePath
 from typing import TypeVar
 
 from telegram import Bot, ForceReply, InlineKeyboardMarkup, ReplyParameters
@@ -43,7 +47,10 @@ T = TypeVar("T")
 DOCUMENT_AFTER_PAGES = 3  # longer output goes as a file: nobody scrolls through 4+ messages
 DOCUMENT_NAME = "output.txt"
 GONE = ""  # the message id of a message that could not be delivered (chat blocked us)
-NEW_MESSAGE_CALLS = frozenset({"sendMessage", "sendDocument"})  # not idempotent
+NEW_MESSAGE_CALLS = frozenset({"sendMessage", "sendDocument", "sendPhoto"})  # not idempotent
+PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp"})
+PHOTO_BYTES = 10 * 1024 * 1024  # the Bot API's limit for photos; larger ones go as documents
+UPLOAD_BYTES = 50 * 1024 * 1024  # the Bot API's limit for any file a bot uploads
 # A new message waits out a 429 this long at most, well within the outbox's time for a
 # send (`bot.delivery.outbox.SEND_TIMEOUT_SECONDS`): cut off while waiting, it would look uncertain.
 NEW_MESSAGE_PATIENCE_SECONDS = 10.0
@@ -74,6 +81,8 @@ class BotApiSender:
     async def send(self, message: Outgoing, delivered: list[str] | None = None) -> MessageRef:
         """Send the message, as several when it is long. `delivered` gets each part's id as
         it goes out; the parts in `message.sent_parts` went out before and are skipped."""
+        if message.files:
+            return await self._send_files(message)
         target = telegram_chat_id(message.chat)
         pages = render.pages(message.text)
         markup = render.keyboard(message.buttons)
@@ -251,6 +260,50 @@ class BotApiSender:
         sent = await self._call(send, what="sendDocument")
         return MessageRef(message.chat, GONE if sent is None else str(sent), message.thread)
 
+    async def _send_files(self, message: Outgoing) -> MessageRef:
+        """Each file as a photo (an image small enough) or a document; the text its caption."""
+        target = telegram_chat_id(message.chat)
+        caption = plain_text(message.text)[: render.FILE_CAPTION_CHARS] or None
+        ids: list[str] = []
+        for path in message.files:
+            body, kind = await asyncio.to_thread(_read_outgoing, path)
+            upload = partial(
+                self._upload,
+                target,
+                body,
+                kind=kind,
+                name=PurePath(path).name,
+                caption=caption,
+                thread=message.thread,
+            )
+            sent = await self._call(upload, what=kind)
+            if sent is None:
+                return MessageRef(message.chat, GONE, message.thread)
+            ids.append(str(sent))
+        return MessageRef(message.chat, ids[0], message.thread, tuple(ids[1:]))
+
+    async def _upload(
+        self,
+        target: int,
+        body: bytes,
+        *,
+        kind: str,
+        name: str,
+        caption: str | None,
+        thread: str | None,
+    ) -> int:
+        await self._pacer.wait(str(target), new_message=True)
+        where = _thread_id(thread)
+        if kind == "sendPhoto":
+            sent = await self._bot.send_photo(
+                target, body, caption=caption, message_thread_id=where
+            )
+        else:
+            sent = await self._bot.send_document(
+                target, body, filename=name, caption=caption, message_thread_id=where
+            )
+        return sent.message_id
+
     async def _with_plain_fallback(
         self, call: Callable[[bool], Awaitable[T]], *, what: str
     ) -> T | None:
@@ -280,6 +333,19 @@ class BotApiSender:
         except Forbidden as exc:
             log.warning("%s skipped: %s", what, exc.message)
             return None
+
+
+def _read_outgoing(path: str) -> tuple[bytes, str]:
+    """A file to send and how (`sendPhoto` or `sendDocument`). Blocking: in a thread."""
+    size = os.stat(path).st_size
+    if size > UPLOAD_BYTES:
+        raise Refused(
+            f"Telegram takes files up to 50 MB from bots; {PurePath(path).name} has {size:,} bytes"
+        )
+    with open(path, "rb") as file:
+        body = file.read()
+    photo = PurePath(path).suffix.lower() in PHOTO_SUFFIXES and size <= PHOTO_BYTES
+    return body, "sendPhoto" if photo else "sendDocument"
 
 
 @contextmanager

@@ -19,28 +19,44 @@ from bot.types import Button
 MESSAGE_LIMIT = 4096
 CALLBACK_DATA_LIMIT = 64  # bytes, Telegram's limit for callback_data
 CAPTION_CHARS = 200
+FILE_CAPTION_CHARS = 1024  # Telegram's limit for a photo's or document's caption
 SEPARATOR = "|"  # callback_data = f"{action_id}|{value}"
 EMPTY = "(no text)"
 SHORT_LABEL = 16
 
-_TAGS = {
-    Style.PLAIN: ("", ""),
-    Style.BOLD: ("<b>", "</b>"),
-    Style.CODE: ("<code>", "</code>"),
-    Style.PRE: ("<pre>", "</pre>"),
-}
+_EMPHASIS_TAGS = {Style.BOLD: "b", Style.ITALIC: "i", Style.STRIKE: "s"}
+QUOTE_OPEN, QUOTE_CLOSE = "<blockquote>", "</blockquote>"
 
 
 def span_html(span: Span) -> str:
+    """One span as Telegram HTML: escaped, its tags balanced, code never holding tags."""
     body = escape(span.text, quote=False)
-    if span.style is Style.LINK:
-        return f'<a href="{escape(span.url)}">{body}</a>'
-    start, end = _TAGS[span.style]
-    return f"{start}{body}{end}" if start else body
+    if span.style is Style.PRE:
+        if span.lang:
+            return f'<pre><code class="language-{escape(span.lang)}">{body}</code></pre>'
+        return f"<pre>{body}</pre>"
+    if span.style is Style.CODE:
+        return f"<code>{body}</code>"
+    if span.style is Style.LINK and span.url:
+        body = f'<a href="{escape(span.url)}">{body}</a>'
+    for style in reversed(span.emphasis):
+        tag = _EMPHASIS_TAGS[style]
+        body = f"<{tag}>{body}</{tag}>"
+    return body
 
 
 def to_html(text: Rich) -> str:
-    return "".join(span_html(span) for span in text)
+    """Spans as HTML; neighbouring quoted spans share one `<blockquote>`."""
+    parts: list[str] = []
+    quoted = False
+    for span in text:
+        if span.quote != quoted:
+            parts.append(QUOTE_OPEN if span.quote else QUOTE_CLOSE)
+            quoted = span.quote
+        parts.append(span_html(span))
+    if quoted:
+        parts.append(QUOTE_CLOSE)
+    return "".join(parts)
 
 
 def utf16_len(text: str) -> int:
@@ -49,7 +65,8 @@ def utf16_len(text: str) -> int:
 
 
 def measure(span: Span) -> int:
-    return utf16_len(span_html(span))
+    quote = len(QUOTE_OPEN) + len(QUOTE_CLOSE) if span.quote else 0
+    return utf16_len(span_html(span)) + quote
 
 
 Page = tuple[str, Rich]  # (the HTML to send, the rich text it came from, for the plain retry)

@@ -18,10 +18,13 @@ from typing import Any
 from telegram import Bot, BotCommand, Update
 from telegram.error import InvalidToken, NetworkError, TelegramError
 
+from bot import markdown
 from bot.commands import Commands
 from bot.config import TelegramMode, TelegramSection
 from bot.credentials import derived_webhook_secret
 from bot.errors import TransportError, TransportStartError
+from bot.text import plain_text
+from bot.transports.telegram import files
 from bot.transports.telegram.inbound import (
     ALLOWED_UPDATES,
     NAME,
@@ -33,7 +36,7 @@ from bot.transports.telegram.limits import Pacer
 from bot.transports.telegram.outbound import BotApiSender, translated
 from bot.transports.telegram.receive import Poller, WebhookServer
 from bot.transports.telegram.request import AiohttpRequest
-from bot.types import Incoming, MessageRef, OnOutage, Outgoing, TextRequest
+from bot.types import Attachment, Incoming, MessageRef, OnOutage, Outgoing, TextRequest
 from roster.errors import ReferenceNotFound
 from roster.refs import NoSecrets, SecretSource, resolve
 from storage.inbox import Inbox
@@ -156,7 +159,7 @@ class TelegramTransport:
     async def _register_commands(self, bot: Bot) -> None:
         """The command menu the Telegram client shows: every chat command, with its help."""
         commands = [
-            BotCommand(spec.name, spec.help[:256] or spec.name)
+            BotCommand(spec.name, plain_text(markdown.inline(spec.help))[:256] or spec.name)
             for spec in sorted(self._commands.values(), key=lambda spec: spec.name)
             if _COMMAND_NAME.match(spec.name)
         ]
@@ -318,6 +321,13 @@ class TelegramTransport:
             raise TransportStartError("The Telegram transport is not started")
         with translated("getMe"):
             await bot.get_me()
+
+    async def download(self, incoming: Incoming, attachment: Attachment, limit: int) -> bytes:
+        """A file from an update (voice note, audio), through `getFile`."""
+        if self._bot is None:
+            raise TransportError("Telegram is not started")
+        with translated("getFile"):
+            return await files.download(self._bot, attachment, limit)
 
     async def typing(self, chat: str) -> None:
         with translated("sendChatAction"):
