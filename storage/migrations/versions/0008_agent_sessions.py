@@ -1,7 +1,7 @@
 """agent_sessions: a coding agent's session per chat (or thread), resumed by its id
 
 Revision ID: 0008
-Revises: 0012
+Revises: 0007
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 import storage.types
 
 revision = "0008"
-down_revision = "0012"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
