@@ -31,8 +31,9 @@ $(BIN)/.claude-extra: $(BIN)/.installed pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,claude]'
 	touch $@
 
+# npm prunes what an install does not name from a prefix, so each package gets its own.
 $(NODE)/.codex-$(CODEX_VERSION):
-	npm install --prefix $(NODE) --no-save --no-package-lock --no-audit --no-fund \
+	npm install --prefix $(NODE)/codex --no-save --no-package-lock --no-audit --no-fund \
 		--loglevel=error @openai/codex@$(CODEX_VERSION)
 	touch $@
 
@@ -42,7 +43,7 @@ $(NODE)/.codex-$(CODEX_VERSION):
 mcp-servers: $(NODE)/.server-everything-$(EVERYTHING_VERSION)
 
 $(NODE)/.server-everything-$(EVERYTHING_VERSION):
-	npm install --prefix $(NODE) --no-save --no-package-lock --no-audit --no-fund \
+	npm install --prefix $(NODE)/mcp --no-save --no-package-lock --no-audit --no-fund \
 		--loglevel=error @modelcontextprotocol/server-everything@$(EVERYTHING_VERSION)
 	touch $@
 

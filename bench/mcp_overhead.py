@@ -44,7 +44,7 @@ from storage.scrubber import Scrubber
 
 ROOT = Path(__file__).resolve().parent.parent
 TIME_SERVER = str(Path(sys.executable).parent / "mcp-server-time")
-EVERYTHING = ROOT / ".venv" / "node" / "node_modules" / ".bin" / "mcp-server-everything"
+EVERYTHING = ROOT / ".venv" / "node" / "mcp" / "node_modules" / ".bin" / "mcp-server-everything"
 ARGUMENTS = {"timezone": "Europe/Paris"}
 ROUND = 20
 

@@ -19,7 +19,7 @@ import pytest
 from tests.fakes.anthropic_server import FakeAnthropic
 
 ROOT = Path(__file__).resolve().parents[2]
-CODEX = ROOT / ".venv" / "node" / "node_modules" / ".bin" / "codex"
+CODEX = ROOT / ".venv" / "node" / "codex" / "node_modules" / ".bin" / "codex"
 
 # Variables of the test process that would change what the CLIs do or where they send it
 # (IS_SANDBOX=1 lets root use bypassPermissions).
