@@ -114,5 +114,8 @@ async def test_a_run_cut_after_its_approval_is_reported_and_runs_again_on_one_pr
     said = "careful: this run was interrupted by a restart and did not finish (deploy);"
     assert f"{said} its processes were stopped." in out
     assert "Approval needed" not in out  # the press on Run again was the approval
-    assert out.rstrip().splitlines()[-2].strip() == "done deploy"
+    # The run again's answer follows the report (the "back" note may come before or after).
+    lines = [line.strip() for line in out.splitlines()]
+    reported = next(i for i, line in enumerate(lines) if said in line)
+    assert "done deploy" in lines[reported:]
     assert runs_counted(count) == ["deploy", "deploy"]
