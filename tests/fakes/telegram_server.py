@@ -712,6 +712,14 @@ def control_routes(app: web.Application, fake: FakeTelegram) -> None:
     app.router.add_post("/_fake/reset", reset)
 
 
+def _json_param(value: Any) -> dict[str, Any] | None:
+    """An object parameter: decoded already (a JSON body) or a JSON string (a form)."""
+    if not value:
+        return None
+    decoded: dict[str, Any] = json.loads(value) if isinstance(value, str) else value
+    return decoded
+
+
 async def _serve(port: int) -> None:
     server = await FakeTelegram().start(port)
     print(f"fake Telegram on {server.base_url} token {server.token}", flush=True)
@@ -722,11 +730,3 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=8200)
     asyncio.run(_serve(parser.parse_args().port))
-
-
-def _json_param(value: Any) -> dict[str, Any] | None:
-    """An object parameter: decoded already (a JSON body) or a JSON string (a form)."""
-    if not value:
-        return None
-    decoded: dict[str, Any] = json.loads(value) if isinstance(value, str) else value
-    return decoded
