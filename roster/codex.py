@@ -93,7 +93,8 @@ class CodexAgent(Agent):
         self, text: str, thread_id: str | None, request: AgentRequest | None = None
     ) -> tuple[str, ...]:
         """The command line of a turn; `request` adds the folders of its files and of its
-        outbox (`--add-dir`) and the line naming the outbox to the prompt."""
+        outbox (`--add-dir`) and the line naming the outbox (as developer instructions,
+        a TOML string: not in the prompt, which the thread's history keeps)."""
         spec = self.spec
         argv = [spec.cli, "exec", "--json", "--skip-git-repo-check", "--sandbox", spec.sandbox]
         if spec.model:
@@ -101,7 +102,8 @@ class CodexAgent(Agent):
         if request is not None:
             for folder in extra_dirs(request):
                 argv += ["--add-dir", folder]
-            text = "\n\n".join(part for part in (text, outbox_note(request.outbox)) if part)
+            if note := outbox_note(request.outbox):
+                argv += ["-c", f"developer_instructions={json.dumps(note)}"]
         if thread_id:
             argv += ["resume", thread_id]
         return (*argv, "--", text)
