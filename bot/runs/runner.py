@@ -526,7 +526,7 @@ class Runner:
             await self._job_reports.report(run, status, text, progress)
             return
         try:
-            if isinstance(await progress.finish(text), Queued):  # the outbox delivers it
+            if isinstance(await progress.finish(text, answer=output), Queued):  # the outbox has it
                 log.info("the result of run %s waits in the outbox", run.id)
         except Exception:
             log.exception("could not deliver the result of run %s", run.id)
