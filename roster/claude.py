@@ -49,10 +49,10 @@ from roster.agent import (
     Usage,
 )
 from roster.errors import AgentFailed
-from roster.run_files import OUTBOX_VARIABLE, extra_dirs, outbox_note
 from roster.launcher import QUIET, agent_environment, env_program, setsid_program, unset_others
 from roster.progress_lines import ProgressLines
 from roster.refs import SecretSource
+from roster.run_files import OUTBOX_VARIABLE, extra_dirs, outbox_note
 from roster.spec import ClaudeAgentSpec
 from roster.tail import ScrubbedTail
 from storage.sessions import AgentSessions, TurnReport, chat_key
