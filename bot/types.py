@@ -260,6 +260,19 @@ class AsksText(Protocol):
 
 
 @runtime_checkable
+class Streams(Protocol):
+    """A transport that prints a model's streamed answer as it comes (the console): each
+    piece is written after the last one, nothing is printed twice; the others show a
+    streamed answer as edits of one message at their edit pace."""
+
+    def stream_piece(self, chat: str, piece: str) -> None: ...
+
+    def end_stream(self, chat: str) -> None:
+        """The answer is complete: end its line (what comes next starts on a new one)."""
+        ...
+
+
+@runtime_checkable
 class Probing(Protocol):
     """A transport that can ask its platform whether it answers (and takes our token)."""
 

@@ -52,6 +52,7 @@ from roster.errors import AgentFailed
 from roster.launcher import QUIET, agent_environment, env_program, setsid_program, unset_others
 from roster.progress_lines import ProgressLines
 from roster.refs import SecretSource
+from roster.run_files import OUTBOX_VARIABLE, extra_dirs, outbox_note
 from roster.spec import ClaudeAgentSpec
 from roster.tail import ScrubbedTail
 from storage.sessions import AgentSessions, TurnReport, chat_key
@@ -82,11 +83,11 @@ class ClaudeAgent(Agent):
         await ctx.before_effect()
         resume = known.session_id if known else None
         try:
-            result = await self._turn(request.text, resume, where, ctx)
+            result = await self._turn(request, resume, where, ctx)
         except ResultError as exc:
             if resume is None or "No conversation found" not in str(exc):
                 raise AgentFailed(f"Claude Code failed: {exc}") from None
-            known, result = None, await self._turn(request.text, None, where, ctx)  # files gone
+            known, result = None, await self._turn(request, None, where, ctx)  # files gone
         previous = known.cost_total if known and known.session_id == result.session_id else 0.0
         usage = _usage(result, previous)
         ctx.spent(usage)
@@ -104,10 +105,10 @@ class ClaudeAgent(Agent):
         return Finished(text, ok=not result.is_error, usage=usage)
 
     async def _turn(
-        self, text: str, resume: str | None, where: str, ctx: RunContext
+        self, request: AgentRequest, resume: str | None, where: str, ctx: RunContext
     ) -> ResultMessage:
         errors = ScrubbedTail(KEPT_STDERR_CHARS, self._secrets.redact)
-        options = self._options(resume, ctx, stderr=lambda line: errors.add(line + "\n"))
+        options = self._options(resume, ctx, request, stderr=lambda line: errors.add(line + "\n"))
         transport = AllowlistTransport(options, keep=dict(options.env))
         client = ClaudeSDKClient(options, transport=transport)
         lines = ProgressLines()
@@ -117,7 +118,7 @@ class ClaudeAgent(Agent):
                 await client.connect()
                 if transport.pid is not None:
                     ctx.process_started(transport.pid)
-                await client.query(text)
+                await client.query(request.text)  # with a line naming each attached file
                 async for message in client.receive_response():
                     if isinstance(message, SystemMessage) and message.subtype == "init":
                         session_id = str(message.data.get("session_id") or "")
@@ -140,17 +141,28 @@ class ClaudeAgent(Agent):
         raise AgentFailed("Claude Code ended without a result.")
 
     def _options(
-        self, resume: str | None, ctx: RunContext, *, stderr: Callable[[str], None]
+        self,
+        resume: str | None,
+        ctx: RunContext,
+        request: AgentRequest,
+        *,
+        stderr: Callable[[str], None],
     ) -> ClaudeAgentOptions:
         spec = self.spec
         env = {**QUIET, **agent_environment(spec.env, self._secrets)}
+        if request.outbox is not None:
+            env[OUTBOX_VARIABLE] = request.outbox
+        append = "\n\n".join(
+            part for part in (spec.instructions, outbox_note(request.outbox)) if part
+        )
         return ClaudeAgentOptions(
             cwd=spec.cwd,
             cli_path=spec.cli,
             model=spec.model,
-            system_prompt={"type": "preset", "preset": "claude_code", "append": spec.instructions}
-            if spec.instructions
+            system_prompt={"type": "preset", "preset": "claude_code", "append": append}
+            if append
             else None,
+            add_dirs=list(extra_dirs(request)),  # the message's files, the run's outbox
             allowed_tools=list(spec.allowed_tools),
             disallowed_tools=list(spec.disallowed_tools),
             permission_mode=spec.permission_mode,

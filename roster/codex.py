@@ -31,6 +31,7 @@ from roster.errors import AgentFailed
 from roster.launcher import agent_environment
 from roster.progress_lines import ProgressLines
 from roster.refs import SecretSource
+from roster.run_files import OUTBOX_VARIABLE, extra_dirs, outbox_note
 from roster.spec import CodexAgentSpec
 from roster.tail import ScrubbedTail
 from storage.sessions import AgentSessions, TurnReport, chat_key
@@ -71,7 +72,8 @@ class CodexAgent(Agent):
         known = await self._sessions.get(where, self.name)
         await ctx.before_model_call()
         await ctx.before_effect()
-        turn = await self._run(self.argv(request.text, known.session_id if known else None), ctx)
+        thread = known.session_id if known else None
+        turn = await self._run(self.argv(request.text, thread, request), ctx, request.outbox)
         if turn.thread_id is None:
             raise AgentFailed(f"Codex failed: {turn.errors or 'no thread started'}")
         before = (
@@ -87,17 +89,31 @@ class CodexAgent(Agent):
         text = turn.answer or (self._secrets.redact(turn.errors) if not ok else "")
         return Finished(text, ok=ok, usage=usage)
 
-    def argv(self, text: str, thread_id: str | None) -> tuple[str, ...]:
+    def argv(
+        self, text: str, thread_id: str | None, request: AgentRequest | None = None
+    ) -> tuple[str, ...]:
+        """The command line of a turn; `request` adds the folders of its files and of its
+        outbox (`--add-dir`) and the line naming the outbox (as developer instructions,
+        a TOML string: not in the prompt, which the thread's history keeps)."""
         spec = self.spec
         argv = [spec.cli, "exec", "--json", "--skip-git-repo-check", "--sandbox", spec.sandbox]
         if spec.model:
             argv += ["--model", spec.model]
+        if request is not None:
+            for folder in extra_dirs(request):
+                argv += ["--add-dir", folder]
+            if note := outbox_note(request.outbox):
+                argv += ["-c", f"developer_instructions={json.dumps(note)}"]
         if thread_id:
             argv += ["resume", thread_id]
         return (*argv, "--", text)
 
-    async def _run(self, argv: tuple[str, ...], ctx: RunContext) -> CodexTurn:
+    async def _run(
+        self, argv: tuple[str, ...], ctx: RunContext, outbox: str | None = None
+    ) -> CodexTurn:
         env = agent_environment(self.spec.env, self._secrets)
+        if outbox is not None:
+            env[OUTBOX_VARIABLE] = outbox
         process = await start_child(argv, env=env, cwd=self.spec.cwd, limit=MAX_LINE)
         ctx.process_started(process.pid)
         turn = CodexTurn(self._secrets.redact)

@@ -24,13 +24,13 @@ from roster.children import child_environment, kill_group, start_child
 from roster.errors import ToolError
 from roster.options import END_OF_OPTIONS, refuse_options
 from roster.refs import SecretSource, resolve
+from roster.run_files import OUTBOX_VARIABLE
 from roster.spec import CommandAgentSpec
 from roster.tail import ScrubbedTail
 
 READ_CHUNK = 4096
 MAX_KEPT_OUTPUT = 1_000_000  # keep the tail of runaway output, not all of it
 PREVIEW_TIMEOUT_SECONDS = 10.0
-OUTBOX_VARIABLE = "AGENTDECK_OUTBOX_DIR"
 FILES = "{files}"  # the paths of the files sent with the message
 _INPUT_WORD = re.compile(r"(?:^|\s)\{input\}")  # a shell line's word that is the input
 

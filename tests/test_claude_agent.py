@@ -166,7 +166,8 @@ async def test_progress_lines_and_the_cli_environment(
         assert "Bash: cat /proc" in card.text
     seen = (workdir / "env.txt").read_text()
     assert BOT_SECRET not in seen
-    assert "AGENTDECK_" not in seen
+    ours = {line.split("=")[0] for line in seen.splitlines() if "AGENTDECK_" in line}
+    assert ours == {"AGENTDECK_OUTBOX_DIR"}  # the run's folder for files back, and no other
     assert "ANTHROPIC_BASE_URL" in seen  # its own env table did reach it
 
 

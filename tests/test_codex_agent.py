@@ -8,6 +8,7 @@ JSON events, the turn's own tokens (Codex counts the thread's), `/new`, the sand
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -101,10 +102,12 @@ async def test_a_thread_is_resumed_with_progress_and_tokens(
         runs = await RunStore(deck.db).recent("cx")
         assert sorted((r.tokens_in, r.tokens_out) for r in runs)[0] == (7, 3)
     assert (workdir / "made.txt").read_text() == "ran\n"
-    assert user_texts(fake.requests[-1])[-2:] == ["make the file", "what did you make?"]
+    said = [t for t in user_texts(fake.requests[-1]) if not t.startswith("<environment_context>")]
+    assert said[-2:] == ["make the file", "what did you make?"]  # a turn's new outbox: a context
     seen = (workdir / "env.txt").read_text()
     assert BOT_SECRET not in seen
-    assert "AGENTDECK_" not in seen
+    ours = [line for line in seen.splitlines() if "AGENTDECK_" in line]
+    assert [line.split("=")[0] for line in ours] == ["AGENTDECK_OUTBOX_DIR"]  # and no other
 
 
 @pytest.mark.slow
@@ -140,3 +143,29 @@ async def test_new_starts_a_fresh_thread_and_stop_ends_a_turn(
         await chat.say("/stop cx")
         await chat.wait_for("cx: stopped.")
     assert "tangerine" not in " ".join(user_texts(fake.requests[1]))
+
+
+@pytest.mark.slow
+async def test_a_file_codex_writes_to_the_outbox_reaches_the_chat(
+    deck_with_chat: DeckFactory, fake: FakeResponses, workdir: Path
+) -> None:
+    """The outbox is outside the `workspace-write` sandbox's cwd: `--add-dir` makes it a
+    workspace root (writable where the sandbox is enforced), in a first turn and in a
+    resumed one (`exec … resume`)."""
+    fake.script += [
+        run('echo one > "$AGENTDECK_OUTBOX_DIR/one.txt"'),
+        say("Wrote one."),
+        run('echo two > "$AGENTDECK_OUTBOX_DIR/two.txt"'),
+        say("Wrote two."),
+    ]
+    async with deck_with_chat(make_config(config_text(fake, workdir))) as (_deck, chat):
+        await chat.say("write one")
+        await chat.wait_for("cx: Wrote one.")
+        sent = await chat.wait_for("cx: one.txt")
+        assert Path(sent.message.files[0]).read_text() == "one\n"
+        await chat.say("write two")
+        sent = await chat.wait_for("cx: two.txt")
+        assert Path(sent.message.files[0]).read_text() == "two\n"
+        second_outbox = Path(sent.message.files[0]).parent
+    assert f"<root>{second_outbox}</root>" in json.dumps(fake.requests[-1])
+    assert "$AGENTDECK_OUTBOX_DIR" in json.dumps(fake.requests[0])  # its instructions name it

@@ -20,7 +20,7 @@ from datetime import datetime
 
 from bot.errors import TransportError
 from bot.text import Rich, Span, Style
-from bot.types import Incoming, LooksUp, MessageRef, Outgoing, Probing, Transport
+from bot.types import Incoming, LooksUp, MessageRef, Outgoing, Probing, Streams, Transport
 
 MINTED = "agentdeck-mint:"  # the URL scheme of a placeholder: `agentdeck-mint:<kind>:<arg>`
 NOT_MINTED = "(this link cannot be made here: ask for it again)"
@@ -94,6 +94,11 @@ class Direct:
     def has_typing(self, chat: str) -> bool:
         """Whether the chat's platform shows a "typing…" indicator of its own."""
         return self.transport_for(chat).has_typing
+
+    def streams(self, chat: str) -> Streams | None:
+        """The chat's transport when it prints a streamed answer piece by piece."""
+        transport = self.transport_for(chat)
+        return transport if isinstance(transport, Streams) else None
 
     async def typing(self, chat: str) -> None:
         await self.transport_for(chat).typing(chat)

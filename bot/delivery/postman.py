@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Protocol
 
 from bot.delivery.direct import NOT_MINTED, Direct, Minter, minted_link
-from bot.types import Incoming, MessageRef, Outgoing, Sent, Transport
+from bot.types import Incoming, MessageRef, Outgoing, Sent, Streams, Transport
 
 __all__ = ["NOT_MINTED", "Direct", "DurableSend", "Postman", "Sender", "minted_link"]
 
@@ -95,6 +95,9 @@ class Postman:
 
     def has_typing(self, chat: str) -> bool:
         return self.direct.has_typing(chat)
+
+    def streams(self, chat: str) -> Streams | None:
+        return self.direct.streams(chat)
 
     async def typing(self, chat: str) -> None:
         await self.direct.typing(chat)

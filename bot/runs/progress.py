@@ -4,6 +4,11 @@ A command's output shows as a growing code block after "working… N s". A model
 streamed answer shows as what it is (Markdown, rendered), the first text at once and
 then at the edit pace (about once a second per chat, Telegram's flood limit); the
 result replaces it when the run ends, and only the result is stored.
+
+Where the transport prints pieces (the console, `bot.types.Streams`) a streamed answer is
+printed as it comes instead, each new piece once. Scrubbed first, and only whole words: a
+secret's value is never printed in part before it is complete (the word being written
+waits for the space or line after it); the rest comes with the result.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import time
 from bot import markdown
 from bot.delivery.postman import Postman
 from bot.text import Rich, bold, pre, rich
-from bot.types import MessageRef, Outgoing, Sent
+from bot.types import MessageRef, Outgoing, Sent, Streams
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +47,7 @@ class Progress:
         self._lock = asyncio.Lock()
         self._streaming = False  # a model's answer, not a command's output
         self._soon: asyncio.Task[None] | None = None  # the first show of a streamed answer
+        self._printed: str | None = None  # of an answer printed piece by piece (scrubbed)
 
     @property
     def elapsed(self) -> float:
@@ -60,8 +66,27 @@ class Progress:
         first = not self._streaming
         self._streaming = True
         self._latest = text
+        printer = self._postman.streams(self._chat)
+        if printer is not None:
+            self._print_words(printer, text)
+            return
         if first and self._ref is None:
             self._soon = asyncio.create_task(self._show_soon(), name=f"stream:{self._chat}")
+
+    def _print_words(self, printer: Streams, text: str) -> None:
+        """Print the new whole words of the answer (scrubbed); stop when a scrub changed
+        what is printed already (the result is printed whole at the end then)."""
+        printed = self._printed or ""
+        safe = self._postman.redact(text)
+        if not safe.startswith(printed):
+            self._printed = None if not printed else printed + "\0"  # never a prefix again
+            return
+        upto = max(safe.rfind(" "), safe.rfind("\n")) + 1
+        if upto <= len(printed):
+            return
+        lead = "" if self._printed is not None else f"{self._agent}: "
+        printer.stream_piece(self._chat, lead + safe[len(printed) : upto])
+        self._printed = safe[:upto]
 
     async def _show_soon(self) -> None:
         await asyncio.sleep(FIRST_TEXT_SECONDS)
@@ -74,6 +99,8 @@ class Progress:
             await asyncio.sleep(EDIT_INTERVAL_SECONDS)
 
     async def _show(self) -> None:
+        if self._streaming and self._postman.streams(self._chat) is not None:
+            return  # the answer is printed piece by piece (`_print_words`)
         if not self._latest.strip() and self._postman.has_typing(self._chat):
             await self._typing()  # the platform's own "typing…" says enough until output comes
             return
@@ -115,16 +142,26 @@ class Progress:
             except Exception:
                 log.warning("could not show progress in %s", self._chat, exc_info=True)
 
-    async def finish(self, text: Rich, *, key: str | None = None) -> Sent:
+    async def finish(self, text: Rich, *, key: str | None = None, answer: str = "") -> Sent:
         """Replace the progress message with the result (or send the result); where it is.
 
         The result is kept in the outbox until delivered: when the progress message
         cannot be edited, the result is sent as a new message. `key`: its outbox key.
+        `answer`: the answer as stored, whose printed part is not printed again.
         """
         for task in (self._flusher, self._soon):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+        if (printed := self._printed) is not None:
+            printer = self._postman.streams(self._chat)
+            safe = self._postman.redact(answer)
+            if printer is not None and safe.startswith(printed):
+                printer.stream_piece(self._chat, safe[len(printed) :])
+                printer.end_stream(self._chat)
+                return MessageRef(chat=self._chat, message_id="")
+            if printer is not None:
+                printer.end_stream(self._chat)  # the answer changed: the result, whole
         message = Outgoing(chat=self._chat, thread=self._thread, text=text, key=key)
         if self._streaming and self._ref is not None:  # the edit pace holds for the last one too
             await asyncio.sleep(max(EDIT_INTERVAL_SECONDS - self._since_edit(), 0.0))

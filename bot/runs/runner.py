@@ -36,7 +36,7 @@ from roster.agent import (
 )
 from roster.errors import AgentFailed, RosterError
 from roster.roster import Roster
-from roster.spec import CommandAgentSpec
+from roster.spec import ClaudeAgentSpec, CodexAgentSpec, CommandAgentSpec
 from storage.audit import AuditLog
 from storage.clock import Clock
 from storage.db import Database
@@ -53,6 +53,9 @@ log = logging.getLogger(__name__)
 MAX_RECORDED_RESULT = 4000  # of a tool call's result, kept with the run
 
 Step = Callable[[LiveRun], Awaitable[Outcome]]
+
+# The agents whose runs get a folder for files they send back (`bot.runs.outfiles`).
+SENDS_FILES = (CommandAgentSpec, ClaudeAgentSpec, CodexAgentSpec)
 
 
 @dataclass(frozen=True, slots=True)
@@ -445,13 +448,13 @@ class Runner:
             acted=live.acted,
         )
         self._conversation.record(agent, run.chat_id, run.input, outcome.text)
-        if isinstance(agent.spec, CommandAgentSpec):  # only their runs have an outbox folder
+        if isinstance(agent.spec, SENDS_FILES):  # only their runs have an outbox folder
             await self._send_files(run)
         await self._conversation.fold(agent, run.chat_id)  # after the answer is out
 
     async def _outbox_for(self, run: ActiveRun, agent: Agent) -> str | None:
-        """The folder a command agent's run may leave files in for the chat."""
-        if self._files_root is None or not isinstance(agent.spec, CommandAgentSpec):
+        """The folder a command, Claude Code or Codex run may leave files in for the chat."""
+        if self._files_root is None or not isinstance(agent.spec, SENDS_FILES):
             return None
         return str(await asyncio.to_thread(outfiles.prepare, self._files_root, run.id))
 
@@ -523,7 +526,7 @@ class Runner:
             await self._job_reports.report(run, status, text, progress)
             return
         try:
-            if isinstance(await progress.finish(text), Queued):  # the outbox delivers it
+            if isinstance(await progress.finish(text, answer=output), Queued):  # the outbox has it
                 log.info("the result of run %s waits in the outbox", run.id)
         except Exception:
             log.exception("could not deliver the result of run %s", run.id)

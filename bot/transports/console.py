@@ -94,6 +94,7 @@ class ConsoleTransport:
         self._lines: asyncio.Queue[str | None] = asyncio.Queue()
         self._reader: asyncio.Task[None] | None = None
         self.finished = asyncio.Event()  # set at end of input
+        self._open_line = False  # a streamed answer's last line is not ended yet
 
     async def start(
         self, handle: Callable[[Incoming], Awaitable[None]], *, on_outage: OnOutage
@@ -189,9 +190,32 @@ class ConsoleTransport:
         if alert:
             self._print(text)
 
+    def stream_piece(self, chat: str, piece: str) -> None:
+        """Print the next piece of a streamed answer where the last one stopped."""
+        if not piece:
+            return
+        if self._terminal is not None:
+            self._terminal.stream(piece)
+            return
+        self._stdout.write(piece)
+        self._stdout.flush()
+        self._open_line = not piece.endswith("\n")
+
+    def end_stream(self, chat: str) -> None:
+        if self._terminal is not None:
+            self._terminal.end_stream()
+            return
+        if self._open_line:
+            self._stdout.write("\n")
+            self._stdout.flush()
+        self._open_line = False
+
     def _print(self, text: str) -> None:
         if self._terminal is not None:
             self._terminal.show(text)
             return
+        if self._open_line:  # a message in the middle of an answer: on a line of its own
+            text = "\n" + text
+            self._open_line = False
         self._stdout.write(text + "\n")
         self._stdout.flush()

@@ -37,6 +37,7 @@ class Terminal:
         self._stdout = stdout or sys.stdout
         self._lock = threading.Lock()
         self._reading = False
+        self._partial = ""  # a streamed answer's line being written (where the prompt was)
 
     def lines(self) -> Iterator[str]:
         """What is typed, line by line, until Ctrl-D (blocks: run it in a thread)."""
@@ -55,11 +56,31 @@ class Terminal:
     def show(self, text: str) -> None:
         """Print a message; a prompt with a half-typed line is drawn again below it."""
         with self._lock:
+            if self._partial:  # a message in the middle of an answer: on a line of its own
+                self._stdout.write(f"{CLEAR_LINE}{self._partial}\n")
+                self._partial = ""
             if not self._reading:
                 self._stdout.write(text + "\n")
             else:
                 typed = self._readline.get_line_buffer()
                 self._stdout.write(f"{CLEAR_LINE}{text}\n{PROMPT}{typed}")
+            self._stdout.flush()
+
+    def stream(self, piece: str) -> None:
+        """Print a piece of a streamed answer: its finished lines once, the line being
+        written in place of the prompt (drawn again below the answer when it ends)."""
+        with self._lock:
+            *done, self._partial = (self._partial + piece).split("\n")
+            self._stdout.write(CLEAR_LINE + "".join(line + "\n" for line in done) + self._partial)
+            self._stdout.flush()
+
+    def end_stream(self) -> None:
+        with self._lock:
+            ended = f"{CLEAR_LINE}{self._partial}\n" if self._partial else CLEAR_LINE
+            self._partial = ""
+            if self._reading:
+                ended += PROMPT + self._readline.get_line_buffer()
+            self._stdout.write(ended)
             self._stdout.flush()
 
     def _remember(self, line: str) -> None:

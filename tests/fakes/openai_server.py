@@ -64,6 +64,7 @@ class FakeOpenAI:
         self.transcripts: dict[bytes, str] = {}
         # Streams: (the last user text, perf_counter when the first chunk went out).
         self.stream_starts: list[tuple[str, float]] = []
+        self.streams_ended = 0  # streams whose last chunk and [DONE] went out
         self.keys: list[str] = []  # the bearer token of each completion request
         self.delay = delay
         # `GET /v1/models` lists these; with `api_key` set, any other key gets a 401 there.
@@ -161,6 +162,7 @@ class FakeOpenAI:
                  "model": completion["model"], "choices": [], "usage": completion["usage"]}  # fmt: skip
         await response.write(f"data: {json.dumps(usage)}\n\n".encode())
         await response.write(b"data: [DONE]\n\n")
+        self.streams_ended += 1
         await response.write_eof()
         return response
 
