@@ -1,12 +1,19 @@
 """The model each chat switched an llm agent to (`/model`), in the database.
 
-Read at the start of every run of an llm agent, so a switch holds across restarts and
-for every process serving the chat. Whether a stored choice is still allowed is the
+Asked at the start of every run of an llm agent, so a switch holds across restarts and
+for every process serving the chat. The table is small and read whole into memory:
+a run asks the copy (a read per message cost a third of the llm agent's throughput).
+On SQLite one process owns the file and keeps its copy current; on PostgreSQL a copy
+older than `REFRESH_SECONDS` is read again, so another process's switch holds here
+within that time. Whether a stored choice is still allowed is the
 roster's question (`roster.providers.Providers.chain`): a choice the config no longer
 lists is ignored, not obeyed.
 """
 
 from __future__ import annotations
+
+import asyncio
+import time
 
 from sqlmodel import col, delete, select
 
@@ -14,17 +21,36 @@ from storage.clock import Clock
 from storage.db import Database
 from storage.models import ChatModel
 
+REFRESH_SECONDS = 5.0
+
 
 class ChatModels:
     def __init__(self, *, db: Database, clock: Clock) -> None:
         self._db = db
         self._clock = clock
+        self._copy: dict[tuple[str, str], str] | None = None
+        self._read_at = 0.0
+        self._reading = asyncio.Lock()
 
     async def chosen(self, chat: str, agent: str) -> str | None:
         """The model `chat` picked for `agent`, or None (the agent's own)."""
-        async with self._db.session() as session:
-            row = await session.get(ChatModel, (chat, agent))
-        return None if row is None else row.model
+        copy = self._copy
+        if copy is None or self._stale():
+            copy = await self._read()
+        return copy.get((chat, agent))
+
+    def _stale(self) -> bool:
+        return not self._db.is_sqlite and time.monotonic() - self._read_at > REFRESH_SECONDS
+
+    async def _read(self) -> dict[tuple[str, str], str]:
+        async with self._reading:
+            if self._copy is not None and not self._stale():
+                return self._copy  # read by another run meanwhile
+            async with self._db.session() as session:
+                rows = (await session.exec(select(ChatModel))).all()
+            self._copy = {(row.chat_id, row.agent): row.model for row in rows}
+            self._read_at = time.monotonic()
+            return self._copy
 
     async def of_chat(self, chat: str) -> dict[str, str]:
         """Every choice of one chat: agent -> model."""
@@ -43,6 +69,8 @@ class ChatModels:
         async with self._db.write_session() as session:
             await session.exec(statement)
             await session.commit()
+        if self._copy is not None:
+            self._copy[(chat, agent)] = model
 
     async def clear(self, chat: str, agent: str) -> bool:
         """Back to the agent's own model; False when the chat had not picked another."""
@@ -52,4 +80,6 @@ class ChatModels:
         async with self._db.write_session() as session:
             result = await session.exec(statement)
             await session.commit()
+        if self._copy is not None:
+            self._copy.pop((chat, agent), None)
         return bool(result.rowcount)
