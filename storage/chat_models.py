@@ -2,10 +2,11 @@
 
 Asked at the start of every run of an llm agent, so a switch holds across restarts and
 for every process serving the chat. The table is small and read whole into memory:
-a run asks the copy (a read per message cost a third of the llm agent's throughput).
-On SQLite one process owns the file and keeps its copy current; on PostgreSQL a copy
-older than `REFRESH_SECONDS` is read again, so another process's switch holds here
-within that time. Whether a stored choice is still allowed is the
+a run asks the copy (a read per message cost a quarter of the llm agent's throughput).
+A switch made here updates the copy at once; a copy older than `REFRESH_SECONDS` is read
+again, so a switch made by another process on the same database (the several processes
+of a team on PostgreSQL, or `agentdeck mcp` beside the bot on SQLite) holds here within
+that time. Whether a stored choice is still allowed is the
 roster's question (`roster.providers.Providers.chain`): a choice the config no longer
 lists is ignored, not obeyed.
 """
@@ -25,9 +26,12 @@ REFRESH_SECONDS = 5.0
 
 
 class ChatModels:
-    def __init__(self, *, db: Database, clock: Clock) -> None:
+    def __init__(
+        self, *, db: Database, clock: Clock, refresh_seconds: float = REFRESH_SECONDS
+    ) -> None:
         self._db = db
         self._clock = clock
+        self._refresh_seconds = refresh_seconds
         self._copy: dict[tuple[str, str], str] | None = None
         self._read_at = 0.0
         self._reading = asyncio.Lock()
@@ -40,7 +44,7 @@ class ChatModels:
         return copy.get((chat, agent))
 
     def _stale(self) -> bool:
-        return not self._db.is_sqlite and time.monotonic() - self._read_at > REFRESH_SECONDS
+        return time.monotonic() - self._read_at > self._refresh_seconds
 
     async def _read(self) -> dict[tuple[str, str], str]:
         async with self._reading:

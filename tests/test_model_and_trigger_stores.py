@@ -8,6 +8,7 @@ from storage.chat_models import ChatModels
 from storage.clock import SystemClock
 from storage.db import Database
 from storage.deliveries import Deliveries
+from tests.support.waiting import eventually
 
 
 async def test_a_chat_model_is_chosen_replaced_and_cleared(db: Database) -> None:
@@ -22,6 +23,22 @@ async def test_a_chat_model_is_chosen_replaced_and_cleared(db: Database) -> None
     assert await models.clear("telegram:1", "bot") is False
     assert await models.chosen("telegram:1", "bot") is None
     assert await models.chosen("telegram:2", "bot") == "gpt-4o-mini"
+
+
+async def test_another_process_switch_holds_here_once_the_copy_is_read_again(
+    db: Database,
+) -> None:
+    here = ChatModels(db=db, clock=SystemClock(), refresh_seconds=0.2)
+    there = ChatModels(db=db, clock=SystemClock())  # another process on the same database
+    assert await here.chosen("telegram:1", "bot") is None  # the copy is read now
+    await there.choose("telegram:1", "bot", "gpt-4o", by="telegram:1")
+    assert await eventually(lambda: here.chosen("telegram:1", "bot"), timeout=5) == "gpt-4o"
+    await there.clear("telegram:1", "bot")
+    assert await eventually(lambda: not_chosen(here), timeout=5)
+
+
+async def not_chosen(models: ChatModels) -> bool:
+    return await models.chosen("telegram:1", "bot") is None
 
 
 async def test_a_delivery_is_taken_once_and_claimed_once(db: Database) -> None:
