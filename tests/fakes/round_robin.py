@@ -4,10 +4,14 @@ What a load balancer in front of several bot processes does, at the connection l
 a client that wants each request to reach the next process opens a connection per
 request (Telegram and Slack do not promise to reuse one). `picks` records where each
 connection went, so a test can tell which process got what.
+
+Benchmarks run it alone, so its copying does not share a loop with the load:
+`python -m tests.fakes.round_robin --port 8300 --backends 8301,8302`.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import itertools
@@ -26,8 +30,8 @@ class RoundRobin:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def start(self) -> RoundRobin:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+    async def start(self, port: int = 0) -> RoundRobin:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", port)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -60,3 +64,17 @@ class RoundRobin:
                 await writer.drain()
         with contextlib.suppress(OSError):
             writer.close()  # one side is done: so is the other direction
+
+
+async def _serve(port: int, backends: list[int]) -> None:
+    balancer = await RoundRobin(backends).start(port)
+    print(f"round robin on {balancer.url} to {backends}", flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--backends", required=True, help="ports, comma-separated")
+    options = parser.parse_args()
+    asyncio.run(_serve(options.port, [int(p) for p in options.backends.split(",")]))

@@ -52,6 +52,7 @@ class Message:
     edits: int = 0
     history: list[str] = field(default_factory=list)
     metadata: dict[str, Any] | None = None
+    at: float = field(default_factory=time.perf_counter)  # when it was posted (benchmarks)
 
     @property
     def shown(self) -> str:

@@ -120,11 +120,21 @@ class Queued:
 
 
 class FakeTelegram:
-    def __init__(self, *, token: str = TOKEN, connection_per_update: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        token: str = TOKEN,
+        connection_per_update: bool = False,
+        webhook_connections: int = 1,
+    ) -> None:
         self.token = token
         # Webhook POSTs on a fresh connection each, so a balancer in front of several
         # processes spreads them (its choice is per connection).
         self._connection_per_update = connection_per_update
+        # Updates POSTed at once (Telegram's `max_connections`, 40 by default); one chat's
+        # updates still one after the other, in order, as Telegram sends them.
+        self._webhook_connections = webhook_connections
+        self._in_flight: set[int] = set()  # chats with an update being POSTed
         self.port = 0
         self.calls: list[Call] = []
         self.chats: dict[int, dict[str, Any]] = {}
@@ -150,7 +160,7 @@ class FakeTelegram:
         self._changed = asyncio.Condition()
         self._closing = False
         self._runner: web.AppRunner | None = None
-        self._pusher: asyncio.Task[None] | None = None
+        self._pushers: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
 
     # -- life --------------------------------------------------------------------
@@ -553,7 +563,10 @@ class FakeTelegram:
     async def _api_setWebhook(self, params: dict[str, Any]) -> bool:
         self.webhook = (str(params["url"]), str(params.get("secret_token", "")))
         await self._stop_pusher()
-        self._pusher = asyncio.create_task(self._push(), name="fake-telegram-webhook")
+        self._pushers = [
+            asyncio.create_task(self._push(), name=f"fake-telegram-webhook-{n}")
+            for n in range(self._webhook_connections)
+        ]
         return True
 
     async def _api_deleteWebhook(self, params: dict[str, Any]) -> bool:
@@ -593,20 +606,29 @@ class FakeTelegram:
         return message
 
     async def _push(self) -> None:
-        """Webhook mode: POST each queued update to the bot until it answers 200."""
+        """Webhook mode: POST queued updates to the bot until it answers 200 (one pusher of
+        `webhook_connections`; a chat whose update another pusher holds is left to it)."""
         assert self.webhook is not None
         url, secret = self.webhook
         if self._session is None:
             self._session = self._client()
         while True:
             async with self._changed:
-                await self._changed.wait_for(lambda: bool(self._queue))
-            queued = self._queue[0]
-            status = await self.post_update(queued.update, url=url, secret=secret)
+                queued = await self._changed.wait_for(self._next_to_push)
+                chat = _chat_of(queued.update)
+                self._in_flight.add(chat)
+            try:
+                status = await self.post_update(queued.update, url=url, secret=secret)
+            finally:
+                self._in_flight.discard(chat)
             if status == 200:
                 self._queue.remove(queued)
             else:
                 await asyncio.sleep(0.05)
+            await self._notify()  # the chat is free for the next pusher
+
+    def _next_to_push(self) -> Queued | None:
+        return next((q for q in self._queue if _chat_of(q.update) not in self._in_flight), None)
 
     async def post_update(self, update: dict[str, Any], *, url: str, secret: str) -> int:
         """POST one update to a webhook as Telegram would (the secret in its header)."""
@@ -630,10 +652,22 @@ class FakeTelegram:
         return aiohttp.ClientSession(connector=connector)
 
     async def _stop_pusher(self) -> None:
-        if self._pusher is not None:
-            self._pusher.cancel()
-            await asyncio.gather(self._pusher, return_exceptions=True)
-            self._pusher = None
+        for pusher in self._pushers:
+            pusher.cancel()
+        await asyncio.gather(*self._pushers, return_exceptions=True)
+        self._pushers = []
+        self._in_flight.clear()
+
+
+def _chat_of(update: dict[str, Any]) -> int:
+    """The chat an update comes from (0 for one without a chat): Telegram's order is per chat."""
+    for value in update.values():
+        if isinstance(value, dict):
+            message = value.get("message", value)
+            chat = message.get("chat") if isinstance(message, dict) else None
+            if isinstance(chat, dict):
+                return int(chat["id"])
+    return 0
 
 
 def _visible_text(text: str, parse_mode: object) -> str:
@@ -720,8 +754,10 @@ def _json_param(value: Any) -> dict[str, Any] | None:
     return decoded
 
 
-async def _serve(port: int) -> None:
-    server = await FakeTelegram().start(port)
+async def _serve(port: int, connection_per_update: bool, webhook_connections: int) -> None:
+    server = await FakeTelegram(
+        connection_per_update=connection_per_update, webhook_connections=webhook_connections
+    ).start(port)
     print(f"fake Telegram on {server.base_url} token {server.token}", flush=True)
     await asyncio.Event().wait()
 
@@ -729,4 +765,7 @@ async def _serve(port: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=8200)
-    asyncio.run(_serve(parser.parse_args().port))
+    parser.add_argument("--connection-per-update", action="store_true", help="webhook mode")
+    parser.add_argument("--webhook-connections", type=int, default=1, help="POSTs at once")
+    options = parser.parse_args()
+    asyncio.run(_serve(options.port, options.connection_per_update, options.webhook_connections))
