@@ -84,8 +84,7 @@ def table(rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-async def admin_sql(statement: str) -> None:
-    """One statement on `AGENTDECK_TEST_PG`'s server (create or drop a bench's database)."""
+async def _admin_sql(statement: str) -> None:
     import asyncpg
 
     conn = await asyncpg.connect(PG_URL.replace("postgresql://", "postgres://"))
@@ -97,12 +96,12 @@ async def admin_sql(statement: str) -> None:
 
 async def webhook_kill(tmp: Path, args: argparse.Namespace) -> Row:
     name = f"agentdeck_chaos_{uuid.uuid4().hex[:12]}"
-    await admin_sql(f'CREATE DATABASE "{name}"')
+    await _admin_sql(f'CREATE DATABASE "{name}"')
     try:
         url = PG_URL.rsplit("/", 1)[0] + "/" + name
         tally = await chaos.webhook_pair(tmp, plan(args), url, settle_seconds=settle(args))
     finally:
-        await admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await _admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     return tally.row()
 
 

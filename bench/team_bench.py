@@ -36,7 +36,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.chaos import PG_URL, admin_sql
 from bench.telegram_bench import (
     AGENTDECK,
     PYTHON,
@@ -47,6 +46,7 @@ from bench.telegram_bench import (
     process,
     wait_for_port,
 )
+from tests.support.network import PG_URL, admin_sql
 
 CHATS = 50
 USERS = [2000 + n for n in range(CHATS)]

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -134,6 +134,21 @@ class Database:
             self._write_lock = asyncio.Lock()
         async with self._write_lock, self.session() as session:
             yield session
+
+    @asynccontextmanager
+    async def statement_alone(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for writes that are each atomic alone (one `INSERT … RETURNING`, one
+        `UPDATE`): on PostgreSQL in autocommit, one round trip each instead of three
+        (`BEGIN`, the statement, `COMMIT`); on SQLite a transaction taken one at a time
+        (`write_session`), committed at the end."""
+        if not self.is_sqlite:
+            async with self.engine.connect() as conn:
+                yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+            return
+        if self._write_lock is None:
+            self._write_lock = asyncio.Lock()
+        async with self._write_lock, self.engine.begin() as conn:
+            yield conn
 
     async def write_batch(self, work: Callable[[Connection], None]) -> None:
         """Run `work` in one transaction and commit it.

@@ -28,8 +28,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import true
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select, update
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.clock import Clock
 from storage.db import Database
@@ -94,15 +94,14 @@ class Inbox:
         statement = (
             insert(InboxItem).values(rows).on_conflict_do_nothing().returning(col(InboxItem.key))
         )
-        async with self._db.write_session() as session:
-            fresh = {row[0] for row in await session.exec(statement)}
+        async with self._db.statement_alone() as conn:  # the insert is atomic by itself
+            fresh = {row[0] for row in await conn.execute(statement)}
             if retried and len(fresh) < len(rows):
-                fresh |= await self._stored_by_lost_attempt(session, rows, fresh, now)
-            await session.commit()
+                fresh |= await self._stored_by_lost_attempt(conn, rows, fresh, now)
         return fresh
 
     async def _stored_by_lost_attempt(
-        self, session: AsyncSession, rows: list[dict[str, Any]], fresh: set[str], now: datetime
+        self, conn: AsyncConnection, rows: list[dict[str, Any]], fresh: set[str], now: datetime
     ) -> set[str]:
         """Keys an earlier attempt of this call stored although its answer was lost (the
         connection broke after the commit): the rows carry its exact time and owner. A
@@ -114,7 +113,7 @@ class Inbox:
             col(InboxItem.owner).is_not_distinct_from(self._owner),
             col(InboxItem.handled_at).is_(None),
         )
-        return set((await session.exec(query)).all())
+        return set((await conn.execute(query)).scalars())
 
     def accept_quickly(
         self, items: Sequence[tuple[str, dict[str, Any]]]
@@ -165,9 +164,8 @@ class Inbox:
             .where(col(InboxItem.key) == key, col(InboxItem.handled_at).is_(None))
             .values(handled_at=self._clock.now(), payload={})
         )
-        async with self._db.write_session() as session:
-            claimed = (await session.exec(statement)).rowcount == 1
-            await session.commit()
+        async with self._db.statement_alone() as conn:
+            claimed = (await conn.execute(statement)).rowcount == 1
         return claimed
 
     async def take_over(self) -> list[InboxItem]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,10 @@ from storage.writer import WriteBehind
 
 SUMMARY = "summary"
 CACHED_TURNS = 400  # messages kept in memory per chat and key; windows are at most 200 exchanges
+# PostgreSQL: a run's window, read for its history, answers the same run's question of
+# how many turns wait to be folded (`unsummarised_count`) if asked within this time.
+LATELY_SECONDS = 60.0
+LATELY_KEYS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +79,11 @@ class Memory:
         # a key in neither has no memory, and its (empty) window needs no read.
         self._stored_keys: asyncio.Task[set[tuple[str, str]]] | None = None
         self._written_keys: set[tuple[str, str]] = set()
+        # PostgreSQL: the window each key's history was last read from, with this
+        # process's turns since added, and when; taken once by `unsummarised_count`. Its
+        # count may miss another process's turns: that only moves a fold by a turn or two
+        # (the fold itself reads what is stored).
+        self._lately: dict[tuple[str, str], tuple[float, _Window]] = {}
 
     def remember_turn(self, chat_id: str, agent: str, role: str, content: str) -> None:
         """Queue one turn; it lands with the next write batch."""
@@ -83,7 +93,9 @@ class Memory:
         window = self._cache.get((chat_id, agent)) if self._cache is not None else None
         if window is None:
             self._wait_before_reading((chat_id, agent), written)
-        else:
+            lately = self._lately.get((chat_id, agent))
+            window = lately[1] if lately else None
+        if window is not None:
             window.turns.append(StoredTurn(role, row["content"]))
             window.unsummarised += 1
 
@@ -102,10 +114,21 @@ class Memory:
             return []
         window = await self._window(chat_id, agent)
         recent = list(window.turns)[-turns * 2 :]
+        if self._cache is None:
+            self._keep_lately((chat_id, agent), window)
         return ([window.summary] if window.summary else []) + recent
 
     async def unsummarised_count(self, chat_id: str, agent: str) -> int:
+        lately = self._lately.pop((chat_id, agent), None)
+        if lately is not None and time.monotonic() - lately[0] < LATELY_SECONDS:
+            return lately[1].unsummarised  # PostgreSQL: from this run's history read
         return (await self._window(chat_id, agent)).unsummarised
+
+    def _keep_lately(self, key: tuple[str, str], window: _Window) -> None:
+        self._lately.pop(key, None)
+        self._lately[key] = (time.monotonic(), window)
+        while len(self._lately) > LATELY_KEYS:
+            del self._lately[next(iter(self._lately))]
 
     async def _window(self, chat_id: str, agent: str) -> _Window:
         cached = self._cache.get((chat_id, agent)) if self._cache is not None else None
@@ -139,6 +162,8 @@ class Memory:
             raise
 
     def _drop(self, chat_id: str, agent: str | None) -> None:
+        for key in [k for k in self._lately if k[0] == chat_id and agent in (None, k[1])]:
+            del self._lately[key]
         if self._cache is None:
             return
         for key in [k for k in self._cache if k[0] == chat_id and agent in (None, k[1])]:
@@ -166,6 +191,7 @@ class Memory:
             lambda conn: _replace_with_summary(conn, chat_id, agent, folded, row)
         )
         window = self._cache.get((chat_id, agent)) if self._cache is not None else None
+        self._lately.pop((chat_id, agent), None)
         if window is None:
             self._wait_before_reading((chat_id, agent), written)
             return
