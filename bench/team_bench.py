@@ -73,6 +73,8 @@ class How:
 
     cores: str = ""
     code: str = ""  # a checkout's path, first on PYTHONPATH; empty: this one
+    burst: int = BURST  # messages queued at once
+    one_by_one: int = ONE_BY_ONE  # messages one at a time
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,8 +203,8 @@ def telegram_run(tmp: Path, fakes: Fakes, processes: int, how: How) -> Figures:
         fake.reset()
         with bots(tmp, sections, database, fakes, how):
             _warm_up(fake, processes)
-            rate = _telegram_burst(fake)
-            lat = _telegram_one_by_one(fake)
+            rate = _telegram_burst(fake, how.burst)
+            lat = _telegram_one_by_one(fake, how.one_by_one)
             slow = _telegram_slow(fake, processes)
     return Figures(rate, statistics.median(lat), percentile(lat, 0.95), slow)
 
@@ -227,22 +229,23 @@ def _answered_once(fake: Fake, count: int) -> None:
         raise RuntimeError(f"{len(calls)} answers to {count} messages")
 
 
-def _telegram_burst(fake: Fake) -> float:
-    messages = [{"user": USERS[n % CHATS], "text": f"m{n}"} for n in range(BURST)]
+def _telegram_burst(fake: Fake, total: int) -> float:
+    messages = [{"user": USERS[n % CHATS], "text": f"m{n}"} for n in range(total)]
     fake.enqueue(messages)
-    fake.wait(BURST)
-    _answered_once(fake, BURST)
+    fake.wait(total)
+    _answered_once(fake, total)
     timings = fake.timings()
     first = min(timings["enqueued"].values())
     last = max(call["at"] for call in timings["calls"])
     fake.reset()
-    return BURST / (last - first)
+    return total / (last - first)
 
 
-def _telegram_one_by_one(fake: Fake) -> list[float]:
-    for n in range(ONE_BY_ONE):
+def _telegram_one_by_one(fake: Fake, count: int) -> list[float]:
+    for n in range(count):
         fake.enqueue([{"user": USERS[n % CHATS], "text": f"q{n}"}])
         fake.wait(n + 1)
+    _answered_once(fake, count)
     timings = fake.timings()
     enqueued = sorted(timings["enqueued"].values())
     arrived = sorted(call["at"] for call in timings["calls"])
@@ -272,8 +275,8 @@ def slack_run(tmp: Path, fakes: Fakes, processes: int, how: How) -> Figures:
         with bots(tmp, sections, database, fakes, how):
             url = f"{front}/slack/events"
             run(load.warm_up(url, 2 * processes))
-            rate = run(load.burst(url, BURST))
-            lat = run(load.one_by_one(url, ONE_BY_ONE))
+            rate = run(load.burst(url, how.burst))
+            lat = run(load.one_by_one(url, how.one_by_one))
             run(load.warm_up(url, 2 * processes, agent="slow"))
             slow = run(load.slow(url))
     return Figures(rate, statistics.median(lat), percentile(lat, 0.95), slow)
@@ -306,7 +309,10 @@ def variants(options: argparse.Namespace) -> list[tuple[str, How]]:
     pinnings = options.cores.split("/") if options.cores else [""]
     codes = [("", "")] + ([(" (base)", options.base)] if options.base else [])
     return [
-        (label + (f" on cores {cores}" if cores else ""), How(cores, code))
+        (
+            label + (f" on cores {cores}" if cores else ""),
+            How(cores, code, options.burst, options.one_by_one),
+        )
         for cores in pinnings
         for label, code in codes
     ]
@@ -320,6 +326,8 @@ def main() -> int:
         "--cores", default="", help="taskset -c for the bot processes; '0/0,1': each way"
     )
     parser.add_argument("--base", default="", help="also run the bots from this checkout")
+    parser.add_argument("--burst", type=int, default=BURST, help="messages queued at once")
+    parser.add_argument("--one-by-one", type=int, default=ONE_BY_ONE, help="one at a time")
     options = parser.parse_args()
     chosen = options.setups.split(",")
     if unknown := [s for s in chosen if s not in SETUPS]:

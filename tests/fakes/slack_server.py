@@ -52,7 +52,7 @@ class Message:
     edits: int = 0
     history: list[str] = field(default_factory=list)
     metadata: dict[str, Any] | None = None
-    at: float = field(default_factory=time.perf_counter)  # when it was posted (benchmarks)
+    at: float = field(default_factory=time.perf_counter)  # posted or last edited (benchmarks)
 
     @property
     def shown(self) -> str:
@@ -299,6 +299,7 @@ class FakeSlack:
             message.history.append(message.shown)
             message.text, message.blocks = args.get("text", ""), _blocks(args)
             message.edits += 1
+            message.at = time.perf_counter()
             self._changed.notify_all()
         return {"ok": True, "channel": message.channel, "ts": message.ts}
 
