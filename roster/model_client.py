@@ -1,12 +1,12 @@
 """The model client: one OpenAI-compatible endpoint, its requests and its replies.
 
 The only module that imports `openai`; it does so on first use, so a bot that has
-not talked to a model yet does not pay for loading the SDK. The import takes about a
-third of a second of CPU here, seconds on a busy small machine, so it runs in a worker
-thread, never on the event loop: `ModelClient.load_sdk` (`agentdeck run` calls it as
-soon as the deck runs, when it has an llm agent). The llm agent (`roster.llm`), the
-providers and their fallback chains, the router and the summariser all talk to models
-through it.
+not talked to a model yet does not pay for loading the SDK (some 15 MB and a quarter
+of a second of CPU here, seconds on a busy small machine). The import and the client's
+construction (its TLS context: CA certificates read, httpcore2 imported) run in a worker
+thread, never on the event loop (`ModelClient.load_sdk`). The llm agent (`roster.llm`),
+the providers and their fallback chains, the router and the summariser all talk to
+models through it.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -40,14 +41,22 @@ NOT_FOUND = 404
 RATE_LIMITED = 429
 SERVER_ERRORS = 500
 
-_SDK_LOADED = threading.Event()
-
 
 def _import_sdk() -> None:
-    """What a model call imports; blocking, for a worker thread."""
-    from openai import AsyncOpenAI, DefaultAioHttpClient  # noqa: F401
+    """What building a client imports; blocking, for a worker thread.
 
-    _SDK_LOADED.set()
+    The client's TLS set-up imports httpcore2, which imports trio when trio is installed
+    (as it is beside Selenium) to serve trio programs; this process runs asyncio only,
+    so trio is kept out of that import: 60 modules and some 4 MB less."""
+    hidden = "trio" not in sys.modules
+    if hidden:
+        sys.modules["trio"] = None  # type: ignore[assignment]  # `import trio` fails
+    try:
+        import httpcore2  # noqa: F401
+        from openai import AsyncOpenAI, DefaultAioHttpClient  # noqa: F401
+    finally:
+        if hidden and sys.modules.get("trio", ...) is None:
+            del sys.modules["trio"]  # a later `import trio` finds it as usual
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +103,7 @@ class ModelClient:
     def __init__(self, settings: ModelSettings) -> None:
         self.settings = settings
         self._client: AsyncOpenAI | None = None
+        self._connecting = threading.Lock()  # one client, whichever thread builds it
 
     def unavailable_reason(self) -> str | None:
         if not self.settings.api_key and self.settings.section == "[llm]":
@@ -103,10 +113,10 @@ class ModelClient:
         return None
 
     async def load_sdk(self) -> None:
-        """Import the SDK in a worker thread; the loop carries on meanwhile."""
-        if not _SDK_LOADED.is_set():
-            # Callers at once each wait in a thread; Python's import lock runs it once.
-            await asyncio.to_thread(_import_sdk)
+        """Import the SDK and build the client in a worker thread; the loop carries on."""
+        if self._client is None:
+            # Callers at once each wait in a thread; `_connect` builds it once.
+            await asyncio.to_thread(self._connect)
 
     async def complete(self, model: str, messages: list[Message], tools: list[Message]) -> Reply:
         if self._client is None:
@@ -190,19 +200,24 @@ class ModelClient:
             return [model.id async for model in client.models.list()]
 
     def _connect(self) -> AsyncOpenAI:
-        if self._client is None:
-            from openai import AsyncOpenAI, DefaultAioHttpClient
+        """The client, built on first use (blocking: `load_sdk` runs it in a thread)."""
+        if self._client is not None:
+            return self._client
+        with self._connecting:
+            if self._client is None:
+                _import_sdk()
+                from openai import AsyncOpenAI, DefaultAioHttpClient
 
-            self._client = AsyncOpenAI(
-                api_key=self.settings.api_key,
-                base_url=self.settings.base_url,
-                timeout=self.settings.timeout,
-                max_retries=self.settings.max_retries,
-                # aiohttp underneath: measured here about twice the calls per second of the
-                # default httpx transport with 50 requests in flight.
-                http_client=DefaultAioHttpClient(),
-            )
-        return self._client
+                self._client = AsyncOpenAI(
+                    api_key=self.settings.api_key,
+                    base_url=self.settings.base_url,
+                    timeout=self.settings.timeout,
+                    max_retries=self.settings.max_retries,
+                    # aiohttp underneath: measured here about twice the calls per second of
+                    # the default httpx transport with 50 requests in flight.
+                    http_client=DefaultAioHttpClient(),
+                )
+            return self._client
 
     async def close(self) -> None:
         if self._client is not None:
