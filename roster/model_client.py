@@ -1,8 +1,8 @@
 """The model client: one OpenAI-compatible endpoint, its requests and its replies.
 
 The only module that imports `openai`; it does so on first use, so a bot that has
-not talked to a model yet does not pay for loading the SDK (some 15 MB and a quarter
-of a second of CPU here, seconds on a busy small machine). The import and the client's
+not talked to a model yet does not pay for loading the SDK (about 18 MB and 0.3 s of
+CPU here, seconds on a busy small machine). The import and the client's
 construction (its TLS context: CA certificates read, httpcore2 imported) run in a worker
 thread, never on the event loop (`ModelClient.load_sdk`). The llm agent (`roster.llm`),
 the providers and their fallback chains, the router and the summariser all talk to

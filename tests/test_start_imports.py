@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # Loaded only when configured or first used: the dashboard, Slack, the webhook server,
 # migrations of an older database, the model SDK (in a thread, at the first model call),
 # JSON Schema for tool arguments, the vault's crypto, the Markdown parser (at the first
-# text rendered); and never: httpx's command-line client, trio.
+# text rendered), PDF reading, the metrics registry, the Claude Code SDK; and never:
+# httpx's command-line client, trio.
 NOT_AT_START = (
     "bot.dashboard",
     "aiohttp.web",
@@ -36,6 +37,9 @@ NOT_AT_START = (
     "pygments",
     "markdown_it",
     "trio",
+    "pypdf",
+    "prometheus_client",
+    "claude_agent_sdk",
 )
 
 pytestmark = pytest.mark.slow  # a fresh Python process per check
