@@ -30,6 +30,7 @@ from bot.diskspace import telling_when_full
 from bot.findings import CheckStatus
 from bot.graph import Graph, build_graph
 from bot.intake import actions, files
+from bot.intake.actions import Actions
 from bot.intake.dispatcher import Dispatcher
 from bot.jobruns import halt_scheduler, open_scheduler, sync_config_jobs
 from bot.liveness import Liveness
@@ -72,6 +73,7 @@ class App:
     """A started deck: the deck, its transports, and what is built on the deck."""
 
     deck: Deck
+    actions: Actions  # what a message or a press sets off (the dashboard acts through it)
     transports: list[Transport]
     dashboard: Dashboard | None  # None when [dashboard] enabled = false
     metrics: MetricsServer | None  # None when [metrics] enabled = false
@@ -135,7 +137,23 @@ async def open_app(
         stored = inbox_form(commands)  # `/secret set` values never reach the database
         inbox = Inbox(db=db, writer=writer, clock=clock, processes=processes, stored=stored)
         dispatcher = Dispatcher(
-            deck=deck, commands=commands, on_handled=inbox.mark_handled, claim=inbox.claim
+            config=graph.current_config,
+            access=deck.access,
+            audit=deck.audit,
+            approvals=deck.approvals,
+            invites=deck.invites,
+            postman=deck.postman,
+            redact=deck.vault.redact,
+            tasks=deck.tasks,
+            lanes=deck.lanes,
+            ready=deck.ready,
+            actions=graph.actions,
+            files=graph.files,
+            voice=graph.voice,
+            welcome=graph.welcome,
+            commands=graph.commands,
+            on_handled=inbox.mark_handled,
+            claim=inbox.claim,
         )
         cut = await interrupted.take_over(
             processes, db=deck.db, clock=deck.clock, roster=deck.roster, audit=deck.audit
@@ -174,13 +192,14 @@ async def open_app(
         if config.dashboard.enabled:  # stops first: no new presses while work drains
             from bot.dashboard import Dashboard
 
-            dashboard = await stack.enter_async_context(Dashboard(deck))
+            dashboard = await stack.enter_async_context(Dashboard(deck, graph.actions))
         await serve_triggers(stack, triggers, config.webhooks, shared=routes is not None)
         deck.ready.set()
         start_sweeps(stack, deck)
         await recover(deck, dispatcher, inbox, cut, triggers)
         yield App(
             deck=deck,
+            actions=graph.actions,
             transports=transports,
             dashboard=dashboard,
             metrics=metrics,

@@ -6,7 +6,11 @@ come first (the postman sends through them), then the runner (it hands job repor
 `JobReports`), the scheduler's hooks and the scheduler, the tools' host, and last the
 agents (their tools reach the runner: the roster is made empty and filled with them,
 the way a reload fills it). `bot.app` starts what is built here, in one exit stack,
-as PTB's `ApplicationBuilder` builds and its application starts.
+as PTB's `ApplicationBuilder` builds and its application starts. After the deck, what
+handles a message is built from its parts (never given the deck itself): the actions,
+the files and voice intake, and the chat commands (`command_groups`), each group given
+the collaborators its commands use; a setting a reload may change is read through
+`CurrentConfig` (the deck's config, asked each time).
 
 Transports are added to the direct sender (`Direct.add`) once built, because a
 transport may itself take the postman (Slack echoes slash commands through it).
@@ -18,16 +22,35 @@ import asyncio
 from dataclasses import dataclass
 
 from bot.access import Access
-from bot.config import Config
+from bot.commands import Command, bound
+from bot.commands.agents import AgentCommands
+from bot.commands.approvals import ApprovalCommands
+from bot.commands.audit import AuditCommands
+from bot.commands.cost import CostCommands
+from bot.commands.dashboard import DashboardCommands
+from bot.commands.invites import InviteCommands
+from bot.commands.jobs import JobCommands
+from bot.commands.memory import MemoryCommands
+from bot.commands.models import ModelCommands
+from bot.commands.reload import ReloadCommands
+from bot.commands.secrets import SecretCommands
+from bot.commands.sessions import SessionCommands
+from bot.commands.status import StatusCommands
+from bot.config import Config, CurrentConfig
 from bot.deck import Deck
 from bot.delivery.direct import Direct
 from bot.delivery.outbox import Outbox
 from bot.delivery.postman import Postman
 from bot.delivery.transport_links import TransportLinks
+from bot.intake.actions import Actions
+from bot.intake.files import Files
 from bot.intake.routing import routing_for
+from bot.intake.voice import Voice
+from bot.intake.welcome import Welcome
 from bot.invites import Invites
 from bot.jobruns import JobReports, JobRuns, report_delivered, scheduler_for
 from bot.providers import providers_for
+from bot.reload import reload_config
 from bot.runs.approvals import Approvals
 from bot.runs.brakes import Brakes
 from bot.runs.breaker import Breaker
@@ -58,6 +81,12 @@ class Graph:
     deck: Deck
     direct: Direct  # transports are added here once built
     jobs: JobStore  # `[[jobs]]` are synced into it before the scheduler starts
+    actions: Actions  # what a message or a press sets off (the dispatcher, the dashboard)
+    files: Files
+    voice: Voice
+    welcome: Welcome
+    current_config: CurrentConfig  # the deck's config, as a reload leaves it
+    commands: dict[str, Command]  # the chat commands, bound to their groups
 
 
 def build_graph(
@@ -192,4 +221,103 @@ def build_graph(
         tasks=tasks,
         started_at=clock.now(),
     )
-    return Graph(deck=deck, direct=direct, jobs=jobs)
+
+    def current() -> Config:
+        return deck.config  # a reload replaces it: asked each time
+
+    actions = Actions(
+        config=current,
+        roster=roster,
+        access=access,
+        audit=audit,
+        postman=postman,
+        runner=runner,
+        routing=routing,
+        approvals=approvals,
+        tasks=tasks,
+    )
+    files = Files(config=current, clock=clock, audit=audit, postman=postman, actions=actions)
+    welcome = Welcome(roster=roster, access=access, actions=actions)
+    return Graph(
+        deck=deck,
+        direct=direct,
+        jobs=jobs,
+        actions=actions,
+        files=files,
+        voice=Voice(config=current, providers=providers, audit=audit, files=files, actions=actions),
+        welcome=welcome,
+        current_config=current,
+        commands=bound(command_groups(deck, current, actions, welcome)),
+    )
+
+
+def command_groups(
+    deck: Deck, current: CurrentConfig, actions: Actions, welcome: Welcome
+) -> list[object]:
+    """Each command group, given what its commands use (and nothing else of the deck)."""
+
+    async def reload(by: str) -> str:
+        return (await reload_config(deck, by=by)).text
+
+    invites = InviteCommands(
+        config=current,
+        access=deck.access,
+        audit=deck.audit,
+        invites=deck.invites,
+        welcome=welcome,
+    )
+    return [
+        invites,
+        AgentCommands(
+            roster=deck.roster,
+            runner=deck.runner,
+            brakes=deck.brakes,
+            audit=deck.audit,
+            mcp=deck.mcp,
+            actions=actions,
+            welcome=welcome,
+            invites=invites,
+        ),
+        ApprovalCommands(approvals=deck.approvals, access=deck.access, actions=actions),
+        AuditCommands(runner=deck.runner, audit=deck.audit),
+        CostCommands(config=current, clock=deck.clock, runner=deck.runner, db=deck.db),
+        DashboardCommands(config=current, postman=deck.postman, audit=deck.audit),
+        JobCommands(
+            config=current,
+            clock=deck.clock,
+            roster=deck.roster,
+            audit=deck.audit,
+            postman=deck.postman,
+            runner=deck.runner,
+            scheduler=deck.scheduler,
+            redact=deck.vault.redact,
+        ),
+        MemoryCommands(
+            memory=deck.memory, audit=deck.audit, approvals=deck.approvals, roster=deck.roster
+        ),
+        ModelCommands(
+            roster=deck.roster,
+            chat_models=deck.chat_models,
+            providers=deck.providers,
+            audit=deck.audit,
+            actions=actions,
+        ),
+        ReloadCommands(reload=reload),
+        SecretCommands(vault=deck.vault, audit=deck.audit, postman=deck.postman),
+        SessionCommands(
+            agent_sessions=deck.agent_sessions,
+            roster=deck.roster,
+            audit=deck.audit,
+            clock=deck.clock,
+        ),
+        StatusCommands(
+            runner=deck.runner,
+            approvals=deck.approvals,
+            clock=deck.clock,
+            started_at=deck.started_at,
+            roster=deck.roster,
+            db=deck.db,
+            links=deck.links,
+            scheduler=deck.scheduler,
+        ),
+    ]
