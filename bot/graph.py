@@ -1,28 +1,31 @@
 """The object graph of one deck, built in one place and in one order (nothing started).
 
 Each part is given what it uses to its constructor; nothing is assigned after. The
-order follows what needs what: the direct sender, the transport links and the outbox
-come first (the postman sends through them), then the runner (it hands job reports to
-`JobReports`), the scheduler's hooks and the scheduler, the tools' host, and last the
-agents (their tools reach the runner: the roster is made empty and filled with them,
-the way a reload fills it). `bot.app` starts what is built here, in one exit stack,
-as PTB's `ApplicationBuilder` builds and its application starts. After the deck, what
-handles a message is built from its parts (never given the deck itself): the actions,
-the files and voice intake, and the chat commands (`command_groups`), each group given
-the collaborators its commands use; a setting a reload may change is read through
-`CurrentConfig` (the deck's config, asked each time).
+order follows what needs what: the transports (the config's, or those given), then the
+direct sender built from them, the transport links and the outbox (the postman sends
+through them), then the runner (it hands job reports to `JobReports`), the scheduler's
+hooks and the scheduler, the tools' host, and last the agents (their tools reach the
+runner: the roster is made empty and filled with them, the way a reload fills it).
+`bot.app` starts what is built here, in one exit stack, as PTB's `ApplicationBuilder`
+builds and its application starts. After the deck, what handles a message is built from
+its parts (never given the deck itself): the actions, the files and voice intake, and
+the chat commands (`command_groups`), each group given the collaborators its commands
+use; a setting a reload may change is read through `CurrentConfig` (the deck's config,
+asked each time).
 
-Transports are added to the direct sender (`Direct.add`) once built, because a
-transport may itself take the postman (Slack echoes slash commands through it).
+A transport that uses the deck (Slack echoes slash commands through the postman, the
+Telegram webhook serves the triggers' routes) is given it at `start()`, not here: the
+postman leads back to the transports through the direct sender.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import TextIO
 
 from bot.access import Access
-from bot.commands import Command, bound
+from bot.commands import Command, Commands, bound, command_table
 from bot.commands.agents import AgentCommands
 from bot.commands.approvals import ApprovalCommands
 from bot.commands.audit import AuditCommands
@@ -57,13 +60,17 @@ from bot.runs.breaker import Breaker
 from bot.runs.budget import Budgets
 from bot.runs.runner import Runner
 from bot.toolhost import ToolHost, toolbox_for
+from bot.transports.console import ConsoleTransport
+from bot.types import Transport
 from roster.mcp.pool import McpPool
 from roster.pricing import PriceTable
+from roster.refs import SecretSource
 from roster.roster import Roster
 from storage.audit import AuditLog
 from storage.chat_models import ChatModels
 from storage.clock import Clock
 from storage.db import Database
+from storage.inbox import Inbox
 from storage.jobs import JobStore
 from storage.memory import Memory
 from storage.outbox import OutboxStore
@@ -71,7 +78,10 @@ from storage.processes import Processes
 from storage.secrets import Vault
 from storage.sessions import AgentSessions
 from storage.tasks import TaskSet
+from storage.threads import ThreadAgents
 from storage.writer import WriteBehind
+
+CONSOLE_HISTORY = "console_history"  # in the data directory, mode 0600
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +89,7 @@ class Graph:
     """The deck, and the parts of it that only the start-up itself handles."""
 
     deck: Deck
-    direct: Direct  # transports are added here once built
+    transports: list[Transport]  # started by `bot.app`, given the postman as they start
     jobs: JobStore  # `[[jobs]]` are synced into it before the scheduler starts
     actions: Actions  # what a message or a press sets off (the dispatcher, the dashboard)
     files: Files
@@ -97,7 +107,12 @@ def build_graph(
     clock: Clock,
     vault: Vault,
     processes: Processes,
+    inbox: Inbox,
+    transports: list[Transport] | None = None,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
 ) -> Graph:
+    """The deck's objects; `transports` replaces the ones the config names (tests)."""
     audit = AuditLog(db=db, writer=writer, clock=clock, redact=vault.redact)
     memory = Memory(db=db, writer=writer, clock=clock, redact=vault.redact)
     providers = providers_for(config, vault)
@@ -108,9 +123,26 @@ def build_graph(
     invites = Invites(db=db, access=access, audit=audit, clock=clock)
     tasks = TaskSet()
 
-    direct = Direct(redact=vault.redact)
+    if transports is None:
+        transports = build_transports(
+            config,
+            inbox=inbox,
+            threads=ThreadAgents(db=db, clock=clock),
+            stdin=stdin,
+            stdout=stdout,
+            secrets=vault,
+            access=access,
+            audit=audit,
+            commands=command_table(),
+        )
+    direct = Direct(transports, redact=vault.redact)
     back = asyncio.Event()  # a transport is back: the outbox looks for its messages at once
-    links = TransportLinks(clock=clock, probe=direct.probe, on_up=lambda _name: back.set())
+    links = TransportLinks(
+        [t.name for t in transports],
+        clock=clock,
+        probe=direct.probe,
+        on_up=lambda _name: back.set(),
+    )
     jobs = JobStore(db=db, clock=clock)
     outbox = Outbox(
         store=OutboxStore(db=db, clock=clock, writer=writer),
@@ -240,7 +272,7 @@ def build_graph(
     welcome = Welcome(roster=roster, access=access, actions=actions)
     return Graph(
         deck=deck,
-        direct=direct,
+        transports=transports,
         jobs=jobs,
         actions=actions,
         files=files,
@@ -321,3 +353,59 @@ def command_groups(
             scheduler=deck.scheduler,
         ),
     ]
+
+
+def build_transports(
+    config: Config,
+    *,
+    inbox: Inbox,
+    threads: ThreadAgents,
+    stdin: TextIO | None,
+    stdout: TextIO | None,
+    secrets: SecretSource,
+    access: Access,
+    audit: AuditLog,
+    commands: Commands,
+) -> list[Transport]:
+    """The transports the config names; their tokens may be `secret:` references."""
+    transports: list[Transport] = []
+    if config.telegram is not None:
+        from bot.transports.telegram import TelegramTransport
+
+        def unreadable(why: str) -> None:
+            audit.record("telegram", "refused.unreadable", reason=why)
+
+        transports.append(
+            TelegramTransport(
+                config.telegram,
+                inbox=inbox,
+                commands=commands,
+                secrets=secrets,
+                on_unreadable=unreadable,
+            )
+        )
+    if config.slack is not None:
+        from bot.transports.slack import SlackTransport
+
+        transports.append(
+            SlackTransport(
+                config.slack,
+                inbox=inbox,
+                threads=threads,
+                commands=commands,
+                gate=access,
+                secrets=secrets,
+            )
+        )
+    if config.console_enabled():
+        history = config.deck.data_path() / CONSOLE_HISTORY
+        transports.append(
+            ConsoleTransport(
+                user=config.console.user,
+                stdin=stdin,
+                stdout=stdout,
+                history=history,
+                commands=commands,
+            )
+        )
+    return transports

@@ -13,7 +13,8 @@ Two properties of the code itself (#16 point 2), checked on the source:
 - No late setters: the modules that build and start a deck assign no attribute of
   another object, and call no `setattr`; the collaborators that used to be set after
   construction (`postman.outbox`, `runner.job_reports`, `deck.links`, …) are assigned
-  nowhere in `bot/` but in their owner's own methods; every field of `Deck` exists
+  nowhere in `bot/` but in their owner's own methods; the direct sender and the
+  transport links are built from the transports (no `add` after); every field of `Deck` exists
   when it is constructed.
 """
 
@@ -30,6 +31,8 @@ import grimp
 
 from bot.commands import group_classes
 from bot.deck import Deck
+from bot.delivery.direct import Direct
+from bot.delivery.transport_links import TransportLinks
 from bot.intake.command_spec import CommandContext
 from bot.toolhost import ToolHost
 
@@ -228,6 +231,9 @@ def test_no_collaborator_is_set_late_anywhere_in_bot() -> None:
                 late.append(f"{path.relative_to(ROOT)}:{line}: {target}")
     assert late == []
     assert not hasattr(ToolHost, "bind")
+    # The direct sender and the links are built from the transports, never added to.
+    assert not hasattr(Direct, "add")
+    assert not hasattr(TransportLinks, "add")
 
 
 def test_the_checks_see_a_late_setter() -> None:

@@ -173,7 +173,7 @@ class Dashboard:
             approvals=deck.approvals,
             postman=deck.postman,
             started_at=deck.started_at,
-            cost=spending,
+            spending=spending,
         )
         app[runs.PARTS] = runs.Parts(
             config=current,

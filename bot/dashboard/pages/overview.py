@@ -33,7 +33,7 @@ class Parts:
     approvals: Approvals
     postman: Postman
     started_at: datetime
-    cost: cost.Parts
+    spending: cost.Parts  # the spend today, as the cost page reckons it
 
 
 PARTS = web.AppKey("overview", Parts)
@@ -76,7 +76,7 @@ async def overview(request: web.Request, viewer: Viewer) -> web.StreamResponse:
         pending=await parts.approvals.pending(),
         next_jobs=next_jobs,
         transports=await transport_rows(parts.db, parts.postman.names()),
-        spend=await today_spend(parts.cost),
+        spend=await today_spend(parts.spending),
         started_at=parts.started_at,
     )
 
