@@ -15,7 +15,7 @@ class ReloadCommands:
     def __init__(
         self,
         *,
-        reload: Callable[[str], Awaitable[str]],
+        reload: Callable[[str], Awaitable[str]],  # (by whom) -> the one-line answer
     ) -> None:
         self._reload = reload
 
