@@ -42,21 +42,21 @@ RATE_LIMITED = 429
 SERVER_ERRORS = 500
 
 
-def _import_sdk() -> None:
-    """What building a client imports; blocking, for a worker thread.
+@contextlib.contextmanager
+def _without_trio() -> Iterator[None]:
+    """`import trio` fails meanwhile, unless trio is loaded already.
 
-    The client's TLS set-up imports httpcore2, which imports trio when trio is installed
-    (as it is beside Selenium) to serve trio programs; this process runs asyncio only,
-    so trio is kept out of that import: 60 modules and some 4 MB less."""
+    Building the client sets up TLS through httpcore(2), which imports trio when it is
+    installed (here it is, beside Selenium), to serve trio programs: 60 modules and about
+    3 MB this asyncio process never uses. Afterwards trio imports as usual."""
     hidden = "trio" not in sys.modules
     if hidden:
-        sys.modules["trio"] = None  # type: ignore[assignment]  # `import trio` fails
+        sys.modules["trio"] = None  # type: ignore[assignment]  # how Python spells "absent"
     try:
-        import httpcore2  # noqa: F401
-        from openai import AsyncOpenAI, DefaultAioHttpClient  # noqa: F401
+        yield
     finally:
-        if hidden and sys.modules.get("trio", ...) is None:
-            del sys.modules["trio"]  # a later `import trio` finds it as usual
+        if hidden and "trio" in sys.modules and sys.modules["trio"] is None:
+            del sys.modules["trio"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +116,11 @@ class ModelClient:
         """Import the SDK and build the client in a worker thread; the loop carries on."""
         if self._client is None:
             # Callers at once each wait in a thread; `_connect` builds it once.
-            await asyncio.to_thread(self._connect)
+            await asyncio.to_thread(self._build)
+
+    def _build(self) -> None:
+        with _without_trio():
+            self._connect()
 
     async def complete(self, model: str, messages: list[Message], tools: list[Message]) -> Reply:
         if self._client is None:
@@ -205,7 +209,6 @@ class ModelClient:
             return self._client
         with self._connecting:
             if self._client is None:
-                _import_sdk()
                 from openai import AsyncOpenAI, DefaultAioHttpClient
 
                 self._client = AsyncOpenAI(
