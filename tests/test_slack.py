@@ -102,6 +102,27 @@ async def test_retried_event_is_handled_once(fake_slack: FakeSlack) -> None:
         assert len(fake_slack.called("chat.postMessage")) == 1
 
 
+async def test_a_burst_asks_slack_who_we_are_only_at_start(fake_slack: FakeSlack) -> None:
+    async with slack_deck(fake_slack) as (_deck, slack):
+        assert len(fake_slack.called("auth.test")) == 1  # the token check at start
+        mentions = [slack.mention(f"burst {n}", channel=f"C{n}") for n in range(10)]
+        commands = [slack.command(f"ask other burst {n}", channel=f"C{n}") for n in range(10)]
+        await asyncio.gather(*mentions, *commands)
+        await fake_slack.wait_for(lambda f: len(f.called("chat.postMessage")) >= 30)
+        assert len(fake_slack.called("auth.test")) == 1
+
+
+async def test_other_events_are_acknowledged_and_ignored(fake_slack: FakeSlack) -> None:
+    async with slack_deck(fake_slack) as (deck, slack):
+        event = {"type": "reaction_added", "user": "UOP", "reaction": "eyes"}
+        resp = await slack.event(event, event_id="EvREACT")
+        assert resp.status == 200  # a 404 would make Slack send it again
+        await slack.mention("after it")
+        await fake_slack.wait_for_text("echo*: after it")
+        await deck.tasks.drain()
+        assert [m.shown for m in fake_slack.messages.values()] == ["*echo*: after it"]
+
+
 async def test_forged_and_stale_requests_are_refused(fake_slack: FakeSlack) -> None:
     async with slack_deck(fake_slack) as (deck, slack):
         body = event_body(

@@ -34,6 +34,7 @@ from bot.delivery.postman import Sender
 from bot.errors import Refused, TransportError, TransportStartError
 from bot.text import code, rich
 from bot.transports.slack import files, forms, inbound, members
+from bot.transports.slack.authorize import KnownIdentity
 from bot.transports.slack.endpoint import Endpoint
 from bot.transports.slack.inbound import SlackBotIdentity
 from bot.transports.slack.intake import Intake
@@ -67,11 +68,14 @@ log = logging.getLogger(__name__)
 
 Handle = Callable[[Incoming], Awaitable[None]]
 
-ADMIT_SECONDS = 0.5  # Slack's answer waits this long at most for the inbox write
+# Slack's answer waits this long at most for the inbox write; Slack itself gives up and
+# sends the update again after 3 s.
+STORE_SECONDS = 2.5
 STOP_SECONDS = 10.0
 REFUSED_TOKEN = {"invalid_auth", "not_authed", "account_inactive", "token_revoked"}
 NOT_A_MEMBER = "I can't post in this conversation. Invite me first: /invite @{name}"
 NOT_THERE = {"not_in_channel", "channel_not_found", "is_archived"}
+NOISE = ("As you gave `client` as well", "As `installation_store` or `authorize` has been used")
 
 
 class Gate(Protocol):
@@ -141,7 +145,7 @@ class SlackTransport:
             )
             self._web = SlackWeb(client)
             self._me = await self._check_token(self._web)
-            app = self._bolt_app(self._web)
+            app = self._bolt_app(self._web, bot_token)
             if self._settings.mode is SlackMode.HTTP:
                 await self._serve_http(app)
             else:
@@ -189,10 +193,11 @@ class SlackTransport:
             where = self._settings.base_url or "the Slack Web API"
             raise TransportStartError(f"Cannot reach {where}: {exc}") from None
 
-    def _bolt_app(self, web_api: SlackWeb) -> AsyncApp:
+    def _bolt_app(self, web_api: SlackWeb, bot_token: str) -> AsyncApp:
         app = AsyncApp(
             name="agentdeck",
             client=web_api.client,
+            authorize=KnownIdentity(self._me, bot_token),  # not `auth.test` per request
             # HTTP mode: the endpoint checks the signature before it reads the body;
             # Socket Mode: Slack's WebSocket, opened with the app token, is the proof.
             signing_secret="",
@@ -214,7 +219,7 @@ class SlackTransport:
         secret = self._credential("signing_secret")
         if not secret.strip():
             raise TransportStartError("slack.signing_secret is empty: HTTP mode needs it")
-        endpoint = Endpoint(app, secret)
+        endpoint = Endpoint(app, secret, events=self.take_event)
         self._site = web.AppRunner(endpoint.application(self._settings.path), access_log=None)
         await self._site.setup()
         listen, port = self._settings.listen, self._settings.port
@@ -252,6 +257,15 @@ class SlackTransport:
 
     async def _on_event(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
+        await self.take_event(body)
+
+    async def take_event(self, body: dict[str, Any]) -> None:
+        """An Events API delivery; returns once it is stored (then Slack may be answered).
+
+        HTTP mode's endpoint calls this directly, not through bolt: storing an event needs
+        none of bolt's per-request work (a context with a Web API client of its own,
+        middleware, matching against every listener), which a burst pays 300 times over.
+        """
         incoming = inbound.from_event(body, self._me)
         if incoming is not None:
             await self._deliver(self._mark_outsider(incoming, body))
@@ -345,18 +359,42 @@ class SlackTransport:
             log.warning("slack: could not answer a slash command", exc_info=True)
 
     async def _deliver(self, incoming: Incoming) -> None:
-        """Admit the update before Slack is answered, but never make Slack wait past 3 s.
+        """Return once the update is stored durably, never before: only then may Slack be
+        answered, so an acknowledged update survives a kill -9. The hand-over to the
+        dispatcher goes on after the answer.
 
-        A store that fails in time makes the answer a 500, so Slack sends the update
-        again; a slow one goes on after the answer and still hands the update over.
+        A store that fails, or is not done when Slack is about to give up, raises (the
+        answer is a 500): Slack sends the update again, and the retry is skipped if the
+        first store went through meanwhile (its key is in the inbox); that one goes on.
         """
-        admitted = self._tasks.spawn(self._admit(incoming), name=f"slack-admit:{incoming.chat}")
-        done, _ = await asyncio.wait({admitted}, timeout=ADMIT_SECONDS)
-        if done and not admitted.cancelled() and admitted.exception() is not None:
+        stored: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+        self._tasks.spawn(self._admit(incoming, stored), name=f"slack-admit:{incoming.chat}")
+        done, _ = await asyncio.wait({stored}, timeout=STORE_SECONDS)
+        if not done:
+            raise TransportError("storing a Slack update takes too long; Slack will send it again")
+        if stored.result() is not None:
             raise TransportError("could not store a Slack update; Slack will send it again")
 
-    async def _admit(self, incoming: Incoming) -> None:
-        """Store the update (skipping one seen before), then hand it to the dispatcher.
+    async def _admit(
+        self, incoming: Incoming, stored: asyncio.Future[BaseException | None] | None = None
+    ) -> None:
+        """Store the update (skipping one seen before), say so through `stored`, then hand
+        it to the dispatcher."""
+        try:
+            incoming, new = await self._store(incoming)
+        except Exception as exc:
+            if stored is not None:
+                stored.set_result(exc)
+            raise
+        if stored is not None:
+            stored.set_result(None)
+        if not new:
+            log.info("slack: %s was already received; skipped", incoming.update_key)
+        elif self._handle is not None:
+            await self._handle(incoming)
+
+    async def _store(self, incoming: Incoming) -> tuple[Incoming, bool]:
+        """The update as stored in the inbox, and whether it is new there.
 
         A thread's follow-up is addressed to the thread's agent first, so the stored
         update is handed out the same way if this process dies before handling it.
@@ -364,14 +402,11 @@ class SlackTransport:
         incoming = await self._vetted(incoming)
         # A refused person names no thread's agent; a form's answer is for no agent at all.
         if self._admits(incoming) and not incoming.form:
-            text = await self._threads.route(incoming.thread, incoming.text)
+            opens = inbound.opens_thread(incoming)
+            text = await self._threads.route(incoming.thread, incoming.text, opens=opens)
             incoming = dataclasses.replace(incoming, text=text)
         key = incoming.update_key
-        if key is not None and not await self._intake.is_new(key, incoming.to_json()):
-            log.info("slack: %s was already received; skipped", key)
-            return
-        if self._handle is not None:
-            await self._handle(incoming)
+        return incoming, key is None or await self._intake.is_new(key, incoming.to_json())
 
     async def _vetted(self, incoming: Incoming) -> Incoming:
         """Ask Slack whether someone served for the channel alone is one of ours."""
@@ -496,10 +531,11 @@ class SlackTransport:
 
 class _OurClientWins(logging.Filter):
     """bolt reads SLACK_BOT_TOKEN by itself and warns that the client's token is used
-    instead; that is how we want it, so the warning is noise at every start."""
+    instead, and that `authorize` (our `KnownIdentity`) wins over the client's token;
+    that is how we want it, so the warnings are noise at every start."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("As you gave `client` as well")
+        return not str(record.msg).startswith(NOISE)
 
 
 def _bolt_logger() -> logging.Logger:
