@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import sqlite3
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 
 from bot.app import open_deck
 from bot.errors import TransportStartError
+from bot.transports.slack.transport import STORE_SECONDS
 from tests.fakes.slack_server import (
     APP_TOKEN,
     BOT_TOKEN,
@@ -376,3 +378,26 @@ async def test_socket_mode_delivers_an_event_and_gets_the_ack(fake_slack: FakeSl
         await fake_slack.wait_for(lambda f: len(f.acks) == 2)
         await asyncio.sleep(0.2)
         assert len(fake_slack.called("chat.postMessage")) == 1  # redelivery: acked, skipped
+
+
+async def test_socket_mode_acknowledges_an_event_only_once_it_is_stored(
+    fake_slack: FakeSlack, data_dir: Path
+) -> None:
+    async with slack_deck(fake_slack, mode="socket") as (deck, _slack):
+        event = {"type": "app_mention", "user": "UOP", "ts": "1700000009.000002", "channel": "C1"}
+        event["text"] = f"<@{BOT_USER}> stored first"
+        payload = json.loads(event_body(event, event_id="EvHELD"))
+        envelope = {"envelope_id": "env-1", "type": "events_api", "payload": payload}
+        holder = sqlite3.connect(data_dir / "agentdeck.db", isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")  # another writer holds the database
+            await fake_slack.socket_send(envelope)
+            await asyncio.sleep(STORE_SECONDS + 0.5)
+            assert fake_slack.acks == []  # not stored in time: Slack will send it again
+        finally:
+            holder.close()
+        await fake_slack.wait_for_text("echo*: stored first")  # stored since, and handled
+        await fake_slack.socket_send({**envelope, "envelope_id": "env-2", "retry_attempt": 1})
+        await fake_slack.wait_for(lambda f: f.acks == [{"envelope_id": "env-2"}])
+        await deck.tasks.drain()
+        assert len(fake_slack.called("chat.postMessage")) == 1  # the retry: acked, skipped

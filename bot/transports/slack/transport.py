@@ -24,7 +24,6 @@ from typing import Any, Protocol
 
 import aiohttp
 from aiohttp import web
-from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 
@@ -47,6 +46,7 @@ from bot.transports.slack.render import (
     render,
     render_message,
 )
+from bot.transports.slack.socket_mode import EventsFirst
 from bot.transports.slack.threads import ThreadAgentStore, ThreadMemory
 from bot.transports.slack.web import SlackRefused, SlackWeb, make_client
 from bot.types import (
@@ -119,7 +119,7 @@ class SlackTransport:
         self._web: SlackWeb | None = None
         self._me = SlackBotIdentity("", "", "", "")
         self._site: web.AppRunner | None = None
-        self._socket: AsyncSocketModeHandler | None = None
+        self._socket: EventsFirst | None = None
         self.address = ""  # HTTP mode: where Slack posts to (`http://host:port/path`)
 
     @property
@@ -243,7 +243,9 @@ class SlackTransport:
             ) from None
         except TransportError as exc:
             raise TransportStartError(f"Slack Socket Mode: {exc}") from None
-        self._socket = AsyncSocketModeHandler(app, app_token, web_client=web_api.client)
+        self._socket = EventsFirst(
+            app, app_token, web_client=web_api.client, events=self.take_event
+        )
         self._socket.client.wss_uri = url  # the URL just issued: no second call
         try:
             async with asyncio.timeout(self._settings.timeout):
@@ -262,9 +264,10 @@ class SlackTransport:
     async def take_event(self, body: dict[str, Any]) -> None:
         """An Events API delivery; returns once it is stored (then Slack may be answered).
 
-        HTTP mode's endpoint calls this directly, not through bolt: storing an event needs
-        none of bolt's per-request work (a context with a Web API client of its own,
-        middleware, matching against every listener), which a burst pays 300 times over.
+        HTTP mode's endpoint and Socket Mode's handler call this directly, not through
+        bolt: storing an event needs none of bolt's per-request work (a context with a Web
+        API client of its own, middleware, matching against every listener), which a
+        burst pays 300 times over.
         """
         incoming = inbound.from_event(body, self._me)
         if incoming is not None:
