@@ -114,10 +114,10 @@ async def shown(fake: FakeSlack, channel: str, ts: str, needle: str, started: fl
 
 
 async def one(
-    http: aiohttp.ClientSession, fake: FakeSlack, url: str, n: int, channel: str
+    http: aiohttp.ClientSession, fake: FakeSlack, url: str, n: int, *, channel: str, text: str
 ) -> tuple[float, float]:
     started = time.perf_counter()
-    ts, ack = await mention(http, url, n, channel, f"hello {n}")
+    ts, ack = await mention(http, url, n, channel, text.format(n=n))
     return ack, await answered(fake, channel, ts, started)
 
 
@@ -133,7 +133,9 @@ async def serve_bot(api_url: str) -> None:
         await asyncio.to_thread(sys.stdin.read)
 
 
-async def burst(code: str, where: str, events: int, channels: int, settle: float) -> Run:
+async def burst(
+    code: str, where: str, *, events: int, channels: int, settle: float, text: str
+) -> Run:
     """One bot (of the checkout at `where`), a burst of `events` mentions, then the 3 s agent."""
     fake = await FakeSlack().start()
     with tempfile.TemporaryDirectory() as data:
@@ -154,8 +156,10 @@ async def burst(code: str, where: str, events: int, channels: int, settle: float
             load = os.getloadavg()[0]
             connector = aiohttp.TCPConnector(limit=0)
             async with aiohttp.ClientSession(connector=connector) as http:
+                numbers = range(1, events + 1)
+                channel = [f"C{n % channels}" for n in numbers]
                 work = [
-                    one(http, fake, address, n, f"C{n % channels}") for n in range(1, events + 1)
+                    one(http, fake, address, n, channel=channel[n - 1], text=text) for n in numbers
                 ]
                 results = await asyncio.gather(*work)
                 started = time.perf_counter()
@@ -196,18 +200,19 @@ def summary(runs: list[Run]) -> str:
 
 
 async def bench(
-    sizes: list[int], runs: int, channels: int, base: str | None, settle: float
+    sizes: list[int], runs: int, *, channels: int, base: str | None, settle: float, text: str
 ) -> None:
     codes = ["this"] if base is None else ["base", "this"]
     print(f"load average at start: {os.getloadavg()}, {os.cpu_count()} CPUs")
-    print(f"mentions over {channels} channels, times in ms\n")
+    print(f"mentions ({text!r}) over {channels} channels, times in ms\n")
     print(HEADER)
     done: list[Run] = []
     for _ in range(runs):
         for events in sizes:
             for code in codes:  # interleaved: both see the same load
                 where = HERE if code == "this" else str(base)
-                done.append(await burst(code, where, events, channels, settle))
+                run = burst(code, where, events=events, channels=channels, settle=settle, text=text)
+                done.append(await run)
                 print(per_run(done[-1]), flush=True)
     print(f"\nranges over {runs} runs (ms); load average at the end: {os.getloadavg()}\n")
     print(summary(done))
@@ -219,6 +224,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--channels", type=int, default=30)
     parser.add_argument("--base", metavar="DIR", help="also run the bot of this checkout")
+    parser.add_argument(
+        "--text",
+        default="hello {n}",
+        help='what each mention says; "@echo hello {n}" names the agent (a write per thread)',
+    )
     parser.add_argument(
         "--settle", type=float, default=0.0, help="wait after the bot is up (to attach py-spy)"
     )
@@ -233,7 +243,10 @@ def main() -> None:
         asyncio.run(serve_bot(args.bot))
         return
     sizes = [int(size) for size in args.events.split(",")]
-    asyncio.run(bench(sizes, args.runs, args.channels, args.base, args.settle))
+    load = bench(
+        sizes, args.runs, channels=args.channels, base=args.base, settle=args.settle, text=args.text
+    )
+    asyncio.run(load)
 
 
 if __name__ == "__main__":

@@ -145,7 +145,7 @@ async def open_app(
         triggers = Triggers(deck) if config.triggers else None
         routes = webhook_routes(triggers, config) if transports is None else None
         if transports is None:
-            threads = ThreadAgents(db=db, clock=clock)
+            threads = ThreadAgents(db=db, writer=writer, clock=clock)
             transports = build_transports(
                 config,
                 inbox=inbox,
