@@ -1,11 +1,13 @@
 """The Slack transport: slack-bolt's `AsyncApp` in, the Web API out.
 
-Every event, slash command and button press is acknowledged at once; before the
-answer leaves, the update is stored in the inbox (a redelivered `event_id` or a
-retry is found there and skipped) and handed to the dispatcher, which only queues
-the work. Socket Mode (the default) needs no public URL; HTTP mode serves the Events
-API on our own aiohttp site, checking each request's signature and age before its body
-is read (`endpoint`). A slash command is echoed into the channel through the postman,
+An event (a mention, a direct message), a press or a form's answer is acknowledged once
+it is stored in the inbox, never before (a redelivered `event_id` or a retry is found
+there and skipped), and then handed to the dispatcher, which only queues the work.
+Events skip bolt's dispatch (`take_event`); presses, forms and slash commands go through
+it. A slash command is acknowledged at once (Slack never sends one again; its echo comes
+first). Socket Mode (the default) needs no public URL; HTTP mode serves the Events API
+on our own aiohttp site, checking each request's signature and age before its body is
+read (`endpoint`). A slash command is echoed into the channel through the postman,
 unless its arguments are private (`private`); a channel's role is only for members of
 our own workspace (`members`). Someone the `Gate` refuses gets nothing of theirs posted
 and names no thread's agent: their update only reaches the dispatcher, which refuses it.
