@@ -1,12 +1,12 @@
 """The model client: one OpenAI-compatible endpoint, its requests and its replies.
 
-The only module that imports `openai`; it does so on first use, so a bot that has
-not talked to a model yet does not pay for loading the SDK. The import takes about a
-third of a second of CPU here, seconds on a busy small machine, so it runs in a worker
-thread, never on the event loop: `ModelClient.load_sdk` (`agentdeck run` calls it as
-soon as the deck runs, when it has an llm agent). The llm agent (`roster.llm`), the
-providers and their fallback chains, the router and the summariser all talk to models
-through it.
+Chat completions, plain and streamed, go through `roster.model_http` (aiohttp, straight):
+the hot path of every llm message, so it never needs the SDK. The SDK stays for the
+rarer calls (voice transcriptions, the model list `agentdeck doctor` checks); this is
+the only module that imports `openai`, on first use of those, in a worker thread
+(`load_sdk`): the import takes about a third of a second of CPU here. The llm agent
+(`roster.llm`), the providers and their fallback chains, the router and the summariser
+all talk to models through it.
 """
 
 from __future__ import annotations
