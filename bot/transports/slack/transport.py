@@ -30,7 +30,6 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 
 from bot.commands import Commands, keeps_args_private
 from bot.config import SlackMode, SlackSection
-from bot.delivery.postman import Sender
 from bot.errors import Refused, TransportError, TransportStartError
 from bot.text import code, rich
 from bot.transports.slack import files, forms, inbound, members
@@ -55,6 +54,8 @@ from bot.types import (
     OnOutage,
     Outgoing,
     Queued,
+    Routes,
+    Sender,
     Sent,
     TextRequest,
 )
@@ -93,13 +94,13 @@ class SlackTransport:
         *,
         inbox: Inbox,
         threads: ThreadAgentStore,
-        postman: Sender,
         commands: Commands,
         gate: Gate,
         secrets: SecretSource | None = None,
     ) -> None:
         self._settings = settings
-        self._postman = postman  # echoes go the way every message goes: scrubbed, outboxed
+        # Given at start: echoes go the way every message goes (scrubbed, outboxed).
+        self._postman: Sender | None = None
         self._commands = commands  # a command's private arguments are never echoed
         # Whether a person may be served; one whose role would come from writing in the
         # chat alone is first checked as a full member of our workspace (`members`).
@@ -124,13 +125,22 @@ class SlackTransport:
 
     # -- lifecycle ------------------------------------------------------------------
 
-    async def start(self, handle: Handle, *, on_outage: OnOutage) -> None:
+    async def start(
+        self,
+        handle: Handle,
+        *,
+        on_outage: OnOutage,
+        postman: Sender,
+        routes: Routes | None = None,
+    ) -> None:
         """Check the tokens (`auth.test`), then listen; any failure is one clear line.
 
         `on_outage` is not called: Slack's outages show as failed sends (the outbox).
+        `postman` echoes slash commands; `routes` are not served here (Telegram's are).
         """
         bot_token = self._credential("bot_token")
         self._handle = handle
+        self._postman = postman
         self._session = aiohttp.ClientSession()
         try:
             client = make_client(
@@ -310,6 +320,7 @@ class SlackTransport:
         key = f"{incoming.update_key}#echo" if incoming.update_key else None
         echo = Outgoing(chat=incoming.chat, text=rich(incoming.user, " ", code(typed)), key=key)
         thread = None
+        assert self._postman is not None, "echoed before the transport started"
         try:
             sent: Sent = await self._postman.send(echo, retry=False)
         except TransportError as exc:
