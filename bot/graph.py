@@ -127,7 +127,7 @@ def build_graph(
         transports = build_transports(
             config,
             inbox=inbox,
-            threads=ThreadAgents(db=db, clock=clock),
+            threads=ThreadAgents(db=db, writer=writer, clock=clock),
             stdin=stdin,
             stdout=stdout,
             secrets=vault,
