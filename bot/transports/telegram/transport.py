@@ -36,7 +36,16 @@ from bot.transports.telegram.limits import Pacer
 from bot.transports.telegram.outbound import BotApiSender, translated
 from bot.transports.telegram.receive import Poller, WebhookServer
 from bot.transports.telegram.request import AiohttpRequest
-from bot.types import Attachment, Incoming, MessageRef, OnOutage, Outgoing, TextRequest
+from bot.types import (
+    Attachment,
+    Incoming,
+    MessageRef,
+    OnOutage,
+    Outgoing,
+    Routes,
+    Sender,
+    TextRequest,
+)
 from roster.errors import ReferenceNotFound
 from roster.refs import NoSecrets, SecretSource, resolve
 from storage.inbox import Inbox
@@ -70,10 +79,9 @@ class TelegramTransport:
         commands: Commands,
         secrets: SecretSource | None = None,
         on_unreadable: Callable[[str], None] = lambda why: None,
-        routes: Callable[[Any], None] | None = None,
     ) -> None:
         self._settings = settings
-        self._routes = routes  # more routes on the webhook's listener (`bot.triggers`)
+        self._routes: Routes | None = None  # more routes on the webhook's listener
         self._on_unreadable = on_unreadable  # an update skipped as unreadable: audited
         self._inbox = inbox
         self._commands = commands  # the client's command menu
@@ -92,11 +100,21 @@ class TelegramTransport:
 
     # -- lifecycle ---------------------------------------------------------------
 
-    async def start(self, handle: Handle, *, on_outage: OnOutage = _unheard) -> None:
+    async def start(
+        self,
+        handle: Handle,
+        *,
+        on_outage: OnOutage = _unheard,
+        postman: Sender | None = None,
+        routes: Routes | None = None,
+    ) -> None:
+        """Receive (polling or webhook); `postman` is not used: Telegram posts nothing of
+        its own accord. `routes` go on the webhook's listener (`bot.triggers`)."""
         # Opt in to PTB 23's time periods (timedelta); without it PTB warns on every 429.
         os.environ.setdefault("PTB_TIMEDELTA", "true")
         self._handle = handle
         self._on_outage = on_outage
+        self._routes = routes
         bot = self._bot = self._make_bot(self._token())
         try:
             me = await self._introduce(bot)
@@ -174,7 +192,11 @@ class TelegramTransport:
             with translated("deleteWebhook"):
                 await bot.delete_webhook()
             poller = Poller(
-                bot, self._take_polled, on_outage=self._outage, on_unreadable=self._on_unreadable
+                bot,
+                self._take_polled,
+                on_outage=self._outage,
+                on_unreadable=self._on_unreadable,
+                quick=self._quick,
             )
             self._poller = asyncio.create_task(poller.run(), name="telegram-poller")
             return
@@ -211,7 +233,10 @@ class TelegramTransport:
 
     # -- receiving ---------------------------------------------------------------
 
-    async def _take(self, updates: Sequence[Update]) -> None:
+    def _quick(self, data: dict[str, Any]) -> Incoming | None:
+        return None if self._inbound is None else self._inbound.quick(data)
+
+    async def _take(self, updates: Sequence[Update | Incoming]) -> None:
         """Store what is ours in the inbox, then hand over only what was not seen before."""
         await self._store_and_hand_over(self._ours(updates))
 
@@ -220,7 +245,7 @@ class TelegramTransport:
             fresh = await self._inbox.accept([(key, item.to_json()) for key, item in batch.items()])
             await self._hand_over(batch, fresh)
 
-    async def _take_polled(self, updates: Sequence[Update]) -> None:
+    async def _take_polled(self, updates: Sequence[Update | Incoming]) -> None:
         """Polling: where the inbox can tell new from seen at once, the work starts while
         the rows are written; the next `getUpdates` (the acknowledgement) waits for them."""
         batch = self._ours(updates, skip_unreadable=True)
@@ -234,13 +259,16 @@ class TelegramTransport:
         await stored
 
     def _ours(
-        self, updates: Sequence[Update], *, skip_unreadable: bool = False
+        self, updates: Sequence[Update | Incoming], *, skip_unreadable: bool = False
     ) -> dict[str, Incoming]:
         """Our updates by key. An unreadable one fails a webhook call (answered 400); in a
         polled batch it is skipped alone, logged and reported, and the others go on."""
         assert self._inbound is not None
         batch: dict[str, Incoming] = {}
         for update in updates:
+            if isinstance(update, Incoming):  # read already (`Inbound.quick`)
+                batch.setdefault(update.update_key or "", update)
+                continue
             try:
                 incoming = self._inbound.convert(update)
             except UnreadableUpdate as exc:
