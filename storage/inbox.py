@@ -41,6 +41,8 @@ from storage.writer import WriteBehind
 
 RECENT_KEYS = 10_000  # a redelivery repeats what the last poll brought, not older updates
 Payload = dict[str, Any]
+# A call to `accept`: its updates, and the keys of them that are new, once stored.
+Queued = tuple[Sequence[tuple[str, Payload]], "asyncio.Future[set[str]]"]
 
 
 def _as_is(payload: Payload) -> Payload:
@@ -65,15 +67,49 @@ class Inbox:
         self._owner = processes.me if processes else None  # written on what it takes
         self._seen: dict[str, None] = {}  # recent keys, oldest first
         self._trusts_seen = False  # set once a batch went through the database's check
+        self._storing = asyncio.Lock()  # one insert at a time (`accept`)
+        self._queued: list[Queued] = []  # calls waiting for the next insert
 
     async def accept(self, items: Sequence[tuple[str, dict[str, Any]]]) -> set[str]:
         """Store new updates durably; return the keys that were not seen before.
+
+        One insert at a time: what other calls bring meanwhile (a burst of webhook POSTs,
+        each with one update) is stored by the next insert, together, in one round trip.
+        A key that two of them bring is new for the first only.
 
         While the database is unreachable (a restart) or full this waits and tries
         again; the caller has not acknowledged the updates, so nothing is lost meanwhile.
         """
         if not items:
             return set()
+        mine: Queued = (items, asyncio.get_running_loop().create_future())
+        self._queued.append(mine)
+        try:
+            async with self._storing:
+                if not mine[1].done():
+                    await self._store_queued(mine)
+        except asyncio.CancelledError:  # not stored for a caller that is gone
+            self._queued = [entry for entry in self._queued if entry is not mine]
+            raise
+        return mine[1].result()
+
+    async def _store_queued(self, mine: Queued) -> None:
+        batch, self._queued = self._queued, []
+        try:
+            fresh = await self._accept_now([item for items, _ in batch for item in items])
+        except asyncio.CancelledError:  # the others wait on the lock: the next one stores them
+            self._queued[:0] = [entry for entry in batch if entry is not mine]
+            raise
+        except Exception as exc:
+            for _, future in batch:
+                future.set_exception(exc)
+            return
+        for items, future in batch:
+            keys = {key for key, _ in items}
+            future.set_result(keys & fresh)
+            fresh -= keys
+
+    async def _accept_now(self, items: Sequence[tuple[str, dict[str, Any]]]) -> set[str]:
         now = self._clock.now()
         rows = [self._row(key, payload, now) for key, payload in items]
         attempts = 0
