@@ -106,6 +106,7 @@ async def serve_bot(api_url: str) -> None:
 
 
 async def bench(events: int, channels: int) -> None:
+    load_before = os.getloadavg()[0]
     fake = await FakeSlack().start()
     bot = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -138,6 +139,11 @@ async def bench(events: int, channels: int) -> None:
     print(f"| ack (HTTP 200 to Slack) | {percentiles(acks)} |")
     print(f"| answer in the thread | {percentiles(answers)} |")
     print(f'\nfirst "working…" of a 3 s agent: {working * 1000:.0f} ms')
+    load_after = os.getloadavg()[0]
+    print(
+        f"\n{time.strftime('%Y-%m-%d')} · {os.cpu_count()} cores · "
+        f"load average {load_before:.2f} before, {load_after:.2f} after"
+    )
 
 
 def main() -> None:
