@@ -1,6 +1,7 @@
-"""Start-up and shutdown: storage, then the deck's graph, then the transports.
+"""Start-up and shutdown: storage, then the deck's graph, then the transports started.
 
-The graph is built in `bot.graph` (nothing started, nothing set afterwards); here each
+The graph is built in `bot.graph` (nothing started, nothing set afterwards; the
+transports too, each given the deck's side, the postman, as it starts); here each
 part that runs is entered into one AsyncExitStack, in order, so a partial start
 unwinds in reverse, as APScheduler 4 starts its parts. What the last process left is
 picked up last (`bot.recovery`). `open_app` yields the started `App`; `open_deck` the
@@ -20,16 +21,15 @@ from functools import partial
 from typing import TYPE_CHECKING, TextIO
 
 from bot import messages
-from bot.access import Access
-from bot.commands import Commands, command_table, inbox_form
+from bot.commands import command_table, inbox_form
 from bot.config import Config, TelegramMode
 from bot.credentials import learn_credentials
 from bot.deck import Deck
-from bot.delivery.postman import Postman
 from bot.diskspace import telling_when_full
 from bot.findings import CheckStatus
 from bot.graph import Graph, build_graph
 from bot.intake import actions, files
+from bot.intake.actions import Actions
 from bot.intake.dispatcher import Dispatcher
 from bot.jobruns import halt_scheduler, open_scheduler, sync_config_jobs
 from bot.liveness import Liveness
@@ -37,20 +37,16 @@ from bot.preflight import users_finding
 from bot.recovery import recover
 from bot.redaction import redacting_logs
 from bot.runs import interrupted
-from bot.transports.console import ConsoleTransport
 from bot.trigger_spec import WebhooksSection
 from bot.triggers.server import TriggerListener, WebhookRoutes, mount
 from bot.triggers.service import Triggers
 from bot.types import Transport
 from roster.children import KILL_GRACE_SECONDS
-from roster.refs import SecretSource
-from storage.audit import AuditLog
 from storage.clock import Clock, SystemClock
 from storage.db import Database
 from storage.inbox import Inbox
 from storage.processes import Processes, process_id
 from storage.secrets import Vault
-from storage.threads import ThreadAgents
 from storage.writer import WriteBehind
 
 if TYPE_CHECKING:
@@ -62,7 +58,6 @@ log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 15.0
 PRUNE_SECONDS = 24 * 3600.0
-CONSOLE_HISTORY = "console_history"  # in the data directory, mode 0600
 # After cancelling: long enough for a command's process group to be killed, and a little more.
 CANCELLED_WAIT_SECONDS = KILL_GRACE_SECONDS + 3.0
 
@@ -72,6 +67,7 @@ class App:
     """A started deck: the deck, its transports, and what is built on the deck."""
 
     deck: Deck
+    actions: Actions  # what a message or a press sets off (the dashboard acts through it)
     transports: list[Transport]
     dashboard: Dashboard | None  # None when [dashboard] enabled = false
     metrics: MetricsServer | None  # None when [metrics] enabled = false
@@ -121,8 +117,20 @@ async def open_app(
         if (users := users_finding(config)).verdict is CheckStatus.WARN:
             log.warning(users.detail)  # stderr: a chat deck nobody may use yet
         processes = await beating_process(config, db=db, clock=clock)
+        commands = command_table()  # the menu the transports show (specs only)
+        stored = inbox_form(commands)  # `/secret set` values never reach the database
+        inbox = Inbox(db=db, writer=writer, clock=clock, processes=processes, stored=stored)
         graph = build_graph(
-            config, db=db, writer=writer, clock=clock, vault=vault, processes=processes
+            config,
+            db=db,
+            writer=writer,
+            clock=clock,
+            vault=vault,
+            processes=processes,
+            inbox=inbox,
+            transports=transports,
+            stdin=stdin,
+            stdout=stdout,
         )
         deck = graph.deck
         stack.push_async_callback(close_clients, deck)  # after the work: runs still use them
@@ -131,11 +139,24 @@ async def open_app(
             from bot.metrics import MetricsServer
 
             metrics = await stack.enter_async_context(MetricsServer(deck))
-        commands = command_table()
-        stored = inbox_form(commands)  # `/secret set` values never reach the database
-        inbox = Inbox(db=db, writer=writer, clock=clock, processes=processes, stored=stored)
         dispatcher = Dispatcher(
-            deck=deck, commands=commands, on_handled=inbox.mark_handled, claim=inbox.claim
+            config=graph.current_config,
+            access=deck.access,
+            audit=deck.audit,
+            approvals=deck.approvals,
+            invites=deck.invites,
+            postman=deck.postman,
+            redact=deck.vault.redact,
+            tasks=deck.tasks,
+            lanes=deck.lanes,
+            ready=deck.ready,
+            actions=graph.actions,
+            files=graph.files,
+            voice=graph.voice,
+            welcome=graph.welcome,
+            commands=graph.commands,
+            on_handled=inbox.mark_handled,
+            claim=inbox.claim,
         )
         cut = await interrupted.take_over(
             processes, db=deck.db, clock=deck.clock, roster=deck.roster, audit=deck.audit
@@ -143,26 +164,14 @@ async def open_app(
         await deck.brakes.budgets.load()
         await deck.invites.load()  # before any message is let in: they are users too
         triggers = Triggers(deck) if config.triggers else None
+        # The triggers' routes on Telegram's webhook listener, when it runs (not in tests).
         routes = webhook_routes(triggers, config) if transports is None else None
-        if transports is None:
-            threads = ThreadAgents(db=db, clock=clock)
-            transports = build_transports(
-                config,
-                inbox=inbox,
-                threads=threads,
-                stdin=stdin,
-                stdout=stdout,
-                secrets=vault,
-                postman=deck.postman,
-                access=deck.access,
-                audit=deck.audit,
-                commands=commands,
-                webhook_routes=routes,
-            )
-        await start_delivery_and_jobs(stack, graph, transports)
-        for transport in transports:
+        await start_delivery_and_jobs(stack, graph)
+        for transport in graph.transports:
             down = partial(deck.links.down, transport.name)
-            await transport.start(dispatcher.handle, on_outage=down)
+            await transport.start(
+                dispatcher.handle, on_outage=down, postman=deck.postman, routes=routes
+            )
             stack.push_async_callback(transport.stop)
         stack.enter_context(telling_when_full(deck))
         liveness = Liveness(deck=deck, processes=processes, inbox=inbox, handle=dispatcher.handle)
@@ -174,32 +183,28 @@ async def open_app(
         if config.dashboard.enabled:  # stops first: no new presses while work drains
             from bot.dashboard import Dashboard
 
-            dashboard = await stack.enter_async_context(Dashboard(deck))
+            dashboard = await stack.enter_async_context(Dashboard(deck, graph.actions))
         await serve_triggers(stack, triggers, config.webhooks, shared=routes is not None)
         deck.ready.set()
         start_sweeps(stack, deck)
         await recover(deck, dispatcher, inbox, cut, triggers)
         yield App(
             deck=deck,
-            transports=transports,
+            actions=graph.actions,
+            transports=graph.transports,
             dashboard=dashboard,
             metrics=metrics,
             mcp_http=mcp_http,
         )
 
 
-async def start_delivery_and_jobs(
-    stack: AsyncExitStack, graph: Graph, transports: list[Transport]
-) -> None:
-    """The transports known to the direct sender and to the links; the links, the outbox
-    and (after the `[[jobs]]` sync) the scheduler running, until `stack` closes."""
+async def start_delivery_and_jobs(stack: AsyncExitStack, graph: Graph) -> None:
+    """The links, the outbox and (after the `[[jobs]]` sync) the scheduler running, until
+    `stack` closes."""
     deck = graph.deck
-    for transport in transports:
-        graph.direct.add(transport)
-        deck.links.add(transport.name)
     await stack.enter_async_context(deck.links)
     await stack.enter_async_context(deck.outbox)
-    names = [t.name for t in transports]
+    names = [t.name for t in graph.transports]
     await sync_config_jobs(deck.config, store=graph.jobs, clock=deck.clock, transports=names)
     await stack.enter_async_context(open_scheduler(deck.scheduler))
 
@@ -243,66 +248,6 @@ async def serve_mcp_http(stack: AsyncExitStack, deck: Deck) -> HttpListener | No
     from bot.mcp_serve.server import HttpListener
 
     return await stack.enter_async_context(HttpListener(deck))
-
-
-def build_transports(
-    config: Config,
-    *,
-    inbox: Inbox,
-    threads: ThreadAgents,
-    stdin: TextIO | None,
-    stdout: TextIO | None,
-    secrets: SecretSource,
-    postman: Postman,
-    access: Access,
-    audit: AuditLog,
-    commands: Commands,
-    webhook_routes: WebhookRoutes | None = None,
-) -> list[Transport]:
-    """The transports the config names; their tokens may be `secret:` references."""
-    transports: list[Transport] = []
-    if config.telegram is not None:
-        from bot.transports.telegram import TelegramTransport
-
-        def unreadable(why: str) -> None:
-            audit.record("telegram", "refused.unreadable", reason=why)
-
-        transports.append(
-            TelegramTransport(
-                config.telegram,
-                inbox=inbox,
-                commands=commands,
-                secrets=secrets,
-                on_unreadable=unreadable,
-                routes=webhook_routes,
-            )
-        )
-    if config.slack is not None:
-        from bot.transports.slack import SlackTransport
-
-        transports.append(
-            SlackTransport(
-                config.slack,
-                inbox=inbox,
-                threads=threads,
-                postman=postman,
-                commands=commands,
-                gate=access,
-                secrets=secrets,
-            )
-        )
-    if config.console_enabled():
-        history = config.deck.data_path() / CONSOLE_HISTORY
-        transports.append(
-            ConsoleTransport(
-                user=config.console.user,
-                stdin=stdin,
-                stdout=stdout,
-                history=history,
-                commands=commands,
-            )
-        )
-    return transports
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

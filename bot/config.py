@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
@@ -487,6 +488,11 @@ class Config(Section):
             return {}
         role = self.slack.channel_members
         return {b.chat: role for b in self.bindings if b.chat.startswith("slack:")}
+
+
+# The config in effect now: a reload replaces the deck's (`bot.reload`), so whoever reads a
+# reloadable setting later asks each time, rather than keeping the one it was built with.
+CurrentConfig = Callable[[], Config]
 
 
 def load_config(path: Path | None) -> Config:

@@ -200,6 +200,17 @@ class MessageRef:
 Sent = MessageRef | Queued  # what a durable send came to
 
 
+class Sender(Protocol):
+    """What sends a neutral message the durable way (the postman, the outbox)."""
+
+    async def send(self, message: Outgoing, *, retry: bool = True) -> Sent: ...
+
+
+# More routes on a transport's own web listener (an aiohttp application): the webhook
+# triggers (`bot.triggers`) on Telegram's webhook listener.
+Routes = Callable[[Any], None]
+
+
 class Transport(Protocol):
     """A chat platform adapter. It converts platform updates into `Incoming` and renders
     `Outgoing`; nothing platform-specific crosses into the core.
@@ -212,9 +223,20 @@ class Transport(Protocol):
     has_typing: bool  # the platform shows "typing…" of its own
 
     async def start(
-        self, handle: Callable[[Incoming], Awaitable[None]], *, on_outage: OnOutage
+        self,
+        handle: Callable[[Incoming], Awaitable[None]],
+        *,
+        on_outage: OnOutage,
+        postman: Sender,
+        routes: Routes | None = None,
     ) -> None:
-        """Take updates to `handle`; call `on_outage(reason)` when the platform is lost."""
+        """Take updates to `handle`; call `on_outage(reason)` when the platform is lost.
+
+        What the deck gives a transport comes here, not to its constructor: the deck's
+        direct sender is built from the transports (`bot.graph`), and the deck's way out
+        leads back to them. `postman` sends what a transport posts of its own accord
+        (Slack's echo of a slash command); `routes`, where given, go on its web listener.
+        """
         ...
 
     async def stop(self) -> None: ...

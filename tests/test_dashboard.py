@@ -450,7 +450,7 @@ async def test_a_port_in_use_is_one_clear_error() -> None:
         config = make_config(USERS + AGENTS, dashboard={"enabled": True, "port": port})
         dash.deck.config = config
         with pytest.raises(DashboardStartError, match=rf"cannot listen on 127.0.0.1:{port}"):
-            async with Dashboard(dash.deck):
+            async with Dashboard(dash.deck, dash.actions):
                 pass
 
 

@@ -113,9 +113,8 @@ async def test_a_retried_send_brings_a_new_working_link(
 
 
 async def test_a_placeholder_is_minted_per_delivery_or_says_it_cannot_be() -> None:
-    postman = Postman(Direct())  # no outbox: sent at once
     chat = ChatRecorder()
-    postman.direct.add(chat)
+    postman = Postman(Direct([chat]))  # no outbox: sent at once
     message = Outgoing("test:chat", rich("go: ", minted_link("signin", "test:ada")))
     await postman.send(message)  # no dashboard in this process
     assert chat.posted[-1].text == f"go: {NOT_MINTED}"

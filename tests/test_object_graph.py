@@ -7,10 +7,14 @@ Two properties of the code itself (#16 point 2), checked on the source:
   much for a reader and for mypy), every cycle stays inside one package and spans at
   most `MAX_CYCLE` modules. Before, 22 modules circled through `bot/deck.py` (the deck
   ↔ the dashboard, commands, actions, reload, metrics).
+- No handler reaches the deck: the chat commands, the intake (dispatcher, actions) and
+  the dashboard's pages import nothing that leads to `bot/deck.py`, and no command
+  group is given the deck: each names the collaborators it uses.
 - No late setters: the modules that build and start a deck assign no attribute of
   another object, and call no `setattr`; the collaborators that used to be set after
   construction (`postman.outbox`, `runner.job_reports`, `deck.links`, …) are assigned
-  nowhere in `bot/` but in their owner's own methods; every field of `Deck` exists
+  nowhere in `bot/` but in their owner's own methods; the direct sender and the
+  transport links are built from the transports (no `add` after); every field of `Deck` exists
   when it is constructed.
 """
 
@@ -18,11 +22,18 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
+import inspect
+import typing
 from pathlib import Path
 
 import grimp
 
+from bot.commands import group_classes
 from bot.deck import Deck
+from bot.delivery.direct import Direct
+from bot.delivery.transport_links import TransportLinks
+from bot.intake.command_spec import CommandContext
 from bot.toolhost import ToolHost
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,8 +116,13 @@ def too_wide(graph: grimp.ImportGraph, modules: set[str]) -> list[list[str]]:
     ]
 
 
+@functools.cache
+def import_graph() -> grimp.ImportGraph:
+    return grimp.build_graph(*PACKAGES, exclude_type_checking_imports=False)
+
+
 def test_no_import_cycle_spans_more_than_a_few_modules_of_one_package() -> None:
-    graph = grimp.build_graph(*PACKAGES, exclude_type_checking_imports=False)
+    graph = import_graph()
     modules = {m for m in graph.modules if m.partition(".")[0] in PACKAGES}
     assert too_wide(graph, modules) == []
     in_cycles = set().union(*cycles(graph, modules))
@@ -128,6 +144,41 @@ def test_the_cycle_check_finds_a_wide_cycle() -> None:
     modules = set(graph.modules)
     assert sorted(too_wide(graph, modules)) == [["p", "q.x"], ["p.a", "p.b", "p.c", "p.d"]]
     assert ["r.x", "r.y"] in map(sorted, cycles(graph, modules))  # found, and let be
+
+
+HANDLERS = ("bot.commands", "bot.intake", "bot.dashboard.pages", "bot.dashboard.web")
+
+
+def reaching(graph: grimp.ImportGraph, target: str) -> dict[str, tuple[str, ...]]:
+    """Each handler module that imports `target`, directly or not: the chain that does."""
+    found = {}
+    for module in sorted(graph.modules):
+        if module == target or not module.startswith(HANDLERS):
+            continue
+        if chain := graph.find_shortest_chain(importer=module, imported=target):
+            found[module] = chain
+    return found
+
+
+def test_no_command_action_or_page_reaches_the_deck() -> None:
+    assert reaching(import_graph(), "bot.deck") == {}
+    assert "deck" not in {field.name for field in dataclasses.fields(CommandContext)}
+    for group in group_classes():
+        given = typing.get_type_hints(group.__init__)
+        assert "deck" not in inspect.signature(group.__init__).parameters, group
+        assert Deck not in given.values(), group
+
+
+def test_the_deck_check_sees_a_handler_that_imports_it() -> None:
+    graph = grimp.ImportGraph()
+    for module in ("bot", "bot.deck", "bot.commands", "bot.commands.x", "bot.reload", "bot.app"):
+        graph.add_module(module)
+    graph.add_import(importer="bot.commands.x", imported="bot.reload")
+    graph.add_import(importer="bot.reload", imported="bot.deck")
+    graph.add_import(importer="bot.app", imported="bot.deck")
+    assert reaching(graph, "bot.deck") == {
+        "bot.commands.x": ("bot.commands.x", "bot.reload", "bot.deck")
+    }
 
 
 def assigned_attributes(tree: ast.AST) -> list[tuple[int, str]]:
@@ -180,6 +231,9 @@ def test_no_collaborator_is_set_late_anywhere_in_bot() -> None:
                 late.append(f"{path.relative_to(ROOT)}:{line}: {target}")
     assert late == []
     assert not hasattr(ToolHost, "bind")
+    # The direct sender and the links are built from the transports, never added to.
+    assert not hasattr(Direct, "add")
+    assert not hasattr(TransportLinks, "add")
 
 
 def test_the_checks_see_a_late_setter() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import sqlite3
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 
 from bot.app import open_deck
 from bot.errors import TransportStartError
+from bot.transports.slack.transport import STORE_SECONDS
 from tests.fakes.slack_server import (
     APP_TOKEN,
     BOT_TOKEN,
@@ -100,6 +102,27 @@ async def test_retried_event_is_handled_once(fake_slack: FakeSlack) -> None:
         await fake_slack.wait_for_text("echo*: once")
         await deck.tasks.drain()
         assert len(fake_slack.called("chat.postMessage")) == 1
+
+
+async def test_a_burst_asks_slack_who_we_are_only_at_start(fake_slack: FakeSlack) -> None:
+    async with slack_deck(fake_slack) as (_deck, slack):
+        assert len(fake_slack.called("auth.test")) == 1  # the token check at start
+        mentions = [slack.mention(f"burst {n}", channel=f"C{n}") for n in range(10)]
+        commands = [slack.command(f"ask other burst {n}", channel=f"C{n}") for n in range(10)]
+        await asyncio.gather(*mentions, *commands)
+        await fake_slack.wait_for(lambda f: len(f.called("chat.postMessage")) >= 30)
+        assert len(fake_slack.called("auth.test")) == 1
+
+
+async def test_other_events_are_acknowledged_and_ignored(fake_slack: FakeSlack) -> None:
+    async with slack_deck(fake_slack) as (deck, slack):
+        event = {"type": "reaction_added", "user": "UOP", "reaction": "eyes"}
+        resp = await slack.event(event, event_id="EvREACT")
+        assert resp.status == 200  # a 404 would make Slack send it again
+        await slack.mention("after it")
+        await fake_slack.wait_for_text("echo*: after it")
+        await deck.tasks.drain()
+        assert [m.shown for m in fake_slack.messages.values()] == ["*echo*: after it"]
 
 
 async def test_forged_and_stale_requests_are_refused(fake_slack: FakeSlack) -> None:
@@ -355,3 +378,26 @@ async def test_socket_mode_delivers_an_event_and_gets_the_ack(fake_slack: FakeSl
         await fake_slack.wait_for(lambda f: len(f.acks) == 2)
         await asyncio.sleep(0.2)
         assert len(fake_slack.called("chat.postMessage")) == 1  # redelivery: acked, skipped
+
+
+async def test_socket_mode_acknowledges_an_event_only_once_it_is_stored(
+    fake_slack: FakeSlack, data_dir: Path
+) -> None:
+    async with slack_deck(fake_slack, mode="socket") as (deck, _slack):
+        event = {"type": "app_mention", "user": "UOP", "ts": "1700000009.000002", "channel": "C1"}
+        event["text"] = f"<@{BOT_USER}> stored first"
+        payload = json.loads(event_body(event, event_id="EvHELD"))
+        envelope = {"envelope_id": "env-1", "type": "events_api", "payload": payload}
+        holder = sqlite3.connect(data_dir / "agentdeck.db", isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")  # another writer holds the database
+            await fake_slack.socket_send(envelope)
+            await asyncio.sleep(STORE_SECONDS + 0.5)
+            assert fake_slack.acks == []  # not stored in time: Slack will send it again
+        finally:
+            holder.close()
+        await fake_slack.wait_for_text("echo*: stored first")  # stored since, and handled
+        await fake_slack.socket_send({**envelope, "envelope_id": "env-2", "retry_attempt": 1})
+        await fake_slack.wait_for(lambda f: f.acks == [{"envelope_id": "env-2"}])
+        await deck.tasks.drain()
+        assert len(fake_slack.called("chat.postMessage")) == 1  # the retry: acked, skipped

@@ -27,6 +27,7 @@ from bot.types import Button, ButtonStyle, Outgoing, Press
 from storage.clock import SystemClock
 from storage.db import Database, sqlite_url
 from storage.threads import ThreadAgents
+from storage.writer import WriteBehind
 
 ME = SlackBotIdentity(user_id="UBOT", bot_id="BBOT", team_id="T1", name="deck")
 COMMANDS = {"agents", "ask", "help", "jobs"}
@@ -130,8 +131,8 @@ def test_deck_command_maps_to_our_commands() -> None:
 
 
 async def test_thread_memory_addresses_the_agent_named_last(data_dir: Path) -> None:
-    async with Database(sqlite_url(data_dir)) as db:
-        store = ThreadAgents(db=db, clock=SystemClock())
+    async with Database(sqlite_url(data_dir)) as db, WriteBehind(db) as writer:
+        store = ThreadAgents(db=db, writer=writer, clock=SystemClock())
         threads, elsewhere = ThreadMemory(store), ThreadMemory(store)  # two processes
         assert await threads.route("slack:C1/1.0", "@ops uptime") == "@ops uptime"
         assert await elsewhere.route("slack:C1/1.0", "and disk") == "@ops and disk"

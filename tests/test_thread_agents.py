@@ -10,6 +10,7 @@ from storage.clock import FakeClock
 from storage.db import Database
 from storage.models import ThreadAgent
 from storage.threads import KEEP_UNUSED, PRUNE_EVERY, ThreadAgents
+from storage.writer import WriteBehind
 
 
 async def stored(db: Database) -> list[str]:
@@ -20,7 +21,12 @@ async def stored(db: Database) -> list[str]:
 
 async def test_unused_threads_are_pruned_at_most_hourly(db: Database) -> None:
     clock = FakeClock()
-    threads = ThreadAgents(db=db, clock=clock)
+    async with WriteBehind(db) as writer:
+        await _pruned_at_most_hourly(db, writer, clock)
+
+
+async def _pruned_at_most_hourly(db: Database, writer: WriteBehind, clock: FakeClock) -> None:
+    threads = ThreadAgents(db=db, writer=writer, clock=clock)
     await threads.remember("old", "ops")
     await threads.remember("followed-up", "ops")
     clock.advance(KEEP_UNUSED - timedelta(days=1))
@@ -32,10 +38,15 @@ async def test_unused_threads_are_pruned_at_most_hourly(db: Database) -> None:
 
 
 async def test_a_process_prunes_at_most_once_an_hour(db: Database) -> None:
+    async with WriteBehind(db) as writer:
+        await _prunes_once_an_hour(db, writer)
+
+
+async def _prunes_once_an_hour(db: Database, writer: WriteBehind) -> None:
     start = FakeClock()
-    await ThreadAgents(db=db, clock=start).remember("x", "ops")
+    await ThreadAgents(db=db, writer=writer, clock=start).remember("x", "ops")
     clock = FakeClock(start.now() + KEEP_UNUSED - timedelta(minutes=10))
-    threads = ThreadAgents(db=db, clock=clock)
+    threads = ThreadAgents(db=db, writer=writer, clock=clock)
     await threads.remember("a", "ops")  # the first write prunes: x is not stale yet
     clock.advance(timedelta(minutes=20))
     await threads.remember("b", "ops")  # x is stale now, but the last prune was 20 min ago

@@ -1,126 +1,78 @@
-"""Chat commands: typed specs made by the `@command` decorator, gathered into a table.
+"""Chat commands: groups of them, each a small class given the deck's parts it uses.
 
-Nothing registers on import: `@command` turns a handler into its `CommandSpec`, and
-`command_table()` collects the specs of this package's modules into a new table that
-the app hands to the dispatcher and the transports (as PTB and bolt register handlers
-on their application, not in a module-level registry).
+Each module holds one group (`AgentCommands`, `JobCommands`, …): its constructor names
+the collaborators its commands use, and its methods marked `@command` are the commands.
+No command is given the whole deck. Nothing registers on import: `bot.graph` builds the
+groups and `bound` binds their commands into the table the dispatcher runs (as PTB and
+bolt register handlers on their application); `command_table` is the menu alone (the
+specs, no group built), which the transports and the inbox read. What a command is to
+the dispatcher (`CommandSpec`, `CommandContext`) is declared in `bot.intake.command_spec`.
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+import importlib
+import pkgutil
+from typing import Any
 
-from bot.config import Role
+from bot.intake.command_spec import (
+    Command,
+    Commands,
+    CommandSpec,
+    Declared,
+    command,
+    declared,
+    inbox_form,
+    keeps_args_private,
+    spec_of,
+)
 
-if TYPE_CHECKING:
-    from bot.commands.context import CommandContext
-
-Handler = Callable[["CommandContext"], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class CommandSpec:
-    name: str
-    handler: Handler
-    role: Role
-    help: str
-    usage: str = ""
-    # Which lane of the chat it runs in. By default commands run in order among the chat's
-    # commands but never wait for an agent's run (/jobs answers while a deploy runs);
-    # `immediate` runs at once, not even in order (/stop, /approve); `with_agents` queues
-    # behind the chat's agent runs, for what talks to an agent or changes what one reads.
-    immediate: bool = False
-    with_agents: bool = False
-    # The arguments may hold a value that must not be stored (/secret set): not audited.
-    private_args: bool = False
-    # Its effect must not happen twice (a new job, a job run now): the update is marked
-    # handled, durably, before it acts. A crash in between loses it; it never repeats.
-    once: bool = False
+__all__ = [
+    "Command",
+    "CommandSpec",
+    "Commands",
+    "bound",
+    "command",
+    "command_table",
+    "group_classes",
+    "inbox_form",
+    "keeps_args_private",
+    "spec_of",
+]
 
 
-Commands = Mapping[str, CommandSpec]  # the command table: name -> spec
+def group_classes() -> list[type]:
+    """Every command group class of this package's modules, each from the module defining it."""
+    groups: list[type] = []
+    for info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for item in vars(module).values():
+            if isinstance(item, type) and item.__module__ == module.__name__ and declared(item):
+                groups.append(item)
+    return groups
 
 
-def command(
-    name: str,
-    *,
-    role: Role,
-    help: str,
-    usage: str = "",
-    immediate: bool = False,
-    with_agents: bool = False,
-    private_args: bool = False,
-    once: bool = False,
-) -> Callable[[Handler], CommandSpec]:
-    def spec(handler: Handler) -> CommandSpec:
-        if not inspect.iscoroutinefunction(handler):
-            raise TypeError(f"/{name}: the handler must be an async function")
-        return CommandSpec(
-            name, handler, role, help, usage, immediate, with_agents, private_args, once
-        )
-
-    return spec
-
-
-def spec_of(text: str, commands: Commands) -> CommandSpec | None:
-    """The command `text` invokes (`/name args`, Telegram's `/name@bot` too), if any."""
-    if not text.startswith("/"):
-        return None
-    name = text[1:].partition(" ")[0].split("@", 1)[0].lower()
-    return commands.get(name)
-
-
-def keeps_args_private(text: str, commands: Commands) -> bool:
-    """Whether `text` is a command whose arguments must not be shown or stored (`private_args`).
-
-    Where a platform would show what was typed (Slack's echo of a slash command) or a
-    copy would be kept, this decides; the command's spec is the one place it is declared.
-    """
-    spec = spec_of(text.strip(), commands)
-    return spec is not None and spec.private_args
-
-
-def command_table() -> dict[str, CommandSpec]:
-    """Every command of this package's modules, by name: a new table at each call."""
-    import importlib
-    import pkgutil
-
-    table: dict[str, CommandSpec] = {}
-    for module in pkgutil.iter_modules(__path__):
-        if module.name == "context":
-            continue
-        for spec in vars(importlib.import_module(f"{__name__}.{module.name}")).values():
-            if not isinstance(spec, CommandSpec) or table.get(spec.name) is spec:
-                continue
-            if spec.name in table:
-                raise ValueError(f"/{spec.name} is defined twice")
-            table[spec.name] = spec
+def _table(items: list[Declared[Any]]) -> dict[str, Declared[Any]]:
+    table: dict[str, Declared[Any]] = {}
+    for item in items:
+        if item.spec.name in table:
+            raise ValueError(f"/{item.spec.name} is defined twice")
+        table[item.spec.name] = item
     return table
 
 
-Payload = dict[str, Any]
+def command_table() -> dict[str, CommandSpec]:
+    """The menu: every command's spec, by name (no group is built); a new table each call."""
+    items = _table([item for group in group_classes() for item in declared(group)])
+    return {name: item.spec for name, item in items.items()}
 
 
-def inbox_form(commands: Commands) -> Callable[[Payload], Payload]:
-    """How an update is stored in the inbox: a command with private arguments without them.
-
-    The row is written before the update is handled, and lingers (a WAL, freed pages):
-    `/secret set NAME value` is stored as `/secret`, marked `redacted`. The handler gets
-    the update from memory; read back after a crash, it is refused ("send it again").
-    Words are split as loosely as any command parser would, so more is dropped, not less.
-    """
-    private = frozenset(name for name, spec in commands.items() if spec.private_args)
-
-    def stored(payload: Payload) -> Payload:
-        text = payload.get("text")
-        if not isinstance(text, str) or not text.lstrip().startswith("/"):
-            return payload
-        name = text.split(maxsplit=1)[0][1:].split("@", 1)[0].lower()
-        if name not in private:
-            return payload
-        return {**payload, "text": f"/{name}", "redacted": True}
-
-    return stored
+def bound(groups: list[object]) -> dict[str, Command]:
+    """The commands of built groups, bound to them, by name: one group of each class here."""
+    given = [type(group) for group in groups]
+    missing = [cls.__name__ for cls in group_classes() if cls not in given]
+    if missing or len(set(given)) != len(given):
+        raise ValueError(f"one group of each class is needed; missing: {missing or 'none'}")
+    items = [(group, item) for group in groups for item in declared(type(group))]
+    _table([item for _group, item in items])  # each name once
+    return {item.spec.name: item.bind(group) for group, item in items}

@@ -7,34 +7,56 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.commands import command
-from bot.commands.context import CommandContext
-from bot.config import Role
+from bot.config import CurrentConfig, Role
+from bot.intake.command_spec import CommandContext
+from bot.runs.runner import Runner
 from bot.text import Piece, bold
+from storage.clock import Clock
 from storage.costs import DaySpend, spend_by_day
+from storage.db import Database
 
 DAYS = 7
 
 
-@command("cost", role=Role.VIEWER, help="what agents cost, today and over 7 days", usage="[agent]")
-async def cost(ctx: CommandContext) -> None:
-    deck = ctx.deck
-    zone = ZoneInfo(deck.config.deck.timezone)
-    today = deck.clock.now().astimezone(zone).date()
-    since = datetime.combine(today - timedelta(days=DAYS - 1), time(), tzinfo=zone)
-    await deck.runner.flush()
-    rows = await spend_by_day(deck.db, since=since, zone=zone)
-    wanted = ctx.args.strip().lower()
-    if wanted:
-        rows = [row for row in rows if row.agent == wanted]
-    if not rows:
-        await ctx.reply(f"No runs in the last {DAYS} days" + (f" for {wanted}." if wanted else "."))
-        return
-    lines: list[Piece] = [bold(f"Today ({today:%Y-%m-%d}, {zone.key})"), "\n"]
-    lines += _table([row for row in rows if row.day == today]) or ["nothing yet\n"]
-    lines += [bold(f"Last {DAYS} days"), "\n", *_table(rows)]
-    lines += [bold("By day"), "\n"]
-    lines += [f"{day:%a %m-%d}  {_money(total)}\n" for day, total in _per_day(rows)]
-    await ctx.reply(*lines)
+class CostCommands:
+    """What the agents spent."""
+
+    def __init__(
+        self,
+        *,
+        config: CurrentConfig,
+        clock: Clock,
+        runner: Runner,
+        db: Database,
+    ) -> None:
+        self._config = config
+        self._clock = clock
+        self._runner = runner
+        self._db = db
+
+    @command(
+        "cost", role=Role.VIEWER, help="what agents cost, today and over 7 days", usage="[agent]"
+    )
+    async def cost(self, ctx: CommandContext) -> None:
+        zone = ZoneInfo(self._config().deck.timezone)
+        today = self._clock.now().astimezone(zone).date()
+        since = datetime.combine(today - timedelta(days=DAYS - 1), time(), tzinfo=zone)
+        await self._runner.flush()
+        rows = await spend_by_day(self._db, since=since, zone=zone)
+        wanted = ctx.args.strip().lower()
+        if wanted:
+            rows = [row for row in rows if row.agent == wanted]
+        if not rows:
+            await ctx.reply(
+                f"No runs in the last {DAYS} days" + (f" for {wanted}." if wanted else ".")
+            )
+            return
+        lines: list[Piece] = [bold(f"Today ({today:%Y-%m-%d}, {zone.key})"), "\n"]
+        lines += _table([row for row in rows if row.day == today]) or ["nothing yet\n"]
+        lines += [bold(f"Last {DAYS} days"), "\n", *_table(rows)]
+        lines += [bold("By day"), "\n"]
+        lines += [f"{day:%a %m-%d}  {_money(total)}\n" for day, total in _per_day(rows)]
+        await ctx.reply(*lines)
 
 
 def _table(rows: list[DaySpend]) -> list[Piece]:

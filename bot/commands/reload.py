@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from bot.commands import command
-from bot.commands.context import CommandContext
 from bot.config import Role
-from bot.reload import reload_config
+from bot.intake.command_spec import CommandContext
 
 
-@command(
-    "reload",
-    role=Role.ADMIN,
-    help="re-read the config file: agents, users, bindings, budgets apply at once",
-    immediate=True,
-)
-async def reload(ctx: CommandContext) -> None:
-    result = await reload_config(ctx.deck, by=ctx.user)
-    await ctx.reply(result.text)
+class ReloadCommands:
+    """Re-reading the config file."""
+
+    def __init__(
+        self,
+        *,
+        reload: Callable[[str], Awaitable[str]],  # (by whom) -> the one-line answer
+    ) -> None:
+        self._reload = reload
+
+    @command(
+        "reload",
+        role=Role.ADMIN,
+        help="re-read the config file: agents, users, bindings, budgets apply at once",
+        immediate=True,
+    )
+    async def reload(self, ctx: CommandContext) -> None:
+        await ctx.reply(await self._reload(ctx.user))

@@ -10,16 +10,19 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from bot.commands.dashboard import SIGNIN
+from bot.config import Config
 from bot.dashboard.auth import Auth
 from bot.dashboard.errors import DashboardStartError
 from bot.dashboard.live import Pulse
+from bot.dashboard.pages import approvals, audit, cost, jobs, overview, runs
 from bot.dashboard.routes import table
 from bot.dashboard.throttle import SignInThrottle
 from bot.dashboard.tokens import Signer, load_key
 from bot.dashboard.web import (
+    AUDIT,
     AUTH,
-    DECK,
     FLASH,
+    SETTINGS,
     TEMPLATES,
     THROTTLE,
     environment,
@@ -27,6 +30,7 @@ from bot.dashboard.web import (
     security_headers,
 )
 from bot.deck import Deck
+from bot.intake.actions import Actions
 from storage.signin_links import RevokedSessions, UsedLinks
 
 log = logging.getLogger(__name__)
@@ -37,10 +41,14 @@ SWEEP_SECONDS = 1.0  # how soon after its window a flood of bad tokens is summed
 
 
 class Dashboard:
-    """`async with Dashboard(deck)`: listening until the block ends."""
+    """`async with Dashboard(deck, actions)`: listening until the block ends.
 
-    def __init__(self, deck: Deck, *, pulse_seconds: float = 1.0) -> None:
+    The deck stops here: each page is given the parts it uses (`_give_pages`).
+    """
+
+    def __init__(self, deck: Deck, actions: Actions, *, pulse_seconds: float = 1.0) -> None:
         self._deck = deck
+        self._actions = actions
         self._settings = deck.config.dashboard
         self._pulse = Pulse(db=deck.db, runner=deck.runner, every=pulse_seconds)
         self._runner: web.AppRunner | None = None
@@ -122,7 +130,9 @@ class Dashboard:
         app = web.Application(
             middlewares=[security_headers, not_found_page], client_max_size=64 * 1024
         )
-        app[DECK] = self._deck
+        app[AUDIT] = self._deck.audit
+        app[SETTINGS] = self._settings
+        self._give_pages(app)
         app[AUTH] = self.auth
         app[THROTTLE] = self._throttle
         app[TEMPLATES] = environment(ZoneInfo(self._deck.config.deck.timezone))
@@ -131,3 +141,44 @@ class Dashboard:
         app.router.add_get("/events", self._pulse.stream)
         app.router.add_static("/static", STATIC)
         return app
+
+    def _give_pages(self, app: web.Application) -> None:
+        """Each page module the deck's parts it uses (its `Parts`), never the deck."""
+        deck = self._deck
+
+        def current() -> Config:
+            return deck.config  # a reload replaces it: asked each time
+
+        spending = cost.Parts(config=current, clock=deck.clock, runner=deck.runner, db=deck.db)
+        app[cost.PARTS] = spending
+        app[approvals.PARTS] = approvals.Parts(
+            approvals=deck.approvals,
+            db=deck.db,
+            postman=deck.postman,
+            audit=deck.audit,
+            access=deck.access,
+            roster=deck.roster,
+            mcp=deck.mcp,
+            actions=self._actions,
+        )
+        app[audit.PARTS] = audit.Parts(runner=deck.runner, db=deck.db, audit=deck.audit)
+        app[jobs.PARTS] = jobs.Parts(
+            scheduler=deck.scheduler, runner=deck.runner, db=deck.db, audit=deck.audit
+        )
+        app[overview.PARTS] = overview.Parts(
+            runner=deck.runner,
+            scheduler=deck.scheduler,
+            roster=deck.roster,
+            db=deck.db,
+            approvals=deck.approvals,
+            postman=deck.postman,
+            started_at=deck.started_at,
+            spending=spending,
+        )
+        app[runs.PARTS] = runs.Parts(
+            config=current,
+            runner=deck.runner,
+            db=deck.db,
+            roster=deck.roster,
+            redact=deck.vault.redact,
+        )

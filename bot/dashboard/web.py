@@ -11,14 +11,16 @@ import jinja2
 from aiohttp import web
 from markupsafe import Markup, escape
 
-from bot.config import Role
+from bot.config import DashboardSection, Role
 from bot.dashboard.auth import COOKIE, Auth, Viewer
 from bot.dashboard.throttle import SignInThrottle
-from bot.deck import Deck
 from bot.text import Rich, Span, Style
+from storage.audit import AuditLog
 from storage.models import Run
 
-DECK = web.AppKey("deck", Deck)
+# What every page shares; each page module keys what it uses itself (its `PARTS`).
+AUDIT = web.AppKey("audit", AuditLog)
+SETTINGS = web.AppKey("settings", DashboardSection)  # read once at start: a reload keeps it
 AUTH = web.AppKey("auth", Auth)
 THROTTLE = web.AppKey("throttle", SignInThrottle)
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
@@ -96,14 +98,14 @@ def refuse(
     request: web.Request, viewer: Viewer, message: str, *, reason: str = "role"
 ) -> web.Response:
     """403 with a short reason, and an audit event."""
-    request.app[DECK].audit.record(
+    request.app[AUDIT].record(
         viewer.user, "dashboard.refused", request.path, reason=reason, method=request.method
     )
     return render(request, "refused.html", viewer, status=403, message=message)
 
 
 def sign_in_hint(request: web.Request, message: str = "", status: int = 401) -> web.Response:
-    minutes = request.app[DECK].config.dashboard.link_minutes
+    minutes = request.app[SETTINGS].link_minutes
     return render(
         request, "signin_hint.html", None, status=status, message=message, minutes=minutes
     )

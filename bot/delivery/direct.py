@@ -4,8 +4,8 @@ Nothing is recorded and nothing retried here: `Direct` is what the outbox delive
 through, and what sends messages not worth keeping (progress, typing, a press's answer).
 The durable way (`bot.delivery.postman.Postman`) is built on top of it.
 
-Transports are registered with `add` once they are built (a transport may itself take
-the postman, so it cannot be an argument of `Direct`'s constructor).
+It is built from the deck's transports, once: what a transport needs of the deck
+(the postman) it is given when it starts, so it can be built first (`bot.graph`).
 
 A link that must not be stored (the dashboard's one-time sign-in link) is sent as a
 placeholder (`minted_link`) and made at each delivery attempt by a minter registered
@@ -14,7 +14,7 @@ for its kind: the outbox row holds the placeholder only, and a retry brings a ne
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime
 
@@ -33,13 +33,12 @@ def minted_link(kind: str, argument: str) -> Span:
 
 
 class Direct:
-    def __init__(self, redact: Callable[[str], str] = lambda s: s) -> None:
-        self._transports: dict[str, Transport] = {}
+    def __init__(
+        self, transports: Iterable[Transport], redact: Callable[[str], str] = lambda s: s
+    ) -> None:
+        self._transports = {transport.name: transport for transport in transports}
         self._redact = redact
         self._minters: dict[str, Minter] = {}
-
-    def add(self, transport: Transport) -> None:
-        self._transports[transport.name] = transport
 
     def mint(self, kind: str, minter: Minter) -> None:
         """Make the links of `minted_link(kind, ...)` placeholders with `minter`."""

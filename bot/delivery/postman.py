@@ -14,15 +14,9 @@ from datetime import datetime
 from typing import Protocol
 
 from bot.delivery.direct import NOT_MINTED, Direct, Minter, minted_link
-from bot.types import Incoming, MessageRef, Outgoing, Sent, Streams, Transport
+from bot.types import Incoming, MessageRef, Outgoing, Sender, Sent, Streams, Transport
 
 __all__ = ["NOT_MINTED", "Direct", "DurableSend", "Postman", "Sender", "minted_link"]
-
-
-class Sender(Protocol):
-    """What sends a neutral message the durable way (the postman, the outbox)."""
-
-    async def send(self, message: Outgoing, *, retry: bool = True) -> Sent: ...
 
 
 class DurableSend(Sender, Protocol):

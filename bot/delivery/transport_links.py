@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -46,6 +46,7 @@ class Link:
 class TransportLinks:
     def __init__(
         self,
+        names: Iterable[str],  # the deck's transports, each up to begin with
         *,
         clock: Clock,
         probe: Probe,
@@ -58,7 +59,7 @@ class TransportLinks:
         self._on_up = on_up
         self._first = RETRY_FIRST_SECONDS if first is None else first
         self._cap = RETRY_MAX_SECONDS if cap is None else cap
-        self._links: dict[str, Link] = {}
+        self._links = {name: Link(name) for name in names}
         self._tasks = TaskSet()
 
     async def __aenter__(self) -> TransportLinks:
@@ -66,9 +67,6 @@ class TransportLinks:
 
     async def __aexit__(self, *exc: object) -> None:
         await self._tasks.cancel_all()
-
-    def add(self, name: str) -> None:
-        self._links.setdefault(name, Link(name))
 
     def is_up(self, name: str) -> bool:
         link = self._links.get(name)

@@ -21,13 +21,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from bot import messages
-from bot.config import Role
-from bot.deck import Deck
+from bot.config import CurrentConfig, Role
+from bot.delivery.postman import Postman
 from bot.errors import FileTooLarge, TransportError
-from bot.intake import actions
+from bot.intake.actions import Actions
 from bot.types import Attachment, AttachmentKind, Downloads, Incoming
 from roster import documents
 from roster.agent import Received
+from storage.audit import AuditLog
+from storage.clock import Clock
 
 log = logging.getLogger(__name__)
 
@@ -50,31 +52,6 @@ def safe_name(name: str, fallback: str) -> str:
     return base or fallback
 
 
-async def received(deck: Deck, incoming: Incoming, role: Role) -> tuple[Received, ...] | None:
-    """The message's files, fetched and saved; None when the sender was told why not."""
-    if not role.allows(Role.OPERATOR):
-        await actions.refuse_role(deck, incoming, "send files to agents", Role.OPERATOR)
-        return None
-    now = deck.clock.now()
-    folder = deck.config.deck.data_path() / FOLDER / f"{now:%Y%m%d}-{uuid.uuid4().hex[:16]}"
-    saved: list[Received] = []
-    for number, attachment in enumerate(sent(incoming), 1):
-        data = await fetch(deck, incoming, attachment)
-        if data is None:
-            return None
-        name = safe_name(attachment.name, f"file{number}")
-        if any(f.name == name for f in saved):
-            name = f"{number}-{name}"
-        path = await asyncio.to_thread(_write, folder, name, data)
-        text = None
-        if attachment.kind is AttachmentKind.DOCUMENT:  # a PDF is parsed: in a thread
-            text = await asyncio.to_thread(documents.as_text, name, attachment.mime, data)
-        kind = attachment.kind.value
-        saved.append(Received(str(path), kind, name, attachment.mime, len(data), text))
-    deck.audit.record(incoming.user, "files.received", incoming.chat, names=[f.name for f in saved])
-    return tuple(saved)
-
-
 def _write(folder: Path, name: str, data: bytes) -> Path:
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = folder / name
@@ -84,31 +61,76 @@ def _write(folder: Path, name: str, data: bytes) -> Path:
     return path
 
 
-async def fetch(deck: Deck, incoming: Incoming, attachment: Attachment) -> bytes | None:
-    """The file's bytes through its transport, within `[deck] max_file_mb`; None when the
-    sender was told why not."""
-    limit = deck.config.deck.max_file_bytes
-    if attachment.size is not None and attachment.size > limit:
-        await refuse(deck, incoming, "too_large", messages.file_too_large(attachment.size, limit))
-        return None
-    transport = deck.postman.transport_for(incoming.chat)
-    if not isinstance(transport, Downloads):
-        unable = messages.file_not_fetched("this chat platform does not pass files on")
-        await refuse(deck, incoming, "no_download", unable)
-        return None
-    try:
-        return await transport.download(incoming, attachment, limit)
-    except FileTooLarge as exc:
-        await refuse(deck, incoming, "too_large", messages.file_too_large(exc.size, limit))
-    except TransportError as exc:
-        log.warning("could not download a file in %s: %s", incoming.chat, exc)
-        await refuse(deck, incoming, "download", messages.file_not_fetched(str(exc)))
-    return None
+class Files:
+    """Files in: fetched through the platform, checked, saved (`received`)."""
 
+    def __init__(
+        self,
+        *,
+        config: CurrentConfig,
+        clock: Clock,
+        audit: AuditLog,
+        postman: Postman,
+        actions: Actions,
+    ) -> None:
+        self._config = config
+        self._clock = clock
+        self._audit = audit
+        self._postman = postman
+        self._actions = actions
 
-async def refuse(deck: Deck, incoming: Incoming, why: str, text: str) -> None:
-    deck.audit.record(incoming.user, "refused.file", incoming.chat, reason=why)
-    await actions.reply(deck, incoming, text)
+    async def received(self, incoming: Incoming, role: Role) -> tuple[Received, ...] | None:
+        """The message's files, fetched and saved; None when the sender was told why not."""
+        if not role.allows(Role.OPERATOR):
+            await self._actions.refuse_role(incoming, "send files to agents", Role.OPERATOR)
+            return None
+        now = self._clock.now()
+        folder = self._config().deck.data_path() / FOLDER / f"{now:%Y%m%d}-{uuid.uuid4().hex[:16]}"
+        saved: list[Received] = []
+        for number, attachment in enumerate(sent(incoming), 1):
+            data = await self.fetch(incoming, attachment)
+            if data is None:
+                return None
+            name = safe_name(attachment.name, f"file{number}")
+            if any(f.name == name for f in saved):
+                name = f"{number}-{name}"
+            path = await asyncio.to_thread(_write, folder, name, data)
+            text = None
+            if attachment.kind is AttachmentKind.DOCUMENT:  # a PDF is parsed: in a thread
+                text = await asyncio.to_thread(documents.as_text, name, attachment.mime, data)
+            kind = attachment.kind.value
+            saved.append(Received(str(path), kind, name, attachment.mime, len(data), text))
+        self._audit.record(
+            incoming.user, "files.received", incoming.chat, names=[f.name for f in saved]
+        )
+        return tuple(saved)
+
+    async def fetch(self, incoming: Incoming, attachment: Attachment) -> bytes | None:
+        """The file's bytes through its transport, within `[deck] max_file_mb`; None when the
+        sender was told why not."""
+        limit = self._config().deck.max_file_bytes
+        if attachment.size is not None and attachment.size > limit:
+            await self.refuse(
+                incoming, "too_large", messages.file_too_large(attachment.size, limit)
+            )
+            return None
+        transport = self._postman.transport_for(incoming.chat)
+        if not isinstance(transport, Downloads):
+            unable = messages.file_not_fetched("this chat platform does not pass files on")
+            await self.refuse(incoming, "no_download", unable)
+            return None
+        try:
+            return await transport.download(incoming, attachment, limit)
+        except FileTooLarge as exc:
+            await self.refuse(incoming, "too_large", messages.file_too_large(exc.size, limit))
+        except TransportError as exc:
+            log.warning("could not download a file in %s: %s", incoming.chat, exc)
+            await self.refuse(incoming, "download", messages.file_not_fetched(str(exc)))
+        return None
+
+    async def refuse(self, incoming: Incoming, why: str, text: str) -> None:
+        self._audit.record(incoming.user, "refused.file", incoming.chat, reason=why)
+        await self._actions.reply(incoming, text)
 
 
 def prune(root: Path, now: datetime, days: float) -> int:

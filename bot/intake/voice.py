@@ -15,11 +15,14 @@ import logging
 from collections.abc import Callable
 
 from bot import messages
-from bot.deck import Deck
-from bot.intake import actions, files
+from bot.config import CurrentConfig
+from bot.intake.actions import Actions
+from bot.intake.files import Files
 from bot.text import Span
 from bot.types import Attachment, AttachmentKind, Incoming
 from roster.errors import ModelError
+from roster.providers import Providers
+from storage.audit import AuditLog
 
 log = logging.getLogger(__name__)
 
@@ -32,49 +35,65 @@ def recording(incoming: Incoming) -> Attachment | None:
     return next((a for a in incoming.attachments if a.kind in SPOKEN), None)
 
 
-async def transcript(deck: Deck, incoming: Incoming, private: Callable[[str], bool]) -> str | None:
-    """The words of the message's recording, shown back; None when there are none to
-    hand on (the person was told why). `private(text)`: the text is a command whose
-    arguments are private (the dispatcher asks its commands; intake does not import them)."""
-    audio = recording(incoming)
-    if audio is None:
-        return None
-    text = await _written_down(deck, incoming, audio)
-    if text is None:
-        return None
-    if private(text):
-        deck.audit.record(incoming.user, "refused.spoken_private", incoming.chat)
-        await actions.reply(deck, incoming, messages.SPOKEN_PRIVATE_COMMAND)
-        return None
-    deck.audit.record(incoming.user, "voice.transcribed", incoming.chat, chars=len(text))
-    shown = text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
-    await actions.reply(deck, incoming, Span(MIC + shown, quote=True))
-    return text
+class Voice:
+    """Voice notes in: written down, shown back, handed on as text (`transcript`)."""
 
+    def __init__(
+        self,
+        *,
+        config: CurrentConfig,
+        providers: Providers,
+        audit: AuditLog,
+        files: Files,
+        actions: Actions,
+    ) -> None:
+        self._config = config
+        self._providers = providers
+        self._audit = audit
+        self._files = files
+        self._actions = actions
 
-async def _written_down(deck: Deck, incoming: Incoming, audio: Attachment) -> str | None:
-    model = deck.config.llm.transcription_model
-    if not model:
-        await _refuse(deck, incoming, "no_model", messages.NO_TRANSCRIPTION)
-        return None
-    reason = deck.providers.default.unavailable_reason()
-    if reason is not None:
-        await _refuse(deck, incoming, "no_model", messages.not_transcribed(reason))
-        return None
-    data = await files.fetch(deck, incoming, audio)
-    if data is None:
-        return None
-    try:
-        text = await deck.providers.default.transcribe(model, data, audio.name)
-    except ModelError as exc:
-        await _refuse(deck, incoming, "model", messages.not_transcribed(str(exc)))
-        return None
-    if not text.strip():
-        await _refuse(deck, incoming, "empty", messages.HEARD_NOTHING)
-        return None
-    return text.strip()
+    async def transcript(self, incoming: Incoming, private: Callable[[str], bool]) -> str | None:
+        """The words of the message's recording, shown back; None when there are none to
+        hand on (the person was told why). `private(text)`: the text is a command whose
+        arguments are private (the dispatcher asks its commands; intake does not import them)."""
+        audio = recording(incoming)
+        if audio is None:
+            return None
+        text = await self._written_down(incoming, audio)
+        if text is None:
+            return None
+        if private(text):
+            self._audit.record(incoming.user, "refused.spoken_private", incoming.chat)
+            await self._actions.reply(incoming, messages.SPOKEN_PRIVATE_COMMAND)
+            return None
+        self._audit.record(incoming.user, "voice.transcribed", incoming.chat, chars=len(text))
+        shown = text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
+        await self._actions.reply(incoming, Span(MIC + shown, quote=True))
+        return text
 
+    async def _written_down(self, incoming: Incoming, audio: Attachment) -> str | None:
+        model = self._config().llm.transcription_model
+        if not model:
+            await self._refuse(incoming, "no_model", messages.NO_TRANSCRIPTION)
+            return None
+        reason = self._providers.default.unavailable_reason()
+        if reason is not None:
+            await self._refuse(incoming, "no_model", messages.not_transcribed(reason))
+            return None
+        data = await self._files.fetch(incoming, audio)
+        if data is None:
+            return None
+        try:
+            text = await self._providers.default.transcribe(model, data, audio.name)
+        except ModelError as exc:
+            await self._refuse(incoming, "model", messages.not_transcribed(str(exc)))
+            return None
+        if not text.strip():
+            await self._refuse(incoming, "empty", messages.HEARD_NOTHING)
+            return None
+        return text.strip()
 
-async def _refuse(deck: Deck, incoming: Incoming, why: str, text: str) -> None:
-    deck.audit.record(incoming.user, "refused.voice", incoming.chat, reason=why)
-    await actions.reply(deck, incoming, text)
+    async def _refuse(self, incoming: Incoming, why: str, text: str) -> None:
+        self._audit.record(incoming.user, "refused.voice", incoming.chat, reason=why)
+        await self._actions.reply(incoming, text)

@@ -21,7 +21,7 @@ from typing import TextIO
 from bot.commands import Commands, command_table
 from bot.text import Rich, Style
 from bot.transports.terminal import Terminal
-from bot.types import Button, Incoming, MessageRef, OnOutage, Outgoing, Press
+from bot.types import Button, Incoming, MessageRef, OnOutage, Outgoing, Press, Routes, Sender
 
 CHAT = "console:local"
 PROMPT_WAIT_SECONDS = 60.0
@@ -97,9 +97,15 @@ class ConsoleTransport:
         self._open_line = False  # a streamed answer's last line is not ended yet
 
     async def start(
-        self, handle: Callable[[Incoming], Awaitable[None]], *, on_outage: OnOutage
+        self,
+        handle: Callable[[Incoming], Awaitable[None]],
+        *,
+        on_outage: OnOutage,
+        postman: Sender | None = None,
+        routes: Routes | None = None,
     ) -> None:
-        """Read stdin lines as messages; a terminal is never lost, so `on_outage` is unused."""
+        """Read stdin lines as messages; a terminal is never lost, so `on_outage` is unused,
+        posts nothing of its own accord (`postman`) and serves no web routes."""
         loop = asyncio.get_running_loop()
         # A daemon thread reads stdin: a blocked read must never hold up the loop or exit.
         threading.Thread(

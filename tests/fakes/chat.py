@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bot.text import plain_text
-from bot.types import Incoming, MessageRef, OnOutage, Outgoing, Press
+from bot.types import Incoming, MessageRef, OnOutage, Outgoing, Press, Routes, Sender
 
 WAIT_SECONDS = 20.0
 
@@ -42,7 +42,12 @@ class ChatRecorder:
         self._changed = asyncio.Condition()
 
     async def start(
-        self, handle: Callable[[Incoming], Awaitable[None]], *, on_outage: OnOutage
+        self,
+        handle: Callable[[Incoming], Awaitable[None]],
+        *,
+        on_outage: OnOutage,
+        postman: Sender | None = None,
+        routes: Routes | None = None,
     ) -> None:
         self._handle = handle
 

@@ -16,6 +16,7 @@ from bot.app import open_app
 from bot.config import Config
 from bot.dashboard import Dashboard
 from bot.deck import Deck
+from bot.intake.actions import Actions
 from storage.clock import Clock
 from storage.models import Run, RunState
 from tests.fakes.chat import ChatRecorder
@@ -79,6 +80,7 @@ class Dash:
     deck: Deck
     chat: ChatRecorder
     dashboard: Dashboard
+    actions: Actions
 
     @property
     def base(self) -> str:
@@ -150,7 +152,7 @@ async def dashboard_deck(
         open_app(config or dashboard_config(), clock=clock, transports=[chat]) as app,
     ):
         assert app.dashboard is not None
-        yield Dash(app.deck, chat, app.dashboard)
+        yield Dash(app.deck, chat, app.dashboard, app.actions)
 
 
 async def make_history(dash: Dash) -> None:

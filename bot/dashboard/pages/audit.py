@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from aiohttp import web
 
 from bot.config import Role
 from bot.dashboard.auth import Viewer
-from bot.dashboard.web import DECK, page, render
+from bot.dashboard.web import page, render
+from bot.runs.runner import Runner
 from storage import history
+from storage.audit import AuditLog
+from storage.db import Database
 from storage.history import AuditFilter
 
 PAGE_SIZE = 100
@@ -17,9 +21,21 @@ EVENT_NUMBER = re.compile(r"[0-9]{1,18}")  # ASCII digits only, and within a 64-
 MAX_FILTER_CHARS = 200
 
 
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """What the audit page uses."""
+
+    runner: Runner
+    db: Database
+    audit: AuditLog
+
+
+PARTS = web.AppKey("audit", Parts)
+
+
 @page(Role.ADMIN)  # as /audit in chat
 async def audit(request: web.Request, viewer: Viewer) -> web.StreamResponse:
-    deck = request.app[DECK]
+    parts = request.app[PARTS]
     query = request.query
     before = query.get("before", "")
     number = EVENT_NUMBER.fullmatch(before)
@@ -31,9 +47,9 @@ async def audit(request: web.Request, viewer: Viewer) -> web.StreamResponse:
         before_id=int(before) if number else None,
         limit=PAGE_SIZE,
     )
-    await deck.runner.flush()
-    events = [] if problems else await history.audit_events(deck.db, wanted)
-    broken = (await deck.audit.verify()).broken
+    await parts.runner.flush()
+    events = [] if problems else await history.audit_events(parts.db, wanted)
+    broken = (await parts.audit.verify()).broken
     older = events[-1].id if len(events) == PAGE_SIZE else None
     return render(
         request,

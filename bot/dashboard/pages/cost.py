@@ -9,13 +9,29 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from bot.config import CurrentConfig
 from bot.dashboard.auth import Viewer
 from bot.dashboard.chart import NARROW, WIDE, cost_chart, legend
-from bot.dashboard.web import DECK, page, render
-from bot.deck import Deck
+from bot.dashboard.web import page, render
+from bot.runs.runner import Runner
+from storage.clock import Clock
 from storage.costs import DaySpend, spend_by_day
+from storage.db import Database
 
 SPANS = (7, 14, 30, 90)
+
+
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """What the cost page (and the overview's spend today) uses."""
+
+    config: CurrentConfig
+    clock: Clock
+    runner: Runner
+    db: Database
+
+
+PARTS = web.AppKey("cost", Parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,12 +70,12 @@ class Spend:
 
 @page()
 async def cost(request: web.Request, viewer: Viewer) -> web.StreamResponse:
-    deck = request.app[DECK]
+    parts = request.app[PARTS]
     raw = request.query.get("days", "")
     days = _days(raw)
     problems = [] if days or not raw else [f"days: one of {', '.join(map(str, SPANS))}"]
     days = days or SPANS[0]
-    spend = await spend_over(deck, days)
+    spend = await spend_over(parts, days)
     return render(
         request,
         "cost.html",
@@ -71,23 +87,23 @@ async def cost(request: web.Request, viewer: Viewer) -> web.StreamResponse:
         chart=cost_chart(spend.rows, first=spend.first, days=days, width=WIDE),
         narrow_chart=cost_chart(spend.rows, first=spend.first, days=days, width=NARROW),
         legend=legend(spend.rows),
-        zone=deck.config.deck.timezone,
+        zone=parts.config().deck.timezone,
     )
 
 
-async def spend_over(deck: Deck, days: int) -> Spend:
-    zone = ZoneInfo(deck.config.deck.timezone)
-    today = deck.clock.now().astimezone(zone).date()
+async def spend_over(parts: Parts, days: int) -> Spend:
+    zone = ZoneInfo(parts.config().deck.timezone)
+    today = parts.clock.now().astimezone(zone).date()
     first = today - timedelta(days=days - 1)
-    await deck.runner.flush()
+    await parts.runner.flush()
     rows = await spend_by_day(
-        deck.db, since=datetime.combine(first, time(), tzinfo=zone), zone=zone
+        parts.db, since=datetime.combine(first, time(), tzinfo=zone), zone=zone
     )
     return Spend(first, days, rows)
 
 
-async def today_spend(deck: Deck) -> Spend:
-    return await spend_over(deck, 1)
+async def today_spend(parts: Parts) -> Spend:
+    return await spend_over(parts, 1)
 
 
 def _days(raw: str) -> int:

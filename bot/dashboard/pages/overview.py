@@ -8,13 +8,35 @@ from datetime import datetime
 from aiohttp import web
 
 from bot.dashboard.auth import Viewer
+from bot.dashboard.pages import cost
 from bot.dashboard.pages.cost import today_spend
-from bot.dashboard.web import DECK, page, render
+from bot.dashboard.web import page, render
+from bot.delivery.postman import Postman
+from bot.runs.approvals import Approvals
+from bot.runs.runner import Runner
 from roster.roster import Roster
+from scheduler.service import Scheduler
 from storage import history
 from storage.db import Database
 from storage.history import RunFilter
 from storage.models import RunState
+
+
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """What the overview uses."""
+
+    runner: Runner
+    scheduler: Scheduler | None
+    roster: Roster
+    db: Database
+    approvals: Approvals
+    postman: Postman
+    started_at: datetime
+    spending: cost.Parts  # the spend today, as the cost page reckons it
+
+
+PARTS = web.AppKey("overview", Parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,22 +62,22 @@ class TransportRow:
 
 @page()
 async def overview(request: web.Request, viewer: Viewer) -> web.StreamResponse:
-    deck = request.app[DECK]
-    await deck.runner.flush()
-    active = deck.runner.active()
-    next_jobs = await deck.scheduler.store.next_runs(5) if deck.scheduler else None
+    parts = request.app[PARTS]
+    await parts.runner.flush()
+    active = parts.runner.active()
+    next_jobs = await parts.scheduler.store.next_runs(5) if parts.scheduler else None
     return render(
         request,
         "overview.html",
         viewer,
-        agents=agent_rows(deck.roster, active),
-        running=await history.runs_by_id(deck.db, list(active)),
-        waiting=await history.runs(deck.db, RunFilter(status=RunState.WAITING, limit=20)),
-        pending=await deck.approvals.pending(),
+        agents=agent_rows(parts.roster, active),
+        running=await history.runs_by_id(parts.db, list(active)),
+        waiting=await history.runs(parts.db, RunFilter(status=RunState.WAITING, limit=20)),
+        pending=await parts.approvals.pending(),
         next_jobs=next_jobs,
-        transports=await transport_rows(deck.db, deck.postman.names()),
-        spend=await today_spend(deck),
-        started_at=deck.started_at,
+        transports=await transport_rows(parts.db, parts.postman.names()),
+        spend=await today_spend(parts.spending),
+        started_at=parts.started_at,
     )
 
 

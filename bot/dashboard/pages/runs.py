@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -18,12 +20,14 @@ from markupsafe import Markup
 from multidict import MultiMapping
 
 from bot import markdown
+from bot.config import CurrentConfig
 from bot.dashboard.auth import Viewer
-from bot.dashboard.web import DECK, page, render, rich_html
-from bot.deck import Deck
+from bot.dashboard.web import page, render, rich_html
 from bot.runs.cards import describe
+from bot.runs.runner import Runner
 from roster.agent import Action
 from roster.errors import AgentNotFound
+from roster.roster import Roster
 from storage import history
 from storage.db import Database
 from storage.history import RunFilter
@@ -37,14 +41,28 @@ MIN_PREFIX_CHARS = 4
 SHOWN_MATCHES = 10
 
 
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """What the runs pages use."""
+
+    config: CurrentConfig
+    runner: Runner
+    db: Database
+    roster: Roster
+    redact: Callable[[str], str]
+
+
+PARTS = web.AppKey("runs", Parts)
+
+
 @page()
 async def runs(request: web.Request, viewer: Viewer) -> web.StreamResponse:
-    deck = request.app[DECK]
-    await deck.runner.flush()
-    wanted, problems = run_filter(request.query, ZoneInfo(deck.config.deck.timezone))
-    wanted, before_problem = await _paged(deck.db, wanted, request.query.get("before", ""))
+    parts = request.app[PARTS]
+    await parts.runner.flush()
+    wanted, problems = run_filter(request.query, ZoneInfo(parts.config().deck.timezone))
+    wanted, before_problem = await _paged(parts.db, wanted, request.query.get("before", ""))
     problems += before_problem
-    rows = [] if problems else await history.runs(deck.db, wanted)
+    rows = [] if problems else await history.runs(parts.db, wanted)
     older = rows[-1].id if len(rows) == wanted.limit else None
     return render(
         request,
@@ -54,7 +72,7 @@ async def runs(request: web.Request, viewer: Viewer) -> web.StreamResponse:
         rows=rows,
         query=request.query,
         problems=problems,
-        agents=deck.roster.names(),
+        agents=parts.roster.names(),
         statuses=[state.value for state in RunState],
         limit=wanted.limit,
         older=older,
@@ -75,42 +93,42 @@ async def _paged(db: Database, wanted: RunFilter, before: str) -> tuple[RunFilte
 
 @page()
 async def run(request: web.Request, viewer: Viewer) -> web.StreamResponse:
-    deck = request.app[DECK]
+    parts = request.app[PARTS]
     run_id = request.match_info["run_id"]
-    await deck.runner.flush()
-    row = await history.run(deck.db, run_id) if RUN_ID.fullmatch(run_id) else None
+    await parts.runner.flush()
+    row = await history.run(parts.db, run_id) if RUN_ID.fullmatch(run_id) else None
     if row is None:
         return await _by_prefix(request, viewer, run_id)
-    parts = await history.run_parts(deck.db, run_id)
-    redact = deck.vault.redact  # secrets stored after the run was written are scrubbed too
+    shown = await history.run_parts(parts.db, run_id)
+    redact = parts.redact  # secrets stored after the run was written are scrubbed too
     return render(
         request,
         "run.html",
         viewer,
         run=row,
-        live=row.id in deck.runner.active(),
+        live=row.id in parts.runner.active(),
         input=redact(row.input),
         output=redact(row.output),
-        output_html=_as_markdown(deck, row.agent, redact(row.output)),
+        output_html=_as_markdown(parts, row.agent, redact(row.output)),
         error=redact(row.error or ""),
         tool_calls=[
-            (call, redact(str(call.arguments)), redact(call.result)) for call in parts.tool_calls
+            (call, redact(str(call.arguments)), redact(call.result)) for call in shown.tool_calls
         ],
         approvals=[
             (approval, redact(describe(Action.from_json(approval.action))))
-            for approval in parts.approvals
+            for approval in shown.approvals
         ],
-        events=parts.events,
-        attachments=parts.attachments,
-        attachments_days=deck.config.deck.attachments_days,
+        events=shown.events,
+        attachments=shown.attachments,
+        attachments_days=parts.config().deck.attachments_days,
     )
 
 
-def _as_markdown(deck: Deck, agent: str, output: str) -> Markup | None:
+def _as_markdown(parts: Parts, agent: str, output: str) -> Markup | None:
     """An agent's Markdown output as safe HTML (as the chat shows it); None for an agent
     whose output is plain text, or one no longer in the roster (shown as it was)."""
     try:
-        spec = deck.roster.get(agent).spec
+        spec = parts.roster.get(agent).spec
     except AgentNotFound:
         return None
     return rich_html(markdown.to_rich(output)) if spec.renders_markdown and output else None
@@ -118,9 +136,9 @@ def _as_markdown(deck: Deck, agent: str, output: str) -> Markup | None:
 
 async def _by_prefix(request: web.Request, viewer: Viewer, prefix: str) -> web.StreamResponse:
     """A run id shortened as the lists show it: one match opens it, several are listed."""
-    deck = request.app[DECK]
+    parts = request.app[PARTS]
     usable = len(prefix) >= MIN_PREFIX_CHARS and RUN_ID.fullmatch(prefix)
-    matches = await history.runs_with_prefix(deck.db, prefix, SHOWN_MATCHES) if usable else []
+    matches = await history.runs_with_prefix(parts.db, prefix, SHOWN_MATCHES) if usable else []
     if not matches:
         return render(request, "missing.html", viewer, status=404, what=f"run {prefix[:40]!r}")
     if len(matches) == 1:

@@ -13,7 +13,7 @@ from aiohttp import web
 from bot.config import Role
 from bot.dashboard.auth import COOKIE, Viewer
 from bot.dashboard.errors import SignInRefused
-from bot.dashboard.web import AUTH, DECK, THROTTLE, action, render, sign_in_hint
+from bot.dashboard.web import AUDIT, AUTH, SETTINGS, THROTTLE, action, render, sign_in_hint
 
 TOO_MANY = "Too many sign-in links from here did not work; wait a minute and try again."
 
@@ -32,14 +32,14 @@ async def signin(request: web.Request) -> web.StreamResponse:
     """POST /signin: use the link up and open a session."""
     form = await request.post()
     token = str(form.get("t", ""))
-    deck = request.app[DECK]
     try:
         claims, cookie = await request.app[AUTH].redeem(token)
     except SignInRefused as exc:
         return _refused(request, exc)
-    deck.audit.record(claims.user, "dashboard.signin", claims.chat)
+    request.app[AUDIT].record(claims.user, "dashboard.signin", claims.chat)
     response = web.HTTPSeeOther("/")
-    hours = deck.config.dashboard.session_hours
+    settings = request.app[SETTINGS]
+    hours = settings.session_hours
     response.set_cookie(
         COOKIE,
         cookie,
@@ -47,7 +47,7 @@ async def signin(request: web.Request) -> web.StreamResponse:
         path="/",
         httponly=True,
         samesite="Strict",
-        secure=deck.config.dashboard.public_url.startswith("https://"),
+        secure=settings.public_url.startswith("https://"),
     )
     raise response
 
@@ -55,7 +55,7 @@ async def signin(request: web.Request) -> web.StreamResponse:
 @action(Role.VIEWER)
 async def signout(request: web.Request, viewer: Viewer, form: dict[str, str]) -> web.StreamResponse:
     await request.app[AUTH].sign_out(viewer)
-    request.app[DECK].audit.record(viewer.user, "dashboard.signout", viewer.chat)
+    request.app[AUDIT].record(viewer.user, "dashboard.signout", viewer.chat)
     response = web.HTTPSeeOther("/")
     response.del_cookie(COOKIE, path="/")
     raise response

@@ -46,6 +46,12 @@ def thread_id(channel: str, ts: str | None) -> str | None:
     return f"{TRANSPORT}:{channel}/{ts}" if ts else None
 
 
+def opens_thread(incoming: Incoming) -> bool:
+    """A message outside any thread: the thread of its answers starts with it."""
+    ts = incoming.message_id
+    return ts is not None and incoming.thread == thread_id(channel_of(incoming.chat), ts)
+
+
 def channel_of(chat: str) -> str:
     return chat.removeprefix(f"{TRANSPORT}:")
 

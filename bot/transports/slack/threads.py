@@ -22,15 +22,19 @@ class ThreadMemory:
     def __init__(self, store: ThreadAgentStore) -> None:
         self._store = store
 
-    async def route(self, thread: str | None, text: str) -> str:
-        """Remember an agent named in a thread; address the thread's agent when none is."""
+    async def route(self, thread: str | None, text: str, *, opens: bool = False) -> str:
+        """Remember an agent named in a thread; address the thread's agent when none is.
+
+        A message that `opens` its thread (a mention outside any thread) finds no agent
+        named there before it, so the database is not asked.
+        """
         if thread is None or not text:
             return text
         named = _ADDRESSED.match(text)
         if named:
             await self._store.remember(thread, named.group(1))
             return text
-        if text.startswith(("/", "@")):
+        if opens or text.startswith(("/", "@")):
             return text
         agent = await self._store.agent(thread)
         return text if agent is None else f"@{agent} {text}"

@@ -1,11 +1,13 @@
 """The Slack transport: slack-bolt's `AsyncApp` in, the Web API out.
 
-Every event, slash command and button press is acknowledged at once; before the
-answer leaves, the update is stored in the inbox (a redelivered `event_id` or a
-retry is found there and skipped) and handed to the dispatcher, which only queues
-the work. Socket Mode (the default) needs no public URL; HTTP mode serves the Events
-API on our own aiohttp site, checking each request's signature and age before its body
-is read (`endpoint`). A slash command is echoed into the channel through the postman,
+An event (a mention, a direct message), a press or a form's answer is acknowledged once
+it is stored in the inbox, never before (a redelivered `event_id` or a retry is found
+there and skipped), and then handed to the dispatcher, which only queues the work.
+Events skip bolt's dispatch (`take_event`); presses, forms and slash commands go through
+it. A slash command is acknowledged at once (Slack never sends one again; its echo comes
+first). Socket Mode (the default) needs no public URL; HTTP mode serves the Events API
+on our own aiohttp site, checking each request's signature and age before its body is
+read (`endpoint`). A slash command is echoed into the channel through the postman,
 unless its arguments are private (`private`); a channel's role is only for members of
 our own workspace (`members`). Someone the `Gate` refuses gets nothing of theirs posted
 and names no thread's agent: their update only reaches the dispatcher, which refuses it.
@@ -24,16 +26,15 @@ from typing import Any, Protocol
 
 import aiohttp
 from aiohttp import web
-from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 
 from bot.commands import Commands, keeps_args_private
 from bot.config import SlackMode, SlackSection
-from bot.delivery.postman import Sender
 from bot.errors import Refused, TransportError, TransportStartError
 from bot.text import code, rich
 from bot.transports.slack import files, forms, inbound, members
+from bot.transports.slack.authorize import KnownIdentity
 from bot.transports.slack.endpoint import Endpoint
 from bot.transports.slack.inbound import SlackBotIdentity
 from bot.transports.slack.intake import Intake
@@ -46,6 +47,7 @@ from bot.transports.slack.render import (
     render,
     render_message,
 )
+from bot.transports.slack.socket_mode import EventsFirst
 from bot.transports.slack.threads import ThreadAgentStore, ThreadMemory
 from bot.transports.slack.web import SlackRefused, SlackWeb, make_client
 from bot.types import (
@@ -55,6 +57,8 @@ from bot.types import (
     OnOutage,
     Outgoing,
     Queued,
+    Routes,
+    Sender,
     Sent,
     TextRequest,
 )
@@ -67,11 +71,14 @@ log = logging.getLogger(__name__)
 
 Handle = Callable[[Incoming], Awaitable[None]]
 
-ADMIT_SECONDS = 0.5  # Slack's answer waits this long at most for the inbox write
+# Slack's answer waits this long at most for the inbox write; Slack itself gives up and
+# sends the update again after 3 s.
+STORE_SECONDS = 2.5
 STOP_SECONDS = 10.0
 REFUSED_TOKEN = {"invalid_auth", "not_authed", "account_inactive", "token_revoked"}
 NOT_A_MEMBER = "I can't post in this conversation. Invite me first: /invite @{name}"
 NOT_THERE = {"not_in_channel", "channel_not_found", "is_archived"}
+NOISE = ("As you gave `client` as well", "As `installation_store` or `authorize` has been used")
 
 
 class Gate(Protocol):
@@ -93,13 +100,13 @@ class SlackTransport:
         *,
         inbox: Inbox,
         threads: ThreadAgentStore,
-        postman: Sender,
         commands: Commands,
         gate: Gate,
         secrets: SecretSource | None = None,
     ) -> None:
         self._settings = settings
-        self._postman = postman  # echoes go the way every message goes: scrubbed, outboxed
+        # Given at start: echoes go the way every message goes (scrubbed, outboxed).
+        self._postman: Sender | None = None
         self._commands = commands  # a command's private arguments are never echoed
         # Whether a person may be served; one whose role would come from writing in the
         # chat alone is first checked as a full member of our workspace (`members`).
@@ -115,7 +122,7 @@ class SlackTransport:
         self._web: SlackWeb | None = None
         self._me = SlackBotIdentity("", "", "", "")
         self._site: web.AppRunner | None = None
-        self._socket: AsyncSocketModeHandler | None = None
+        self._socket: EventsFirst | None = None
         self.address = ""  # HTTP mode: where Slack posts to (`http://host:port/path`)
 
     @property
@@ -124,13 +131,22 @@ class SlackTransport:
 
     # -- lifecycle ------------------------------------------------------------------
 
-    async def start(self, handle: Handle, *, on_outage: OnOutage) -> None:
+    async def start(
+        self,
+        handle: Handle,
+        *,
+        on_outage: OnOutage,
+        postman: Sender,
+        routes: Routes | None = None,
+    ) -> None:
         """Check the tokens (`auth.test`), then listen; any failure is one clear line.
 
         `on_outage` is not called: Slack's outages show as failed sends (the outbox).
+        `postman` echoes slash commands; `routes` are not served here (Telegram's are).
         """
         bot_token = self._credential("bot_token")
         self._handle = handle
+        self._postman = postman
         self._session = aiohttp.ClientSession()
         try:
             client = make_client(
@@ -141,7 +157,7 @@ class SlackTransport:
             )
             self._web = SlackWeb(client)
             self._me = await self._check_token(self._web)
-            app = self._bolt_app(self._web)
+            app = self._bolt_app(self._web, bot_token)
             if self._settings.mode is SlackMode.HTTP:
                 await self._serve_http(app)
             else:
@@ -189,10 +205,11 @@ class SlackTransport:
             where = self._settings.base_url or "the Slack Web API"
             raise TransportStartError(f"Cannot reach {where}: {exc}") from None
 
-    def _bolt_app(self, web_api: SlackWeb) -> AsyncApp:
+    def _bolt_app(self, web_api: SlackWeb, bot_token: str) -> AsyncApp:
         app = AsyncApp(
             name="agentdeck",
             client=web_api.client,
+            authorize=KnownIdentity(self._me, bot_token),  # not `auth.test` per request
             # HTTP mode: the endpoint checks the signature before it reads the body;
             # Socket Mode: Slack's WebSocket, opened with the app token, is the proof.
             signing_secret="",
@@ -214,7 +231,7 @@ class SlackTransport:
         secret = self._credential("signing_secret")
         if not secret.strip():
             raise TransportStartError("slack.signing_secret is empty: HTTP mode needs it")
-        endpoint = Endpoint(app, secret)
+        endpoint = Endpoint(app, secret, events=self.take_event)
         self._site = web.AppRunner(endpoint.application(self._settings.path), access_log=None)
         await self._site.setup()
         listen, port = self._settings.listen, self._settings.port
@@ -238,7 +255,9 @@ class SlackTransport:
             ) from None
         except TransportError as exc:
             raise TransportStartError(f"Slack Socket Mode: {exc}") from None
-        self._socket = AsyncSocketModeHandler(app, app_token, web_client=web_api.client)
+        self._socket = EventsFirst(
+            app, app_token, web_client=web_api.client, events=self.take_event
+        )
         self._socket.client.wss_uri = url  # the URL just issued: no second call
         try:
             async with asyncio.timeout(self._settings.timeout):
@@ -252,6 +271,16 @@ class SlackTransport:
 
     async def _on_event(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
+        await self.take_event(body)
+
+    async def take_event(self, body: dict[str, Any]) -> None:
+        """An Events API delivery; returns once it is stored (then Slack may be answered).
+
+        HTTP mode's endpoint and Socket Mode's handler call this directly, not through
+        bolt: storing an event needs none of bolt's per-request work (a context with a Web
+        API client of its own, middleware, matching against every listener), which a
+        burst pays 300 times over.
+        """
         incoming = inbound.from_event(body, self._me)
         if incoming is not None:
             await self._deliver(self._mark_outsider(incoming, body))
@@ -310,6 +339,7 @@ class SlackTransport:
         key = f"{incoming.update_key}#echo" if incoming.update_key else None
         echo = Outgoing(chat=incoming.chat, text=rich(incoming.user, " ", code(typed)), key=key)
         thread = None
+        assert self._postman is not None, "echoed before the transport started"
         try:
             sent: Sent = await self._postman.send(echo, retry=False)
         except TransportError as exc:
@@ -345,18 +375,42 @@ class SlackTransport:
             log.warning("slack: could not answer a slash command", exc_info=True)
 
     async def _deliver(self, incoming: Incoming) -> None:
-        """Admit the update before Slack is answered, but never make Slack wait past 3 s.
+        """Return once the update is stored durably, never before: only then may Slack be
+        answered, so an acknowledged update survives a kill -9. The hand-over to the
+        dispatcher goes on after the answer.
 
-        A store that fails in time makes the answer a 500, so Slack sends the update
-        again; a slow one goes on after the answer and still hands the update over.
+        A store that fails, or is not done when Slack is about to give up, raises (the
+        answer is a 500): Slack sends the update again, and the retry is skipped if the
+        first store went through meanwhile (its key is in the inbox); that one goes on.
         """
-        admitted = self._tasks.spawn(self._admit(incoming), name=f"slack-admit:{incoming.chat}")
-        done, _ = await asyncio.wait({admitted}, timeout=ADMIT_SECONDS)
-        if done and not admitted.cancelled() and admitted.exception() is not None:
+        stored: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+        self._tasks.spawn(self._admit(incoming, stored), name=f"slack-admit:{incoming.chat}")
+        done, _ = await asyncio.wait({stored}, timeout=STORE_SECONDS)
+        if not done:
+            raise TransportError("storing a Slack update takes too long; Slack will send it again")
+        if stored.result() is not None:
             raise TransportError("could not store a Slack update; Slack will send it again")
 
-    async def _admit(self, incoming: Incoming) -> None:
-        """Store the update (skipping one seen before), then hand it to the dispatcher.
+    async def _admit(
+        self, incoming: Incoming, stored: asyncio.Future[BaseException | None] | None = None
+    ) -> None:
+        """Store the update (skipping one seen before), say so through `stored`, then hand
+        it to the dispatcher."""
+        try:
+            incoming, new = await self._store(incoming)
+        except Exception as exc:
+            if stored is not None:
+                stored.set_result(exc)
+            raise
+        if stored is not None:
+            stored.set_result(None)
+        if not new:
+            log.info("slack: %s was already received; skipped", incoming.update_key)
+        elif self._handle is not None:
+            await self._handle(incoming)
+
+    async def _store(self, incoming: Incoming) -> tuple[Incoming, bool]:
+        """The update as stored in the inbox, and whether it is new there.
 
         A thread's follow-up is addressed to the thread's agent first, so the stored
         update is handed out the same way if this process dies before handling it.
@@ -364,14 +418,11 @@ class SlackTransport:
         incoming = await self._vetted(incoming)
         # A refused person names no thread's agent; a form's answer is for no agent at all.
         if self._admits(incoming) and not incoming.form:
-            text = await self._threads.route(incoming.thread, incoming.text)
+            opens = inbound.opens_thread(incoming)
+            text = await self._threads.route(incoming.thread, incoming.text, opens=opens)
             incoming = dataclasses.replace(incoming, text=text)
         key = incoming.update_key
-        if key is not None and not await self._intake.is_new(key, incoming.to_json()):
-            log.info("slack: %s was already received; skipped", key)
-            return
-        if self._handle is not None:
-            await self._handle(incoming)
+        return incoming, key is None or await self._intake.is_new(key, incoming.to_json())
 
     async def _vetted(self, incoming: Incoming) -> Incoming:
         """Ask Slack whether someone served for the channel alone is one of ours."""
@@ -496,10 +547,11 @@ class SlackTransport:
 
 class _OurClientWins(logging.Filter):
     """bolt reads SLACK_BOT_TOKEN by itself and warns that the client's token is used
-    instead; that is how we want it, so the warning is noise at every start."""
+    instead, and that `authorize` (our `KnownIdentity`) wins over the client's token;
+    that is how we want it, so the warnings are noise at every start."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("As you gave `client` as well")
+        return not str(record.msg).startswith(NOISE)
 
 
 def _bolt_logger() -> logging.Logger:

@@ -13,7 +13,6 @@ import logging
 import os
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
 from telegram import Bot, BotCommand, Update
 from telegram.error import InvalidToken, NetworkError, TelegramError
@@ -36,7 +35,16 @@ from bot.transports.telegram.limits import Pacer
 from bot.transports.telegram.outbound import BotApiSender, translated
 from bot.transports.telegram.receive import Poller, WebhookServer
 from bot.transports.telegram.request import AiohttpRequest
-from bot.types import Attachment, Incoming, MessageRef, OnOutage, Outgoing, TextRequest
+from bot.types import (
+    Attachment,
+    Incoming,
+    MessageRef,
+    OnOutage,
+    Outgoing,
+    Routes,
+    Sender,
+    TextRequest,
+)
 from roster.errors import ReferenceNotFound
 from roster.refs import NoSecrets, SecretSource, resolve
 from storage.inbox import Inbox
@@ -70,10 +78,9 @@ class TelegramTransport:
         commands: Commands,
         secrets: SecretSource | None = None,
         on_unreadable: Callable[[str], None] = lambda why: None,
-        routes: Callable[[Any], None] | None = None,
     ) -> None:
         self._settings = settings
-        self._routes = routes  # more routes on the webhook's listener (`bot.triggers`)
+        self._routes: Routes | None = None  # more routes on the webhook's listener
         self._on_unreadable = on_unreadable  # an update skipped as unreadable: audited
         self._inbox = inbox
         self._commands = commands  # the client's command menu
@@ -92,11 +99,21 @@ class TelegramTransport:
 
     # -- lifecycle ---------------------------------------------------------------
 
-    async def start(self, handle: Handle, *, on_outage: OnOutage = _unheard) -> None:
+    async def start(
+        self,
+        handle: Handle,
+        *,
+        on_outage: OnOutage = _unheard,
+        postman: Sender | None = None,
+        routes: Routes | None = None,
+    ) -> None:
+        """Receive (polling or webhook); `postman` is not used: Telegram posts nothing of
+        its own accord. `routes` go on the webhook's listener (`bot.triggers`)."""
         # Opt in to PTB 23's time periods (timedelta); without it PTB warns on every 429.
         os.environ.setdefault("PTB_TIMEDELTA", "true")
         self._handle = handle
         self._on_outage = on_outage
+        self._routes = routes
         bot = self._bot = self._make_bot(self._token())
         try:
             me = await self._introduce(bot)
