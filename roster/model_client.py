@@ -1,12 +1,12 @@
 """The model client: one OpenAI-compatible endpoint, its requests and its replies.
 
-The only module that imports `openai`; it does so on first use, so a bot that has
-not talked to a model yet does not pay for loading the SDK. The import takes about a
-third of a second of CPU here, seconds on a busy small machine, so it runs in a worker
-thread, never on the event loop: `ModelClient.load_sdk` (`agentdeck run` calls it as
-soon as the deck runs, when it has an llm agent). The llm agent (`roster.llm`), the
-providers and their fallback chains, the router and the summariser all talk to models
-through it.
+Chat completions, plain and streamed, go through `roster.model_http` (aiohttp, straight):
+the hot path of every llm message, so it never needs the SDK. The SDK stays for the
+rarer calls (voice transcriptions, the model list `agentdeck doctor` checks); this is
+the only module that imports `openai`, on first use of those, in a worker thread
+(`load_sdk`): the import takes about a third of a second of CPU here. The llm agent
+(`roster.llm`), the providers and their fallback chains, the router and the summariser
+all talk to models through it.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from roster.errors import (
     ModelUnavailable,
     StreamBroken,
 )
+from roster.model_http import ChatEndpoint
 from roster.streaming import Stream
 
 if TYPE_CHECKING:
@@ -94,6 +95,7 @@ class ModelClient:
     def __init__(self, settings: ModelSettings) -> None:
         self.settings = settings
         self._client: AsyncOpenAI | None = None
+        self._endpoint: ChatEndpoint | None = None
 
     def unavailable_reason(self) -> str | None:
         if not self.settings.api_key and self.settings.section == "[llm]":
@@ -109,18 +111,12 @@ class ModelClient:
             await asyncio.to_thread(_import_sdk)
 
     async def complete(self, model: str, messages: list[Message], tools: list[Message]) -> Reply:
-        if self._client is None:
-            await self.load_sdk()
-        client = self._connect()
         body: dict[str, Any] = {"model": model, "messages": messages}
         if tools:
             body["tools"] = tools
-        with _model_errors(self.settings):
-            # The SDK's own request path (retries, errors, status handling) without
-            # `chat.completions.create`'s walk over every parameter (our messages are
-            # plain JSON already) or building its response models: the few fields we
-            # read are read from the JSON, and their shape is checked here.
-            response = await client.post("/chat/completions", body=body, cast_to=dict)
+        # Straight to aiohttp (`roster.model_http`), not the SDK's request path: the few
+        # fields we read are read from the JSON, and their shape is checked here.
+        response = await self._chat().complete(body)
         try:
             return _reply(response)
         except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
@@ -136,11 +132,6 @@ class ModelClient:
         """As `complete`, streamed: `on_text(text so far)` as the answer grows.
 
         A stream cut off once it began is a `StreamBroken` carrying the text shown."""
-        if self._client is None:
-            await self.load_sdk()
-        client = self._connect()
-        from openai import AsyncStream
-
         body: dict[str, Any] = {
             "model": model,
             "messages": messages,
@@ -150,20 +141,12 @@ class ModelClient:
         if tools:
             body["tools"] = tools
         collected = Stream()
-        with _model_errors(self.settings):  # the request: the SDK retries it
-            chunks = await client.post(
-                "/chat/completions",
-                body=body,
-                cast_to=dict,
-                stream=True,
-                stream_cls=AsyncStream[dict],  # type: ignore[type-arg]
-            )
+        chunks = await self._chat().stream(body)  # the request: retried as the SDK would
         try:
-            with _model_errors(self.settings):
-                async for chunk in chunks:
-                    if collected.add(chunk):
-                        await on_text(collected.text)
-        except ModelError as exc:  # cut off mid-way: no retry by the SDK
+            async for chunk in chunks:
+                if collected.add(chunk):
+                    await on_text(collected.text)
+        except ModelError as exc:  # cut off mid-way: not retried
             raise StreamBroken(str(exc), collected.text) from exc
         except (ValueError, KeyError, TypeError) as exc:
             raise ModelError("The model API sent a malformed stream.") from exc
@@ -189,6 +172,18 @@ class ModelClient:
         with _model_errors(self.settings):
             return [model.id async for model in client.models.list()]
 
+    def _chat(self) -> ChatEndpoint:
+        if self._endpoint is None:
+            settings = self.settings
+            self._endpoint = ChatEndpoint(
+                base_url=settings.base_url,
+                api_key=settings.api_key,
+                timeout=settings.timeout,
+                max_retries=settings.max_retries,
+                section=settings.section,
+            )
+        return self._endpoint
+
     def _connect(self) -> AsyncOpenAI:
         if self._client is None:
             from openai import AsyncOpenAI, DefaultAioHttpClient
@@ -205,6 +200,8 @@ class ModelClient:
         return self._client
 
     async def close(self) -> None:
+        if self._endpoint is not None:
+            await self._endpoint.close()
         if self._client is not None:
             await self._client.close()
 

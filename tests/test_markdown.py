@@ -394,3 +394,25 @@ async def test_the_command_menu_holds_no_backticks(fake_telegram: FakeTelegram) 
     forget = next(c for c in fake_telegram.commands if c["command"] == "forget")
     assert forget["description"] == "clear this chat's conversation memory, or with notes its notes"
     assert not any("`" in c["description"] for c in fake_telegram.commands)
+
+
+PLAIN_LINES = ["echo: q1", "Hello, world. It is 3 p.m.; ok?", "x  y", "Été - 2+2 = 4!"]
+
+
+@settings(max_examples=3000)
+@given(st.text(alphabet="ab Zé1.:-+#=!?()'\"%$@/,;~*_`[]<>&|\\\t\n", max_size=14))
+def test_a_text_the_parser_is_skipped_for_comes_back_as_the_parser_gives_it(text: str) -> None:
+    """`to_rich` skips the parser for one plain line; it must give what the parser gives."""
+    from bot.markdown import _Builder, _parser
+
+    builder = _Builder()
+    builder.blocks(_parser().parse(text))
+    assert to_rich(text) == builder.result()
+
+
+@pytest.mark.parametrize("text", PLAIN_LINES)
+def test_a_plain_line_takes_the_fast_way(text: str) -> None:
+    from bot.markdown import _PLAIN
+
+    assert _PLAIN.fullmatch(text)
+    assert to_rich(text) == (Span(text),)

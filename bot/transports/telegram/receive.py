@@ -26,13 +26,15 @@ from telegram.error import Conflict, InvalidToken, RetryAfter, TelegramError
 
 from bot.transports.telegram.inbound import ALLOWED_UPDATES, UnreadableUpdate
 from bot.transports.telegram.limits import retry_after_seconds
+from bot.types import Incoming
 
 if TYPE_CHECKING:
     from aiohttp import web
 
 log = logging.getLogger(__name__)
 
-Take = Callable[[Sequence[Update]], Awaitable[None]]
+Take = Callable[[Sequence[Update | Incoming]], Awaitable[None]]
+Quick = Callable[[dict[str, Any]], Incoming | None]
 Unreadable = Callable[[str], None]
 
 POLL_SECONDS = 25  # long polling: Telegram holds the request open until updates come
@@ -56,10 +58,12 @@ class Poller:
         on_outage: Callable[[str], None] = lambda reason: None,
         on_unreadable: Unreadable = lambda why: None,
         routes: Callable[[Any], None] | None = None,
+        quick: Quick = lambda data: None,
     ) -> None:
         self._bot = bot
         self._routes = routes  # what else this listener serves (webhook triggers)
         self._take = take
+        self._quick = quick  # a plain message read without python-telegram-bot's parse
         self._poll_seconds = poll_seconds
         self._on_outage = (
             on_outage  # the transport's link is marked down (see bot.delivery.transport_links)
@@ -102,14 +106,18 @@ class Poller:
         )
         return result if isinstance(result, list) else []
 
-    def _read(self, batch: list[object]) -> tuple[list[Update], int | None]:
+    def _read(self, batch: list[object]) -> tuple[list[Update | Incoming], int | None]:
         """The readable updates of a batch, and the highest update id seen in it."""
-        updates: list[Update] = []
+        updates: list[Update | Incoming] = []
         last: int | None = None
         for data in batch:
             update_id = _update_id(data)
             if update_id is not None:
                 last = update_id if last is None else max(last, update_id)
+            quick = self._quick(data) if isinstance(data, dict) else None
+            if quick is not None:
+                updates.append(quick)
+                continue
             try:
                 updates.append(parse_update(data, self._bot))
             except UnreadableUpdate as exc:

@@ -13,6 +13,7 @@ import logging
 import os
 import re
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from telegram import Bot, BotCommand, Update
 from telegram.error import InvalidToken, NetworkError, TelegramError
@@ -191,7 +192,11 @@ class TelegramTransport:
             with translated("deleteWebhook"):
                 await bot.delete_webhook()
             poller = Poller(
-                bot, self._take_polled, on_outage=self._outage, on_unreadable=self._on_unreadable
+                bot,
+                self._take_polled,
+                on_outage=self._outage,
+                on_unreadable=self._on_unreadable,
+                quick=self._quick,
             )
             self._poller = asyncio.create_task(poller.run(), name="telegram-poller")
             return
@@ -228,7 +233,10 @@ class TelegramTransport:
 
     # -- receiving ---------------------------------------------------------------
 
-    async def _take(self, updates: Sequence[Update]) -> None:
+    def _quick(self, data: dict[str, Any]) -> Incoming | None:
+        return None if self._inbound is None else self._inbound.quick(data)
+
+    async def _take(self, updates: Sequence[Update | Incoming]) -> None:
         """Store what is ours in the inbox, then hand over only what was not seen before."""
         await self._store_and_hand_over(self._ours(updates))
 
@@ -237,7 +245,7 @@ class TelegramTransport:
             fresh = await self._inbox.accept([(key, item.to_json()) for key, item in batch.items()])
             await self._hand_over(batch, fresh)
 
-    async def _take_polled(self, updates: Sequence[Update]) -> None:
+    async def _take_polled(self, updates: Sequence[Update | Incoming]) -> None:
         """Polling: where the inbox can tell new from seen at once, the work starts while
         the rows are written; the next `getUpdates` (the acknowledgement) waits for them."""
         batch = self._ours(updates, skip_unreadable=True)
@@ -251,13 +259,16 @@ class TelegramTransport:
         await stored
 
     def _ours(
-        self, updates: Sequence[Update], *, skip_unreadable: bool = False
+        self, updates: Sequence[Update | Incoming], *, skip_unreadable: bool = False
     ) -> dict[str, Incoming]:
         """Our updates by key. An unreadable one fails a webhook call (answered 400); in a
         polled batch it is skipped alone, logged and reported, and the others go on."""
         assert self._inbound is not None
         batch: dict[str, Incoming] = {}
         for update in updates:
+            if isinstance(update, Incoming):  # read already (`Inbound.quick`)
+                batch.setdefault(update.update_key or "", update)
+                continue
             try:
                 incoming = self._inbound.convert(update)
             except UnreadableUpdate as exc:
