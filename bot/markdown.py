@@ -20,11 +20,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
-
-from markdown_it import MarkdownIt
-from markdown_it.token import Token
+from typing import TYPE_CHECKING
 
 from bot.text import EMPHASIS, Rich, Span, Style
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
+    from markdown_it.token import Token
 
 SAFE_SCHEMES = ("http://", "https://", "mailto:")
 BULLETS = ("•", "◦", "▪")
@@ -40,6 +42,10 @@ _EMPHASIS_OF = {"strong": Style.BOLD, "em": Style.ITALIC, "s": Style.STRIKE}
 
 @cache
 def _parser() -> MarkdownIt:
+    """Built at the first text to render: a deck that has not answered yet does not load
+    markdown-it (60 modules)."""
+    from markdown_it import MarkdownIt
+
     return MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
 
 

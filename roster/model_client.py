@@ -4,7 +4,8 @@ Chat completions, plain and streamed, go through `roster.model_http` (aiohttp, s
 the hot path of every llm message, so it never needs the SDK. The SDK stays for the
 rarer calls (voice transcriptions, the model list `agentdeck doctor` checks); this is
 the only module that imports `openai`, on first use of those, in a worker thread
-(`load_sdk`): the import takes about a third of a second of CPU here. The llm agent
+(`load_sdk`, which builds the client there too: its TLS set-up reads the CA certificates
+and imports httpcore2): about a third of a second of CPU and 18 MB here. The llm agent
 (`roster.llm`), the providers and their fallback chains, the router and the summariser
 all talk to models through it.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -41,14 +43,22 @@ NOT_FOUND = 404
 RATE_LIMITED = 429
 SERVER_ERRORS = 500
 
-_SDK_LOADED = threading.Event()
 
+@contextlib.contextmanager
+def _without_trio() -> Iterator[None]:
+    """`import trio` fails meanwhile, unless trio is loaded already.
 
-def _import_sdk() -> None:
-    """What a model call imports; blocking, for a worker thread."""
-    from openai import AsyncOpenAI, DefaultAioHttpClient  # noqa: F401
-
-    _SDK_LOADED.set()
+    Building the client sets up TLS through httpcore(2), which imports trio when it is
+    installed (here it is, beside Selenium), to serve trio programs: 60 modules and about
+    3 MB this asyncio process never uses. Afterwards trio imports as usual."""
+    hidden = "trio" not in sys.modules
+    if hidden:
+        sys.modules["trio"] = None  # type: ignore[assignment]  # how Python spells "absent"
+    try:
+        yield
+    finally:
+        if hidden and "trio" in sys.modules and sys.modules["trio"] is None:
+            del sys.modules["trio"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +106,7 @@ class ModelClient:
         self.settings = settings
         self._client: AsyncOpenAI | None = None
         self._endpoint: ChatEndpoint | None = None
+        self._connecting = threading.Lock()  # one SDK client, whichever thread builds it
 
     def unavailable_reason(self) -> str | None:
         if not self.settings.api_key and self.settings.section == "[llm]":
@@ -105,10 +116,14 @@ class ModelClient:
         return None
 
     async def load_sdk(self) -> None:
-        """Import the SDK in a worker thread; the loop carries on meanwhile."""
-        if not _SDK_LOADED.is_set():
-            # Callers at once each wait in a thread; Python's import lock runs it once.
-            await asyncio.to_thread(_import_sdk)
+        """Import the SDK and build the client in a worker thread; the loop carries on."""
+        if self._client is None:
+            # Callers at once each wait in a thread; `_connect` builds it once.
+            await asyncio.to_thread(self._build)
+
+    def _build(self) -> None:
+        with _without_trio():
+            self._connect()
 
     async def complete(self, model: str, messages: list[Message], tools: list[Message]) -> Reply:
         body: dict[str, Any] = {"model": model, "messages": messages}
@@ -185,19 +200,23 @@ class ModelClient:
         return self._endpoint
 
     def _connect(self) -> AsyncOpenAI:
-        if self._client is None:
-            from openai import AsyncOpenAI, DefaultAioHttpClient
+        """The client, built on first use (blocking: `load_sdk` runs it in a thread)."""
+        if self._client is not None:
+            return self._client
+        with self._connecting:
+            if self._client is None:
+                from openai import AsyncOpenAI, DefaultAioHttpClient
 
-            self._client = AsyncOpenAI(
-                api_key=self.settings.api_key,
-                base_url=self.settings.base_url,
-                timeout=self.settings.timeout,
-                max_retries=self.settings.max_retries,
-                # aiohttp underneath: measured here about twice the calls per second of the
-                # default httpx transport with 50 requests in flight.
-                http_client=DefaultAioHttpClient(),
-            )
-        return self._client
+                self._client = AsyncOpenAI(
+                    api_key=self.settings.api_key,
+                    base_url=self.settings.base_url,
+                    timeout=self.settings.timeout,
+                    max_retries=self.settings.max_retries,
+                    # aiohttp underneath: measured here about twice the calls per second of
+                    # the default httpx transport with 50 requests in flight.
+                    http_client=DefaultAioHttpClient(),
+                )
+            return self._client
 
     async def close(self) -> None:
         if self._endpoint is not None:
