@@ -5,8 +5,11 @@ BIN := $(VENV)/bin
 NODE := $(VENV)/node
 CODEX_VERSION := 0.171.0
 EVERYTHING_VERSION := 2026.8.31
+PEERS := .venv-peers
+ERRBOT_VERSION := 6.2.1
+PEERS_OPENAI_VERSION := 3.63.0
 
-.PHONY: run test check lint bench clean browser agent-clis mcp-servers
+.PHONY: run test check lint bench bench-peers clean browser agent-clis mcp-servers
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,5 +67,17 @@ check: test
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench.telegram_bench
 
+# The bots agentdeck is compared with in bench.telegram_bench, beside the bare
+# python-telegram-bot ones: Errbot with its Telegram backend, which needs
+# python-telegram-bot 13 (ours is 22), so in a venv of its own. Not part of `make test`;
+# tests/test_bench_floors.py uses it when it is there.
+bench-peers: $(PEERS)/.installed
+
+$(PEERS)/.installed: Makefile
+	$(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/python -m pip install --quiet 'errbot[telegram]==$(ERRBOT_VERSION)' \
+		'openai==$(PEERS_OPENAI_VERSION)'
+	touch $@
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PEERS) .pytest_cache .mypy_cache .ruff_cache

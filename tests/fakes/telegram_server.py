@@ -331,6 +331,10 @@ class FakeTelegram:
     def release(self, method: str) -> None:
         self._held.pop(method).set()
 
+    def drop_queued(self) -> None:
+        """Forget the updates not yet confirmed (a benchmark's next bot starts clean)."""
+        self._queue.clear()
+
     def calls_to(self, method: str) -> list[Call]:
         return [call for call in self.calls if call.method == method and call.status == 200]
 
@@ -734,6 +738,8 @@ def control_routes(app: web.Application, fake: FakeTelegram) -> None:
         return web.json_response(body)
 
     async def reset(request: web.Request) -> web.Response:
+        """A clean slate for the next bot: updates a stopped bot never confirmed go too."""
+        fake.drop_queued()
         fake.calls.clear()
         fake.history.clear()
         fake.messages.clear()
