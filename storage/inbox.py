@@ -45,6 +45,17 @@ Payload = dict[str, Any]
 Queued = tuple[Sequence[tuple[str, Payload]], "asyncio.Future[set[str]]"]
 
 
+def _settle(future: asyncio.Future[set[str]], outcome: set[str] | Exception) -> None:
+    """Give a waiting `accept` its answer; one whose caller went away is left alone."""
+    if future.cancelled():
+        return
+    if isinstance(outcome, Exception):
+        future.set_exception(outcome)
+        future.exception()  # read here too: a caller gone must not log "never retrieved"
+    else:
+        future.set_result(outcome)
+
+
 def _as_is(payload: Payload) -> Payload:
     return payload
 
@@ -67,15 +78,17 @@ class Inbox:
         self._owner = processes.me if processes else None  # written on what it takes
         self._seen: dict[str, None] = {}  # recent keys, oldest first
         self._trusts_seen = False  # set once a batch went through the database's check
-        self._storing = asyncio.Lock()  # one insert at a time (`accept`)
         self._queued: list[Queued] = []  # calls waiting for the next insert
+        self._storing: asyncio.Task[None] | None = None  # the insert under way
 
     async def accept(self, items: Sequence[tuple[str, dict[str, Any]]]) -> set[str]:
         """Store new updates durably; return the keys that were not seen before.
 
         One insert at a time: what other calls bring meanwhile (a burst of webhook POSTs,
         each with one update) is stored by the next insert, together, in one round trip.
-        A key that two of them bring is new for the first only.
+        A key that two of them bring is new for the first only. The inserts run in a task
+        of their own, so a caller that goes away (cancelled) never cuts one short: the
+        others' rows are stored and their answers given whatever happens to it.
 
         While the database is unreachable (a restart) or full this waits and tries
         again; the caller has not acknowledged the updates, so nothing is lost meanwhile.
@@ -84,30 +97,31 @@ class Inbox:
             return set()
         mine: Queued = (items, asyncio.get_running_loop().create_future())
         self._queued.append(mine)
-        try:
-            async with self._storing:
-                if not mine[1].done():
-                    await self._store_queued(mine)
-        except asyncio.CancelledError:  # not stored for a caller that is gone
-            self._queued = [entry for entry in self._queued if entry is not mine]
-            raise
-        return mine[1].result()
+        if self._storing is None:
+            self._storing = asyncio.create_task(self._store_queued(), name="inbox-accept")
+        return await asyncio.shield(mine[1])
 
-    async def _store_queued(self, mine: Queued) -> None:
-        batch, self._queued = self._queued, []
+    async def _store_queued(self) -> None:
+        batch: list[Queued] = []
         try:
-            fresh = await self._accept_now([item for items, _ in batch for item in items])
-        except asyncio.CancelledError:  # the others wait on the lock: the next one stores them
-            self._queued[:0] = [entry for entry in batch if entry is not mine]
-            raise
-        except Exception as exc:
-            for _, future in batch:
-                future.set_exception(exc)
-            return
-        for items, future in batch:
-            keys = {key for key, _ in items}
-            future.set_result(keys & fresh)
-            fresh -= keys
+            while self._queued:
+                batch, self._queued = self._queued, []
+                try:
+                    fresh = await self._accept_now([item for items, _ in batch for item in items])
+                except Exception as exc:
+                    for _, future in batch:
+                        _settle(future, exc)
+                    continue
+                for items, future in batch:
+                    keys = {key for key, _ in items}
+                    _settle(future, keys & fresh)
+                    fresh -= keys
+        finally:
+            self._storing = None
+            for _, future in batch + self._queued:  # stopped (shutdown): none waits forever
+                if not future.done():
+                    future.cancel()
+            self._queued = []
 
     async def _accept_now(self, items: Sequence[tuple[str, dict[str, Any]]]) -> set[str]:
         now = self._clock.now()

@@ -165,3 +165,32 @@ async def test_an_inbox_store_retried_after_a_lost_answer_counts_its_own_rows_ne
         assert await inbox._store(lost, now, retried=False) == {"t:1"}  # the lost answer
         rows = [*lost, {"key": "t:old", "payload": {}, "received_at": now, "owner": None}]
         assert await inbox._store(rows, now, retried=True) == {"t:1"}
+
+
+async def test_a_caller_gone_mid_insert_leaves_the_others_of_its_batch_stored_and_answered(
+    data_dir: Path,
+) -> None:
+    """Webhook calls arriving together share one insert; one of them cancelled while it
+    waits (its HTTP request gone) must not cut the insert short for the rest."""
+    import sqlite3
+    from datetime import UTC, datetime
+
+    from storage.inbox import Inbox
+
+    async with Database(sqlite_url(data_dir)) as db, WriteBehind(db) as writer:
+        inbox = Inbox(db=db, writer=writer, clock=FakeClock(datetime(2026, 1, 1, tzinfo=UTC)))
+        holder = sqlite3.connect(data_dir / "agentdeck.db", isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # the insert waits for this write lock
+        gone = asyncio.create_task(inbox.accept([("t:1", {})]))
+        staying = asyncio.create_task(inbox.accept([("t:2", {})]))
+        await asyncio.sleep(0.3)
+        gone.cancel()
+        await asyncio.sleep(0.1)
+        holder.execute("COMMIT")
+        holder.close()
+        assert await staying == {"t:2"}
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        async with db.engine.connect() as conn:
+            keys = (await conn.execute(text("SELECT key FROM inbox ORDER BY key"))).scalars()
+            assert list(keys) == ["t:1", "t:2"]
