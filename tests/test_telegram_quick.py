@@ -1,16 +1,19 @@
 """`Inbound.quick`: a private text message read straight from its JSON is the `Incoming`
 that python-telegram-bot's parse and `Inbound.convert` make of it; anything else is left
-to them (None)."""
+to them (None). The webhook reads its bodies the same way (`read_update`)."""
 
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
-from telegram import Update
+from telegram import Bot, Update
 
-from bot.transports.telegram.inbound import Inbound, TelegramBotIdentity
+from bot.transports.telegram.inbound import Inbound, TelegramBotIdentity, UnreadableUpdate
+from bot.transports.telegram.receive import read_update
+from bot.types import Incoming
 
 ME = TelegramBotIdentity(id=99, username="deck_bot")
 USER = {"id": 2001, "is_bot": False, "first_name": "Ada"}
@@ -53,3 +56,23 @@ def test_a_plain_private_message_reads_as_the_full_parse_reads_it(data: dict[str
 @pytest.mark.parametrize("data", LEFT)
 def test_anything_else_is_left_to_the_full_parse(data: dict[str, Any]) -> None:
     assert Inbound(ME).quick(data) is None
+
+
+@pytest.mark.parametrize("data", TAKEN + LEFT[:4])
+def test_a_webhook_body_reads_as_the_full_parse_reads_it(data: dict[str, Any]) -> None:
+    inbound, bot = Inbound(ME), Bot("1:fake")
+    body = json.dumps(data).encode()
+    fast = read_update(body, bot, inbound.quick)
+    full = read_update(body, bot)
+    assert isinstance(full, Update)
+    assert isinstance(fast, Incoming) == (data in TAKEN)
+    assert (fast if isinstance(fast, Incoming) else inbound.convert(fast)) == inbound.convert(full)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"{", b"[]", b'{"message": {}}', json.dumps(update(message_id="7", chat="x")).encode()],
+)
+def test_an_unreadable_webhook_body_is_refused_with_the_fast_path_on(body: bytes) -> None:
+    with pytest.raises(UnreadableUpdate):
+        read_update(body, Bot("1:fake"), Inbound(ME).quick)

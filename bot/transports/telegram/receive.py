@@ -157,10 +157,12 @@ class WebhookServer:
         secret: str,
         on_unreadable: Unreadable = lambda why: None,
         routes: Callable[[Any], None] | None = None,
+        quick: Quick = lambda data: None,
     ) -> None:
         self._bot = bot
         self._routes = routes  # what else this listener serves (webhook triggers)
         self._take = take
+        self._quick = quick  # a plain message read without python-telegram-bot's parse
         self._on_unreadable = on_unreadable
         self._listen = listen
         self._port = port
@@ -192,7 +194,7 @@ class WebhookServer:
             log.warning("webhook call with a wrong secret token from %s", request.remote)
             return web.Response(status=403, text="forbidden")
         try:
-            update = read_update(await request.read(), self._bot)
+            update = read_update(await request.read(), self._bot, self._quick)
             await self._take([update])
         except UnreadableUpdate as exc:  # only the secret's holder can send it: say why, briefly
             log.warning("webhook: not an update from %s (%s); answered 400", request.remote, exc)
@@ -204,13 +206,15 @@ class WebhookServer:
         return web.Response(text="ok")
 
 
-def read_update(body: bytes, bot: Bot) -> Update:
-    """A webhook body as an `Update`; `UnreadableUpdate` for anything Telegram does not send."""
+def read_update(body: bytes, bot: Bot, quick: Quick = lambda data: None) -> Update | Incoming:
+    """A webhook body as an `Update` (or, for a plain private message, the `Incoming` that
+    `quick` reads without PTB's parse); `UnreadableUpdate` for anything Telegram does not send."""
     try:
         data = json.loads(body)
     except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
         raise UnreadableUpdate(f"not JSON: {type(exc).__name__}") from None
-    return parse_update(data, bot)
+    read = quick(data) if isinstance(data, dict) else None
+    return read if read is not None else parse_update(data, bot)
 
 
 def parse_update(data: object, bot: Bot) -> Update:

@@ -210,6 +210,7 @@ class TelegramTransport:
             secret=secret,
             on_unreadable=self._on_unreadable,
             routes=self._routes,
+            quick=self._quick,
         )
         await self._webhook.start()
         try:
