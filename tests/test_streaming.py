@@ -8,6 +8,7 @@ twice before any text hands over to the next provider, one cut after text does n
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -15,8 +16,9 @@ from sqlmodel import select
 
 from bot.config import Config
 from bot.deck import Deck
+from bot.runs import progress
 from storage.models import Run, RunState
-from tests.fakes.openai_server import FakeOpenAI, call, stream
+from tests.fakes.openai_server import FakeOpenAI, call, say, stream
 from tests.fakes.slack_server import FakeSlack
 from tests.fakes.telegram_server import FakeTelegram
 from tests.support.config import make_config
@@ -213,3 +215,23 @@ async def test_in_slack_the_answer_grows_by_chat_update(
     assert message.shown == "*writer*: The disk *is fine*: 42% used on /, 17% on /var. " + (
         "Nothing to do today, all good."
     )
+
+
+async def test_in_slack_an_answer_after_working_replaces_it_without_waiting_the_edit_pace(
+    fake_slack: FakeSlack, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slack has no typing indicator, so a 1 s answer follows a "working…" message; the
+    edit pace is for streamed edits, and with a pace of 60 s the answer still comes now."""
+    monkeypatch.setattr(progress, "EDIT_INTERVAL_SECONDS", 60.0)
+    fake_openai.script = [say(ANSWER, delay=1.0)]
+    text = SLACK_CONFIG + WRITER.replace("OPENAI_URL", fake_openai.base_url)
+    async with slack_deck(fake_slack, text) as (_deck, slack):
+        await slack.mention("@writer how is the disk?")
+        async with asyncio.timeout(20):
+            message = await fake_slack.wait_for(
+                lambda fake: next(
+                    (m for m in fake.messages.values() if m.shown.endswith("all good.")), None
+                )
+            )
+    assert message.edits == 1
+    assert "working…" in message.history[0]

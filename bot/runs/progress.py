@@ -41,6 +41,7 @@ class Progress:
         self._latest = ""
         self._shown = ""
         self._last_edit = 0.0
+        self._shown_stream = False  # a streamed text was shown (not just "working…")
         self._typed_at = -TYPING_LASTS_SECONDS
         self._started = time.monotonic()
         self._flusher: asyncio.Task[None] | None = None
@@ -117,6 +118,7 @@ class Progress:
             text = rich(bold(self._agent), f" working… {self.elapsed:.0f} s", shown)
         await self._post(Outgoing(chat=self._chat, thread=self._thread, text=text))
         self._shown = self._latest
+        self._shown_stream = self._shown_stream or self._streaming
         await self._typing()
 
     async def _typing(self) -> None:
@@ -163,7 +165,10 @@ class Progress:
             if printer is not None:
                 printer.end_stream(self._chat)  # the answer changed: the result, whole
         message = Outgoing(chat=self._chat, thread=self._thread, text=text, key=key)
-        if self._streaming and self._ref is not None:  # the edit pace holds for the last one too
+        # The edit pace holds for the last one too, after a streamed text; after "working…"
+        # alone (Slack has no typing indicator: a 1 s answer follows it 0.5 s later) the
+        # result replaces it at once, as a command's result does.
+        if self._shown_stream and self._ref is not None:
             await asyncio.sleep(max(EDIT_INTERVAL_SECONDS - self._since_edit(), 0.0))
         async with self._lock:
             if self._ref is not None:
