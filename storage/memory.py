@@ -318,7 +318,7 @@ def _replace_with_summary(
     table = Message.__table__  # type: ignore[attr-defined]
     mine = (table.c.chat_id == chat_id, table.c.agent == agent)
     query = sa_select(table.c.id, table.c.role).where(*mine).order_by(table.c.id)
-    if not conn.dialect.name == "sqlite":
+    if conn.dialect.name != "sqlite":
         query = query.with_for_update()
     rows = conn.execute(query).all()
     summaries = [row_id for row_id, role in rows if role == SUMMARY]

@@ -26,6 +26,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert
@@ -34,7 +35,7 @@ from sqlmodel import SQLModel
 from storage import batchsql
 from storage.db import Database
 from storage.errors import WriteFailed
-from storage.faults import Backoff, Fault, classify, first_line
+from storage.faults import Backoff, Fault, classify, first_line, said
 
 log = logging.getLogger(__name__)
 
@@ -266,19 +267,23 @@ class WriteBehind:
     async def _wait(self, exc: Exception, fault: Fault, backoff: Backoff, what: str) -> None:
         if fault is Fault.FULL:
             self._db.pressure.full_for(_PRESSURE_NAME, first_line(exc))
+        if fault is Fault.CONFLICT:
+            backoff.conflicts += 1
         if backoff.should_log():
-            state = "full" if fault is Fault.FULL else "unreachable"
-            log.warning(
-                "the database is %s (%s); %s wait and are tried again",
-                state,
-                first_line(exc),
-                what,
-            )
+            log.warning("%s (%s); %s wait and are tried again", said(fault), first_line(exc), what)
         if fault is Fault.FULL:
             await self._checkpoint()  # a WAL that filled the disk may give space back
         await backoff.sleep()
 
     def _recovered(self, backoff: Backoff, what: str) -> None:
+        if backoff.conflicts == backoff.attempts:  # only deadlocks: the database was fine
+            log.warning(
+                "deadlock, tried again: %s went through after %.1f s (%d retries)",
+                what,
+                backoff.waited,
+                backoff.attempts,
+            )
+            return
         log.warning(
             "the database took the queued writes again after %.1f s (%d retries): %s",
             backoff.waited,
@@ -372,19 +377,20 @@ def _bulk(
                 batchsql.update_many(conn, sa_table, key, columns, rows)
                 continue
             # In key order: two processes updating the same rows lock them in one order.
-            rows = sorted(rows, key=lambda r: _order(r[key]))
+            in_order = sorted(rows, key=partial(_order_of, key))
             statement = (
                 sa_table.update()
                 .where(sa_table.c[key] == bindparam(f"_{key}"))
                 .values({c: bindparam(f"_{c}") for c in columns if c != key})
             )
-            conn.execute(statement, [{f"_{c}": v for c, v in r.items()} for r in rows])
+            conn.execute(statement, [{f"_{c}": v for c, v in r.items()} for r in in_order])
 
     return op
 
 
-def _order(value: object) -> tuple[str, str]:
+def _order_of(key: str, row: dict[str, Any]) -> tuple[str, str]:
     """A sort key for any key value: any fixed order will do, as long as both take it."""
+    value = row[key]
     return (type(value).__name__, str(value))
 
 

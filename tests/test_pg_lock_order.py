@@ -70,7 +70,9 @@ async def test_two_writers_on_one_database_take_locks_in_one_order(
         chain = await AuditLog(db=first, writer=WriteBehind(first), clock=SystemClock()).verify()
     deadlocks = [r.getMessage() for r in caplog.records if "deadlock" in r.getMessage()]
     unreachable = [r.getMessage() for r in caplog.records if "unreachable" in r.getMessage()]
-    assert deadlocks == [] and unreachable == []
+    assert deadlocks == []
+    assert unreachable == []
     assert events == 2 * ROUNDS  # every event written once
-    assert chain.broken is None and chain.rows == 2 * ROUNDS
+    assert chain.broken is None
+    assert chain.rows == 2 * ROUNDS
     assert summaries <= len(CHATS)  # each fold replaced the summary before it
