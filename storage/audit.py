@@ -99,7 +99,7 @@ class AuditLog:
             observer(event)
         if not self._pending:
             events = self._pending
-            self._writer.submit(lambda conn: self._append(conn, events))
+            self._writer.submit(lambda conn: self._append(conn, events), first=True)
         self._pending.append(event)
 
     def _append(self, conn: Connection, events: list[Event]) -> None:

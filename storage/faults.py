@@ -39,11 +39,15 @@ LOG_EVERY_SECONDS = 60.0  # a long outage is logged when it starts, then once a 
 class Fault(StrEnum):
     UNREACHABLE = "unreachable"  # connection lost, server (re)starting, locked: wait
     FULL = "full"  # no space left (disk, quota, database size): wait, and say so
+    # Another transaction won (deadlock, serialization failure): the database is fine and
+    # the transaction, rolled back, is simply run again.
+    CONFLICT = "conflict"
     PERMANENT = "permanent"  # refused for what it is: the same write fails again
 
 
 # PostgreSQL SQLSTATEs (appendix A of its manual) that pass: by class, then exact codes.
 _PG_FULL = {"53100"}  # disk_full
+_PG_CONFLICT = {"40001", "40P01"}  # serialization_failure, deadlock_detected
 _PG_TRANSIENT_CLASSES = {"08", "53"}  # connection exception; insufficient resources
 _PG_TRANSIENT = {
     "57P01",  # admin_shutdown
@@ -51,8 +55,6 @@ _PG_TRANSIENT = {
     "57P03",  # cannot_connect_now (starting up, shutting down, in recovery)
     "57P05",  # idle_session_timeout
     "57014",  # query_canceled (statement timeout, pg_cancel_backend)
-    "40001",  # serialization_failure
-    "40P01",  # deadlock_detected
     "55P03",  # lock_not_available
     "55006",  # object_in_use
     "58000",  # system_error
@@ -109,6 +111,8 @@ def _by_code(exc: BaseException) -> Fault | None:
 def _by_sqlstate(sqlstate: str) -> Fault:
     if sqlstate in _PG_FULL:
         return Fault.FULL
+    if sqlstate in _PG_CONFLICT:
+        return Fault.CONFLICT
     if sqlstate[:2] in _PG_TRANSIENT_CLASSES or sqlstate in _PG_TRANSIENT:
         return Fault.UNREACHABLE
     return Fault.PERMANENT
@@ -135,6 +139,13 @@ def _cause(exc: BaseException) -> BaseException | None:
     return None if exc.__suppress_context__ else exc.__context__
 
 
+def said(fault: Fault) -> str:
+    """What the log says happened, for a fault that is waited out."""
+    if fault is Fault.CONFLICT:
+        return "a deadlock or serialization failure with another transaction"
+    return f"the database is {fault.value}"
+
+
 def first_line(exc: BaseException) -> str:
     text = str(exc)
     return text.splitlines()[0] if text else type(exc).__name__
@@ -148,6 +159,7 @@ class Backoff:
         self._cap = cap
         self.started = time.monotonic()
         self.attempts = 0
+        self.conflicts = 0  # attempts lost to another transaction (deadlocks)
         self._logged_at: float | None = None
 
     @property
@@ -241,12 +253,7 @@ def _waiting(
     if fault is Fault.FULL and pressure is not None:
         pressure.full_for(f"{what}#{id(backoff)}", first_line(exc))
     if backoff.should_log():
-        log.warning(
-            "%s: the database is %s (%s); waiting and trying again",
-            what,
-            "full" if fault is Fault.FULL else "unreachable",
-            first_line(exc),
-        )
+        log.warning("%s: %s (%s); waiting and trying again", what, said(fault), first_line(exc))
 
 
 def _through(what: str, backoff: Backoff, pressure: Pressure | None) -> None:

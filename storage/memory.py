@@ -312,15 +312,17 @@ def _turn(row: Message) -> StoredTurn:
 def _replace_with_summary(
     conn: Connection, chat_id: str, agent: str, folded: int, summary: dict[str, Any]
 ) -> None:
+    """On PostgreSQL both processes of a team may fold one chat at once: the rows are
+    locked first, in id order, so neither holds one the other needs before it (deleting
+    by a subquery locked them in whatever order the plan met them: a deadlock)."""
     table = Message.__table__  # type: ignore[attr-defined]
     mine = (table.c.chat_id == chat_id, table.c.agent == agent)
-    oldest = (
-        sa_select(table.c.id)
-        .where(*mine, table.c.role != SUMMARY)
-        .order_by(table.c.id)
-        .limit(folded)
-        .scalar_subquery()
-    )
-    conn.execute(table.delete().where(*mine, table.c.role == SUMMARY))
-    conn.execute(table.delete().where(table.c.id.in_(oldest)))
+    query = sa_select(table.c.id, table.c.role).where(*mine).order_by(table.c.id)
+    if conn.dialect.name != "sqlite":
+        query = query.with_for_update()
+    rows = conn.execute(query).all()
+    summaries = [row_id for row_id, role in rows if role == SUMMARY]
+    oldest = [row_id for row_id, role in rows if role != SUMMARY][:folded]
+    if summaries or oldest:
+        conn.execute(table.delete().where(table.c.id.in_(summaries + oldest)))
     conn.execute(table.insert(), [summary])

@@ -26,6 +26,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert
@@ -34,7 +35,7 @@ from sqlmodel import SQLModel
 from storage import batchsql
 from storage.db import Database
 from storage.errors import WriteFailed
-from storage.faults import Backoff, Fault, classify, first_line
+from storage.faults import Backoff, Fault, classify, first_line, said
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +63,11 @@ class _Batch:
     inserts: dict[_InsertShape, list[tuple[dict[str, Any], Done]]] = field(default_factory=dict)
     updates: dict[_Shape, list[tuple[dict[str, Any], Done]]] = field(default_factory=dict)
     ops: list[tuple[Op, Done]] = field(default_factory=list)
+    first: list[tuple[Op, Done]] = field(default_factory=list)  # run before everything else
 
     def futures(self) -> list[Done]:
-        found = [done for rows in self.inserts.values() for _, done in rows]
+        found = [done for _, done in self.first]
+        found += [done for rows in self.inserts.values() for _, done in rows]
         found += [done for rows in self.updates.values() for _, done in rows]
         return found + [done for _, done in self.ops]
 
@@ -101,13 +104,16 @@ class WriteBehind:
 
     # -- queueing -------------------------------------------------------------------
 
-    def submit(self, op: Op, *, urgent: bool = False) -> Done:
+    def submit(self, op: Op, *, urgent: bool = False, first: bool = False) -> Done:
         """Queue a write; the returned future resolves once it is committed, or raises
         `WriteFailed` if the database refused it.
 
-        `urgent`: the caller will wait for it, so the batch goes without lingering."""
+        `urgent`: the caller will wait for it, so the batch goes without lingering.
+        `first`: the write takes a lock every process's batches contend for (the audit
+        chain's head); it runs before the batch's other writes, so a batch holding row
+        locks never waits for it while another holds it and waits for those rows."""
         done = self._future()
-        self._batch().ops.append((op, done))
+        (self._batch().first if first else self._batch().ops).append((op, done))
         self._queued_one(urgent)
         return done
 
@@ -261,19 +267,23 @@ class WriteBehind:
     async def _wait(self, exc: Exception, fault: Fault, backoff: Backoff, what: str) -> None:
         if fault is Fault.FULL:
             self._db.pressure.full_for(_PRESSURE_NAME, first_line(exc))
+        if fault is Fault.CONFLICT:
+            backoff.conflicts += 1
         if backoff.should_log():
-            state = "full" if fault is Fault.FULL else "unreachable"
-            log.warning(
-                "the database is %s (%s); %s wait and are tried again",
-                state,
-                first_line(exc),
-                what,
-            )
+            log.warning("%s (%s); %s wait and are tried again", said(fault), first_line(exc), what)
         if fault is Fault.FULL:
             await self._checkpoint()  # a WAL that filled the disk may give space back
         await backoff.sleep()
 
     def _recovered(self, backoff: Backoff, what: str) -> None:
+        if backoff.conflicts == backoff.attempts:  # only deadlocks: the database was fine
+            log.warning(
+                "deadlock, tried again: %s went through after %.1f s (%d retries)",
+                what,
+                backoff.waited,
+                backoff.attempts,
+            )
+            return
         log.warning(
             "the database took the queued writes again after %.1f s (%d retries): %s",
             backoff.waited,
@@ -311,13 +321,17 @@ def _lost(batch: _Batch) -> str:
 
 
 def _whole(batch: _Batch, db: Database) -> Op:
-    """The batch as one transaction: bulk inserts, bulk updates, then the other writes."""
+    """The batch as one transaction: the `first` writes, bulk inserts, bulk updates, then
+    the other writes."""
+    leading = [op for op, _ in batch.first]
     inserts = {shape: [row for row, _ in rows] for shape, rows in batch.inserts.items()}
     updates = {shape: [row for row, _ in rows] for shape, rows in batch.updates.items()}
     bulk = _bulk(inserts, updates, db)
     ops = [op for op, _ in batch.ops]
 
     def work(conn: Connection) -> None:
+        for op in leading:
+            op(conn)
         bulk(conn)
         for op in ops:
             op(conn)
@@ -327,7 +341,7 @@ def _whole(batch: _Batch, db: Database) -> Op:
 
 def _units(batch: _Batch, db: Database) -> list[_Unit]:
     """The batch's writes one by one, in the order the batch runs them."""
-    units: list[_Unit] = []
+    units = [_Unit(op, done, f"operation {_name_of(op)}") for op, done in batch.first]
     for shape, rows in batch.inserts.items():
         for row, done in rows:
             op = _bulk({shape: [row]}, {}, db)
@@ -362,14 +376,22 @@ def _bulk(
             if db.is_sqlite:
                 batchsql.update_many(conn, sa_table, key, columns, rows)
                 continue
+            # In key order: two processes updating the same rows lock them in one order.
+            in_order = sorted(rows, key=partial(_order_of, key))
             statement = (
                 sa_table.update()
                 .where(sa_table.c[key] == bindparam(f"_{key}"))
                 .values({c: bindparam(f"_{c}") for c in columns if c != key})
             )
-            conn.execute(statement, [{f"_{c}": v for c, v in r.items()} for r in rows])
+            conn.execute(statement, [{f"_{c}": v for c, v in r.items()} for r in in_order])
 
     return op
+
+
+def _order_of(key: str, row: dict[str, Any]) -> tuple[str, str]:
+    """A sort key for any key value: any fixed order will do, as long as both take it."""
+    value = row[key]
+    return (type(value).__name__, str(value))
 
 
 SHOWN_CHARS = 80

@@ -66,6 +66,29 @@ async def test_a_terminated_backend_is_transient(pg_url: str) -> None:
     assert classify(exc) is Fault.UNREACHABLE
 
 
+async def test_a_deadlock_is_a_conflict_not_an_outage(pg_url: str) -> None:
+    """Two transactions each update a row the other holds: one gets 40P01."""
+    engine = _engine(pg_url)
+    try:
+        async with engine.begin() as setup:
+            await setup.execute(text("CREATE TABLE pair (id int PRIMARY KEY, n int)"))
+            await setup.execute(text("INSERT INTO pair VALUES (1, 0), (2, 0)"))
+        async with engine.connect() as one, engine.connect() as two:
+            await one.execute(text("UPDATE pair SET n = 1 WHERE id = 1"))
+            await two.execute(text("UPDATE pair SET n = 2 WHERE id = 2"))
+            blocked = asyncio.create_task(one.execute(text("UPDATE pair SET n = 1 WHERE id = 2")))
+            crossed = asyncio.create_task(two.execute(text("UPDATE pair SET n = 2 WHERE id = 1")))
+            results = await asyncio.gather(blocked, crossed, return_exceptions=True)
+            await one.rollback()
+            await two.rollback()
+    finally:
+        await engine.dispose()
+    failures = [r for r in results if isinstance(r, BaseException)]
+    assert len(failures) == 1
+    assert "DeadlockDetectedError" in _names(failures[0])
+    assert classify(failures[0]) is Fault.CONFLICT
+
+
 async def test_a_constraint_a_missing_table_and_a_bad_value_are_permanent(pg_url: str) -> None:
     engine = _engine(pg_url)
     try:
