@@ -112,10 +112,7 @@ async def sleepy(tmp_path: Path) -> AsyncIterator[Sleepy]:
     try:
         yield deck
     finally:
-        process = deck.bot.process
-        if process is not None and process.returncode is None:
-            process.kill()
-            await process.wait()
+        await deck.bot.kill_if_running()
         await fake.stop()
 
 

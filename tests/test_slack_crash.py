@@ -145,10 +145,7 @@ async def burst(tmp_path: Path, fake_slack: FakeSlack) -> AsyncIterator[Burst]:
     try:
         yield deck
     finally:
-        process = deck.bot.process
-        if process is not None and process.returncode is None:
-            process.kill()
-            await process.wait()
+        await deck.bot.kill_if_running()
 
 
 async def test_acknowledged_events_survive_kill_9_and_retries_run_once(burst: Burst) -> None:

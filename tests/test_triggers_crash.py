@@ -102,10 +102,7 @@ async def hooked(tmp_path: Path) -> AsyncIterator[Hooked]:
     try:
         yield deck
     finally:
-        process = deck.bot.process
-        if process is not None and process.returncode is None:
-            process.kill()
-            await process.wait()
+        await deck.bot.kill_if_running()
         await fake.stop()
 
 

@@ -227,6 +227,11 @@ class BotProcess:
         self.process.send_signal(signal.SIGKILL)
         await self.process.wait()
 
+    async def kill_if_running(self) -> None:
+        """SIGKILL if started and still running (a test's clean-up, whatever it left)."""
+        if self.process is not None and self.process.returncode is None:
+            await self.kill()
+
     async def stop(self) -> int:
         """SIGTERM, as a service manager stops it; the exit code."""
         assert self.process is not None
@@ -387,8 +392,7 @@ async def polling(
         read_executions(count, tally)
         await leftovers(sqlite_url(bot.data_dir), tally)
     finally:
-        if bot.process is not None and bot.process.returncode is None:
-            bot.process.kill()
+        await bot.kill_if_running()
         await fake.stop()
     return tally
 
@@ -488,8 +492,7 @@ async def webhook_pair(
         await leftovers(pg_url, tally)
     finally:
         for bot in bots:
-            if bot.process is not None and bot.process.returncode is None:
-                bot.process.kill()
+            await bot.kill_if_running()
         await balancer.stop()
         await fake.stop()
     return tally
