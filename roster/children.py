@@ -12,8 +12,8 @@ environment built from an allowlist and nothing else:
 - plus the agent's own `env` table, its references already resolved: what an agent
   declares it gets, and nothing it does not declare.
 
-A group is stopped as a whole — TERM, then KILL after a grace — so a command's own
-children do not live on after a timeout or `/stop`.
+A child is stopped as a whole — its group and whatever left the group, TERM, then KILL
+after a grace — so a command's own children do not live on after a timeout or `/stop`.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from roster.errors import CommandNotStarted
+from roster.process_tree import any_alive, kill, still_running, terminate
 from roster.spec import BOTS_OWN_PREFIX
 
 INHERITED = frozenset({"PATH", "HOME", "LANG", "TZ", "TERM", "USER", "LOGNAME", "SHELL", "TMPDIR"})
@@ -104,30 +104,31 @@ def why_not_started(argv: Sequence[str], cwd: str | None, exc: OSError) -> str:
 
 
 async def kill_group(process: asyncio.subprocess.Process) -> None:
-    """Terminate the whole process group, then kill what is left after a grace period.
+    """Stop the child and everything it started (`stop_tree`)."""
+    await stop_tree(process.pid, process.wait)
 
-    The leader's exit is not the end: its children may live on in the group (and hold
-    the output pipe open, which asyncio's `wait` waits for too).
+
+async def stop_tree(
+    group: int,
+    wait: Callable[[], Awaitable[object]] | None = None,
+    grace: float = KILL_GRACE_SECONDS,
+) -> None:
+    """Terminate a process group, then kill what is left of it after `grace`, with all it
+    started outside the group (`roster.process_tree`); `wait` reaps the leader.
+
+    The leader's exit is not the end: its children may live on (and hold the output
+    pipe open, which asyncio's `wait` waits for too).
     """
-    _signal(process.pid, signal.SIGTERM)
+    members = await asyncio.to_thread(terminate, group)
     with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(KILL_GRACE_SECONDS):
-            await process.wait()
+        async with asyncio.timeout(grace):
             # No event tells when the last process of a group is gone: look, now and then.
-            while _signal(process.pid, 0):  # noqa: ASYNC110
+            while await asyncio.to_thread(still_running, group, members):  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
-            return
-    _signal(process.pid, signal.SIGKILL)
-    # Bounded: a grandchild that left the group (setsid) may still hold the pipe open.
+    await asyncio.to_thread(kill, group, members)
     with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(KILL_GRACE_SECONDS):
-            await process.wait()
-
-
-def _signal(pgid: int, sig: int) -> bool:
-    """Send `sig` to the group (0: only look); False when no process of it is left."""
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        return False
-    return True
+        async with asyncio.timeout(grace):
+            if wait is not None:
+                await wait()
+            while await asyncio.to_thread(any_alive, group, members):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)

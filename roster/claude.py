@@ -18,11 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import difflib
-import os
-import signal
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKClient, ClaudeSDKError, ResultError
@@ -48,8 +45,10 @@ from roster.agent import (
     RunContext,
     Usage,
 )
+from roster.children import stop_tree
 from roster.errors import AgentFailed
 from roster.launcher import QUIET, agent_environment, env_program, setsid_program, unset_others
+from roster.process_tree import kill
 from roster.progress_lines import ProgressLines
 from roster.refs import SecretSource
 from roster.run_files import OUTBOX_VARIABLE, extra_dirs, outbox_note
@@ -224,50 +223,22 @@ class AllowlistTransport(SubprocessCLITransport):
         process = self._process
         return None if process is None else int(process.pid)
 
-    def stop_group(self, sig: int) -> bool:
-        """Signal the CLI's group and the groups of its commands; False when none is left."""
-        pid = self.pid
-        if pid is None:
-            return False
-        groups = {pid, *_child_groups(pid)}
-        alive = False
-        for group in groups:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(group, sig)
-                alive = True
-        return alive
-
 
 async def _close(client: ClaudeSDKClient, transport: AllowlistTransport, *, cut: bool) -> None:
     """End the turn's CLI: after a result, as the SDK does (stdin closed, it exits); a turn
-    cut short (/stop, a timeout): its interrupt first, then TERM, then KILL of every group."""
+    cut short (/stop, a timeout): its interrupt first, then TERM, then KILL of all it started."""
     process = transport._process  # the SDK offers no other handle
     if process is not None and process.returncode is None and cut:
         with contextlib.suppress(Exception):
             async with asyncio.timeout(STOP_GRACE_SECONDS):
                 await client.interrupt()
-        transport.stop_group(signal.SIGTERM)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(STOP_GRACE_SECONDS):
-                await process.wait()
-        transport.stop_group(signal.SIGKILL)
+        # Its Bash commands run in sessions of their own: the whole tree is stopped.
+        await stop_tree(process.pid, process.wait, STOP_GRACE_SECONDS)
     with contextlib.suppress(Exception):
         async with asyncio.timeout(STOP_GRACE_SECONDS * 2):
             await client.disconnect()
-    if process is not None and process.returncode is None:
-        transport.stop_group(signal.SIGKILL)  # nothing of it outlives the turn
-
-
-def _child_groups(pid: int) -> set[int]:
-    """The process groups of the CLI's children (each Bash command runs in a session of
-    its own, which a signal to the CLI's group would miss)."""
-    groups: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").glob("*/children"):
-        with contextlib.suppress(OSError):
-            for child in task.read_text().split():
-                with contextlib.suppress(OSError):
-                    groups.add(os.getpgid(int(child)))
-    return groups
+    if process is not None and process.returncode is None:  # nothing of it outlives the turn
+        await asyncio.to_thread(kill, process.pid)
 
 
 async def _no_prompt() -> AsyncIterator[dict[str, Any]]:

@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.runs.orphans import Left, group_running, host, start_ticks, stop_left
+from bot.runs.orphans import Left, group_running, host, stop_left
+from roster.process_tree import start_ticks
 
 
 @pytest.fixture

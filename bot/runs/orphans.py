@@ -7,22 +7,23 @@ of /proc/<pid>/stat) and this host (its name and boot id). A later start on the 
 host stops the group only while its leader is still the process recorded: a pid used
 again belongs to a process with another start time, and is left alone. A group whose
 leader has ended is not touched either (its number can no longer be told from another
-group's). Without /proc (not Linux) nothing is recorded and nothing is stopped.
+group's). What the group started in sessions of its own (Codex's sandboxed commands) is
+stopped with it while its parent links hold (`roster.process_tree`). Without /proc (not
+Linux) nothing is recorded and nothing is stopped.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-import os
-import signal
 import socket
 from enum import StrEnum
 from pathlib import Path
 
+from roster.children import stop_tree
+from roster.process_tree import any_alive, start_ticks
+
 PROC = Path("/proc")
-POLL_SECONDS = 0.05
 
 
 class Left(StrEnum):
@@ -44,28 +45,9 @@ def host() -> str:
     return f"{socket.gethostname()}/{boot}"[:200]
 
 
-def _stat(pid: int) -> list[str] | None:
-    """/proc/<pid>/stat from field 3 (the state) on; None if there is no such process."""
-    try:
-        text = (PROC / str(pid) / "stat").read_text()
-    except (OSError, ValueError):
-        return None
-    return text.rsplit(")", 1)[1].split()  # the name (field 2) may hold spaces and ")"
-
-
-def start_ticks(pid: int) -> int | None:
-    """When the process started, in clock ticks after boot; None if it is gone."""
-    fields = _stat(pid)
-    return int(fields[19]) if fields and fields[0] != "Z" else None
-
-
 def group_running(group: int) -> bool:
     """Whether a process of the group still runs (a zombie waiting for init does not)."""
-    for entry in PROC.glob("[0-9]*"):
-        fields = _stat(int(entry.name))
-        if fields and int(fields[2]) == group and fields[0] != "Z":
-            return True
-    return False
+    return any_alive(group, ())
 
 
 async def stop_left(
@@ -78,19 +60,5 @@ async def stop_left(
         return Left.ELSEWHERE
     if started is None or await asyncio.to_thread(start_ticks, group) != started:
         return Left.ENDED
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(group, sig)
-        if await _gone(group, grace if sig is signal.SIGTERM else grace / 2):
-            break
+    await stop_tree(group, grace=grace)
     return Left.STOPPED
-
-
-async def _gone(group: int, within: float) -> bool:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while await asyncio.to_thread(group_running, group):
-        if loop.time() >= deadline:
-            return False
-        await asyncio.sleep(POLL_SECONDS)
-    return True

@@ -35,6 +35,7 @@ from roster.agent import (
     Usage,
 )
 from roster.errors import AgentFailed, RosterError
+from roster.process_tree import start_ticks
 from roster.roster import Roster
 from roster.spec import ClaudeAgentSpec, CodexAgentSpec, CommandAgentSpec
 from storage.audit import AuditLog
@@ -369,7 +370,7 @@ class Runner:
             values = {
                 "id": run.id,
                 "process_group": pid,
-                "process_started": orphans.start_ticks(pid),
+                "process_started": start_ticks(pid),
                 "process_host": orphans.host(),
             }
             self._writer.update(Run, "id", values, urgent=True)
