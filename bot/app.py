@@ -26,6 +26,7 @@ from bot.config import Config, TelegramMode
 from bot.credentials import learn_credentials
 from bot.deck import Deck
 from bot.diskspace import telling_when_full
+from bot.errors import ConfigError
 from bot.findings import CheckStatus
 from bot.graph import Graph, build_graph
 from bot.intake import actions, files
@@ -133,6 +134,7 @@ async def open_app(
             stdout=stdout,
         )
         deck = graph.deck
+        check_reports(config, graph.transports)
         stack.push_async_callback(close_clients, deck)  # after the work: runs still use them
         metrics = None
         if config.metrics.enabled:  # first in, last out: counts the whole start and stop
@@ -204,9 +206,15 @@ async def start_delivery_and_jobs(stack: AsyncExitStack, graph: Graph) -> None:
     deck = graph.deck
     await stack.enter_async_context(deck.links)
     await stack.enter_async_context(deck.outbox)
-    names = [t.name for t in graph.transports]
-    await sync_config_jobs(deck.config, store=graph.jobs, clock=deck.clock, transports=names)
+    await sync_config_jobs(deck.config, store=graph.jobs, clock=deck.clock)
     await stack.enter_async_context(open_scheduler(deck.scheduler))
+
+
+def check_reports(config: Config, transports: list[Transport]) -> None:
+    """A job's or trigger's report chat that no running transport posts to stops the start:
+    its runs would answer nowhere."""
+    if problems := config.unserved_reports([t.name for t in transports]):
+        raise ConfigError(f"{config.source}: " + "; ".join(problems))
 
 
 async def beating_process(config: Config, *, db: Database, clock: Clock) -> Processes:

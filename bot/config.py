@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
@@ -481,6 +481,27 @@ class Config(Section):
         if self.console.enabled == "auto":
             return self.telegram is None and self.slack is None
         return bool(self.console.enabled)
+
+    def transport_names(self) -> list[str]:
+        """The transports this config runs, in the order the deck starts them."""
+        sections = (("telegram", self.telegram), ("slack", self.slack))
+        names = [name for name, section in sections if section is not None]
+        return names + (["console"] if self.console_enabled() else [])
+
+    def unserved_reports(self, transports: Collection[str]) -> list[str]:
+        """Each job's and trigger's report chat that none of `transports` posts to."""
+        targets = [
+            (f"jobs[{i}].report_to", job.report_to or self.deck.admin_chat)
+            for i, job in enumerate(self.jobs)
+        ]
+        targets += [(f"triggers[{i}].report", t.report) for i, t in enumerate(self.triggers)]
+        running = ", ".join(transports) or "none"
+        return [
+            f"{where}: no transport {chat.partition(':')[0]!r} runs here to post to {chat} "
+            f"(running: {running})"
+            for where, chat in targets
+            if chat.partition(":")[0] not in transports
+        ]
 
     def chat_roles(self) -> dict[str, Role]:
         """Roles that come with writing in a chat (Slack's `channel_members`), by chat id."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 from bot.delivery import sendkeys
 from bot.delivery.outbox import Delivered, Outbox
 from bot.delivery.postman import Postman
-from bot.errors import ConfigError
 from bot.runs.progress import Progress
 from bot.runs.runner import Origin, Runner
 from bot.text import Rich, bold, plain_text, rich
@@ -249,19 +248,12 @@ def scheduler_settings(config: Config) -> Settings:
     )
 
 
-def config_jobs(config: Config, transports: Sequence[str], now: Any) -> list[Job]:
-    """The `[[jobs]]` as rows; a report target no running transport serves is an error."""
-    jobs: list[Job] = []
-    for i, entry in enumerate(config.jobs):
-        target = entry.report_to or config.deck.admin_chat
-        if target.partition(":")[0] not in transports:
-            raise ConfigError(
-                f"{config.source}: jobs[{i}].report_to: no transport "
-                f"{target.partition(':')[0]!r} runs here to post to {target} "
-                f"(running: {', '.join(transports) or 'none'})"
-            )
-        jobs.append(_config_row(entry, target, config.deck.timezone, now))
-    return jobs
+def config_jobs(config: Config, now: Any) -> list[Job]:
+    """The `[[jobs]]` as rows (their report chats checked at start: `bot.app`)."""
+    return [
+        _config_row(entry, entry.report_to or config.deck.admin_chat, config.deck.timezone, now)
+        for entry in config.jobs
+    ]
 
 
 def _config_row(entry: JobEntry, target: str, timezone: str, now: Any) -> Job:
@@ -297,11 +289,9 @@ def scheduler_for(
     )
 
 
-async def sync_config_jobs(
-    config: Config, *, store: JobStore, clock: Clock, transports: Sequence[str]
-) -> None:
+async def sync_config_jobs(config: Config, *, store: JobStore, clock: Clock) -> None:
     """The `[[jobs]]` into the job table (before the scheduler starts)."""
-    synced = await store.sync_config(config_jobs(config, transports, clock.now()))
+    synced = await store.sync_config(config_jobs(config, clock.now()))
     log.info("config jobs: added %s, changed %s, removed %s", *_listed(synced))
 
 

@@ -4,8 +4,9 @@ For `agentdeck check` and `agentdeck doctor`: each command agent's program is on
 PATH its children get (or is a file that exists) and its `cwd` is a directory; the
 dashboard's, the metrics' and the triggers' ports are free to listen on; a Telegram or
 Slack deck lists at least one `[[users]]` (otherwise nobody may use it); each stdio MCP
-server's program is there. A port in use is a warning, not a failure: it may be this
-very deck, already running.
+server's program is there; each job and trigger reports to a chat of a transport the
+deck runs. A port in use is a warning, not a failure: it may be this very deck, already
+running.
 """
 
 from __future__ import annotations
@@ -24,9 +25,17 @@ REFERENCE_PREFIXES = ("env:", "secret:")
 
 
 def preflight(config: Config) -> list[Finding]:
-    """The offline checks, in order: agents, ports, users."""
+    """The offline checks, in order: agents, ports, users, report chats."""
     mcp = [mcp_finding(config)] if config.mcp_servers else []
-    return [agents_finding(config), *mcp, *ports_findings(config), users_finding(config)]
+    reports = [reports_finding(config)] if config.jobs or config.triggers else []
+    return [agents_finding(config), *mcp, *ports_findings(config), users_finding(config), *reports]
+
+
+def reports_finding(config: Config) -> Finding:
+    """Each job and trigger reports to a chat of a transport the config runs."""
+    if problems := config.unserved_reports(config.transport_names()):
+        return fail("reports", "; ".join(problems))
+    return ok("reports", "every job and trigger reports where a transport posts")
 
 
 def mcp_finding(config: Config) -> Finding:

@@ -237,3 +237,69 @@ cli = "{tmp_path / "claude"}"
     assert "agent coder: cwd" in finding.detail
     assert "CLI `no-such-codex-cli` not found" in finding.detail
     assert f"CLI `{tmp_path / 'claude'}` not found" in finding.detail
+
+
+REPORTS_ELSEWHERE = """
+[deck]
+admin_chat = "console:local"
+default_agent = "echo"
+[[agents]]
+name = "echo"
+kind = "echo"
+[[jobs]]
+name = "nightly"
+agent = "echo"
+input = "hi"
+every = "1h"
+report_to = "telegram:42"
+[[jobs]]
+name = "hourly"
+agent = "echo"
+input = "hi"
+every = "1h"
+[[triggers]]
+name = "alerts"
+path = "/hooks/alerts"
+verify = "bearer"
+secret = "env:PREFLIGHT_HOOK_TOKEN"
+agent = "echo"
+input = "alert {title}"
+report = "slack:C123"
+[webhooks]
+port = 0
+"""
+
+
+@pytest.mark.slow
+async def test_a_report_chat_no_transport_serves_fails_check_and_start(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trigger's or job's runs would report where nothing posts: said before anything
+    runs, by `check` and by `run`, each place named (the second job reports to the
+    console's admin chat and is fine)."""
+    monkeypatch.setenv("PREFLIGHT_HOOK_TOKEN", "a-long-enough-token")
+    path = write(tmp_path, REPORTS_ELSEWHERE)
+    code, out, err = await agentdeck("check", "--config", path)
+    assert code == 1, out + err
+    reports = next(line for line in out.splitlines() if line.startswith("FAIL  reports:"))
+    assert (
+        "jobs[0].report_to: no transport 'telegram' runs here to post to telegram:42 "
+        "(running: console)" in reports
+    )
+    assert "triggers[0].report: no transport 'slack' runs here to post to slack:C123" in reports
+    assert "jobs[1]" not in reports
+    code, out, err = await agentdeck("run", "--config", path, data_dir=data_dir, stdin="/help\n")
+    assert code != 0
+    assert "triggers[0].report: no transport 'slack' runs here" in err
+    assert "jobs[0].report_to: no transport 'telegram' runs here" in err
+    assert "agentdeck started" not in out
+    assert "Traceback" not in out + err
+
+
+def test_report_chats_on_the_transports_that_run_pass() -> None:
+    config = make_config(REPORTS_ELSEWHERE.replace("telegram:42", "console:ops"))
+    assert config.transport_names() == ["console"]
+    assert config.unserved_reports(["console", "slack"]) == []
+    assert [problem.partition(":")[0] for problem in config.unserved_reports(["console"])] == [
+        "triggers[0].report"
+    ]
