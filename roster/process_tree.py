@@ -36,7 +36,7 @@ class Member:
 
 
 @dataclass(frozen=True)
-class Entry:
+class ProcStat:
     """What /proc/<pid>/stat says of one process that this module uses."""
 
     parent: int
@@ -45,14 +45,14 @@ class Entry:
     zombie: bool
 
 
-def stat(pid: int) -> Entry | None:
+def stat(pid: int) -> ProcStat | None:
     """/proc/<pid>/stat read; None if there is no such process."""
     try:
         text = (PROC / str(pid) / "stat").read_text()
     except (OSError, ValueError):
         return None
     fields = text.rsplit(")", 1)[1].split()  # the name (field 2) may hold spaces and ")"
-    return Entry(int(fields[1]), int(fields[2]), int(fields[19]), fields[0] == "Z")
+    return ProcStat(int(fields[1]), int(fields[2]), int(fields[19]), fields[0] == "Z")
 
 
 def start_ticks(pid: int) -> int | None:
@@ -61,7 +61,7 @@ def start_ticks(pid: int) -> int | None:
     return entry.started if entry and not entry.zombie else None
 
 
-def _table() -> dict[int, Entry]:
+def _table() -> dict[int, ProcStat]:
     table = {}
     for path in PROC.iterdir():
         if path.name.isdigit() and (entry := stat(int(path.name))) is not None:

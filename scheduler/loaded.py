@@ -12,7 +12,7 @@ from storage.models import Job
 
 
 @dataclass(slots=True)
-class Loaded:
+class LoadedJob:
     job: Job
     plan: Plan
     trigger: BaseTrigger
@@ -20,10 +20,10 @@ class Loaded:
 
 
 @dataclass(frozen=True, slots=True)
-class Entry:
+class DueEntry:
     next_run: datetime
     job_id: str
-    loaded: Loaded
+    loaded: LoadedJob
 
 
 def plan_of(job: Job) -> Plan:
@@ -34,12 +34,12 @@ class LoadedJobs:
     """What this process schedules while it leads; emptied when it steps down."""
 
     def __init__(self) -> None:
-        self.jobs: dict[str, Loaded] = {}
+        self.jobs: dict[str, LoadedJob] = {}
         self.versions: dict[str, int] = {}  # the version of each job last scheduled
 
-    def remember(self, job: Job) -> Loaded:
+    def remember(self, job: Job) -> LoadedJob:
         plan = plan_of(job)
-        loaded = Loaded(job, plan, plan.trigger(job.created_at), plan.key(job.created_at))
+        loaded = LoadedJob(job, plan, plan.trigger(job.created_at), plan.key(job.created_at))
         self.jobs[job.id] = loaded
         self.versions[job.id] = job.version
         return loaded

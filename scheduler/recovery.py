@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from scheduler.firing import Firing, withdrawn
 from scheduler.hooks import Fire
-from scheduler.loaded import Entry
+from scheduler.loaded import DueEntry
 from scheduler.pacing import paced
 from scheduler.plan import Missed, missed
 from scheduler.settings import SYNC_MARGIN
@@ -36,7 +36,7 @@ class Recovery:
         # what recovery owes is claimed and handed over the firing's way.
         self._firing = firing
 
-    async def load(self, jobs: list[Job]) -> list[Entry]:
+    async def load(self, jobs: list[Job]) -> list[DueEntry]:
         """Make up for what fell due while nobody led, and schedule what is due soon.
 
         Returns the jobs due later, to be scheduled once firing has started: with
@@ -45,7 +45,7 @@ class Recovery:
         assert self._firing.engine is not None
         now = self._firing.clock.now()
         catchups: list[Claim] = []
-        entries: list[Entry] = []
+        entries: list[DueEntry] = []
         next_runs: list[tuple[str, datetime | None]] = []
         async for job in paced(jobs):
             loaded = self._firing.loaded.remember(job)
@@ -53,7 +53,7 @@ class Recovery:
             if due.count:
                 catchups.append(self._catchup(job, due, now))
             if due.next_run is not None:
-                entries.append(Entry(due.next_run, job.id, loaded))
+                entries.append(DueEntry(due.next_run, job.id, loaded))
             if due.next_run != job.next_run_at and not due.count:
                 next_runs.append((job.id, due.next_run))
         for start in range(0, len(catchups), CLAIM_CHUNK):
@@ -68,7 +68,7 @@ class Recovery:
         await self.load_later(soon)
         return entries[len(soon) :]
 
-    async def load_later(self, entries: list[Entry]) -> None:
+    async def load_later(self, entries: list[DueEntry]) -> None:
         async for entry in paced(entries):
             # A job changed from chat meanwhile was scheduled (or dropped) by that change.
             engine = self._firing.engine

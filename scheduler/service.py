@@ -47,8 +47,8 @@ __all__ = [
     "LOCK_KEY",
     "Fire",
     "JobHooks",
-    "Role",
     "Scheduler",
+    "SchedulerRole",
     "Settings",
     "Status",
     "plan_of",
@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)
 LOCK_KEY = 7_402_008  # the scheduler's advisory lock (the audit log uses 7_402_001)
 
 
-class Role(StrEnum):
+class SchedulerRole(StrEnum):
     STOPPED = "stopped"
     STANDBY = "standby"  # another process leads; this one waits to take over
     STOPPING = "stopping"  # the process is stopping: it never leads again
@@ -70,7 +70,7 @@ class Role(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Status:
-    role: Role
+    role: SchedulerRole
     holder: str | None
     since: datetime | None
     heartbeat_at: datetime | None
@@ -95,7 +95,7 @@ class Scheduler:
         self.store = store
         self.settings = settings
         self.holder = process_name()
-        self.role = Role.STOPPED
+        self.role = SchedulerRole.STOPPED
         self.ready = asyncio.Event()  # set once leading and firing
         self._lock = lock
         self._hooks = hooks
@@ -119,7 +119,7 @@ class Scheduler:
         )
 
     async def __aenter__(self) -> Scheduler:
-        self.role = Role.STANDBY
+        self.role = SchedulerRole.STANDBY
         self._tasks.spawn(self._elections(), name="scheduler-election")
         self._tasks.spawn(self._watch.run(self._leading_since), name="scheduler-watch")
         return self
@@ -128,20 +128,20 @@ class Scheduler:
         await self.halt()
         await self._tasks.cancel_all()
         await self._lock.release()
-        self.role = Role.STOPPED
+        self.role = SchedulerRole.STOPPED
 
     def _leading_since(self) -> datetime | None:
-        return self._since if self.role is Role.LEADER else None
+        return self._since if self.role is SchedulerRole.LEADER else None
 
     async def halt(self) -> None:
         """Stop firing for good (before the deck drains its work); safe to call twice.
 
         No election follows: what falls due from now on is left to the next leader.
         """
-        leading = self.role in (Role.LEADER, Role.LOADING)
+        leading = self.role in (SchedulerRole.LEADER, SchedulerRole.LOADING)
         await self._tasks.cancel_all()  # the elections (and the heartbeat) end here
         await self._step_down()
-        self.role = Role.STOPPING
+        self.role = SchedulerRole.STOPPING
         if leading:
             log.info("stopping: the scheduler fires nothing more here; the next leader catches up")
 
@@ -156,7 +156,7 @@ class Scheduler:
             await asyncio.sleep(self.settings.takeover_seconds)
 
     async def _elect(self) -> None:
-        if self.role in (Role.LEADER, Role.LOADING):
+        if self.role in (SchedulerRole.LEADER, SchedulerRole.LOADING):
             if not await self._lock.still_held():
                 self._hooks.alert(
                     f"The scheduler lost its lock in {self.holder}; another process may take over."
@@ -167,14 +167,14 @@ class Scheduler:
             await self._take_over()
 
     async def _take_over(self) -> None:
-        self.role = Role.LOADING
+        self.role = SchedulerRole.LOADING
         self._since = self._clock.now()
         self._watermark = self._since
         engine = self._firing.start(self._leading_tasks)
         with long_lived():
             later = await self._recovery.load(await self.store.active())
             engine.resume()
-            self.role = Role.LEADER
+            self.role = SchedulerRole.LEADER
             self.ready.set()
             await self.store.beat("scheduler", self.holder, self._since)
             await self._recovery.load_later(later)
@@ -184,9 +184,9 @@ class Scheduler:
         )
 
     async def _step_down(self) -> None:
-        if self.role not in (Role.LEADER, Role.LOADING):
+        if self.role not in (SchedulerRole.LEADER, SchedulerRole.LOADING):
             return
-        self.role = Role.STANDBY
+        self.role = SchedulerRole.STANDBY
         self.ready.clear()
         await self._firing.stop()
         await self._leading_tasks.cancel_all()
@@ -218,7 +218,7 @@ class Scheduler:
 
     async def _apply(self, job: Job) -> None:
         engine = self._firing.engine
-        if engine is None or self.role is not Role.LEADER:
+        if engine is None or self.role is not SchedulerRole.LEADER:
             return
         self._loaded.versions[job.id] = job.version
         if job.state != JobState.ACTIVE:

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 from bot.access import Access
 from bot.config import DashboardSection, Role
 from bot.dashboard.errors import LinkInvalid, LinkUsed, SignInRefused
-from bot.dashboard.tokens import Claims, Purpose, Signer, new_nonce
+from bot.dashboard.tokens import LinkClaims, Purpose, Signer, new_nonce
 from storage.audit import AuditLog
 from storage.clock import Clock
 from storage.signin_links import RevokedSessions, UsedLinks
@@ -63,24 +63,24 @@ class Auth:
     def link(self, base_url: str, user: str, chat: str) -> str:
         """A one-time sign-in URL for this chat identity."""
         expires = self._clock.now() + timedelta(minutes=self._settings.link_minutes)
-        token = self._signer.sign(Claims(Purpose.LINK, user, chat, new_nonce(), expires))
+        token = self._signer.sign(LinkClaims(Purpose.LINK, user, chat, new_nonce(), expires))
         return f"{base_url}/signin?{urlencode({'t': token})}"
 
-    def check_link(self, token: str) -> Claims:
+    def check_link(self, token: str) -> LinkClaims:
         """The link's claims if it could still sign in; it is not used up by looking."""
         claims = self._signer.open(token, Purpose.LINK, self._clock.now())
         if self._access.role(claims.user, claims.chat) is None:
             raise LinkInvalid()
         return claims
 
-    async def redeem(self, token: str) -> tuple[Claims, str]:
+    async def redeem(self, token: str) -> tuple[LinkClaims, str]:
         """Use the link up and return the session cookie's value; raise if it cannot sign in."""
         claims = self.check_link(token)
         now = self._clock.now()
         if not await self._used.claim(claims.nonce, claims.user, now):
             raise LinkUsed()
         expires = now + timedelta(hours=self._settings.session_hours)
-        session = Claims(Purpose.SESSION, claims.user, claims.chat, new_nonce(), expires)
+        session = LinkClaims(Purpose.SESSION, claims.user, claims.chat, new_nonce(), expires)
         return claims, self._signer.sign(session)
 
     async def viewer(self, cookie: str | None) -> Viewer | None:

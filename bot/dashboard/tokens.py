@@ -34,7 +34,7 @@ class Purpose(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Claims:
+class LinkClaims:
     purpose: Purpose
     user: str
     chat: str  # the private chat the link was asked for in: where presses are answered
@@ -48,7 +48,7 @@ class Signer:
             raise ValueError("the dashboard key must be at least 32 bytes")
         self._key = key
 
-    def sign(self, claims: Claims) -> str:
+    def sign(self, claims: LinkClaims) -> str:
         body = {
             "u": claims.user,
             "c": claims.chat,
@@ -58,7 +58,7 @@ class Signer:
         encoded = _b64(json.dumps(body, separators=(",", ":")).encode())
         return f"{encoded}.{self._mac(claims.purpose, encoded)}"
 
-    def open(self, token: str, purpose: Purpose, now: datetime) -> Claims:
+    def open(self, token: str, purpose: Purpose, now: datetime) -> LinkClaims:
         """The claims of a token we signed for this purpose; raise if forged or expired."""
         if len(token) > MAX_TOKEN_CHARS or not token.isascii():  # ours are short base64url
             raise LinkInvalid()
@@ -99,11 +99,11 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def _decode(encoded: str, purpose: Purpose) -> Claims:
+def _decode(encoded: str, purpose: Purpose) -> LinkClaims:
     try:
         raw = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
         body = json.loads(raw)
-        return Claims(
+        return LinkClaims(
             purpose=purpose,
             user=str(body["u"]),
             chat=str(body["c"]),

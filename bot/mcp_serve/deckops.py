@@ -28,7 +28,7 @@ from storage.runs import RunStore
 MAX_TEXT = 16_000
 
 
-class Refused(Exception):
+class OperationRefused(Exception):
     """The caller may not do this (role), or asked for something that is not there."""
 
 
@@ -62,14 +62,14 @@ class DeckOps:
         )
 
     async def perform(self, name: str, arguments: dict[str, Any]) -> str:
-        """Run one operation for the caller; `Refused` when its role is not enough."""
+        """Run one operation for the caller; `OperationRefused` when its role is not enough."""
         operation = OPERATIONS.get(name)
         if operation is None:
-            raise Refused(f"no operation named {name!r}")
+            raise OperationRefused(f"no operation named {name!r}")
         role = self.deck.access.role(self.user, self.chat)
         if role is None or not role.allows(operation.role):
             self.deck.audit.record(self.user, "refused.role", f"mcp:{name}", needed=operation.role)
-            raise Refused(messages.needs_role(f"use {name}", operation.role))
+            raise OperationRefused(messages.needs_role(f"use {name}", operation.role))
         self.deck.audit.record(self.user, "mcp.call", name)
         return await operation.run(self, arguments)
 
@@ -88,10 +88,10 @@ class DeckOps:
         try:
             agent = deck.roster.runnable(str(arguments.get("agent", "")))
         except (AgentNotFound, AgentUnavailable) as exc:
-            raise Refused(str(exc)) from None
+            raise OperationRefused(str(exc)) from None
         text = str(arguments.get("text", "")).strip()
         if not text:
-            raise Refused("`text` is empty: say what the agent should do")
+            raise OperationRefused("`text` is empty: say what the agent should do")
         run_id = uuid.uuid4().hex
         ended = deck.runner.ended(run_id)
         origin = Origin(chat=self.chat, user=self.user, run_id=run_id)
@@ -121,7 +121,7 @@ class DeckOps:
                 f"{self.chat}); its result will be posted there"
             )
         why = f": {run.error}" if run.error else ""
-        raise Refused(f"{agent} ended {run.status}{why}"[:2000])
+        raise OperationRefused(f"{agent} ended {run.status}{why}"[:2000])
 
     async def list_runs(self, arguments: dict[str, Any]) -> str:
         await self.deck.runner.flush()
@@ -149,7 +149,7 @@ class DeckOps:
 
     async def list_jobs(self, arguments: dict[str, Any]) -> str:
         if self.deck.scheduler is None:
-            raise Refused("the scheduler is switched off")
+            raise OperationRefused("the scheduler is switched off")
         rows, _ = await self.deck.scheduler.store.listed(limit=200)
         return (
             "\n".join(
@@ -169,7 +169,7 @@ class DeckOps:
                 user=self.user,
             )
         except ToolError as exc:
-            raise Refused(str(exc)) from None
+            raise OperationRefused(str(exc)) from None
 
 
 def _schema(properties: dict[str, str], required: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from mcp.server.stdio import stdio_server
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
 from bot.deck import Deck
-from bot.mcp_serve.deckops import OPERATIONS, DeckOps, Refused
+from bot.mcp_serve.deckops import OPERATIONS, DeckOps, OperationRefused
 from roster.refs import resolve
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def build_server(ops: DeckOps) -> Server[Any, Any]:
     async def call_tool(name: str, arguments: dict[str, Any]) -> types.CallToolResult:
         try:
             text = await ops.perform(name, arguments)
-        except Refused as exc:
+        except OperationRefused as exc:
             return _result(str(exc), error=True)
         except Exception:
             log.exception("mcp: %s failed", name)

@@ -73,7 +73,7 @@ class Origin:
     files: tuple[Received, ...] = ()  # sent with the message, saved by `bot.intake.files`
 
 
-class JobReports(Protocol):
+class JobReporter(Protocol):
     """Delivers the result of a job's run (`bot.jobruns`): headline, retries, escalation."""
 
     async def report(
@@ -97,7 +97,7 @@ class Runner:
         brakes: Brakes,
         processes: Processes,
         scrubber: Scrubber,
-        job_reports: JobReports,
+        job_reports: JobReporter,
         files_root: Path | None = None,
         file_limit: int = 20 * 1024 * 1024,
     ) -> None:

@@ -1,7 +1,7 @@
 """A webhook delivery in, an agent's run out: verify, read, store, answer 202, then run.
 
 Transport-neutral: the listener (`bot.triggers.server`) hands over a trigger, the headers
-and the body it read, and sends back the `Answer`. The order is the point:
+and the body it read, and sends back the `TriggerAnswer`. The order is the point:
 1. the signature or token is checked (else 401, one log line, an audit event);
 2. the body is read as JSON and the input made from the template (else a 400 that
    says what is wrong: the sender can fix it, and no run starts on half an input);
@@ -39,7 +39,7 @@ MAX_DELIVERY_ID = 200
 
 
 @dataclass(frozen=True, slots=True)
-class Answer:
+class TriggerAnswer:
     status: int
     body: dict[str, Any] = field(default_factory=dict)
 
@@ -63,23 +63,23 @@ class Triggers:
 
     async def receive(
         self, trigger: TriggerEntry, headers: Mapping[str, str], body: bytes, remote: str
-    ) -> Answer:
+    ) -> TriggerAnswer:
         """Answer one delivery; a new, valid one has its run started (after the answer)."""
         deck, who = self._deck, actor(trigger)
         try:
             secret = resolve(trigger.secret, deck.vault)
         except ReferenceNotFound as exc:
             log.error("trigger %s: its secret is not set: %s", trigger.name, exc)
-            return Answer(UNAVAILABLE, {"error": "this trigger's secret is not set up"})
+            return TriggerAnswer(UNAVAILABLE, {"error": "this trigger's secret is not set up"})
         if not verified(trigger, secret, headers, body):
             log.warning("trigger %s: a delivery from %s failed verification", trigger.name, remote)
             deck.audit.record(who, "trigger.refused", trigger.name, remote=remote)
-            return Answer(UNAUTHORIZED, {"error": "bad signature"})
+            return TriggerAnswer(UNAUTHORIZED, {"error": "bad signature"})
         try:
             text = self._input(trigger, body)
         except ValueError as exc:
             deck.audit.record(who, "trigger.bad_body", trigger.name, reason=str(exc))
-            return Answer(BAD_REQUEST, {"error": str(exc)})
+            return TriggerAnswer(BAD_REQUEST, {"error": str(exc)})
         return await self._store(trigger, delivery_id(trigger, headers, body), text)
 
     def _input(self, trigger: TriggerEntry, body: bytes) -> str:
@@ -97,16 +97,16 @@ class Triggers:
             raise ValueError(f"the input made from the body is longer than {limit} characters")
         return text
 
-    async def _store(self, trigger: TriggerEntry, delivery: str, text: str) -> Answer:
+    async def _store(self, trigger: TriggerEntry, delivery: str, text: str) -> TriggerAnswer:
         deck, who = self._deck, actor(trigger)
         run_id = uuid.uuid4().hex
         stored = deck.vault.redact(text)
         if not await self._deliveries.take(trigger.name, delivery, run_id=run_id, text=stored):
             deck.audit.record(who, "trigger.repeated", trigger.name, delivery=delivery)
-            return Answer(ACCEPTED, {"delivery": delivery, "status": "already received"})
+            return TriggerAnswer(ACCEPTED, {"delivery": delivery, "status": "already received"})
         deck.audit.record(who, "trigger.received", trigger.name, delivery=delivery, run=run_id)
         self.start(trigger, delivery, run_id, text)
-        return Answer(ACCEPTED, {"delivery": delivery, "status": "accepted", "run": run_id})
+        return TriggerAnswer(ACCEPTED, {"delivery": delivery, "status": "accepted", "run": run_id})
 
     def start(self, trigger: TriggerEntry, delivery: str, run_id: str, text: str) -> None:
         """Queue the delivery's run in its report chat's lane (after the 202 is sent)."""

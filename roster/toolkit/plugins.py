@@ -27,12 +27,12 @@ GROUP = "agentdeck.tools"
 
 
 @dataclass(frozen=True, slots=True)
-class Loaded:
+class LoadedPlugins:
     tools: tuple[Tool, ...]
     problems: tuple[str, ...]  # one line per entry point that could not be used
 
 
-def load_plugins(group: str = GROUP) -> Loaded:
+def load_plugins(group: str = GROUP) -> LoadedPlugins:
     tools: list[Tool] = []
     problems: list[str] = []
     for point in entry_points(group=group):
@@ -42,7 +42,7 @@ def load_plugins(group: str = GROUP) -> Loaded:
             problem = f"tool plugin {point.name!r} ({point.value}): {exc}"
             log.warning("skipping %s", problem)
             problems.append(problem)
-    return Loaded(tuple(tools), tuple(problems))
+    return LoadedPlugins(tuple(tools), tuple(problems))
 
 
 def _make(point: EntryPoint) -> Tool:

@@ -43,7 +43,7 @@ class AgentTotal:
 
 
 @dataclass(frozen=True, slots=True)
-class Spend:
+class SpendSpan:
     """Spend over a span of local days, newest day first."""
 
     first: date
@@ -91,7 +91,7 @@ async def cost(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     )
 
 
-async def spend_over(parts: Parts, days: int) -> Spend:
+async def spend_over(parts: Parts, days: int) -> SpendSpan:
     zone = ZoneInfo(parts.config().deck.timezone)
     today = parts.clock.now().astimezone(zone).date()
     first = today - timedelta(days=days - 1)
@@ -99,10 +99,10 @@ async def spend_over(parts: Parts, days: int) -> Spend:
     rows = await spend_by_day(
         parts.db, since=datetime.combine(first, time(), tzinfo=zone), zone=zone
     )
-    return Spend(first, days, rows)
+    return SpendSpan(first, days, rows)
 
 
-async def today_spend(parts: Parts) -> Spend:
+async def today_spend(parts: Parts) -> SpendSpan:
     return await spend_over(parts, 1)
 
 
