@@ -438,7 +438,7 @@ class Config(Section):
         if duplicates:
             raise ValueError(f"job names must be unique; repeated: {', '.join(duplicates)}")
         for i, job in enumerate(self.jobs):
-            if not (job.report_to or self.deck.admin_chat):
+            if not self.report_chat(job):
                 raise ValueError(
                     f"jobs[{i}].report_to: say where the job reports (or set [deck] admin_chat)"
                 )
@@ -488,11 +488,14 @@ class Config(Section):
         names = [name for name, section in sections if section is not None]
         return names + (["console"] if self.console_enabled() else [])
 
+    def report_chat(self, job: JobEntry) -> str:
+        """Where a `[[jobs]]` entry reports: its `report_to`, else the admin chat."""
+        return job.report_to or self.deck.admin_chat
+
     def unserved_reports(self, transports: Collection[str]) -> list[str]:
         """Each job's and trigger's report chat that none of `transports` posts to."""
         targets = [
-            (f"jobs[{i}].report_to", job.report_to or self.deck.admin_chat)
-            for i, job in enumerate(self.jobs)
+            (f"jobs[{i}].report_to", self.report_chat(job)) for i, job in enumerate(self.jobs)
         ]
         targets += [(f"triggers[{i}].report", t.report) for i, t in enumerate(self.triggers)]
         running = ", ".join(transports) or "none"

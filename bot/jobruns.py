@@ -251,7 +251,7 @@ def scheduler_settings(config: Config) -> Settings:
 def config_jobs(config: Config, now: Any) -> list[Job]:
     """The `[[jobs]]` as rows (their report chats checked at start: `bot.app`)."""
     return [
-        _config_row(entry, entry.report_to or config.deck.admin_chat, config.deck.timezone, now)
+        _config_row(entry, config.report_chat(entry), config.deck.timezone, now)
         for entry in config.jobs
     ]
 
