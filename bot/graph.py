@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from bot.access import Access
-from bot.commands import Command, Commands, bound, command_table
+from bot.commands import Command, Commands, bind_commands, command_table
 from bot.commands.agents import AgentCommands
 from bot.commands.approvals import ApprovalCommands
 from bot.commands.audit import AuditCommands
@@ -279,7 +279,7 @@ def build_graph(
         voice=Voice(config=current, providers=providers, audit=audit, files=files, actions=actions),
         welcome=welcome,
         current_config=current,
-        commands=bound(command_groups(deck, current, actions, welcome)),
+        commands=bind_commands(command_groups(deck, current, actions, welcome)),
     )
 
 

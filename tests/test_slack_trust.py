@@ -386,7 +386,7 @@ def test_what_passes_the_shape_check_converts_without_errors(body: dict[str, Any
     for incoming in results:
         if incoming is not None:
             assert all(isinstance(v, str) for v in (incoming.chat, incoming.user, incoming.text))
-    assert isinstance(members.from_payload(body, me), str)
+    assert isinstance(members.outsider_in_payload(body, me), str)
 
 
 async def test_a_strangers_secret_command_is_refused_without_keeping_the_value(

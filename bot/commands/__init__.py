@@ -3,10 +3,11 @@
 Each module holds one group (`AgentCommands`, `JobCommands`, …): its constructor names
 the collaborators its commands use, and its methods marked `@command` are the commands.
 No command is given the whole deck. Nothing registers on import: `bot.graph` builds the
-groups and `bound` binds their commands into the table the dispatcher runs (as PTB and
-bolt register handlers on their application); `command_table` is the menu alone (the
-specs, no group built), which the transports and the inbox read. What a command is to
-the dispatcher (`CommandSpec`, `CommandContext`) is declared in `bot.intake.command_spec`.
+groups and `bind_commands` binds their commands into the table the dispatcher runs (as
+PTB and bolt register handlers on their application); `command_table` is the menu alone
+(the specs, no group built), which the transports and the inbox read. What a command is
+to the dispatcher (`CommandSpec`, `CommandContext`) is declared in
+`bot.intake.command_spec`.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ __all__ = [
     "Command",
     "CommandSpec",
     "Commands",
-    "bound",
+    "bind_commands",
     "command",
     "command_table",
     "group_classes",
@@ -67,7 +68,7 @@ def command_table() -> dict[str, CommandSpec]:
     return {name: item.spec for name, item in items.items()}
 
 
-def bound(groups: list[object]) -> dict[str, Command]:
+def bind_commands(groups: list[object]) -> dict[str, Command]:
     """The commands of built groups, bound to them, by name: one group of each class here."""
     given = [type(group) for group in groups]
     missing = [cls.__name__ for cls in group_classes() if cls not in given]

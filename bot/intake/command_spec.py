@@ -2,9 +2,10 @@
 
 A command is a method of a command group (`bot.commands`), a small class given the
 deck's parts it uses to its constructor; `@command` marks the method with the command's
-`CommandSpec`. `bot.commands.bound` binds the methods of built groups into the table the
-dispatcher runs (`Command`: the spec and its handler); `bot.commands.command_table` is
-the menu alone (the specs, no group built), which the transports and the inbox read.
+`CommandSpec`. `bot.commands.bind_commands` binds the methods of built groups into the
+table the dispatcher runs (`Command`: the spec and its handler);
+`bot.commands.command_table` is the menu alone (the specs, no group built), which the
+transports and the inbox read.
 Declared here, beside the dispatcher that runs them, so that the dispatcher does not
 import the commands, which use this stage's actions.
 """

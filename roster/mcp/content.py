@@ -14,7 +14,7 @@ from mcp import types
 from roster.errors import ToolError
 
 
-def result_text(result: types.CallToolResult) -> str:
+def tool_result_text(result: types.CallToolResult) -> str:
     """The model's reading of `result`; `ToolError` with the server's words on `isError`."""
     parts = [_part(block) for block in result.content]
     texts = [part for part in parts if part]

@@ -62,10 +62,10 @@ class McpTool(Tool):
         )
 
     async def call(self, arguments: dict[str, Any], ctx: ToolCallContext) -> str:
-        from roster.mcp.content import result_text
+        from roster.mcp.content import tool_result_text
 
         result = await self._connection.call(self.remote, arguments)
-        text = ctx.redact(result_text(result))
+        text = ctx.redact(tool_result_text(result))
         if len(text) > MAX_TOOL_OUTPUT:
             text = text[:MAX_TOOL_OUTPUT] + "\n[cut: the result was longer]"
         return text

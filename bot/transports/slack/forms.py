@@ -6,7 +6,7 @@ of the press, and the Cancel button to press when the person closes it. Slack se
 back unchanged with `view_submission` (the text typed, alone, becomes `Incoming.text`
 with `form` set) or `view_closed` (a press of the Cancel button). Only Slack, signing with
 our secret, can send either; who sent it is the payload's `user`, checked like any
-other person's by the dispatcher (and its team by `members.from_payload`).
+other person's by the dispatcher (and its team by `members.outsider_in_payload`).
 """
 
 from __future__ import annotations

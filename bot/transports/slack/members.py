@@ -5,7 +5,7 @@ workspace has guests. Neither may act with the role `channel_members` gives thos
 write in a bound channel (only `[[users]]` can give them one). Two sources, both
 answering with a reason, or "" for a member:
 
-- `from_payload`: the team ids the payload names for the person acting (events:
+- `outsider_in_payload`: the team ids the payload names for the person acting (events:
   `event.user_team` / `event.team`; button presses and forms: `user.team_id` /
   `team.id`; slash commands: `team_id`). Free, but Slack does not always send them.
 - `Members.vet`: `users.info` (its team, `is_restricted` / `is_ultra_restricted` for
@@ -32,7 +32,7 @@ RETRY_SECONDS = 30.0  # after a failed look-up, ask Slack again no sooner than t
 MAX_REMEMBERED = 10_000
 
 
-def from_payload(body: Payload, me: SlackBotIdentity) -> str:
+def outsider_in_payload(body: Payload, me: SlackBotIdentity) -> str:
     """Why the payload's own team ids say the actor is not one of ours; "" if they do not."""
     event = body.get("event")
     if isinstance(event, dict):

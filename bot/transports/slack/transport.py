@@ -437,7 +437,7 @@ class SlackTransport:
 
     def _mark_outsider(self, incoming: Incoming, body: dict[str, Any]) -> Incoming:
         """Someone of another workspace, by the team ids in the payload itself."""
-        outsider = members.from_payload(body, self._me)
+        outsider = members.outsider_in_payload(body, self._me)
         return dataclasses.replace(incoming, outsider=outsider) if outsider else incoming
 
     # -- outbound -------------------------------------------------------------------
