@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func
+from sqlalchemy import Connection, func, union_all
 from sqlalchemy import select as sa_select
 from sqlmodel import col, delete, select
 from sqlmodel.sql.expression import SelectOfScalar
@@ -280,29 +280,36 @@ def _keys_with_turns(conn: Connection) -> set[tuple[str, str]]:
 def _read_window(
     conn: Connection, chat_id: str, agent: str
 ) -> tuple[StoredTurn | None, list[StoredTurn], int]:
-    """The summary, up to CACHED_TURNS newest turns (oldest first) and how many turns."""
+    """The summary, up to CACHED_TURNS newest turns (oldest first) and how many turns.
+
+    One statement for the summary and the turns: on PostgreSQL every run reads its
+    window, and each statement is a round trip on the way to its answer.
+    """
     table = Message.__table__  # type: ignore[attr-defined]
     mine = (table.c.chat_id == chat_id, table.c.agent == agent)
+    shown = (table.c.id, table.c.role, table.c.content)
     newest = (
-        sa_select(table.c.role, table.c.content)
+        sa_select(*shown)
         .where(*mine, table.c.role != SUMMARY)
         .order_by(table.c.id.desc())
         .limit(CACHED_TURNS)
+        .subquery()
     )
-    turns = [StoredTurn(role, content) for role, content in conn.execute(newest)]
-    turns.reverse()
+    summary = (
+        sa_select(*shown)
+        .where(*mine, table.c.role == SUMMARY)
+        .order_by(table.c.id.desc())
+        .limit(1)
+        .subquery()
+    )
+    rows = sorted(conn.execute(union_all(sa_select(newest), sa_select(summary))))
+    summary_turn = next((StoredTurn(SUMMARY, c) for _, role, c in rows if role == SUMMARY), None)
+    turns = [StoredTurn(role, content) for _, role, content in rows if role != SUMMARY]
     count = len(turns)
     if count == CACHED_TURNS:
         everything = sa_select(func.count()).where(*mine, table.c.role != SUMMARY)
         count = int(conn.execute(everything).scalar() or 0)
-    summary_query = (
-        sa_select(table.c.content)
-        .where(*mine, table.c.role == SUMMARY)
-        .order_by(table.c.id.desc())
-        .limit(1)
-    )
-    summary = conn.execute(summary_query).scalar()
-    return (StoredTurn(SUMMARY, summary) if summary is not None else None), turns, count
+    return summary_turn, turns, count
 
 
 def _turn(row: Message) -> StoredTurn:
