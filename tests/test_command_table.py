@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.commands import CommandSpec, bound, command, command_table, group_classes
+from bot.commands import CommandSpec, bind_commands, command, command_table, group_classes
 from bot.config import Role
 from bot.intake.command_spec import CommandContext, declared
 from bot.text import rich
@@ -46,7 +46,7 @@ def test_a_group_missing_from_the_table_is_refused() -> None:
     with pytest.raises(
         ValueError, match=r"needed; missing: \['AgentCommands', 'ApprovalCommands',"
     ):
-        bound([Echo(word="hi")])
+        bind_commands([Echo(word="hi")])
 
 
 async def test_a_command_is_bound_to_the_group_built_for_it() -> None:
