@@ -302,7 +302,8 @@ def _read_window(
         .limit(1)
         .subquery()
     )
-    rows = sorted(conn.execute(union_all(sa_select(newest), sa_select(summary))))
+    both = union_all(sa_select(newest), sa_select(summary))
+    rows = sorted(conn.execute(both), key=lambda row: row[0])  # by id: oldest first
     summary_turn = next((StoredTurn(SUMMARY, c) for _, role, c in rows if role == SUMMARY), None)
     turns = [StoredTurn(role, content) for _, role, content in rows if role != SUMMARY]
     count = len(turns)
