@@ -18,3 +18,8 @@ class Settings:
     takeover_seconds: float = 5.0
     # Runs are claimed this long before they are due, so that they start on time.
     claim_ahead: timedelta = timedelta(seconds=1)
+
+    @property
+    def silent_after(self) -> timedelta:
+        """A leader whose heartbeat is older than this has ended or hangs."""
+        return max(self.stall, timedelta(seconds=3 * self.heartbeat_seconds))

@@ -73,16 +73,15 @@ class Watch:
         self._raise(
             "firing",
             f"Scheduled jobs have stopped firing: {listed} were due "
-            f"{_ago(now - oldest)} ago and have not run. /status shows the scheduler.",
+            f"{ago(now - oldest)} ago and have not run. /status shows the scheduler.",
         )
 
     async def _check_leader(self) -> None:
         beat = await self._store.heartbeat("scheduler")
-        limit = max(self._settings.stall, timedelta(seconds=3 * self._settings.heartbeat_seconds))
-        if beat is None or self._clock.now() - beat.heartbeat_at <= limit:
+        if beat is None or self._clock.now() - beat.heartbeat_at <= self._settings.silent_after:
             self._clear("leader")
             return
-        age = _ago(self._clock.now() - beat.heartbeat_at)
+        age = ago(self._clock.now() - beat.heartbeat_at)
         self._raise(
             "leader",
             f"The scheduler in {beat.holder} has not written a heartbeat for {age}; "
@@ -107,7 +106,8 @@ class Watch:
             self._alert("Scheduled jobs are firing again.")
 
 
-def _ago(delta: timedelta) -> str:
+def ago(delta: timedelta) -> str:
+    """A span as people say it: seconds, then minutes, then hours."""
     seconds = int(delta.total_seconds())
     if seconds < 120:
         return f"{seconds} s"

@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot.commands.jobs import scheduler_lines
+from bot.text import plain_text, rich
 from scheduler.errors import ScheduleError
 from scheduler.parse import parse_config_schedule, parse_request
 from scheduler.plan import (
@@ -334,3 +336,23 @@ async def test_only_one_scheduler_leads_on_postgresql(pg_url: str) -> None:
             if leader is first:  # the leader stopped: the other takes over
                 await asyncio.wait_for(standby.ready.wait(), 5)
                 assert standby.role == "leader"
+
+
+async def test_status_says_when_the_leader_it_names_stopped_beating(db: Database) -> None:
+    """/status names the process whose heartbeat is stored; one silent for longer than a
+    live leader ever is (a process killed before this start) is said to be silent."""
+    clock = FakeClock(T0)
+    store = JobStore(db=db, clock=clock)
+    await store.beat("scheduler", "other:1", T0)
+    scheduler = Scheduler(
+        store=store, lock=AdvisoryLock(db, 1), hooks=Hooks(), clock=clock, settings=fast()
+    )
+    clock.advance(timedelta(seconds=30))
+    [line] = [plain_text(rich(p)) for p in await scheduler_lines(scheduler, clock)]
+    assert line.strip() == "Scheduler: stopped; leader other:1; heartbeat 30 s ago"
+    clock.advance(timedelta(minutes=45))
+    [line] = [plain_text(rich(p)) for p in await scheduler_lines(scheduler, clock)]
+    assert line.strip() == (
+        "Scheduler: stopped; leader other:1; heartbeat 45 min ago "
+        "(stopped beating: that process has ended or hangs)"
+    )

@@ -21,6 +21,7 @@ from roster.roster import Roster
 from scheduler.errors import SchedulerError
 from scheduler.parse import EXAMPLES, JobRequest, parse_request
 from scheduler.service import Scheduler, plan_of
+from scheduler.watch import ago
 from storage.audit import AuditLog
 from storage.clock import Clock
 from storage.models import Job, JobState
@@ -292,7 +293,10 @@ async def scheduler_lines(scheduler: Scheduler | None, clock: Clock) -> list[Pie
     here = " (this process)" if status.holder == scheduler.holder else ""
     beat = "no heartbeat yet"
     if status.heartbeat_at is not None:
-        beat = f"heartbeat {(clock.now() - status.heartbeat_at).total_seconds():.0f} s ago"
+        age = clock.now() - status.heartbeat_at
+        beat = f"heartbeat {ago(age)} ago"
+        if age > scheduler.settings.silent_after:
+            beat += " (stopped beating: that process has ended or hangs)"
     lines: list[Piece] = [
         f"\nScheduler: {status.role}{here}; leader {status.holder or 'none'}; {beat}"
     ]
