@@ -60,6 +60,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check bot roster scheduler storage tests bench
 	$(BIN)/ruff format --check bot roster scheduler storage tests bench
 	$(BIN)/mypy
+	$(BIN)/mypy --config-file mypy-tests.ini tests bench
 	$(BIN)/lint-imports
 
 check: test

@@ -88,7 +88,14 @@ def result_of(messages: list[Message]) -> ResultMessage:
 async def test_print_mode_answers_from_the_fake(fake: FakeAnthropic, workdir: Path) -> None:
     fake.script.append(say("Hello from the fake API."))
     env = claude_env(fake.base_url, workdir.parent / "home")
-    argv = [claude_cli(), "-p", "hi", "--output-format", "stream-json", "--verbose"]
+    argv: list[str | Path] = [
+        claude_cli(),
+        "-p",
+        "hi",
+        "--output-format",
+        "stream-json",
+        "--verbose",
+    ]
     process = await asyncio.create_subprocess_exec(
         *argv, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
@@ -383,7 +390,15 @@ async def test_sigkill_of_the_cli_orphans_its_bash_command(
     marker = str(workdir / "late.txt")
     fake.script.append(use("Bash", command=long_command(workdir)))
     env = claude_env(fake.base_url, workdir.parent / "home")
-    argv = [claude_cli(), "-p", "go", "--allowedTools", "Bash", "--output-format", "json"]
+    argv: list[str | Path] = [
+        claude_cli(),
+        "-p",
+        "go",
+        "--allowedTools",
+        "Bash",
+        "--output-format",
+        "json",
+    ]
     cli = await asyncio.create_subprocess_exec(
         *argv,
         cwd=workdir,
@@ -411,7 +426,15 @@ async def test_sigterm_lets_the_cli_kill_its_bash_command(
     marker = str(workdir / "late.txt")
     fake.script.append(use("Bash", command=long_command(workdir)))
     env = claude_env(fake.base_url, workdir.parent / "home")
-    argv = [claude_cli(), "-p", "go", "--allowedTools", "Bash", "--output-format", "json"]
+    argv: list[str | Path] = [
+        claude_cli(),
+        "-p",
+        "go",
+        "--allowedTools",
+        "Bash",
+        "--output-format",
+        "json",
+    ]
     cli = await asyncio.create_subprocess_exec(
         *argv, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

@@ -57,7 +57,15 @@ async def codex_exec(
     fake: FakeResponses, workdir: Path, *args: str, sandbox: str = "read-only"
 ) -> list[dict[str, Any]]:
     """Run `codex exec --json ... args` to its end; its events, one per stdout line."""
-    argv = [codex_cli(), "exec", "--json", "--skip-git-repo-check", "--sandbox", sandbox, *args]
+    argv: list[str | Path] = [
+        codex_cli(),
+        "exec",
+        "--json",
+        "--skip-git-repo-check",
+        "--sandbox",
+        sandbox,
+        *args,
+    ]
     process = await asyncio.create_subprocess_exec(
         *argv,
         cwd=workdir,

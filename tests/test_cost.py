@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlmodel import select
@@ -127,7 +127,7 @@ async def test_cost_command_sums_per_agent_today_and_over_seven_days(
     assert "total: $50.50" in week  # the run of 9 days ago is not counted
 
 
-def _old_run(agent: str, when: object, cost: float) -> Run:
+def _old_run(agent: str, when: datetime, cost: float) -> Run:
     return Run(
         id=uuid.uuid4().hex,
         agent=agent,

@@ -29,6 +29,7 @@ from storage.models import (
     OutboxMessage,
     OutboxState,
     Run,
+    RunState,
 )
 from storage.signin_links import UsedLinks
 from tests.fakes.openai_server import FakeOpenAI, call, say
@@ -60,7 +61,9 @@ async def run_to_end(dash: Dash, text_: str, user: str = "test:ada") -> Run:
     await dash.chat.wait_for("exit 0")
     await dash.deck.runner.flush()
     async with dash.deck.db.session() as session:
-        return (await session.exec(select(Run).order_by(text("started_at desc")))).first()
+        run = (await session.exec(select(Run).order_by(text("started_at desc")))).first()
+    assert run is not None
+    return run
 
 
 async def pending_card(dash: Dash, user: str = "test:bob") -> str:
@@ -263,7 +266,7 @@ async def test_the_cost_page_charts_spend_per_agent_and_day() -> None:
                         tokens_in=100,
                         started_at=now - timedelta(days=i),
                         finished_at=now - timedelta(days=i),
-                        status="done",
+                        status=RunState.DONE,
                     )
                 )
             await session.commit()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from storage.models import Run
+from storage.models import Run, RunState
 from tests.support.dashkit import Dash, dashboard_deck, page
 
 PAGE_SIZE = 100
@@ -27,7 +27,7 @@ async def add_runs(dash: Dash, ids: list[str]) -> None:
                     input=f"input of {run_id}",
                     started_at=started,
                     finished_at=started,
-                    status="done",
+                    status=RunState.DONE,
                 )
             )
         await session.commit()

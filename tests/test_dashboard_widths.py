@@ -42,7 +42,7 @@ VISIBLE = "const e = document.querySelector(arguments[0]); return !!e && e.getBo
 
 async def fits(browser: Browser, name: str) -> None:
     """The page does not scroll sideways; its screenshot kept."""
-    scroll_width, inner_width = await browser.js(NO_PAGE_SCROLL)  # type: ignore[misc]
+    scroll_width, inner_width = await browser.js(NO_PAGE_SCROLL)
     assert scroll_width <= inner_width, (name, scroll_width, inner_width)
     await browser.screenshot(name)
 

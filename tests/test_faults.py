@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from storage.db import async_url
 from storage.faults import Fault, Pressure, classify, retrying
@@ -160,9 +160,8 @@ async def _select(engine) -> None:  # type: ignore[no-untyped-def]
         await engine.dispose()
 
 
-async def _execute(engine, statement: str) -> None:  # type: ignore[no-untyped-def]
+async def _execute(engine: AsyncEngine, statement: str) -> None:
     async with engine.begin() as conn:
-        conn: AsyncConnection
         await conn.execute(text(statement))
 
 

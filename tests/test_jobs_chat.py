@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
-from sqlmodel import select
+from sqlalchemy import ColumnElement
+from sqlmodel import SQLModel, select
 
 from bot.app import open_deck
 from bot.config import Config
@@ -20,6 +22,8 @@ from tests.fakes.chat import ChatRecorder
 from tests.support.config import make_config
 from tests.support.decks import DeckFactory
 from tests.support.waiting import eventually
+
+M = TypeVar("M", bound=SQLModel)
 
 BASE = """
 [deck]
@@ -47,7 +51,7 @@ def job_id_in(text: str) -> str:
     return found[1]
 
 
-async def rows(deck: Deck, model: type, *where: object) -> list:  # type: ignore[type-arg]
+async def rows(deck: Deck, model: type[M], *where: ColumnElement[bool] | bool) -> list[M]:
     await deck.runner.flush()
     async with deck.db.session() as session:
         return list((await session.exec(select(model).where(*where))).all())

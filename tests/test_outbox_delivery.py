@@ -173,10 +173,11 @@ async def test_telegram_never_answers_a_bot(fake_telegram: FakeTelegram, tmp_pat
     """The loop guard: another bot (or this one) writing is not answered, a person is."""
     config = delivery_config(tmp_path, telegram=fake_telegram, slack=None)
     async with asyncio.timeout(60), open_deck(config) as (deck, _):
-        for sender in (
+        bots: tuple[dict[str, Any], ...] = (
             {"id": 777, "is_bot": True, "first_name": "Other"},
             {"id": 4242, "is_bot": True, "first_name": "Deck"},
-        ):
+        )
+        for sender in bots:
             fake_telegram._enqueue(
                 {
                     "message": {

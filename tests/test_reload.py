@@ -233,7 +233,7 @@ async def agentdeck_check(path: Path, env: dict[str, str]) -> str:
 
 
 async def read_until(stream: asyncio.StreamReader, needle: str) -> str:
-    seen = []
+    seen: list[str] = []
     while True:
         line = (await stream.readline()).decode()
         assert line, f"the process ended before printing {needle!r}: {''.join(seen)}"

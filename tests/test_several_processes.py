@@ -119,7 +119,10 @@ async def test_telegram_webhook_on_two_processes(
     fake = await FakeTelegram(connection_per_update=True).start()
     monkeypatch.setenv("TG_TOKEN", fake.token)
     ports = (balancer.backends[0], balancer.backends[1])
-    configs = tuple(telegram_config(pg_url, fake, balancer, port) for port in ports)
+    configs = (
+        telegram_config(pg_url, fake, balancer, ports[0]),
+        telegram_config(pg_url, fake, balancer, ports[1]),
+    )
     try:
         async with (
             asyncio.timeout(90),
@@ -256,7 +259,7 @@ async def test_slack_http_on_two_processes(
         monkeypatch.setenv(name, value)
     fake = await FakeSlack().start()
     ports = (balancer.backends[0], balancer.backends[1])
-    configs = tuple(slack_config(pg_url, fake, port) for port in ports)
+    configs = (slack_config(pg_url, fake, ports[0]), slack_config(pg_url, fake, ports[1]))
     try:
         async with (
             asyncio.timeout(90),

@@ -10,12 +10,13 @@ workspace submitting it, a command typed as the reason, a thread message after t
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from sqlmodel import select
 
 from bot.deck import Deck
-from storage.models import AuditEvent
+from storage.models import Approval, AuditEvent
 from tests.fakes.slack_server import (
     FakeSlack,
     Message,
@@ -46,7 +47,8 @@ async def submit(slack: Slack, view: dict[str, Any], text: str, **who: str) -> A
 
 
 async def approval_of(deck: Deck) -> Any:
-    (row,) = await deck.approvals.pending() or [None]
+    pending: Sequence[Approval | None] = await deck.approvals.pending()
+    (row,) = pending or [None]
     return row
 
 

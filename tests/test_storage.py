@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -161,7 +162,9 @@ async def test_an_inbox_store_retried_after_a_lost_answer_counts_its_own_rows_ne
         assert await inbox.accept([("t:old", {})]) == {"t:old"}
         clock.advance(timedelta(seconds=1))
         now = clock.now()
-        lost = [{"key": "t:1", "payload": {}, "received_at": now, "owner": None}]
+        lost: list[dict[str, Any]] = [
+            {"key": "t:1", "payload": {}, "received_at": now, "owner": None}
+        ]
         assert await inbox._store(lost, now, retried=False) == {"t:1"}  # the lost answer
         rows = [*lost, {"key": "t:old", "payload": {}, "received_at": now, "owner": None}]
         assert await inbox._store(rows, now, retried=True) == {"t:1"}

@@ -330,6 +330,11 @@ class _NoHost:
     async def schedule(self, *, agent: str, text: str, when: str, chat: str, user: str) -> str:
         raise AssertionError("not called")
 
+    async def send_file(
+        self, chat: str, thread: str | None, path: str, *, agent: str, key: str
+    ) -> None:
+        raise AssertionError("not called")
+
     async def listing(self, chat: str) -> str:
         raise AssertionError("not called")
 

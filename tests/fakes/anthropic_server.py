@@ -18,7 +18,7 @@ import asyncio
 import itertools
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -114,7 +114,7 @@ class FakeAnthropic:
         app.router.add_route("*", "/{tail:.*}", self._not_found)
         return app
 
-    async def start(self, port: int = 0) -> FakeAnthropic:
+    async def start(self, port: int = 0) -> Self:
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", port)

@@ -15,7 +15,7 @@ import itertools
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -96,7 +96,7 @@ class FakeOpenAI:
         text = self.transcripts.get(content, content.decode("utf-8", "replace"))
         return web.json_response({"text": text})
 
-    async def start(self, port: int = 0) -> FakeOpenAI:
+    async def start(self, port: int = 0) -> Self:
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", port)

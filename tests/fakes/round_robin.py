@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import contextlib
 import itertools
+from typing import Self
 
 
 class RoundRobin:
@@ -30,7 +31,7 @@ class RoundRobin:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def start(self, port: int = 0) -> RoundRobin:
+    async def start(self, port: int = 0) -> Self:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", port)
         self.port = self._server.sockets[0].getsockname()[1]
         return self

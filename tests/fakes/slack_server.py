@@ -21,7 +21,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlencode
 
 from aiohttp import WSMsgType, web
@@ -90,7 +90,7 @@ class FakeSlack:
 
     # -- running ----------------------------------------------------------------------
 
-    async def start(self) -> FakeSlack:
+    async def start(self) -> Self:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/api/{method}", self._api)  # the SDK reads history with GET

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Self
 
 
 class CuttableProxy:
@@ -14,7 +15,7 @@ class CuttableProxy:
         self._writers: set[asyncio.StreamWriter] = set()
         self.port = 0
 
-    async def start(self) -> CuttableProxy:
+    async def start(self) -> Self:
         await self._listen()
         return self
 

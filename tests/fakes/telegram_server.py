@@ -24,7 +24,7 @@ import itertools
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import aiohttp
 from aiohttp import web
@@ -180,7 +180,7 @@ class FakeTelegram:
         control_routes(app, self)
         return app
 
-    async def start(self, port: int = 0) -> FakeTelegram:
+    async def start(self, port: int = 0) -> Self:
         self._runner = web.AppRunner(
             self.app(), access_log=None, handle_signals=False, handler_cancellation=True
         )
@@ -619,6 +619,7 @@ class FakeTelegram:
         while True:
             async with self._changed:
                 queued = await self._changed.wait_for(self._next_to_push)
+                assert queued is not None  # wait_for returns only once it is truthy
                 chat = _chat_of(queued.update)
                 self._in_flight.add(chat)
             try:

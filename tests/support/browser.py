@@ -12,7 +12,7 @@ import base64
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 from selenium import webdriver
@@ -88,7 +88,7 @@ class Browser:
     async def text(self, css: str = "body") -> str:
         return await self._do(lambda: self.driver.find_element(By.CSS_SELECTOR, css).text)
 
-    async def js(self, script: str) -> object:
+    async def js(self, script: str) -> Any:  # whatever the script returns, as JSON has it
         return await self._do(lambda: self.driver.execute_script(script))
 
     async def wait_for(self, css: str, needle: str = "") -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.deck import Deck
 from storage.models import Run
@@ -17,7 +17,7 @@ async def finished_runs(deck: Deck, count: int) -> list[Run]:
         while True:
             await deck.runner.flush()
             async with deck.db.session() as session:
-                runs = list((await session.exec(select(Run).order_by(Run.started_at))).all())
+                runs = list((await session.exec(select(Run).order_by(col(Run.started_at)))).all())
             if sum(r.finished_at is not None for r in runs) >= count:
                 return runs
             await asyncio.sleep(0.05)
