@@ -13,6 +13,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from bot.access import Access
 from bot.delivery.postman import Postman
@@ -128,6 +129,11 @@ class Approvals:
         while len(self._posted) > MAX_REMEMBERED_CARDS:
             del self._posted[next(iter(self._posted))]
         await self._store.change(approval.id, card=approval.card)
+        # Decided on another process while this card went out (a team deck: its place was
+        # not stored yet, so that process could not edit it): the outcome is shown here.
+        stored = await self._store.get(approval.id)
+        if stored is not None and stored.status != ApprovalState.PENDING:
+            await self._edit_copy(copy, outcome_card(stored, self._access.display))
 
     async def decide(
         self, approval_id: str, choice: str, user: str, reason: str = ""
@@ -207,6 +213,11 @@ class Approvals:
         if not await self._store.settle(approval.id, **values):
             self._audit.record(user, "approval.late", approval.id)
             return DecisionResult(f"Approval {approval.id} was already decided.")
+        # Read again after the decision is stored: a card another process posted since
+        # this one read the row is then known, or that process sees the decision
+        # (`post_card`) and edits its card itself.
+        if (stored := await self._store.get(approval.id)) is not None:
+            approval.card = stored.card
         for key, value in values.items():
             setattr(approval, key, value)
         self._audit.record(
@@ -300,16 +311,19 @@ class Approvals:
         copies = list(approval.card.get("copies", []))
         copies += [c for c in self._posted.get(approval.id, []) if c not in copies]
         for copy in copies:
-            ref = MessageRef(copy["chat"], copy["message_id"], copy.get("thread"))
-            if not ref.message_id:  # delivered later by the outbox: no id to edit
-                continue
-            shown = Outgoing(
-                chat=ref.chat, thread=ref.thread, text=message.text, buttons=message.buttons
-            )
-            try:
-                await self._postman.edit(ref, shown)
-            except Exception:
-                log.exception("could not update a card of approval %s", approval.id)
+            await self._edit_copy(copy, message)
+
+    async def _edit_copy(self, copy: dict[str, Any], message: Outgoing) -> None:
+        ref = MessageRef(copy["chat"], copy["message_id"], copy.get("thread"))
+        if not ref.message_id:  # delivered later by the outbox: no id to edit
+            return
+        shown = Outgoing(
+            chat=ref.chat, thread=ref.thread, text=message.text, buttons=message.buttons
+        )
+        try:
+            await self._postman.edit(ref, shown)
+        except Exception:
+            log.exception("could not update a card (%s in %s)", ref.message_id, ref.chat)
 
 
 def decision_of(approval: Approval) -> Decision:

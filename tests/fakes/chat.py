@@ -86,6 +86,11 @@ class ChatRecorder:
         press = Press(action_id, value)
         await self._handle(Incoming(transport=self.name, chat=chat, user=user, press=press))
 
+    def share_platform_with(self, other: ChatRecorder) -> None:
+        """Post to and edit the same chats as `other` (two decks on one platform): one
+        list of messages, one sequence of message ids."""
+        self.posted, self._changed, self._ids = other.posted, other._changed, other._ids
+
     async def send(self, message: Outgoing) -> MessageRef:
         ref = MessageRef(chat=message.chat, message_id=str(next(self._ids)), thread=message.thread)
         async with self._changed:
