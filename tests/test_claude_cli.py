@@ -379,6 +379,11 @@ async def test_interrupt_kills_a_running_bash_command(fake: FakeAnthropic, workd
     assert not (workdir / "late.txt").exists()
 
 
+def bash_turn_argv() -> list[str | Path]:
+    """`claude -p` for one turn that may use Bash, as the two stop tests run it."""
+    return [claude_cli(), "-p", "go", "--allowedTools", "Bash", "--output-format", "json"]
+
+
 async def test_sigkill_of_the_cli_orphans_its_bash_command(
     fake: FakeAnthropic, workdir: Path
 ) -> None:
@@ -390,15 +395,7 @@ async def test_sigkill_of_the_cli_orphans_its_bash_command(
     marker = str(workdir / "late.txt")
     fake.script.append(use("Bash", command=long_command(workdir)))
     env = claude_env(fake.base_url, workdir.parent / "home")
-    argv: list[str | Path] = [
-        claude_cli(),
-        "-p",
-        "go",
-        "--allowedTools",
-        "Bash",
-        "--output-format",
-        "json",
-    ]
+    argv = bash_turn_argv()
     cli = await asyncio.create_subprocess_exec(
         *argv,
         cwd=workdir,
@@ -426,15 +423,7 @@ async def test_sigterm_lets_the_cli_kill_its_bash_command(
     marker = str(workdir / "late.txt")
     fake.script.append(use("Bash", command=long_command(workdir)))
     env = claude_env(fake.base_url, workdir.parent / "home")
-    argv: list[str | Path] = [
-        claude_cli(),
-        "-p",
-        "go",
-        "--allowedTools",
-        "Bash",
-        "--output-format",
-        "json",
-    ]
+    argv = bash_turn_argv()
     cli = await asyncio.create_subprocess_exec(
         *argv, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
