@@ -264,7 +264,9 @@ class Dispatcher:
         await self._actions.reply(incoming, *pieces)
 
     def _spawn(self, incoming: Incoming, work: Awaitable[object]) -> None:
-        self._tasks.spawn(self._guarded(incoming, work), name=f"handle:{incoming.chat}")
+        task = self._tasks.spawn(self._guarded(incoming, work), name=f"handle:{incoming.chat}")
+        if inspect.iscoroutine(work):  # cancelled before it began (a stop): closed, not leaked
+            task.add_done_callback(lambda _: work.close())
 
     def _queue(self, incoming: Incoming, work: Awaitable[None], lane: str = "") -> None:
         self._lanes.submit(lane or incoming.chat, self._guarded(incoming, work))

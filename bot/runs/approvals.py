@@ -131,8 +131,12 @@ class Approvals:
         await self._store.change(approval.id, card=approval.card)
         # Decided on another process while this card went out (a team deck: its place was
         # not stored yet, so that process could not edit it): the outcome is shown here.
+        # (A decision taken here has edited the cards this process posted and let go of
+        # them: only a copy still held was missed.)
         stored = await self._store.get(approval.id)
-        if stored is not None and stored.status != ApprovalState.PENDING:
+        held = self._posted.get(approval.id, [])
+        if stored is not None and stored.status != ApprovalState.PENDING and copy in held:
+            held.remove(copy)
             await self._edit_copy(copy, outcome_card(stored, self._access.display))
 
     async def decide(
@@ -223,8 +227,11 @@ class Approvals:
         self._audit.record(
             user, f"approval.{state}", approval.id, agent=approval.agent, reason=reason
         )
-        await self._edit_cards(approval, outcome_card(approval, self._access.display))
-        self._posted.pop(approval.id, None)
+        outcome = outcome_card(approval, self._access.display)
+        copies = self._copies(approval)
+        self._posted.pop(approval.id, None)  # before the edits: `post_card` looks at it
+        for copy in copies:
+            await self._edit_copy(copy, outcome)
         decision = Decision(approved=state is ApprovalState.APPROVED, by=user, reason=reason)
         waiting = self._live.pop(approval.id, None)
         if waiting is not None and not waiting.done():
@@ -307,10 +314,13 @@ class Approvals:
     async def pending(self) -> list[Approval]:
         return list(await self._store.pending())
 
-    async def _edit_cards(self, approval: Approval, message: Outgoing) -> None:
+    def _copies(self, approval: Approval) -> list[dict[str, Any]]:
+        """Where the approval's cards are: as stored, and as this process posted them."""
         copies = list(approval.card.get("copies", []))
-        copies += [c for c in self._posted.get(approval.id, []) if c not in copies]
-        for copy in copies:
+        return copies + [c for c in self._posted.get(approval.id, []) if c not in copies]
+
+    async def _edit_cards(self, approval: Approval, message: Outgoing) -> None:
+        for copy in self._copies(approval):
             await self._edit_copy(copy, message)
 
     async def _edit_copy(self, copy: dict[str, Any], message: Outgoing) -> None:
